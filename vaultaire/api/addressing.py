@@ -1,0 +1,86 @@
+"""From the raw request target to (container name, key, query): path-style S3 addressing.
+
+Keys are opaque: the path is split once after the bucket and percent-decoded
+exactly once, so ``a//b``, ``dir/``, ``%``, ``+`` and spaces survive.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from attrs import frozen
+
+from vaultaire.api.errors import S3Error
+
+MAX_KEY_BYTES = 1024
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+@frozen
+class Target:
+    """What a request addresses, decoded, plus the raw pieces SigV4 needs."""
+
+    bucket: str | None
+    key: str | None
+    query: dict[str, str]
+    raw_path: str
+    raw_query: str
+
+    @property
+    def resource(self) -> str:
+        """The Resource element of an error."""
+        if self.bucket is None:
+            return "/"
+        if self.key is None:
+            return f"/{self.bucket}"
+        return f"/{self.bucket}/{self.key}"
+
+
+def parse_target(uri: bytes) -> Target:
+    raw = uri.decode("latin-1")
+    if not raw.startswith("/"):
+        # absolute-form (http://host/path) as proxies send it
+        m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*(/.*)?$", raw)
+        if not m:
+            raise S3Error("InvalidURI")
+        raw = m.group(1) or "/"
+    raw_path, _, raw_query = raw.partition("?")
+    try:
+        query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
+    except (UnicodeDecodeError, ValueError):
+        raise S3Error("InvalidURI") from None
+    rest = raw_path[1:]
+    if not rest:
+        return Target(None, None, query, raw_path, raw_query)
+    raw_bucket, slash, raw_key = rest.partition("/")
+    bucket = _decode(raw_bucket)
+    key = _decode(raw_key) if slash and raw_key else None
+    if key is not None and len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", Size=str(len(key.encode("utf-8"))), MaxSizeAllowed=str(MAX_KEY_BYTES))
+    return Target(bucket, key, query, raw_path, raw_query)
+
+
+def _decode(raw: str) -> str:
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "The key or bucket name is not valid UTF-8.") from None
+
+
+def check_bucket_name(name: str) -> None:
+    """S3's bucket naming rules for new buckets (existing ones are only looked up)."""
+    if (
+        not _BUCKET_NAME.match(name)
+        or ".." in name
+        or ".-" in name
+        or "-." in name
+        or _IP_ADDRESS.match(name)
+        or name.startswith("xn--")
+        or name.startswith("sthree-")
+        or name.endswith("-s3alias")
+        or name.endswith("--ol-s3")
+    ):
+        raise S3Error("InvalidBucketName", BucketName=name)

@@ -1,0 +1,475 @@
+"""The S3 front door: one coarse Klein route, operations dispatched by table.
+
+Every request gets an id, is authenticated, dispatched to one handler, and
+ends in exactly one event and one metrics observation, failed ones too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import time
+from email.utils import formatdate
+from typing import Any, Awaitable, Callable, Mapping
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.web.server import Request
+
+from vaultaire import sigv4
+from vaultaire.api import xmlparse
+from vaultaire.api.addressing import Target, check_bucket_name, parse_target
+from vaultaire.api.auth import Authenticator, Identity
+from vaultaire.api.errors import S3Error, from_domain
+from vaultaire.api.http import S3Request
+from vaultaire.api.operations import detect
+from vaultaire.api.ranges import resolve_range
+from vaultaire.api.xmlout import element, xml_document
+from vaultaire.engine import Engine
+from vaultaire.errors import Cancelled
+from vaultaire.model import Artifact, Container, RequestContext
+from vaultaire.ops.events import EventLog, make_event
+from vaultaire.ops.metrics import Metrics
+from vaultaire.ops.site import health_document
+
+log = Logger()
+
+MAX_PUT_SIZE = 5 * 2**30
+MAX_METADATA_BYTES = 2048
+MAX_LIST_KEYS = 1000
+SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
+
+Handler = Callable[["S3Call"], Awaitable[bytes | None]]
+
+
+def _http_date(ts: float) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+class S3Call:
+    """One request in flight: what it targets, who sent it, what it did."""
+
+    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in")
+
+    def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
+        self.request = request
+        self.target = target
+        self.ctx = ctx
+        self.headers = headers
+        self.identity: Identity | None = None
+        self.operation = "Unknown"
+        self.bytes_in = 0
+
+    def set_header(self, name: str, value: str) -> None:
+        self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
+
+
+def _headers_of(request: Request) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ',' as SigV4 canonicalises them."""
+    out: dict[str, str] = {}
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        out[name.decode("latin-1").lower()] = ",".join(v.decode("latin-1") for v in values)
+    return out
+
+
+class S3Api:
+    """The Klein application serving the S3 protocol for one engine."""
+
+    app = Klein()
+    app.url_map.merge_slashes = False  # keys like a//b must reach us untouched
+
+    def __init__(
+        self,
+        engine: Engine,
+        authenticator: Authenticator,
+        events: EventLog,
+        metrics: Metrics,
+        *,
+        region: str,
+        health_path: str,
+        version: str,
+        started: float,
+        health: Callable[[], Mapping[str, object]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.health = health
+        self.engine = engine
+        self.auth = authenticator
+        self.events = events
+        self.metrics = metrics
+        self.region = region
+        self.health_path = health_path
+        self.version = version
+        self.started = started
+        self.clock = clock
+        self.handlers: dict[str, Handler] = {
+            "ListBuckets": self.list_buckets,
+            "CreateBucket": self.create_bucket,
+            "HeadBucket": self.head_bucket,
+            "DeleteBucket": self.delete_bucket,
+            "GetBucketLocation": self.get_bucket_location,
+            "ListObjects": self.list_objects,
+            "ListObjectsV2": self.list_objects,
+            "PutObject": self.put_object,
+            "GetObject": self.get_object,
+            "HeadObject": self.get_object,
+            "DeleteObject": self.delete_object,
+        }
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    @app.route("/", branch=True, methods=["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"])
+    async def _entry(self, request: S3Request) -> bytes | None:
+        return await self.handle(request)
+
+    # -- the one path every request takes
+
+    async def handle(self, request: S3Request) -> bytes | None:
+        started = self.clock()
+        request_id = secrets.token_hex(8).upper()
+        request.setHeader(b"x-amz-request-id", request_id.encode())
+        request.setHeader(b"x-amz-id-2", base64.b64encode(request_id.encode()))
+        request.setHeader(b"Server", b"Vaultaire")
+        if request.path == self.health_path.encode():
+            code, body = health_document(self.version, self.started, self.health)
+            request.setResponseCode(code)
+            request.setHeader(b"Content-Type", b"application/json")
+            return body
+        ctx = RequestContext(request_id)
+        request.notifyFinish().addErrback(lambda _: ctx.cancel())
+        call: S3Call | None = None
+        method = request.method.decode("latin-1").upper()
+        error: S3Error | None = None
+        self.metrics.in_flight.inc()
+        try:
+            target = parse_target(request.uri)
+            call = S3Call(request, target, ctx, _headers_of(request))
+            call.operation = detect(method, target, call.headers)
+            call.identity = await self.auth.authenticate(method, target.raw_path, target.raw_query, call.headers)
+            ctx.tenant = call.identity.tenant
+            body = await self.handlers[call.operation](call)
+            return body
+        except BaseException as e:
+            error = from_domain(e, call.target.bucket if call else None, call.target.key if call else None)
+            if error is None:
+                if ctx.cancelled or isinstance(e, Cancelled):
+                    raise
+                log.failure("internal error in {operation}", operation=call.operation if call else "?")
+                error = S3Error("InternalError")
+            return self._render_error(request, error, call, request_id)
+        finally:
+            self.metrics.in_flight.dec()
+            self._record(request, call, method, started, request_id, error)
+
+    def _render_error(self, request: S3Request, error: S3Error, call: S3Call | None, request_id: str) -> bytes | None:
+        if request.finished or request._disconnected:
+            return None
+        if request.startedWriting:
+            # Headers are gone already: all we can do is cut the stream short.
+            request.loseConnection()
+            return None
+        request.setResponseCode(error.status)
+        resource = call.target.resource if call else "/"
+        body = error.to_xml(resource, request_id)
+        request.responseHeaders.removeHeader(b"Content-Range")
+        request.responseHeaders.removeHeader(b"ETag")
+        request.setHeader(b"Content-Type", b"application/xml")
+        request.setHeader(b"Content-Length", str(len(body)).encode())
+        return body
+
+    def _record(
+        self, request: S3Request, call: S3Call | None, method: str, started: float, request_id: str, error: S3Error | None
+    ) -> None:
+        duration = self.clock() - started
+        operation = call.operation if call else "Unknown"
+        status = request.code if not request._disconnected or request.finished else 499
+        bytes_in = request.body.received if request.body is not None else 0
+        tenant = call.ctx.tenant.name if call and call.ctx.tenant else None
+        self.metrics.observe(operation, status, duration, bytes_in, request.bytes_out)
+        self.events.emit(
+            make_event(
+                time=started,
+                request_id=request_id,
+                tenant=tenant,
+                operation=operation,
+                container=call.target.bucket if call else None,
+                key=call.target.key if call else None,
+                bytes_in=bytes_in,
+                bytes_out=request.bytes_out,
+                status=status,
+                duration=duration,
+                error=error.code if error else None,
+            )
+        )
+
+    # -- service and containers
+
+    def _xml(self, call: S3Call, root: Any) -> bytes:
+        body = xml_document(root)
+        call.set_header("Content-Type", "application/xml")
+        call.set_header("Content-Length", str(len(body)))
+        return body
+
+    async def _container(self, call: S3Call) -> Container:
+        assert call.target.bucket is not None
+        return await self.engine.container(call.ctx, call.target.bucket)
+
+    def _owner(self, call: S3Call) -> Any:
+        tenant = call.ctx.tenant
+        assert tenant is not None
+        return element("Owner", element("ID", tenant.id), element("DisplayName", tenant.name))
+
+    async def list_buckets(self, call: S3Call) -> bytes:
+        containers = await self.engine.list_containers(call.ctx)
+        buckets = [
+            element("Bucket", element("Name", c.name), element("CreationDate", _iso(c.created))) for c in containers
+        ]
+        return self._xml(
+            call, element("ListAllMyBucketsResult", self._owner(call), element("Buckets", *buckets), xmlns=True)
+        )
+
+    async def _small_body(self, call: S3Call) -> bytes:
+        length = call.request.body_length
+        if length is not None and length > SMALL_BODY_LIMIT:
+            raise S3Error("InvalidRequest", "The request body is too large.")
+        body = call.request.open_body()
+        chunks = []
+        total = 0
+        while chunk := await body.read():
+            total += len(chunk)
+            if total > SMALL_BODY_LIMIT:
+                raise S3Error("InvalidRequest", "The request body is too large.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def create_bucket(self, call: S3Call) -> bytes:
+        assert call.target.bucket is not None
+        check_bucket_name(call.target.bucket)
+        body = await self._small_body(call)
+        if body.strip():
+            constraint = xmlparse.location_constraint(body)
+            if constraint and constraint != self.region:
+                raise S3Error(
+                    "InvalidLocationConstraint",
+                    f"The location constraint {constraint!r} is not this server's region {self.region!r}.",
+                    LocationConstraint=constraint,
+                )
+        await self.engine.create_container(call.ctx, call.target.bucket)
+        call.set_header("Location", f"/{call.target.bucket}")
+        call.set_header("Content-Length", "0")
+        return b""
+
+    async def head_bucket(self, call: S3Call) -> bytes:
+        await self._container(call)
+        call.set_header("x-amz-bucket-region", self.region)
+        call.set_header("Content-Length", "0")
+        return b""
+
+    async def delete_bucket(self, call: S3Call) -> bytes:
+        assert call.target.bucket is not None
+        await self.engine.delete_container(call.ctx, call.target.bucket)
+        call.request.setResponseCode(204)
+        return b""
+
+    async def get_bucket_location(self, call: S3Call) -> bytes:
+        await self._container(call)
+        # S3 answers an empty constraint for us-east-1.
+        region = "" if self.region == "us-east-1" else self.region
+        return self._xml(call, element("LocationConstraint", region, xmlns=True))
+
+    async def list_objects(self, call: S3Call) -> bytes:
+        container = await self._container(call)
+        q = call.target.query
+        v2 = call.operation == "ListObjectsV2"
+        prefix = q.get("prefix", "")
+        delimiter = q.get("delimiter", "")
+        try:
+            max_keys = int(q.get("max-keys", str(MAX_LIST_KEYS)))
+            if max_keys < 0:
+                raise ValueError
+        except ValueError:
+            raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
+                          ArgumentName="max-keys", ArgumentValue=q.get("max-keys", "")) from None
+        max_keys = min(max_keys, MAX_LIST_KEYS)
+        encoding = q.get("encoding-type")
+        if encoding not in (None, "url"):
+            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                          ArgumentName="encoding-type", ArgumentValue=encoding or "")
+        if v2:
+            token = q.get("continuation-token")
+            after = _decode_token(token) if token is not None else q.get("start-after") or None
+        else:
+            after = q.get("marker") or None
+        page = await self.engine.list(call.ctx, container, prefix, delimiter, after, max_keys)
+
+        def enc(text: str) -> str:
+            return sigv4.canonical_uri("/" + text)[1:] if encoding == "url" else text
+
+        fetch_owner = (not v2) or q.get("fetch-owner") == "true"
+        contents = [
+            element(
+                "Contents",
+                element("Key", enc(a.key)),
+                element("LastModified", _iso(a.modified)),
+                element("ETag", a.etag),
+                element("Size", a.size),
+                element("StorageClass", "STANDARD"),
+                self._owner(call) if fetch_owner else None,
+            )
+            for a in page.artifacts
+        ]
+        prefixes = [element("CommonPrefixes", element("Prefix", enc(p))) for p in page.prefixes]
+        head = [element("Name", container.name), element("Prefix", enc(prefix))]
+        if v2:
+            if "continuation-token" in q:
+                head.append(element("ContinuationToken", q["continuation-token"]))
+            if "start-after" in q:
+                head.append(element("StartAfter", enc(q["start-after"])))
+            head.append(element("KeyCount", len(contents) + len(prefixes)))
+        else:
+            head.append(element("Marker", enc(q.get("marker", ""))))
+        head.append(element("MaxKeys", max_keys))
+        if delimiter:
+            head.append(element("Delimiter", enc(delimiter)))
+        if encoding:
+            head.append(element("EncodingType", encoding))
+        head.append(element("IsTruncated", page.truncated))
+        if page.truncated and page.next_marker is not None:
+            if v2:
+                head.append(element("NextContinuationToken", _encode_token(page.next_marker)))
+            elif delimiter:
+                head.append(element("NextMarker", enc(page.next_marker)))
+        return self._xml(call, element("ListBucketResult", *head, *contents, *prefixes, xmlns=True))
+
+    # -- artifacts
+
+    def _metadata(self, call: S3Call) -> tuple[tuple[str, str], ...]:
+        meta = sorted((k[len("x-amz-meta-"):], v) for k, v in call.headers.items() if k.startswith("x-amz-meta-"))
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in meta)
+        if size > MAX_METADATA_BYTES:
+            raise S3Error(
+                "MetadataTooLarge",
+                f"Your metadata headers are {size} bytes; at most {MAX_METADATA_BYTES} are allowed.",
+                MaxSizeAllowed=str(MAX_METADATA_BYTES),
+            )
+        return tuple(meta)
+
+    def _content_md5(self, call: S3Call) -> bytes | None:
+        value = call.headers.get("content-md5")
+        if value is None:
+            return None
+        try:
+            digest = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != 16:
+            raise S3Error("InvalidDigest")
+        return digest
+
+    def _expected_sha256(self, identity: Identity) -> bytes | None:
+        mode = identity.payload_hash
+        if mode == sigv4.UNSIGNED_PAYLOAD:
+            return None
+        if mode in sigv4.STREAMING_PAYLOADS:
+            raise S3Error("NotImplemented", f"Payload mode {mode} (aws-chunked) is not implemented yet.")
+        try:
+            digest = bytes.fromhex(mode)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest.",
+                          ArgumentName="x-amz-content-sha256", ArgumentValue=mode)
+        return digest
+
+    async def put_object(self, call: S3Call) -> bytes:
+        assert call.target.key is not None and call.identity is not None
+        length = call.request.body_length
+        if length is None:
+            raise S3Error("MissingContentLength")
+        if length > MAX_PUT_SIZE:
+            raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PUT_SIZE))
+        expected_md5 = self._content_md5(call)
+        expected_sha256 = self._expected_sha256(call.identity)
+        metadata = self._metadata(call)
+        content_type = call.headers.get("content-type") or "binary/octet-stream"
+        container = await self._container(call)
+        body = call.request.open_body()  # only now does the client get its 100 Continue
+        artifact = await self.engine.put(
+            call.ctx,
+            container,
+            call.target.key,
+            body,
+            content_type=content_type,
+            metadata=metadata,
+            expected_md5=expected_md5,
+            expected_sha256=expected_sha256,
+        )
+        if artifact.size != length:
+            # The channel ends a body at Content-Length, so this means a short body.
+            raise S3Error("IncompleteBody")
+        call.set_header("ETag", artifact.etag)
+        call.set_header("Content-Length", "0")
+        return b""
+
+    def _artifact_headers(self, call: S3Call, artifact: Artifact) -> None:
+        call.set_header("ETag", artifact.etag)
+        call.set_header("Last-Modified", _http_date(artifact.modified))
+        call.set_header("Content-Type", artifact.content_type)
+        call.set_header("Accept-Ranges", "bytes")
+        for name, value in artifact.metadata:
+            call.set_header(f"x-amz-meta-{name}", value)
+
+    async def get_object(self, call: S3Call) -> bytes | None:
+        assert call.target.key is not None
+        container = await self._container(call)
+        range_header = call.headers.get("range")
+        if call.operation == "HeadObject":
+            artifact = await self.engine.artifact(call.ctx, container, call.target.key)
+            wanted = resolve_range(range_header, artifact.size)
+            self._artifact_headers(call, artifact)
+            self._length_headers(call, artifact, wanted)
+            return b""
+        artifact, wanted, reader = await self.engine.open(
+            call.ctx, container, call.target.key, lambda a: resolve_range(range_header, a.size)
+        )
+        self._artifact_headers(call, artifact)
+        self._length_headers(call, artifact, wanted)
+        call.ctx.on_cancel(reader.stop)
+        await reader.stream_to(call.request)
+        return b""
+
+    def _length_headers(self, call: S3Call, artifact: Artifact, wanted: Any) -> None:
+        if wanted is None:
+            call.set_header("Content-Length", str(artifact.size))
+            return
+        call.request.setResponseCode(206)
+        call.set_header("Content-Range", f"bytes {wanted.start}-{wanted.end}/{artifact.size}")
+        call.set_header("Content-Length", str(wanted.length))
+
+    async def delete_object(self, call: S3Call) -> bytes:
+        assert call.target.key is not None
+        container = await self._container(call)
+        await self.engine.delete(call.ctx, container, call.target.key)
+        call.request.setResponseCode(204)
+        return b""
+
+
+def _encode_token(marker: str) -> str:
+    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      ArgumentName="continuation-token", ArgumentValue=token) from None
+
+
+__all__ = ["S3Api"]

@@ -1,0 +1,69 @@
+"""Who is asking: SigV4 (header or presigned) to a tenant, or an S3 error."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Awaitable, Callable, Mapping
+
+from attrs import frozen
+
+from vaultaire import sigv4
+from vaultaire.api.errors import S3Error
+from vaultaire.model import Credential, Tenant
+
+# access key -> (credential, tenant) or None
+CredentialLookup = Callable[[str], Awaitable["tuple[Credential, Tenant] | None"]]
+
+
+@frozen
+class Identity:
+    tenant: Tenant
+    access_key: str
+    # The verified request signature: aws-chunked bodies chain their chunk signatures from it.
+    signature: str
+    # What the client says of the payload: a hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-* mode.
+    payload_hash: str
+
+
+class Authenticator:
+    def __init__(
+        self, lookup: CredentialLookup, region: str, max_skew: int, clock: Callable[[], float]
+    ) -> None:
+        self._lookup = lookup
+        self._region = region
+        self._max_skew = max_skew
+        self._clock = clock
+
+    async def authenticate(
+        self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]
+    ) -> Identity:
+        try:
+            claimed = sigv4.parse_request(method, raw_path, raw_query, headers)
+        except sigv4.SigV4Error as e:
+            raise S3Error(e.code, e.message) from None
+        if claimed is None:
+            raise S3Error("AccessDenied", "Anonymous access is not allowed; sign the request.")
+        found = await self._lookup(claimed.access_key)
+        if found is None:
+            raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=claimed.access_key)
+        credential, tenant = found
+        if tenant.status != "active":
+            raise S3Error("AccessDenied", "The account behind this access key is suspended.")
+        now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+        try:
+            signature = sigv4.verify(
+                claimed,
+                credential.secret_key,
+                method,
+                raw_path,
+                raw_query,
+                headers,
+                now=now,
+                region=self._region,
+                max_skew=self._max_skew,
+            )
+        except sigv4.SigV4Error as e:
+            if e.code == "SignatureDoesNotMatch":
+                raise S3Error(e.code, e.message, AWSAccessKeyId=claimed.access_key) from None
+            raise S3Error(e.code, e.message) from None
+        return Identity(tenant, claimed.access_key, signature, claimed.payload_hash)

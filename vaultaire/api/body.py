@@ -1,0 +1,109 @@
+"""An upload body as it arrives: pushed in by the HTTP channel, pulled by the engine.
+
+Between the two sits a small buffer with real backpressure: when more than
+``high_water`` bytes wait for the engine, the channel stops reading the socket,
+so a slow disk slows the client instead of filling memory.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.defer import Deferred, fail, succeed
+
+from vaultaire.errors import IncompleteBody
+
+
+class UploadBody:
+    """A ChunkSource fed by ``feed``/``finish``/``fail``; ``read`` hands out aggregated chunks."""
+
+    def __init__(
+        self,
+        pause: Callable[[], None],
+        resume: Callable[[], None],
+        *,
+        low_water: int = 1024 * 1024,
+        high_water: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._pause = pause
+        self._resume = resume
+        self._low = low_water
+        self._high = high_water
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._paused = False
+        self._ended = False
+        self._error: BaseException | None = None
+        self._waiting: Deferred[bytes] | None = None
+        self.received = 0  # bytes delivered by the client so far
+
+    # -- the channel's side
+
+    def feed(self, data: bytes) -> None:
+        if self._ended or self._error is not None:
+            return
+        self.received += len(data)
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= self._high:
+            # Pause again even if already paused: the channel may have resumed
+            # reading on its own when its send buffer drained.
+            self._paused = True
+            self._pause()
+        self._wake()
+
+    def finish(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if self._ended:
+            return
+        self._error = error
+        self._wake()
+
+    # -- the engine's side
+
+    def read(self) -> Deferred[bytes]:
+        """Fire with the next chunk (at least ``low_water`` unless at the end), b"" at the end."""
+        if self._waiting is not None:
+            raise RuntimeError("only one read at a time")
+        if self._ready():
+            return self._take()
+        d: Deferred[bytes] = Deferred(lambda _: self._cancel_wait())
+        self._waiting = d
+        return d
+
+    def _cancel_wait(self) -> None:
+        self._waiting = None
+
+    def _ready(self) -> bool:
+        return self._error is not None or self._ended or self._buffered >= self._low
+
+    def _take(self) -> Deferred[bytes]:
+        if self._buffered:
+            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            self._chunks = []
+            self._buffered = 0
+            if self._paused:
+                self._paused = False
+                self._resume()
+            return succeed(data)
+        if self._error is not None:
+            return fail(self._error)
+        return succeed(b"")
+
+    def _wake(self) -> None:
+        if self._waiting is not None and self._ready():
+            d, self._waiting = self._waiting, None
+            self._take().chainDeferred(d)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+
+def incomplete(expected: int | None, received: int) -> IncompleteBody:
+    if expected is None:
+        return IncompleteBody(f"the client went away after {received} bytes")
+    return IncompleteBody(f"the client went away after {received} of {expected} bytes")

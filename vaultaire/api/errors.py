@@ -1,0 +1,95 @@
+"""S3 errors: one exception type, one table of codes, one renderer.
+
+Errors are raised anywhere below a handler and rendered to S3's XML in one
+place, so every error a client sees has Code, Message, Resource, RequestId.
+"""
+
+from __future__ import annotations
+
+from vaultaire import errors as domain
+from vaultaire.api.xmlout import element, xml_document
+
+# code -> (HTTP status, default message), messages as S3 words them
+CODES: dict[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied"),
+    "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
+    "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
+    "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
+    "BucketAlreadyOwnedByYou": (
+        409,
+        "Your previous request to create the named bucket succeeded and you already own it.",
+    ),
+    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
+    "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
+    "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
+    "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
+    "InvalidRange": (416, "The requested range is not satisfiable"),
+    "InvalidRequest": (400, "Invalid Request"),
+    "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema.",
+    ),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
+    "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
+    "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
+    "ServiceUnavailable": (503, "Service is unable to handle request."),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    ),
+    "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),
+}
+
+
+class S3Error(Exception):
+    """An S3 error response: code, status, message and extra XML fields."""
+
+    def __init__(self, code: str, message: str | None = None, **extra: str) -> None:
+        status, default = CODES[code]
+        super().__init__(message or default)
+        self.code = code
+        self.status = status
+        self.message = message or default
+        self.extra = extra
+
+    def to_xml(self, resource: str, request_id: str) -> bytes:
+        children = [element("Code", self.code), element("Message", self.message)]
+        children += [element(k, v) for k, v in self.extra.items()]
+        children += [element("Resource", resource), element("RequestId", request_id)]
+        return xml_document(element("Error", *children))
+
+
+def from_domain(exc: BaseException, container: str | None, key: str | None) -> S3Error | None:
+    """The S3 error a domain error means, or None if it is not one of ours."""
+    if isinstance(exc, S3Error):
+        return exc
+    if isinstance(exc, domain.NoSuchContainer):
+        return S3Error("NoSuchBucket", BucketName=container or "")
+    if isinstance(exc, domain.NoSuchArtifact):
+        return S3Error("NoSuchKey", Key=key or "")
+    if isinstance(exc, domain.ContainerExists):
+        return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
+    if isinstance(exc, domain.ContainerNotEmpty):
+        return S3Error("BucketNotEmpty", BucketName=container or "")
+    if isinstance(exc, domain.DigestMismatch):
+        which = str(exc)
+        if which == "x-amz-content-sha256":
+            return S3Error("XAmzContentSHA256Mismatch")
+        return S3Error("BadDigest", f"The {which} you specified did not match what we received.")
+    if isinstance(exc, domain.IncompleteBody):
+        return S3Error("IncompleteBody")
+    if isinstance(exc, domain.DriverError):
+        return S3Error("ServiceUnavailable", "The storage driver failed; please retry.")
+    return None

@@ -1,0 +1,144 @@
+"""Our own HTTP request and channel classes: uploads stream, decisions come first.
+
+Twisted's stock Request spools the whole body to memory or a temp file and
+renders only after the last byte, and its channel answers ``Expect:
+100-continue`` before anything is checked. Here a request with a body is
+rendered as soon as its headers are complete; the handler authenticates,
+checks the container, and only then asks for the body (``open_body``), which
+is when ``100 Continue`` goes out. The body then streams through an
+``UploadBody`` with backpressure on the socket.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from twisted.python.failure import Failure
+from twisted.web import http, server
+
+from vaultaire.api.body import UploadBody, incomplete
+
+
+class S3Request(server.Request):
+    """A request whose body is streamed to its handler instead of spooled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parsePOSTFormSubmission", False)  # never parse a form into memory
+        super().__init__(*args, **kwargs)
+        self.body: UploadBody | None = None
+        self.body_length: int | None = 0
+        self.rendered_early = False
+        self._continue_wanted = False
+        self._continue_sent = False
+        self.bytes_out = 0
+
+    # -- body intake (called by the channel)
+
+    def gotLength(self, length: int | None) -> None:
+        self.body_length = length
+        self.content = io.BytesIO()  # stays empty: twisted.web code may look at it
+        if length != 0:
+            channel = self.channel
+            self.body = UploadBody(channel.pause_body, channel.resume_body)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body is not None:
+            self.body.feed(data)
+
+    def render_early(self, command: bytes, path: bytes, version: bytes, expect_continue: bool) -> None:
+        """Dispatch at end of headers; the body follows through ``self.body``."""
+        self.rendered_early = True
+        self._continue_wanted = expect_continue
+        http.Request.requestReceived(self, command, path, version)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self.rendered_early:
+            if self.body is not None:
+                self.body.finish()
+            return
+        super().requestReceived(command, path, version)
+
+    def open_body(self) -> UploadBody:
+        """The handler accepts the body: send ``100 Continue`` if the client waits for it."""
+        if self.body is None:
+            self.body = UploadBody(lambda: None, lambda: None)
+            self.body.finish()
+            return self.body
+        if self._continue_wanted and not self._continue_sent and not self.body.ended:
+            self._continue_sent = True
+            if self.channel is not None:
+                self.channel.send_continue()
+        return self.body
+
+    @property
+    def body_pending(self) -> bool:
+        """True while part of the body may still be on its way from the client."""
+        return self.body is not None and not self.body.ended
+
+    # -- response side
+
+    def write(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        super().write(data)
+
+    def finish(self) -> None:
+        if self.body_pending and self.channel is not None:
+            # Answered before the body was read (an error, or a refused
+            # 100-continue): the rest of the body cannot be parsed as a next
+            # request, so this connection ends with the response.
+            self.setHeader(b"Connection", b"close")
+            self.channel.persistent = False
+        super().finish()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.body is not None and not self.body.ended:
+            self.body.fail(incomplete(self.body_length, self.body.received))
+        super().connectionLost(reason)
+
+
+class S3Channel(http.HTTPChannel):
+    """Renders a request with a body at end of headers, and answers 100-continue on demand."""
+
+    def allHeadersReceived(self) -> None:
+        req = self.requests[-1]
+        req.parseCookies()
+        self.persistent = self.checkPersistence(req, self._version)
+        req.gotLength(self.length)
+        if self.length == 0:
+            return  # no body: rendered as usual from allContentReceived
+        expect = req.requestHeaders.getRawHeaders(b"Expect")
+        expect_continue = bool(expect) and expect[0].lower() == b"100-continue" and self._version == b"HTTP/1.1"
+        req.render_early(self._command, self._path, self._version, expect_continue)
+
+    def allContentReceived(self) -> None:
+        if not self.requests or self.requests[-1].finished:
+            # The response went out before the body ended; this connection is
+            # closing, so only the parser state needs resetting.
+            self.length = 0
+            self._receivedHeaderCount = 0
+            self._receivedHeaderSize = 0
+            self._HTTPChannel__first_line = 1
+            self._transferDecoder = None
+            return
+        super().allContentReceived()
+
+    def send_continue(self) -> None:
+        self._send100Continue()
+
+    def pause_body(self) -> None:
+        self._networkProducer.pauseProducing()
+
+    def resume_body(self) -> None:
+        if not self._waitingForTransport:
+            self._networkProducer.resumeProducing()
+
+
+class S3Site(server.Site):
+    """A Site using our channel and request; access logging is the event log's job."""
+
+    protocol = S3Channel
+    requestFactory = S3Request
+
+    def log(self, request: Any) -> None:
+        pass

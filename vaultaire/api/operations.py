@@ -1,0 +1,54 @@
+"""Which S3 operation a request is: a table lookup on (level, method, subresource).
+
+Anything S3 defines that Vaultaire does not implement is named here too, so it
+answers 501 NotImplemented instead of being mistaken for a plainer operation.
+"""
+
+from __future__ import annotations
+
+from vaultaire.api.addressing import Target
+from vaultaire.api.errors import S3Error
+
+# Query parameters that select a subresource (an operation other than the plain one).
+SUBRESOURCES = frozenset(
+    """accelerate acl analytics attributes cors delete encryption intelligent-tiering inventory
+    legal-hold lifecycle location logging metadataConfiguration metrics notification object-lock
+    ownershipControls partNumber policy policyStatus publicAccessBlock replication requestPayment
+    restore retention select session tagging torrent uploadId uploads versioning versions website""".split()
+)
+
+# (level, method, subresource) -> operation name; level is service, bucket or object
+OPERATIONS: dict[tuple[str, str, str | None], str] = {
+    ("service", "GET", None): "ListBuckets",
+    ("bucket", "PUT", None): "CreateBucket",
+    ("bucket", "HEAD", None): "HeadBucket",
+    ("bucket", "DELETE", None): "DeleteBucket",
+    ("bucket", "GET", None): "ListObjects",
+    ("bucket", "GET", "location"): "GetBucketLocation",
+    ("object", "PUT", None): "PutObject",
+    ("object", "GET", None): "GetObject",
+    ("object", "HEAD", None): "HeadObject",
+    ("object", "DELETE", None): "DeleteObject",
+}
+
+_ALLOWED_METHODS = {"service": {"GET"}, "bucket": {"GET", "PUT", "HEAD", "DELETE", "POST"}, "object": {"GET", "PUT", "HEAD", "DELETE", "POST"}}
+
+
+def detect(method: str, target: Target, headers: dict[str, str]) -> str:
+    """The operation's name, or an S3Error (MethodNotAllowed, NotImplemented)."""
+    level = "service" if target.bucket is None else "bucket" if target.key is None else "object"
+    if method not in _ALLOWED_METHODS[level]:
+        raise S3Error("MethodNotAllowed", Method=method, ResourceType=level.upper())
+    subresources = [name for name in target.query if name in SUBRESOURCES]
+    subresource = subresources[0] if len(subresources) == 1 else None
+    if len(subresources) > 1:
+        raise S3Error("NotImplemented", f"The combination of {', '.join(sorted(subresources))} is not implemented.")
+    operation = OPERATIONS.get((level, method, subresource))
+    if operation is None:
+        what = f"?{subresource}" if subresource else "this request"
+        raise S3Error("NotImplemented", f"{method} {what} on a {level} is not implemented by Vaultaire.")
+    if operation == "ListObjects" and target.query.get("list-type") == "2":
+        return "ListObjectsV2"
+    if operation == "PutObject" and "x-amz-copy-source" in headers:
+        raise S3Error("NotImplemented", "CopyObject is not implemented yet.")
+    return operation

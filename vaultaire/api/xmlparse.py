@@ -1,0 +1,31 @@
+"""Reading S3 request XML safely: size-capped, no DTDs, no entities."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from vaultaire.api.errors import S3Error
+
+
+def parse(body: bytes) -> ET.Element:
+    # A DOCTYPE is the door to entity expansion and external fetches; S3 XML never needs one.
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise S3Error("MalformedXML", "The XML you provided must not declare a DTD or entities.")
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.") from None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def location_constraint(body: bytes) -> str:
+    root = parse(body)
+    if _local(root.tag) != "CreateBucketConfiguration":
+        raise S3Error("MalformedXML")
+    for child in root:
+        if _local(child.tag) == "LocationConstraint":
+            return (child.text or "").strip()
+    return ""

@@ -1,0 +1,104 @@
+"""Settings from a TOML file and the command line, validated, with one-line errors."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any, Mapping
+
+from attrs import evolve, fields, frozen
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message is one line a person can act on."""
+
+
+_LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+@frozen
+class Settings:
+    """Everything the daemon needs to start. Defaults give a working dev server."""
+
+    data: str = "vaultaire-data"
+    listen: str = "tcp:8080"
+    ops: str = "tcp:9100:interface=127.0.0.1"
+    region: str = "us-east-1"
+    # The S3 port answers this path for load balancers; '_' can never start a bucket name.
+    health_path: str = "/_vaultaire/health"
+    max_clock_skew: int = 900
+    log_level: str = "info"
+    events_max_bytes: int = 64 * 2**20
+    events_rotate_daily: bool = True
+
+
+# TOML table -> {key in the table: Settings field}
+_TOML_LAYOUT: dict[str, dict[str, str]] = {
+    "server": {
+        "data": "data",
+        "listen": "listen",
+        "ops": "ops",
+        "region": "region",
+        "health_path": "health_path",
+        "max_clock_skew": "max_clock_skew",
+    },
+    "logging": {
+        "level": "log_level",
+        "events_max_bytes": "events_max_bytes",
+        "events_rotate_daily": "events_rotate_daily",
+    },
+}
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """Read a TOML config file into Settings field names."""
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path!r} cannot be read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {e}") from None
+    values: dict[str, Any] = {}
+    for table, content in document.items():
+        layout = _TOML_LAYOUT.get(table)
+        if layout is None:
+            raise ConfigError(f"config file {path!r}: unknown section [{table}]")
+        if not isinstance(content, dict):
+            raise ConfigError(f"config file {path!r}: [{table}] must be a table")
+        for key, value in content.items():
+            if key not in layout:
+                raise ConfigError(f"config file {path!r}: unknown setting {table}.{key}")
+            values[layout[key]] = value
+    return values
+
+
+def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Settings:
+    """Defaults, then the file, then command-line overrides (None means not given)."""
+    merged = dict(file_values)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    settings = evolve(Settings(), **merged)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    defaults = Settings()
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        expected = type(getattr(defaults, f.name))
+        if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+            raise ConfigError(
+                f"setting {f.name!r} must be {expected.__name__}, not {type(value).__name__} {value!r}"
+            )
+    if not settings.data:
+        raise ConfigError("setting 'data' (the data directory) must not be empty")
+    if settings.log_level not in _LOG_LEVELS:
+        raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
+    if not settings.health_path.startswith("/_"):
+        raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
+    if settings.max_clock_skew <= 0 or settings.events_max_bytes <= 0:
+        raise ConfigError("settings 'max_clock_skew' and 'events_max_bytes' must be positive")
+    if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):
+        raise ConfigError(f"setting 'region' {settings.region!r} must be letters, digits and '-'")

@@ -1,0 +1,279 @@
+"""The local-disk driver: one file per blob under a root directory.
+
+Each blob is written to ``<locator>.part`` next to its final place, fsynced,
+renamed, and its directory fsynced, so a blob either exists whole or not at
+all. Every system call that can block runs in the reactor's thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IConsumer, IReactorFromThreads, IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
+
+from vaultaire.errors import DriverError
+
+T = TypeVar("T")
+
+STAGING_SUFFIX = ".part"
+READ_CHUNK = 1024 * 1024  # big reads: 16 KiB (FileSender's size) caps throughput
+
+log = Logger()
+
+
+class _ThreadRunner:
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobWriter:
+    def __init__(self, run: _ThreadRunner, final_path: str) -> None:
+        self._run = run
+        self._final = final_path
+        self._staging = final_path + STAGING_SUFFIX
+        self._fd: int | None = None
+        self._done = False
+
+    def _open(self) -> int:
+        if self._fd is None:
+            os.makedirs(os.path.dirname(self._staging), exist_ok=True)
+            self._fd = os.open(self._staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+        return self._fd
+
+    def _write(self, data: bytes) -> None:
+        fd = self._open()
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def write(self, data: bytes) -> Deferred[None]:
+        if self._done:
+            raise DriverError("write after commit or abort")
+        return self._run(self._write, data).addErrback(self._failed)
+
+    def _failed(self, failure: Any) -> None:
+        if failure.check(OSError):
+            raise DriverError(f"local disk write failed: {failure.value.strerror}")
+        return failure  # type: ignore[no-any-return]
+
+    def _commit(self) -> None:
+        fd = self._open()
+        os.fsync(fd)
+        os.close(fd)
+        self._fd = None
+        os.rename(self._staging, self._final)
+        _fsync_dir(os.path.dirname(self._final))
+
+    def commit(self) -> Deferred[None]:
+        self._done = True
+        return self._run(self._commit).addErrback(self._failed)
+
+    def _abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            os.unlink(self._staging)
+        except FileNotFoundError:
+            pass
+
+    def abort(self) -> Deferred[None]:
+        self._done = True
+        return self._run(self._abort)
+
+
+@implementer(IPushProducer)
+class LocalBlobReader:
+    """Reads ahead one chunk in a thread while the previous one drains to the consumer."""
+
+    def __init__(self, run: _ThreadRunner, fd: int, start: int, end: int, chunk: int = READ_CHUNK) -> None:
+        self._run = run
+        self._fd: int | None = fd
+        self._offset = start
+        self._remaining = max(0, end - start + 1)
+        self._chunk = chunk
+        self._pending: bytes | None = None
+        self._reading = False
+        self._paused = False
+        self._stopped = False
+        self._written = 0
+        self._consumer: IConsumer | None = None
+        self._done: Deferred[int] = Deferred()
+
+    def stream_to(self, consumer: IConsumer) -> Deferred[int]:
+        self._consumer = consumer
+        consumer.registerProducer(self, True)
+        self._pump()
+        return self._done
+
+    def _pump(self) -> None:
+        if self._stopped:
+            return
+        if self._pending is not None and not self._paused:
+            data, self._pending = self._pending, None
+            self._written += len(data)
+            assert self._consumer is not None
+            self._consumer.write(data)
+            if self._stopped:
+                return
+        if self._pending is None and not self._reading:
+            if self._remaining > 0:
+                self._reading = True
+                n = min(self._chunk, self._remaining)
+                assert self._fd is not None
+                self._run(os.pread, self._fd, n, self._offset).addCallbacks(self._got, self._error)
+            else:
+                self._finish()
+
+    def _got(self, data: bytes) -> None:
+        self._reading = False
+        if self._stopped:
+            self._close()
+            return
+        if not data:
+            self._error_msg("blob is shorter than the catalog says")
+            return
+        self._offset += len(data)
+        self._remaining -= len(data)
+        self._pending = data
+        self._pump()
+
+    def _error(self, failure: Any) -> None:
+        self._reading = False
+        self._error_msg(f"local disk read failed: {failure.getErrorMessage()}")
+
+    def _error_msg(self, message: str) -> None:
+        self._stopped = True
+        self._unregister()
+        self._close()
+        self._done.errback(DriverError(message))
+
+    def _finish(self) -> None:
+        self._stopped = True
+        self._unregister()
+        self._close()
+        self._done.callback(self._written)
+
+    def _unregister(self) -> None:
+        if self._consumer is not None:
+            self._consumer.unregisterProducer()
+            self._consumer = None
+
+    def _close(self) -> None:
+        if self._fd is not None and not self._reading:
+            os.close(self._fd)
+            self._fd = None
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._consumer = None
+        self._close()
+        if not self._done.called:
+            self._done.errback(DriverError("reader stopped before the end"))
+            self._done.addErrback(lambda f: None)
+
+
+class LocalDriver:
+    """Blobs as files under ``root``; the locator is the relative path."""
+
+    def __init__(self, root: str, reactor: IReactorThreads | IReactorFromThreads, name: str = "local") -> None:
+        self.name = name
+        self._root = os.path.abspath(root)
+        self._run = _ThreadRunner(reactor)
+
+    def _path(self, locator: str) -> str:
+        # Locators come from the engine, never from a client; refuse anything odd anyway.
+        if locator.startswith("/") or ".." in locator.split("/") or "\x00" in locator:
+            raise DriverError(f"bad locator {locator!r}")
+        return os.path.join(self._root, locator)
+
+    def _scrub_staging(self) -> int:
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self._root):
+            for name in files:
+                if name.endswith(STAGING_SUFFIX):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+        return removed
+
+    def start(self) -> Deferred[None]:
+        os.makedirs(self._root, exist_ok=True)
+
+        def report(n: int) -> None:
+            if n:
+                log.info("local driver removed {n} staged blobs left by an earlier run", n=n)
+
+        # Only one process owns the directory, so any staged file is a dead write's.
+        return self._run(self._scrub_staging).addCallback(report)
+
+    def stop(self) -> Deferred[None]:
+        return succeed(None)
+
+    def open_writer(self, locator: str) -> LocalBlobWriter:
+        return LocalBlobWriter(self._run, self._path(locator))
+
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[LocalBlobReader]:
+        path = self._path(locator)
+
+        def opened(fd: int) -> LocalBlobReader:
+            return LocalBlobReader(self._run, fd, start, end)
+
+        def missing(failure: Any) -> None:
+            failure.trap(OSError)
+            raise DriverError(f"blob {locator} cannot be opened: {failure.value.strerror}")
+
+        return self._run(os.open, path, os.O_RDONLY | os.O_CLOEXEC).addCallbacks(opened, missing)
+
+    def delete(self, locator: str) -> Deferred[None]:
+        path = self._path(locator)
+
+        def unlink() -> None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+        return self._run(unlink)
+
+    def health(self) -> Deferred[dict[str, object]]:
+        def probe() -> dict[str, object]:
+            t0 = time.monotonic()
+            st = os.statvfs(self._root)
+            return {
+                "status": "ok",
+                "free_bytes": st.f_bavail * st.f_frsize,
+                "latency_seconds": round(time.monotonic() - t0, 6),
+            }
+
+        return self._run(probe)

@@ -1,0 +1,274 @@
+"""Engine: containers and artifacts for a tenant, bytes placed on drivers.
+
+The engine owns the order of a write — stream to a staged blob, verify the
+digests, make the blob durable, commit the catalog, and only then free what
+the commit replaced — so the S3 layer can never get it wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any, Callable, Protocol
+
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from vaultaire.catalog.interface import Catalog
+from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.errors import (
+    ContainerExists,
+    DigestMismatch,
+    DriverError,
+    NoSuchArtifact,
+    NoSuchContainer,
+)
+from vaultaire.model import Artifact, ByteRange, Container, Credential, ListingPage, RequestContext, Tenant
+
+log = Logger()
+
+# Below this a thread hop costs more than hashing on the reactor thread.
+HASH_IN_THREAD_MIN = 64 * 1024
+
+
+class ChunkSource(Protocol):
+    """Where an upload's bytes come from: ``read()`` fires with b"" at the end."""
+
+    def read(self) -> Deferred[bytes]: ...
+
+
+class Engine:
+    def __init__(
+        self,
+        catalog: Catalog,
+        drivers: dict[str, Driver],
+        reactor: Any,
+        default_placement: str = "local",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if default_placement not in drivers:
+            raise ValueError(f"default placement {default_placement!r} names no driver")
+        self.catalog = catalog
+        self.drivers = drivers
+        self._reactor = reactor
+        self._default = default_placement
+        self._clock = clock
+
+    # -- life cycle
+
+    async def start(self) -> None:
+        await self.catalog.start()
+        for driver in self.drivers.values():
+            await driver.start()
+        await self.collect_garbage()
+
+    async def stop(self) -> None:
+        for driver in self.drivers.values():
+            await driver.stop()
+        await self.catalog.stop()
+
+    async def health(self) -> dict[str, object]:
+        report: dict[str, object] = {}
+        status = "ok"
+        for name, driver in self.drivers.items():
+            try:
+                h = await driver.health()
+            except Exception as e:  # a health probe must report, not raise
+                h = {"status": "error", "error": str(e)}
+            report[name] = h
+            if h.get("status") != "ok":
+                status = "degraded"
+        return {"status": status, "drivers": report}
+
+    # -- tenants and credentials
+
+    async def credential(self, access_key: str) -> tuple[Credential, Tenant] | None:
+        return await self.catalog.credential(access_key)
+
+    async def ensure_credential(self, tenant_name: str, access_key: str, secret_key: str) -> Tenant:
+        tenant = await self.catalog.ensure_tenant(tenant_name)
+        await self.catalog.add_credential(tenant.id, access_key, secret_key)
+        return tenant
+
+    async def has_credentials(self) -> bool:
+        return bool(await self.catalog.count_credentials())
+
+    # -- containers
+
+    def _tenant(self, ctx: RequestContext) -> Tenant:
+        if ctx.tenant is None:
+            raise PermissionError("no tenant in the request context")
+        return ctx.tenant
+
+    async def list_containers(self, ctx: RequestContext) -> list[Container]:
+        return await self.catalog.containers(self._tenant(ctx).id)
+
+    async def create_container(self, ctx: RequestContext, name: str) -> Container:
+        return await self.catalog.create_container(self._tenant(ctx).id, name, self._default)
+
+    async def container(self, ctx: RequestContext, name: str) -> Container:
+        found = await self.catalog.container(self._tenant(ctx).id, name)
+        if found is None:
+            raise NoSuchContainer(name)
+        return found
+
+    async def delete_container(self, ctx: RequestContext, name: str) -> None:
+        await self.catalog.delete_container(await self.container(ctx, name))
+
+    # -- artifacts
+
+    async def artifact(self, ctx: RequestContext, container: Container, key: str) -> Artifact:
+        found = await self.catalog.artifact(container.id, key)
+        if found is None:
+            raise NoSuchArtifact(key)
+        return found
+
+    def _driver(self, container: Container) -> Driver:
+        try:
+            return self.drivers[container.placement]
+        except KeyError:
+            raise DriverError(f"container placement {container.placement!r} names no configured driver") from None
+
+    async def put(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        source: ChunkSource,
+        *,
+        content_type: str,
+        metadata: tuple[tuple[str, str], ...] = (),
+        expected_md5: bytes | None = None,
+        expected_sha256: bytes | None = None,
+    ) -> Artifact:
+        """Stream ``source`` into a new blob and commit it under ``key``.
+
+        A digest mismatch, a short body or a cancelled request aborts the blob:
+        nothing is committed and nothing is left on the driver.
+        """
+        driver = self._driver(container)
+        blob = uuid.uuid4().hex
+        locator = f"{container.id}/{blob[:2]}/{blob}"
+        writer = driver.open_writer(locator)
+        md5 = hashlib.md5()
+        sha256 = hashlib.sha256() if expected_sha256 is not None else None
+        size = 0
+
+        def absorb(chunk: bytes) -> None:
+            md5.update(chunk)
+            if sha256 is not None:
+                sha256.update(chunk)
+
+        try:
+            while True:
+                chunk = await source.read()
+                if not chunk:
+                    break
+                size += len(chunk)
+                if len(chunk) < HASH_IN_THREAD_MIN:
+                    absorb(chunk)
+                    await writer.write(chunk)
+                else:
+                    # hashlib drops the GIL: hash and write run on two cores at once.
+                    hashed = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), absorb, chunk)
+                    await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
+                        lambda f: f.value.subFailure.raiseException()
+                    )
+            if expected_md5 is not None and md5.digest() != expected_md5:
+                raise DigestMismatch("Content-MD5")
+            if sha256 is not None and sha256.digest() != expected_sha256:
+                raise DigestMismatch("x-amz-content-sha256")
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        artifact = Artifact(
+            container_id=container.id,
+            key=key,
+            locator=locator,
+            size=size,
+            md5=md5.hexdigest(),
+            modified=self._clock(),
+            content_type=content_type,
+            metadata=metadata,
+        )
+        try:
+            replaced = await self.catalog.put_artifact(artifact)
+        except BaseException:
+            await driver.delete(locator)
+            raise
+        if replaced is not None:
+            await self._free(container.placement, [replaced.locator])
+        return artifact
+
+    async def open(
+        self, ctx: RequestContext, container: Container, key: str, resolve: Callable[[Artifact], ByteRange | None]
+    ) -> tuple[Artifact, ByteRange | None, BlobReader]:
+        """Find the artifact, resolve the wanted range against it, open its blob.
+
+        An overwrite may free the blob between the catalog read and the open;
+        then the newer artifact is read instead, once.
+        """
+        for attempt in (1, 2):
+            artifact = await self.artifact(ctx, container, key)
+            wanted = resolve(artifact)
+            start, end = (wanted.start, wanted.end) if wanted else (0, artifact.size - 1)
+            try:
+                reader = await self._driver(container).open_reader(artifact.locator, start, end)
+            except DriverError:
+                if attempt == 2:
+                    raise
+                continue
+            return artifact, wanted, reader
+        raise AssertionError("unreachable")
+
+    async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
+        removed = await self.catalog.delete_artifact(container.id, key)
+        if removed is not None:
+            await self._free(container.placement, [removed.locator])
+        return removed
+
+    async def list(
+        self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> ListingPage:
+        return await self.catalog.list_artifacts(container.id, prefix, delimiter, after, limit)
+
+    # -- freeing blobs the catalog no longer references
+
+    async def _free(self, placement: str, locators: list[str]) -> None:
+        """Free blobs after their commit; a failure leaves them queued for the next sweep."""
+        driver = self.drivers.get(placement)
+        if driver is None:
+            return
+        freed = []
+        for locator in locators:
+            try:
+                await driver.delete(locator)
+                freed.append(locator)
+            except Exception:
+                log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
+        if freed:
+            await self.catalog.forget_garbage(freed)
+
+    async def collect_garbage(self, batch: int = 1000) -> int:
+        """Free every queued blob (left by a crash between commit and free)."""
+        total = 0
+        while True:
+            pending = await self.catalog.garbage(batch)
+            if not pending:
+                return total
+            by_placement: dict[str, list[str]] = {}
+            for placement, locator in pending:
+                by_placement.setdefault(placement, []).append(locator)
+            for placement, locators in by_placement.items():
+                await self._free(placement, locators)
+                if placement not in self.drivers:
+                    await self.catalog.forget_garbage(locators)
+            total += len(pending)
+            if len(pending) < batch:
+                return total
+
+
+__all__ = ["ChunkSource", "Engine", "ContainerExists"]

@@ -1,0 +1,49 @@
+"""Domain errors, raised deep (catalog, engine, drivers) and translated at the edge.
+
+They sit on the ground floor beside ``model`` so the catalog can raise them
+without importing the engine; the S3 layer maps each to one S3 error code.
+"""
+
+from __future__ import annotations
+
+
+class VaultaireError(Exception):
+    """Base of every domain error."""
+
+
+class NoSuchContainer(VaultaireError):
+    pass
+
+
+class ContainerExists(VaultaireError):
+    pass
+
+
+class ContainerNotEmpty(VaultaireError):
+    pass
+
+
+class NoSuchArtifact(VaultaireError):
+    pass
+
+
+class RangeNotSatisfiable(VaultaireError):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"range not satisfiable for size {size}")
+        self.size = size
+
+
+class DigestMismatch(VaultaireError):
+    """The content did not match the digest the client declared."""
+
+
+class IncompleteBody(VaultaireError):
+    """The client sent fewer bytes than it announced, or went away."""
+
+
+class Cancelled(VaultaireError):
+    """The request this work was for is gone."""
+
+
+class DriverError(VaultaireError):
+    """The byte store failed; the message says how, without secrets or paths of keys."""

@@ -1,0 +1,115 @@
+"""The values every layer passes around: frozen attrs classes, no behaviour of note.
+
+They live on the ground floor so that no lower layer ever imports a higher one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from attrs import define, field, frozen
+
+
+@frozen
+class Tenant:
+    """A customer: a namespace of containers, reached through its access keys."""
+
+    id: str
+    name: str
+    status: str = "active"  # "active" or "suspended"
+    created: float = 0.0
+
+
+@frozen
+class Credential:
+    """An access key pair; each belongs to exactly one tenant."""
+
+    access_key: str
+    secret_key: str
+    tenant_id: str
+    created: float = 0.0
+
+
+@frozen
+class Container:
+    """What S3 calls a bucket: a tenant's named set of artifacts."""
+
+    id: int
+    tenant_id: str
+    name: str
+    created: float
+    placement: str = "local"
+
+
+@frozen
+class Artifact:
+    """What S3 calls an object: a key in a container and where its bytes live."""
+
+    container_id: int
+    key: str
+    locator: str
+    size: int
+    md5: str  # hex digest of the content; the S3 ETag is it in quotes
+    modified: float
+    content_type: str = "binary/octet-stream"
+    metadata: tuple[tuple[str, str], ...] = ()  # user metadata (x-amz-meta-*), sorted
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.md5}"'
+
+
+@frozen
+class ByteRange:
+    """An inclusive byte range already resolved against an artifact's size."""
+
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+@frozen
+class ListingPage:
+    """One page of a listing: artifacts and rolled-up common prefixes in key order."""
+
+    artifacts: tuple[Artifact, ...]
+    prefixes: tuple[str, ...]
+    truncated: bool
+    next_marker: str | None  # the last key or prefix of the page, to continue after
+
+
+@define
+class RequestContext:
+    """What every call made for one request carries down through engine and driver.
+
+    ``cancel()`` is called when the client goes away; work in progress registers
+    cleanups with ``on_cancel`` so that nothing is left behind for a dead request.
+    """
+
+    request_id: str
+    tenant: Tenant | None = None
+    cancelled: bool = False
+    _cancel_hooks: list[Callable[[], object]] = field(factory=list)
+
+    def on_cancel(self, hook: Callable[[], object]) -> None:
+        if self.cancelled:
+            hook()
+        else:
+            self._cancel_hooks.append(hook)
+
+    def remove_cancel_hook(self, hook: Callable[[], object]) -> None:
+        try:
+            self._cancel_hooks.remove(hook)
+        except ValueError:
+            pass
+
+    def cancel(self) -> None:
+        if self.cancelled:
+            return
+        self.cancelled = True
+        hooks, self._cancel_hooks = self._cancel_hooks, []
+        for hook in hooks:
+            hook()

@@ -1,0 +1,330 @@
+"""The event log: one JSON line per S3 operation, written off the reactor.
+
+``EventLog.emit`` only copies the event onto a bounded queue; a daemon
+thread serialises, batches and appends to ``<directory>/events.jsonl``,
+rotating it by size and by UTC day.  Nothing here may block the reactor
+or raise into a request: overflow and failures are counted instead.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import queue
+import threading
+import time as _time
+from collections.abc import Callable, Mapping
+from typing import IO
+
+from twisted.logger import Logger
+
+__all__ = ["EventLog", "format_time", "make_event"]
+
+CURRENT_NAME = "events.jsonl"
+
+# Bounds one write() so a huge backlog cannot hold a giant buffer in memory.
+_MAX_BATCH = 10_000
+# How long the writer blocks on an empty queue before re-checking for stop.
+_POLL_SECONDS = 0.25
+# Minimum spacing between logged write errors, so a full disk cannot flood the log.
+_ERROR_LOG_INTERVAL = 60.0
+
+_log = Logger()
+_STOP = object()
+
+
+def format_time(timestamp: float) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. ``2026-11-21T15:04:05.123Z``."""
+    # Work in integer milliseconds so rounding can never yield ".1000".
+    total_ms = int(timestamp * 1000)
+    seconds, ms = divmod(total_ms, 1000)
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+
+
+def make_event(
+    *,
+    time: float,
+    request_id: str,
+    tenant: str | None,
+    operation: str,
+    container: str | None,
+    key: str | None,
+    bytes_in: int,
+    bytes_out: int,
+    status: int,
+    duration: float,
+    error: str | None = None,
+) -> dict[str, object]:
+    """Build the canonical event dict; ``duration`` is in seconds."""
+    return {
+        "time": format_time(time),
+        "request_id": request_id,
+        "tenant": tenant,
+        "operation": operation,
+        "container": container,
+        "key": key,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "status": status,
+        "duration_ms": round(duration * 1000.0, 3),
+        "error": error,
+    }
+
+
+def _utc_day(timestamp: float) -> datetime.date:
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).date()
+
+
+class EventLog:
+    """Append-only JSON-lines event log with a background writer thread.
+
+    Counters (read them from any thread; they are only ever incremented):
+    ``dropped`` events never written because the queue was full, emit failed
+    or the event could not be serialised; ``write_errors`` I/O failures;
+    ``lost`` events discarded because of those I/O failures.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        max_bytes: int = 64 * 2**20,
+        rotate_daily: bool = True,
+        queue_size: int = 100_000,
+        clock: Callable[[], float] = _time.time,
+    ) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, CURRENT_NAME)
+        self.max_bytes = max_bytes
+        self.rotate_daily = rotate_daily
+        self._clock = clock
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._counter_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.write_errors = 0
+        self.lost = 0
+        # Writer-thread state; only touched by the writer (and stop() after join).
+        self._fh: IO[bytes] | None = None
+        self._size = 0
+        self._opened_at = 0.0
+        self._identity: tuple[int, int] | None = None
+        self._last_error_log: float | None = None
+
+    # -- public API (reactor side) ------------------------------------------
+
+    def start(self) -> None:
+        """Start the daemon writer thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._run, name="vaultaire-eventlog", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write out what is queued, then stop the thread (waits at most ``timeout``)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping.set()
+        try:
+            self._queue.put_nowait(_STOP)  # wake the writer if it is idle
+        except queue.Full:
+            pass  # it is busy draining and will see the flag
+        thread.join(timeout)
+        if not thread.is_alive():
+            self._thread = None
+            self._close()
+
+    def emit(self, event: Mapping[str, object]) -> None:
+        """Queue one event; never blocks, never raises."""
+        try:
+            # Shallow copy: callers may reuse/mutate their dict after emitting.
+            self._queue.put_nowait(dict(event))
+        except BaseException:  # noqa: BLE001 - must never raise into a request
+            self._count_dropped(1)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until everything emitted so far is written; for tests and shutdown."""
+        deadline = _time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if _time.monotonic() >= deadline:
+                return False
+            _time.sleep(0.005)
+        return True
+
+    # -- writer thread --------------------------------------------------------
+
+    def _count_dropped(self, n: int) -> None:
+        with self._counter_lock:
+            self.dropped += n
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
+            batch = [first]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write_batch(batch)
+            except Exception:  # noqa: BLE001 - the writer must survive anything
+                _log.failure("event log writer failed on a batch")
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if self._stopping.is_set() and self._queue.empty():
+                return
+
+    def _encode(self, batch: list[object]) -> list[bytes]:
+        lines: list[bytes] = []
+        bad = 0
+        for item in batch:
+            if item is _STOP:
+                continue
+            try:
+                text = json.dumps(
+                    item, separators=(",", ":"), ensure_ascii=False, default=str
+                )
+            except Exception:  # noqa: BLE001 - e.g. circular references
+                bad += 1
+                continue
+            # backslashreplace keeps lone surrogates as \uXXXX: still valid JSON.
+            lines.append((text + "\n").encode("utf-8", "backslashreplace"))
+        if bad:
+            self._count_dropped(bad)
+        return lines
+
+    def _write_batch(self, batch: list[object]) -> None:
+        lines = self._encode(batch)
+        if not lines:
+            return
+        pending = len(lines)
+        # One clock reading per batch: rotation is decided batch by batch.
+        now = self._clock()
+        try:
+            self._ensure_open()
+            buf: list[bytes] = []
+            for line in lines:
+                if self._needs_rotation(len(line), now):
+                    self._write_out(buf)
+                    pending -= len(buf)
+                    buf = []
+                    self._rotate(now)
+                buf.append(line)
+                self._size += len(line)
+            self._write_out(buf)
+        except OSError as e:
+            self._io_failed(e, pending)
+
+    def _write_out(self, buf: list[bytes]) -> None:
+        if buf:
+            assert self._fh is not None
+            self._fh.write(b"".join(buf))
+            self._fh.flush()  # visible to readers per batch; no fsync by design
+
+    def _needs_rotation(self, incoming: int, now: float) -> bool:
+        if self._size == 0:
+            # Nothing to rotate away, but restart the day so an empty file
+            # opened yesterday is not rotated right after its first line.
+            self._opened_at = now
+            return False
+        if self._size + incoming > self.max_bytes:
+            return True
+        if self.rotate_daily:
+            return _utc_day(now) != _utc_day(self._opened_at)
+        return False
+
+    def _ensure_open(self) -> None:
+        """Open the current file, reopening if it was moved or deleted underneath us."""
+        if self._fh is not None:
+            try:
+                st = os.stat(self.path)
+                if (st.st_dev, st.st_ino) == self._identity:
+                    return
+            except OSError:
+                pass  # gone (or its directory is): reopen below, which may raise
+            self._close()
+        os.makedirs(self.directory, exist_ok=True)
+        fh = open(self.path, "ab")  # noqa: SIM115 - long-lived handle
+        try:
+            st = os.fstat(fh.fileno())
+            self._identity = (st.st_dev, st.st_ino)
+            self._size = st.st_size
+            # A pre-existing file dates from its last write, so a restart on a
+            # new day still rotates yesterday's file.
+            self._opened_at = st.st_mtime if st.st_size else self._clock()
+            if st.st_size and not self._ends_with_newline():
+                # A previous failure left a partial line: terminate it so the
+                # next event starts on a line of its own.
+                fh.write(b"\n")
+                self._size += 1
+        except BaseException:
+            fh.close()
+            raise
+        self._fh = fh
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+    def _rotate(self, now: float) -> None:
+        self._close()
+        stamp = datetime.datetime.fromtimestamp(
+            self._opened_at, tz=datetime.UTC
+        ).strftime("%Y%m%d-%H%M%S")
+        target = self._free_name(stamp)
+        os.rename(self.path, target)
+        self._ensure_open()
+        self._opened_at = now
+
+    def _free_name(self, stamp: str) -> str:
+        n = 0
+        while True:
+            suffix = f"-{n}" if n else ""
+            candidate = os.path.join(self.directory, f"events-{stamp}{suffix}.jsonl")
+            if not os.path.exists(candidate):
+                return candidate
+            n += 1
+
+    def _close(self) -> None:
+        fh, self._fh = self._fh, None
+        self._identity = None
+        self._size = 0
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass  # already failing; the next open reports it
+
+    def _io_failed(self, error: OSError, lost: int) -> None:
+        with self._counter_lock:
+            self.write_errors += 1
+            self.lost += lost
+        # Drop the handle so the next batch retries from a clean open.
+        self._close()
+        now = _time.monotonic()
+        if (
+            self._last_error_log is None
+            or now - self._last_error_log >= _ERROR_LOG_INTERVAL
+        ):
+            self._last_error_log = now
+            _log.error(
+                "event log write to {path} failed ({count} errors so far): {error}",
+                path=self.path,
+                count=self.write_errors,
+                error=error,
+            )

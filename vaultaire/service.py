@@ -1,0 +1,164 @@
+"""Builds the service tree from settings: S3 site, ops site, engine and timers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Mapping
+
+from twisted.application import strports
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from vaultaire import __version__
+from vaultaire.api.app import S3Api
+from vaultaire.api.auth import Authenticator
+from vaultaire.api.http import S3Site
+from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
+from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.config import ConfigError, Settings
+from vaultaire.drivers.local import LocalDriver
+from vaultaire.engine import Engine
+from vaultaire.ops.events import EventLog
+from vaultaire.ops.metrics import Metrics
+from vaultaire.ops.site import ops_resource
+
+log = Logger()
+
+HEALTH_PROBE_SECONDS = 10.0
+GARBAGE_SWEEP_SECONDS = 600.0
+
+
+class HealthCache:
+    """Driver health probed on a timer, so a health request never waits on a disk."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.last: dict[str, object] = {"status": "starting"}
+
+    def probe(self) -> Deferred[None]:
+        async def run() -> None:
+            self.last = await self._engine.health()
+
+        return ensureDeferred(run()).addErrback(lambda f: log.failure("health probe failed", f))
+
+    def __call__(self) -> Mapping[str, object]:
+        return self.last
+
+
+class VaultaireService(MultiService):
+    """Binds the ports first (clear error if taken), then starts the engine."""
+
+    def __init__(self, settings: Settings, engine: Engine, events: EventLog, environ: Mapping[str, str], reactor: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = engine
+        self.events = events
+        self.environ = environ
+        self.reactor = reactor
+        self.ready: Deferred[None] | None = None
+
+    def privilegedStartService(self) -> None:
+        for child in self:
+            if hasattr(child, "_raiseSynchronously"):
+                child._raiseSynchronously = True
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            sys.stderr.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketErr}\n")
+            raise SystemExit(1) from None
+
+    def startService(self) -> None:
+        self.events.start()
+        super().startService()
+        self.ready = ensureDeferred(self._boot())
+
+    async def _boot(self) -> None:
+        try:
+            await self.engine.start()
+            await ensure_first_credentials(self.engine, self.settings.data, self.environ)
+        except BootstrapError as e:
+            log.critical("vaultaire: {error}", error=str(e))
+            self.reactor.stop()
+            return
+        except Exception:
+            log.failure("vaultaire: the engine failed to start")
+            self.reactor.stop()
+            return
+        log.info(
+            "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
+            version=__version__,
+            listen=self.settings.listen,
+            ops=self.settings.ops,
+            data=os.path.abspath(self.settings.data),
+        )
+
+    def stopService(self) -> Deferred[None]:
+        d = super().stopService()
+
+        async def after() -> None:
+            await d
+            await self.engine.stop()
+            self.events.stop()
+
+        return ensureDeferred(after())
+
+
+def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, str] | None = None) -> VaultaireService:
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    data = os.path.abspath(settings.data)
+    try:
+        os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
+    if not os.access(data, os.W_OK):
+        raise ConfigError(f"data directory {data!r} is not writable")
+
+    started = time.time()
+    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
+    engine = Engine(catalog, {"local": LocalDriver(os.path.join(data, "blobs"), reactor)}, reactor)
+    events = EventLog(
+        os.path.join(data, "events"),
+        max_bytes=settings.events_max_bytes,
+        rotate_daily=settings.events_rotate_daily,
+    )
+    metrics = Metrics()
+    authenticator = Authenticator(engine.credential, settings.region, settings.max_clock_skew, time.time)
+    health = HealthCache(engine)
+    api = S3Api(
+        engine,
+        authenticator,
+        events,
+        metrics,
+        region=settings.region,
+        health_path=settings.health_path,
+        version=__version__,
+        started=started,
+        health=health,
+    )
+
+    top = VaultaireService(settings, engine, events, environ if environ is not None else os.environ, reactor)
+    s3_site = S3Site(api.resource())
+    try:
+        strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
+        ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
+        ops_site.log = lambda request: None  # type: ignore[method-assign]
+        strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"bad endpoint: {e}") from None
+
+    probe = TimerService(HEALTH_PROBE_SECONDS, health.probe)
+    probe.clock = reactor
+    probe.setServiceParent(top)
+    sweep = TimerService(GARBAGE_SWEEP_SECONDS, lambda: ensureDeferred(engine.collect_garbage()))
+    sweep.clock = reactor
+    sweep.setServiceParent(top)
+    return top
