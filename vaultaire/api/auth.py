@@ -7,7 +7,7 @@ from typing import Awaitable, Callable, Mapping
 
 from attrs import frozen
 
-from vaultaire import sigv4
+from vaultaire import sigv2, sigv4
 from vaultaire.api.errors import S3Error
 from vaultaire.model import Credential, Tenant
 
@@ -38,17 +38,18 @@ class Authenticator:
         self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]
     ) -> Identity:
         try:
+            v2 = sigv2.parse(raw_query, headers)
+        except sigv2.SigV2Error as e:
+            raise S3Error(e.code, e.message) from None
+        if v2 is not None:
+            return await self._authenticate_v2(v2, method, raw_path, raw_query, headers)
+        try:
             claimed = sigv4.parse_request(method, raw_path, raw_query, headers)
         except sigv4.SigV4Error as e:
             raise S3Error(e.code, e.message) from None
         if claimed is None:
             raise S3Error("AccessDenied", "Anonymous access is not allowed; sign the request.")
-        found = await self._lookup(claimed.access_key)
-        if found is None:
-            raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=claimed.access_key)
-        credential, tenant = found
-        if tenant.status != "active":
-            raise S3Error("AccessDenied", "The account behind this access key is suspended.")
+        credential, tenant = await self._credential(claimed.access_key)
         now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
         try:
             signature = sigv4.verify(
@@ -67,3 +68,24 @@ class Authenticator:
                 raise S3Error(e.code, e.message, AWSAccessKeyId=claimed.access_key) from None
             raise S3Error(e.code, e.message) from None
         return Identity(tenant, claimed.access_key, signature, claimed.payload_hash)
+
+    async def _credential(self, access_key: str) -> tuple[Credential, Tenant]:
+        found = await self._lookup(access_key)
+        if found is None:
+            raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
+        credential, tenant = found
+        if tenant.status != "active":
+            raise S3Error("AccessDenied", "The account behind this access key is suspended.")
+        return credential, tenant
+
+    async def _authenticate_v2(
+        self, claim: sigv2.V2Claim, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]
+    ) -> Identity:
+        credential, tenant = await self._credential(claim.access_key)
+        try:
+            sigv2.verify(claim, credential.secret_key, method, raw_path, raw_query, headers,
+                         now=self._clock(), max_skew=self._max_skew)
+        except sigv2.SigV2Error as e:
+            raise S3Error(e.code, e.message) from None
+        # V2 never signs the payload.
+        return Identity(tenant, claim.access_key, claim.signature, sigv4.UNSIGNED_PAYLOAD)

@@ -123,6 +123,19 @@ class S3Channel(http.HTTPChannel):
             return
         super().allContentReceived()
 
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        # Twisted writes names in Http-Header-Case; S3 sends x-amz-* in lower
+        # case, and SDKs keep the case of user metadata names as received.
+        # Values were already checked for line breaks by the Headers object.
+        out = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            if name.startswith(b"X-Amz-"):
+                name = name.lower()
+            for value in values:
+                out.extend((name, b": ", value, b"\r\n"))
+        out.append(b"\r\n")
+        self.transport.writeSequence(out)
+
     def send_continue(self) -> None:
         self._send100Continue()
 
