@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import treq
@@ -92,13 +93,14 @@ class Server:
         if sign:
             digest = payload_hash if payload_hash is not None else hashlib.sha256(body).hexdigest()
             hdrs.update(
-                sigv4.sign_headers(
-                    method, url, hdrs, digest, access, secret, REGION, now=datetime.now(timezone.utc)
-                )
+                sigv4.sign_headers(method, url, hdrs, digest, access, secret, REGION, now=datetime.now(UTC))
             )
         response = await treq.request(
-            method, url.encode("ascii"), data=body if body or method in ("PUT", "POST") else None,
-            headers={k: [v] for k, v in hdrs.items()}, persistent=False,
+            method,
+            url.encode("ascii"),
+            data=body if body or method in ("PUT", "POST") else None,
+            headers={k: [v] for k, v in hdrs.items()},
+            persistent=False,
         )
         response.body = await response.content()
         return response
@@ -106,7 +108,7 @@ class Server:
     def presign(self, method: str, path: str, expires: int = 300, now: datetime | None = None) -> str:
         url = self.url + quote(path, safe="/~")
         return sigv4.presign_url(
-            method, url, ACCESS, SECRET, REGION, now=now or datetime.now(timezone.utc), expires=expires
+            method, url, ACCESS, SECRET, REGION, now=now or datetime.now(UTC), expires=expires
         )
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 
 import pytest
@@ -111,7 +111,9 @@ async def test_keys_round_trip_exactly(server, key):
 async def test_metadata_and_content_type_are_kept(server):
     await make_bucket(server)
     r = await server.request(
-        "PUT", "/bucket/doc", b"hello",
+        "PUT",
+        "/bucket/doc",
+        b"hello",
         headers={"Content-Type": "text/x-test", "x-amz-meta-Colour": "blue", "x-amz-meta-size": "xl"},
     )
     assert r.code == 200
@@ -204,7 +206,13 @@ async def test_unsatisfiable_ranges(server):
     await make_bucket(server)
     await server.request("PUT", "/bucket/r", b"0123456789")
     await server.request("PUT", "/bucket/empty", b"")
-    for key, header in [("r", "bytes=10-"), ("r", "bytes=100-200"), ("empty", "bytes=0-0"), ("empty", "bytes=-1"), ("r", "bytes=-0")]:
+    for key, header in [
+        ("r", "bytes=10-"),
+        ("r", "bytes=100-200"),
+        ("empty", "bytes=0-0"),
+        ("empty", "bytes=-1"),
+        ("r", "bytes=-0"),
+    ]:
         r = await server.request("GET", f"/bucket/{key}", headers={"Range": header})
         assert (r.code, error_code(r)) == (416, "InvalidRange"), (key, header)
     r = await server.request("GET", "/bucket/empty")
@@ -280,12 +288,14 @@ async def test_auth_errors(server):
     assert (r.code, error_code(r)) == (403, "SignatureDoesNotMatch")
     r = await server.request("GET", "/bucket", sign=False, headers={"Authorization": "AWS4-HMAC-SHA256 garbage"})
     assert (r.code, error_code(r)) == (400, "AuthorizationHeaderMalformed")
-    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    old = datetime.now(UTC) - timedelta(hours=1)
     url = server.url + "/bucket"
     hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "us-east-1", now=old)
     r = await treq.get(url, headers={k: [v] for k, v in hdrs.items()}, persistent=False)
     assert r.code == 403 and b"RequestTimeTooSkewed" in await r.content()
-    hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "eu-west-1", now=datetime.now(timezone.utc))
+    hdrs = sigv4.sign_headers(
+        "GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "eu-west-1", now=datetime.now(UTC)
+    )
     r = await treq.get(url, headers={k: [v] for k, v in hdrs.items()}, persistent=False)
     assert r.code == 400 and b"AuthorizationHeaderMalformed" in await r.content()
 
@@ -309,7 +319,9 @@ async def test_presigned_urls(server):
     assert r.code == 200, await r.content()
     r = await treq.get(server.presign("GET", "/bucket/pre signed"), persistent=False)
     assert r.code == 200 and await r.content() == b"via presigned put"
-    expired = server.presign("GET", "/bucket/pre signed", expires=60, now=datetime.now(timezone.utc) - timedelta(hours=1))
+    expired = server.presign(
+        "GET", "/bucket/pre signed", expires=60, now=datetime.now(UTC) - timedelta(hours=1)
+    )
     r = await treq.get(expired, persistent=False)
     body = await r.content()
     assert r.code == 403 and b"AccessDenied" in body and b"expired" in body
@@ -324,9 +336,13 @@ async def test_sigv2_header_auth(server):
     date = formatdate(usegmt=True)
     to_sign = f"GET\n\n\n{date}\n/bucket"
     sig = base64.b64encode(__import__("hmac").new(SECRET.encode(), to_sign.encode(), "sha1").digest()).decode()
-    r = await treq.get(server.url + "/bucket", headers={"Date": date, "Authorization": f"AWS {ACCESS}:{sig}"}, persistent=False)
+    r = await treq.get(
+        server.url + "/bucket", headers={"Date": date, "Authorization": f"AWS {ACCESS}:{sig}"}, persistent=False
+    )
     assert r.code == 200, await r.content()
-    r = await treq.get(server.url + "/bucket", headers={"Date": date, "Authorization": f"AWS {ACCESS}:x{sig}"}, persistent=False)
+    r = await treq.get(
+        server.url + "/bucket", headers={"Date": date, "Authorization": f"AWS {ACCESS}:x{sig}"}, persistent=False
+    )
     assert r.code == 403 and b"SignatureDoesNotMatch" in await r.content()
 
 
@@ -355,7 +371,9 @@ async def test_payload_digests_are_verified_and_failures_store_nothing(server):
     assert r.code == 404
     assert server.blob_files() == []
     good_md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-    r = await server.request("PUT", "/bucket/k", body, headers={"Content-MD5": good_md5}, payload_hash=sigv4.UNSIGNED_PAYLOAD)
+    r = await server.request(
+        "PUT", "/bucket/k", body, headers={"Content-MD5": good_md5}, payload_hash=sigv4.UNSIGNED_PAYLOAD
+    )
     assert r.code == 200
 
 
@@ -398,7 +416,11 @@ def raw_exchange(port: int, head: bytes, body_parts: list[bytes], read_first: bo
 def signed_head(server: Server, method: str, path: str, length: int, extra: dict[str, str]) -> bytes:
     url = server.url + path
     hdrs = {"content-length": str(length), **extra}
-    hdrs.update(sigv4.sign_headers(method, url, hdrs, sigv4.UNSIGNED_PAYLOAD, ACCESS, SECRET, "us-east-1", now=datetime.now(timezone.utc)))
+    hdrs.update(
+        sigv4.sign_headers(
+            method, url, hdrs, sigv4.UNSIGNED_PAYLOAD, ACCESS, SECRET, "us-east-1", now=datetime.now(UTC)
+        )
+    )
     lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -471,7 +493,10 @@ async def test_every_operation_is_an_event_and_a_metric(server):
     with open(os.path.join(server.data, "events", "events.jsonl")) as f:
         events = [json.loads(line) for line in f]
     assert [(e["operation"], e["status"]) for e in events] == [
-        ("CreateBucket", 200), ("PutObject", 200), ("GetObject", 200), ("GetObject", 404)
+        ("CreateBucket", 200),
+        ("PutObject", 200),
+        ("GetObject", 200),
+        ("GetObject", 404),
     ]
     put, get = events[1], events[2]
     assert put["bytes_in"] == 5 and put["tenant"] == "default" and put["key"] == "k" and put["container"] == "bucket"

@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import string
-from typing import Mapping
+from collections.abc import Mapping
 
 from twisted.logger import Logger
 
@@ -39,8 +39,9 @@ async def ensure_first_credentials(engine: Engine, data_dir: str, environ: Mappi
         if len(secret) < 8:
             raise BootstrapError(f"{ENV_SECRET} must be at least 8 characters")
         await engine.ensure_credential(FIRST_TENANT, access, secret)
-        log.info("access key {access} from the environment belongs to tenant {tenant!r}", access=access,
-                 tenant=FIRST_TENANT)
+        log.info(
+            "access key {access} from the environment belongs to tenant {tenant!r}", access=access, tenant=FIRST_TENANT
+        )
         return
     if await engine.has_credentials():
         return

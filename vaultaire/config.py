@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from attrs import evolve, fields, frozen
 
@@ -89,9 +90,7 @@ def validate(settings: Settings) -> None:
         value = getattr(settings, f.name)
         expected = type(getattr(defaults, f.name))
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-            raise ConfigError(
-                f"setting {f.name!r} must be {expected.__name__}, not {type(value).__name__} {value!r}"
-            )
+            raise ConfigError(f"setting {f.name!r} must be {expected.__name__}, not {type(value).__name__} {value!r}")
     if not settings.data:
         raise ConfigError("setting 'data' (the data directory) must not be empty")
     if settings.log_level not in _LOG_LEVELS:

@@ -5,7 +5,7 @@ They live on the ground floor so that no lower layer ever imports a higher one.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from attrs import define, field, frozen
 

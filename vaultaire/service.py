@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    globalLogPublisher,
+)
 from twisted.web.server import Site
 
 from vaultaire import __version__
@@ -32,6 +39,18 @@ log = Logger()
 
 HEALTH_PROBE_SECONDS = 10.0
 GARBAGE_SWEEP_SECONDS = 600.0
+
+
+def apply_log_level(level: str) -> None:
+    """Filter what twistd's observers get by the configured level.
+
+    twistd sets up its observers before our service exists, so they are
+    wrapped in place rather than configured.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    for observer in list(globalLogPublisher._observers):
+        globalLogPublisher.removeObserver(observer)
+        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
 
 
 class HealthCache:
@@ -54,7 +73,9 @@ class HealthCache:
 class VaultaireService(MultiService):
     """Binds the ports first (clear error if taken), then starts the engine."""
 
-    def __init__(self, settings: Settings, engine: Engine, events: EventLog, environ: Mapping[str, str], reactor: Any) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, events: EventLog, environ: Mapping[str, str], reactor: Any
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.engine = engine
@@ -70,10 +91,12 @@ class VaultaireService(MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            sys.stderr.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketErr}\n")
+            sys.stderr.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
             raise SystemExit(1) from None
 
     def startService(self) -> None:
+        if self.settings.log_level != "info":
+            apply_log_level(self.settings.log_level)
         self.events.start()
         super().startService()
         self.ready = ensureDeferred(self._boot())

@@ -46,14 +46,18 @@ def parse(raw_query: str, headers: Mapping[str, str]) -> V2Claim | None:
     if auth.startswith("AWS "):
         access, sep, signature = auth[4:].strip().rpartition(":")
         if not sep or not access or not signature:
-            raise SigV2Error("InvalidArgument", "Authorization header is invalid -- one and only one ' ' (space) required")
+            raise SigV2Error(
+                "InvalidArgument", "Authorization header is invalid -- one and only one ' ' (space) required"
+            )
         return V2Claim(access, signature, None, False)
     if "AWSAccessKeyId=" not in raw_query:
         return None
     params = dict(parse_qsl(raw_query, keep_blank_values=True))
     access, signature, expires = params.get("AWSAccessKeyId"), params.get("Signature"), params.get("Expires")
     if not access or not signature or not expires:
-        raise SigV2Error("AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
+        raise SigV2Error(
+            "AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
+        )
     try:
         expiry = int(expires)
     except ValueError:
@@ -74,14 +78,24 @@ def string_to_sign(method: str, raw_path: str, raw_query: str, headers: Mapping[
     if subresources:
         subresources.sort()
         resource += "?" + "&".join(n if v is None else f"{n}={v}" for n, v in subresources)
-    return "\n".join(
-        [method, headers.get("content-md5", ""), headers.get("content-type", ""), date_or_expires]
-    ) + "\n" + amz_lines + resource
+    return (
+        "\n".join([method, headers.get("content-md5", ""), headers.get("content-type", ""), date_or_expires])
+        + "\n"
+        + amz_lines
+        + resource
+    )
 
 
 def verify(
-    claim: V2Claim, secret_key: str, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
-    *, now: float, max_skew: int = 900,
+    claim: V2Claim,
+    secret_key: str,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    max_skew: int = 900,
 ) -> None:
     if claim.presigned:
         assert claim.expires is not None
@@ -99,11 +113,14 @@ def verify(
         except (TypeError, ValueError):
             raise SigV2Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from None
         if abs(now - sent) > max_skew:
-            raise SigV2Error("RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
+            raise SigV2Error(
+                "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."
+            )
     text = string_to_sign(method, raw_path, raw_query, headers, when)
     expected = base64.b64encode(hmac.new(secret_key.encode(), text.encode("utf-8"), hashlib.sha1).digest()).decode()
     if not hmac.compare_digest(expected, claim.signature):
         raise SigV2Error(
             "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            "The request signature we calculated does not match the signature you provided."
+            " Check your key and signing method.",
         )

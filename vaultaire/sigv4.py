@@ -70,8 +70,7 @@ MAX_PRESIGN_EXPIRES = 604800  # one week, S3's hard limit
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 _SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your key and signing method."
+    "The request signature we calculated does not match the signature you provided. Check your key and signing method."
 )
 _HEADER_MALFORMED = "AuthorizationHeaderMalformed"
 _QUERY_MALFORMED = "AuthorizationQueryParametersError"
@@ -213,9 +212,7 @@ def canonical_request(
     the signature then simply fails to match, which is the honest outcome.
     """
     names = sorted({name.lower() for name in signed_headers})
-    header_lines = "".join(
-        f"{name}:{_canonical_header_value(headers.get(name, ''))}\n" for name in names
-    )
+    header_lines = "".join(f"{name}:{_canonical_header_value(headers.get(name, ''))}\n" for name in names)
     return "\n".join(
         [
             method.upper(),
@@ -259,33 +256,23 @@ def signature(key: bytes, string_to_sign: str) -> str:
 # aws-chunked payloads
 
 
-def chunk_string_to_sign(
-    amz_date: str, scope: str, previous_signature: str, chunk_sha256_hex: str
-) -> str:
+def chunk_string_to_sign(amz_date: str, scope: str, previous_signature: str, chunk_sha256_hex: str) -> str:
     """String to sign for one chunk of a STREAMING-AWS4-HMAC-SHA256-PAYLOAD body."""
     return f"AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{scope}\n{previous_signature}\n{EMPTY_SHA256}\n{chunk_sha256_hex}"
 
 
-def chunk_signature(
-    key: bytes, amz_date: str, scope: str, previous_signature: str, chunk_sha256_hex: str
-) -> str:
+def chunk_signature(key: bytes, amz_date: str, scope: str, previous_signature: str, chunk_sha256_hex: str) -> str:
     """Signature of one chunk, chained from the previous one (the seed first)."""
-    return signature(
-        key, chunk_string_to_sign(amz_date, scope, previous_signature, chunk_sha256_hex)
-    )
+    return signature(key, chunk_string_to_sign(amz_date, scope, previous_signature, chunk_sha256_hex))
 
 
-def trailer_string_to_sign(
-    amz_date: str, scope: str, previous_signature: str, trailer: bytes
-) -> str:
+def trailer_string_to_sign(amz_date: str, scope: str, previous_signature: str, trailer: bytes) -> str:
     """String to sign for the trailing headers of a ...-PAYLOAD-TRAILER body."""
     digest = hashlib.sha256(trailer).hexdigest()
     return f"AWS4-HMAC-SHA256-TRAILER\n{amz_date}\n{scope}\n{previous_signature}\n{digest}"
 
 
-def trailer_signature(
-    key: bytes, amz_date: str, scope: str, previous_signature: str, trailer: bytes
-) -> str:
+def trailer_signature(key: bytes, amz_date: str, scope: str, previous_signature: str, trailer: bytes) -> str:
     """Signature of the trailer block, chained from the last chunk signature."""
     return signature(key, trailer_string_to_sign(amz_date, scope, previous_signature, trailer))
 
@@ -299,8 +286,7 @@ def _parse_scope(credential: str, code: str, prefix: str) -> tuple[str, str, str
     if len(parts) != 5 or not all(parts):
         raise SigV4Error(
             code,
-            f"{prefix}the Credential is mal-formed; expecting "
-            '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".',
+            f'{prefix}the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".',
         )
     access_key, date, region, service, terminator = parts
     if terminator != "aws4_request":
@@ -331,14 +317,10 @@ def _amz_date_from_headers(headers: Mapping[str, str]) -> str:
             except (TypeError, ValueError):
                 parsed = None
             if parsed is None or parsed.tzinfo is None:
-                raise SigV4Error(
-                    "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-                )
+                raise SigV4Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
             value = parsed.astimezone(UTC).strftime(AMZ_DATE_FORMAT)
     if value is None or not _AMZ_DATE.fullmatch(value.strip()):
-        raise SigV4Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        )
+        raise SigV4Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
     return value.strip()
 
 
@@ -347,8 +329,7 @@ def _check_payload_hash(value: str) -> None:
         return
     raise SigV4Error(
         "InvalidRequest",
-        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- value, "
-        "or a valid sha256 value.",
+        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- value, or a valid sha256 value.",
     )
 
 
@@ -371,17 +352,13 @@ def _parse_header_form(auth: str, headers: Mapping[str, str]) -> Credentials:
                 f"{prefix}missing {required}; the authorization header requires three "
                 "components: Credential, SignedHeaders, and Signature.",
             )
-    access_key, date, region, service = _parse_scope(
-        fields["Credential"], _HEADER_MALFORMED, prefix
-    )
+    access_key, date, region, service = _parse_scope(fields["Credential"], _HEADER_MALFORMED, prefix)
     signed = _split_signed_headers(fields["SignedHeaders"], _HEADER_MALFORMED, prefix)
     amz_date = _amz_date_from_headers(headers)
     payload_hash = headers.get("x-amz-content-sha256")
     if payload_hash is None:
         if service == "s3":
-            raise SigV4Error(
-                "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
-            )
+            raise SigV4Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
         # Other services hash the body themselves; "" means "caller supplies it".
         payload_hash = ""
     else:
@@ -413,9 +390,7 @@ def _parse_query_form(params: Mapping[str, str]) -> Credentials:
         )
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise SigV4Error(_QUERY_MALFORMED, f'X-Amz-Algorithm only supports "{ALGORITHM}"')
-    access_key, date, region, service = _parse_scope(
-        params["X-Amz-Credential"], _QUERY_MALFORMED, prefix
-    )
+    access_key, date, region, service = _parse_scope(params["X-Amz-Credential"], _QUERY_MALFORMED, prefix)
     signed = _split_signed_headers(
         params["X-Amz-SignedHeaders"], _QUERY_MALFORMED, "Error parsing X-Amz-SignedHeaders; "
     )
@@ -445,9 +420,7 @@ def _parse_query_form(params: Mapping[str, str]) -> Credentials:
     )
 
 
-def parse_request(
-    method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]
-) -> Credentials | None:
+def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]) -> Credentials | None:
     """Extract the client's SigV4 claims, or None for an anonymous request.
 
     ``headers``: lower-case names, repeated values already joined with ','.
@@ -476,7 +449,7 @@ def parse_request(
             raise SigV4Error(
                 _HEADER_MALFORMED,
                 f"The authorization header is malformed; unsupported algorithm "
-                f"\"{auth.split(' ', 1)[0]}\"; only {ALGORITHM} is supported.",
+                f'"{auth.split(" ", 1)[0]}"; only {ALGORITHM} is supported.',
             )
         return _parse_header_form(auth, headers)
     if query_auth:
@@ -513,9 +486,7 @@ def verify(
         else "The authorization header is malformed; "
     )
     if creds.service != "s3":
-        raise SigV4Error(
-            code, f'{prefix}incorrect service "{creds.service}". This endpoint belongs to "s3".'
-        )
+        raise SigV4Error(code, f'{prefix}incorrect service "{creds.service}". This endpoint belongs to "s3".')
     if region is not None and creds.region != region:
         raise SigV4Error(code, f"{prefix}the region '{creds.region}' is wrong; expecting '{region}'")
     if creds.date != creds.amz_date[:8]:
@@ -529,9 +500,7 @@ def verify(
     try:
         request_time = _parse_amz_date(creds.amz_date)
     except ValueError:
-        raise SigV4Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        ) from None
+        raise SigV4Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from None
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     skew = timedelta(seconds=max_skew)
@@ -621,16 +590,13 @@ def sign_headers(
     lowered.update(added)
     signed = sorted(name for name in lowered if name not in _UNSIGNABLE)
     scope = credential_scope(amz_date[:8], region, service)
-    creq = canonical_request(
-        method, parts.path or "/", parts.query, lowered, signed, payload_hash
-    )
+    creq = canonical_request(method, parts.path or "/", parts.query, lowered, signed, payload_hash)
     sig = signature(
         signing_key(secret_key, amz_date[:8], region, service),
         string_to_sign(amz_date, scope, creq),
     )
     added["authorization"] = (
-        f"{ALGORITHM} Credential={access_key}/{scope}, "
-        f"SignedHeaders={';'.join(signed)}, Signature={sig}"
+        f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={';'.join(signed)}, Signature={sig}"
     )
     return added
 
@@ -664,9 +630,7 @@ def presign_url(
     ]
     auth_query = "&".join(f"{k}={_encode_component(v)}" for k, v in auth_params)
     query = f"{parts.query}&{auth_query}" if parts.query else auth_query
-    creq = canonical_request(
-        method, parts.path or "/", query, headers, signed, UNSIGNED_PAYLOAD, presigned=True
-    )
+    creq = canonical_request(method, parts.path or "/", query, headers, signed, UNSIGNED_PAYLOAD, presigned=True)
     sig = signature(
         signing_key(secret_key, amz_date[:8], region, service),
         string_to_sign(amz_date, scope, creq),

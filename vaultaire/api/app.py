@@ -10,8 +10,9 @@ import base64
 import binascii
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
@@ -184,7 +185,13 @@ class S3Api:
         return body
 
     def _record(
-        self, request: S3Request, call: S3Call | None, method: str, started: float, request_id: str, error: S3Error | None
+        self,
+        request: S3Request,
+        call: S3Call | None,
+        method: str,
+        started: float,
+        request_id: str,
+        error: S3Error | None,
     ) -> None:
         duration = self.clock() - started
         operation = call.operation if call else "Unknown"
@@ -294,19 +301,27 @@ class S3Api:
             if max_keys < 0:
                 raise ValueError
         except ValueError:
-            raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
-                          ArgumentName="max-keys", ArgumentValue=q.get("max-keys", "")) from None
+            raise S3Error(
+                "InvalidArgument",
+                "Provided max-keys not an integer or within integer range",
+                ArgumentName="max-keys",
+                ArgumentValue=q.get("max-keys", ""),
+            ) from None
         max_keys = min(max_keys, MAX_LIST_KEYS)
         encoding = q.get("encoding-type")
         if encoding not in (None, "url"):
-            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
-                          ArgumentName="encoding-type", ArgumentValue=encoding or "")
+            raise S3Error(
+                "InvalidArgument",
+                "Invalid Encoding Method specified in Request",
+                ArgumentName="encoding-type",
+                ArgumentValue=encoding or "",
+            )
         if v2:
             token = q.get("continuation-token")
             after = _decode_token(token) if token is not None else q.get("start-after") or None
         else:
             after = q.get("marker") or None
-        page = await self.engine.list(call.ctx, container, prefix, delimiter, after, max_keys)
+        page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, after, max_keys)
 
         def enc(text: str) -> str:
             return sigv4.canonical_uri("/" + text)[1:] if encoding == "url" else text
@@ -350,7 +365,7 @@ class S3Api:
     # -- artifacts
 
     def _metadata(self, call: S3Call) -> tuple[tuple[str, str], ...]:
-        meta = sorted((k[len("x-amz-meta-"):], v) for k, v in call.headers.items() if k.startswith("x-amz-meta-"))
+        meta = sorted((k[len("x-amz-meta-") :], v) for k, v in call.headers.items() if k.startswith("x-amz-meta-"))
         size = sum(len(k.encode()) + len(v.encode()) for k, v in meta)
         if size > MAX_METADATA_BYTES:
             raise S3Error(
@@ -383,8 +398,12 @@ class S3Api:
         except ValueError:
             digest = b""
         if len(digest) != 32:
-            raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest.",
-                          ArgumentName="x-amz-content-sha256", ArgumentValue=mode)
+            raise S3Error(
+                "InvalidArgument",
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest.",
+                ArgumentName="x-amz-content-sha256",
+                ArgumentValue=mode,
+            )
         return digest
 
     async def put_object(self, call: S3Call) -> bytes:
@@ -468,8 +487,12 @@ def _decode_token(token: str) -> str:
     try:
         return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, ValueError, UnicodeError):
-        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
-                      ArgumentName="continuation-token", ArgumentValue=token) from None
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            ArgumentName="continuation-token",
+            ArgumentValue=token,
+        ) from None
 
 
 __all__ = ["S3Api"]

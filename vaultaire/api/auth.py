@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 
 from attrs import frozen
 
@@ -26,17 +26,13 @@ class Identity:
 
 
 class Authenticator:
-    def __init__(
-        self, lookup: CredentialLookup, region: str, max_skew: int, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, lookup: CredentialLookup, region: str, max_skew: int, clock: Callable[[], float]) -> None:
         self._lookup = lookup
         self._region = region
         self._max_skew = max_skew
         self._clock = clock
 
-    async def authenticate(
-        self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]
-    ) -> Identity:
+    async def authenticate(self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]) -> Identity:
         try:
             v2 = sigv2.parse(raw_query, headers)
         except sigv2.SigV2Error as e:
@@ -50,7 +46,7 @@ class Authenticator:
         if claimed is None:
             raise S3Error("AccessDenied", "Anonymous access is not allowed; sign the request.")
         credential, tenant = await self._credential(claimed.access_key)
-        now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), tz=UTC)
         try:
             signature = sigv4.verify(
                 claimed,
@@ -83,8 +79,16 @@ class Authenticator:
     ) -> Identity:
         credential, tenant = await self._credential(claim.access_key)
         try:
-            sigv2.verify(claim, credential.secret_key, method, raw_path, raw_query, headers,
-                         now=self._clock(), max_skew=self._max_skew)
+            sigv2.verify(
+                claim,
+                credential.secret_key,
+                method,
+                raw_path,
+                raw_query,
+                headers,
+                now=self._clock(),
+                max_skew=self._max_skew,
+            )
         except sigv2.SigV2Error as e:
             raise S3Error(e.code, e.message) from None
         # V2 never signs the payload.

@@ -7,7 +7,7 @@ so a slow disk slows the client instead of filling memory.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail, succeed
 

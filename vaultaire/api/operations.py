@@ -31,7 +31,11 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("object", "DELETE", None): "DeleteObject",
 }
 
-_ALLOWED_METHODS = {"service": {"GET"}, "bucket": {"GET", "PUT", "HEAD", "DELETE", "POST"}, "object": {"GET", "PUT", "HEAD", "DELETE", "POST"}}
+_ALLOWED_METHODS = {
+    "service": {"GET"},
+    "bucket": {"GET", "PUT", "HEAD", "DELETE", "POST"},
+    "object": {"GET", "PUT", "HEAD", "DELETE", "POST"},
+}
 
 
 def detect(method: str, target: Target, headers: dict[str, str]) -> str:

@@ -10,7 +10,7 @@ S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 class Element:
     __slots__ = ("name", "children", "text", "attrs")
 
-    def __init__(self, name: str, children: tuple["Element", ...], text: str | None, attrs: str) -> None:
+    def __init__(self, name: str, children: tuple[Element, ...], text: str | None, attrs: str) -> None:
         self.name = name
         self.children = children
         self.text = text
@@ -26,7 +26,7 @@ class Element:
         out.append(f"</{self.name}>")
 
 
-def element(name: str, *content: "Element | str | int | bool | None", xmlns: bool = False) -> Element:
+def element(name: str, *content: Element | str | int | bool | None, xmlns: bool = False) -> Element:
     """``element("Key", "a")`` is a text element; ``element("Contents", e1, e2)`` a parent."""
     attrs = f' xmlns="{S3_NS}"' if xmlns else ""
     if len(content) == 1 and not isinstance(content[0], Element):

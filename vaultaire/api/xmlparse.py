@@ -14,7 +14,9 @@ def parse(body: bytes) -> ET.Element:
     try:
         return ET.fromstring(body)
     except ET.ParseError:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.") from None
+        raise S3Error(
+            "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema."
+        ) from None
 
 
 def _local(tag: str) -> str:

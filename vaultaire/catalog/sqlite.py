@@ -12,7 +12,8 @@ import os
 import sqlite3
 import time
 import uuid
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
@@ -211,8 +212,7 @@ class SQLiteCatalog:
             row = (
                 self._db()
                 .execute(
-                    "SELECT id, tenant_id, name, placement, created FROM containers"
-                    " WHERE tenant_id = ? AND name = ?",
+                    "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ? AND name = ?",
                     (tenant_id, name),
                 )
                 .fetchone()
@@ -308,7 +308,8 @@ class SQLiteCatalog:
             db = self._db()
 
             def fetch(lower: bytes, inclusive: bool, upper: bytes | None, n: int) -> list[tuple[Any, ...]]:
-                sql = f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key {'>=' if inclusive else '>'} ?"
+                op = ">=" if inclusive else ">"
+                sql = f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key {op} ?"
                 args: list[Any] = [container_id, lower]
                 if upper is not None:
                     sql += " AND key < ?"

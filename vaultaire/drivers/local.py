@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IReactorFromThreads, IReactorThreads
+from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
 from vaultaire.errors import DriverError
 
@@ -165,13 +165,15 @@ class LocalBlobReader:
         self._stopped = True
         self._unregister()
         self._close()
-        self._done.errback(DriverError(message))
+        if not self._done.called:  # a cancelled consumer has already been told
+            self._done.errback(DriverError(message))
 
     def _finish(self) -> None:
         self._stopped = True
         self._unregister()
         self._close()
-        self._done.callback(self._written)
+        if not self._done.called:
+            self._done.callback(self._written)
 
     def _unregister(self) -> None:
         if self._consumer is not None:

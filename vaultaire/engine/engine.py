@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThreadPool
@@ -19,7 +20,6 @@ from twisted.logger import Logger
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.errors import (
-    ContainerExists,
     DigestMismatch,
     DriverError,
     NoSuchArtifact,
@@ -230,18 +230,18 @@ class Engine:
             await self._free(container.placement, [removed.locator])
         return removed
 
-    async def list(
+    async def list_artifacts(
         self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> ListingPage:
         return await self.catalog.list_artifacts(container.id, prefix, delimiter, after, limit)
 
     # -- freeing blobs the catalog no longer references
 
-    async def _free(self, placement: str, locators: list[str]) -> None:
+    async def _free(self, placement: str, locators: list[str]) -> int:
         """Free blobs after their commit; a failure leaves them queued for the next sweep."""
         driver = self.drivers.get(placement)
         if driver is None:
-            return
+            return 0
         freed = []
         for locator in locators:
             try:
@@ -251,24 +251,23 @@ class Engine:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
         if freed:
             await self.catalog.forget_garbage(freed)
+        return len(freed)
 
     async def collect_garbage(self, batch: int = 1000) -> int:
-        """Free every queued blob (left by a crash between commit and free)."""
+        """Free queued blobs (left by a crash between commit and free); returns how many."""
         total = 0
         while True:
             pending = await self.catalog.garbage(batch)
-            if not pending:
-                return total
             by_placement: dict[str, list[str]] = {}
             for placement, locator in pending:
                 by_placement.setdefault(placement, []).append(locator)
+            before = total
             for placement, locators in by_placement.items():
-                await self._free(placement, locators)
                 if placement not in self.drivers:
+                    log.warn("dropping {n} garbage blobs of unknown placement {p}", n=len(locators), p=placement)
                     await self.catalog.forget_garbage(locators)
-            total += len(pending)
-            if len(pending) < batch:
+                    continue
+                total += await self._free(placement, locators)
+            # Stop when the queue is drained or a round freed nothing (a driver is failing).
+            if len(pending) < batch or total == before:
                 return total
-
-
-__all__ = ["ChunkSource", "Engine", "ContainerExists"]

@@ -121,9 +121,7 @@ class EventLog:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stopping.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="vaultaire-eventlog", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="vaultaire-eventlog", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -146,7 +144,7 @@ class EventLog:
         try:
             # Shallow copy: callers may reuse/mutate their dict after emitting.
             self._queue.put_nowait(dict(event))
-        except BaseException:  # noqa: BLE001 - must never raise into a request
+        except BaseException:
             self._count_dropped(1)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -180,7 +178,7 @@ class EventLog:
                     break
             try:
                 self._write_batch(batch)
-            except Exception:  # noqa: BLE001 - the writer must survive anything
+            except Exception:
                 _log.failure("event log writer failed on a batch")
             finally:
                 for _ in batch:
@@ -195,10 +193,8 @@ class EventLog:
             if item is _STOP:
                 continue
             try:
-                text = json.dumps(
-                    item, separators=(",", ":"), ensure_ascii=False, default=str
-                )
-            except Exception:  # noqa: BLE001 - e.g. circular references
+                text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+            except Exception:
                 bad += 1
                 continue
             # backslashreplace keeps lone surrogates as \uXXXX: still valid JSON.
@@ -258,7 +254,7 @@ class EventLog:
                 pass  # gone (or its directory is): reopen below, which may raise
             self._close()
         os.makedirs(self.directory, exist_ok=True)
-        fh = open(self.path, "ab")  # noqa: SIM115 - long-lived handle
+        fh = open(self.path, "ab")
         try:
             st = os.fstat(fh.fileno())
             self._identity = (st.st_dev, st.st_ino)
@@ -283,9 +279,7 @@ class EventLog:
 
     def _rotate(self, now: float) -> None:
         self._close()
-        stamp = datetime.datetime.fromtimestamp(
-            self._opened_at, tz=datetime.UTC
-        ).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.datetime.fromtimestamp(self._opened_at, tz=datetime.UTC).strftime("%Y%m%d-%H%M%S")
         target = self._free_name(stamp)
         os.rename(self.path, target)
         self._ensure_open()
@@ -317,10 +311,7 @@ class EventLog:
         # Drop the handle so the next batch retries from a clean open.
         self._close()
         now = _time.monotonic()
-        if (
-            self._last_error_log is None
-            or now - self._last_error_log >= _ERROR_LOG_INTERVAL
-        ):
+        if self._last_error_log is None or now - self._last_error_log >= _ERROR_LOG_INTERVAL:
             self._last_error_log = now
             _log.error(
                 "event log write to {path} failed ({count} errors so far): {error}",

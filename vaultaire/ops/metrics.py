@@ -33,9 +33,7 @@ class Metrics:
     """Request metrics; a private registry by default so tests never share state."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry: CollectorRegistry = (
-            registry if registry is not None else CollectorRegistry()
-        )
+        self.registry: CollectorRegistry = registry if registry is not None else CollectorRegistry()
         self.requests = Counter(
             "vaultaire_requests",
             "S3 requests handled, by operation and HTTP status.",
@@ -90,10 +88,8 @@ class Metrics:
                 received.inc(bytes_in)
             if bytes_out > 0:
                 sent.inc(bytes_out)
-        except Exception:  # noqa: BLE001 - metrics are best effort
-            _log.failure(
-                "recording metrics for {operation} failed", operation=operation
-            )
+        except Exception:
+            _log.failure("recording metrics for {operation} failed", operation=operation)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""

@@ -51,7 +51,7 @@ def health_document(
         for name, value in extra.items():
             if name not in _RESERVED:
                 doc[name] = value
-    except Exception as e:  # noqa: BLE001 - a failing check is a health result
+    except Exception as e:
         doc["status"] = "error"
         doc["error"] = f"{type(e).__name__}: {e}"
     code = 200 if doc["status"] == "ok" else 503
@@ -100,9 +100,7 @@ class OpsResource(Resource):
         return handler(request)
 
     def _render_health(self, request: Request) -> bytes:
-        code, body = health_document(
-            self._version, self._started, self._health, self._clock
-        )
+        code, body = health_document(self._version, self._started, self._health, self._clock)
         request.setResponseCode(code)
         request.setHeader(b"Content-Type", JSON_TYPE)
         return body
@@ -113,7 +111,7 @@ class OpsResource(Resource):
     def _render_metrics(self, request: Request) -> bytes:
         try:
             body, content_type = self._metrics.render()
-        except Exception:  # noqa: BLE001 - answer 500 rather than drop the connection
+        except Exception:
             _log.failure("rendering metrics failed")
             return _plain(request, 500, b"Internal Server Error\n")
         request.setHeader(b"Content-Type", content_type.encode("ascii"))
@@ -138,7 +136,5 @@ def ops_resource(
     # cast: twisted's @implementer is invisible to mypy without mypy-zope.
     return cast(
         IResource,
-        OpsResource(
-            metrics, version=version, started=started, health=health, clock=clock
-        ),
+        OpsResource(metrics, version=version, started=started, health=health, clock=clock),
     )
