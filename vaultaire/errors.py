@@ -33,10 +33,6 @@ class RangeNotSatisfiable(VaultaireError):
         self.size = size
 
 
-class DigestMismatch(VaultaireError):
-    """The content did not match the digest the client declared."""
-
-
 class IncompleteBody(VaultaireError):
     """The client sent fewer bytes than it announced, or went away."""
 

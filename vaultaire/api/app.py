@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,15 +20,16 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from vaultaire import sigv4
-from vaultaire.api import xmlparse
+from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import Target, check_bucket_name, parse_target
 from vaultaire.api.auth import Authenticator, Identity
+from vaultaire.api.chunked import AwsChunkedSource, ChunkSigning
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
 from vaultaire.api.operations import detect
 from vaultaire.api.ranges import resolve_range
 from vaultaire.api.xmlout import element, xml_document
-from vaultaire.engine import Engine
+from vaultaire.engine import ChunkSource, Engine, Hasher
 from vaultaire.errors import Cancelled
 from vaultaire.model import Artifact, Container, RequestContext
 from vaultaire.ops.events import EventLog, make_event
@@ -387,12 +389,10 @@ class S3Api:
             raise S3Error("InvalidDigest")
         return digest
 
-    def _expected_sha256(self, identity: Identity) -> bytes | None:
-        mode = identity.payload_hash
-        if mode == sigv4.UNSIGNED_PAYLOAD:
+    def _signed_payload_sha256(self, mode: str) -> bytes | None:
+        """The SHA-256 the client signed for a plain body, or None when it signed none."""
+        if mode == sigv4.UNSIGNED_PAYLOAD or mode in sigv4.STREAMING_PAYLOADS:
             return None
-        if mode in sigv4.STREAMING_PAYLOADS:
-            raise S3Error("NotImplemented", f"Payload mode {mode} (aws-chunked) is not implemented yet.")
         try:
             digest = bytes.fromhex(mode)
         except ValueError:
@@ -406,30 +406,78 @@ class S3Api:
             )
         return digest
 
+    def _body_size(self, call: S3Call, streaming: bool) -> int:
+        """The size the artifact will have, checked against S3's single-PUT limit."""
+        length = call.request.body_length
+        if length is None and not streaming:
+            raise S3Error("MissingContentLength")
+        size = length or 0
+        if streaming:
+            # Clients send aws-chunked with Transfer-Encoding: chunked and no
+            # Content-Length; the decoded size is the one that counts.
+            decoded = call.headers.get("x-amz-decoded-content-length")
+            if decoded is None or not decoded.isdigit():
+                raise S3Error("MissingContentLength", "aws-chunked bodies need x-amz-decoded-content-length.")
+            size = int(decoded)
+        if size > MAX_PUT_SIZE:
+            raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(MAX_PUT_SIZE))
+        return size
+
     async def put_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None and call.identity is not None
-        length = call.request.body_length
-        if length is None:
-            raise S3Error("MissingContentLength")
-        if length > MAX_PUT_SIZE:
-            raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PUT_SIZE))
+        identity = call.identity
+        mode = identity.payload_hash
+        streaming = mode in sigv4.STREAMING_PAYLOADS
+        size = self._body_size(call, streaming)
         expected_md5 = self._content_md5(call)
-        expected_sha256 = self._expected_sha256(call.identity)
+        expected_sha256 = self._signed_payload_sha256(mode)
+        algorithm, expected_checksum, checksum_in_trailer = checksums.declared(call.headers)
+        hashers: dict[str, Hasher] = {}
+        if algorithm is not None:
+            hashers["checksum"] = checksums.new_hasher(algorithm)
+        if expected_sha256 is not None:
+            hashers["payload-sha256"] = hashlib.sha256()
         metadata = self._metadata(call)
         content_type = call.headers.get("content-type") or "binary/octet-stream"
         container = await self._container(call)
-        body = call.request.open_body()  # only now does the client get its 100 Continue
+        raw = call.request.open_body()  # only now does the client get its 100 Continue
+        source: ChunkSource = raw
+        chunked: AwsChunkedSource | None = None
+        if streaming:
+            signing = None
+            if mode != "STREAMING-UNSIGNED-PAYLOAD-TRAILER":
+                signing = ChunkSigning(identity.signing_key, identity.amz_date, identity.scope, identity.signature)
+            source = chunked = AwsChunkedSource(raw, signing, size)
+
+        def verify(digests: Mapping[str, bytes]) -> None:
+            if expected_md5 is not None and digests["md5"] != expected_md5:
+                raise S3Error("BadDigest")
+            if expected_sha256 is not None and digests["payload-sha256"] != expected_sha256:
+                raise S3Error("XAmzContentSHA256Mismatch")
+            if algorithm is not None:
+                expected = expected_checksum
+                if checksum_in_trailer:
+                    sent = chunked.trailers.get(checksums.header_name(algorithm)) if chunked else None
+                    if sent is None:
+                        raise S3Error("InvalidRequest", f"The trailer {checksums.header_name(algorithm)} is missing.")
+                    expected = checksums.decode_value(algorithm, sent)
+                if digests["checksum"] != expected:
+                    raise S3Error(
+                        "BadDigest",
+                        f"The {algorithm.upper()} you specified did not match the calculated checksum.",
+                    )
+
         artifact = await self.engine.put(
             call.ctx,
             container,
             call.target.key,
-            body,
+            source,
             content_type=content_type,
             metadata=metadata,
-            expected_md5=expected_md5,
-            expected_sha256=expected_sha256,
+            hashers=hashers,
+            verify=verify,
         )
-        if artifact.size != length:
+        if artifact.size != size:
             # The channel ends a body at Content-Length, so this means a short body.
             raise S3Error("IncompleteBody")
         call.set_header("ETag", artifact.etag)

@@ -23,6 +23,10 @@ class Identity:
     signature: str
     # What the client says of the payload: a hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-* mode.
     payload_hash: str
+    # For chaining aws-chunked signatures (SigV4 only).
+    amz_date: str = ""
+    scope: str = ""
+    signing_key: bytes = b""
 
 
 class Authenticator:
@@ -63,7 +67,10 @@ class Authenticator:
             if e.code == "SignatureDoesNotMatch":
                 raise S3Error(e.code, e.message, AWSAccessKeyId=claimed.access_key) from None
             raise S3Error(e.code, e.message) from None
-        return Identity(tenant, claimed.access_key, signature, claimed.payload_hash)
+        key = sigv4.signing_key(credential.secret_key, claimed.date, claimed.region, claimed.service)
+        return Identity(
+            tenant, claimed.access_key, signature, claimed.payload_hash, claimed.amz_date, claimed.scope, key
+        )
 
     async def _credential(self, access_key: str) -> tuple[Credential, Tenant]:
         found = await self._lookup(access_key)

@@ -83,11 +83,6 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
-    if isinstance(exc, domain.DigestMismatch):
-        which = str(exc)
-        if which == "x-amz-content-sha256":
-            return S3Error("XAmzContentSHA256Mismatch")
-        return S3Error("BadDigest", f"The {which} you specified did not match what we received.")
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
     if isinstance(exc, domain.DriverError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -20,7 +20,6 @@ from twisted.logger import Logger
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.errors import (
-    DigestMismatch,
     DriverError,
     NoSuchArtifact,
     NoSuchContainer,
@@ -31,6 +30,19 @@ log = Logger()
 
 # Below this a thread hop costs more than hashing on the reactor thread.
 HASH_IN_THREAD_MIN = 64 * 1024
+
+
+class Hasher(Protocol):
+    """hashlib's interface: what the engine feeds every byte of an upload to."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+# Called with every digest ("md5" and the caller's hashers) once the body has
+# ended and before anything is committed; raises to refuse the upload.
+Verifier = Callable[[Mapping[str, bytes]], None]
 
 
 class ChunkSource(Protocol):
@@ -140,12 +152,12 @@ class Engine:
         *,
         content_type: str,
         metadata: tuple[tuple[str, str], ...] = (),
-        expected_md5: bytes | None = None,
-        expected_sha256: bytes | None = None,
+        hashers: Mapping[str, Hasher] | None = None,
+        verify: Verifier | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
-        A digest mismatch, a short body or a cancelled request aborts the blob:
+        A refused digest, a short body or a cancelled request aborts the blob:
         nothing is committed and nothing is left on the driver.
         """
         driver = self._driver(container)
@@ -153,13 +165,12 @@ class Engine:
         locator = f"{container.id}/{blob[:2]}/{blob}"
         writer = driver.open_writer(locator)
         md5 = hashlib.md5()
-        sha256 = hashlib.sha256() if expected_sha256 is not None else None
+        all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
 
         def absorb(chunk: bytes) -> None:
-            md5.update(chunk)
-            if sha256 is not None:
-                sha256.update(chunk)
+            for hasher in all_hashers.values():
+                hasher.update(chunk)
 
         try:
             while True:
@@ -176,10 +187,8 @@ class Engine:
                     await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
                         lambda f: f.value.subFailure.raiseException()
                     )
-            if expected_md5 is not None and md5.digest() != expected_md5:
-                raise DigestMismatch("Content-MD5")
-            if sha256 is not None and sha256.digest() != expected_sha256:
-                raise DigestMismatch("x-amz-content-sha256")
+            if verify is not None:
+                verify({name: hasher.digest() for name, hasher in all_hashers.items()})
             await writer.commit()
         except BaseException:
             await writer.abort()
