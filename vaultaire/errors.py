@@ -27,6 +27,10 @@ class NoSuchArtifact(VaultaireError):
     pass
 
 
+class PreconditionFailed(VaultaireError):
+    """A write condition did not hold when the write was committed."""
+
+
 class RangeNotSatisfiable(VaultaireError):
     def __init__(self, size: int) -> None:
         super().__init__(f"range not satisfiable for size {size}")

@@ -53,10 +53,21 @@ class Artifact:
     modified: float
     content_type: str = "binary/octet-stream"
     metadata: tuple[tuple[str, str], ...] = ()  # user metadata (x-amz-meta-*), sorted
+    # Standard headers stored with the content (Content-Encoding, Cache-Control...), lower-case names.
+    headers: tuple[tuple[str, str], ...] = ()
+    storage_class: str = "STANDARD"
 
     @property
     def etag(self) -> str:
         return f'"{self.md5}"'
+
+
+@frozen
+class WriteCondition:
+    """A conditional write: create only (If-None-Match: *) or compare-and-swap (If-Match)."""
+
+    must_not_exist: bool = False
+    etag_must_be: str | None = None  # the md5 hex the current artifact must have
 
 
 @frozen

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.logger import Logger
@@ -21,17 +22,25 @@ from twisted.web.server import Request
 
 from vaultaire import sigv4
 from vaultaire.api import checksums, xmlparse
-from vaultaire.api.addressing import Target, check_bucket_name, parse_target
+from vaultaire.api.addressing import MAX_KEY_BYTES, Target, check_bucket_name, parse_target
 from vaultaire.api.auth import Authenticator, Identity
 from vaultaire.api.chunked import AwsChunkedSource, ChunkSigning
 from vaultaire.api.errors import S3Error, from_domain
+from vaultaire.api.headers import (
+    RESPONSE_OVERRIDES,
+    read_conditions,
+    storage_class,
+    stored_headers,
+    write_condition,
+)
 from vaultaire.api.http import S3Request
 from vaultaire.api.operations import detect
 from vaultaire.api.ranges import resolve_range
 from vaultaire.api.xmlout import element, xml_document
-from vaultaire.engine import ChunkSource, Engine, Hasher
+from vaultaire.engine import ChunkSource, CopyPlan, Engine, Hasher
+from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import Cancelled
-from vaultaire.model import Artifact, Container, RequestContext
+from vaultaire.model import Artifact, ByteRange, Container, RequestContext
 from vaultaire.ops.events import EventLog, make_event
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import health_document
@@ -42,6 +51,8 @@ MAX_PUT_SIZE = 5 * 2**30
 MAX_METADATA_BYTES = 2048
 MAX_LIST_KEYS = 1000
 SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
+DELETE_BODY_LIMIT = 2 * 2**20  # 1000 keys of up to 1024 bytes, escaped
+MAX_DELETE_KEYS = 1000
 
 Handler = Callable[["S3Call"], Awaitable[bytes | None]]
 
@@ -52,6 +63,11 @@ def _http_date(ts: float) -> str:
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+class _NotModified(Exception):
+    def __init__(self, artifact: Artifact) -> None:
+        self.artifact = artifact
 
 
 class S3Call:
@@ -122,6 +138,10 @@ class S3Api:
             "GetObject": self.get_object,
             "HeadObject": self.get_object,
             "DeleteObject": self.delete_object,
+            "CopyObject": self.copy_object,
+            "DeleteObjects": self.delete_objects,
+            "GetBucketVersioning": self.get_bucket_versioning,
+            "ListObjectVersions": self.list_object_versions,
         }
 
     def resource(self) -> Any:
@@ -243,16 +263,16 @@ class S3Api:
             call, element("ListAllMyBucketsResult", self._owner(call), element("Buckets", *buckets), xmlns=True)
         )
 
-    async def _small_body(self, call: S3Call) -> bytes:
+    async def _small_body(self, call: S3Call, limit: int = SMALL_BODY_LIMIT) -> bytes:
         length = call.request.body_length
-        if length is not None and length > SMALL_BODY_LIMIT:
+        if length is not None and length > limit:
             raise S3Error("InvalidRequest", "The request body is too large.")
         body = call.request.open_body()
         chunks = []
         total = 0
         while chunk := await body.read():
             total += len(chunk)
-            if total > SMALL_BODY_LIMIT:
+            if total > limit:
                 raise S3Error("InvalidRequest", "The request body is too large.")
             chunks.append(chunk)
         return b"".join(chunks)
@@ -298,26 +318,8 @@ class S3Api:
         v2 = call.operation == "ListObjectsV2"
         prefix = q.get("prefix", "")
         delimiter = q.get("delimiter", "")
-        try:
-            max_keys = int(q.get("max-keys", str(MAX_LIST_KEYS)))
-            if max_keys < 0:
-                raise ValueError
-        except ValueError:
-            raise S3Error(
-                "InvalidArgument",
-                "Provided max-keys not an integer or within integer range",
-                ArgumentName="max-keys",
-                ArgumentValue=q.get("max-keys", ""),
-            ) from None
-        max_keys = min(max_keys, MAX_LIST_KEYS)
-        encoding = q.get("encoding-type")
-        if encoding not in (None, "url"):
-            raise S3Error(
-                "InvalidArgument",
-                "Invalid Encoding Method specified in Request",
-                ArgumentName="encoding-type",
-                ArgumentValue=encoding or "",
-            )
+        max_keys = _max_keys(q)
+        encoding = _encoding(q)
         if v2:
             token = q.get("continuation-token")
             after = _decode_token(token) if token is not None else q.get("start-after") or None
@@ -326,7 +328,7 @@ class S3Api:
         page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, after, max_keys)
 
         def enc(text: str) -> str:
-            return sigv4.canonical_uri("/" + text)[1:] if encoding == "url" else text
+            return _url_encode(text) if encoding == "url" else text
 
         fetch_owner = (not v2) or q.get("fetch-owner") == "true"
         contents = [
@@ -439,6 +441,9 @@ class S3Api:
             hashers["payload-sha256"] = hashlib.sha256()
         metadata = self._metadata(call)
         content_type = call.headers.get("content-type") or "binary/octet-stream"
+        kept_headers = stored_headers(call.headers)
+        klass = storage_class(call.headers)
+        condition = write_condition(call.headers)
         container = await self._container(call)
         raw = call.request.open_body()  # only now does the client get its 100 Continue
         source: ChunkSource = raw
@@ -474,6 +479,9 @@ class S3Api:
             source,
             content_type=content_type,
             metadata=metadata,
+            headers=kept_headers,
+            storage_class=klass,
+            condition=condition,
             hashers=hashers,
             verify=verify,
         )
@@ -482,6 +490,10 @@ class S3Api:
             raise S3Error("IncompleteBody")
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
+        if algorithm is not None:
+            call.set_header(checksums.header_name(algorithm), base64.b64encode(hashers["checksum"].digest()).decode())
+        if klass != "STANDARD":
+            call.set_header("x-amz-storage-class", klass)
         return b""
 
     def _artifact_headers(self, call: S3Call, artifact: Artifact) -> None:
@@ -489,22 +501,53 @@ class S3Api:
         call.set_header("Last-Modified", _http_date(artifact.modified))
         call.set_header("Content-Type", artifact.content_type)
         call.set_header("Accept-Ranges", "bytes")
+        for name, value in artifact.headers:
+            call.set_header(name, value)
+        if artifact.storage_class != "STANDARD":
+            call.set_header("x-amz-storage-class", artifact.storage_class)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", value)
+        if call.operation == "GetObject":
+            for parameter, header in RESPONSE_OVERRIDES.items():
+                if parameter in call.target.query:
+                    call.set_header(header, call.target.query[parameter])
+
+    def _check_version(self, call: S3Call) -> None:
+        """Containers are unversioned: only the ``null`` version exists."""
+        version = call.target.query.get("versionId")
+        if version is not None and version != "null":
+            raise S3Error(
+                "InvalidArgument", "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
+            )
 
     async def get_object(self, call: S3Call) -> bytes | None:
         assert call.target.key is not None
+        self._check_version(call)
         container = await self._container(call)
         range_header = call.headers.get("range")
-        if call.operation == "HeadObject":
-            artifact = await self.engine.artifact(call.ctx, container, call.target.key)
-            wanted = resolve_range(range_header, artifact.size)
-            self._artifact_headers(call, artifact)
-            self._length_headers(call, artifact, wanted)
+        conditions = read_conditions(call.headers)
+
+        def decide(artifact: Artifact) -> ByteRange | None:
+            outcome = evaluate(conditions, artifact)
+            if outcome is Outcome.FAILED:
+                raise S3Error("PreconditionFailed", Condition="If-Match")
+            if outcome is Outcome.NOT_MODIFIED:
+                raise _NotModified(artifact)
+            return resolve_range(range_header, artifact.size)
+
+        try:
+            if call.operation == "HeadObject":
+                artifact = await self.engine.artifact(call.ctx, container, call.target.key)
+                wanted = decide(artifact)
+                self._artifact_headers(call, artifact)
+                self._length_headers(call, artifact, wanted)
+                return b""
+            artifact, wanted, reader = await self.engine.open(call.ctx, container, call.target.key, decide)
+        except _NotModified as e:
+            call.request.setResponseCode(304)
+            call.set_header("ETag", e.artifact.etag)
+            call.set_header("Last-Modified", _http_date(e.artifact.modified))
             return b""
-        artifact, wanted, reader = await self.engine.open(
-            call.ctx, container, call.target.key, lambda a: resolve_range(range_header, a.size)
-        )
         self._artifact_headers(call, artifact)
         self._length_headers(call, artifact, wanted)
         call.ctx.on_cancel(reader.stop)
@@ -519,12 +562,219 @@ class S3Api:
         call.set_header("Content-Range", f"bytes {wanted.start}-{wanted.end}/{artifact.size}")
         call.set_header("Content-Length", str(wanted.length))
 
+    async def copy_object(self, call: S3Call) -> bytes:
+        assert call.target.key is not None and call.target.bucket is not None
+        source_bucket, source_key = _copy_source(call.headers["x-amz-copy-source"])
+        directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise S3Error(
+                "InvalidArgument",
+                "Unknown metadata directive.",
+                ArgumentName="x-amz-metadata-directive",
+                ArgumentValue=directive,
+            )
+        target = await self._container(call)
+        source = await self.engine.container(call.ctx, source_bucket)
+        conditions = read_conditions(call.headers, "x-amz-copy-source-")
+        klass = storage_class(call.headers) if "x-amz-storage-class" in call.headers else None
+        replaced_metadata = self._metadata(call) if directive == "REPLACE" else ()
+        condition = write_condition(call.headers)
+
+        def plan(original: Artifact) -> CopyPlan:
+            if evaluate(conditions, original) is not Outcome.PROCEED:
+                raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
+            onto_itself = source.id == target.id and source_key == call.target.key
+            if onto_itself and directive == "COPY" and klass in (None, original.storage_class):
+                raise S3Error(
+                    "InvalidRequest",
+                    "This copy request is illegal because it is trying to copy an object to itself without "
+                    "changing the object's metadata, storage class, website redirect location or encryption "
+                    "attributes.",
+                )
+            if directive == "REPLACE":
+                return CopyPlan(
+                    content_type=call.headers.get("content-type") or "binary/octet-stream",
+                    metadata=replaced_metadata,
+                    headers=stored_headers(call.headers),
+                    storage_class=klass or "STANDARD",
+                )
+            return CopyPlan(original.content_type, original.metadata, original.headers, klass or original.storage_class)
+
+        _original, copied = await self.engine.copy(
+            call.ctx, source, source_key, target, call.target.key, plan, condition
+        )
+        if klass is not None and klass != "STANDARD":
+            call.set_header("x-amz-storage-class", klass)
+        return self._xml(
+            call,
+            element(
+                "CopyObjectResult",
+                element("LastModified", _iso(copied.modified)),
+                element("ETag", copied.etag),
+                xmlns=True,
+            ),
+        )
+
+    async def delete_objects(self, call: S3Call) -> bytes:
+        container = await self._container(call)
+        body = await self._small_body(call, DELETE_BODY_LIMIT)
+        self._check_body_integrity(call, body)
+        quiet, entries = xmlparse.delete_request(body, MAX_DELETE_KEYS)
+        results = []
+        for key, version in entries:
+            if version is not None and version != "null":
+                results.append(_delete_error(key, "NoSuchVersion", "The specified version does not exist."))
+                continue
+            if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+                results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
+                continue
+            try:
+                await self.engine.delete(call.ctx, container, key)
+            except Exception as e:
+                error = from_domain(e, container.name, key) or S3Error("InternalError")
+                results.append(_delete_error(key, error.code, error.message))
+                continue
+            if not quiet:
+                results.append(element("Deleted", element("Key", key)))
+        return self._xml(call, element("DeleteResult", *results, xmlns=True))
+
+    def _check_body_integrity(self, call: S3Call, body: bytes) -> None:
+        """DeleteObjects needs Content-MD5 or an x-amz-checksum-* header, and it must hold."""
+        expected_md5 = self._content_md5(call)
+        algorithm, expected, _trailer = checksums.declared(call.headers)
+        if expected_md5 is None and algorithm is None:
+            raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
+        if expected_md5 is not None and hashlib.md5(body).digest() != expected_md5:
+            raise S3Error("BadDigest")
+        if algorithm is not None and expected is not None:
+            hasher = checksums.new_hasher(algorithm)
+            hasher.update(body)
+            if hasher.digest() != expected:
+                raise S3Error(
+                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
+                )
+
+    async def get_bucket_versioning(self, call: S3Call) -> bytes:
+        await self._container(call)
+        # Never enabled: S3 answers an empty configuration for such a bucket.
+        return self._xml(call, element("VersioningConfiguration", xmlns=True))
+
+    async def list_object_versions(self, call: S3Call) -> bytes:
+        """Unversioned containers: every artifact is its own ``null`` version."""
+        container = await self._container(call)
+        q = call.target.query
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        max_keys = _max_keys(q)
+        encoding = _encoding(q)
+        marker = q.get("key-marker") or None
+        if marker is not None and q.get("version-id-marker") not in (None, "", "null"):
+            raise S3Error(
+                "InvalidArgument",
+                "Invalid version id specified",
+                ArgumentName="version-id-marker",
+                ArgumentValue=q.get("version-id-marker", ""),
+            )
+        page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, marker, max_keys)
+
+        def enc(text: str) -> str:
+            return _url_encode(text) if encoding == "url" else text
+
+        versions = [
+            element(
+                "Version",
+                element("Key", enc(a.key)),
+                element("VersionId", "null"),
+                element("IsLatest", True),
+                element("LastModified", _iso(a.modified)),
+                element("ETag", a.etag),
+                element("Size", a.size),
+                element("StorageClass", a.storage_class),
+                self._owner(call),
+            )
+            for a in page.artifacts
+        ]
+        prefixes = [element("CommonPrefixes", element("Prefix", enc(p))) for p in page.prefixes]
+        head = [
+            element("Name", container.name),
+            element("Prefix", enc(prefix)),
+            element("KeyMarker", enc(marker or "")),
+            element("VersionIdMarker", q.get("version-id-marker", "")),
+            element("MaxKeys", max_keys),
+        ]
+        if delimiter:
+            head.append(element("Delimiter", enc(delimiter)))
+        if encoding:
+            head.append(element("EncodingType", encoding))
+        head.append(element("IsTruncated", page.truncated))
+        if page.truncated and page.next_marker is not None:
+            head += [element("NextKeyMarker", enc(page.next_marker)), element("NextVersionIdMarker", "null")]
+        return self._xml(call, element("ListVersionsResult", *head, *versions, *prefixes, xmlns=True))
+
     async def delete_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None
+        self._check_version(call)
         container = await self._container(call)
         await self.engine.delete(call.ctx, container, call.target.key)
         call.request.setResponseCode(204)
         return b""
+
+
+def _max_keys(q: Mapping[str, str]) -> int:
+    try:
+        max_keys = int(q.get("max-keys", str(MAX_LIST_KEYS)))
+        if max_keys < 0:
+            raise ValueError
+    except ValueError:
+        raise S3Error(
+            "InvalidArgument",
+            "Provided max-keys not an integer or within integer range",
+            ArgumentName="max-keys",
+            ArgumentValue=q.get("max-keys", ""),
+        ) from None
+    return min(max_keys, MAX_LIST_KEYS)
+
+
+def _encoding(q: Mapping[str, str]) -> str | None:
+    encoding = q.get("encoding-type")
+    if encoding not in (None, "url"):
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding or "",
+        )
+    return encoding
+
+
+def _url_encode(text: str) -> str:
+    # S3's encoding-type=url: percent-encode like a SigV4 path, slashes included as-is
+    return sigv4.canonical_uri("/" + text)[1:]
+
+
+def _copy_source(header: str) -> tuple[str, str]:
+    """``/bucket/key`` or ``bucket/key`` (URL-encoded, maybe ``?versionId=null``)."""
+    path, _, query = header.partition("?")
+    if query and query not in ("versionId=null",):
+        raise S3Error(
+            "InvalidArgument", "Invalid version id specified", ArgumentName="x-amz-copy-source", ArgumentValue=header
+        )
+    try:
+        decoded = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = ""
+    bucket, _, key = decoded.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=header,
+        )
+    return bucket, key
+
+
+def _delete_error(key: str, code: str, message: str) -> Any:
+    return element("Error", element("Key", key), element("Code", code), element("Message", message))
 
 
 def _encode_token(marker: str) -> str:

@@ -35,6 +35,11 @@ CODES: dict[str, tuple[int, str]] = {
         400,
         "The XML you provided was not well-formed or did not validate against our published schema.",
     ),
+    "ConditionalRequestConflict": (409, "A conflicting operation occurred. Please retry."),
+    "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    "NoSuchVersion": (404, "The specified version does not exist."),
+    "NotModified": (304, "Not Modified"),
+    "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
     "KeyTooLongError": (400, "Your key is too long"),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
@@ -83,6 +88,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
+    if isinstance(exc, domain.PreconditionFailed):
+        return S3Error("PreconditionFailed", Condition="If-Match" if "ETag" in str(exc) else "If-None-Match")
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
     if isinstance(exc, domain.DriverError):

@@ -6,7 +6,7 @@ renders only after the last byte, and its channel answers ``Expect:
 rendered as soon as its headers are complete; the handler authenticates,
 checks the container, and only then asks for the body (``open_body``), which
 is when ``100 Continue`` goes out. The body then streams through an
-``UploadBody`` with backpressure on the socket.
+``BytePipe`` with backpressure on the socket.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from typing import Any
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
-from vaultaire.api.body import UploadBody, incomplete
+from vaultaire.engine.pipe import BytePipe
+from vaultaire.errors import IncompleteBody
+
+
+def incomplete(expected: int | None, received: int) -> IncompleteBody:
+    if expected is None:
+        return IncompleteBody(f"the client went away after {received} bytes")
+    return IncompleteBody(f"the client went away after {received} of {expected} bytes")
 
 
 class S3Request(server.Request):
@@ -26,7 +33,7 @@ class S3Request(server.Request):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("parsePOSTFormSubmission", False)  # never parse a form into memory
         super().__init__(*args, **kwargs)
-        self.body: UploadBody | None = None
+        self.body: BytePipe | None = None
         self.body_length: int | None = 0
         self.rendered_early = False
         self._continue_wanted = False
@@ -40,7 +47,7 @@ class S3Request(server.Request):
         self.content = io.BytesIO()  # stays empty: twisted.web code may look at it
         if length != 0:
             channel = self.channel
-            self.body = UploadBody(channel.pause_body, channel.resume_body)
+            self.body = BytePipe(channel.pause_body, channel.resume_body)
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.body is not None:
@@ -59,10 +66,10 @@ class S3Request(server.Request):
             return
         super().requestReceived(command, path, version)
 
-    def open_body(self) -> UploadBody:
+    def open_body(self) -> BytePipe:
         """The handler accepts the body: send ``100 Continue`` if the client waits for it."""
         if self.body is None:
-            self.body = UploadBody(lambda: None, lambda: None)
+            self.body = BytePipe(lambda: None, lambda: None)
             self.body.finish()
             return self.body
         if self._continue_wanted and not self._continue_sent and not self.body.ended:

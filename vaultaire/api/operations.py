@@ -25,6 +25,9 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "DELETE", None): "DeleteBucket",
     ("bucket", "GET", None): "ListObjects",
     ("bucket", "GET", "location"): "GetBucketLocation",
+    ("bucket", "GET", "versioning"): "GetBucketVersioning",
+    ("bucket", "GET", "versions"): "ListObjectVersions",
+    ("bucket", "POST", "delete"): "DeleteObjects",
     ("object", "PUT", None): "PutObject",
     ("object", "GET", None): "GetObject",
     ("object", "HEAD", None): "HeadObject",
@@ -54,5 +57,5 @@ def detect(method: str, target: Target, headers: dict[str, str]) -> str:
     if operation == "ListObjects" and target.query.get("list-type") == "2":
         return "ListObjectsV2"
     if operation == "PutObject" and "x-amz-copy-source" in headers:
-        raise S3Error("NotImplemented", "CopyObject is not implemented yet.")
+        return "CopyObject"
     return operation

@@ -31,3 +31,29 @@ def location_constraint(body: bytes) -> str:
         if _local(child.tag) == "LocationConstraint":
             return (child.text or "").strip()
     return ""
+
+
+def delete_request(body: bytes, max_keys: int) -> tuple[bool, list[tuple[str, str | None]]]:
+    """(quiet, [(key, version id or None)]) from a DeleteObjects body."""
+    root = parse(body)
+    if _local(root.tag) != "Delete":
+        raise S3Error("MalformedXML")
+    quiet = False
+    entries: list[tuple[str, str | None]] = []
+    for child in root:
+        name = _local(child.tag)
+        if name == "Quiet":
+            quiet = (child.text or "").strip().lower() == "true"
+        elif name == "Object":
+            key = version = None
+            for part in child:
+                if _local(part.tag) == "Key":
+                    key = part.text or ""
+                elif _local(part.tag) == "VersionId":
+                    version = (part.text or "").strip()
+            if key is None:
+                raise S3Error("MalformedXML", "Each Object in a Delete request needs a Key.")
+            entries.append((key, version))
+    if not entries or len(entries) > max_keys:
+        raise S3Error("MalformedXML", f"A Delete request names between 1 and {max_keys} objects.")
+    return quiet, entries

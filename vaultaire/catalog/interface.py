@@ -6,7 +6,7 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.model import Artifact, Container, Credential, ListingPage, Tenant
+from vaultaire.model import Artifact, Container, Credential, ListingPage, Tenant, WriteCondition
 
 
 class Catalog(Protocol):
@@ -36,8 +36,11 @@ class Catalog(Protocol):
 
     def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]: ...
 
-    def put_artifact(self, artifact: Artifact) -> Deferred[Artifact | None]:
+    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:
         """Insert or replace in one transaction; returns the replaced artifact.
+
+        ``condition`` is checked inside the same transaction (PreconditionFailed),
+        so two conditional writers can never both win.
 
         The replaced artifact's locator is queued as garbage in the same
         transaction, so a crash before it is freed leaks nothing for good.

@@ -21,8 +21,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog.listing import list_page
-from vaultaire.errors import ContainerExists, ContainerNotEmpty
-from vaultaire.model import Artifact, Container, Credential, ListingPage, Tenant
+from vaultaire.errors import ContainerExists, ContainerNotEmpty, PreconditionFailed
+from vaultaire.model import Artifact, Container, Credential, ListingPage, Tenant, WriteCondition
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ _ARTIFACT_COLUMNS = "container_id, key, locator, size, md5, modified, content_ty
 
 
 def _artifact(row: tuple[Any, ...]) -> Artifact:
-    meta = json.loads(row[7])
+    extra = json.loads(row[7])
     return Artifact(
         container_id=row[0],
         key=bytes(row[1]).decode("utf-8"),
@@ -81,7 +81,20 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         md5=row[4],
         modified=row[5],
         content_type=row[6],
-        metadata=tuple((k, v) for k, v in meta),
+        metadata=tuple((k, v) for k, v in extra["meta"]),
+        headers=tuple((k, v) for k, v in extra["headers"]),
+        storage_class=extra.get("class", "STANDARD"),
+    )
+
+
+def _extra(artifact: Artifact) -> str:
+    """Metadata, stored headers and storage class: one JSON column, read whole with the row."""
+    return json.dumps(
+        {
+            "meta": [list(kv) for kv in artifact.metadata],
+            "headers": [list(kv) for kv in artifact.headers],
+            "class": artifact.storage_class,
+        }
     )
 
 
@@ -270,9 +283,17 @@ class SQLiteCatalog:
         )
         return old
 
-    def put_artifact(self, artifact: Artifact) -> Deferred[Artifact | None]:
+    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:
         def work(db: sqlite3.Connection) -> Artifact | None:
             key = artifact.key.encode("utf-8")
+            if condition is not None:
+                row = db.execute(
+                    "SELECT md5 FROM artifacts WHERE container_id = ? AND key = ?", (artifact.container_id, key)
+                ).fetchone()
+                if condition.must_not_exist and row is not None:
+                    raise PreconditionFailed("the key exists")
+                if condition.etag_must_be is not None and (row is None or row[0] != condition.etag_must_be):
+                    raise PreconditionFailed("the key does not have the expected ETag")
             old = self._replace(db, artifact.container_id, key)
             db.execute(
                 f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -284,7 +305,7 @@ class SQLiteCatalog:
                     artifact.md5,
                     artifact.modified,
                     artifact.content_type,
-                    json.dumps([list(kv) for kv in artifact.metadata]),
+                    _extra(artifact),
                 ),
             )
             return old

@@ -1,5 +1,5 @@
 """The storage engine: the domain's behaviour over a catalog and drivers."""
 
-from vaultaire.engine.engine import ChunkSource, Engine, Hasher, Verifier
+from vaultaire.engine.engine import ChunkSource, CopyPlan, Engine, Hasher, Verifier
 
-__all__ = ["ChunkSource", "Engine", "Hasher", "Verifier"]
+__all__ = ["ChunkSource", "CopyPlan", "Engine", "Hasher", "Verifier"]

@@ -13,18 +13,30 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from attrs import frozen
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.engine.pipe import reader_source
 from vaultaire.errors import (
     DriverError,
     NoSuchArtifact,
     NoSuchContainer,
+    PreconditionFailed,
 )
-from vaultaire.model import Artifact, ByteRange, Container, Credential, ListingPage, RequestContext, Tenant
+from vaultaire.model import (
+    Artifact,
+    ByteRange,
+    Container,
+    Credential,
+    ListingPage,
+    RequestContext,
+    Tenant,
+    WriteCondition,
+)
 
 log = Logger()
 
@@ -43,6 +55,16 @@ class Hasher(Protocol):
 # Called with every digest ("md5" and the caller's hashers) once the body has
 # ended and before anything is committed; raises to refuse the upload.
 Verifier = Callable[[Mapping[str, bytes]], None]
+
+
+@frozen
+class CopyPlan:
+    """What a copy carries over or replaces."""
+
+    content_type: str
+    metadata: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    storage_class: str
 
 
 class ChunkSource(Protocol):
@@ -152,6 +174,9 @@ class Engine:
         *,
         content_type: str,
         metadata: tuple[tuple[str, str], ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
+        storage_class: str = "STANDARD",
+        condition: WriteCondition | None = None,
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
     ) -> Artifact:
@@ -161,6 +186,9 @@ class Engine:
         nothing is committed and nothing is left on the driver.
         """
         driver = self._driver(container)
+        if condition is not None:
+            # Refuse early when it is already clear; the commit checks again atomically.
+            await self._check_condition(container, key, condition)
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
         writer = driver.open_writer(locator)
@@ -202,15 +230,58 @@ class Engine:
             modified=self._clock(),
             content_type=content_type,
             metadata=metadata,
+            headers=headers,
+            storage_class=storage_class,
         )
         try:
-            replaced = await self.catalog.put_artifact(artifact)
+            replaced = await self.catalog.put_artifact(artifact, condition)
         except BaseException:
             await driver.delete(locator)
             raise
         if replaced is not None:
             await self._free(container.placement, [replaced.locator])
         return artifact
+
+    async def _check_condition(self, container: Container, key: str, condition: WriteCondition) -> None:
+        current = await self.catalog.artifact(container.id, key)
+        if condition.must_not_exist and current is not None:
+            raise PreconditionFailed("the key exists")
+        if condition.etag_must_be is not None and (current is None or current.md5 != condition.etag_must_be):
+            raise PreconditionFailed("the key does not have the expected ETag")
+
+    async def copy(
+        self,
+        ctx: RequestContext,
+        source: Container,
+        source_key: str,
+        target: Container,
+        target_key: str,
+        plan: Callable[[Artifact], CopyPlan],
+        condition: WriteCondition | None = None,
+    ) -> tuple[Artifact, Artifact]:
+        """Stream an artifact into a new one (same or other container); returns (source, copy).
+
+        ``plan`` sees the source artifact first and decides the copy's
+        metadata, or raises (a failed copy-source condition, say).
+        """
+        original, _, reader = await self.open(ctx, source, source_key, lambda a: None)
+        try:
+            decided = plan(original)
+        except BaseException:
+            reader.stop()
+            raise
+        copied = await self.put(
+            ctx,
+            target,
+            target_key,
+            reader_source(reader),
+            content_type=decided.content_type,
+            metadata=decided.metadata,
+            headers=decided.headers,
+            storage_class=decided.storage_class,
+            condition=condition,
+        )
+        return original, copied
 
     async def open(
         self, ctx: RequestContext, container: Container, key: str, resolve: Callable[[Artifact], ByteRange | None]

@@ -1,8 +1,9 @@
-"""An upload body as it arrives: pushed in by the HTTP channel, pulled by the engine.
+"""A byte pipe with backpressure: pushed in by a producer, pulled as a ChunkSource.
 
-Between the two sits a small buffer with real backpressure: when more than
-``high_water`` bytes wait for the engine, the channel stops reading the socket,
-so a slow disk slows the client instead of filling memory.
+An upload body (the HTTP channel pushes) and a copy source (a driver reader
+pushes) both flow through it into ``Engine.put``. When more than
+``high_water`` bytes wait, the pushing side is paused, so a slow disk slows
+the client (or the source) instead of filling memory.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from zope.interface import implementer
 
-from vaultaire.errors import IncompleteBody
+from vaultaire.drivers.interface import BlobReader
 
 
-class UploadBody:
+class BytePipe:
     """A ChunkSource fed by ``feed``/``finish``/``fail``; ``read`` hands out aggregated chunks."""
+
+    # reads wait for at least low_water bytes: fewer, larger chunks cost fewer thread hops
 
     def __init__(
         self,
@@ -35,7 +40,7 @@ class UploadBody:
         self._ended = False
         self._error: BaseException | None = None
         self._waiting: Deferred[bytes] | None = None
-        self.received = 0  # bytes delivered by the client so far
+        self.received = 0  # bytes fed so far
 
     # -- the channel's side
 
@@ -103,7 +108,35 @@ class UploadBody:
         return self._ended
 
 
-def incomplete(expected: int | None, received: int) -> IncompleteBody:
-    if expected is None:
-        return IncompleteBody(f"the client went away after {received} bytes")
-    return IncompleteBody(f"the client went away after {received} of {expected} bytes")
+@implementer(IConsumer)
+class _PipeConsumer:
+    """Lets a driver reader (a push producer) write into a BytePipe."""
+
+    def __init__(self) -> None:
+        self.producer: IPushProducer | None = None
+        self.pipe = BytePipe(self._pause, self._resume)
+
+    def _pause(self) -> None:
+        if self.producer is not None:
+            self.producer.pauseProducing()
+
+    def _resume(self) -> None:
+        if self.producer is not None:
+            self.producer.resumeProducing()
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def write(self, data: bytes) -> None:
+        self.pipe.feed(data)
+
+
+def reader_source(reader: BlobReader) -> BytePipe:
+    """A ChunkSource of what ``reader`` streams: copies go through ``Engine.put`` like uploads."""
+    consumer = _PipeConsumer()
+    pipe = consumer.pipe
+    reader.stream_to(consumer).addCallbacks(lambda _: pipe.finish(), lambda f: pipe.fail(f.value))
+    return pipe

@@ -1,0 +1,79 @@
+"""Request headers that become stored attributes or conditions, parsed in one place."""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+
+from vaultaire.api.errors import S3Error
+from vaultaire.engine.conditions import ReadConditions
+from vaultaire.model import WriteCondition
+
+# Standard headers kept with the content and returned on GET and HEAD.
+STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+
+STORAGE_CLASSES = frozenset(
+    """STANDARD REDUCED_REDUNDANCY STANDARD_IA ONEZONE_IA INTELLIGENT_TIERING GLACIER DEEP_ARCHIVE
+    GLACIER_IR OUTPOSTS SNOW EXPRESS_ONEZONE""".split()
+)
+
+# GET query parameter -> the response header it overrides (signed requests only, as in S3).
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def stored_headers(headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    kept = []
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            # aws-chunked describes the transfer, not the content: S3 drops it.
+            value = ",".join(t.strip() for t in value.split(",") if t.strip() and t.strip() != "aws-chunked")
+            if not value:
+                continue
+        kept.append((name, value))
+    return tuple(kept)
+
+
+def storage_class(headers: dict[str, str]) -> str:
+    value = headers.get("x-amz-storage-class", "STANDARD")
+    if value not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", StorageClassRequested=value)
+    return value
+
+
+def _date(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None  # S3 ignores a date it cannot read
+
+
+def read_conditions(headers: dict[str, str], prefix: str = "") -> ReadConditions:
+    """``prefix`` is "" for GET/HEAD and "x-amz-copy-source-" for a copy's source."""
+    return ReadConditions(
+        if_match=headers.get(prefix + "if-match"),
+        if_none_match=headers.get(prefix + "if-none-match"),
+        if_modified_since=_date(headers.get(prefix + "if-modified-since")),
+        if_unmodified_since=_date(headers.get(prefix + "if-unmodified-since")),
+    )
+
+
+def write_condition(headers: dict[str, str]) -> WriteCondition | None:
+    none_match = headers.get("if-none-match")
+    match = headers.get("if-match")
+    if none_match is not None and none_match.strip() != "*":
+        raise S3Error("NotImplemented", "If-None-Match on a write supports only '*'.")
+    if none_match is None and match is None:
+        return None
+    etag = match.strip().strip('"') if match is not None else None
+    return WriteCondition(must_not_exist=none_match is not None, etag_must_be=etag)
