@@ -31,6 +31,22 @@ class PreconditionFailed(VaultaireError):
     """A write condition did not hold when the write was committed."""
 
 
+class NoSuchUpload(VaultaireError):
+    pass
+
+
+class InvalidPart(VaultaireError):
+    """A listed part was never uploaded or its ETag does not match."""
+
+
+class InvalidPartOrder(VaultaireError):
+    pass
+
+
+class EntityTooSmall(VaultaireError):
+    """A part other than the last is under the minimum part size."""
+
+
 class RangeNotSatisfiable(VaultaireError):
     def __init__(self, size: int) -> None:
         super().__init__(f"range not satisfiable for size {size}")

@@ -56,10 +56,46 @@ class Artifact:
     # Standard headers stored with the content (Content-Encoding, Cache-Control...), lower-case names.
     headers: tuple[tuple[str, str], ...] = ()
     storage_class: str = "STANDARD"
+    # A multipart artifact is a manifest: its parts' blobs in order, (locator, size) each;
+    # ``locator`` is then empty and ``md5`` is S3's "<md5 of the part md5s>-<count>".
+    parts: tuple[tuple[str, int], ...] = ()
 
     @property
     def etag(self) -> str:
         return f'"{self.md5}"'
+
+    @property
+    def locators(self) -> tuple[str, ...]:
+        """Every blob this artifact owns."""
+        return tuple(loc for loc, _size in self.parts) if self.parts else (self.locator,)
+
+
+@frozen
+class Upload:
+    """A multipart upload in progress: where it will land and what it will carry."""
+
+    id: str
+    container_id: int
+    key: str
+    created: float
+    content_type: str = "binary/octet-stream"
+    metadata: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    storage_class: str = "STANDARD"
+    checksum_algorithm: str | None = None
+
+
+@frozen
+class Part:
+    """One uploaded part, its own blob until the upload completes or is aborted."""
+
+    upload_id: str
+    number: int
+    locator: str
+    size: int
+    md5: str
+    modified: float
+    checksum: str | None = None  # base64, of the upload's checksum algorithm
 
 
 @frozen

@@ -91,7 +91,8 @@ class VaultaireService(MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            sys.stderr.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
+            # twistd has redirected sys.stderr into its log by now: say it on the real one.
+            sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
             raise SystemExit(1) from None
 
     def startService(self) -> None:
@@ -106,12 +107,11 @@ class VaultaireService(MultiService):
             await self.engine.start()
             await ensure_first_credentials(self.engine, self.settings.data, self.environ)
         except BootstrapError as e:
-            log.critical("vaultaire: {error}", error=str(e))
-            self.reactor.stop()
+            self._fail_start(str(e))
             return
-        except Exception:
+        except Exception as e:
             log.failure("vaultaire: the engine failed to start")
-            self.reactor.stop()
+            self._fail_start(f"the engine failed to start: {e}")
             return
         log.info(
             "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
@@ -120,6 +120,12 @@ class VaultaireService(MultiService):
             ops=self.settings.ops,
             data=os.path.abspath(self.settings.data),
         )
+
+    def _fail_start(self, message: str) -> None:
+        """Stop cleanly, but exit non-zero: a daemon that cannot serve must not look healthy."""
+        sys.__stderr__.write(f"vaultaire: {message}\n")
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        self.reactor.stop()
 
     def stopService(self) -> Deferred[None]:
         d = super().stopService()

@@ -116,9 +116,16 @@ def verify(
             raise SigV2Error(
                 "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."
             )
-    text = string_to_sign(method, raw_path, raw_query, headers, when)
-    expected = base64.b64encode(hmac.new(secret_key.encode(), text.encode("utf-8"), hashlib.sha1).digest()).decode()
-    if not hmac.compare_digest(expected, claim.signature):
+    # Clients disagree on a bucket's resource: "/bucket" or, as botocore signs it, "/bucket/".
+    paths = [raw_path]
+    if raw_path.count("/") == 1 and len(raw_path) > 1:
+        paths.append(raw_path + "/")
+    matched = False
+    for path in paths:
+        text = string_to_sign(method, path, raw_query, headers, when)
+        expected = base64.b64encode(hmac.new(secret_key.encode(), text.encode("utf-8"), hashlib.sha1).digest()).decode()
+        matched = hmac.compare_digest(expected, claim.signature) or matched
+    if not matched:
         raise SigV2Error(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided."

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from klein import Klein
 from twisted.logger import Logger
@@ -171,24 +171,28 @@ class S3Api:
         error: S3Error | None = None
         self.metrics.in_flight.inc()
         try:
-            target = parse_target(request.uri)
-            call = S3Call(request, target, ctx, _headers_of(request))
-            call.operation = detect(method, target, call.headers)
-            call.identity = await self.auth.authenticate(method, target.raw_path, target.raw_query, call.headers)
-            ctx.tenant = call.identity.tenant
-            body = await self.handlers[call.operation](call)
-            return body
-        except BaseException as e:
-            error = from_domain(e, call.target.bucket if call else None, call.target.key if call else None)
-            if error is None:
-                if ctx.cancelled or isinstance(e, Cancelled):
-                    raise
-                log.failure("internal error in {operation}", operation=call.operation if call else "?")
-                error = S3Error("InternalError")
-            return self._render_error(request, error, call, request_id)
+            try:
+                target = parse_target(request.uri)
+                call = S3Call(request, target, ctx, _headers_of(request))
+                call.operation = detect(method, target, call.headers)
+                call.identity = await self.auth.authenticate(method, target.raw_path, target.raw_query, call.headers)
+                ctx.tenant = call.identity.tenant
+                body = await self.handlers[call.operation](call)
+            except BaseException as e:
+                error = from_domain(e, call.target.bucket if call else None, call.target.key if call else None)
+                if error is None:
+                    if ctx.cancelled or isinstance(e, Cancelled):
+                        raise
+                    log.failure("internal error in {operation}", operation=call.operation if call else "?")
+                    error = S3Error("InternalError")
+                body = self._render_error(request, error, call, request_id)
+            # Written here rather than by Klein so the event and metrics count these bytes.
+            if body and not request.finished and not request._disconnected:
+                request.write(body)
         finally:
             self.metrics.in_flight.dec()
             self._record(request, call, method, started, request_id, error)
+        return None
 
     def _render_error(self, request: S3Request, error: S3Error, call: S3Call | None, request_id: str) -> bytes | None:
         if request.finished or request._disconnected:
@@ -747,8 +751,8 @@ def _encoding(q: Mapping[str, str]) -> str | None:
 
 
 def _url_encode(text: str) -> str:
-    # S3's encoding-type=url: percent-encode like a SigV4 path, slashes included as-is
-    return sigv4.canonical_uri("/" + text)[1:]
+    # encoding-type=url: SDKs decode with unquote_plus, so '+' must travel as %2B.
+    return quote(text, safe="/~")
 
 
 def _copy_source(header: str) -> tuple[str, str]:

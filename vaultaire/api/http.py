@@ -86,7 +86,8 @@ class S3Request(server.Request):
     # -- response side
 
     def write(self, data: bytes) -> None:
-        self.bytes_out += len(data)
+        if self.method != b"HEAD":  # a HEAD response writes no body
+            self.bytes_out += len(data)
         super().write(data)
 
     def finish(self) -> None:

@@ -7,12 +7,13 @@ commit durable before the caller's Deferred fires.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -20,9 +21,17 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog.listing import list_page
-from vaultaire.errors import ContainerExists, ContainerNotEmpty, PreconditionFailed
-from vaultaire.model import Artifact, Container, Credential, ListingPage, Tenant, WriteCondition
+from vaultaire.catalog.listing import list_page, successor
+from vaultaire.errors import (
+    ContainerExists,
+    ContainerNotEmpty,
+    EntityTooSmall,
+    InvalidPart,
+    InvalidPartOrder,
+    NoSuchUpload,
+    PreconditionFailed,
+)
+from vaultaire.model import Artifact, Container, Credential, ListingPage, Part, Tenant, Upload, WriteCondition
 
 T = TypeVar("T")
 
@@ -60,6 +69,26 @@ CREATE TABLE IF NOT EXISTS artifacts (
     metadata TEXT NOT NULL,
     PRIMARY KEY (container_id, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    container_id INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    created REAL NOT NULL,
+    content_type TEXT NOT NULL,
+    extra TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (container_id, key, created, id);
+CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created);
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    locator TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    modified REAL NOT NULL,
+    checksum TEXT,
+    PRIMARY KEY (upload_id, number)
+) WITHOUT ROWID;
 -- Blobs no longer referenced, queued in the same transaction that dropped them.
 CREATE TABLE IF NOT EXISTS garbage (
     locator TEXT PRIMARY KEY,
@@ -84,6 +113,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         metadata=tuple((k, v) for k, v in extra["meta"]),
         headers=tuple((k, v) for k, v in extra["headers"]),
         storage_class=extra.get("class", "STANDARD"),
+        parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
     )
 
 
@@ -94,8 +124,32 @@ def _extra(artifact: Artifact) -> str:
             "meta": [list(kv) for kv in artifact.metadata],
             "headers": [list(kv) for kv in artifact.headers],
             "class": artifact.storage_class,
+            "parts": [list(p) for p in artifact.parts],
         }
     )
+
+
+_UPLOAD_COLUMNS = "id, container_id, key, created, content_type, extra"
+_PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum"
+
+
+def _upload(row: tuple[Any, ...]) -> Upload:
+    extra = json.loads(row[5])
+    return Upload(
+        id=row[0],
+        container_id=row[1],
+        key=bytes(row[2]).decode("utf-8"),
+        created=row[3],
+        content_type=row[4],
+        metadata=tuple((k, v) for k, v in extra["meta"]),
+        headers=tuple((k, v) for k, v in extra["headers"]),
+        storage_class=extra["class"],
+        checksum_algorithm=extra["checksum"],
+    )
+
+
+def _part(row: tuple[Any, ...]) -> Part:
+    return Part(*row)
 
 
 def _container(row: tuple[Any, ...]) -> Container:
@@ -248,6 +302,16 @@ class SQLiteCatalog:
         def work(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM artifacts WHERE container_id = ? LIMIT 1", (container.id,)).fetchone():
                 raise ContainerNotEmpty(container.name)
+            # Unfinished uploads go with their container; their parts become garbage.
+            parts = db.execute(
+                "SELECT locator FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE container_id = ?)",
+                (container.id,),
+            ).fetchall()
+            self._queue_garbage(db, container.id, [r[0] for r in parts])
+            db.execute(
+                "DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE container_id = ?)", (container.id,)
+            )
+            db.execute("DELETE FROM uploads WHERE container_id = ?", (container.id,))
             db.execute("DELETE FROM containers WHERE id = ?", (container.id,))
 
         return self._run(self._transaction, work)
@@ -276,38 +340,48 @@ class SQLiteCatalog:
         if row is None:
             return None
         old = _artifact(row)
-        placement = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
-        db.execute(
-            "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
-            (old.locator, placement[0] if placement else "local", self._clock()),
-        )
+        self._queue_garbage(db, container_id, old.locators)
         return old
+
+    def _queue_garbage(self, db: sqlite3.Connection, container_id: int, locators: Iterable[str]) -> None:
+        placement = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
+        now = self._clock()
+        db.executemany(
+            "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
+            [(loc, placement[0] if placement else "local", now) for loc in locators],
+        )
+
+    def _check_condition(
+        self, db: sqlite3.Connection, container_id: int, key: bytes, condition: WriteCondition
+    ) -> None:
+        row = db.execute("SELECT md5 FROM artifacts WHERE container_id = ? AND key = ?", (container_id, key)).fetchone()
+        if condition.must_not_exist and row is not None:
+            raise PreconditionFailed("the key exists")
+        if condition.etag_must_be is not None and (row is None or row[0] != condition.etag_must_be):
+            raise PreconditionFailed("the key does not have the expected ETag")
+
+    def _write_artifact(self, db: sqlite3.Connection, artifact: Artifact) -> None:
+        db.execute(
+            f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                artifact.container_id,
+                artifact.key.encode("utf-8"),
+                artifact.locator,
+                artifact.size,
+                artifact.md5,
+                artifact.modified,
+                artifact.content_type,
+                _extra(artifact),
+            ),
+        )
 
     def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:
         def work(db: sqlite3.Connection) -> Artifact | None:
             key = artifact.key.encode("utf-8")
             if condition is not None:
-                row = db.execute(
-                    "SELECT md5 FROM artifacts WHERE container_id = ? AND key = ?", (artifact.container_id, key)
-                ).fetchone()
-                if condition.must_not_exist and row is not None:
-                    raise PreconditionFailed("the key exists")
-                if condition.etag_must_be is not None and (row is None or row[0] != condition.etag_must_be):
-                    raise PreconditionFailed("the key does not have the expected ETag")
+                self._check_condition(db, artifact.container_id, key, condition)
             old = self._replace(db, artifact.container_id, key)
-            db.execute(
-                f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    artifact.container_id,
-                    key,
-                    artifact.locator,
-                    artifact.size,
-                    artifact.md5,
-                    artifact.modified,
-                    artifact.content_type,
-                    _extra(artifact),
-                ),
-            )
+            self._write_artifact(db, artifact)
             return old
 
         return self._run(self._transaction, work)
@@ -353,6 +427,201 @@ class SQLiteCatalog:
                 truncated=truncated,
                 next_marker=None if last is None else last.decode("utf-8"),
             )
+
+        return self._run(work)
+
+    # -- multipart uploads
+
+    def create_upload(self, upload: Upload) -> Deferred[None]:
+        def work(db: sqlite3.Connection) -> None:
+            extra = json.dumps(
+                {
+                    "meta": [list(kv) for kv in upload.metadata],
+                    "headers": [list(kv) for kv in upload.headers],
+                    "class": upload.storage_class,
+                    "checksum": upload.checksum_algorithm,
+                }
+            )
+            db.execute(
+                "INSERT INTO uploads (id, container_id, key, created, content_type, extra) VALUES (?, ?, ?, ?, ?, ?)",
+                (upload.id, upload.container_id, upload.key.encode(), upload.created, upload.content_type, extra),
+            )
+
+        return self._run(self._transaction, work)
+
+    def _upload(self, db: sqlite3.Connection, container_id: int, upload_id: str) -> Upload:
+        row = db.execute(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND container_id = ?", (upload_id, container_id)
+        ).fetchone()
+        if row is None:
+            raise NoSuchUpload(upload_id)
+        return _upload(row)
+
+    def upload(self, container_id: int, upload_id: str) -> Deferred[Upload]:
+        return self._run(lambda: self._upload(self._db(), container_id, upload_id))
+
+    def put_part(self, container_id: int, part: Part) -> Deferred[Part | None]:
+        """Record a part (the upload must still exist); a re-sent part replaces the old one."""
+
+        def work(db: sqlite3.Connection) -> Part | None:
+            self._upload(db, container_id, part.upload_id)
+            row = db.execute(
+                f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND number = ?", (part.upload_id, part.number)
+            ).fetchone()
+            old = None if row is None else _part(row)
+            if old is not None:
+                self._queue_garbage(db, container_id, [old.locator])
+            db.execute(
+                f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (part.upload_id, part.number, part.locator, part.size, part.md5, part.modified, part.checksum),
+            )
+            return old
+
+        return self._run(self._transaction, work)
+
+    def parts(self, container_id: int, upload_id: str, after: int, limit: int) -> Deferred[tuple[Upload, list[Part]]]:
+        def work() -> tuple[Upload, list[Part]]:
+            db = self._db()
+            upload = self._upload(db, container_id, upload_id)
+            rows = db.execute(
+                f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND number > ? ORDER BY number LIMIT ?",
+                (upload_id, after, limit),
+            )
+            return upload, [_part(r) for r in rows]
+
+        return self._run(work)
+
+    def complete_upload(
+        self,
+        container_id: int,
+        upload_id: str,
+        chosen: list[tuple[int, str]],
+        min_part_size: int,
+        modified: float,
+        condition: WriteCondition | None,
+    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part]]]:
+        """Turn an upload into a manifest artifact in one transaction; no byte moves.
+
+        Returns (new artifact, replaced artifact, the chosen parts). Parts
+        uploaded but not chosen are queued as garbage with the replaced artifact.
+        """
+
+        def work(db: sqlite3.Connection) -> tuple[Artifact, Artifact | None, list[Part]]:
+            upload = self._upload(db, container_id, upload_id)
+            stored = {
+                p.number: p
+                for p in map(_part, db.execute(f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ?", (upload_id,)))
+            }
+            picked: list[Part] = []
+            previous = 0
+            for number, md5 in chosen:
+                if number <= previous:
+                    raise InvalidPartOrder(str(number))
+                previous = number
+                part = stored.get(number)
+                if part is None or part.md5 != md5:
+                    raise InvalidPart(str(number))
+                picked.append(part)
+            for part in picked[:-1]:
+                if part.size < min_part_size:
+                    raise EntityTooSmall(str(part.number))
+            key = upload.key.encode("utf-8")
+            if condition is not None:
+                self._check_condition(db, container_id, key, condition)
+            digest = hashlib.md5(b"".join(bytes.fromhex(p.md5) for p in picked)).hexdigest()
+            artifact = Artifact(
+                container_id=container_id,
+                key=upload.key,
+                locator="",
+                size=sum(p.size for p in picked),
+                md5=f"{digest}-{len(picked)}",
+                modified=modified,
+                content_type=upload.content_type,
+                metadata=upload.metadata,
+                headers=upload.headers,
+                storage_class=upload.storage_class,
+                parts=tuple((p.locator, p.size) for p in picked),
+            )
+            old = self._replace(db, container_id, key)
+            self._write_artifact(db, artifact)
+            chosen_numbers = {p.number for p in picked}
+            self._queue_garbage(db, container_id, [p.locator for n, p in stored.items() if n not in chosen_numbers])
+            db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+            return artifact, old, picked
+
+        return self._run(self._transaction, work)
+
+    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[None]:
+        def work(db: sqlite3.Connection) -> None:
+            self._upload(db, container_id, upload_id)
+            locators = [r[0] for r in db.execute("SELECT locator FROM parts WHERE upload_id = ?", (upload_id,))]
+            self._queue_garbage(db, container_id, locators)
+            db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+
+        return self._run(self._transaction, work)
+
+    def list_uploads(
+        self, container_id: int, prefix: str, delimiter: str, key_marker: str | None, id_marker: str | None, limit: int
+    ) -> Deferred[tuple[list[Upload], list[str], bool]]:
+        """Uploads in (key, created, id) order after the markers; (uploads, common prefixes, truncated)."""
+
+        def work() -> tuple[list[Upload], list[str], bool]:
+            db = self._db()
+            raw_prefix = prefix.encode("utf-8")
+            raw_delim = delimiter.encode("utf-8")
+            upper = successor(raw_prefix) if raw_prefix else None
+            uploads: list[Upload] = []
+            prefixes: list[str] = []
+            lower = max(raw_prefix, key_marker.encode("utf-8")) if key_marker else raw_prefix
+            # With only a key marker, every upload of that key was listed already.
+            skip_key = key_marker.encode("utf-8") if key_marker and not id_marker else None
+            after_id = (key_marker.encode("utf-8"), id_marker) if key_marker and id_marker else None
+            while True:
+                sql = f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE container_id = ? AND key >= ?"
+                args: list[Any] = [container_id, lower]
+                if upper is not None:
+                    sql += " AND key < ?"
+                    args.append(upper)
+                rows = db.execute(sql + " ORDER BY key, created, id LIMIT ?", [*args, limit + 2]).fetchall()
+                jumped = False
+                for row in rows:
+                    key = bytes(row[2])
+                    if skip_key is not None and key == skip_key:
+                        continue
+                    if after_id is not None and key == after_id[0]:
+                        # same key as the marker: only uploads after the marked one
+                        if row[0] == after_id[1]:
+                            after_id = None
+                        continue
+                    if raw_delim:
+                        at = key.find(raw_delim, len(raw_prefix))
+                        if at >= 0:
+                            rolled = key[: at + len(raw_delim)]
+                            if len(uploads) + len(prefixes) == limit:
+                                return uploads, prefixes, True
+                            if not key_marker or rolled.decode("utf-8") > key_marker:
+                                prefixes.append(rolled.decode("utf-8"))
+                            nxt = successor(rolled)
+                            assert nxt is not None
+                            lower, jumped = nxt, True
+                            break
+                    if len(uploads) + len(prefixes) == limit:
+                        return uploads, prefixes, True
+                    uploads.append(_upload(row))
+                if not jumped:
+                    return uploads, prefixes, False
+
+        return self._run(work)
+
+    def stale_uploads(self, created_before: float, limit: int) -> Deferred[list[Upload]]:
+        def work() -> list[Upload]:
+            rows = self._db().execute(
+                f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE created < ? ORDER BY created LIMIT ?",
+                (created_before, limit),
+            )
+            return [_upload(r) for r in rows]
 
         return self._run(work)
 

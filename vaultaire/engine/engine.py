@@ -20,11 +20,13 @@ from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.errors import (
     DriverError,
     NoSuchArtifact,
     NoSuchContainer,
+    NoSuchUpload,
     PreconditionFailed,
 )
 from vaultaire.model import (
@@ -33,8 +35,10 @@ from vaultaire.model import (
     Container,
     Credential,
     ListingPage,
+    Part,
     RequestContext,
     Tenant,
+    Upload,
     WriteCondition,
 )
 
@@ -81,7 +85,9 @@ class Engine:
         reactor: Any,
         default_placement: str = "local",
         clock: Callable[[], float] = time.time,
+        min_part_size: int = 5 * 2**20,
     ) -> None:
+        self.min_part_size = min_part_size
         if default_placement not in drivers:
             raise ValueError(f"default placement {default_placement!r} names no driver")
         self.catalog = catalog
@@ -189,9 +195,39 @@ class Engine:
         if condition is not None:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
+        locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        artifact = Artifact(
+            container_id=container.id,
+            key=key,
+            locator=locator,
+            size=size,
+            md5=md5,
+            modified=self._clock(),
+            content_type=content_type,
+            metadata=metadata,
+            headers=headers,
+            storage_class=storage_class,
+        )
+        try:
+            replaced = await self.catalog.put_artifact(artifact, condition)
+        except BaseException:
+            await driver.delete(locator)
+            raise
+        if replaced is not None:
+            await self._free(container.placement, list(replaced.locators))
+        return artifact
+
+    async def _write_blob(
+        self,
+        container: Container,
+        source: ChunkSource,
+        hashers: Mapping[str, Hasher] | None,
+        verify: Verifier | None,
+    ) -> tuple[str, int, str]:
+        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
-        writer = driver.open_writer(locator)
+        writer = self._driver(container).open_writer(locator)
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
@@ -221,26 +257,7 @@ class Engine:
         except BaseException:
             await writer.abort()
             raise
-        artifact = Artifact(
-            container_id=container.id,
-            key=key,
-            locator=locator,
-            size=size,
-            md5=md5.hexdigest(),
-            modified=self._clock(),
-            content_type=content_type,
-            metadata=metadata,
-            headers=headers,
-            storage_class=storage_class,
-        )
-        try:
-            replaced = await self.catalog.put_artifact(artifact, condition)
-        except BaseException:
-            await driver.delete(locator)
-            raise
-        if replaced is not None:
-            await self._free(container.placement, [replaced.locator])
-        return artifact
+        return locator, size, md5.hexdigest()
 
     async def _check_condition(self, container: Container, key: str, condition: WriteCondition) -> None:
         current = await self.catalog.artifact(container.id, key)
@@ -296,7 +313,7 @@ class Engine:
             wanted = resolve(artifact)
             start, end = (wanted.start, wanted.end) if wanted else (0, artifact.size - 1)
             try:
-                reader = await self._driver(container).open_reader(artifact.locator, start, end)
+                reader = await self._reader(container, artifact, start, end)
             except DriverError:
                 if attempt == 2:
                     raise
@@ -304,10 +321,143 @@ class Engine:
             return artifact, wanted, reader
         raise AssertionError("unreachable")
 
+    async def _reader(self, container: Container, artifact: Artifact, start: int, end: int) -> BlobReader:
+        driver = self._driver(container)
+        if not artifact.parts:
+            return await driver.open_reader(artifact.locator, start, end)
+        return ManifestReader(driver, artifact.parts, start, end)
+
+    # -- multipart uploads
+
+    async def create_upload(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        *,
+        content_type: str,
+        metadata: tuple[tuple[str, str], ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
+        storage_class: str = "STANDARD",
+        checksum_algorithm: str | None = None,
+    ) -> Upload:
+        upload = Upload(
+            id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
+            container_id=container.id,
+            key=key,
+            created=self._clock(),
+            content_type=content_type,
+            metadata=metadata,
+            headers=headers,
+            storage_class=storage_class,
+            checksum_algorithm=checksum_algorithm,
+        )
+        await self.catalog.create_upload(upload)
+        return upload
+
+    async def upload(self, ctx: RequestContext, container: Container, upload_id: str) -> Upload:
+        return await self.catalog.upload(container.id, upload_id)
+
+    async def put_part(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        upload_id: str,
+        number: int,
+        source: ChunkSource,
+        *,
+        hashers: Mapping[str, Hasher] | None = None,
+        verify: Verifier | None = None,
+        checksum: Callable[[], str | None] = lambda: None,
+    ) -> Part:
+        """Stream one part to its own blob; a part sent again replaces (and frees) the old one."""
+        await self.catalog.upload(container.id, upload_id)  # NoSuchUpload before any byte lands
+        locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        part = Part(upload_id, number, locator, size, md5, self._clock(), checksum())
+        try:
+            replaced = await self.catalog.put_part(container.id, part)
+        except BaseException:
+            await self._driver(container).delete(locator)
+            raise
+        if replaced is not None:
+            await self._free(container.placement, [replaced.locator])
+        return part
+
+    async def copy_part(
+        self,
+        ctx: RequestContext,
+        source: Container,
+        source_key: str,
+        target: Container,
+        upload_id: str,
+        number: int,
+        resolve: Callable[[Artifact], ByteRange | None],
+    ) -> tuple[Artifact, Part]:
+        """UploadPartCopy: a range of an artifact streamed into a part."""
+        await self.catalog.upload(target.id, upload_id)
+        original, _, reader = await self.open(ctx, source, source_key, resolve)
+        part = await self.put_part(ctx, target, upload_id, number, reader_source(reader))
+        return original, part
+
+    async def list_parts(
+        self, ctx: RequestContext, container: Container, upload_id: str, after: int, limit: int
+    ) -> tuple[Upload, list[Part]]:
+        return await self.catalog.parts(container.id, upload_id, after, limit)
+
+    async def complete_upload(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        upload_id: str,
+        chosen: list[tuple[int, str]],
+        condition: WriteCondition | None = None,
+    ) -> tuple[Artifact, list[Part]]:
+        """One catalog transaction turns the parts into a manifest: no byte is copied."""
+        artifact, replaced, picked = await self.catalog.complete_upload(
+            container.id, upload_id, chosen, self.min_part_size, self._clock(), condition
+        )
+        # The transaction queued the replaced artifact's and the unchosen parts' blobs.
+        await self.collect_garbage()
+        return artifact, picked
+
+    async def abort_upload(self, ctx: RequestContext, container: Container, upload_id: str) -> None:
+        await self.catalog.abort_upload(container.id, upload_id)
+        await self.collect_garbage()
+
+    async def list_uploads(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        prefix: str,
+        delimiter: str,
+        key_marker: str | None,
+        id_marker: str | None,
+        limit: int,
+    ) -> tuple[list[Upload], list[str], bool]:
+        return await self.catalog.list_uploads(container.id, prefix, delimiter, key_marker, id_marker, limit)
+
+    async def expire_uploads(self, max_age: float, batch: int = 500) -> int:
+        """Abort uploads older than ``max_age`` seconds and free their parts."""
+        expired = 0
+        while True:
+            stale = await self.catalog.stale_uploads(self._clock() - max_age, batch)
+            for upload in stale:
+                try:
+                    await self.catalog.abort_upload(upload.container_id, upload.id)
+                    expired += 1
+                except NoSuchUpload:
+                    pass  # completed or aborted meanwhile
+            if len(stale) < batch:
+                break
+        await self.collect_garbage()
+        if expired:
+            log.info("expired {n} unfinished multipart uploads", n=expired)
+        return expired
+
     async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
         removed = await self.catalog.delete_artifact(container.id, key)
         if removed is not None:
-            await self._free(container.placement, [removed.locator])
+            await self._free(container.placement, list(removed.locators))
         return removed
 
     async def list_artifacts(

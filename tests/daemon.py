@@ -1,0 +1,317 @@
+"""A real `twistd -n vaultaire` process for acceptance tests.
+
+Plain Python (no pytest-twisted): start a daemon on free 127.0.0.1 ports with a
+fresh data directory, wait for its health endpoint, talk to it with boto3 or
+the aws cli, kill it, restart it on the same data directory and ports.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+AWS = os.path.join(os.path.dirname(sys.executable), "aws")
+
+ACCESS_KEY = "VTTESTACCESSKEY00001"
+SECRET_KEY = "test-secret-key-for-vaultaire-0123456789"
+REGION = "us-east-1"
+
+
+class DaemonError(Exception):
+    pass
+
+
+_LIVE: set[Daemon] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for daemon in list(_LIVE):
+        daemon.kill9()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def twistd_command(*args: str) -> list[str]:
+    """`twistd -n vaultaire ARGS` without a pid file (so daemons can share a cwd)."""
+    return [TWISTD, "-n", "--pidfile=", "vaultaire", *args]
+
+
+def run_twistd(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
+               timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run twistd to completion (for start-up failures): returns the finished process."""
+    full_env = dict(os.environ)
+    for name in ("VAULTAIRE_ACCESS_KEY", "VAULTAIRE_SECRET_KEY"):
+        full_env.pop(name, None)
+    full_env.update(env or {})
+    return subprocess.run(twistd_command(*args), cwd=str(cwd), env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class Daemon:
+    """One vaultaire process; call ``start()`` (or use as a context manager)."""
+
+    def __init__(
+        self,
+        base: Path,
+        *,
+        access_key: str | None = ACCESS_KEY,
+        secret_key: str | None = SECRET_KEY,
+        extra_args: Sequence[str] = (),
+        scheme: str = "http",
+        listen_template: str = "tcp:{port}:interface=127.0.0.1",
+        startup_timeout: float = 20.0,
+        pass_data: bool = True,
+        region: str = REGION,
+        verify: Any = None,
+    ) -> None:
+        self.base = Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.base / "data"
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.extra_args = list(extra_args)
+        self.scheme = scheme
+        self.listen_template = listen_template
+        self.startup_timeout = startup_timeout
+        self.pass_data = pass_data
+        self.region = region
+        self.verify = verify
+        self.port: int | None = None
+        self.ops_port: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.base / "daemon.log"
+        self._log_file: Any = None
+        self.starts = 0
+
+    # -- addresses
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events" / "events.jsonl"
+
+    # -- life cycle
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for name in ("VAULTAIRE_ACCESS_KEY", "VAULTAIRE_SECRET_KEY"):
+            env.pop(name, None)
+        if self.access_key is not None:
+            env["VAULTAIRE_ACCESS_KEY"] = self.access_key
+        if self.secret_key is not None:
+            env["VAULTAIRE_SECRET_KEY"] = self.secret_key
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def command(self) -> list[str]:
+        return twistd_command(
+            *(["--data", str(self.data_dir)] if self.pass_data else []),
+            "--listen", self.listen_template.format(port=self.port),
+            "--ops", f"tcp:{self.ops_port}:interface=127.0.0.1",
+            *self.extra_args,
+        )
+
+    def start(self) -> Daemon:
+        """Pick free ports (retrying if another process grabs one) and start."""
+        last: Exception | None = None
+        for _ in range(5):
+            self.port, self.ops_port = free_port(), free_port()
+            if self.port == self.ops_port:
+                continue
+            try:
+                self._spawn()
+                return self
+            except DaemonError as e:
+                if "cannot listen" not in self.log_text():
+                    raise
+                last = e
+        raise DaemonError(f"could not find free ports: {last}")
+
+    def restart(self) -> Daemon:
+        """Stop if running, start again on the same data directory and ports."""
+        if self.running:
+            self.stop()
+        self._spawn()
+        return self
+
+    def _spawn(self) -> None:
+        self.starts += 1
+        self._log_file = open(self.log_path, "ab")
+        self._log_file.write(f"\n==== start {self.starts}: {' '.join(self.command())}\n".encode())
+        self._log_file.flush()
+        self.proc = subprocess.Popen(
+            self.command(), cwd=str(self.base), env=self._env(),
+            stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        _LIVE.add(self)
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                self._close_log()
+                raise DaemonError(
+                    f"vaultaire exited with {self.proc.returncode} during start-up:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.ops_url + "/health", timeout=2) as r:
+                    doc = json.loads(r.read())
+                    if r.status == 200 and doc.get("status") != "starting":
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        self.kill9()
+        raise DaemonError(f"vaultaire not healthy after {self.startup_timeout}s:\n{self.log_text()}")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self._close_log()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            _LIVE.discard(self)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- clients
+
+    def boto3_client(self, *, access_key: str | None = None, secret_key: str | None = None,
+                     **config: Any) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(region_name=self.region, s3={"addressing_style": "path"},
+                     retries={"max_attempts": 1, "mode": "standard"}, **config)
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            region_name=self.region,
+            config=cfg,
+            verify=self.verify,
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            text = self.events_path.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def aws_env(self, home: Path) -> dict[str, str]:
+        """An environment for the aws cli that can only reach this daemon."""
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "aws-config"
+        creds = home / "aws-credentials"
+        if not config.exists():
+            config.write_text(
+                "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n"
+                "    multipart_threshold = 64MB\n    multipart_chunksize = 64MB\n"
+            )
+            creds.write_text("")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({
+            "AWS_CONFIG_FILE": str(config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+            "AWS_ACCESS_KEY_ID": self.access_key or "",
+            "AWS_SECRET_ACCESS_KEY": self.secret_key or "",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_PAGER": "",
+            "HOME": str(home),
+        })
+        return env
+
+    def aws(self, home: Path, *args: str, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the aws cli against this daemon only."""
+        cmd = [AWS, "--endpoint-url", self.endpoint_url, *args]
+        result = subprocess.run(cmd, env=self.aws_env(home), capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"aws {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+def read_status(pid: int) -> dict[str, int]:
+    """VmRSS/VmHWM (kB) from /proc/PID/status."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":", 1)
+                out[name] = int(value.split()[0])
+    return out

@@ -1,0 +1,140 @@
+"""The daemon streams: a 1 GiB upload and download keep its peak RSS far below the object size."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon import Daemon, read_status
+
+SIZE = 2**30
+BLOCK = 2**20
+LIMIT_KIB = 150 * 1024
+
+
+def write_source(path: Path) -> str:
+    """1 GiB of incompressible-looking bytes, cheaply: one random MiB with a counter stamped in."""
+    block = bytearray(os.urandom(BLOCK))
+    md5 = hashlib.md5()
+    with open(path, "wb") as f:
+        for i in range(SIZE // BLOCK):
+            block[:8] = i.to_bytes(8, "big")
+            block[BLOCK // 2:BLOCK // 2 + 8] = (i * 2654435761).to_bytes(8, "big")
+            md5.update(block)
+            f.write(block)
+    return md5.hexdigest()
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.peak_kib = 0
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                rss = read_status(self.pid)["VmRSS"]
+            except (OSError, KeyError):
+                return
+            self.peak_kib = max(self.peak_kib, rss)
+            self.samples += 1
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+def connection(url: str) -> tuple[http.client.HTTPConnection, str]:
+    parts = urllib.parse.urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=120), f"{parts.path}?{parts.query}"
+
+
+def streamed_put(url: str, path: Path) -> tuple[int, dict[str, str], bytes]:
+    conn, target = connection(url)
+    try:
+        conn.putrequest("PUT", target)
+        conn.putheader("Content-Length", str(path.stat().st_size))
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.endheaders()
+        with open(path, "rb") as f:
+            while chunk := f.read(BLOCK):
+                conn.send(chunk)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def streamed_get(url: str) -> tuple[int, int, str]:
+    conn, target = connection(url)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        md5 = hashlib.md5()
+        total = 0
+        while chunk := response.read(BLOCK):
+            md5.update(chunk)
+            total += len(chunk)
+        return response.status, total, md5.hexdigest()
+    finally:
+        conn.close()
+
+
+@pytest.mark.timeout(300)
+def test_one_gib_upload_and_download_peak_rss(daemon: Daemon, tmp_path: Path, record_property: Any) -> None:
+    source = tmp_path / "one-gib.bin"
+    expected_md5 = write_source(source)
+
+    s3 = daemon.boto3_client(signature_version="s3v4")
+    s3.create_bucket(Bucket="big")
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "big", "Key": "one-gib"}, ExpiresIn=3600)
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "big", "Key": "one-gib"}, ExpiresIn=3600)
+
+    pid = daemon.pid
+    baseline = read_status(pid)
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS
+        hwm_reset = True
+    except OSError:
+        hwm_reset = False
+
+    sampler = RssSampler(pid)
+    sampler.start()
+    t0 = time.monotonic()
+    try:
+        status, headers, body = streamed_put(put_url, source)
+        t_put = time.monotonic() - t0
+        assert status == 200, body
+        assert headers["etag"] == f'"{expected_md5}"'
+        status, total, got_md5 = streamed_get(get_url)
+        t_get = time.monotonic() - t0 - t_put
+    finally:
+        sampler.stop()
+    final = read_status(pid)
+
+    assert status == 200
+    assert total == SIZE
+    assert got_md5 == expected_md5
+    peak_kib = max(sampler.peak_kib, final["VmHWM"] if hwm_reset else 0)
+    record_property("peak_rss_mib", round(peak_kib / 1024, 1))
+    message = (
+        f"daemon peak RSS {peak_kib / 1024:.1f} MiB (sampled max {sampler.peak_kib / 1024:.1f} MiB over "
+        f"{sampler.samples} samples, VmHWM {final['VmHWM'] / 1024:.1f} MiB{'' if hwm_reset else ' since start'}, "
+        f"baseline RSS {baseline['VmRSS'] / 1024:.1f} MiB); PUT {t_put:.1f}s, GET {t_get:.1f}s"
+    )
+    print("\nmemory: " + message)
+    assert sampler.samples > 10, message
+    assert peak_kib < LIMIT_KIB, message
