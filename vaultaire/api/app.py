@@ -20,11 +20,9 @@ from klein import Klein
 from twisted.logger import Logger
 from twisted.web.server import Request
 
-from vaultaire import sigv4
 from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import MAX_KEY_BYTES, Target, check_bucket_name, parse_target
 from vaultaire.api.auth import Authenticator, Identity
-from vaultaire.api.chunked import AwsChunkedSource, ChunkSigning
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.headers import (
     RESPONSE_OVERRIDES,
@@ -34,10 +32,11 @@ from vaultaire.api.headers import (
     write_condition,
 )
 from vaultaire.api.http import S3Request
+from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.operations import detect
 from vaultaire.api.ranges import resolve_range
 from vaultaire.api.xmlout import element, xml_document
-from vaultaire.engine import ChunkSource, CopyPlan, Engine, Hasher
+from vaultaire.engine import CopyPlan, Engine
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import Cancelled
 from vaultaire.model import Artifact, ByteRange, Container, RequestContext
@@ -383,66 +382,9 @@ class S3Api:
             )
         return tuple(meta)
 
-    def _content_md5(self, call: S3Call) -> bytes | None:
-        value = call.headers.get("content-md5")
-        if value is None:
-            return None
-        try:
-            digest = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            digest = b""
-        if len(digest) != 16:
-            raise S3Error("InvalidDigest")
-        return digest
-
-    def _signed_payload_sha256(self, mode: str) -> bytes | None:
-        """The SHA-256 the client signed for a plain body, or None when it signed none."""
-        if mode == sigv4.UNSIGNED_PAYLOAD or mode in sigv4.STREAMING_PAYLOADS:
-            return None
-        try:
-            digest = bytes.fromhex(mode)
-        except ValueError:
-            digest = b""
-        if len(digest) != 32:
-            raise S3Error(
-                "InvalidArgument",
-                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest.",
-                ArgumentName="x-amz-content-sha256",
-                ArgumentValue=mode,
-            )
-        return digest
-
-    def _body_size(self, call: S3Call, streaming: bool) -> int:
-        """The size the artifact will have, checked against S3's single-PUT limit."""
-        length = call.request.body_length
-        if length is None and not streaming:
-            raise S3Error("MissingContentLength")
-        size = length or 0
-        if streaming:
-            # Clients send aws-chunked with Transfer-Encoding: chunked and no
-            # Content-Length; the decoded size is the one that counts.
-            decoded = call.headers.get("x-amz-decoded-content-length")
-            if decoded is None or not decoded.isdigit():
-                raise S3Error("MissingContentLength", "aws-chunked bodies need x-amz-decoded-content-length.")
-            size = int(decoded)
-        if size > MAX_PUT_SIZE:
-            raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(MAX_PUT_SIZE))
-        return size
-
     async def put_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None and call.identity is not None
-        identity = call.identity
-        mode = identity.payload_hash
-        streaming = mode in sigv4.STREAMING_PAYLOADS
-        size = self._body_size(call, streaming)
-        expected_md5 = self._content_md5(call)
-        expected_sha256 = self._signed_payload_sha256(mode)
-        algorithm, expected_checksum, checksum_in_trailer = checksums.declared(call.headers)
-        hashers: dict[str, Hasher] = {}
-        if algorithm is not None:
-            hashers["checksum"] = checksums.new_hasher(algorithm)
-        if expected_sha256 is not None:
-            hashers["payload-sha256"] = hashlib.sha256()
+        incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
         metadata = self._metadata(call)
         content_type = call.headers.get("content-type") or "binary/octet-stream"
         kept_headers = stored_headers(call.headers)
@@ -450,55 +392,31 @@ class S3Api:
         condition = write_condition(call.headers)
         container = await self._container(call)
         raw = call.request.open_body()  # only now does the client get its 100 Continue
-        source: ChunkSource = raw
-        chunked: AwsChunkedSource | None = None
-        if streaming:
-            signing = None
-            if mode != "STREAMING-UNSIGNED-PAYLOAD-TRAILER":
-                signing = ChunkSigning(identity.signing_key, identity.amz_date, identity.scope, identity.signature)
-            source = chunked = AwsChunkedSource(raw, signing, size)
-
-        def verify(digests: Mapping[str, bytes]) -> None:
-            if expected_md5 is not None and digests["md5"] != expected_md5:
-                raise S3Error("BadDigest")
-            if expected_sha256 is not None and digests["payload-sha256"] != expected_sha256:
-                raise S3Error("XAmzContentSHA256Mismatch")
-            if algorithm is not None:
-                expected = expected_checksum
-                if checksum_in_trailer:
-                    sent = chunked.trailers.get(checksums.header_name(algorithm)) if chunked else None
-                    if sent is None:
-                        raise S3Error("InvalidRequest", f"The trailer {checksums.header_name(algorithm)} is missing.")
-                    expected = checksums.decode_value(algorithm, sent)
-                if digests["checksum"] != expected:
-                    raise S3Error(
-                        "BadDigest",
-                        f"The {algorithm.upper()} you specified did not match the calculated checksum.",
-                    )
-
         artifact = await self.engine.put(
             call.ctx,
             container,
             call.target.key,
-            source,
+            incoming.source(raw),
             content_type=content_type,
             metadata=metadata,
             headers=kept_headers,
             storage_class=klass,
             condition=condition,
-            hashers=hashers,
-            verify=verify,
+            hashers=incoming.hashers,
+            verify=incoming.verify,
         )
-        if artifact.size != size:
-            # The channel ends a body at Content-Length, so this means a short body.
-            raise S3Error("IncompleteBody")
+        incoming.check_size(artifact.size)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
-        if algorithm is not None:
-            call.set_header(checksums.header_name(algorithm), base64.b64encode(hashers["checksum"].digest()).decode())
+        self._echo_checksum(call, incoming)
         if klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
         return b""
+
+    def _echo_checksum(self, call: S3Call, incoming: IncomingBody) -> None:
+        echoed = incoming.checksum_header()
+        if echoed is not None:
+            call.set_header(*echoed)
 
     def _artifact_headers(self, call: S3Call, artifact: Artifact) -> None:
         call.set_header("ETag", artifact.etag)
@@ -644,7 +562,7 @@ class S3Api:
 
     def _check_body_integrity(self, call: S3Call, body: bytes) -> None:
         """DeleteObjects needs Content-MD5 or an x-amz-checksum-* header, and it must hold."""
-        expected_md5 = self._content_md5(call)
+        expected_md5 = content_md5(call.headers)
         algorithm, expected, _trailer = checksums.declared(call.headers)
         if expected_md5 is None and algorithm is None:
             raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
