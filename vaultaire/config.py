@@ -30,6 +30,10 @@ class Settings:
     log_level: str = "info"
     events_max_bytes: int = 64 * 2**20
     events_rotate_daily: bool = True
+    # Parts but the last must be at least this big (S3: 5 MiB); lower it only for tests and benchmarks.
+    min_part_size: int = 5 * 2**20
+    # Unfinished multipart uploads are aborted, and their parts freed, after this many seconds.
+    upload_expiry: int = 7 * 24 * 3600
 
 
 # TOML table -> {key in the table: Settings field}
@@ -41,6 +45,10 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "region": "region",
         "health_path": "health_path",
         "max_clock_skew": "max_clock_skew",
+    },
+    "multipart": {
+        "min_part_size": "min_part_size",
+        "upload_expiry": "upload_expiry",
     },
     "logging": {
         "level": "log_level",
@@ -97,7 +105,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     if not settings.health_path.startswith("/_"):
         raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
-    if settings.max_clock_skew <= 0 or settings.events_max_bytes <= 0:
-        raise ConfigError("settings 'max_clock_skew' and 'events_max_bytes' must be positive")
+    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name!r} must be positive")
+    if settings.min_part_size < 0:
+        raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):
         raise ConfigError(f"setting 'region' {settings.region!r} must be letters, digits and '-'")

@@ -39,6 +39,7 @@ log = Logger()
 
 HEALTH_PROBE_SECONDS = 10.0
 GARBAGE_SWEEP_SECONDS = 600.0
+UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
 
 
 def apply_log_level(level: str) -> None:
@@ -153,7 +154,12 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
 
     started = time.time()
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
-    engine = Engine(catalog, {"local": LocalDriver(os.path.join(data, "blobs"), reactor)}, reactor)
+    engine = Engine(
+        catalog,
+        {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
+        reactor,
+        min_part_size=settings.min_part_size,
+    )
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,
@@ -190,4 +196,7 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
     sweep = TimerService(GARBAGE_SWEEP_SECONDS, lambda: ensureDeferred(engine.collect_garbage()))
     sweep.clock = reactor
     sweep.setServiceParent(top)
+    expiry = TimerService(UPLOAD_EXPIRY_SECONDS, lambda: ensureDeferred(engine.expire_uploads(settings.upload_expiry)))
+    expiry.clock = reactor
+    expiry.setServiceParent(top)
     return top

@@ -33,6 +33,7 @@ from vaultaire.api.headers import (
 )
 from vaultaire.api.http import S3Request
 from vaultaire.api.incoming import IncomingBody, content_md5
+from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.ranges import resolve_range
 from vaultaire.api.xmlout import element, xml_document
@@ -95,7 +96,7 @@ def _headers_of(request: Request) -> dict[str, str]:
     return out
 
 
-class S3Api:
+class S3Api(MultipartOperations):
     """The Klein application serving the S3 protocol for one engine."""
 
     app = Klein()
@@ -141,6 +142,13 @@ class S3Api:
             "DeleteObjects": self.delete_objects,
             "GetBucketVersioning": self.get_bucket_versioning,
             "ListObjectVersions": self.list_object_versions,
+            "CreateMultipartUpload": self.create_multipart_upload,
+            "UploadPart": self.upload_part,
+            "UploadPartCopy": self.upload_part_copy,
+            "CompleteMultipartUpload": self.complete_multipart_upload,
+            "AbortMultipartUpload": self.abort_multipart_upload,
+            "ListParts": self.list_parts,
+            "ListMultipartUploads": self.list_multipart_uploads,
         }
 
     def resource(self) -> Any:
@@ -448,6 +456,9 @@ class S3Api:
         container = await self._container(call)
         range_header = call.headers.get("range")
         conditions = read_conditions(call.headers)
+        part_number = call.target.query.get("partNumber")
+        if part_number is not None and range_header:
+            raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
 
         def decide(artifact: Artifact) -> ByteRange | None:
             outcome = evaluate(conditions, artifact)
@@ -455,6 +466,8 @@ class S3Api:
                 raise S3Error("PreconditionFailed", Condition="If-Match")
             if outcome is Outcome.NOT_MODIFIED:
                 raise _NotModified(artifact)
+            if part_number is not None:
+                return _part_range(artifact, part_number)
             return resolve_range(range_header, artifact.size)
 
         try:
@@ -477,6 +490,8 @@ class S3Api:
         return b""
 
     def _length_headers(self, call: S3Call, artifact: Artifact, wanted: Any) -> None:
+        if artifact.parts and "partNumber" in call.target.query:
+            call.set_header("x-amz-mp-parts-count", str(len(artifact.parts)))
         if wanted is None:
             call.set_header("Content-Length", str(artifact.size))
             return
@@ -639,6 +654,25 @@ class S3Api:
         await self.engine.delete(call.ctx, container, call.target.key)
         call.request.setResponseCode(204)
         return b""
+
+
+def _part_range(artifact: Artifact, raw: str) -> ByteRange | None:
+    """The bytes of part ``raw`` (GET/HEAD ?partNumber=N); a plain artifact is its own part 1."""
+    count = len(artifact.parts) or 1
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw,
+        )
+    number = int(raw)
+    if number > count:
+        raise S3Error("InvalidPartNumber", PartNumberRequested=raw, ActualPartCount=str(count))
+    if not artifact.parts:
+        return ByteRange(0, artifact.size - 1) if artifact.size else None
+    start = sum(size for _loc, size in artifact.parts[: number - 1])
+    return ByteRange(start, start + artifact.parts[number - 1][1] - 1)
 
 
 def _max_keys(q: Mapping[str, str]) -> int:

@@ -40,6 +40,19 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
+    "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
+    "InvalidPart": (
+        400,
+        "One or more of the specified parts could not be found. The part may not have been uploaded, "
+        "or the specified entity tag may not match the part's entity tag.",
+    ),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
+    "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered by part number."),
+    "NoSuchUpload": (
+        404,
+        "The specified multipart upload does not exist. The upload ID might not be valid, "
+        "or the multipart upload might have been aborted or completed.",
+    ),
     "KeyTooLongError": (400, "Your key is too long"),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
@@ -90,6 +103,14 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("BucketNotEmpty", BucketName=container or "")
     if isinstance(exc, domain.PreconditionFailed):
         return S3Error("PreconditionFailed", Condition="If-Match" if "ETag" in str(exc) else "If-None-Match")
+    if isinstance(exc, domain.NoSuchUpload):
+        return S3Error("NoSuchUpload", UploadId=str(exc))
+    if isinstance(exc, domain.InvalidPart):
+        return S3Error("InvalidPart", PartNumber=str(exc))
+    if isinstance(exc, domain.InvalidPartOrder):
+        return S3Error("InvalidPartOrder")
+    if isinstance(exc, domain.EntityTooSmall):
+        return S3Error("EntityTooSmall", PartNumber=str(exc))
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
     if isinstance(exc, domain.DriverError):

@@ -32,6 +32,14 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("object", "GET", None): "GetObject",
     ("object", "HEAD", None): "HeadObject",
     ("object", "DELETE", None): "DeleteObject",
+    ("object", "GET", "partNumber"): "GetObject",
+    ("object", "HEAD", "partNumber"): "HeadObject",
+    ("object", "POST", "uploads"): "CreateMultipartUpload",
+    ("object", "PUT", "uploadId"): "UploadPart",
+    ("object", "POST", "uploadId"): "CompleteMultipartUpload",
+    ("object", "DELETE", "uploadId"): "AbortMultipartUpload",
+    ("object", "GET", "uploadId"): "ListParts",
+    ("bucket", "GET", "uploads"): "ListMultipartUploads",
 }
 
 _ALLOWED_METHODS = {
@@ -47,6 +55,8 @@ def detect(method: str, target: Target, headers: dict[str, str]) -> str:
     if method not in _ALLOWED_METHODS[level]:
         raise S3Error("MethodNotAllowed", Method=method, ResourceType=level.upper())
     subresources = [name for name in target.query if name in SUBRESOURCES]
+    if "uploadId" in subresources and "partNumber" in subresources:
+        subresources.remove("partNumber")  # UploadPart names both
     subresource = subresources[0] if len(subresources) == 1 else None
     if len(subresources) > 1:
         raise S3Error("NotImplemented", f"The combination of {', '.join(sorted(subresources))} is not implemented.")
@@ -58,4 +68,6 @@ def detect(method: str, target: Target, headers: dict[str, str]) -> str:
         return "ListObjectsV2"
     if operation == "PutObject" and "x-amz-copy-source" in headers:
         return "CopyObject"
+    if operation == "UploadPart" and "x-amz-copy-source" in headers:
+        return "UploadPartCopy"
     return operation

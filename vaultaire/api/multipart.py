@@ -1,0 +1,258 @@
+"""The multipart operations of the S3 API, mixed into S3Api.
+
+Parts stream to their own blobs like PutObject bodies; completion is one
+catalog transaction that turns them into a manifest, so no byte is copied.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vaultaire.api import checksums, xmlparse
+from vaultaire.api.errors import S3Error
+from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
+from vaultaire.api.incoming import IncomingBody
+from vaultaire.api.ranges import resolve_range
+from vaultaire.api.xmlout import element
+from vaultaire.engine.conditions import Outcome, evaluate
+from vaultaire.model import Artifact, ByteRange
+
+if TYPE_CHECKING:
+    from vaultaire.api.app import S3Call
+
+MAX_PARTS = 10_000
+MAX_LISTED = 1000
+COMPLETE_BODY_LIMIT = 4 * 2**20  # 10,000 parts with checksums
+
+
+def _bounded_int(q: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = q.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or value > high:
+        raise S3Error(
+            "InvalidArgument", f"{name} must be an integer from {low} to {high}.", ArgumentName=name, ArgumentValue=raw
+        )
+    return value
+
+
+class MultipartOperations:
+    """Needs from its host: engine, _container, _xml, _metadata, _owner, _small_body, _echo_checksum."""
+
+    engine: Any
+
+    def _upload_id(self, call: S3Call) -> str:
+        upload_id = call.target.query.get("uploadId", "")
+        if not upload_id:
+            raise S3Error("NoSuchUpload", UploadId=upload_id)
+        return upload_id
+
+    def _part_number(self, call: S3Call) -> int:
+        return _bounded_int(call.target.query, "partNumber", -1, 1, MAX_PARTS)
+
+    async def create_multipart_upload(self, call: S3Call) -> bytes:
+        assert call.target.key is not None
+        algorithm = call.headers.get("x-amz-checksum-algorithm", "").lower() or None
+        if algorithm is not None:
+            if algorithm not in checksums.ALGORITHMS:
+                raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
+            checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute yet
+        container = await self._container(call)  # type: ignore[attr-defined]
+        upload = await self.engine.create_upload(
+            call.ctx,
+            container,
+            call.target.key,
+            content_type=call.headers.get("content-type") or "binary/octet-stream",
+            metadata=self._metadata(call),  # type: ignore[attr-defined]
+            headers=stored_headers(call.headers),
+            storage_class=storage_class(call.headers),
+            checksum_algorithm=algorithm,
+        )
+        if algorithm is not None:
+            call.set_header("x-amz-checksum-algorithm", algorithm.upper())
+        return self._xml(  # type: ignore[attr-defined,no-any-return]
+            call,
+            element(
+                "InitiateMultipartUploadResult",
+                element("Bucket", container.name),
+                element("Key", upload.key),
+                element("UploadId", upload.id),
+                xmlns=True,
+            ),
+        )
+
+    async def upload_part(self, call: S3Call) -> bytes:
+        assert call.identity is not None
+        upload_id = self._upload_id(call)
+        number = self._part_number(call)
+        incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
+        container = await self._container(call)  # type: ignore[attr-defined]
+        await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
+        raw = call.request.open_body()
+        part = await self.engine.put_part(
+            call.ctx,
+            container,
+            upload_id,
+            number,
+            incoming.source(raw),
+            hashers=incoming.hashers,
+            verify=incoming.verify,
+            checksum=lambda: (incoming.checksum_header() or (None, None))[1],
+        )
+        incoming.check_size(part.size)
+        call.set_header("ETag", f'"{part.md5}"')
+        call.set_header("Content-Length", "0")
+        self._echo_checksum(call, incoming)  # type: ignore[attr-defined]
+        return b""
+
+    async def upload_part_copy(self, call: S3Call) -> bytes:
+        from vaultaire.api.app import _copy_source
+
+        upload_id = self._upload_id(call)
+        number = self._part_number(call)
+        source_bucket, source_key = _copy_source(call.headers["x-amz-copy-source"])
+        target = await self._container(call)  # type: ignore[attr-defined]
+        source = await self.engine.container(call.ctx, source_bucket)
+        conditions = read_conditions(call.headers, "x-amz-copy-source-")
+        wanted_range = call.headers.get("x-amz-copy-source-range")
+
+        def resolve(original: Artifact) -> ByteRange | None:
+            if evaluate(conditions, original) is not Outcome.PROCEED:
+                raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
+            if wanted_range is None:
+                return None
+            chosen = resolve_range(wanted_range, original.size)
+            if chosen is None or not wanted_range.startswith("bytes=") or wanted_range.startswith("bytes=-"):
+                raise S3Error(
+                    "InvalidArgument",
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last.",
+                    ArgumentName="x-amz-copy-source-range",
+                    ArgumentValue=wanted_range,
+                )
+            return chosen
+
+        _original, part = await self.engine.copy_part(call.ctx, source, source_key, target, upload_id, number, resolve)
+        return self._xml(  # type: ignore[attr-defined,no-any-return]
+            call,
+            element(
+                "CopyPartResult",
+                element("LastModified", _iso(part.modified)),
+                element("ETag", f'"{part.md5}"'),
+                xmlns=True,
+            ),
+        )
+
+    async def complete_multipart_upload(self, call: S3Call) -> bytes:
+        upload_id = self._upload_id(call)
+        container = await self._container(call)  # type: ignore[attr-defined]
+        condition = write_condition(call.headers)
+        body = await self._small_body(call, COMPLETE_BODY_LIMIT)  # type: ignore[attr-defined]
+        chosen = xmlparse.complete_request(body, MAX_PARTS)
+        artifact, _parts = await self.engine.complete_upload(call.ctx, container, upload_id, chosen, condition)
+        return self._xml(  # type: ignore[attr-defined,no-any-return]
+            call,
+            element(
+                "CompleteMultipartUploadResult",
+                element("Location", f"/{container.name}/{artifact.key}"),
+                element("Bucket", container.name),
+                element("Key", artifact.key),
+                element("ETag", artifact.etag),
+                xmlns=True,
+            ),
+        )
+
+    async def abort_multipart_upload(self, call: S3Call) -> bytes:
+        upload_id = self._upload_id(call)
+        container = await self._container(call)  # type: ignore[attr-defined]
+        await self.engine.abort_upload(call.ctx, container, upload_id)
+        call.request.setResponseCode(204)
+        return b""
+
+    async def list_parts(self, call: S3Call) -> bytes:
+        upload_id = self._upload_id(call)
+        q = call.target.query
+        marker = _bounded_int(q, "part-number-marker", 0, 0, MAX_PARTS)
+        limit = min(_bounded_int(q, "max-parts", MAX_LISTED, 0, 2**31), MAX_LISTED)
+        container = await self._container(call)  # type: ignore[attr-defined]
+        upload, parts = await self.engine.list_parts(call.ctx, container, upload_id, marker, limit + 1)
+        truncated = len(parts) > limit
+        parts = parts[:limit]
+        owner = self._owner(call)  # type: ignore[attr-defined]
+        entries = [
+            element(
+                "Part",
+                element("PartNumber", p.number),
+                element("LastModified", _iso(p.modified)),
+                element("ETag", f'"{p.md5}"'),
+                element("Size", p.size),
+            )
+            for p in parts
+        ]
+        return self._xml(  # type: ignore[attr-defined,no-any-return]
+            call,
+            element(
+                "ListPartsResult",
+                element("Bucket", container.name),
+                element("Key", upload.key),
+                element("UploadId", upload.id),
+                element("Initiator", *owner.children),
+                owner,
+                element("StorageClass", upload.storage_class),
+                element("PartNumberMarker", marker),
+                element("NextPartNumberMarker", parts[-1].number if parts else marker),
+                element("MaxParts", limit),
+                element("IsTruncated", truncated),
+                *entries,
+                xmlns=True,
+            ),
+        )
+
+    async def list_multipart_uploads(self, call: S3Call) -> bytes:
+        q = call.target.query
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        key_marker = q.get("key-marker") or None
+        id_marker = q.get("upload-id-marker") or None
+        limit = min(_bounded_int(q, "max-uploads", MAX_LISTED, 0, 2**31), MAX_LISTED)
+        container = await self._container(call)  # type: ignore[attr-defined]
+        uploads, prefixes, truncated = await self.engine.list_uploads(
+            call.ctx, container, prefix, delimiter, key_marker, id_marker, limit
+        )
+        owner = self._owner(call)  # type: ignore[attr-defined]
+        head = [
+            element("Bucket", container.name),
+            element("KeyMarker", key_marker or ""),
+            element("UploadIdMarker", id_marker or ""),
+        ]
+        if truncated and uploads:
+            head += [element("NextKeyMarker", uploads[-1].key), element("NextUploadIdMarker", uploads[-1].id)]
+        elif truncated and prefixes:
+            head += [element("NextKeyMarker", prefixes[-1]), element("NextUploadIdMarker", "")]
+        head += [element("Prefix", prefix), element("MaxUploads", limit), element("IsTruncated", truncated)]
+        if delimiter:
+            head.append(element("Delimiter", delimiter))
+        entries = [
+            element(
+                "Upload",
+                element("Key", u.key),
+                element("UploadId", u.id),
+                element("Initiator", *owner.children),
+                owner,
+                element("StorageClass", u.storage_class),
+                element("Initiated", _iso(u.created)),
+            )
+            for u in uploads
+        ]
+        common = [element("CommonPrefixes", element("Prefix", p)) for p in prefixes]
+        return self._xml(  # type: ignore[attr-defined,no-any-return]
+            call, element("ListMultipartUploadsResult", *head, *entries, *common, xmlns=True)
+        )
+
+
+def _iso(ts: float) -> str:
+    from vaultaire.api.app import _iso as iso
+
+    return iso(ts)
