@@ -1,0 +1,213 @@
+"""Multipart uploads in process: manifests, errors, space accounting, expiry, isolation."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest_twisted
+
+from tests.s3helpers import Server, error_code
+from tests.test_api import xml_values
+
+MIB = 2**20
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path):
+    s = Server(str(tmp_path))
+    await s.start()
+    assert (await s.request("PUT", "/bucket")).code == 200
+    yield s
+    await s.stop()
+
+
+async def create(server: Server, key: str = "big") -> str:
+    r = await server.request(
+        "POST", f"/bucket/{key}", query="uploads=", headers={"Content-Type": "text/x", "x-amz-meta-a": "1"}
+    )
+    assert r.code == 200, r.body
+    return xml_values(r.body, "UploadId")[0]
+
+
+async def put_part(server: Server, upload: str, number: int, body: bytes, key: str = "big") -> str:
+    r = await server.request("PUT", f"/bucket/{key}", body, query=f"partNumber={number}&uploadId={upload}")
+    assert r.code == 200, r.body
+    return r.headers.getRawHeaders("etag")[0]
+
+
+def complete_body(parts: list[tuple[int, str]]) -> bytes:
+    inner = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in parts)
+    return f"<CompleteMultipartUpload>{inner}</CompleteMultipartUpload>".encode()
+
+
+async def complete(server: Server, upload: str, parts: list[tuple[int, str]], key: str = "big", headers=None):
+    return await server.request(
+        "POST", f"/bucket/{key}", complete_body(parts), query=f"uploadId={upload}", headers=headers
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_upload_complete_and_read_across_parts(server):
+    upload = await create(server)
+    bodies = [os.urandom(5 * MIB), os.urandom(5 * MIB + 1), os.urandom(123)]
+    etags = [await put_part(server, upload, i + 1, b) for i, b in enumerate(bodies)]
+    r = await complete(server, upload, list(zip([1, 2, 3], etags, strict=True)))
+    assert r.code == 200, r.body
+    whole = b"".join(bodies)
+    expected = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in bodies)).hexdigest() + "-3"
+    assert xml_values(r.body, "ETag") == [f'"{expected}"']
+    r = await server.request("GET", "/bucket/big")
+    assert r.body == whole
+    assert r.headers.getRawHeaders("x-amz-meta-a") == ["1"] and r.headers.getRawHeaders("content-type") == ["text/x"]
+    # a range that straddles the first part boundary
+    r = await server.request("GET", "/bucket/big", headers={"Range": f"bytes={5 * MIB - 10}-{5 * MIB + 9}"})
+    assert r.code == 206 and r.body == whole[5 * MIB - 10 : 5 * MIB + 10]
+    r = await server.request("GET", "/bucket/big", query="partNumber=2")
+    assert r.code == 206 and r.body == bodies[1]
+    assert r.headers.getRawHeaders("x-amz-mp-parts-count") == ["3"]
+    r = await server.request("HEAD", "/bucket/big", query="partNumber=3")
+    assert r.headers.getRawHeaders("content-length") == ["123"]
+    r = await server.request("GET", "/bucket/big", query="partNumber=4")
+    assert (r.code, error_code(r)) == (416, "InvalidPartNumber")
+    assert len(server.blob_files()) == 3  # the parts are the artifact: nothing was copied
+
+
+@pytest_twisted.ensureDeferred
+async def test_completion_errors(server):
+    upload = await create(server)
+    small = await put_part(server, upload, 1, b"x" * 100)
+    second = await put_part(server, upload, 2, b"y" * 100)
+    r = await complete(server, upload, [(1, small), (2, second)])
+    assert (r.code, error_code(r)) == (400, "EntityTooSmall")
+    r = await complete(server, upload, [(2, second), (1, small)])
+    assert (r.code, error_code(r)) == (400, "InvalidPartOrder")
+    r = await complete(server, upload, [(1, '"00000000000000000000000000000000"')])
+    assert (r.code, error_code(r)) == (400, "InvalidPart")
+    r = await complete(server, upload, [(7, small)])
+    assert (r.code, error_code(r)) == (400, "InvalidPart")
+    r = await server.request("POST", "/bucket/big", b"<nope", query=f"uploadId={upload}")
+    assert (r.code, error_code(r)) == (400, "MalformedXML")
+    r = await complete(server, "no-such-upload", [(1, small)])
+    assert (r.code, error_code(r)) == (404, "NoSuchUpload")
+    r = await server.request("PUT", "/bucket/big", b"z", query="partNumber=1&uploadId=nope")
+    assert (r.code, error_code(r)) == (404, "NoSuchUpload")
+    r = await server.request("PUT", "/bucket/big", b"z", query=f"partNumber=10001&uploadId={upload}")
+    assert (r.code, error_code(r)) == (400, "InvalidArgument")
+    # a single small part is fine: the last part may be any size
+    r = await complete(server, upload, [(1, small)])
+    assert r.code == 200
+    assert len(server.blob_files()) == 1  # part 2 was uploaded but not chosen: freed
+
+
+@pytest_twisted.ensureDeferred
+async def test_resent_part_replaces_and_abort_frees(server):
+    upload = await create(server)
+    await put_part(server, upload, 1, b"first")
+    etag = await put_part(server, upload, 1, b"second")
+    assert len(server.blob_files()) == 1
+    r = await server.request("GET", "/bucket/big", query=f"uploadId={upload}")
+    assert xml_values(r.body, "ETag") == [etag] and xml_values(r.body, "Size") == ["6"]
+    r = await server.request("DELETE", "/bucket/big", query=f"uploadId={upload}")
+    assert r.code == 204
+    assert server.blob_files() == []
+    r = await server.request("DELETE", "/bucket/big", query=f"uploadId={upload}")
+    assert (r.code, error_code(r)) == (404, "NoSuchUpload")
+
+
+@pytest_twisted.ensureDeferred
+async def test_overwriting_and_deleting_a_multipart_artifact_frees_its_parts(server):
+    upload = await create(server)
+    e1 = await put_part(server, upload, 1, os.urandom(5 * MIB))
+    e2 = await put_part(server, upload, 2, b"tail")
+    assert (await complete(server, upload, [(1, e1), (2, e2)])).code == 200
+    assert len(server.blob_files()) == 2
+    await server.request("PUT", "/bucket/big", b"plain now")
+    assert len(server.blob_files()) == 1
+    await server.request("DELETE", "/bucket/big")
+    assert server.blob_files() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_parts_pagination_and_list_uploads(server):
+    upload = await create(server, "a/one")
+    for n in range(1, 6):
+        await put_part(server, upload, n, bytes([n]) * 10, key="a/one")
+    other = await create(server, "b")
+    r = await server.request("GET", "/bucket/a/one", query=f"uploadId={upload}&max-parts=2")
+    assert xml_values(r.body, "PartNumber") == ["1", "2"] and xml_values(r.body, "IsTruncated") == ["true"]
+    r = await server.request("GET", "/bucket/a/one", query=f"uploadId={upload}&max-parts=2&part-number-marker=4")
+    assert xml_values(r.body, "PartNumber") == ["5"] and xml_values(r.body, "IsTruncated") == ["false"]
+    r = await server.request("GET", "/bucket", query="uploads=")
+    assert xml_values(r.body, "UploadId") == [upload, other]
+    r = await server.request("GET", "/bucket", query="uploads=&delimiter=%2F")
+    assert xml_values(r.body, "UploadId") == [other] and "a/" in xml_values(r.body, "Prefix")
+    r = await server.request("GET", "/bucket", query="uploads=&max-uploads=1")
+    assert xml_values(r.body, "IsTruncated") == ["true"] and xml_values(r.body, "NextKeyMarker") == ["a/one"]
+    r = await server.request("GET", "/bucket", query="uploads=&key-marker=a%2Fone")
+    assert xml_values(r.body, "UploadId") == [other]
+
+
+@pytest_twisted.ensureDeferred
+async def test_upload_part_copy_with_range(server):
+    source = os.urandom(6 * MIB)
+    await server.request("PUT", "/bucket/source", source)
+    upload = await create(server, "copied")
+    r = await server.request(
+        "PUT",
+        "/bucket/copied",
+        query=f"partNumber=1&uploadId={upload}",
+        headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": f"bytes=0-{5 * MIB - 1}"},
+    )
+    assert r.code == 200, r.body
+    e1 = xml_values(r.body, "ETag")[0]
+    r = await server.request(
+        "PUT",
+        "/bucket/copied",
+        query=f"partNumber=2&uploadId={upload}",
+        headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": f"bytes={5 * MIB}-{6 * MIB - 1}"},
+    )
+    e2 = xml_values(r.body, "ETag")[0]
+    assert (await complete(server, upload, [(1, e1), (2, e2)], key="copied")).code == 200
+    r = await server.request("GET", "/bucket/copied")
+    assert r.body == source
+
+
+@pytest_twisted.ensureDeferred
+async def test_conditional_completion(server):
+    await server.request("PUT", "/bucket/big", b"exists")
+    upload = await create(server)
+    e1 = await put_part(server, upload, 1, b"new")
+    r = await complete(server, upload, [(1, e1)], headers={"If-None-Match": "*"})
+    assert (r.code, error_code(r)) == (412, "PreconditionFailed")
+    etag = '"' + hashlib.md5(b"exists").hexdigest() + '"'
+    r = await complete(server, upload, [(1, e1)], headers={"If-Match": etag})
+    assert r.code == 200
+    assert (await server.request("GET", "/bucket/big")).body == b"new"
+
+
+@pytest_twisted.ensureDeferred
+async def test_expiry_aborts_old_uploads_and_frees_parts(server):
+    upload = await create(server)
+    await put_part(server, upload, 1, b"abandoned")
+    assert len(server.blob_files()) == 1
+    assert await server.engine.expire_uploads(max_age=3600) == 0
+    assert await server.engine.expire_uploads(max_age=-1) == 1
+    assert server.blob_files() == []
+    r = await server.request("GET", "/bucket/big", query=f"uploadId={upload}")
+    assert (r.code, error_code(r)) == (404, "NoSuchUpload")
+
+
+@pytest_twisted.ensureDeferred
+async def test_uploads_are_scoped_to_their_tenant(server):
+    upload = await create(server)
+    await server.engine.ensure_credential("intruder", "INTRUDERKEY", "intruder-secret-0123")
+    r = await server.request("PUT", "/bucket", access="INTRUDERKEY", secret="intruder-secret-0123")
+    assert r.code == 200  # its own container of the same name
+    for method, query in (("GET", f"uploadId={upload}"), ("DELETE", f"uploadId={upload}")):
+        r = await server.request(
+            method, "/bucket/big", query=query, access="INTRUDERKEY", secret="intruder-secret-0123"
+        )
+        assert (r.code, error_code(r)) == (404, "NoSuchUpload")
+    r = await server.request("GET", "/bucket", query="uploads=", access="INTRUDERKEY", secret="intruder-secret-0123")
+    assert xml_values(r.body, "UploadId") == []
