@@ -7,6 +7,7 @@ import hashlib
 import zlib
 from datetime import UTC, datetime
 
+import pytest
 import pytest_twisted
 import treq
 
@@ -146,3 +147,30 @@ async def test_checksum_header_is_verified(server):
     assert r.code == 200
     r = await server.request("PUT", "/bucket/c", b"hello", headers={"x-amz-checksum-crc32": "!!"})
     assert (r.code, error_code(r)) == (400, "InvalidRequest")
+
+
+# The CRC catalogue's check values: the CRC of b"123456789".
+CHECK_VALUES = {
+    "crc32": 0xCBF43926.to_bytes(4, "big"),
+    "crc32c": 0xE3069283.to_bytes(4, "big"),
+    "crc64nvme": 0xAE8B14860A799888.to_bytes(8, "big"),
+    "sha1": hashlib.sha1(b"123456789").digest(),
+    "sha256": hashlib.sha256(b"123456789").digest(),
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(CHECK_VALUES))
+@pytest_twisted.ensureDeferred
+async def test_every_checksum_algorithm_is_verified_stored_and_returned(server, algorithm):
+    value = base64.b64encode(CHECK_VALUES[algorithm]).decode()
+    name = f"x-amz-checksum-{algorithm}"
+    r = await server.request("PUT", "/bucket/check", b"123456789", headers={name: value})
+    assert r.code == 200, r.body
+    assert r.headers.getRawHeaders(name) == [value]
+    r = await server.request("HEAD", "/bucket/check", headers={"x-amz-checksum-mode": "ENABLED"})
+    assert r.headers.getRawHeaders(name) == [value]
+    r = await server.request("HEAD", "/bucket/check")
+    assert r.headers.getRawHeaders(name) is None  # only when asked for
+    wrong = base64.b64encode(bytes(len(CHECK_VALUES[algorithm]))).decode()
+    r = await server.request("PUT", "/bucket/check", b"123456789", headers={name: wrong})
+    assert (r.code, error_code(r)) == (400, "BadDigest")

@@ -59,6 +59,8 @@ class Artifact:
     # A multipart artifact is a manifest: its parts' blobs in order, (locator, size) each;
     # ``locator`` is then empty and ``md5`` is S3's "<md5 of the part md5s>-<count>".
     parts: tuple[tuple[str, int], ...] = ()
+    # (algorithm, base64 value) of an x-amz-checksum-* verified at upload, returned on request
+    checksum: tuple[str, str] | None = None
 
     @property
     def etag(self) -> str:

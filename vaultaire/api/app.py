@@ -412,6 +412,7 @@ class S3Api(MultipartOperations):
             condition=condition,
             hashers=incoming.hashers,
             verify=incoming.verify,
+            keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
         )
         incoming.check_size(artifact.size)
         call.set_header("ETag", artifact.etag)
@@ -437,6 +438,12 @@ class S3Api(MultipartOperations):
             call.set_header("x-amz-storage-class", artifact.storage_class)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", value)
+        if artifact.checksum and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+            # Only the whole object has this checksum: not a range or a part of it.
+            if "range" not in call.headers and "partNumber" not in call.target.query:
+                algorithm, value = artifact.checksum
+                call.set_header(checksums.header_name(algorithm), value)
+                call.set_header("x-amz-checksum-type", "FULL_OBJECT")
         if call.operation == "GetObject":
             for parameter, header in RESPONSE_OVERRIDES.items():
                 if parameter in call.target.query:

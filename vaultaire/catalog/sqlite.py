@@ -114,6 +114,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         headers=tuple((k, v) for k, v in extra["headers"]),
         storage_class=extra.get("class", "STANDARD"),
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
+        checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,  # type: ignore[arg-type]
     )
 
 
@@ -125,6 +126,7 @@ def _extra(artifact: Artifact) -> str:
             "headers": [list(kv) for kv in artifact.headers],
             "class": artifact.storage_class,
             "parts": [list(p) for p in artifact.parts],
+            "checksum": list(artifact.checksum) if artifact.checksum else None,
         }
     )
 

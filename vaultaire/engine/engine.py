@@ -7,6 +7,7 @@ the commit replaced — so the S3 layer can never get it wrong.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 import uuid
@@ -185,8 +186,12 @@ class Engine:
         condition: WriteCondition | None = None,
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
+        keep_checksum: tuple[str, str] | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
+
+        ``keep_checksum`` is (algorithm, hasher name): that hasher's digest is
+        stored with the artifact as its checksum.
 
         A refused digest, a short body or a cancelled request aborts the blob:
         nothing is committed and nothing is left on the driver.
@@ -196,6 +201,10 @@ class Engine:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
         locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        checksum = None
+        if keep_checksum is not None and hashers is not None:
+            algorithm, name = keep_checksum
+            checksum = (algorithm, base64.b64encode(hashers[name].digest()).decode())
         artifact = Artifact(
             container_id=container.id,
             key=key,
@@ -207,6 +216,7 @@ class Engine:
             metadata=metadata,
             headers=headers,
             storage_class=storage_class,
+            checksum=checksum,
         )
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
