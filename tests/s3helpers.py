@@ -35,7 +35,7 @@ REGION = "us-east-1"
 
 
 class Server:
-    def __init__(self, data: str) -> None:
+    def __init__(self, data: str, domains: tuple[str, ...] = ()) -> None:
         self.data = data
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
         self.driver = LocalDriver(os.path.join(data, "blobs"), reactor)
@@ -51,6 +51,7 @@ class Server:
             health_path="/_vaultaire/health",
             version=__version__,
             started=time.time(),
+            domains=domains,
         )
         self.port: Any = None
         self.url = ""
@@ -92,9 +93,7 @@ class Server:
         hdrs = dict(headers or {})
         if sign:
             digest = payload_hash if payload_hash is not None else hashlib.sha256(body).hexdigest()
-            hdrs.update(
-                sigv4.sign_headers(method, url, hdrs, digest, access, secret, REGION, now=datetime.now(UTC))
-            )
+            hdrs.update(sigv4.sign_headers(method, url, hdrs, digest, access, secret, REGION, now=datetime.now(UTC)))
         response = await treq.request(
             method,
             url.encode("ascii"),
@@ -107,9 +106,7 @@ class Server:
 
     def presign(self, method: str, path: str, expires: int = 300, now: datetime | None = None) -> str:
         url = self.url + quote(path, safe="/~")
-        return sigv4.presign_url(
-            method, url, ACCESS, SECRET, REGION, now=now or datetime.now(UTC), expires=expires
-        )
+        return sigv4.presign_url(method, url, ACCESS, SECRET, REGION, now=now or datetime.now(UTC), expires=expires)
 
 
 def error_code(response: Any) -> str | None:

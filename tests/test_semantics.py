@@ -247,3 +247,41 @@ async def test_versioning_reads_on_unversioned_containers(server):
     r = await server.request("DELETE", "/bucket/a", query="versionId=null")
     assert r.code == 204
     assert (await server.request("HEAD", "/bucket/a")).code == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_virtual_hosted_style_addressing(tmp_path):
+    import hmac
+    from email.utils import formatdate
+
+    from tests.s3helpers import SECRET
+
+    s = Server(str(tmp_path / "vh"), domains=("s3.test",))
+    await s.start()
+    try:
+        port = s.port.getHost().port
+        host = {"Host": f"photos.s3.test:{port}"}
+        assert (await s.request("PUT", "/", headers=host)).code == 200
+        r = await s.request("PUT", "/a//b c", b"virtual", headers=host)
+        assert r.code == 200, r.body
+        r = await s.request("GET", "/photos/a//b c")  # the same artifact, path style
+        assert r.body == b"virtual"
+        r = await s.request("GET", "/", headers=host, query="list-type=2")
+        assert xml_values(r.body, "Key") == ["a//b c"] and xml_values(r.body, "Name") == ["photos"]
+        # the base domain alone is path style; SigV2 signs /bucket/key for virtual hosts
+        r = await s.request("GET", "/photos/a//b c", headers={"Host": f"s3.test:{port}"})
+        assert r.body == b"virtual"
+        date = formatdate(usegmt=True)
+        sig = base64.b64encode(
+            hmac.new(SECRET.encode(), f"GET\n\n\n{date}\n/photos/a%2F%2Fb%20c".encode(), "sha1").digest()
+        )
+        import treq
+
+        r = await treq.get(
+            s.url + "/a%2F%2Fb%20c",
+            headers={"Host": host["Host"], "Date": date, "Authorization": f"AWS {ACCESS}:{sig.decode()}"},
+            persistent=False,
+        )
+        assert r.code == 200 and await r.content() == b"virtual"
+    finally:
+        await s.stop()

@@ -27,6 +27,8 @@ class Settings:
     # The S3 port answers this path for load balancers; '_' can never start a bucket name.
     health_path: str = "/_vaultaire/health"
     max_clock_skew: int = 900
+    # Base domains for virtual-hosted-style requests (bucket.DOMAIN); path style always works.
+    domains: tuple[str, ...] = ()
     log_level: str = "info"
     events_max_bytes: int = 64 * 2**20
     events_rotate_daily: bool = True
@@ -45,6 +47,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "region": "region",
         "health_path": "health_path",
         "max_clock_skew": "max_clock_skew",
+        "domains": "domains",
     },
     "multipart": {
         "min_part_size": "min_part_size",
@@ -87,6 +90,8 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(merged.get("domains"), list):
+        merged["domains"] = tuple(merged["domains"])
     settings = evolve(Settings(), **merged)
     validate(settings)
     return settings
@@ -99,6 +104,9 @@ def validate(settings: Settings) -> None:
         expected = type(getattr(defaults, f.name))
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise ConfigError(f"setting {f.name!r} must be {expected.__name__}, not {type(value).__name__} {value!r}")
+    for domain in settings.domains:
+        if not isinstance(domain, str) or not domain or domain.startswith(".") or "/" in domain:
+            raise ConfigError(f"setting 'domains' has a bad entry {domain!r}: give host names like 's3.example.com'")
     if not settings.data:
         raise ConfigError("setting 'data' (the data directory) must not be empty")
     if settings.log_level not in _LOG_LEVELS:

@@ -178,6 +178,7 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         version=__version__,
         started=started,
         health=health,
+        domains=tuple(d.lower() for d in settings.domains),
     )
 
     top = VaultaireService(settings, engine, events, environ if environ is not None else os.environ, reactor)

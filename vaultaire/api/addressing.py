@@ -28,6 +28,8 @@ class Target:
     query: dict[str, str]
     raw_path: str
     raw_query: str
+    # SigV2 signs "/bucket/key" even when the bucket came from the Host header.
+    v2_path: str = ""
 
     @property
     def resource(self) -> str:
@@ -39,7 +41,16 @@ class Target:
         return f"/{self.bucket}/{self.key}"
 
 
-def parse_target(uri: bytes) -> Target:
+def bucket_from_host(host: str, domains: tuple[str, ...]) -> str | None:
+    """Virtual-hosted style: ``bucket.s3.example.com`` under a configured base domain."""
+    name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
+    for domain in domains:
+        if name.endswith("." + domain) and len(name) > len(domain) + 1:
+            return name[: -len(domain) - 1]
+    return None
+
+
+def parse_target(uri: bytes, host: str = "", domains: tuple[str, ...] = ()) -> Target:
     raw = uri.decode("latin-1")
     if not raw.startswith("/"):
         # absolute-form (http://host/path) as proxies send it
@@ -52,15 +63,24 @@ def parse_target(uri: bytes) -> Target:
         query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise S3Error("InvalidURI") from None
+    virtual = bucket_from_host(host, domains) if domains else None
+    if virtual is not None:
+        key = _decode(raw_path[1:]) if len(raw_path) > 1 else None
+        _check_key(key)
+        return Target(virtual, key, query, raw_path, raw_query, f"/{virtual}{raw_path}")
     rest = raw_path[1:]
     if not rest:
-        return Target(None, None, query, raw_path, raw_query)
+        return Target(None, None, query, raw_path, raw_query, raw_path)
     raw_bucket, slash, raw_key = rest.partition("/")
     bucket = _decode(raw_bucket)
     key = _decode(raw_key) if slash and raw_key else None
+    _check_key(key)
+    return Target(bucket, key, query, raw_path, raw_query, raw_path)
+
+
+def _check_key(key: str | None) -> None:
     if key is not None and len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", Size=str(len(key.encode("utf-8"))), MaxSizeAllowed=str(MAX_KEY_BYTES))
-    return Target(bucket, key, query, raw_path, raw_query)
 
 
 def _decode(raw: str) -> str:

@@ -114,8 +114,10 @@ class S3Api(MultipartOperations):
         version: str,
         started: float,
         health: Callable[[], Mapping[str, object]] | None = None,
+        domains: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.domains = domains
         self.health = health
         self.engine = engine
         self.auth = authenticator
@@ -179,10 +181,13 @@ class S3Api(MultipartOperations):
         self.metrics.in_flight.inc()
         try:
             try:
-                target = parse_target(request.uri)
+                host = (request.getHeader(b"host") or b"").decode("latin-1")
+                target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, _headers_of(request))
                 call.operation = detect(method, target, call.headers)
-                call.identity = await self.auth.authenticate(method, target.raw_path, target.raw_query, call.headers)
+                call.identity = await self.auth.authenticate(
+                    method, target.raw_path, target.raw_query, call.headers, target.v2_path
+                )
                 ctx.tenant = call.identity.tenant
                 body = await self.handlers[call.operation](call)
             except BaseException as e:

@@ -36,13 +36,15 @@ class Authenticator:
         self._max_skew = max_skew
         self._clock = clock
 
-    async def authenticate(self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str]) -> Identity:
+    async def authenticate(
+        self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], v2_path: str = ""
+    ) -> Identity:
         try:
             v2 = sigv2.parse(raw_query, headers)
         except sigv2.SigV2Error as e:
             raise S3Error(e.code, e.message) from None
         if v2 is not None:
-            return await self._authenticate_v2(v2, method, raw_path, raw_query, headers)
+            return await self._authenticate_v2(v2, method, v2_path or raw_path, raw_query, headers)
         try:
             claimed = sigv4.parse_request(method, raw_path, raw_query, headers)
         except sigv4.SigV4Error as e:
