@@ -370,11 +370,7 @@ class S3Api(MultipartOperations):
         else:
             head.append(element("Marker", enc(q.get("marker", ""))))
         head.append(element("MaxKeys", max_keys))
-        if delimiter:
-            head.append(element("Delimiter", enc(delimiter)))
-        if encoding:
-            head.append(element("EncodingType", encoding))
-        head.append(element("IsTruncated", page.truncated))
+        head += _listing_flags(delimiter, encoding, page.truncated, enc)
         if page.truncated and page.next_marker is not None:
             if v2:
                 head.append(element("NextContinuationToken", _encode_token(page.next_marker)))
@@ -650,11 +646,7 @@ class S3Api(MultipartOperations):
             element("VersionIdMarker", q.get("version-id-marker", "")),
             element("MaxKeys", max_keys),
         ]
-        if delimiter:
-            head.append(element("Delimiter", enc(delimiter)))
-        if encoding:
-            head.append(element("EncodingType", encoding))
-        head.append(element("IsTruncated", page.truncated))
+        head += _listing_flags(delimiter, encoding, page.truncated, enc)
         if page.truncated and page.next_marker is not None:
             head += [element("NextKeyMarker", enc(page.next_marker)), element("NextVersionIdMarker", "null")]
         return self._xml(call, element("ListVersionsResult", *head, *versions, *prefixes, xmlns=True))
@@ -666,6 +658,15 @@ class S3Api(MultipartOperations):
         await self.engine.delete(call.ctx, container, call.target.key)
         call.request.setResponseCode(204)
         return b""
+
+
+def _listing_flags(delimiter: str, encoding: str | None, truncated: bool, enc: Callable[[str], str]) -> list[Any]:
+    """The Delimiter, EncodingType and IsTruncated elements every listing carries."""
+    flags = [element("Delimiter", enc(delimiter))] if delimiter else []
+    if encoding:
+        flags.append(element("EncodingType", encoding))
+    flags.append(element("IsTruncated", truncated))
+    return flags
 
 
 def _part_range(artifact: Artifact, raw: str) -> ByteRange | None:
