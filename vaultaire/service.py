@@ -60,6 +60,8 @@ class HealthCache:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.last: dict[str, object] = {"status": "starting"}
+        # Until the engine has started and the first keys exist, the daemon is not ready.
+        self.ready = False
 
     def probe(self) -> Deferred[None]:
         async def run() -> None:
@@ -68,14 +70,20 @@ class HealthCache:
         return ensureDeferred(run()).addErrback(lambda f: log.failure("health probe failed", f))
 
     def __call__(self) -> Mapping[str, object]:
-        return self.last
+        return self.last if self.ready else {"status": "starting"}
 
 
 class VaultaireService(MultiService):
     """Binds the ports first (clear error if taken), then starts the engine."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, events: EventLog, environ: Mapping[str, str], reactor: Any
+        self,
+        settings: Settings,
+        engine: Engine,
+        events: EventLog,
+        environ: Mapping[str, str],
+        reactor: Any,
+        health: HealthCache,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -83,6 +91,7 @@ class VaultaireService(MultiService):
         self.events = events
         self.environ = environ
         self.reactor = reactor
+        self.health = health
         self.ready: Deferred[None] | None = None
 
     def privilegedStartService(self) -> None:
@@ -114,6 +123,8 @@ class VaultaireService(MultiService):
             log.failure("vaultaire: the engine failed to start")
             self._fail_start(f"the engine failed to start: {e}")
             return
+        self.health.ready = True
+        await self.health.probe()
         log.info(
             "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
             version=__version__,
@@ -181,7 +192,8 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         domains=tuple(d.lower() for d in settings.domains),
     )
 
-    top = VaultaireService(settings, engine, events, environ if environ is not None else os.environ, reactor)
+    environ = environ if environ is not None else os.environ
+    top = VaultaireService(settings, engine, events, environ, reactor, health)
     s3_site = S3Site(api.resource())
     try:
         strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)

@@ -8,13 +8,13 @@ artifacts — it grows with the page, never with the container.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 Row = TypeVar("Row")
 
 # fetch(lower bound, lower inclusive?, upper bound exclusive or None, max rows) -> rows in order
-Fetch = Callable[[bytes, bool, "bytes | None", int], Sequence[Row]]
+Fetch = Callable[[bytes, bool, "bytes | None", int], Iterable[Row]]
 
 
 def successor(prefix: bytes) -> bytes | None:
@@ -45,12 +45,16 @@ def list_page(
     count = 0
     if limit <= 0:
         probe = fetch(lower, inclusive, upper, 1)
-        return rows, prefixes, bool(probe), None
+        return rows, prefixes, any(True for _ in probe), None
     while True:
         wanted = limit + 1 - count
+        # fetch may return a lazy cursor: after a jump the rest is never read,
+        # so a page of 1000 common prefixes reads about 1000 rows, not 500,000.
         batch = fetch(lower, inclusive, upper, wanted)
         jumped = False
+        seen = 0
         for row in batch:
+            seen += 1
             key = key_of(row)
             rolled = None
             if delimiter:
@@ -73,7 +77,7 @@ def list_page(
             count += 1
             last = key
             lower, inclusive = key, False
-        if not jumped and len(batch) < wanted:
+        if not jumped and seen < wanted:
             return rows, prefixes, False, last
 
 

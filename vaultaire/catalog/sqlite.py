@@ -404,7 +404,7 @@ class SQLiteCatalog:
         def work() -> ListingPage:
             db = self._db()
 
-            def fetch(lower: bytes, inclusive: bool, upper: bytes | None, n: int) -> list[tuple[Any, ...]]:
+            def fetch(lower: bytes, inclusive: bool, upper: bytes | None, n: int) -> Iterable[tuple[Any, ...]]:
                 op = ">=" if inclusive else ">"
                 sql = f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key {op} ?"
                 args: list[Any] = [container_id, lower]
@@ -413,7 +413,7 @@ class SQLiteCatalog:
                     args.append(upper)
                 sql += " ORDER BY key LIMIT ?"
                 args.append(n)
-                return db.execute(sql, args).fetchall()
+                return db.execute(sql, args)  # a lazy cursor: list_page reads only what it needs
 
             rows, prefixes, truncated, last = list_page(
                 fetch,

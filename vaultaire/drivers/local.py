@@ -8,6 +8,7 @@ all. Every system call that can block runs in the reactor's thread pool.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -51,6 +52,11 @@ class LocalBlobWriter:
         self._staging = final_path + STAGING_SUFFIX
         self._fd: int | None = None
         self._done = False
+        # Writes run in pool threads; a cancelled request can abort while one is
+        # still running. The lock makes abort wait for it, and the flag stops a
+        # late write from recreating the staged file after abort removed it.
+        self._lock = threading.Lock()
+        self._aborted = False
 
     def _open(self) -> int:
         if self._fd is None:
@@ -59,11 +65,14 @@ class LocalBlobWriter:
         return self._fd
 
     def _write(self, data: bytes) -> None:
-        fd = self._open()
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        with self._lock:
+            if self._aborted:
+                return
+            fd = self._open()
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
 
     def write(self, data: bytes) -> Deferred[None]:
         if self._done:
@@ -76,6 +85,12 @@ class LocalBlobWriter:
         return failure  # type: ignore[no-any-return]
 
     def _commit(self) -> None:
+        with self._lock:
+            if self._aborted:
+                raise DriverError("commit after abort")
+            self._commit_locked()
+
+    def _commit_locked(self) -> None:
         fd = self._open()
         os.fsync(fd)
         os.close(fd)
@@ -88,6 +103,11 @@ class LocalBlobWriter:
         return self._run(self._commit).addErrback(self._failed)
 
     def _abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            self._abort_locked()
+
+    def _abort_locked(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
