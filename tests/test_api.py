@@ -413,9 +413,9 @@ def raw_exchange(port: int, head: bytes, body_parts: list[bytes], read_first: bo
         s.close()
 
 
-def signed_head(server: Server, method: str, path: str, length: int, extra: dict[str, str]) -> bytes:
+def signed_head(server: Server, method: str, path: str, length: int | None, extra: dict[str, str]) -> bytes:
     url = server.url + path
-    hdrs = {"content-length": str(length), **extra}
+    hdrs = {"content-length": str(length), **extra} if length is not None else dict(extra)
     hdrs.update(
         sigv4.sign_headers(
             method, url, hdrs, sigv4.UNSIGNED_PAYLOAD, ACCESS, SECRET, "us-east-1", now=datetime.now(UTC)
@@ -507,3 +507,13 @@ async def test_every_operation_is_an_event_and_a_metric(server):
 
 def test_reactor_is_running():
     assert reactor.running
+
+
+@pytest_twisted.ensureDeferred
+async def test_put_without_content_length_is_refused(server):
+    await make_bucket(server)
+    port = server.port.getHost().port
+    head = signed_head(server, "PUT", "/bucket/k", None, {"transfer-encoding": "chunked"})
+    got = await threads.deferToThread(raw_exchange, port, head, [b"5\r\nhello\r\n0\r\n\r\n"], False)
+    assert got.startswith(b"HTTP/1.1 411") and b"MissingContentLength" in got
+    assert (await server.request("HEAD", "/bucket/k")).code == 404
