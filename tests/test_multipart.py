@@ -211,3 +211,58 @@ async def test_uploads_are_scoped_to_their_tenant(server):
         assert (r.code, error_code(r)) == (404, "NoSuchUpload")
     r = await server.request("GET", "/bucket", query="uploads=", access="INTRUDERKEY", secret="intruder-secret-0123")
     assert xml_values(r.body, "UploadId") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_composite_and_full_object_checksums(server):
+    import base64
+    import zlib
+
+    from awscrt import checksums as crt
+
+    first, second = os.urandom(5 * MIB), os.urandom(1000)
+    # COMPOSITE CRC32: the CRC of the parts' raw CRCs, then -N; the client sends part checksums.
+    r = await server.request("POST", "/bucket/comp", query="uploads=", headers={"x-amz-checksum-algorithm": "CRC32"})
+    upload = xml_values(r.body, "UploadId")[0]
+    assert r.headers.getRawHeaders("x-amz-checksum-type") == ["COMPOSITE"]
+    crcs = [zlib.crc32(b).to_bytes(4, "big") for b in (first, second)]
+    etags = []
+    for n, (body, crc) in enumerate(zip((first, second), crcs, strict=True), start=1):
+        r = await server.request(
+            "PUT",
+            "/bucket/comp",
+            body,
+            query=f"partNumber={n}&uploadId={upload}",
+            headers={"x-amz-checksum-crc32": base64.b64encode(crc).decode()},
+        )
+        etags.append(r.headers.getRawHeaders("etag")[0])
+    expected = base64.b64encode(zlib.crc32(b"".join(crcs)).to_bytes(4, "big")).decode() + "-2"
+    wrong = complete_body(list(zip([1, 2], etags, strict=True))).replace(
+        b"</ETag></Part>", b"</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>", 1
+    )
+    r = await server.request("POST", "/bucket/comp", wrong, query=f"uploadId={upload}")
+    assert (r.code, error_code(r)) == (400, "InvalidPart")
+    r = await complete(server, upload, list(zip([1, 2], etags, strict=True)), key="comp")
+    assert r.code == 200, r.body
+    assert xml_values(r.body, "ChecksumCRC32") == [expected] and xml_values(r.body, "ChecksumType") == ["COMPOSITE"]
+    r = await server.request("HEAD", "/bucket/comp", headers={"x-amz-checksum-mode": "ENABLED"})
+    assert r.headers.getRawHeaders("x-amz-checksum-crc32") == [expected]
+    assert r.headers.getRawHeaders("x-amz-checksum-type") == ["COMPOSITE"]
+
+    # FULL_OBJECT CRC64NVME: the CRC of the whole content; here the server computes the parts' CRCs.
+    r = await server.request(
+        "POST", "/bucket/full", query="uploads=", headers={"x-amz-checksum-algorithm": "CRC64NVME"}
+    )
+    upload = xml_values(r.body, "UploadId")[0]
+    assert r.headers.getRawHeaders("x-amz-checksum-type") == ["FULL_OBJECT"]
+    etags = [await put_part(server, upload, n, body, key="full") for n, body in ((1, first), (2, second))]
+    r = await complete(server, upload, list(zip([1, 2], etags, strict=True)), key="full")
+    whole = base64.b64encode(crt.crc64nvme(first + second).to_bytes(8, "big")).decode()
+    assert xml_values(r.body, "ChecksumCRC64NVME") == [whole] and xml_values(r.body, "ChecksumType") == ["FULL_OBJECT"]
+    r = await server.request(
+        "POST",
+        "/bucket/bad",
+        query="uploads=",
+        headers={"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"},
+    )
+    assert (r.code, error_code(r)) == (400, "InvalidRequest")

@@ -85,6 +85,7 @@ class Upload:
     headers: tuple[tuple[str, str], ...] = ()
     storage_class: str = "STANDARD"
     checksum_algorithm: str | None = None
+    checksum_type: str | None = None  # "COMPOSITE" or "FULL_OBJECT" when an algorithm is set
 
 
 @frozen

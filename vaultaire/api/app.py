@@ -444,7 +444,7 @@ class S3Api(MultipartOperations):
             if "range" not in call.headers and "partNumber" not in call.target.query:
                 algorithm, value = artifact.checksum
                 call.set_header(checksums.header_name(algorithm), value)
-                call.set_header("x-amz-checksum-type", "FULL_OBJECT")
+                call.set_header("x-amz-checksum-type", "COMPOSITE" if "-" in value else "FULL_OBJECT")
         if call.operation == "GetObject":
             for parameter, header in RESPONSE_OVERRIDES.items():
                 if parameter in call.target.query:

@@ -14,7 +14,9 @@ import zlib
 from collections.abc import Callable
 from typing import Protocol
 
+from vaultaire.api.crc_combine import POLYNOMIALS, crc_combine
 from vaultaire.api.errors import S3Error
+from vaultaire.model import Part, Upload
 
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 
@@ -103,3 +105,42 @@ def declared(headers: dict[str, str]) -> tuple[str | None, bytes | None, bool]:
         return None, None, False
     algorithm = found[0]
     return algorithm, decode_value(algorithm, headers[header_name(algorithm)]), False
+
+
+def multipart_checksum(upload: Upload, parts: list[Part], sent: dict[int, str] | None = None) -> tuple[str, str] | None:
+    """The checksum of a completed upload, as S3 defines it, from its parts' checksums.
+
+    COMPOSITE: the algorithm over the concatenated raw part checksums, then "-N".
+    FULL_OBJECT (CRCs only): the CRC of the whole content, combined from the parts.
+    ``sent`` holds the part checksums the Complete request lists; each must match.
+    """
+    algorithm = upload.checksum_algorithm
+    for part in parts:
+        claimed = (sent or {}).get(part.number)
+        if claimed is not None and claimed != part.checksum:
+            raise S3Error(
+                "InvalidPart", f"The checksum of part {part.number} does not match.", PartNumber=str(part.number)
+            )
+    if algorithm is None or not parts or any(p.checksum is None for p in parts):
+        return None
+    raw = [decode_value(algorithm, p.checksum or "") for p in parts]
+    if upload.checksum_type == "FULL_OBJECT":
+        value = int.from_bytes(raw[0], "big")
+        for part, piece in zip(parts[1:], raw[1:], strict=True):
+            value = crc_combine(algorithm, value, int.from_bytes(piece, "big"), part.size)
+        return algorithm, base64.b64encode(value.to_bytes(len(raw[0]), "big")).decode()
+    hasher = new_hasher(algorithm)
+    hasher.update(b"".join(raw))
+    return algorithm, base64.b64encode(hasher.digest()).decode() + f"-{len(parts)}"
+
+
+def checksum_type(algorithm: str, requested: str | None) -> str:
+    """S3's rules: CRC64NVME is full-object only; SHA checksums are composite only."""
+    kind = (requested or ("FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE")).upper()
+    if kind not in ("COMPOSITE", "FULL_OBJECT"):
+        raise S3Error("InvalidRequest", f"Checksum type {requested!r} is not valid.")
+    if kind == "FULL_OBJECT" and algorithm not in POLYNOMIALS:
+        raise S3Error("InvalidRequest", f"The FULL_OBJECT checksum type cannot be used with {algorithm.upper()}.")
+    if kind == "COMPOSITE" and algorithm == "crc64nvme":
+        raise S3Error("InvalidRequest", "The COMPOSITE checksum type cannot be used with CRC64NVME.")
+    return kind

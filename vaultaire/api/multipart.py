@@ -6,6 +6,7 @@ catalog transaction that turns them into a manifest, so no byte is copied.
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Any
 
 from vaultaire.api import checksums, xmlparse
@@ -57,10 +58,12 @@ class MultipartOperations:
     async def create_multipart_upload(self, call: S3Call) -> bytes:
         assert call.target.key is not None
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").lower() or None
+        kind = None
         if algorithm is not None:
             if algorithm not in checksums.ALGORITHMS:
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
-            checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute yet
+            checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
+            kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
         container = await self._container(call)  # type: ignore[attr-defined]
         upload = await self.engine.create_upload(
             call.ctx,
@@ -71,9 +74,11 @@ class MultipartOperations:
             headers=stored_headers(call.headers),
             storage_class=storage_class(call.headers),
             checksum_algorithm=algorithm,
+            checksum_type=kind,
         )
-        if algorithm is not None:
+        if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
+            call.set_header("x-amz-checksum-type", kind)
         return self._xml(  # type: ignore[attr-defined,no-any-return]
             call,
             element(
@@ -91,7 +96,22 @@ class MultipartOperations:
         number = self._part_number(call)
         incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
         container = await self._container(call)  # type: ignore[attr-defined]
-        await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
+        upload = await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
+        algorithm = upload.checksum_algorithm
+        if algorithm is not None and incoming.algorithm not in (None, algorithm):
+            raise S3Error("InvalidRequest", f"This upload's parts carry {algorithm.upper()} checksums.")
+        hashers = dict(incoming.hashers)
+        if algorithm is not None and incoming.algorithm is None:
+            # The client sent none: compute it, so the completed upload still gets its checksum.
+            hashers["part-checksum"] = checksums.new_hasher(algorithm)
+
+        def part_checksum() -> str | None:
+            if incoming.algorithm is not None:
+                return (incoming.checksum_header() or ("", None))[1]
+            if "part-checksum" in hashers:
+                return base64.b64encode(hashers["part-checksum"].digest()).decode()
+            return None
+
         raw = call.request.open_body()
         part = await self.engine.put_part(
             call.ctx,
@@ -99,9 +119,9 @@ class MultipartOperations:
             upload_id,
             number,
             incoming.source(raw),
-            hashers=incoming.hashers,
+            hashers=hashers,
             verify=incoming.verify,
-            checksum=lambda: (incoming.checksum_header() or (None, None))[1],
+            checksum=part_checksum,
         )
         incoming.check_size(part.size)
         call.set_header("ETag", f'"{part.md5}"')
@@ -151,8 +171,22 @@ class MultipartOperations:
         container = await self._container(call)  # type: ignore[attr-defined]
         condition = write_condition(call.headers)
         body = await self._small_body(call, COMPLETE_BODY_LIMIT)  # type: ignore[attr-defined]
-        chosen = xmlparse.complete_request(body, MAX_PARTS)
-        artifact, _parts = await self.engine.complete_upload(call.ctx, container, upload_id, chosen, condition)
+        chosen, sent_checksums = xmlparse.complete_request(body, MAX_PARTS)
+        artifact, _parts = await self.engine.complete_upload(
+            call.ctx,
+            container,
+            upload_id,
+            chosen,
+            condition,
+            lambda upload, parts: checksums.multipart_checksum(upload, parts, sent_checksums),
+        )
+        extra = []
+        if artifact.checksum is not None:
+            algorithm, value = artifact.checksum
+            extra = [
+                element(f"Checksum{algorithm.upper()}", value),
+                element("ChecksumType", "COMPOSITE" if "-" in value else "FULL_OBJECT"),
+            ]
         return self._xml(  # type: ignore[attr-defined,no-any-return]
             call,
             element(
@@ -161,6 +195,7 @@ class MultipartOperations:
                 element("Bucket", container.name),
                 element("Key", artifact.key),
                 element("ETag", artifact.etag),
+                *extra,
                 xmlns=True,
             ),
         )

@@ -59,24 +59,30 @@ def delete_request(body: bytes, max_keys: int) -> tuple[bool, list[tuple[str, st
     return quiet, entries
 
 
-def complete_request(body: bytes, max_parts: int) -> list[tuple[int, str]]:
-    """[(part number, md5 hex)] from a CompleteMultipartUpload body, in the order given."""
+def complete_request(body: bytes, max_parts: int) -> tuple[list[tuple[int, str]], dict[int, str]]:
+    """([(part number, md5 hex)] in the order given, {part number: ChecksumXXX sent}) from a
+    CompleteMultipartUpload body."""
     root = parse(body)
     if _local(root.tag) != "CompleteMultipartUpload":
         raise S3Error("MalformedXML")
     chosen: list[tuple[int, str]] = []
+    sent: dict[int, str] = {}
     for part in root:
         if _local(part.tag) != "Part":
             continue
-        number = etag = None
+        number = etag = checksum = None
         for field in part:
             if _local(field.tag) == "PartNumber":
                 number = (field.text or "").strip()
             elif _local(field.tag) == "ETag":
                 etag = (field.text or "").strip().strip('"')
+            elif _local(field.tag).startswith("Checksum"):
+                checksum = (field.text or "").strip()
         if not number or not number.isdigit() or etag is None:
             raise S3Error("MalformedXML", "Each Part needs a PartNumber and an ETag.")
         chosen.append((int(number), etag))
+        if checksum:
+            sent[int(number)] = checksum
     if not chosen or len(chosen) > max_parts:
         raise S3Error("MalformedXML", f"A CompleteMultipartUpload request names between 1 and {max_parts} parts.")
-    return chosen
+    return chosen, sent

@@ -147,6 +147,7 @@ def _upload(row: tuple[Any, ...]) -> Upload:
         headers=tuple((k, v) for k, v in extra["headers"]),
         storage_class=extra["class"],
         checksum_algorithm=extra["checksum"],
+        checksum_type=extra.get("checksum_type"),
     )
 
 
@@ -442,6 +443,7 @@ class SQLiteCatalog:
                     "headers": [list(kv) for kv in upload.headers],
                     "class": upload.storage_class,
                     "checksum": upload.checksum_algorithm,
+                    "checksum_type": upload.checksum_type,
                 }
             )
             db.execute(
@@ -501,11 +503,14 @@ class SQLiteCatalog:
         min_part_size: int,
         modified: float,
         condition: WriteCondition | None,
+        checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
     ) -> Deferred[tuple[Artifact, Artifact | None, list[Part]]]:
         """Turn an upload into a manifest artifact in one transaction; no byte moves.
 
         Returns (new artifact, replaced artifact, the chosen parts). Parts
         uploaded but not chosen are queued as garbage with the replaced artifact.
+        ``checksum_of`` derives the artifact's checksum from the chosen parts
+        (it may raise to refuse the completion).
         """
 
         def work(db: sqlite3.Connection) -> tuple[Artifact, Artifact | None, list[Part]]:
@@ -543,6 +548,7 @@ class SQLiteCatalog:
                 headers=upload.headers,
                 storage_class=upload.storage_class,
                 parts=tuple((p.locator, p.size) for p in picked),
+                checksum=checksum_of(upload, picked),
             )
             old = self._replace(db, container_id, key)
             self._write_artifact(db, artifact)

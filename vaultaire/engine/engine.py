@@ -350,6 +350,7 @@ class Engine:
         headers: tuple[tuple[str, str], ...] = (),
         storage_class: str = "STANDARD",
         checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
     ) -> Upload:
         upload = Upload(
             id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
@@ -361,6 +362,7 @@ class Engine:
             headers=headers,
             storage_class=storage_class,
             checksum_algorithm=checksum_algorithm,
+            checksum_type=checksum_type,
         )
         await self.catalog.create_upload(upload)
         return upload
@@ -421,10 +423,11 @@ class Engine:
         upload_id: str,
         chosen: list[tuple[int, str]],
         condition: WriteCondition | None = None,
+        checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
     ) -> tuple[Artifact, list[Part]]:
         """One catalog transaction turns the parts into a manifest: no byte is copied."""
         artifact, replaced, picked = await self.catalog.complete_upload(
-            container.id, upload_id, chosen, self.min_part_size, self._clock(), condition
+            container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
         )
         # The transaction queued the replaced artifact's and the unchosen parts' blobs.
         await self.collect_garbage()
