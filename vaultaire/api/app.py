@@ -35,6 +35,7 @@ from vaultaire.api.http import S3Request
 from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.operations import detect
+from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.ranges import resolve_range
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.engine import CopyPlan, Engine
@@ -96,7 +97,7 @@ def _headers_of(request: Request) -> dict[str, str]:
     return out
 
 
-class S3Api(MultipartOperations):
+class S3Api(MultipartOperations, PostObjectOperation):
     """The Klein application serving the S3 protocol for one engine."""
 
     app = Klein()
@@ -151,6 +152,7 @@ class S3Api(MultipartOperations):
             "AbortMultipartUpload": self.abort_multipart_upload,
             "ListParts": self.list_parts,
             "ListMultipartUploads": self.list_multipart_uploads,
+            "PostObject": self.post_object,
         }
 
     def resource(self) -> Any:
@@ -185,10 +187,11 @@ class S3Api(MultipartOperations):
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, _headers_of(request))
                 call.operation = detect(method, target, call.headers)
-                call.identity = await self.auth.authenticate(
-                    method, target.raw_path, target.raw_query, call.headers, target.v2_path
-                )
-                ctx.tenant = call.identity.tenant
+                if call.operation != "PostObject":  # a form upload is signed inside its body
+                    call.identity = await self.auth.authenticate(
+                        method, target.raw_path, target.raw_query, call.headers, target.v2_path
+                    )
+                    ctx.tenant = call.identity.tenant
                 body = await self.handlers[call.operation](call)
             except BaseException as e:
                 error = from_domain(e, call.target.bucket if call else None, call.target.key if call else None)

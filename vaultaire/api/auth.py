@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
@@ -102,3 +105,40 @@ class Authenticator:
             raise S3Error(e.code, e.message) from None
         # V2 never signs the payload.
         return Identity(tenant, claim.access_key, claim.signature, sigv4.UNSIGNED_PAYLOAD)
+
+    async def authenticate_post(self, fields: Mapping[str, str], bucket: str) -> Identity:
+        """A POST Object form: the signature covers the base64 policy document itself."""
+        policy = fields.get("policy")
+        if policy is None:
+            raise S3Error("AccessDenied", "Anonymous POST uploads are not allowed; sign a policy.")
+        if "x-amz-signature" in fields:
+            if fields.get("x-amz-algorithm") != sigv4.ALGORITHM:
+                raise S3Error("InvalidArgument", "x-amz-algorithm must be AWS4-HMAC-SHA256.")
+            parts = fields.get("x-amz-credential", "").split("/")
+            if len(parts) != 5 or parts[3] != "s3" or parts[4] != "aws4_request":
+                raise S3Error("InvalidArgument", "x-amz-credential is malformed.")
+            access_key, date, region = parts[0], parts[1], parts[2]
+            if region != self._region:
+                raise S3Error(
+                    "AuthorizationHeaderMalformed", f"the region '{region}' is wrong; expecting '{self._region}'"
+                )
+            credential, tenant = await self._credential(access_key)
+            key = sigv4.signing_key(credential.secret_key, date, region, "s3")
+            expected = sigv4.signature(key, policy)
+            sent = fields["x-amz-signature"]
+        else:
+            access_key = fields.get("awsaccesskeyid", "")
+            if not access_key or "signature" not in fields:
+                raise S3Error("AccessDenied", "The form carries a policy but no signature.")
+            credential, tenant = await self._credential(access_key)
+            expected = base64.b64encode(
+                hmac.new(credential.secret_key.encode(), policy.encode(), hashlib.sha1).digest()
+            ).decode()
+            sent = fields["signature"]
+        if not hmac.compare_digest(expected, sent):
+            raise S3Error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+                AWSAccessKeyId=access_key,
+            )
+        return Identity(tenant, access_key, sent, sigv4.UNSIGNED_PAYLOAD)

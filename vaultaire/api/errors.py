@@ -53,6 +53,12 @@ CODES: dict[str, tuple[int, str]] = {
         "The specified multipart upload does not exist. The upload ID might not be valid, "
         "or the multipart upload might have been aborted or completed.",
     ),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
+    "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed multipart/form-data."),
+    "MaxPostPreDataLengthExceeded": (400, "Your POST request fields preceding the upload file were too large."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),

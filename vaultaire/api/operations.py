@@ -28,6 +28,7 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "versioning"): "GetBucketVersioning",
     ("bucket", "GET", "versions"): "ListObjectVersions",
     ("bucket", "POST", "delete"): "DeleteObjects",
+    ("bucket", "POST", None): "PostObject",
     ("object", "PUT", None): "PutObject",
     ("object", "GET", None): "GetObject",
     ("object", "HEAD", None): "HeadObject",

@@ -1,0 +1,121 @@
+"""POST Object: a browser form uploads straight to a bucket with a signed policy.
+
+The form's fields are read first (they carry the signature, so the body must
+be accepted before anyone is known); the file part then streams to the
+engine like a PUT body, counted against the policy's content-length-range.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from twisted.internet.defer import Deferred
+
+from vaultaire.api import post_policy
+from vaultaire.api.addressing import MAX_KEY_BYTES
+from vaultaire.api.errors import S3Error
+from vaultaire.api.form import FormReader, boundary_of
+from vaultaire.api.headers import STORED_HEADERS, storage_class
+from vaultaire.api.xmlout import element
+from vaultaire.engine import ChunkSource
+
+if TYPE_CHECKING:
+    from vaultaire.api.app import S3Call
+
+
+class _Bounded:
+    """Passes a ChunkSource through, refusing more bytes than the policy allows."""
+
+    def __init__(self, source: ChunkSource, maximum: int | None) -> None:
+        self._source = source
+        self._maximum = maximum
+        self.size = 0
+
+    def read(self) -> Deferred[bytes]:
+        def count(data: bytes) -> bytes:
+            self.size += len(data)
+            if self._maximum is not None and self.size > self._maximum:
+                raise S3Error(
+                    "EntityTooLarge",
+                    "Your proposed upload exceeds the maximum allowed size",
+                    MaxSizeAllowed=str(self._maximum),
+                )
+            return data
+
+        return self._source.read().addCallback(count)
+
+
+class PostObjectOperation:
+    """Needs from its host: engine, auth, clock, _container, _xml."""
+
+    engine: Any
+    auth: Any
+    clock: Any
+
+    async def post_object(self, call: S3Call) -> bytes:
+        assert call.target.bucket is not None
+        boundary = boundary_of(call.headers.get("content-type", ""))
+        form = FormReader(call.request.open_body(), boundary)
+        await form.read_fields()
+        fields = dict(form.fields)
+        fields["bucket"] = call.target.bucket
+        identity = await self.auth.authenticate_post(fields, call.target.bucket)
+        call.identity = identity
+        call.ctx.tenant = identity.tenant
+        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
+        container = await self._container(call)  # type: ignore[attr-defined]
+        key = fields.get("key")
+        if not key:
+            raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
+        key = key.replace("${filename}", form.filename or "")
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise S3Error("KeyTooLongError")
+        metadata = tuple(sorted((n[len("x-amz-meta-") :], v) for n, v in fields.items() if n.startswith("x-amz-meta-")))
+        kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
+        content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
+        source = _Bounded(form, size.maximum)
+
+        def verify(digests: Any) -> None:
+            if source.size < size.minimum:
+                raise S3Error(
+                    "EntityTooSmall",
+                    "Your proposed upload is smaller than the minimum allowed size",
+                    MinSizeAllowed=str(size.minimum),
+                )
+
+        artifact = await self.engine.put(
+            call.ctx,
+            container,
+            key,
+            source,
+            content_type=content_type,
+            metadata=metadata,
+            headers=kept,
+            storage_class=storage_class(fields),
+            verify=verify,
+        )
+        location = f"/{container.name}/{quote(key)}"
+        redirect = fields.get("success_action_redirect") or fields.get("redirect")
+        if redirect:
+            query = urlencode({"bucket": container.name, "key": key, "etag": artifact.etag})
+            call.request.setResponseCode(303)
+            call.set_header("Location", redirect + ("&" if "?" in redirect else "?") + query)
+            return b""
+        call.set_header("ETag", artifact.etag)
+        call.set_header("Location", location)
+        status = fields.get("success_action_status", "204")
+        if status == "201":
+            call.request.setResponseCode(201)
+            return self._xml(  # type: ignore[attr-defined,no-any-return]
+                call,
+                element(
+                    "PostResponse",
+                    element("Location", location),
+                    element("Bucket", container.name),
+                    element("Key", key),
+                    element("ETag", artifact.etag),
+                ),
+            )
+        call.request.setResponseCode(200 if status == "200" else 204)
+        return b""
