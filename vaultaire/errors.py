@@ -28,7 +28,12 @@ class NoSuchArtifact(VaultaireError):
 
 
 class PreconditionFailed(VaultaireError):
-    """A write condition did not hold when the write was committed."""
+    """A write condition did not hold when the request arrived."""
+
+
+class ConditionalConflict(VaultaireError):
+    """A write condition held when the request arrived but not at its commit:
+    a concurrent writer won in between (S3's 409 ConditionalRequestConflict)."""
 
 
 class NoSuchUpload(VaultaireError):

@@ -107,6 +107,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
+    if isinstance(exc, domain.ConditionalConflict):
+        return S3Error("ConditionalRequestConflict")
     if isinstance(exc, domain.PreconditionFailed):
         return S3Error("PreconditionFailed", Condition="If-Match" if "ETag" in str(exc) else "If-None-Match")
     if isinstance(exc, domain.NoSuchUpload):

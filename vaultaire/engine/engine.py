@@ -24,6 +24,7 @@ from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.errors import (
+    ConditionalConflict,
     DriverError,
     NoSuchArtifact,
     NoSuchContainer,
@@ -220,6 +221,9 @@ class Engine:
         )
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
+        except PreconditionFailed:
+            await driver.delete(locator)
+            raise ConditionalConflict(key) from None
         except BaseException:
             await driver.delete(locator)
             raise
@@ -426,9 +430,15 @@ class Engine:
         checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
     ) -> tuple[Artifact, list[Part]]:
         """One catalog transaction turns the parts into a manifest: no byte is copied."""
-        artifact, replaced, picked = await self.catalog.complete_upload(
-            container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
-        )
+        if condition is not None:
+            upload = await self.catalog.upload(container.id, upload_id)
+            await self._check_condition(container, upload.key, condition)
+        try:
+            artifact, replaced, picked = await self.catalog.complete_upload(
+                container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
+            )
+        except PreconditionFailed as e:
+            raise ConditionalConflict(str(e)) from None
         # The transaction queued the replaced artifact's and the unchosen parts' blobs.
         await self.collect_garbage()
         return artifact, picked
