@@ -328,6 +328,12 @@ async def test_presigned_urls(server):
     tampered = server.presign("GET", "/bucket/pre signed").replace("pre%20signed", "pre%20signee")
     r = await treq.get(tampered, persistent=False)
     assert r.code == 403 and b"SignatureDoesNotMatch" in await r.content()
+    r = await treq.head(server.presign("HEAD", "/bucket/pre signed"), persistent=False)
+    assert r.code == 200 and r.headers.getRawHeaders("content-length") == ["17"]
+    r = await treq.delete(server.presign("DELETE", "/bucket/pre signed"), persistent=False)
+    assert r.code == 204
+    r = await treq.head(server.presign("HEAD", "/bucket/pre signed"), persistent=False)
+    assert r.code == 404
 
 
 @pytest_twisted.ensureDeferred
