@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,15 +54,17 @@ def twistd_command(*args: str) -> list[str]:
     return [TWISTD, "-n", "--pidfile=", "vaultaire", *args]
 
 
-def run_twistd(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
-               timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_twistd(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """Run twistd to completion (for start-up failures): returns the finished process."""
     full_env = dict(os.environ)
     for name in ("VAULTAIRE_ACCESS_KEY", "VAULTAIRE_SECRET_KEY"):
         full_env.pop(name, None)
     full_env.update(env or {})
-    return subprocess.run(twistd_command(*args), cwd=str(cwd), env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        twistd_command(*args), cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 class Daemon:
@@ -141,8 +144,10 @@ class Daemon:
     def command(self) -> list[str]:
         return twistd_command(
             *(["--data", str(self.data_dir)] if self.pass_data else []),
-            "--listen", self.listen_template.format(port=self.port),
-            "--ops", f"tcp:{self.ops_port}:interface=127.0.0.1",
+            "--listen",
+            self.listen_template.format(port=self.port),
+            "--ops",
+            f"tcp:{self.ops_port}:interface=127.0.0.1",
             *self.extra_args,
         )
 
@@ -175,8 +180,12 @@ class Daemon:
         self._log_file.write(f"\n==== start {self.starts}: {' '.join(self.command())}\n".encode())
         self._log_file.flush()
         self.proc = subprocess.Popen(
-            self.command(), cwd=str(self.base), env=self._env(),
-            stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.command(),
+            cwd=str(self.base),
+            env=self._env(),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         _LIVE.add(self)
         self._wait_healthy()
@@ -187,8 +196,7 @@ class Daemon:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 self._close_log()
-                raise DaemonError(
-                    f"vaultaire exited with {self.proc.returncode} during start-up:\n{self.log_text()}")
+                raise DaemonError(f"vaultaire exited with {self.proc.returncode} during start-up:\n{self.log_text()}")
             try:
                 with urllib.request.urlopen(self.ops_url + "/health", timeout=2) as r:
                     doc = json.loads(r.read())
@@ -246,13 +254,16 @@ class Daemon:
 
     # -- clients
 
-    def boto3_client(self, *, access_key: str | None = None, secret_key: str | None = None,
-                     **config: Any) -> Any:
+    def boto3_client(self, *, access_key: str | None = None, secret_key: str | None = None, **config: Any) -> Any:
         import boto3
         from botocore.config import Config
 
-        cfg = Config(region_name=self.region, s3={"addressing_style": "path"},
-                     retries={"max_attempts": 1, "mode": "standard"}, **config)
+        cfg = Config(
+            region_name=self.region,
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1, "mode": "standard"},
+            **config,
+        )
         return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -282,27 +293,28 @@ class Daemon:
             )
             creds.write_text("")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({
-            "AWS_CONFIG_FILE": str(config),
-            "AWS_SHARED_CREDENTIALS_FILE": str(creds),
-            "AWS_ACCESS_KEY_ID": self.access_key or "",
-            "AWS_SECRET_ACCESS_KEY": self.secret_key or "",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_PAGER": "",
-            "HOME": str(home),
-        })
+        env.update(
+            {
+                "AWS_CONFIG_FILE": str(config),
+                "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+                "AWS_ACCESS_KEY_ID": self.access_key or "",
+                "AWS_SECRET_ACCESS_KEY": self.secret_key or "",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_PAGER": "",
+                "HOME": str(home),
+            }
+        )
         return env
 
-    def aws(self, home: Path, *args: str, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def aws(self, home: Path, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run the aws cli against this daemon only."""
         cmd = [AWS, "--endpoint-url", self.endpoint_url, *args]
-        result = subprocess.run(cmd, env=self.aws_env(home), capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(cmd, env=self.aws_env(home), capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
-                f"aws {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+                f"aws {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
 
@@ -315,3 +327,17 @@ def read_status(pid: int) -> dict[str, int]:
                 name, value = line.split(":", 1)
                 out[name] = int(value.split()[0])
     return out
+
+
+def blob_files(data_dir: Path) -> list[Path]:
+    """Every blob file under a data directory, staged ones included."""
+    return [p for p in (data_dir / "blobs").rglob("*") if p.is_file()]
+
+
+def catalog_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the catalog directly (read-only) to check what the daemon committed."""
+    db = sqlite3.connect(f"file:{data_dir / 'catalog.sqlite3'}?mode=ro", uri=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()

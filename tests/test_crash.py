@@ -9,18 +9,13 @@ import socket
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon
+from daemon import Daemon, blob_files
 
 UPLOAD_THREADS = 4
 STALLED_SIZE = 4 * 2**20
-
-
-def blob_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / "blobs").rglob("*") if p.is_file()]
 
 
 def stalled_put(url: str, size: int, sent_half: threading.Event, release: threading.Event) -> None:

@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon
+from daemon import Daemon, blob_files, catalog_rows
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -232,18 +231,6 @@ def test_minio_fput_fget(module_daemon: Daemon, tmp_path: Path) -> None:
 
 
 # -- and afterwards nothing leaked
-
-
-def blob_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / "blobs").rglob("*") if p.is_file()]
-
-
-def catalog_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(f"file:{data_dir / 'catalog.sqlite3'}?mode=ro", uri=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 def test_zz_no_leaks(module_daemon: Daemon) -> None:

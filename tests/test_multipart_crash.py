@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import json
 import os
-import sqlite3
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from botocore.exceptions import ClientError
-from daemon import Daemon
+from daemon import Daemon, blob_files, catalog_rows
 
 from tests.s3helpers import Server, error_code, later
 from tests.test_api import xml_values
@@ -40,20 +39,8 @@ def write_config(path: Path, **multipart: int) -> Path:
     return path
 
 
-def blob_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / "blobs").rglob("*") if p.is_file()]
-
-
 def staged(data_dir: Path) -> list[Path]:
     return [p for p in blob_files(data_dir) if p.name.endswith(".part")]
-
-
-def catalog_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(f"file:{data_dir / 'catalog.sqlite3'}?mode=ro", uri=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 def referenced_blobs(data_dir: Path) -> int:

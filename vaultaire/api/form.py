@@ -53,17 +53,21 @@ class FormReader:
             self._eof = True
         self._buffer += chunk
 
+    async def _next_delimiter(self) -> int:
+        """Where the next boundary starts, reading on (bounded) until one is there."""
+        while self._delimiter not in self._buffer:
+            if self._eof:
+                raise S3Error("MalformedPOSTRequest", "The body of your POST request is not well-formed.")
+            if len(self._buffer) > MAX_FIELDS_BYTES:
+                raise S3Error("MaxPostPreDataLengthExceeded")
+            await self._more()
+        return self._buffer.index(self._delimiter)
+
     async def read_fields(self) -> None:
         """Up to the start of the file part's content; S3Error if there is no file."""
         total = 0
         while True:
-            while self._delimiter not in self._buffer:
-                if self._eof:
-                    raise S3Error("MalformedPOSTRequest", "The body of your POST request is not well-formed.")
-                if len(self._buffer) > MAX_FIELDS_BYTES:
-                    raise S3Error("MaxPostPreDataLengthExceeded")
-                await self._more()
-            at = self._buffer.index(self._delimiter)
+            at = await self._next_delimiter()
             self._buffer = self._buffer[at + len(self._delimiter) :]
             while len(self._buffer) < 2 and not self._eof:
                 await self._more()
@@ -92,13 +96,7 @@ class FormReader:
                         self.file_content_type = line.split(":", 1)[1].strip()
                 return
             # a plain field: its value runs to the next delimiter
-            while self._delimiter not in self._buffer:
-                if self._eof:
-                    raise S3Error("MalformedPOSTRequest", "The body of your POST request is not well-formed.")
-                if len(self._buffer) > MAX_FIELDS_BYTES:
-                    raise S3Error("MaxPostPreDataLengthExceeded")
-                await self._more()
-            at = self._buffer.index(self._delimiter)
+            at = await self._next_delimiter()
             value = self._buffer[:at].decode("utf-8", "replace")
             total += len(name) + len(value)
             if total > MAX_FIELDS_BYTES:
