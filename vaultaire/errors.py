@@ -52,12 +52,6 @@ class EntityTooSmall(VaultaireError):
     """A part other than the last is under the minimum part size."""
 
 
-class RangeNotSatisfiable(VaultaireError):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"range not satisfiable for size {size}")
-        self.size = size
-
-
 class IncompleteBody(VaultaireError):
     """The client sent fewer bytes than it announced, or went away."""
 

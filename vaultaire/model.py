@@ -150,12 +150,6 @@ class RequestContext:
         else:
             self._cancel_hooks.append(hook)
 
-    def remove_cancel_hook(self, hook: Callable[[], object]) -> None:
-        try:
-            self._cancel_hooks.remove(hook)
-        except ValueError:
-            pass
-
     def cancel(self) -> None:
         if self.cancelled:
             return
