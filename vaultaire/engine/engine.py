@@ -386,8 +386,12 @@ class Engine:
         verify: Verifier | None = None,
         checksum: Callable[[], str | None] = lambda: None,
     ) -> Part:
-        """Stream one part to its own blob; a part sent again replaces (and frees) the old one."""
-        await self.catalog.upload(container.id, upload_id)  # NoSuchUpload before any byte lands
+        """Stream one part to its own blob; a part sent again replaces (and frees) the old one.
+
+        Callers look the upload up before streaming (the S3 layer must, to answer
+        NoSuchUpload before 100 Continue); the commit checks it again in its
+        transaction, so an upload aborted meanwhile still refuses the part.
+        """
         locator, size, md5 = await self._write_blob(container, source, hashers, verify)
         part = Part(upload_id, number, locator, size, md5, self._clock(), checksum())
         try:
