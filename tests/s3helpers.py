@@ -56,12 +56,16 @@ class Server:
         self.port: Any = None
         self.url = ""
 
-    async def start(self) -> None:
+    async def start(self, *buckets: str) -> None:
+        """Listen, with the test tenant's key and the given buckets already created."""
         await self.engine.start()
         await self.engine.ensure_credential("default", ACCESS, SECRET)
         self.events.start()
         self.port = reactor.listenTCP(0, S3Site(self.api.resource()), interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+        for name in buckets:
+            response = await self.request("PUT", f"/{name}")
+            assert response.code == 200, response.body
 
     async def stop(self) -> None:
         await self.port.stopListening()

@@ -18,9 +18,7 @@ from vaultaire import sigv4
 @pytest_twisted.async_yield_fixture
 async def server(tmp_path):
     s = Server(str(tmp_path))
-    await s.start()
-    r = await s.request("PUT", "/bucket")
-    assert r.code == 200
+    await s.start("bucket")
     yield s
     await s.stop()
 

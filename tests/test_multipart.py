@@ -16,8 +16,7 @@ MIB = 2**20
 @pytest_twisted.async_yield_fixture
 async def server(tmp_path):
     s = Server(str(tmp_path))
-    await s.start()
-    assert (await s.request("PUT", "/bucket")).code == 200
+    await s.start("bucket")
     yield s
     await s.stop()
 

@@ -23,8 +23,7 @@ BOUNDARY = "----vaultaireformboundary7MA4YWxk"
 @pytest_twisted.async_yield_fixture
 async def server(tmp_path):
     s = Server(str(tmp_path))
-    await s.start()
-    assert (await s.request("PUT", "/forms")).code == 200
+    await s.start("forms")
     yield s
     await s.stop()
 

@@ -18,9 +18,7 @@ from vaultaire.model import RequestContext
 @pytest_twisted.async_yield_fixture
 async def server(tmp_path):
     s = Server(str(tmp_path))
-    await s.start()
-    for name in ("bucket", "other"):
-        assert (await s.request("PUT", f"/{name}")).code == 200
+    await s.start("bucket", "other")
     yield s
     await s.stop()
 
