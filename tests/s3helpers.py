@@ -28,6 +28,7 @@ from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import Metrics
+from vaultaire.sealing import SecretBox
 
 ACCESS = "TESTACCESSKEY"
 SECRET = "test-secret-key-0123456789"
@@ -37,7 +38,7 @@ REGION = "us-east-1"
 class Server:
     def __init__(self, data: str, domains: tuple[str, ...] = ()) -> None:
         self.data = data
-        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
+        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
         self.driver = LocalDriver(os.path.join(data, "blobs"), reactor)
         self.engine = Engine(self.catalog, {"local": self.driver}, reactor)
         self.events = EventLog(os.path.join(data, "events"))

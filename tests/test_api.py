@@ -293,9 +293,7 @@ async def test_auth_errors(server):
     hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "us-east-1", now=old)
     r = await treq.get(url, headers={k: [v] for k, v in hdrs.items()}, persistent=False)
     assert r.code == 403 and b"RequestTimeTooSkewed" in await r.content()
-    hdrs = sigv4.sign_headers(
-        "GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "eu-west-1", now=datetime.now(UTC)
-    )
+    hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "eu-west-1", now=datetime.now(UTC))
     r = await treq.get(url, headers={k: [v] for k, v in hdrs.items()}, persistent=False)
     assert r.code == 400 and b"AuthorizationHeaderMalformed" in await r.content()
 
@@ -319,9 +317,7 @@ async def test_presigned_urls(server):
     assert r.code == 200, await r.content()
     r = await treq.get(server.presign("GET", "/bucket/pre signed"), persistent=False)
     assert r.code == 200 and await r.content() == b"via presigned put"
-    expired = server.presign(
-        "GET", "/bucket/pre signed", expires=60, now=datetime.now(UTC) - timedelta(hours=1)
-    )
+    expired = server.presign("GET", "/bucket/pre signed", expires=60, now=datetime.now(UTC) - timedelta(hours=1))
     r = await treq.get(expired, persistent=False)
     body = await r.content()
     assert r.code == 403 and b"AccessDenied" in body and b"expired" in body

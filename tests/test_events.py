@@ -135,9 +135,7 @@ def test_emit_from_many_threads(started: EventLog, logdir: Path) -> None:
     started.stop()
     events = _read_lines(logdir)
     assert len(events) == threads * per_thread
-    assert {(e["thread"], e["i"]) for e in events} == {
-        (t, i) for t in range(threads) for i in range(per_thread)
-    }
+    assert {(e["thread"], e["i"]) for e in events} == {(t, i) for t in range(threads) for i in range(per_thread)}
     assert started.dropped == 0
 
 
@@ -198,9 +196,7 @@ def test_rotation_by_size(logdir: Path) -> None:
     for name in names:
         assert (logdir / name).stat().st_size <= 1000
     # No line lost, duplicated or torn, across all files.
-    assert sorted(e["request_id"] for e in _read_lines(logdir)) == sorted(
-        f"req-{i}" for i in range(400)
-    )
+    assert sorted(e["request_id"] for e in _read_lines(logdir)) == sorted(f"req-{i}" for i in range(400))
 
 
 def test_rotation_never_overwrites(logdir: Path) -> None:

@@ -36,6 +36,17 @@ class Settings:
     min_part_size: int = 5 * 2**20
     # Unfinished multipart uploads are aborted, and their parts freed, after this many seconds.
     upload_expiry: int = 7 * 24 * 3600
+    # The key that seals secret keys in the catalog: base64 of 32 bytes, inline or in a file.
+    # Neither given: DATA/master.key, created (mode 0600) at first start.
+    master_key: str = ""
+    master_key_file: str = ""
+    # Usage metering: request counters reach the catalog every flush_seconds; stored
+    # byte-hours are exact at every change and closed off hourly by the rollup.
+    usage_flush_seconds: int = 10
+    usage_rollup_seconds: int = 3600
+    price_per_tb_month: float = 3.99
+    # Per-tenant metric series: the first N tenants seen get their own label, the rest "_other".
+    metrics_tenant_limit: int = 100
 
 
 # TOML table -> {key in the table: Settings field}
@@ -52,6 +63,16 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
     "multipart": {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
+    },
+    "security": {
+        "master_key": "master_key",
+        "master_key_file": "master_key_file",
+    },
+    "metering": {
+        "flush_seconds": "usage_flush_seconds",
+        "rollup_seconds": "usage_rollup_seconds",
+        "price_per_tb_month": "price_per_tb_month",
+        "tenant_label_limit": "metrics_tenant_limit",
     },
     "logging": {
         "level": "log_level",
@@ -90,6 +111,8 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(merged.get("price_per_tb_month"), int) and not isinstance(merged["price_per_tb_month"], bool):
+        merged["price_per_tb_month"] = float(merged["price_per_tb_month"])
     if isinstance(merged.get("domains"), list):
         merged["domains"] = tuple(merged["domains"])
     settings = evolve(Settings(), **merged)
@@ -113,9 +136,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     if not settings.health_path.startswith("/_"):
         raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
-    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry"):
+    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry", "usage_flush_seconds", "usage_rollup_seconds"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
+    if settings.price_per_tb_month < 0:
+        raise ConfigError("setting 'price_per_tb_month' must not be negative")
+    if settings.metrics_tenant_limit < 0:
+        raise ConfigError("setting 'metrics_tenant_limit' must not be negative")
     if settings.min_part_size < 0:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):

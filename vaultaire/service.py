@@ -32,8 +32,10 @@ from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
+from vaultaire.ops.metering import Meter, publish_stored
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
+from vaultaire.sealing import SecretBox, load_master_key
 
 log = Logger()
 
@@ -84,6 +86,7 @@ class VaultaireService(MultiService):
         environ: Mapping[str, str],
         reactor: Any,
         health: HealthCache,
+        meter: Meter,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -92,6 +95,7 @@ class VaultaireService(MultiService):
         self.environ = environ
         self.reactor = reactor
         self.health = health
+        self.meter = meter
         self.ready: Deferred[None] | None = None
 
     def privilegedStartService(self) -> None:
@@ -144,6 +148,7 @@ class VaultaireService(MultiService):
 
         async def after() -> None:
             await d
+            await self.meter.flush()  # the last seconds of traffic, before the catalog closes
             await self.engine.stop()
             self.events.stop()
 
@@ -164,7 +169,8 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         raise ConfigError(f"data directory {data!r} is not writable")
 
     started = time.time()
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
+    box = SecretBox(load_master_key(settings, data, create=True))
+    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
     engine = Engine(
         catalog,
         {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
@@ -176,7 +182,8 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         max_bytes=settings.events_max_bytes,
         rotate_daily=settings.events_rotate_daily,
     )
-    metrics = Metrics()
+    metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
+    meter = Meter(lambda rows: ensureDeferred(engine.record_traffic(rows)), metrics, time.time)
     authenticator = Authenticator(engine.credential, settings.region, settings.max_clock_skew, time.time)
     health = HealthCache(engine)
     api = S3Api(
@@ -190,10 +197,11 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         started=started,
         health=health,
         domains=tuple(d.lower() for d in settings.domains),
+        meter=meter,
     )
 
     environ = environ if environ is not None else os.environ
-    top = VaultaireService(settings, engine, events, environ, reactor, health)
+    top = VaultaireService(settings, engine, events, environ, reactor, health, meter)
     s3_site = S3Site(api.resource())
     try:
         strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
@@ -212,4 +220,15 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
     expiry = TimerService(UPLOAD_EXPIRY_SECONDS, lambda: ensureDeferred(engine.expire_uploads(settings.upload_expiry)))
     expiry.clock = reactor
     expiry.setServiceParent(top)
+
+    async def flush_usage() -> None:
+        await meter.flush()
+        publish_stored(metrics, *await engine.stored_by_tenant())
+
+    flush = TimerService(settings.usage_flush_seconds, lambda: ensureDeferred(flush_usage()).addErrback(log.failure))
+    flush.clock = reactor
+    flush.setServiceParent(top)
+    rollup = TimerService(settings.usage_rollup_seconds, lambda: ensureDeferred(engine.rollup_usage()))
+    rollup.clock = reactor
+    rollup.setServiceParent(top)
     return top

@@ -43,6 +43,7 @@ from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import Cancelled
 from vaultaire.model import Artifact, ByteRange, Container, RequestContext
 from vaultaire.ops.events import EventLog, make_event
+from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import health_document
 
@@ -117,7 +118,9 @@ class S3Api(MultipartOperations, PostObjectOperation):
         health: Callable[[], Mapping[str, object]] | None = None,
         domains: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        meter: Meter | None = None,
     ) -> None:
+        self.meter = meter
         self.domains = domains
         self.health = health
         self.engine = engine
@@ -240,6 +243,8 @@ class S3Api(MultipartOperations, PostObjectOperation):
         bytes_in = request.body.received if request.body is not None else 0
         tenant = call.ctx.tenant.name if call and call.ctx.tenant else None
         self.metrics.observe(operation, status, duration, bytes_in, request.bytes_out)
+        if self.meter is not None and call is not None and call.ctx.tenant is not None:
+            self.meter.record(call.ctx.tenant, call.target.bucket, method, operation, request.bytes_out, bytes_in)
         self.events.emit(
             make_event(
                 time=started,
@@ -403,7 +408,7 @@ class S3Api(MultipartOperations, PostObjectOperation):
         klass = storage_class(call.headers)
         condition = write_condition(call.headers)
         container = await self._container(call)
-        raw = call.request.open_body()  # only now does the client get its 100 Continue
+        raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
             container,
@@ -417,6 +422,7 @@ class S3Api(MultipartOperations, PostObjectOperation):
             hashers=incoming.hashers,
             verify=incoming.verify,
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
+            declared_size=incoming.size,
         )
         incoming.check_size(artifact.size)
         call.set_header("ETag", artifact.etag)

@@ -36,6 +36,7 @@ CODES: dict[str, tuple[int, str]] = {
         "The XML you provided was not well-formed or did not validate against our published schema.",
     ),
     "ConditionalRequestConflict": (409, "A conflicting operation occurred. Please retry."),
+    "QuotaExceeded": (403, "The quota of this account is exceeded."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
@@ -121,6 +122,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("EntityTooSmall", PartNumber=str(exc))
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
+    if isinstance(exc, domain.QuotaExceeded):
+        return S3Error("QuotaExceeded", str(exc))
     if isinstance(exc, domain.DriverError):
         return S3Error("ServiceUnavailable", "The storage driver failed; please retry.")
     return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
@@ -77,6 +78,14 @@ class S3Request(server.Request):
             if self.channel is not None:
                 self.channel.send_continue()
         return self.body
+
+    def lazy_body(self) -> LazyBody:
+        """The body, opened (and ``100 Continue`` sent) only when first read.
+
+        The engine checks conditions and quota before it reads, so a refusal
+        reaches a client that waits for ``100 Continue`` before it sends a byte.
+        """
+        return LazyBody(self)
 
     @property
     def body_pending(self) -> bool:
@@ -163,3 +172,14 @@ class S3Site(server.Site):
 
     def log(self, request: Any) -> None:
         pass
+
+
+class LazyBody:
+    def __init__(self, request: S3Request) -> None:
+        self._request = request
+        self._body: BytePipe | None = None
+
+    def read(self) -> Deferred[bytes]:
+        if self._body is None:
+            self._body = self._request.open_body()
+        return self._body.read()

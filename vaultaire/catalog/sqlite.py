@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from vaultaire.catalog import accounting
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.errors import (
     ContainerExists,
@@ -28,10 +29,25 @@ from vaultaire.errors import (
     EntityTooSmall,
     InvalidPart,
     InvalidPartOrder,
+    NoSuchTenant,
     NoSuchUpload,
     PreconditionFailed,
+    TenantExists,
+    TenantNotEmpty,
 )
-from vaultaire.model import Artifact, Container, Credential, ListingPage, Part, Tenant, Upload, WriteCondition
+from vaultaire.model import (
+    Artifact,
+    Container,
+    Credential,
+    ListingPage,
+    Part,
+    StoredTotals,
+    Tenant,
+    Upload,
+    UsageRow,
+    WriteCondition,
+)
+from vaultaire.sealing import SecretBox, is_sealed
 
 T = TypeVar("T")
 
@@ -40,14 +56,18 @@ CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     status TEXT NOT NULL DEFAULT 'active',
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    max_bytes INTEGER,
+    max_objects INTEGER
 );
+-- secret_key is sealed (AES-GCM under the master key, see vaultaire/sealing.py), never plain.
 CREATE TABLE IF NOT EXISTS credentials (
     access_key TEXT PRIMARY KEY,
     secret_key TEXT NOT NULL,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
     created REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS credentials_by_tenant ON credentials (tenant_id);
 CREATE TABLE IF NOT EXISTS containers (
     id INTEGER PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -159,16 +179,36 @@ def _container(row: tuple[Any, ...]) -> Container:
     return Container(id=row[0], tenant_id=row[1], name=row[2], placement=row[3], created=row[4])
 
 
+_TENANT_COLUMNS = "id, name, status, created, max_bytes, max_objects"
+
+
 def _tenant(row: tuple[Any, ...]) -> Tenant:
-    return Tenant(id=row[0], name=row[1], status=row[2], created=row[3])
+    return Tenant(*row)
+
+
+def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
+    """Bring a catalog written by an older version up to this schema, in one transaction."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(tenants)")}
+    for column in ("max_bytes", "max_objects"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE tenants ADD COLUMN {column} INTEGER")
+    accounting.backfill(db, now)
+    plain = db.execute("SELECT access_key, secret_key FROM credentials").fetchall()
+    db.executemany(
+        "UPDATE credentials SET secret_key = ? WHERE access_key = ?",
+        [(box.seal(secret, access), access) for access, secret in plain if not is_sealed(secret)],
+    )
 
 
 class SQLiteCatalog:
     """The Catalog contract on one SQLite file."""
 
-    def __init__(self, path: str, reactor: IReactorFromThreads, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str, reactor: IReactorFromThreads, box: SecretBox, clock: Callable[[], float] = time.time
+    ) -> None:
         self._path = path
         self._reactor = reactor
+        self._box = box
         self._clock = clock
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="vaultaire-catalog")
         self._conn: sqlite3.Connection | None = None
@@ -186,6 +226,8 @@ class SQLiteCatalog:
             conn.execute("PRAGMA busy_timeout=10000")
             conn.executescript(SCHEMA)
             self._conn = conn
+            conn.executescript(accounting.SCHEMA)
+            self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -216,13 +258,75 @@ class SQLiteCatalog:
 
     # -- tenants and keys
 
+    def _tenant_named(self, db: sqlite3.Connection, name: str) -> Tenant | None:
+        row = db.execute(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _tenant(row)
+
+    def _insert_tenant(self, db: sqlite3.Connection, name: str) -> Tenant:
+        tenant = Tenant(id=uuid.uuid4().hex, name=name, status="active", created=self._clock())
+        db.execute(
+            "INSERT INTO tenants (id, name, status, created) VALUES (?, ?, ?, ?)",
+            (tenant.id, tenant.name, tenant.status, tenant.created),
+        )
+        return tenant
+
     def ensure_tenant(self, name: str) -> Deferred[Tenant]:
         def work(db: sqlite3.Connection) -> Tenant:
-            row = db.execute("SELECT id, name, status, created FROM tenants WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                row = (uuid.uuid4().hex, name, "active", self._clock())
-                db.execute("INSERT INTO tenants (id, name, status, created) VALUES (?, ?, ?, ?)", row)
-            return _tenant(row)
+            return self._tenant_named(db, name) or self._insert_tenant(db, name)
+
+        return self._run(self._transaction, work)
+
+    def create_tenant(self, name: str) -> Deferred[Tenant]:
+        def work(db: sqlite3.Connection) -> Tenant:
+            if self._tenant_named(db, name) is not None:
+                raise TenantExists(name)
+            return self._insert_tenant(db, name)
+
+        return self._run(self._transaction, work)
+
+    def _existing_tenant(self, db: sqlite3.Connection, name: str) -> Tenant:
+        tenant = self._tenant_named(db, name)
+        if tenant is None:
+            raise NoSuchTenant(name)
+        return tenant
+
+    def tenant(self, name: str) -> Deferred[Tenant]:
+        return self._run(lambda: self._existing_tenant(self._db(), name))
+
+    def tenants(self) -> Deferred[list[Tenant]]:
+        return self._run(
+            lambda: [_tenant(r) for r in self._db().execute(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")]
+        )
+
+    def set_tenant_status(self, name: str, status: str) -> Deferred[Tenant]:
+        def work(db: sqlite3.Connection) -> Tenant:
+            tenant = self._existing_tenant(db, name)
+            db.execute("UPDATE tenants SET status = ? WHERE id = ?", (status, tenant.id))
+            return self._existing_tenant(db, name)
+
+        return self._run(self._transaction, work)
+
+    def set_quota(self, name: str, max_bytes: int | None, max_objects: int | None) -> Deferred[Tenant]:
+        def work(db: sqlite3.Connection) -> Tenant:
+            tenant = self._existing_tenant(db, name)
+            db.execute(
+                "UPDATE tenants SET max_bytes = ?, max_objects = ? WHERE id = ?", (max_bytes, max_objects, tenant.id)
+            )
+            return self._existing_tenant(db, name)
+
+        return self._run(self._transaction, work)
+
+    def delete_tenant(self, name: str) -> Deferred[Tenant]:
+        """Only an empty tenant goes: its keys with it; its usage history stays for the bill."""
+
+        def work(db: sqlite3.Connection) -> Tenant:
+            tenant = self._existing_tenant(db, name)
+            (count,) = db.execute("SELECT count(*) FROM containers WHERE tenant_id = ?", (tenant.id,)).fetchone()
+            if count:
+                raise TenantNotEmpty(f"tenant {name!r} still owns {count} container(s); delete them first")
+            db.execute("DELETE FROM credentials WHERE tenant_id = ?", (tenant.id,))
+            db.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
+            return tenant
 
         return self._run(self._transaction, work)
 
@@ -233,9 +337,27 @@ class SQLiteCatalog:
                 "INSERT INTO credentials (access_key, secret_key, tenant_id, created) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (access_key) DO UPDATE SET secret_key = excluded.secret_key,"
                 " tenant_id = excluded.tenant_id",
-                (access_key, secret_key, tenant_id, created),
+                (access_key, self._box.seal(secret_key, access_key), tenant_id, created),
             )
             return Credential(access_key, secret_key, tenant_id, created)
+
+        return self._run(self._transaction, work)
+
+    def credentials(self, tenant_id: str | None) -> Deferred[list[tuple[str, str, float]]]:
+        """(access key, tenant name, created) of one tenant or all; never a secret."""
+
+        def work() -> list[tuple[str, str, float]]:
+            sql = "SELECT c.access_key, t.name, c.created FROM credentials c JOIN tenants t ON t.id = c.tenant_id"
+            args: tuple[str, ...] = ()
+            if tenant_id is not None:
+                sql, args = sql + " WHERE c.tenant_id = ?", (tenant_id,)
+            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]  # type: ignore[misc]
+
+        return self._run(work)
+
+    def revoke_credential(self, access_key: str) -> Deferred[bool]:
+        def work(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM credentials WHERE access_key = ?", (access_key,)).rowcount > 0
 
         return self._run(self._transaction, work)
 
@@ -245,7 +367,7 @@ class SQLiteCatalog:
                 self._db()
                 .execute(
                     "SELECT c.access_key, c.secret_key, c.tenant_id, c.created,"
-                    " t.id, t.name, t.status, t.created"
+                    " t.id, t.name, t.status, t.created, t.max_bytes, t.max_objects"
                     " FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.access_key = ?",
                     (access_key,),
                 )
@@ -253,7 +375,8 @@ class SQLiteCatalog:
             )
             if row is None:
                 return None
-            return Credential(*row[:4]), _tenant(row[4:])
+            secret = self._box.open(row[1], access_key)
+            return Credential(row[0], secret, row[2], row[3]), _tenant(row[4:])
 
         return self._run(work)
 
@@ -273,6 +396,7 @@ class SQLiteCatalog:
             except sqlite3.IntegrityError:
                 raise ContainerExists(name) from None
             assert cur.lastrowid is not None
+            accounting.open_container(db, cur.lastrowid, tenant_id, name, created)
             return Container(id=cur.lastrowid, tenant_id=tenant_id, name=name, placement=placement, created=created)
 
         return self._run(self._transaction, work)
@@ -315,6 +439,7 @@ class SQLiteCatalog:
                 "DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE container_id = ?)", (container.id,)
             )
             db.execute("DELETE FROM uploads WHERE container_id = ?", (container.id,))
+            accounting.close_container(db, container.id, self._clock())
             db.execute("DELETE FROM containers WHERE id = ?", (container.id,))
 
         return self._run(self._transaction, work)
@@ -384,10 +509,17 @@ class SQLiteCatalog:
             if condition is not None:
                 self._check_condition(db, artifact.container_id, key, condition)
             old = self._replace(db, artifact.container_id, key)
+            self._account_replacement(db, artifact.container_id, artifact.size, old)
             self._write_artifact(db, artifact)
             return old
 
         return self._run(self._transaction, work)
+
+    def _account_replacement(self, db: sqlite3.Connection, container_id: int, size: int, old: Artifact | None) -> None:
+        if old is None:
+            accounting.account(db, container_id, size, 1, self._clock())
+        else:
+            accounting.account(db, container_id, size - old.size, 0, self._clock())
 
     def delete_artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
         def work(db: sqlite3.Connection) -> Artifact | None:
@@ -395,6 +527,7 @@ class SQLiteCatalog:
             old = self._replace(db, container_id, raw)
             if old is not None:
                 db.execute("DELETE FROM artifacts WHERE container_id = ? AND key = ?", (container_id, raw))
+                accounting.account(db, container_id, -old.size, -1, self._clock())
             return old
 
         return self._run(self._transaction, work)
@@ -475,6 +608,7 @@ class SQLiteCatalog:
             old = None if row is None else _part(row)
             if old is not None:
                 self._queue_garbage(db, container_id, [old.locator])
+            accounting.account(db, container_id, part.size - (old.size if old else 0), 0, self._clock())
             db.execute(
                 f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (part.upload_id, part.number, part.locator, part.size, part.md5, part.modified, part.checksum),
@@ -551,6 +685,9 @@ class SQLiteCatalog:
                 checksum=checksum_of(upload, picked),
             )
             old = self._replace(db, container_id, key)
+            # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
+            unchosen = sum(p.size for p in stored.values()) - artifact.size
+            self._account_replacement(db, container_id, -unchosen, old)
             self._write_artifact(db, artifact)
             chosen_numbers = {p.number for p in picked}
             self._queue_garbage(db, container_id, [p.locator for n, p in stored.items() if n not in chosen_numbers])
@@ -563,8 +700,9 @@ class SQLiteCatalog:
     def abort_upload(self, container_id: int, upload_id: str) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:
             self._upload(db, container_id, upload_id)
-            locators = [r[0] for r in db.execute("SELECT locator FROM parts WHERE upload_id = ?", (upload_id,))]
-            self._queue_garbage(db, container_id, locators)
+            rows = db.execute("SELECT locator, size FROM parts WHERE upload_id = ?", (upload_id,)).fetchall()
+            self._queue_garbage(db, container_id, [r[0] for r in rows])
+            accounting.account(db, container_id, -sum(r[1] for r in rows), 0, self._clock())
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
 
@@ -645,5 +783,32 @@ class SQLiteCatalog:
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM garbage WHERE locator = ?", [(loc,) for loc in locators])
+
+        return self._run(self._transaction, work)
+
+    # -- usage and quotas
+
+    def tenant_totals(self, tenant_id: str) -> Deferred[StoredTotals]:
+        return self._run(lambda: accounting.tenant_totals(self._db(), tenant_id))
+
+    def all_tenant_totals(self) -> Deferred[dict[str, StoredTotals]]:
+        return self._run(lambda: accounting.all_tenant_totals(self._db()))
+
+    def check_quota(self, tenant_id: str, more_bytes: int, more_objects: int) -> Deferred[None]:
+        """Raises QuotaExceeded now if the write cannot fit; the commit checks again atomically."""
+        return self._run(lambda: accounting.check_quota(self._db(), tenant_id, more_bytes, more_objects))
+
+    def add_traffic(self, rows: list[UsageRow]) -> Deferred[None]:
+        return self._run(self._transaction, lambda db: accounting.add_traffic(db, rows))
+
+    def rollup_usage(self) -> Deferred[int]:
+        return self._run(self._transaction, lambda db: accounting.rollup(db, self._clock()))
+
+    def usage(self, tenant_id: str, first_hour: int, end_hour: int) -> Deferred[list[UsageRow]]:
+        """Hourly rows, brought up to date first so the current hour's storage is counted."""
+
+        def work(db: sqlite3.Connection) -> list[UsageRow]:
+            accounting.rollup(db, self._clock())
+            return accounting.usage_rows(db, tenant_id, first_hour, end_hour)
 
         return self._run(self._transaction, work)

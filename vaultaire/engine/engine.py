@@ -23,6 +23,7 @@ from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
+from vaultaire.engine.quota import QuotaGuard, Reservation
 from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
@@ -39,8 +40,10 @@ from vaultaire.model import (
     ListingPage,
     Part,
     RequestContext,
+    StoredTotals,
     Tenant,
     Upload,
+    UsageRow,
     WriteCondition,
 )
 
@@ -97,6 +100,7 @@ class Engine:
         self._reactor = reactor
         self._default = default_placement
         self._clock = clock
+        self.quota = QuotaGuard(catalog)
 
     # -- life cycle
 
@@ -136,6 +140,18 @@ class Engine:
 
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
+
+    # -- metering
+
+    async def record_traffic(self, rows: list[UsageRow]) -> None:
+        await self.catalog.add_traffic(rows)
+
+    async def rollup_usage(self) -> int:
+        """Bring every container's stored byte-hours up to now (the hourly rollup)."""
+        return await self.catalog.rollup_usage()
+
+    async def stored_by_tenant(self) -> tuple[list[Tenant], dict[str, StoredTotals]]:
+        return await self.catalog.tenants(), await self.catalog.all_tenant_totals()
 
     # -- containers
 
@@ -188,6 +204,7 @@ class Engine:
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
         keep_checksum: tuple[str, str] | None = None,
+        declared_size: int | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
@@ -196,12 +213,15 @@ class Engine:
 
         A refused digest, a short body or a cancelled request aborts the blob:
         nothing is committed and nothing is left on the driver.
+
+        Conditions and quota are checked before the first read of ``source``,
+        so a lazily opened request body is refused before ``100 Continue``.
         """
         driver = self._driver(container)
         if condition is not None:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
-        locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        locator, size, md5 = await self._write_blob(ctx, container, source, hashers, verify, declared_size)
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
@@ -233,12 +253,29 @@ class Engine:
 
     async def _write_blob(
         self,
+        ctx: RequestContext,
         container: Container,
         source: ChunkSource,
         hashers: Mapping[str, Hasher] | None,
         verify: Verifier | None,
+        declared_size: int | None,
     ) -> tuple[str, int, str]:
         """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
+        reservation = await self.quota.reserve(ctx.tenant, declared_size)
+        try:
+            return await self._stream_blob(container, source, hashers, verify, reservation)
+        finally:
+            if reservation is not None:
+                reservation.release()
+
+    async def _stream_blob(
+        self,
+        container: Container,
+        source: ChunkSource,
+        hashers: Mapping[str, Hasher] | None,
+        verify: Verifier | None,
+        reservation: Reservation | None,
+    ) -> tuple[str, int, str]:
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
         writer = self._driver(container).open_writer(locator)
@@ -256,6 +293,8 @@ class Engine:
                 if not chunk:
                     break
                 size += len(chunk)
+                if reservation is not None:
+                    reservation.grow(size)
                 if len(chunk) < HASH_IN_THREAD_MIN:
                     absorb(chunk)
                     await writer.write(chunk)
@@ -301,17 +340,22 @@ class Engine:
         except BaseException:
             reader.stop()
             raise
-        copied = await self.put(
-            ctx,
-            target,
-            target_key,
-            reader_source(reader),
-            content_type=decided.content_type,
-            metadata=decided.metadata,
-            headers=decided.headers,
-            storage_class=decided.storage_class,
-            condition=condition,
-        )
+        try:
+            copied = await self.put(
+                ctx,
+                target,
+                target_key,
+                reader_source(reader),
+                content_type=decided.content_type,
+                metadata=decided.metadata,
+                headers=decided.headers,
+                storage_class=decided.storage_class,
+                condition=condition,
+                declared_size=original.size,
+            )
+        except BaseException:
+            reader.stop()  # refused before reading (a condition, the quota): release the source blob
+            raise
         return original, copied
 
     async def open(
@@ -385,6 +429,7 @@ class Engine:
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
         checksum: Callable[[], str | None] = lambda: None,
+        declared_size: int | None = None,
     ) -> Part:
         """Stream one part to its own blob; a part sent again replaces (and frees) the old one.
 
@@ -392,7 +437,7 @@ class Engine:
         NoSuchUpload before 100 Continue); the commit checks it again in its
         transaction, so an upload aborted meanwhile still refuses the part.
         """
-        locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        locator, size, md5 = await self._write_blob(ctx, container, source, hashers, verify, declared_size)
         part = Part(upload_id, number, locator, size, md5, self._clock(), checksum())
         try:
             replaced = await self.catalog.put_part(container.id, part)
@@ -415,8 +460,19 @@ class Engine:
     ) -> tuple[Artifact, Part]:
         """UploadPartCopy: a range of an artifact streamed into a part."""
         await self.catalog.upload(target.id, upload_id)
-        original, _, reader = await self.open(ctx, source, source_key, resolve)
-        part = await self.put_part(ctx, target, upload_id, number, reader_source(reader))
+        original, wanted, reader = await self.open(ctx, source, source_key, resolve)
+        try:
+            part = await self.put_part(
+                ctx,
+                target,
+                upload_id,
+                number,
+                reader_source(reader),
+                declared_size=wanted.length if wanted else original.size,
+            )
+        except BaseException:
+            reader.stop()
+            raise
         return original, part
 
     async def list_parts(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -13,6 +15,8 @@ from prometheus_client import (
     generate_latest,
 )
 from twisted.logger import Logger
+
+from vaultaire.model import StoredTotals
 
 __all__ = ["DURATION_BUCKETS", "Metrics"]
 
@@ -29,11 +33,58 @@ DURATION_BUCKETS: tuple[float, ...] = (
 _log = Logger()
 
 
+OTHER_TENANTS = "_other"
+
+
+class TenantLabels:
+    """The first ``limit`` tenants seen get a label of their own; the rest share one.
+
+    A deployment with a million tenants must not make a million series.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._labelled: set[str] = set()
+
+    def __call__(self, tenant: str) -> str:
+        if tenant in self._labelled:
+            return tenant
+        if len(self._labelled) < self._limit:
+            self._labelled.add(tenant)
+            return tenant
+        return OTHER_TENANTS
+
+
 class Metrics:
     """Request metrics; a private registry by default so tests never share state."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, tenant_label_limit: int = 100) -> None:
         self.registry: CollectorRegistry = registry if registry is not None else CollectorRegistry()
+        self.tenant_label = TenantLabels(tenant_label_limit)
+        self.tenant_requests = Counter(
+            "vaultaire_tenant_requests",
+            "S3 requests by tenant and price class (a: PUT, COPY, POST, LIST; b: GET, HEAD; none: DELETE...).",
+            ["tenant", "class"],
+            registry=self.registry,
+        )
+        self.tenant_bytes_in = Counter(
+            "vaultaire_tenant_bytes_received",
+            "Request body bytes received, by tenant.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.tenant_bytes_out = Counter(
+            "vaultaire_tenant_bytes_sent", "Response body bytes sent, by tenant.", ["tenant"], registry=self.registry
+        )
+        self.tenant_stored_bytes = Gauge(
+            "vaultaire_tenant_stored_bytes",
+            "Bytes stored by tenant (artifacts and uploaded parts).",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.tenant_stored_objects = Gauge(
+            "vaultaire_tenant_stored_objects", "Artifacts stored by tenant.", ["tenant"], registry=self.registry
+        )
         self.requests = Counter(
             "vaultaire_requests",
             "S3 requests handled, by operation and HTTP status.",
@@ -90,6 +141,30 @@ class Metrics:
                 sent.inc(bytes_out)
         except Exception:
             _log.failure("recording metrics for {operation} failed", operation=operation)
+
+    def observe_tenant(self, tenant: str, klass: str | None, bytes_in: int, bytes_out: int) -> None:
+        try:
+            label = self.tenant_label(tenant)
+            self.tenant_requests.labels(tenant=label, **{"class": klass or "none"}).inc()
+            if bytes_in > 0:
+                self.tenant_bytes_in.labels(tenant=label).inc(bytes_in)
+            if bytes_out > 0:
+                self.tenant_bytes_out.labels(tenant=label).inc(bytes_out)
+        except Exception:
+            _log.failure("recording tenant metrics failed")
+
+    def set_tenant_stored(self, totals: Mapping[str, StoredTotals]) -> None:
+        """Replace the stored gauges: tenants past the label limit are summed under one label."""
+        summed: dict[str, list[int]] = {}
+        for tenant, t in totals.items():
+            both = summed.setdefault(self.tenant_label(tenant), [0, 0])
+            both[0] += t.bytes
+            both[1] += t.objects
+        self.tenant_stored_bytes.clear()
+        self.tenant_stored_objects.clear()
+        for label, (stored, objects) in summed.items():
+            self.tenant_stored_bytes.labels(tenant=label).set(stored)
+            self.tenant_stored_objects.labels(tenant=label).set(objects)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""
