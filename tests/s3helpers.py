@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -125,3 +126,37 @@ def later(seconds: float) -> Deferred[None]:
     d: Deferred[None] = Deferred()
     reactor.callLater(seconds, d.callback, None)
     return d
+
+
+def raw_exchange(port: int, head: bytes, body_parts: list[bytes], read_first: bool) -> bytes:
+    """Send headers, optionally read the interim answer, then the body; return all that came back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(head)
+        got = b""
+        if read_first:
+            got = s.recv(65536)
+            if not got.startswith(b"HTTP/1.1 100"):
+                return got
+        for part in body_parts:
+            s.sendall(part)
+        while b"\r\n\r\n" not in got.split(b"HTTP/1.1 100 Continue\r\n\r\n")[-1]:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+    finally:
+        s.close()
+
+
+def signed_head(server: Server, method: str, path: str, length: int | None, extra: dict[str, str]) -> bytes:
+    url = server.url + path
+    hdrs = {"content-length": str(length), **extra} if length is not None else dict(extra)
+    hdrs.update(
+        sigv4.sign_headers(
+            method, url, hdrs, sigv4.UNSIGNED_PAYLOAD, ACCESS, SECRET, "us-east-1", now=datetime.now(UTC)
+        )
+    )
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -74,6 +74,10 @@ class CopyPlan:
     metadata: tuple[tuple[str, str], ...]
     headers: tuple[tuple[str, str], ...]
     storage_class: str
+
+
+async def _nothing_replaced() -> int:
+    return 0
 
 
 class ChunkSource(Protocol):
@@ -221,7 +225,14 @@ class Engine:
         if condition is not None:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
-        locator, size, md5 = await self._write_blob(ctx, container, source, hashers, verify, declared_size)
+
+        async def replaced_size() -> int:
+            current = await self.catalog.artifact(container.id, key)
+            return current.size if current is not None else 0
+
+        locator, size, md5 = await self._write_blob(
+            ctx, container, source, hashers, verify, declared_size, replaced_size
+        )
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
@@ -259,9 +270,10 @@ class Engine:
         hashers: Mapping[str, Hasher] | None,
         verify: Verifier | None,
         declared_size: int | None,
+        replacing: Callable[[], Awaitable[int]] = _nothing_replaced,
     ) -> tuple[str, int, str]:
         """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
-        reservation = await self.quota.reserve(ctx.tenant, declared_size)
+        reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
         try:
             return await self._stream_blob(container, source, hashers, verify, reservation)
         finally:

@@ -13,6 +13,8 @@ Three lines of defence, cheapest first:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from vaultaire.catalog.accounting import describe_bytes
 from vaultaire.catalog.interface import Catalog
 from vaultaire.errors import QuotaExceeded
@@ -26,12 +28,18 @@ class QuotaGuard:
         self._catalog = catalog
         self._reserved: dict[str, int] = {}
 
-    async def reserve(self, tenant: Tenant | None, declared: int | None) -> Reservation | None:
-        """A reservation for one upload, or None when the tenant has no byte quota."""
+    async def reserve(
+        self, tenant: Tenant | None, declared: int | None, replacing: Callable[[], Awaitable[int]]
+    ) -> Reservation | None:
+        """A reservation for one upload, or None when the tenant has no byte quota.
+
+        ``replacing`` tells how many bytes the write will free (an overwritten
+        artifact); asked only when there is a quota, as it costs a catalog read.
+        """
         if tenant is None or tenant.max_bytes is None:
             return None
         totals = await self._catalog.tenant_totals(tenant.id)
-        budget = tenant.max_bytes - totals.bytes - self._reserved.get(tenant.id, 0)
+        budget = tenant.max_bytes - totals.bytes - self._reserved.get(tenant.id, 0) + await replacing()
         reservation = Reservation(self, tenant, budget, totals.bytes)
         reservation.grow(declared or 0)
         return reservation
