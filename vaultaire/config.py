@@ -36,6 +36,9 @@ class Settings:
     min_part_size: int = 5 * 2**20
     # Unfinished multipart uploads are aborted, and their parts freed, after this many seconds.
     upload_expiry: int = 7 * 24 * 3600
+    # Server-wide CORS rules ([[cors.rules]] tables) for containers without their own
+    # configuration; checked as S3 checks a PutBucketCors body when the service is built.
+    cors_rules: tuple[Any, ...] = ()
 
 
 # TOML table -> {key in the table: Settings field}
@@ -52,6 +55,9 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
     "multipart": {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
+    },
+    "cors": {
+        "rules": "cors_rules",
     },
     "logging": {
         "level": "log_level",
@@ -90,8 +96,9 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(merged.get("domains"), list):
-        merged["domains"] = tuple(merged["domains"])
+    for name in ("domains", "cors_rules"):
+        if isinstance(merged.get(name), list):
+            merged[name] = tuple(merged[name])
     settings = evolve(Settings(), **merged)
     validate(settings)
     return settings
