@@ -266,6 +266,26 @@ def test_cors_section_in_the_toml_file(tmp_path: Path) -> None:
         load_file(str(path))
 
 
+def test_twistd_refuses_a_bad_default_rule_in_one_line(tmp_path: Path) -> None:
+    from daemon import ACCESS_KEY, SECRET_KEY, free_port, run_twistd
+    from test_cli import assert_one_line_failure
+
+    config = tmp_path / "v.toml"
+    config.write_text('[[cors.rules]]\nallowed_origins = ["*"]\nallowed_methods = ["GET", "OPTIONS"]\n')
+    endpoints = [
+        "--listen",
+        f"tcp:{free_port()}:interface=127.0.0.1",
+        "--ops",
+        f"tcp:{free_port()}:interface=127.0.0.1",
+    ]
+    result = run_twistd(
+        ["--config", str(config), "--data", str(tmp_path / "d"), *endpoints],
+        tmp_path,
+        {"VAULTAIRE_ACCESS_KEY": ACCESS_KEY, "VAULTAIRE_SECRET_KEY": SECRET_KEY},
+    )
+    assert_one_line_failure(result, "[[cors.rules]] number 1", "Unsupported method is OPTIONS")
+
+
 # -- in process: the ?cors subresource
 
 
