@@ -37,7 +37,7 @@ REGION = "us-east-1"
 
 
 class Server:
-    def __init__(self, data: str, domains: tuple[str, ...] = ()) -> None:
+    def __init__(self, data: str, domains: tuple[str, ...] = (), cors_default: tuple[Any, ...] = ()) -> None:
         self.data = data
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
         self.driver = LocalDriver(os.path.join(data, "blobs"), reactor)
@@ -54,6 +54,7 @@ class Server:
             version=__version__,
             started=time.time(),
             domains=domains,
+            cors_default=cors_default,
         )
         self.port: Any = None
         self.url = ""

@@ -47,6 +47,9 @@ class Settings:
     price_per_tb_month: float = 3.99
     # Per-tenant metric series: the first N tenants seen get their own label, the rest "_other".
     metrics_tenant_limit: int = 100
+    # Server-wide CORS rules ([[cors.rules]] tables) for containers without their own
+    # configuration; checked as S3 checks a PutBucketCors body when the service is built.
+    cors_rules: tuple[Any, ...] = ()
 
 
 # TOML table -> {key in the table: Settings field}
@@ -73,6 +76,9 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "rollup_seconds": "usage_rollup_seconds",
         "price_per_tb_month": "price_per_tb_month",
         "tenant_label_limit": "metrics_tenant_limit",
+    },
+    "cors": {
+        "rules": "cors_rules",
     },
     "logging": {
         "level": "log_level",
@@ -113,8 +119,9 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     merged.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(merged.get("price_per_tb_month"), int) and not isinstance(merged["price_per_tb_month"], bool):
         merged["price_per_tb_month"] = float(merged["price_per_tb_month"])
-    if isinstance(merged.get("domains"), list):
-        merged["domains"] = tuple(merged["domains"])
+    for name in ("domains", "cors_rules"):
+        if isinstance(merged.get(name), list):
+            merged[name] = tuple(merged[name])
     settings = evolve(Settings(), **merged)
     validate(settings)
     return settings

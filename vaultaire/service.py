@@ -23,6 +23,7 @@ from twisted.logger import (
 from twisted.web.server import Site
 
 from vaultaire import __version__
+from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.http import S3Site
@@ -160,6 +161,11 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
+    try:
+        cors_default = cors.from_config(settings.cors_rules)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
     data = os.path.abspath(settings.data)
     try:
         os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
@@ -198,6 +204,7 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         health=health,
         domains=tuple(d.lower() for d in settings.domains),
         meter=meter,
+        cors_default=cors_default,
     )
 
     environ = environ if environ is not None else os.environ

@@ -23,6 +23,8 @@ from twisted.web.server import Request
 from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import MAX_KEY_BYTES, Target, check_bucket_name, parse_target
 from vaultaire.api.auth import Authenticator, Identity
+from vaultaire.api.cors import Rule as CorsRule
+from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.headers import (
     RESPONSE_OVERRIDES,
@@ -75,7 +77,7 @@ class _NotModified(Exception):
 class S3Call:
     """One request in flight: what it targets, who sent it, what it did."""
 
-    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in")
+    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in", "cors_applied")
 
     def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
         self.request = request
@@ -85,6 +87,7 @@ class S3Call:
         self.identity: Identity | None = None
         self.operation = "Unknown"
         self.bytes_in = 0
+        self.cors_applied = False
 
     def set_header(self, name: str, value: str) -> None:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
@@ -98,7 +101,11 @@ def _headers_of(request: Request) -> dict[str, str]:
     return out
 
 
-class S3Api(MultipartOperations, PostObjectOperation):
+# Operations authenticated inside their handler (a form upload is signed in its body) or not at all.
+_NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
+
+
+class S3Api(MultipartOperations, PostObjectOperation, CorsOperations):
     """The Klein application serving the S3 protocol for one engine."""
 
     app = Klein()
@@ -119,9 +126,11 @@ class S3Api(MultipartOperations, PostObjectOperation):
         domains: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
         meter: Meter | None = None,
+        cors_default: tuple[CorsRule, ...] = (),
     ) -> None:
         self.meter = meter
         self.domains = domains
+        self.cors_default = cors_default
         self.health = health
         self.engine = engine
         self.auth = authenticator
@@ -156,6 +165,10 @@ class S3Api(MultipartOperations, PostObjectOperation):
             "ListParts": self.list_parts,
             "ListMultipartUploads": self.list_multipart_uploads,
             "PostObject": self.post_object,
+            "GetBucketCors": self.get_bucket_cors,
+            "PutBucketCors": self.put_bucket_cors,
+            "DeleteBucketCors": self.delete_bucket_cors,
+            "CorsPreflight": self.cors_preflight,
         }
 
     def resource(self) -> Any:
@@ -190,12 +203,16 @@ class S3Api(MultipartOperations, PostObjectOperation):
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, _headers_of(request))
                 call.operation = detect(method, target, call.headers)
-                if call.operation != "PostObject":  # a form upload is signed inside its body
+                if call.operation not in _NOT_SIGNED_UP_FRONT:
                     call.identity = await self.auth.authenticate(
                         method, target.raw_path, target.raw_query, call.headers, target.v2_path
                     )
                     ctx.tenant = call.identity.tenant
+                    if "origin" in call.headers:  # before the handler: a GET streams its headers out
+                        await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)
+                if "origin" in call.headers:
+                    await self.apply_cors(call)  # POST Object: the tenant is known only now
             except BaseException as e:
                 error = from_domain(e, call.target.bucket if call else None, call.target.key if call else None)
                 if error is None:
@@ -203,6 +220,8 @@ class S3Api(MultipartOperations, PostObjectOperation):
                         raise
                     log.failure("internal error in {operation}", operation=call.operation if call else "?")
                     error = S3Error("InternalError")
+                if call is not None and "origin" in call.headers:
+                    await self.apply_cors(call)  # so a page can read the error
                 body = self._render_error(request, error, call, request_id)
             # Written here rather than by Klein so the event and metrics count these bytes.
             if body and not request.finished and not request._disconnected:

@@ -29,6 +29,7 @@ from vaultaire.errors import (
     EntityTooSmall,
     InvalidPart,
     InvalidPartOrder,
+    NoSuchContainer,
     NoSuchTenant,
     NoSuchUpload,
     PreconditionFailed,
@@ -109,6 +110,16 @@ CREATE TABLE IF NOT EXISTS parts (
     checksum TEXT,
     PRIMARY KEY (upload_id, number)
 ) WITHOUT ROWID;
+-- Per-container settings (name = "cors", ...): opaque documents to the catalog,
+-- deleted with their container in the same transaction.
+CREATE TABLE IF NOT EXISTS container_settings (
+    container_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (container_id, name)
+) WITHOUT ROWID;
+-- An unsigned CORS preflight names a container but no tenant.
+CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
 -- Blobs no longer referenced, queued in the same transaction that dropped them.
 CREATE TABLE IF NOT EXISTS garbage (
     locator TEXT PRIMARY KEY,
@@ -440,9 +451,59 @@ class SQLiteCatalog:
             )
             db.execute("DELETE FROM uploads WHERE container_id = ?", (container.id,))
             accounting.close_container(db, container.id, self._clock())
+            db.execute("DELETE FROM container_settings WHERE container_id = ?", (container.id,))
             db.execute("DELETE FROM containers WHERE id = ?", (container.id,))
 
         return self._run(self._transaction, work)
+
+    # -- per-container settings
+
+    def setting(self, container: Container, name: str) -> Deferred[str | None]:
+        def work() -> str | None:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
+                )
+                .fetchone()
+            )
+            return None if row is None else str(row[0])
+
+        return self._run(work)
+
+    def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
+        def work(db: sqlite3.Connection) -> None:
+            # Checked in the same transaction: a setting must never outlive its
+            # container (and container ids can be reused after a delete).
+            if db.execute("SELECT 1 FROM containers WHERE id = ?", (container.id,)).fetchone() is None:
+                raise NoSuchContainer(container.name)
+            db.execute(
+                "INSERT OR REPLACE INTO container_settings (container_id, name, value) VALUES (?, ?, ?)",
+                (container.id, name, value),
+            )
+
+        return self._run(self._transaction, work)
+
+    def delete_setting(self, container: Container, name: str) -> Deferred[bool]:
+        def work(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name))
+            return cur.rowcount > 0
+
+        return self._run(self._transaction, work)
+
+    def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> Deferred[list[str | None]]:
+        def work() -> list[str | None]:
+            sql = (
+                "SELECT s.value FROM containers c LEFT JOIN container_settings s"
+                " ON s.container_id = c.id AND s.name = ? WHERE c.name = ?"
+            )
+            args: list[Any] = [name, container]
+            if tenant_id is not None:
+                sql += " AND c.tenant_id = ?"
+                args.append(tenant_id)
+            return [row[0] for row in self._db().execute(sql + " ORDER BY c.id", args)]
+
+        return self._run(work)
 
     # -- artifacts
 

@@ -179,6 +179,22 @@ class Engine:
     async def delete_container(self, ctx: RequestContext, name: str) -> None:
         await self.catalog.delete_container(await self.container(ctx, name))
 
+    # -- per-container settings: opaque documents the S3 layer gives meaning to
+
+    async def container_setting(self, ctx: RequestContext, container: Container, name: str) -> str | None:
+        return await self.catalog.setting(container, name)
+
+    async def put_container_setting(self, ctx: RequestContext, container: Container, name: str, value: str) -> None:
+        await self.catalog.put_setting(container, name, value)
+
+    async def delete_container_setting(self, ctx: RequestContext, container: Container, name: str) -> bool:
+        return await self.catalog.delete_setting(container, name)
+
+    async def settings_by_name(self, tenant: Tenant | None, container: str, name: str) -> list[str | None]:
+        """The setting of every container so named: the tenant's one, or, for an
+        unauthenticated request (a CORS preflight), every tenant's."""
+        return await self.catalog.settings_by_name(None if tenant is None else tenant.id, container, name)
+
     # -- artifacts
 
     async def artifact(self, ctx: RequestContext, container: Container, key: str) -> Artifact:
