@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -61,6 +62,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, tenant_label_limit: int = 100) -> None:
         self.registry: CollectorRegistry = registry if registry is not None else CollectorRegistry()
         self.tenant_label = TenantLabels(tenant_label_limit)
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
         self.tenant_requests = Counter(
             "vaultaire_tenant_requests",
             "S3 requests by tenant and price class (a: PUT, COPY, POST, LIST; b: GET, HEAD; none: DELETE...).",
@@ -129,12 +131,20 @@ class Metrics:
     ) -> None:
         """Record one finished request; never raises into the caller."""
         try:
-            self.requests.labels(operation=operation, status=str(status)).inc()
-            self.duration.labels(operation=operation).observe(max(0.0, duration))
-            # labels() first so every operation has byte series, even at zero;
+            # labels() hashes and locks on every call: the children are looked up once.
+            children = self._children.get((operation, status))
+            if children is None:
+                children = self._children[(operation, status)] = (
+                    self.requests.labels(operation=operation, status=str(status)),
+                    self.duration.labels(operation=operation),
+                    # every operation gets byte series, even at zero
+                    self.bytes_in.labels(operation=operation),
+                    self.bytes_out.labels(operation=operation),
+                )
+            requests, durations, received, sent = children
+            requests.inc()
+            durations.observe(max(0.0, duration))
             # counters reject negative increments, so bogus sizes are skipped.
-            received = self.bytes_in.labels(operation=operation)
-            sent = self.bytes_out.labels(operation=operation)
             if bytes_in > 0:
                 received.inc(bytes_in)
             if bytes_out > 0:
