@@ -12,11 +12,12 @@ Run by hand, never from the test suite. For each operation (``--ops get,put``):
 4. the same wrk load again while ``py-spy record`` samples every thread of the daemon (and
    its worker processes) without pausing it; idle threads (epoll, queue waits) are not sampled.
 
-It prints, per operation, the CPU microseconds per request by layer (twisted.web parsing,
-Klein routing, SigV4, S3 handlers, catalog, driver, thread hops, reactor and socket I/O...)
-and the top functions by own and by cumulative time. The sample shares are scaled to the
-server CPU per request measured from /proc in the profiled run, so the layer rows add up
-to that figure. The collapsed stacks are kept (``STAMP-profile-OP.txt`` in --out-dir) for
+It prints, per operation, the server CPU per request (from /proc), then the busy thread
+time per request by layer (twisted.web parsing, Klein routing, SigV4, S3 handlers,
+catalog, driver, thread hops, reactor and socket I/O...) and the top functions by own and
+by cumulative time. Busy thread time is what py-spy samples: a thread on a core, runnable,
+or inside a system call; it is close to CPU time where nothing waits for the disk (GET)
+and larger where fsync does (PUT). The collapsed stacks are kept (``STAMP-profile-OP.txt`` in --out-dir) for
 a flame graph (``flamegraph.pl`` or speedscope.app read them).
 
     .venv/bin/python bench/profile_hotpath.py --duration 10
@@ -116,6 +117,25 @@ def layer_of(stack: list[str]) -> str:
         # anything else is reactor plumbing (twisted/internet, twisted/python) or the standard
         # library: a caller further out names the layer
     return REACTOR if any("twisted/" in f for f in stack) else OTHER
+
+
+# Frames every sample of a thread passes through (twistd's start-up, the reactor loop, the
+# thread pools' loops): their cumulative time is the thread's, which says nothing.
+PLUMBING_FILES = (
+    "twisted/application/",
+    "twisted/scripts/",
+    "(threading.py)",
+    "twisted/python/context.py",
+    "twisted/python/log.py",
+    "twisted/_threads/",
+    "twisted/python/threadpool.py",
+    "(twistd)",
+)
+PLUMBING_FUNCTIONS = ("ReactorBase.run", "ReactorBase.mainLoop", "EPollReactor.doPoll", "_PollLikeMixin._doReadOrWrite")
+
+
+def is_plumbing(frame: str) -> bool:
+    return frame.partition(" (")[0] in PLUMBING_FUNCTIONS or any(p in frame for p in PLUMBING_FILES)
 
 
 @dataclass
@@ -300,16 +320,18 @@ def profile_op(a: argparse.Namespace, op: str, scratch: Path, stamp: str) -> str
 def report(op: str, plain: Measured, profiled: Measured, prof: Profile, raw: Path, a: argparse.Namespace) -> str:
     if not prof.samples or not profiled.requests:
         return f"## 4 KiB {op.upper()}: no samples ({prof.samples}) or no requests ({profiled.requests})\n"
-    # one sample's share of the measured CPU per request
-    us_per_sample = profiled.cpu_us_per_req / prof.samples
-    sampled_us = prof.samples / a.rate * 1e6 / profiled.requests
+    # A sample is 1/rate s of one thread being busy: on the CPU, runnable, or in a system
+    # call (so an fsync's disk wait counts too: compare with the CPU per request from /proc).
+    us_per_sample = 1e6 / a.rate / profiled.requests
+    sampled_us = prof.samples * us_per_sample
     lines = [
         f"## 4 KiB {op.upper()}, wrk {a.connections} connections, {a.duration} s\n",
         f"- unprofiled: {plain.req_per_s:,.0f} req/s, server CPU {plain.cpu_us_per_req:,.0f} µs/request"
         f" ({plain.errors} errors)",
         f"- profiled (py-spy {a.rate} Hz, non-blocking): {profiled.req_per_s:,.0f} req/s, server CPU "
         f"{profiled.cpu_us_per_req:,.0f} µs/request; {prof.samples:,} busy-thread samples "
-        f"= {sampled_us:,.0f} µs/request sampled (µs below are scaled to the measured CPU); "
+        f"= {sampled_us:,.0f} µs/request of busy thread time (on a core, runnable, or in a system call "
+        "such as fsync), which the tables below divide up; "
         f"{prof.waiting:,} samples of threads woken but still in a wait left out",
         f"- collapsed stacks: {raw}\n",
         "| layer | µs/request | share |",
@@ -317,7 +339,9 @@ def report(op: str, plain: Measured, profiled: Measured, prof: Profile, raw: Pat
     ]
     for layer, n in prof.by_layer.most_common():
         lines.append(f"| {layer} | {n * us_per_sample:,.1f} | {100 * n / prof.samples:.1f}% |")
-    for title, counter in (("own time", prof.own), ("cumulative time", prof.cumulative)):
+    cumulative = Counter({f: n for f, n in prof.cumulative.items() if not is_plumbing(f)})
+    tables = (("own time", prof.own), ("cumulative time (reactor loop and thread plumbing left out)", cumulative))
+    for title, counter in tables:
         lines += [
             "",
             f"Top {a.top} functions by {title}:\n",
