@@ -48,8 +48,8 @@ METRICS = [
     Metric("1 GiB PUT server CPU s/GB", "large-put", "server_cpu_s_per_GB", False, 2),
     Metric("ListObjectsV2 10,000 keys in 10 pages: ms", "list", "full_ms", False),
     Metric("ListObjectsV2 10,000 keys in 10 pages: server CPU s", "list", "full_server_cpu_s", False, 2),
-    Metric("peak RSS of one server process, MiB (max)", ANY_BENCH, PROC_RSS_KEY, False),
-    Metric("peak RSS of the whole server, MiB (max)", ANY_BENCH, "tree", False),
+    Metric("peak RSS of one server process, MiB (max)", ANY_BENCH, PROC_RSS_KEY, False, 1),
+    Metric("peak RSS of the whole server, MiB (max)", ANY_BENCH, "tree", False, 1),
 ]
 
 
@@ -186,7 +186,7 @@ def judge(res: Results, t: Target, ref: str = REF) -> tuple[str, str, str]:
         shown = "-" if v is None else f"{v:.2f} ×"
     else:
         v = res.value(ref, m)
-        shown = "-" if v is None else f"{v:,.{max(m.decimals, 0)}f}"
+        shown = "-" if v is None else f"{v:,.{m.decimals}f}"
     if v is None:
         return shown, "not measured", "no successful measurement"
     if t.at_least:

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# A copy of the developers' shared harness (../shared/bench), ruff-formatted; bench/run.py drives it.
+# Keep changes to it small and upstreamable: Vaultaire-specific behaviour belongs in bench/run.py.
 """run_peers - start peer S3 servers on loopback, run every s3bench benchmark against each
 (interleaved: every repetition runs one benchmark against all peers back to back, with the
 peer order rotated per repetition), stop them, and write a JSON log plus a Markdown table.

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# A copy of the developers' shared harness (../shared/bench), ruff-formatted; bench/run.py drives it.
+# Keep changes to it small and upstreamable: Vaultaire-specific behaviour belongs in bench/run.py.
 """s3bench - a small, cheap-on-the-client benchmark harness for S3-compatible servers.
 
 Load generation is done by external, low-overhead programs:
