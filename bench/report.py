@@ -148,6 +148,22 @@ class Results:
         ratios = [mine[rep] / theirs[rep] for rep in mine if theirs.get(rep)]
         return statistics.median(ratios) if ratios else None
 
+    def noise(self) -> dict[str, float]:
+        """Per peer, the median CPU other tenants used during its measurements (``other_cpu_pct``)."""
+        out = {}
+        for peer in self.peers:
+            vals = [
+                float(result[k])
+                for (p, _bench), runs in self.ok.items()
+                if p == peer
+                for result in runs.values()
+                for k in ("other_cpu_pct", "s1_other_cpu_pct")
+                if _number(result.get(k))
+            ]
+            if vals:
+                out[peer] = statistics.median(vals)
+        return out
+
     def cell(self, peer: str, m: Metric) -> str:
         v = self.value(peer, m)
         if v is not None:
@@ -236,6 +252,13 @@ def summarize(records: Iterable[Mapping[str, Any]], ref: str = REF) -> str:
         *table(res, ref),
         "",
     ]
+    noise = res.noise()
+    if noise:
+        lines += [
+            "Noise: CPU used by everything else on the machine while each server was measured "
+            "(median, % of one core; 2 cores = 200%): " + ", ".join(f"{p} {v:.0f}%" for p, v in noise.items()),
+            "",
+        ]
     if ref in res.peers:
         lines += ["Targets (issue #7, this run):\n", *targets_table(res, ref), ""]
     extra = notes(res)
