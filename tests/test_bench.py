@@ -1,12 +1,16 @@
-"""The benchmark summary (bench/report.py): ratios per repetition and the targets' verdicts.
+"""The benchmark tooling in bench/: the summary's arithmetic, run.py's dry run, its RSS monitor.
 
-No benchmark runs here: the records are made up, in the harness's JSON-lines format.
+No benchmark runs here and nothing is timed: the summary's records are made up, in the
+harness's JSON-lines format; the dry run starts no server.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -92,3 +96,64 @@ def test_missing_peers_and_failed_runs_are_said_so(report: ModuleType) -> None:
     assert "vaultaire small-put rep 1: run failed: wrk failed rc=1" in text
     without_nginx = [r for r in records if r.get("peer") != "nginx"]
     assert verdicts(report, without_nginx)["1 GiB GET 1 stream ≥ 90% of nginx MB/s"][1] == "not measured"
+
+
+BENCH = REPORT.parent
+TWISTD = Path(sys.executable).parent / "twistd"
+
+
+def test_dry_run_names_the_servers_and_passes_workers_on_only_when_supported(tmp_path: Path) -> None:
+    empty_venv = tmp_path / "venv"  # no weed, rclone or moto_server: those peers are skipped
+    (empty_venv / "bin").mkdir(parents=True)
+    p = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--dry-run", "--venv", str(empty_venv), "--twistd", str(TWISTD)]
+        + ["--peers", "vaultaire,seaweedfs,rclone,moto", "--workers", "2", "--daemon-arg=--region=eu-west-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = p.stdout.splitlines()
+    assert "servers: vaultaire" in out, p.stdout + p.stderr
+    for peer in ("seaweedfs", "rclone", "moto"):
+        assert any(line.startswith(f"not run: {peer}: no ") for line in out), p.stdout
+    vaultaire = next(line for line in out if line.startswith("vaultaire: "))
+    assert vaultaire.endswith("--region=eu-west-1")
+    help_text = subprocess.run([str(TWISTD), "vaultaire", "--help"], capture_output=True, text=True).stdout
+    if "--workers" in help_text:
+        assert "--workers=2 --region=eu-west-1" in vaultaire
+    else:
+        assert "--workers" not in vaultaire
+        assert "has no --workers flag" in p.stderr
+    problems = [line for line in out if line.startswith("problem: ")]
+    assert p.returncode == (1 if problems else 0)
+
+
+def test_the_monitor_records_the_largest_single_process(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH / "harness"))
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run as bench_run
+        import s3bench
+    finally:
+        sys.path[:2] = []
+    original_monitor, original_run_once = s3bench.ProcMonitor, s3bench.run_once
+    # a child holding 256 MiB (more than this test process), then waiting to be killed
+    code = "import time; b = bytearray(256 << 20); b[::4096] = b'x' * (64 << 10); print(1, flush=True); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline()
+
+        def measure(name: str, ctx: Any, o: Any, prep: Any) -> dict[str, Any]:
+            mon = s3bench.ProcMonitor([os.getpid()]).start()  # this process and the child
+            time.sleep(0.1)
+            return mon.stop()
+
+        s3bench.run_once = measure  # what the harness's run_once does, briefly
+        bench_run.patch_monitor(s3bench)
+        result = s3bench.run_once("small-get", None, None, None)
+    finally:
+        s3bench.ProcMonitor, s3bench.run_once = original_monitor, original_run_once
+        child.kill()
+        child.wait()
+    assert result["nprocs"] >= 2
+    assert 256 < result["rss_peak_proc_mib"] < result["rss_peak_mib"]
