@@ -217,6 +217,16 @@ def patch_prepare(s3bench):
     s3bench.prepare = prepare
 
 
+def node_modules(passthrough: list[str]) -> str | None:
+    """The --node-modules DIR passed on to run_peers.py, if any."""
+    for i, arg in enumerate(passthrough):
+        if arg.startswith("--node-modules="):
+            return arg.partition("=")[2]
+        if arg == "--node-modules" and i + 1 < len(passthrough):
+            return passthrough[i + 1]
+    return None
+
+
 def peer_available(name, a):
     """None if the peer can be tried, else why not."""
     if name == "vaultaire":
@@ -235,7 +245,12 @@ def peer_available(name, a):
         if not os.path.exists(os.path.join(a.venv, "bin", "moto_server")):
             return f"no moto_server in {a.venv}/bin (pip install 'moto[server]' into --venv)"
     elif name == "s3rver":
-        return None if a.passthrough_has_node_modules else "needs --node-modules DIR holding s3rver"
+        if not a.node_modules:
+            return "needs --node-modules DIR holding s3rver (npm install s3rver)"
+        if not os.path.exists(os.path.join(a.node_modules, "s3rver", "bin", "s3rver.js")):
+            return f"no s3rver in {a.node_modules} (npm install s3rver)"
+        if not shutil.which("node"):
+            return "node not on PATH"
     return None
 
 
@@ -362,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     a.venv = os.path.abspath(a.venv)
     a.twistd = os.path.abspath(a.twistd) if a.twistd else default_twistd()
-    a.passthrough_has_node_modules = any(x.startswith("--node-modules") for x in passthrough)
+    a.node_modules = node_modules(passthrough)
     rp, s3bench = import_harness(a.harness)
     unknown = [b for b in a.benches.split(",") if b.strip() and b.strip() not in s3bench.BENCHES]
     if unknown:
