@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import strports
@@ -34,6 +34,7 @@ from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
+from vaultaire.reuseport import ReusePortService, parse_listen
 
 log = Logger()
 
@@ -57,15 +58,17 @@ def apply_log_level(level: str) -> None:
 class HealthCache:
     """Driver health probed on a timer, so a health request never waits on a disk."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, identity: Mapping[str, object] | None = None) -> None:
         self._engine = engine
+        # Fixed fields added to every answer, e.g. which worker process answered.
+        self._identity = dict(identity or {})
         self.last: dict[str, object] = {"status": "starting"}
         # Until the engine has started and the first keys exist, the daemon is not ready.
         self.ready = False
 
     def probe(self) -> Deferred[None]:
         async def run() -> None:
-            self.last = await self._engine.health()
+            self.last = {**await self._engine.health(), **self._identity}
 
         return ensureDeferred(run()).addErrback(lambda f: log.failure("health probe failed", f))
 
@@ -84,8 +87,11 @@ class VaultaireService(MultiService):
         environ: Mapping[str, str],
         reactor: Any,
         health: HealthCache,
+        notify: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__()
+        # Set in a worker process: tells the supervisor ("ready", "") or ("fatal", why).
+        self.notify = notify
         self.settings = settings
         self.engine = engine
         self.events = events
@@ -101,8 +107,12 @@ class VaultaireService(MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            # twistd has redirected sys.stderr into its log by now: say it on the real one.
-            sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
+            message = f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}"
+            if self.notify is not None:
+                self.notify("fatal", message)
+            else:
+                # twistd has redirected sys.stderr into its log by now: say it on the real one.
+                sys.__stderr__.write(f"vaultaire: {message}\n")
             raise SystemExit(1) from None
 
     def startService(self) -> None:
@@ -115,7 +125,9 @@ class VaultaireService(MultiService):
     async def _boot(self) -> None:
         try:
             await self.engine.start()
-            await ensure_first_credentials(self.engine, self.settings.data, self.environ)
+            if self.notify is None:
+                # A worker's supervisor has made the first keys before spawning it.
+                await ensure_first_credentials(self.engine, self.settings.data, self.environ)
         except BootstrapError as e:
             self._fail_start(str(e))
             return
@@ -125,6 +137,9 @@ class VaultaireService(MultiService):
             return
         self.health.ready = True
         await self.health.probe()
+        if self.notify is not None:
+            self.notify("ready", "")
+            return
         log.info(
             "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
             version=__version__,
@@ -135,7 +150,10 @@ class VaultaireService(MultiService):
 
     def _fail_start(self, message: str) -> None:
         """Stop cleanly, but exit non-zero: a daemon that cannot serve must not look healthy."""
-        sys.__stderr__.write(f"vaultaire: {message}\n")
+        if self.notify is not None:
+            self.notify("fatal", message)
+        else:
+            sys.__stderr__.write(f"vaultaire: {message}\n")
         self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         self.reactor.stop()
 
@@ -150,7 +168,19 @@ class VaultaireService(MultiService):
         return ensureDeferred(after())
 
 
-def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, str] | None = None) -> VaultaireService:
+def make_service(
+    settings: Settings,
+    reactor: Any = None,
+    environ: Mapping[str, str] | None = None,
+    notify: Callable[[str, str], None] | None = None,
+) -> VaultaireService:
+    """The whole daemon in one process, or (``notify`` given) one S3 worker of a supervisor.
+
+    A worker listens with its own SO_REUSEPORT socket and leaves to its
+    supervisor what must happen once per data directory: the first keys, the
+    scrub of staged blobs, the ops site and the periodic sweeps.
+    """
+    worker = notify is not None
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
@@ -167,7 +197,7 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
     engine = Engine(
         catalog,
-        {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
+        {"local": LocalDriver(os.path.join(data, "blobs"), reactor, scrub_staging=not worker)},
         reactor,
         min_part_size=settings.min_part_size,
     )
@@ -178,7 +208,7 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
     )
     metrics = Metrics()
     authenticator = Authenticator(engine.credential, settings.region, settings.max_clock_skew, time.time)
-    health = HealthCache(engine)
+    health = HealthCache(engine, {"worker_pid": os.getpid()} if worker else None)
     api = S3Api(
         engine,
         authenticator,
@@ -193,19 +223,26 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
     )
 
     environ = environ if environ is not None else os.environ
-    top = VaultaireService(settings, engine, events, environ, reactor, health)
+    top = VaultaireService(settings, engine, events, environ, reactor, health, notify)
     s3_site = S3Site(api.resource())
     try:
-        strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
-        ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
-        ops_site.log = lambda request: None  # type: ignore[method-assign]
-        strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
+        spec = parse_listen(settings.listen) if worker else None
+        if spec is not None:
+            ReusePortService(spec, s3_site, reactor).setServiceParent(top)
+        else:
+            strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
+        if not worker:  # a supervisor serves the ops site of its workers
+            ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
+            ops_site.log = lambda request: None  # type: ignore[method-assign]
+            strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"bad endpoint: {e}") from None
 
     probe = TimerService(HEALTH_PROBE_SECONDS, health.probe)
     probe.clock = reactor
     probe.setServiceParent(top)
+    if worker:
+        return top  # the supervisor runs the sweeps, once for all workers
     sweep = TimerService(GARBAGE_SWEEP_SECONDS, lambda: ensureDeferred(engine.collect_garbage()))
     sweep.clock = reactor
     sweep.setServiceParent(top)

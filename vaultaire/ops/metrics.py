@@ -63,6 +63,8 @@ class Metrics:
             "vaultaire_requests_in_flight",
             "S3 requests currently being handled.",
             registry=self.registry,
+            # With several workers (prometheus multiprocess mode): the sum over live ones.
+            multiprocess_mode="livesum",
         )
         # RSS, CPU, open fds and Python version, as the default registry would have.
         ProcessCollector(registry=self.registry)
