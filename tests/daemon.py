@@ -28,6 +28,9 @@ AWS = os.path.join(os.path.dirname(sys.executable), "aws")
 ACCESS_KEY = "VTTESTACCESSKEY00001"
 SECRET_KEY = "test-secret-key-for-vaultaire-0123456789"
 REGION = "us-east-1"
+# Daemons run as one process unless a test asks for workers; VAULTAIRE_TEST_WORKERS=2
+# runs the whole suite against a supervisor and two workers instead.
+DEFAULT_WORKERS = int(os.environ.get("VAULTAIRE_TEST_WORKERS", "1"))
 
 
 class DaemonError(Exception):
@@ -83,6 +86,7 @@ class Daemon:
         pass_data: bool = True,
         region: str = REGION,
         verify: Any = None,
+        workers: int | None = None,
     ) -> None:
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
@@ -96,6 +100,7 @@ class Daemon:
         self.pass_data = pass_data
         self.region = region
         self.verify = verify
+        self.workers = DEFAULT_WORKERS if workers is None else workers
         self.port: int | None = None
         self.ops_port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -148,6 +153,8 @@ class Daemon:
             self.listen_template.format(port=self.port),
             "--ops",
             f"tcp:{self.ops_port}:interface=127.0.0.1",
+            "--workers",
+            str(self.workers),
             *self.extra_args,
         )
 

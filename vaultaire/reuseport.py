@@ -113,14 +113,9 @@ class ReusePortService(Service):
         self.reactor = reactor
         self.port: IListeningPort | None = None
 
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self._listen()
-
     def startService(self) -> None:
+        self._listen()
         super().startService()
-        if self.port is None:
-            self._listen()
 
     def _listen(self) -> None:
         factory: Any = self.factory
@@ -137,6 +132,4 @@ class ReusePortService(Service):
     def stopService(self) -> Any:
         super().stopService()
         port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
-        return None
+        return port.stopListening() if port is not None else None

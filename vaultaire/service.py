@@ -92,6 +92,9 @@ class VaultaireService(MultiService):
         super().__init__()
         # Set in a worker process: tells the supervisor ("ready", "") or ("fatal", why).
         self.notify = notify
+        # A worker's S3 listener, started only once the engine is up: with SO_REUSEPORT
+        # a listening worker takes its share of connections at once.
+        self.late_listener: ReusePortService | None = None
         self.settings = settings
         self.engine = engine
         self.events = events
@@ -138,6 +141,12 @@ class VaultaireService(MultiService):
         self.health.ready = True
         await self.health.probe()
         if self.notify is not None:
+            if self.late_listener is not None:
+                try:
+                    self.late_listener.startService()
+                except CannotListenError as e:
+                    self._fail_start(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}")
+                    return
             self.notify("ready", "")
             return
         log.info(
@@ -158,9 +167,13 @@ class VaultaireService(MultiService):
         self.reactor.stop()
 
     def stopService(self) -> Deferred[None]:
+        listener, self.late_listener = self.late_listener, None
+        stopped = listener.stopService() if listener is not None and listener.running else None
         d = super().stopService()
 
         async def after() -> None:
+            if stopped is not None:
+                await stopped
             await d
             await self.engine.stop()
             self.events.stop()
@@ -228,7 +241,7 @@ def make_service(
     try:
         spec = parse_listen(settings.listen) if worker else None
         if spec is not None:
-            ReusePortService(spec, s3_site, reactor).setServiceParent(top)
+            top.late_listener = ReusePortService(spec, s3_site, reactor)
         else:
             strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
         if not worker:  # a supervisor serves the ops site of its workers
