@@ -180,7 +180,9 @@ def test_conditional_put_from_eight_writers_has_exactly_one_winner(workers: Daem
         barrier = threading.Barrier(len(clients))
         outcomes: dict[int, object] = {}
 
-        def write(n: int, key: str = key, barrier: threading.Barrier = barrier) -> None:
+        def write(
+            n: int, key: str = key, barrier: threading.Barrier = barrier, outcomes: dict[int, object] = outcomes
+        ) -> None:
             barrier.wait()
             try:
                 clients[n].put_object(Bucket="race", Key=key, Body=f"writer {n}".encode(), IfNoneMatch="*")
