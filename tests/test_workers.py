@@ -329,3 +329,23 @@ def test_workers_setting_is_checked(tmp_path: Path) -> None:
     result = run_twistd(["--data", str(tmp_path / "d"), "--listen", "unix:/tmp/never.sock", "--workers", "2"], tmp_path)
     assert result.returncode != 0
     assert "--workers 2 needs a tcp: or ssl: listen endpoint" in result.stderr
+
+
+def test_a_stopping_worker_finishes_its_requests_first(workers: Daemon) -> None:
+    s3 = workers.boto3_client()
+    s3.create_bucket(Bucket="drain")
+    body = os.urandom(24 * 2**20)
+    s3.put_object(Bucket="drain", Key="big", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "drain", "Key": "big"}, ExpiresIn=300)
+    conn = connect(workers)
+    conn.request("GET", url.split(str(workers.port), 1)[1])
+    response = conn.getresponse()
+    assert response.status == 200
+    received = [response.read(2**20)]
+    os.kill(workers.pid, signal.SIGHUP)  # both workers are replaced, one of them mid-download
+    while chunk := response.read(2**20):
+        received.append(chunk)
+        time.sleep(0.15)  # a slow reader: the download outlasts the reload
+    conn.close()
+    assert b"".join(received) == body
+    wait_for(lambda: "reloaded 2 workers" in workers.log_text(), 30, "the reload to finish")

@@ -13,6 +13,7 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -41,6 +42,7 @@ log = Logger()
 HEALTH_PROBE_SECONDS = 10.0
 GARBAGE_SWEEP_SECONDS = 600.0
 UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
+DRAIN_SECONDS = 10.0  # how long a stopping worker waits for its requests in flight
 
 
 def apply_log_level(level: str) -> None:
@@ -95,6 +97,8 @@ class VaultaireService(MultiService):
         # A worker's S3 listener, started only once the engine is up: with SO_REUSEPORT
         # a listening worker takes its share of connections at once.
         self.late_listener: ReusePortService | None = None
+        # How many requests are being served: a stopping worker lets them finish first.
+        self.in_flight: Callable[[], float] | None = None
         self.settings = settings
         self.engine = engine
         self.events = events
@@ -174,11 +178,18 @@ class VaultaireService(MultiService):
         async def after() -> None:
             if stopped is not None:
                 await stopped
+                await self._drain()
             await d
             await self.engine.stop()
             self.events.stop()
 
         return ensureDeferred(after())
+
+    async def _drain(self) -> None:
+        """Wait (at most DRAIN_SECONDS) for the requests in flight, so a reload cuts none short."""
+        deadline = self.reactor.seconds() + DRAIN_SECONDS
+        while self.in_flight is not None and self.in_flight() > 0 and self.reactor.seconds() < deadline:
+            await deferLater(self.reactor, 0.05)
 
 
 def make_service(
@@ -242,6 +253,7 @@ def make_service(
         spec = parse_listen(settings.listen) if worker else None
         if spec is not None:
             top.late_listener = ReusePortService(spec, s3_site, reactor)
+            top.in_flight = lambda: metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
         else:
             strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
         if not worker:  # a supervisor serves the ops site of its workers
