@@ -357,6 +357,15 @@ class Supervisor(MultiService):
 
         return ensureDeferred(roll())
 
+    def health_report(self) -> Mapping[str, object]:
+        """The ops /health: the drivers as probed here, and how many workers serve."""
+        doc = dict(self.health())
+        if self.health.ready:
+            doc["workers"] = {"running": len(self.workers), "wanted": self.count}
+            if not self.workers:
+                doc["status"] = "error"  # nobody serves S3 right now
+        return doc
+
     # -- stop
 
     def stopService(self) -> Deferred[None]:
@@ -417,7 +426,7 @@ def make_supervisor(
             AggregatedMetrics(top.metrics_dir, top),  # type: ignore[arg-type]
             version=__version__,
             started=top.started,
-            health=top.health,
+            health=top.health_report,
         )
     )
     ops_site.log = lambda request: None  # type: ignore[method-assign]
