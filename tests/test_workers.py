@@ -291,24 +291,22 @@ def test_sighup_replaces_the_workers_one_by_one_without_failing_requests(workers
 
 
 def test_port_in_use_gives_one_line_and_fails(tmp_path: Path) -> None:
-    for reuse in (False, True):
+    # The S3 port held by a plain server, by a stranger that also uses SO_REUSEPORT (it must
+    # not silently share the port), and the ops port held.
+    for held, reuse in (("listen", False), ("listen", True), ("ops", False)):
         holder = socket.socket()
-        if reuse:  # a stranger that also uses SO_REUSEPORT must not silently share the port
+        if reuse:
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         try:
             port = holder.getsockname()[1]
+            ports = {"listen": free_port(), "ops": free_port(), held: port}
             result = run_twistd(
                 [
-                    "--data",
-                    str(tmp_path / "d"),
-                    "--listen",
-                    f"tcp:{port}:interface=127.0.0.1",
-                    "--ops",
-                    f"tcp:{free_port()}:interface=127.0.0.1",
-                    "--workers",
-                    "2",
+                    *("--data", str(tmp_path / "d"), "--workers", "2"),
+                    *("--listen", f"tcp:{ports['listen']}:interface=127.0.0.1"),
+                    *("--ops", f"tcp:{ports['ops']}:interface=127.0.0.1"),
                 ],
                 tmp_path,
                 {"VAULTAIRE_ACCESS_KEY": ACCESS_KEY, "VAULTAIRE_SECRET_KEY": SECRET_KEY},
