@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from daemon import ACCESS_KEY, SECRET_KEY, Daemon, catalog_rows, free_port, run_twistd
+from daemon import ACCESS_KEY, SECRET_KEY, Daemon, catalog_rows, free_port, run_twistd, self_signed_certificate
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -347,3 +348,30 @@ def test_a_stopping_worker_finishes_its_requests_first(workers: Daemon) -> None:
     conn.close()
     assert b"".join(received) == body
     wait_for(lambda: "reloaded 2 workers" in workers.log_text(), 30, "the reload to finish")
+
+
+def test_workers_serve_an_ssl_endpoint(tmp_path: Path) -> None:
+    key, cert = self_signed_certificate(tmp_path)
+    d = Daemon(
+        tmp_path / "tls",
+        workers=2,
+        scheme="https",
+        verify=str(cert),
+        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+    ).start()
+    try:
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="secure")
+        s3.put_object(Bucket="secure", Key="k", Body=b"over TLS")
+        assert s3.get_object(Bucket="secure", Key="k")["Body"].read() == b"over TLS"
+        context = ssl.create_default_context(cafile=str(cert))
+        pids = set()
+        for _ in range(30):
+            conn = http.client.HTTPSConnection("127.0.0.1", d.port, timeout=10, context=context)
+            try:
+                pids.add(serving_pid(conn))  # type: ignore[arg-type]
+            finally:
+                conn.close()
+        assert len(pids) == 2
+    finally:
+        d.stop()
