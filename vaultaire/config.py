@@ -104,7 +104,12 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
 
 def worker_count(settings: Settings) -> int:
     """How many S3 processes to run: the setting, or one per core when it is 0."""
-    return settings.workers or os.cpu_count() or 1
+    if settings.workers:
+        return settings.workers
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cpusets)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def validate(settings: Settings) -> None:
