@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,9 @@ class Settings:
     max_clock_skew: int = 900
     # Base domains for virtual-hosted-style requests (bucket.DOMAIN); path style always works.
     domains: tuple[str, ...] = ()
+    # S3 worker processes sharing the listening port (SO_REUSEPORT); 0 means one per core.
+    # 1 keeps everything in one process (no supervisor).
+    workers: int = 0
     log_level: str = "info"
     events_max_bytes: int = 64 * 2**20
     events_rotate_daily: bool = True
@@ -62,6 +66,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "health_path": "health_path",
         "max_clock_skew": "max_clock_skew",
         "domains": "domains",
+        "workers": "workers",
     },
     "multipart": {
         "min_part_size": "min_part_size",
@@ -127,6 +132,16 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     return settings
 
 
+def worker_count(settings: Settings) -> int:
+    """How many S3 processes to run: the setting, or one per core when it is 0."""
+    if settings.workers:
+        return settings.workers
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cpusets)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def validate(settings: Settings) -> None:
     defaults = Settings()
     for f in fields(Settings):
@@ -150,6 +165,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'price_per_tb_month' must not be negative")
     if settings.metrics_tenant_limit < 0:
         raise ConfigError("setting 'metrics_tenant_limit' must not be negative")
+    if settings.workers < 0:
+        raise ConfigError("setting 'workers' must be 0 (one per core) or a positive number of processes")
     if settings.min_part_size < 0:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):

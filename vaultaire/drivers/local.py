@@ -240,8 +240,17 @@ def _read_range(path: str, start: int, end: int) -> bytes:
 class LocalDriver:
     """Blobs as files under ``root``; the locator is the relative path."""
 
-    def __init__(self, root: str, reactor: IReactorThreads | IReactorFromThreads, name: str = "local") -> None:
+    def __init__(
+        self,
+        root: str,
+        reactor: IReactorThreads | IReactorFromThreads,
+        name: str = "local",
+        scrub_staging: bool = True,
+    ) -> None:
         self.name = name
+        # Only the one process that owns the directory may scrub: with several
+        # workers, a staged file may be another live worker's upload.
+        self._scrub = scrub_staging
         self._root = os.path.abspath(root)
         self._run = _ThreadRunner(reactor)
 
@@ -267,7 +276,9 @@ class LocalDriver:
             if n:
                 log.info("local driver removed {n} staged blobs left by an earlier run", n=n)
 
-        # Only one process owns the directory, so any staged file is a dead write's.
+        if not self._scrub:
+            return succeed(None)
+        # This process owns the directory, so any staged file is a dead write's.
         return self._run(self._scrub_staging).addCallback(report)
 
     def stop(self) -> Deferred[None]:

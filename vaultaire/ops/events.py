@@ -4,18 +4,24 @@
 thread serialises, batches and appends to ``<directory>/events.jsonl``,
 rotating it by size and by UTC day.  Nothing here may block the reactor
 or raise into a request: overflow and failures are counted instead.
+
+Several worker processes may share the file: each batch is one
+``write()`` on an ``O_APPEND`` descriptor, which Linux applies whole, so
+lines never interleave; the size is re-read from the file before each
+batch; and the rename of a rotation happens under an ``flock`` of the file
+being renamed, after checking that no other process has rotated it already.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
+import fcntl
 import json
 import os
 import threading
 import time as _time
 from collections.abc import Callable, Mapping
-from typing import IO
 
 from twisted.logger import Logger
 
@@ -111,7 +117,7 @@ class EventLog:
         self.write_errors = 0
         self.lost = 0
         # Writer-thread state; only touched by the writer (and stop() after join).
-        self._fh: IO[bytes] | None = None
+        self._fh: int | None = None  # an O_APPEND descriptor
         self._size = 0
         self._opened_at = 0.0
         self._identity: tuple[int, int] | None = None
@@ -221,8 +227,10 @@ class EventLog:
     def _write_out(self, buf: list[bytes]) -> None:
         if buf:
             assert self._fh is not None
-            self._fh.write(b"".join(buf))
-            self._fh.flush()  # visible to readers per batch; no fsync by design
+            # One write per batch, unbuffered: whole lines even with other writers; no fsync by design.
+            view = memoryview(b"".join(buf))
+            while view:
+                view = view[os.write(self._fh, view) :]
 
     def _needs_rotation(self, incoming: int, now: float) -> bool:
         if self._size == 0:
@@ -242,14 +250,15 @@ class EventLog:
             try:
                 st = os.stat(self.path)
                 if (st.st_dev, st.st_ino) == self._identity:
+                    self._size = st.st_size  # other processes may have appended too
                     return
             except OSError:
                 pass  # gone (or its directory is): reopen below, which may raise
             self._close()
         os.makedirs(self.directory, exist_ok=True)
-        fh = open(self.path, "ab")
+        fh = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            st = os.fstat(fh.fileno())
+            st = os.fstat(fh)
             self._identity = (st.st_dev, st.st_ino)
             self._size = st.st_size
             # A pre-existing file dates from its last write, so a restart on a
@@ -258,10 +267,10 @@ class EventLog:
             if st.st_size and not self._ends_with_newline():
                 # A previous failure left a partial line: terminate it so the
                 # next event starts on a line of its own.
-                fh.write(b"\n")
+                os.write(fh, b"\n")
                 self._size += 1
         except BaseException:
-            fh.close()
+            os.close(fh)
             raise
         self._fh = fh
 
@@ -271,10 +280,21 @@ class EventLog:
             return f.read(1) == b"\n"
 
     def _rotate(self, now: float) -> None:
-        self._close()
-        stamp = datetime.datetime.fromtimestamp(self._opened_at, tz=datetime.UTC).strftime("%Y%m%d-%H%M%S")
-        target = self._free_name(stamp)
-        os.rename(self.path, target)
+        assert self._fh is not None
+        # Under the lock of the file being renamed, so of several processes
+        # deciding to rotate at once, only the first renames it.
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        try:
+            try:
+                st = os.stat(self.path)
+                ours = (st.st_dev, st.st_ino) == self._identity
+            except FileNotFoundError:
+                ours = False
+            if ours:
+                stamp = datetime.datetime.fromtimestamp(self._opened_at, tz=datetime.UTC).strftime("%Y%m%d-%H%M%S")
+                os.rename(self.path, self._free_name(stamp))
+        finally:
+            self._close()  # closing drops the lock
         self._ensure_open()
         self._opened_at = now
 
@@ -293,7 +313,7 @@ class EventLog:
         self._size = 0
         if fh is not None:
             try:
-                fh.close()
+                os.close(fh)
             except OSError:
                 pass  # already failing; the next open reports it
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from vaultaire.model import StoredTotals, Tenant, UsageRow
+from vaultaire.model import Tenant, UsageRow
 from vaultaire.ops.metrics import Metrics
 
 log = Logger()
@@ -75,8 +75,3 @@ class Meter:
                     mine[i] += n
 
         return d.addErrback(failed)
-
-
-def publish_stored(metrics: Metrics, tenants: list[Tenant], totals: dict[str, StoredTotals]) -> None:
-    """Set the stored-bytes and stored-objects gauges from the catalog's totals."""
-    metrics.set_tenant_stored({t.name: totals.get(t.id, StoredTotals()) for t in tenants})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -15,6 +15,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from twisted.logger import Logger
 
 from vaultaire.model import StoredTotals
@@ -38,22 +39,61 @@ OTHER_TENANTS = "_other"
 
 
 class TenantLabels:
-    """The first ``limit`` tenants seen get a label of their own; the rest share one.
+    """The first ``limit`` tenants get a label of their own; the rest share one.
 
-    A deployment with a million tenants must not make a million series.
+    A deployment with a million tenants must not make a million series. Which
+    tenants are "first" is decided by the catalog (the oldest ``limit``, see
+    ``allow``), so every worker process labels the same ones; until the first
+    refresh, the first tenants seen are used.
     """
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
+        self.limit = limit
         self._labelled: set[str] = set()
+        self._decided = False
+
+    def allow(self, names: Iterable[str]) -> None:
+        self._labelled = set(list(names)[: self.limit])
+        self._decided = True
 
     def __call__(self, tenant: str) -> str:
         if tenant in self._labelled:
             return tenant
-        if len(self._labelled) < self._limit:
+        if not self._decided and len(self._labelled) < self.limit:
             self._labelled.add(tenant)
             return tenant
         return OTHER_TENANTS
+
+
+class StoredCollector:
+    """vaultaire_tenant_stored_bytes/objects from the catalog's totals, the label cap applied.
+
+    A collector rather than Gauges: with several worker processes the
+    supervisor alone reads the catalog and exports these once.
+    """
+
+    def __init__(self, label: TenantLabels) -> None:
+        self._label = label
+        self._summed: dict[str, tuple[int, int]] = {}
+
+    def update(self, totals: Mapping[str, StoredTotals]) -> None:
+        summed: dict[str, tuple[int, int]] = {}
+        for tenant, t in totals.items():
+            label = self._label(tenant)
+            stored, objects = summed.get(label, (0, 0))
+            summed[label] = (stored + t.bytes, objects + t.objects)
+        self._summed = summed
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stored = GaugeMetricFamily(
+            "vaultaire_tenant_stored_bytes", "Bytes stored by tenant (objects and uploaded parts).", labels=["tenant"]
+        )
+        objects = GaugeMetricFamily("vaultaire_tenant_stored_objects", "Objects stored by tenant.", labels=["tenant"])
+        for label, (n_bytes, n_objects) in sorted(self._summed.items()):
+            stored.add_metric([label], n_bytes)
+            objects.add_metric([label], n_objects)
+        yield stored
+        yield objects
 
 
 class Metrics:
@@ -77,15 +117,6 @@ class Metrics:
         )
         self.tenant_bytes_out = Counter(
             "vaultaire_tenant_bytes_sent", "Response body bytes sent, by tenant.", ["tenant"], registry=self.registry
-        )
-        self.tenant_stored_bytes = Gauge(
-            "vaultaire_tenant_stored_bytes",
-            "Bytes stored by tenant (artifacts and uploaded parts).",
-            ["tenant"],
-            registry=self.registry,
-        )
-        self.tenant_stored_objects = Gauge(
-            "vaultaire_tenant_stored_objects", "Artifacts stored by tenant.", ["tenant"], registry=self.registry
         )
         self.requests = Counter(
             "vaultaire_requests",
@@ -116,7 +147,12 @@ class Metrics:
             "vaultaire_requests_in_flight",
             "S3 requests currently being handled.",
             registry=self.registry,
+            # With several workers (prometheus multiprocess mode): the sum over live ones.
+            multiprocess_mode="livesum",
         )
+        # Stored totals come from the catalog, not from counting: read fresh, exported as is.
+        self.stored = StoredCollector(self.tenant_label)
+        self.registry.register(self.stored)  # type: ignore[arg-type]
         # RSS, CPU, open fds and Python version, as the default registry would have.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -164,17 +200,7 @@ class Metrics:
             _log.failure("recording tenant metrics failed")
 
     def set_tenant_stored(self, totals: Mapping[str, StoredTotals]) -> None:
-        """Replace the stored gauges: tenants past the label limit are summed under one label."""
-        summed: dict[str, list[int]] = {}
-        for tenant, t in totals.items():
-            both = summed.setdefault(self.tenant_label(tenant), [0, 0])
-            both[0] += t.bytes
-            both[1] += t.objects
-        self.tenant_stored_bytes.clear()
-        self.tenant_stored_objects.clear()
-        for label, (stored, objects) in summed.items():
-            self.tenant_stored_bytes.labels(tenant=label).set(stored)
-            self.tenant_stored_objects.labels(tenant=label).set(objects)
+        self.stored.update(totals)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""
