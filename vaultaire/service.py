@@ -13,7 +13,6 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import deferLater
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -31,6 +30,7 @@ from vaultaire.api.http import S3Site
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
+from vaultaire.draining import DrainingSite, drain
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine import Engine
 from vaultaire.model import StoredTotals, Tenant
@@ -102,8 +102,8 @@ class VaultaireService(MultiService):
         # A worker's S3 listener, started only once the engine is up: with SO_REUSEPORT
         # a listening worker takes its share of connections at once.
         self.late_listener: ReusePortService | None = None
-        # How many requests are being served: a stopping worker lets them finish first.
-        self.in_flight: Callable[[], float] | None = None
+        # A worker's wait for its requests and connections to finish, once its port is closed.
+        self.drain: Callable[[], Deferred[None]] | None = None
         self.settings = settings
         self.engine = engine
         self.events = events
@@ -184,19 +184,14 @@ class VaultaireService(MultiService):
         async def after() -> None:
             if stopped is not None:
                 await stopped
-                await self._drain()
+            if self.drain is not None:
+                await self.drain()
             await d
             await self.meter.flush()  # the last seconds of traffic, before the catalog closes
             await self.engine.stop()
             self.events.stop()
 
         return ensureDeferred(after())
-
-    async def _drain(self) -> None:
-        """Wait (at most DRAIN_SECONDS) for the requests in flight, so a reload cuts none short."""
-        deadline = self.reactor.seconds() + DRAIN_SECONDS
-        while self.in_flight is not None and self.in_flight() > 0 and self.reactor.seconds() < deadline:
-            await deferLater(self.reactor, 0.05)
 
 
 def oldest_names(tenants: list[Tenant]) -> list[str]:
@@ -289,14 +284,20 @@ def make_service(
 
     environ = environ if environ is not None else os.environ
     top = VaultaireService(settings, engine, events, environ, reactor, health, meter, notify)
-    s3_site = S3Site(api.resource())
+    s3_site = DrainingSite(api.resource()) if worker else S3Site(api.resource())
     try:
         spec = parse_listen(settings.listen) if worker else None
         if spec is not None:
             top.late_listener = ReusePortService(spec, s3_site, reactor)
-            top.in_flight = lambda: metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
         else:
             strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
+        if isinstance(s3_site, DrainingSite):
+            site = s3_site
+
+            def in_flight() -> float:
+                return metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
+
+            top.drain = lambda: ensureDeferred(drain(site, in_flight, reactor, DRAIN_SECONDS))
         if not worker:  # a supervisor serves the ops site of its workers
             ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
             ops_site.log = lambda request: None  # type: ignore[method-assign]
