@@ -73,3 +73,13 @@ def upstream_vaultaire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dae
         yield d
     finally:
         d.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def upstream(request: pytest.FixtureRequest) -> str | None:
+    """Where the in-process server keeps bytes: None for the local driver, or
+    SeaweedFS's endpoint for the s3 driver. Fixtures building ``Server`` take it,
+    so the same test bodies run against both drivers."""
+    if request.param == "local":
+        return None
+    return str(request.getfixturevalue("seaweed").endpoint)

@@ -29,8 +29,9 @@ from vaultaire.api.http import S3Site
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
-from vaultaire.drivers.local import LocalDriver
+from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
+from vaultaire.errors import DriverError
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
@@ -119,6 +120,10 @@ class VaultaireService(MultiService):
         except BootstrapError as e:
             self._fail_start(str(e))
             return
+        except DriverError as e:
+            # A driver that cannot work at all (an upstream bucket missing): one clear line.
+            self._fail_start(str(e))
+            return
         except Exception as e:
             log.failure("vaultaire: the engine failed to start")
             self._fail_start(f"the engine failed to start: {e}")
@@ -165,10 +170,15 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
 
     started = time.time()
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
+    try:
+        placements = build_placements(settings.drivers, settings.placements, data, reactor)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"drivers cannot be set up: {e}") from None
     engine = Engine(
         catalog,
-        {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
+        placements,
         reactor,
+        default_placement=settings.default_placement,
         min_part_size=settings.min_part_size,
     )
     events = EventLog(

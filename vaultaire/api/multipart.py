@@ -122,6 +122,7 @@ class MultipartOperations:
             hashers=hashers,
             verify=incoming.verify,
             checksum=part_checksum,
+            size_hint=incoming.size,
         )
         incoming.check_size(part.size)
         call.set_header("ETag", f'"{part.md5}"')

@@ -307,7 +307,8 @@ class _Discard(Protocol):
 class _StreamedBody:
     """The request body of a streamed PUT: the writer pushes, the upstream connection pauses it."""
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, reactor: Any, length: int) -> None:
+        self._reactor = reactor
         self.length = length
         self.consumer: IConsumer | None = None
         self.paused = False
@@ -317,9 +318,14 @@ class _StreamedBody:
 
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         self.consumer = consumer
+        # Not at once: the writer would run on (even commit) inside Twisted's call to
+        # startProducing, before the client has hooked up the Deferred returned here.
+        self._reactor.callLater(0, self._go)
+        return self.finished
+
+    def _go(self) -> None:
         if not self.ready.called:
             self.ready.callback(None)
-        return self.finished
 
     def pauseProducing(self) -> None:
         self.paused = True
@@ -355,11 +361,11 @@ class S3BlobWriter:
         self._locator = locator
         self._size = size
         self._written = 0
-        self._body = _StreamedBody(size)
+        self._body = _StreamedBody(driver._reactor, size)
         self._response: Deferred[Any] | None = None
         self._error: Exception | None = None
         self._committed = False
-        self._watchdog: Any = None
+        self._held = b""  # the last byte, sent only at commit
 
     def _send(self) -> None:
         d = self._driver
@@ -397,8 +403,16 @@ class S3BlobWriter:
     async def _write(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
-        if self._written + len(data) > self._size:
+        if self._written + len(self._held) + len(data) > self._size:
             raise DriverError(f"blob is longer than the {self._size} bytes announced")
+        if self._written + len(data) == self._size:
+            # The upstream stores the object as soon as the announced length has arrived,
+            # so the last byte waits for commit: an abort (a bad digest, say) must leave nothing.
+            self._held, data = data[-1:], data[:-1]
+        if data:
+            await self._send_bytes(data)
+
+    async def _send_bytes(self, data: bytes) -> None:
         if self._response is None:
             self._send()
         if not self._body.ready.called:
@@ -416,12 +430,18 @@ class S3BlobWriter:
         return Deferred.fromCoroutine(self._write(data))
 
     async def _commit(self) -> None:
-        if self._written != self._size:
-            raise DriverError(f"blob has {self._written} bytes, {self._size} were announced")
+        if self._error is not None:
+            raise self._error
+        if self._written + len(self._held) != self._size:
+            raise DriverError(f"blob has {self._written + len(self._held)} bytes, {self._size} were announced")
         if self._response is None:
             self._send()
             await self._body.ready
-        assert self._response is not None
+        assert self._response is not None and self._body.consumer is not None
+        if self._held:
+            self._body.consumer.write(self._held)
+            self._written += len(self._held)
+            self._held = b""
         self._body.finished.callback(None)
         deadline = self._driver._reactor.callLater(self._driver.config.timeout, self._response.cancel)
         try:
@@ -440,13 +460,16 @@ class S3BlobWriter:
         return Deferred.fromCoroutine(self._commit())
 
     def abort(self) -> Deferred[None]:
+        self._held = b""
+        if self._committed:
+            return succeed(None)
         # Cutting the connection before the announced length was sent leaves nothing upstream.
-        if self._response is not None and not self._response.called:
+        # The body producer failing is how Twisted's client is told to do that (it aborts the
+        # connection and never returns it to the pool).
+        if self._response is not None:
             self._response.addErrback(lambda f: None)
-            self._response.cancel()
-        if not self._body.finished.called:
-            self._body.finished.errback(DriverError("upload aborted"))
-            self._body.finished.addErrback(lambda f: None)
+            if not self._body.finished.called:
+                self._body.finished.errback(DriverError("upload aborted"))
         return succeed(None)
 
 

@@ -26,8 +26,10 @@ from vaultaire.engine.pipe import reader_source
 from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
+    DriverUnavailable,
     NoSuchArtifact,
     NoSuchContainer,
+    NoSuchPlacement,
     NoSuchUpload,
     PreconditionFailed,
 )
@@ -102,8 +104,13 @@ class Engine:
 
     async def start(self) -> None:
         await self.catalog.start()
-        for driver in self.drivers.values():
-            await driver.start()
+        for name, driver in self.drivers.items():
+            try:
+                await driver.start()
+            except DriverUnavailable as e:
+                # An upstream that is down now may be back soon (a mirror serves without it);
+                # health shows it down. One that answered and refused (no bucket) stops the start.
+                log.warn("driver {name} is unavailable at start: {error}", name=name, error=str(e))
         await self.collect_garbage()
 
     async def stop(self) -> None:
@@ -147,8 +154,16 @@ class Engine:
     async def list_containers(self, ctx: RequestContext) -> list[Container]:
         return await self.catalog.containers(self._tenant(ctx).id)
 
-    async def create_container(self, ctx: RequestContext, name: str) -> Container:
-        return await self.catalog.create_container(self._tenant(ctx).id, name, self._default)
+    @property
+    def default_placement(self) -> str:
+        return self._default
+
+    async def create_container(self, ctx: RequestContext, name: str, placement: str | None = None) -> Container:
+        """A new container on ``placement`` (the configured default when None)."""
+        chosen = placement or self._default
+        if chosen not in self.drivers:
+            raise NoSuchPlacement(chosen)
+        return await self.catalog.create_container(self._tenant(ctx).id, name, chosen)
 
     async def container(self, ctx: RequestContext, name: str) -> Container:
         found = await self.catalog.container(self._tenant(ctx).id, name)
@@ -188,6 +203,7 @@ class Engine:
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
         keep_checksum: tuple[str, str] | None = None,
+        size_hint: int | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
@@ -201,7 +217,7 @@ class Engine:
         if condition is not None:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
-        locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        locator, size, md5 = await self._write_blob(container, source, hashers, verify, size_hint)
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
@@ -237,11 +253,16 @@ class Engine:
         source: ChunkSource,
         hashers: Mapping[str, Hasher] | None,
         verify: Verifier | None,
+        size_hint: int | None = None,
     ) -> tuple[str, int, str]:
-        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
+        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure.
+
+        ``size_hint`` is the size the caller was told (Content-Length): drivers
+        that need it up front (one streamed upstream PUT) use it.
+        """
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
-        writer = self._driver(container).open_writer(locator)
+        writer = self._driver(container).open_writer(locator, size_hint)
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
@@ -311,6 +332,7 @@ class Engine:
             headers=decided.headers,
             storage_class=decided.storage_class,
             condition=condition,
+            size_hint=original.size,
         )
         return original, copied
 
@@ -385,6 +407,7 @@ class Engine:
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
         checksum: Callable[[], str | None] = lambda: None,
+        size_hint: int | None = None,
     ) -> Part:
         """Stream one part to its own blob; a part sent again replaces (and frees) the old one.
 
@@ -392,7 +415,7 @@ class Engine:
         NoSuchUpload before 100 Continue); the commit checks it again in its
         transaction, so an upload aborted meanwhile still refuses the part.
         """
-        locator, size, md5 = await self._write_blob(container, source, hashers, verify)
+        locator, size, md5 = await self._write_blob(container, source, hashers, verify, size_hint)
         part = Part(upload_id, number, locator, size, md5, self._clock(), checksum())
         try:
             replaced = await self.catalog.put_part(container.id, part)
@@ -415,8 +438,9 @@ class Engine:
     ) -> tuple[Artifact, Part]:
         """UploadPartCopy: a range of an artifact streamed into a part."""
         await self.catalog.upload(target.id, upload_id)
-        original, _, reader = await self.open(ctx, source, source_key, resolve)
-        part = await self.put_part(ctx, target, upload_id, number, reader_source(reader))
+        original, wanted, reader = await self.open(ctx, source, source_key, resolve)
+        size = wanted.end - wanted.start + 1 if wanted else original.size
+        part = await self.put_part(ctx, target, upload_id, number, reader_source(reader), size_hint=size)
         return original, part
 
     async def list_parts(
