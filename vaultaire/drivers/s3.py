@@ -178,6 +178,8 @@ class S3Driver:
                     headers=self._signed(method, url, headers or {}, payload),
                     data=body if body is not None else (b"" if method in ("PUT", "POST") else None),
                     timeout=self.config.timeout,
+                    # treq would otherwise read every body into memory before handing it over.
+                    unbuffered=True,
                 )
             except _TRANSIENT as e:
                 self._note(f"{type(e).__name__}", started)
@@ -374,7 +376,7 @@ class S3BlobWriter:
         self._started = time.monotonic()
         # No request timeout here: the upload lasts as long as the client sends.
         # Progress is watched instead (_watch), and the answer gets a deadline at commit.
-        self._response = d._http.request("PUT", url, headers=headers, data=self._body)
+        self._response = d._http.request("PUT", url, headers=headers, data=self._body, unbuffered=True)
         self._response.addErrback(self._request_failed)
 
     def _request_failed(self, failure: Failure) -> Failure:
@@ -470,6 +472,7 @@ class S3BlobWriter:
             self._response.addErrback(lambda f: None)
             if not self._body.finished.called:
                 self._body.finished.errback(DriverError("upload aborted"))
+                self._body.finished.addErrback(lambda f: None)  # the request may never have started
         return succeed(None)
 
 
@@ -601,7 +604,15 @@ class S3BlobReader:
         self._protocol = _BodyReceiver(self)
         self._arm()
         self._response.deliverBody(self._protocol)
+        if self._paused:
+            # deliverBody resumes the connection when it is done handing over what
+            # it buffered, even if the consumer paused us meanwhile: pause it again.
+            self._pause_upstream()
         return self._done
+
+    def _pause_upstream(self) -> None:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.pauseProducing()
 
     # upstream side
 
@@ -610,7 +621,9 @@ class S3BlobReader:
             return
         self._written += len(data)
         self._consumer.write(data)
-        if not self._paused:
+        if self._paused:
+            self._pause_upstream()  # whatever resumed the connection, the consumer has not
+        else:
             self._arm()
 
     def ended(self, reason: Failure) -> None:
@@ -648,8 +661,7 @@ class S3BlobReader:
     def pauseProducing(self) -> None:
         self._paused = True
         self._disarm()
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.pauseProducing()
+        self._pause_upstream()
 
     def resumeProducing(self) -> None:
         self._paused = False
