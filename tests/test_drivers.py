@@ -17,12 +17,14 @@ from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
 from tests.s3helpers import later
+from vaultaire.drivers.failover import FailoverDriver
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryDriver
+from vaultaire.drivers.mirror import MirrorDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 from vaultaire.errors import DriverError, DriverUnavailable
 
-DRIVERS = ["memory", "local", "s3-seaweed", "s3-vaultaire"]
+DRIVERS = ["memory", "local", "s3-seaweed", "s3-vaultaire", "mirror", "failover"]
 
 
 def s3_config(endpoint: str, **overrides: Any) -> S3DriverConfig:
@@ -51,6 +53,13 @@ def driver_factory(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
             return MemoryDriver()
         if kind == "local":
             return LocalDriver(str(tmp_path / "blobs"), reactor)
+        if kind == "mirror":  # local disk and SeaweedFS
+            endpoint = request.getfixturevalue("seaweed").endpoint
+            members = [LocalDriver(str(tmp_path / "m1"), reactor, name="m1"), S3Driver(s3_config(endpoint), reactor)]
+            return MirrorDriver("mirror", members, reactor)
+        if kind == "failover":
+            members = [MemoryDriver("f1"), LocalDriver(str(tmp_path / "f2"), reactor, name="f2")]
+            return FailoverDriver("failover", members, reactor, str(tmp_path / "journal"))
         upstream = request.getfixturevalue("seaweed" if kind == "s3-seaweed" else "upstream_vaultaire")
         endpoint = upstream.endpoint if kind == "s3-seaweed" else upstream.endpoint_url
         return S3Driver(s3_config(endpoint, **overrides), reactor, name=kind)
@@ -62,9 +71,14 @@ def driver_factory(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
 @pytest_twisted.async_yield_fixture
 async def driver(driver_factory: Any) -> Any:
     d = driver_factory()
+    members = getattr(d, "members", [])  # composites leave their members to their owner (the engine)
+    for m in members:
+        await m.start()
     await d.start()
     yield d
     await d.stop()
+    for m in members:
+        await m.stop()
 
 
 @implementer(IConsumer)

@@ -179,3 +179,52 @@ default = "cold"
     )
     assert result.returncode != 0
     assert "bucket 'bucket-that-is-not-there' is not usable" in result.stderr, result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_every_driver_shows_on_health_and_in_metrics(tmp_path, seaweed):
+    import json
+    import time
+    import urllib.request
+
+    from daemon import Daemon
+
+    path = write_config(
+        tmp_path,
+        f"""
+[drivers.cold]
+type = "s3"
+endpoint = "{seaweed.endpoint}"
+bucket = "vaultaire-blobs"
+prefix = "health/"
+access_key = "{UP_ACCESS}"
+secret_key = "{UP_SECRET}"
+
+[placements.both]
+policy = "mirror"
+drivers = ["local", "cold"]
+""",
+    )
+    with Daemon(tmp_path / "v", extra_args=["--config", path]) as daemon:
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(daemon.ops_url + "/health") as r:
+                health = json.load(r)
+            if "drivers" in health or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        drivers = health["drivers"]
+        assert drivers["cold"]["status"] == "ok" and drivers["cold"]["latency_seconds"] > 0
+        assert drivers["local"]["status"] == "ok"
+        assert drivers["both"] == {
+            "status": "ok",
+            "policy": "mirror",
+            "members": {"local": "ok", "cold": "ok"},
+            "repairs": 0,
+        }
+        with urllib.request.urlopen(daemon.ops_url + "/metrics") as r:
+            metrics = r.read().decode()
+        for name in ("cold", "local", "both"):
+            assert f'vaultaire_driver_up{{driver="{name}"}} 1.0' in metrics
+        assert 'vaultaire_driver_latency_seconds{driver="cold"}' in metrics
+        assert 'vaultaire_driver_errors{driver="cold"} 0.0' in metrics

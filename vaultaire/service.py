@@ -58,8 +58,9 @@ def apply_log_level(level: str) -> None:
 class HealthCache:
     """Driver health probed on a timer, so a health request never waits on a disk."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, metrics: Metrics | None = None) -> None:
         self._engine = engine
+        self._metrics = metrics
         self.last: dict[str, object] = {"status": "starting"}
         # Until the engine has started and the first keys exist, the daemon is not ready.
         self.ready = False
@@ -67,6 +68,9 @@ class HealthCache:
     def probe(self) -> Deferred[None]:
         async def run() -> None:
             self.last = await self._engine.health()
+            drivers = self.last.get("drivers")
+            if self._metrics is not None and isinstance(drivers, Mapping):
+                self._metrics.observe_drivers(drivers)
 
         return ensureDeferred(run()).addErrback(lambda f: log.failure("health probe failed", f))
 
@@ -188,7 +192,7 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
     )
     metrics = Metrics()
     authenticator = Authenticator(engine.credential, settings.region, settings.max_clock_skew, time.time)
-    health = HealthCache(engine)
+    health = HealthCache(engine, metrics)
     api = S3Api(
         engine,
         authenticator,

@@ -290,7 +290,13 @@ class Engine:
                 verify({name: hasher.digest() for name, hasher in all_hashers.items()})
             await writer.commit()
         except BaseException:
-            await writer.abort()
+            try:
+                await writer.abort()
+            except DriverError as e:
+                # The driver could not clean up (a mirror member went down holding a copy):
+                # the sweep deletes it later, so nothing is left for good.
+                log.warn("aborted blob {locator} left behind ({error}); queued", locator=locator, error=str(e))
+                await self.catalog.queue_garbage(container.placement, [locator])
             raise
         return locator, size, md5.hexdigest()
 
@@ -528,6 +534,9 @@ class Engine:
             try:
                 await driver.delete(locator)
                 freed.append(locator)
+            except DriverError as e:
+                # Expected while a driver is down: one line, no traceback; the next sweep retries.
+                log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
             except Exception:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
         if freed:

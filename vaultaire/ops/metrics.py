@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -64,6 +67,24 @@ class Metrics:
             "S3 requests currently being handled.",
             registry=self.registry,
         )
+        self.driver_up = Gauge(
+            "vaultaire_driver_up",
+            "1 when the driver (or placement) answered its last health probe ok, else 0.",
+            ["driver"],
+            registry=self.registry,
+        )
+        self.driver_latency = Gauge(
+            "vaultaire_driver_latency_seconds",
+            "How long the driver's last health probe took.",
+            ["driver"],
+            registry=self.registry,
+        )
+        self.driver_errors = Gauge(
+            "vaultaire_driver_errors",
+            "Failed requests to the driver's store since start (as the driver counts them).",
+            ["driver"],
+            registry=self.registry,
+        )
         # RSS, CPU, open fds and Python version, as the default registry would have.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -90,6 +111,22 @@ class Metrics:
                 sent.inc(bytes_out)
         except Exception:
             _log.failure("recording metrics for {operation} failed", operation=operation)
+
+    def observe_drivers(self, report: Mapping[str, Any]) -> None:
+        """Driver gauges from a health report ({name: {"status", "latency_seconds", "errors"}})."""
+        try:
+            for name, health in report.items():
+                if not isinstance(health, Mapping):
+                    continue
+                self.driver_up.labels(driver=name).set(1 if health.get("status") == "ok" else 0)
+                latency = health.get("latency_seconds")
+                if isinstance(latency, int | float):
+                    self.driver_latency.labels(driver=name).set(latency)
+                errors = health.get("errors")
+                if isinstance(errors, int):
+                    self.driver_errors.labels(driver=name).set(errors)
+        except Exception:
+            _log.failure("recording driver metrics failed")
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""
