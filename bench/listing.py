@@ -71,8 +71,13 @@ def load(data_dir: Path, keys: list[str]) -> float:
     sql = f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     batch = 50_000
     for start in range(0, len(keys), batch):
-        db.executemany(sql, ((container_id, k.encode(), f"bench/{i}", 1024, md5, now, "binary/octet-stream", extra)
-                             for i, k in enumerate(keys[start:start + batch], start)))
+        db.executemany(
+            sql,
+            (
+                (container_id, k.encode(), f"bench/{i}", 1024, md5, now, "binary/octet-stream", extra)
+                for i, k in enumerate(keys[start : start + batch], start)
+            ),
+        )
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -87,8 +92,9 @@ class Lister:
         self.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
 
     def url(self, **params: object) -> str:
-        return str(self.s3.generate_presigned_url("list_objects_v2", Params={"Bucket": BUCKET, **params},
-                                                  ExpiresIn=3600))
+        return str(
+            self.s3.generate_presigned_url("list_objects_v2", Params={"Bucket": BUCKET, **params}, ExpiresIn=3600)
+        )
 
     def get(self, url: str) -> tuple[float, ET.Element]:
         parts = urllib.parse.urlsplit(url)
@@ -149,11 +155,21 @@ def measure(d: Daemon, keys: list[str], repeat: int) -> list[dict[str, object]]:
                 elapsed, doc = lister.get(url)
                 times.append(elapsed * 1000)
                 got = page_entries(doc)
-            if got != entries[start:start + PAGE]:
-                raise RuntimeError(f"{name} page ({delimiter or 'flat'}) is wrong: {len(got)} entries,"
-                                   f" {got[:1]}..{got[-1:]}, expected {entries[start:start + 1]}..")
-            rows.append({"keys": len(keys), "listing": "delimiter /" if delimiter else "flat", "page": name,
-                         "entries": len(got), "median_ms": statistics.median(times), "min_ms": min(times)})
+            if got != entries[start : start + PAGE]:
+                raise RuntimeError(
+                    f"{name} page ({delimiter or 'flat'}) is wrong: {len(got)} entries,"
+                    f" {got[:1]}..{got[-1:]}, expected {entries[start : start + 1]}.."
+                )
+            rows.append(
+                {
+                    "keys": len(keys),
+                    "listing": "delimiter /" if delimiter else "flat",
+                    "page": name,
+                    "entries": len(got),
+                    "median_ms": statistics.median(times),
+                    "min_ms": min(times),
+                }
+            )
     return rows
 
 
@@ -177,8 +193,10 @@ def main() -> None:
                 d.stop()
             keys = keys_for(size, args.dirs)
             seconds = load(d.data_dir, keys)
-            print(f"# {size:,} keys over {min(args.dirs, size):,} dirs loaded into the catalog in {seconds:.1f} s",
-                  flush=True)
+            print(
+                f"# {size:,} keys over {min(args.dirs, size):,} dirs loaded into the catalog in {seconds:.1f} s",
+                flush=True,
+            )
             d.restart()
             try:
                 all_rows += measure(d, keys, args.repeat)
@@ -192,8 +210,10 @@ def main() -> None:
     print("| keys | listing | page | entries | median ms | min ms |")
     print("|---:|---|---|---:|---:|---:|")
     for r in all_rows:
-        print(f"| {r['keys']:,} | {r['listing']} | {r['page']} | {r['entries']} | {r['median_ms']:.1f} "
-              f"| {r['min_ms']:.1f} |")
+        print(
+            f"| {r['keys']:,} | {r['listing']} | {r['page']} | {r['entries']} | {r['median_ms']:.1f} "
+            f"| {r['min_ms']:.1f} |"
+        )
     if args.json:
         for r in all_rows:
             print(json.dumps(r))

@@ -138,8 +138,9 @@ def bench_throughput(scratch: Path, size_mib: int, part_mib: int, concurrency: i
         s3.create_bucket(Bucket="bench")
         subprocess.run(["sync"], check=True)
 
-        cfg = TransferConfig(multipart_threshold=part_mib * MIB, multipart_chunksize=part_mib * MIB,
-                             max_concurrency=concurrency)
+        cfg = TransferConfig(
+            multipart_threshold=part_mib * MIB, multipart_chunksize=part_mib * MIB, max_concurrency=concurrency
+        )
         t0 = time.monotonic()
         s3.upload_file(str(source), "bench", "multipart", Config=cfg)
         multipart_s = time.monotonic() - t0
@@ -151,8 +152,11 @@ def bench_throughput(scratch: Path, size_mib: int, part_mib: int, concurrency: i
 
         url = s3.generate_presigned_url("put_object", Params={"Bucket": "bench", "Key": "single"}, ExpiresIn=3600)
         t0 = time.monotonic()
-        curl = subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(source), url],
-                              capture_output=True, text=True)
+        curl = subprocess.run(
+            ["curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(source), url],
+            capture_output=True,
+            text=True,
+        )
         single_s = time.monotonic() - t0
         if curl.returncode != 0 or curl.stdout != "200":
             raise SystemExit(f"curl PUT failed: {curl.returncode} {curl.stdout} {curl.stderr}")
@@ -196,14 +200,20 @@ def main() -> None:
             r = bench_complete(scratch, args.parts, args.threads)
             print(f"complete-10k: {r}", flush=True)
             verdict = "OK" if r["complete_s"] < 1.0 else "OVER TARGET"
-            print(f"  CompleteMultipartUpload of {r['parts']} parts: {r['complete_s']:.3f} s "
-                  f"(target < 1 s: {verdict}); parts uploaded at {r['parts_per_s']}/s", flush=True)
+            print(
+                f"  CompleteMultipartUpload of {r['parts']} parts: {r['complete_s']:.3f} s "
+                f"(target < 1 s: {verdict}); parts uploaded at {r['parts_per_s']}/s",
+                flush=True,
+            )
         if "throughput" in benches:
             r = bench_throughput(scratch, args.size_mib, args.part_mib, args.concurrency)
             print(f"throughput: {r}", flush=True)
-            print(f"  {r['size_MiB']} MiB: multipart {r['multipart_MB_per_s']} MB/s "
-                  f"({r['multipart_parts']} x {r['multipart_part_MiB']} MiB, {r['multipart_concurrency']} at once) "
-                  f"vs single PUT {r['single_put_MB_per_s']} MB/s", flush=True)
+            print(
+                f"  {r['size_MiB']} MiB: multipart {r['multipart_MB_per_s']} MB/s "
+                f"({r['multipart_parts']} x {r['multipart_part_MiB']} MiB, {r['multipart_concurrency']} at once) "
+                f"vs single PUT {r['single_put_MB_per_s']} MB/s",
+                flush=True,
+            )
     finally:
         if not args.keep_scratch and args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)

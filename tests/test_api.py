@@ -15,7 +15,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor, threads
 
-from tests.s3helpers import ACCESS, SECRET, Server, error_code, later
+from tests.s3helpers import ACCESS, SECRET, Server, error_code, later, raw_exchange, signed_head
 from vaultaire import sigv4
 
 
@@ -293,9 +293,7 @@ async def test_auth_errors(server):
     hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "us-east-1", now=old)
     r = await treq.get(url, headers={k: [v] for k, v in hdrs.items()}, persistent=False)
     assert r.code == 403 and b"RequestTimeTooSkewed" in await r.content()
-    hdrs = sigv4.sign_headers(
-        "GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "eu-west-1", now=datetime.now(UTC)
-    )
+    hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, "eu-west-1", now=datetime.now(UTC))
     r = await treq.get(url, headers={k: [v] for k, v in hdrs.items()}, persistent=False)
     assert r.code == 400 and b"AuthorizationHeaderMalformed" in await r.content()
 
@@ -319,9 +317,7 @@ async def test_presigned_urls(server):
     assert r.code == 200, await r.content()
     r = await treq.get(server.presign("GET", "/bucket/pre signed"), persistent=False)
     assert r.code == 200 and await r.content() == b"via presigned put"
-    expired = server.presign(
-        "GET", "/bucket/pre signed", expires=60, now=datetime.now(UTC) - timedelta(hours=1)
-    )
+    expired = server.presign("GET", "/bucket/pre signed", expires=60, now=datetime.now(UTC) - timedelta(hours=1))
     r = await treq.get(expired, persistent=False)
     body = await r.content()
     assert r.code == 403 and b"AccessDenied" in body and b"expired" in body
@@ -395,40 +391,6 @@ async def test_unimplemented_and_wrong_methods(server):
 
 
 # -- streaming and 100-continue over a raw socket
-
-
-def raw_exchange(port: int, head: bytes, body_parts: list[bytes], read_first: bool) -> bytes:
-    """Send headers, optionally read the interim answer, then the body; return all that came back."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        s.sendall(head)
-        got = b""
-        if read_first:
-            got = s.recv(65536)
-            if not got.startswith(b"HTTP/1.1 100"):
-                return got
-        for part in body_parts:
-            s.sendall(part)
-        while b"\r\n\r\n" not in got.split(b"HTTP/1.1 100 Continue\r\n\r\n")[-1]:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        return got
-    finally:
-        s.close()
-
-
-def signed_head(server: Server, method: str, path: str, length: int | None, extra: dict[str, str]) -> bytes:
-    url = server.url + path
-    hdrs = {"content-length": str(length), **extra} if length is not None else dict(extra)
-    hdrs.update(
-        sigv4.sign_headers(
-            method, url, hdrs, sigv4.UNSIGNED_PAYLOAD, ACCESS, SECRET, "us-east-1", now=datetime.now(UTC)
-        )
-    )
-    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 @pytest_twisted.ensureDeferred

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import socket
 import subprocess
 import urllib.request
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from daemon import ACCESS_KEY, SECRET_KEY, Daemon, free_port, run_twistd
+from daemon import ACCESS_KEY, SECRET_KEY, Daemon, free_port, run_twistd, self_signed_certificate
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -22,8 +21,10 @@ ENV_KEYS = {"VAULTAIRE_ACCESS_KEY": ACCESS_KEY, "VAULTAIRE_SECRET_KEY": SECRET_K
 
 def endpoints() -> list[str]:
     return [
-        "--listen", f"tcp:{free_port()}:interface=127.0.0.1",
-        "--ops", f"tcp:{free_port()}:interface=127.0.0.1",
+        "--listen",
+        f"tcp:{free_port()}:interface=127.0.0.1",
+        "--ops",
+        f"tcp:{free_port()}:interface=127.0.0.1",
     ]
 
 
@@ -60,14 +61,15 @@ def test_config_file_unknown_section_and_wrong_type(tmp_path: Path) -> None:
     config.write_text('[sever]\nlisten = "tcp:8080"\n')
     result = run_twistd(["--config", str(config), "--data", str(tmp_path / "d"), *endpoints()], tmp_path, ENV_KEYS)
     assert_one_line_failure(result, "sever")
-    config.write_text("[server]\nmax_clock_skew = \"ten\"\n")
+    config.write_text('[server]\nmax_clock_skew = "ten"\n')
     result = run_twistd(["--config", str(config), "--data", str(tmp_path / "d"), *endpoints()], tmp_path, ENV_KEYS)
     assert_one_line_failure(result, "max_clock_skew")
 
 
 def test_config_file_missing(tmp_path: Path) -> None:
-    result = run_twistd(["--config", str(tmp_path / "nope.toml"), "--data", str(tmp_path / "d"), *endpoints()],
-                        tmp_path, ENV_KEYS)
+    result = run_twistd(
+        ["--config", str(tmp_path / "nope.toml"), "--data", str(tmp_path / "d"), *endpoints()], tmp_path, ENV_KEYS
+    )
     assert_one_line_failure(result, "nope.toml")
 
 
@@ -102,8 +104,11 @@ def test_port_in_use_one_line_on_stderr(tmp_path: Path, which: str) -> None:
 
 
 def test_bad_endpoint_string(tmp_path: Path) -> None:
-    result = run_twistd(["--data", str(tmp_path / "d"), "--listen", "bogus:thing",
-                         "--ops", f"tcp:{free_port()}:interface=127.0.0.1"], tmp_path, ENV_KEYS)
+    result = run_twistd(
+        ["--data", str(tmp_path / "d"), "--listen", "bogus:thing", "--ops", f"tcp:{free_port()}:interface=127.0.0.1"],
+        tmp_path,
+        ENV_KEYS,
+    )
     assert_one_line_failure(result, "endpoint")
 
 
@@ -139,8 +144,9 @@ def test_env_keys_no_dev_file(daemon: Daemon) -> None:
 
 
 def test_only_one_env_key_refused(tmp_path: Path) -> None:
-    result = run_twistd(["--data", str(tmp_path / "d"), *endpoints()], tmp_path,
-                        {"VAULTAIRE_ACCESS_KEY": ACCESS_KEY}, timeout=30)
+    result = run_twistd(
+        ["--data", str(tmp_path / "d"), *endpoints()], tmp_path, {"VAULTAIRE_ACCESS_KEY": ACCESS_KEY}, timeout=30
+    )
     assert "VAULTAIRE_SECRET_KEY" in result.stdout + result.stderr
     assert result.returncode != 0
 
@@ -207,47 +213,15 @@ def _with_region(d: Daemon, region: str) -> Daemon:
 # -- TLS
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    if shutil.which("openssl"):
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True, timeout=60,
-        )
-        return key, cert
-    try:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        pytest.skip("neither the openssl CLI nor the cryptography package is available to make a certificate")
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(private, hashes.SHA256())
-    )
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                          serialization.NoEncryption()))
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return key, cert
-
-
 @pytest.fixture
 def tls_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    key, cert = _self_signed(tmp_path)
-    d = Daemon(tmp_path / "tls", scheme="https", verify=str(cert),
-               listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1").start()
+    key, cert = self_signed_certificate(tmp_path)
+    d = Daemon(
+        tmp_path / "tls",
+        scheme="https",
+        verify=str(cert),
+        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+    ).start()
     yield d
     d.stop()
 

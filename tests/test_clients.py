@@ -42,8 +42,9 @@ def error_code(call: Callable[[], Any]) -> tuple[str, int, dict[str, str]]:
     )
 
 
-def wait_for_events(daemon: Daemon, predicate: Callable[[list[dict[str, Any]]], bool],
-                    timeout: float = 5.0) -> list[dict[str, Any]]:
+def wait_for_events(
+    daemon: Daemon, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     events = daemon.events()
     while not predicate(events) and time.monotonic() < deadline:
@@ -111,7 +112,10 @@ def test_awkward_keys_round_trip(s3: Any) -> None:
 def test_metadata_and_content_type(s3: Any) -> None:
     bucket = new_bucket(s3)
     s3.put_object(
-        Bucket=bucket, Key="doc.json", Body=b'{"a": 1}', ContentType="application/json; charset=utf-8",
+        Bucket=bucket,
+        Key="doc.json",
+        Body=b'{"a": 1}',
+        ContentType="application/json; charset=utf-8",
         Metadata={"Owner": "Alice", "x-Trace": "abc-123", "lower": "v a l"},
     )
     head = s3.head_object(Bucket=bucket, Key="doc.json")
@@ -174,8 +178,11 @@ def test_list_v2_prefix_delimiter_pagination(s3: Any) -> None:
 
     # The paginator agrees (StartAfter too).
     paginator = s3.get_paginator("list_objects_v2")
-    via = [o["Key"] for p in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
-           for o in p.get("Contents", [])]
+    via = [
+        o["Key"]
+        for p in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
+        for o in p.get("Contents", [])
+    ]
     assert via == sorted(keys)
     after = s3.list_objects_v2(Bucket=bucket, StartAfter="logs/top.txt")
     assert [o["Key"] for o in after["Contents"]] == ["other/x", "root1", "root2"]
@@ -227,8 +234,9 @@ def test_keys_with_percent_escapes_list_verbatim(s3: Any) -> None:
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == sorted(keys)
 
 
-def raw_request(method: str, url: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def raw_request(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """One request with exactly these headers (urllib would add a form Content-Type)."""
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -415,8 +423,9 @@ def test_events_count_bytes_out_of_xml_responses(module_daemon: Daemon, s3: Any)
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
     listing = s3.list_objects_v2(Bucket=bucket)
     length = int(listing["ResponseMetadata"]["HTTPHeaders"]["content-length"])
-    events = wait_for_events(module_daemon, lambda ev: any(
-        e["operation"] == "ListObjectsV2" and e["container"] == bucket for e in ev))
+    events = wait_for_events(
+        module_daemon, lambda ev: any(e["operation"] == "ListObjectsV2" and e["container"] == bucket for e in ev)
+    )
     event = [e for e in events if e["operation"] == "ListObjectsV2" and e["container"] == bucket][-1]
     assert event["bytes_out"] == length
 
@@ -448,23 +457,33 @@ def test_aws_cli_round_trip(module_daemon: Daemon, aws_home: Path, tmp_path: Pat
 
     url = aws(aws_home, "s3", "presign", f"s3://{bucket}/dir/upload file.bin", "--expires-in", "300").stdout.strip()
     fetched = tmp_path / "curl.bin"
-    curl = subprocess.run(["curl", "-sS", "--fail", "--noproxy", "*", "-o", str(fetched), url],
-                          capture_output=True, text=True, timeout=60)
+    curl = subprocess.run(
+        ["curl", "-sS", "--fail", "--noproxy", "*", "-o", str(fetched), url], capture_output=True, text=True, timeout=60
+    )
     assert curl.returncode == 0, curl.stderr
     assert fetched.read_bytes() == source.read_bytes()
 
     assert "delete:" in aws(aws_home, "s3", "rm", f"s3://{bucket}/dir/upload file.bin").stdout
-    assert "upload file.bin" not in aws(aws_home, "s3", "ls", f"s3://{bucket}/", "--recursive",
-                                        check=False).stdout
-    failed = aws(aws_home, "s3api", "head-object", "--bucket", bucket, "--key", "dir/upload file.bin",
-                 check=False)
+    assert "upload file.bin" not in aws(aws_home, "s3", "ls", f"s3://{bucket}/", "--recursive", check=False).stdout
+    failed = aws(aws_home, "s3api", "head-object", "--bucket", bucket, "--key", "dir/upload file.bin", check=False)
     assert failed.returncode != 0 and "404" in failed.stderr
     aws(aws_home, "s3", "rb", f"s3://{bucket}")
     assert bucket not in aws(aws_home, "s3", "ls").stdout
 
-    ops = [(e["operation"], e["status"]) for e in wait_for_events(
-        module_daemon, lambda ev: any(e["operation"] == "DeleteBucket" and e["container"] == bucket for e in ev))
-        if e.get("container") == bucket]
-    for op in [("CreateBucket", 200), ("PutObject", 200), ("HeadObject", 200), ("GetObject", 200),
-               ("DeleteObject", 204), ("HeadObject", 404), ("DeleteBucket", 204)]:
+    ops = [
+        (e["operation"], e["status"])
+        for e in wait_for_events(
+            module_daemon, lambda ev: any(e["operation"] == "DeleteBucket" and e["container"] == bucket for e in ev)
+        )
+        if e.get("container") == bucket
+    ]
+    for op in [
+        ("CreateBucket", 200),
+        ("PutObject", 200),
+        ("HeadObject", 200),
+        ("GetObject", 200),
+        ("DeleteObject", 204),
+        ("HeadObject", 404),
+        ("DeleteBucket", 204),
+    ]:
         assert op in ops, (op, ops)

@@ -83,10 +83,10 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
     for t in threads:
         t.start()
     stalled_url = daemon.boto3_client(signature_version="s3v4").generate_presigned_url(
-        "put_object", Params={"Bucket": "crash", "Key": "stalled"}, ExpiresIn=600)
+        "put_object", Params={"Bucket": "crash", "Key": "stalled"}, ExpiresIn=600
+    )
     sent_half, release = threading.Event(), threading.Event()
-    stalled = threading.Thread(target=stalled_put, args=(stalled_url, STALLED_SIZE, sent_half, release),
-                               daemon=True)
+    stalled = threading.Thread(target=stalled_put, args=(stalled_url, STALLED_SIZE, sent_half, release), daemon=True)
     stalled.start()
     assert sent_half.wait(30)
 
@@ -107,8 +107,9 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
 
     daemon.restart()
     s3 = daemon.boto3_client()
-    assert not [p for p in blob_files(daemon.data_dir) if p.name.endswith(".part")], \
+    assert not [p for p in blob_files(daemon.data_dir) if p.name.endswith(".part")], (
         "staged .part files survived the restart"
+    )
 
     listed: dict[str, str] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="crash"):
@@ -137,11 +138,14 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
     orphans = len(blobs) - len(listed)
     record_property("orphan_blobs", orphans)
     record_property("uploads_started", started)
-    print(f"\ncrash: {started} uploads started, {len(acked)} acknowledged, {len(listed)} listed, "
-          f"{len(staged_before_kill)} staged at the kill, {orphans} orphan blob(s) after restart")
+    print(
+        f"\ncrash: {started} uploads started, {len(acked)} acknowledged, {len(listed)} listed, "
+        f"{len(staged_before_kill)} staged at the kill, {orphans} orphan blob(s) after restart"
+    )
     assert 0 <= orphans <= in_flight, (
         f"{len(blobs)} blob files for {len(listed)} objects: {orphans} orphans, "
-        f"more than the {in_flight} uploads in flight")
+        f"more than the {in_flight} uploads in flight"
+    )
 
     # The daemon is healthy and writable after the crash.
     s3.put_object(Bucket="crash", Key="after", Body=b"fine")

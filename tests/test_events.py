@@ -135,9 +135,7 @@ def test_emit_from_many_threads(started: EventLog, logdir: Path) -> None:
     started.stop()
     events = _read_lines(logdir)
     assert len(events) == threads * per_thread
-    assert {(e["thread"], e["i"]) for e in events} == {
-        (t, i) for t in range(threads) for i in range(per_thread)
-    }
+    assert {(e["thread"], e["i"]) for e in events} == {(t, i) for t in range(threads) for i in range(per_thread)}
     assert started.dropped == 0
 
 
@@ -198,9 +196,7 @@ def test_rotation_by_size(logdir: Path) -> None:
     for name in names:
         assert (logdir / name).stat().st_size <= 1000
     # No line lost, duplicated or torn, across all files.
-    assert sorted(e["request_id"] for e in _read_lines(logdir)) == sorted(
-        f"req-{i}" for i in range(400)
-    )
+    assert sorted(e["request_id"] for e in _read_lines(logdir)) == sorted(f"req-{i}" for i in range(400))
 
 
 def test_rotation_never_overwrites(logdir: Path) -> None:
@@ -288,15 +284,18 @@ def test_write_error_mid_write(logdir: Path, monkeypatch: pytest.MonkeyPatch) ->
     log.emit({"n": 1})
     assert log.flush()
     assert log._fh is not None
-    real_write = log._fh.write
+    fd = log._fh
+    real_write = os.write
     calls = []
 
-    def failing_write(data: bytes) -> int:
+    def failing_write(target: int, data: bytes) -> int:
+        if target != fd or calls:  # only the first write of the batch fails (the fd number is reused)
+            return real_write(target, data)
         calls.append(data)
-        real_write(data[:3])  # a torn line, then the disk fills up
+        real_write(target, bytes(data[:3]))  # a torn line, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(log._fh, "write", failing_write)
+    monkeypatch.setattr(os, "write", failing_write)
     log.emit({"n": 2})
     assert log.flush()
     assert log.write_errors == 1 and calls
@@ -317,3 +316,37 @@ def test_external_rotation_reopens(started: EventLog, logdir: Path) -> None:
     started.stop()
     assert json.loads((logdir / "moved.jsonl").read_text()) == {"n": 1}
     assert json.loads((logdir / CURRENT_NAME).read_text()) == {"n": 2}
+
+
+def _write_events(directory: str, writer: int, count: int) -> None:
+    """One worker process' share: its own EventLog on the shared directory."""
+    log = EventLog(directory, max_bytes=4096)
+    log.start()
+    for i in range(count):
+        log.emit({"writer": writer, "n": i, "pad": "x" * (i % 50)})
+        if i % 25 == 0:
+            assert log.flush()  # many small batches: many chances to race a rotation
+    log.stop()
+    assert log.write_errors == 0 and log.dropped == 0
+
+
+def test_several_processes_share_the_log_without_losing_or_tearing_lines(logdir: Path) -> None:
+    import multiprocessing
+
+    count = 600
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_events, args=(str(logdir), w, count)) for w in range(3)]
+    for p in writers:
+        p.start()
+    for p in writers:
+        p.join(60)
+        assert p.exitcode == 0
+    events = _read_lines(logdir)  # fails on a torn or interleaved line
+    seen = sorted((e["writer"], e["n"]) for e in events)
+    assert seen == [(w, n) for w in range(3) for n in range(count)]
+    names = os.listdir(logdir)
+    assert CURRENT_NAME in names and len(names) > 10  # size rotation happened, many times, by every writer
+    for name in names:
+        assert name == CURRENT_NAME or ROTATED.match(name), name
+        # No rotation renamed a file another process had just rotated in: none is far past the limit.
+        assert (logdir / name).stat().st_size <= 4096 + 3 * 2048, name

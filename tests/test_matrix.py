@@ -41,9 +41,27 @@ def make_cert(where: Path) -> tuple[Path, Path]:
     if not shutil.which("openssl"):
         pytest.skip("the openssl CLI is needed to make the TLS certificate")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return key, cert
 
@@ -56,8 +74,12 @@ def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         d = Daemon(base)
     else:
         key, cert = make_cert(base)
-        d = Daemon(base, scheme="https", verify=str(cert),
-                   listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1")
+        d = Daemon(
+            base,
+            scheme="https",
+            verify=str(cert),
+            listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+        )
     d.start()
     try:
         yield d
@@ -116,8 +138,9 @@ def read_tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], *, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -148,8 +171,14 @@ def test_boto3(srv: Daemon, checksums: str, tmp_path: Path) -> None:
 
     body = os.urandom(200_000)
     key = "dir/a b+c\u00e9.bin"
-    put = s3.put_object(Bucket=b, Key=key, Body=body, ContentType="application/x-matrix",
-                        Metadata={"color": "blue"}, CacheControl="max-age=60")
+    put = s3.put_object(
+        Bucket=b,
+        Key=key,
+        Body=body,
+        ContentType="application/x-matrix",
+        Metadata={"color": "blue"},
+        CacheControl="max-age=60",
+    )
     etag = put["ETag"]
     assert etag == f'"{hashlib.md5(body).hexdigest()}"'
     got = s3.get_object(Bucket=b, Key=key)
@@ -175,8 +204,14 @@ def test_boto3(srv: Daemon, checksums: str, tmp_path: Path) -> None:
     s3.copy_object(Bucket=b, Key="dir/copy", CopySource={"Bucket": b, "Key": key})
     copied = s3.get_object(Bucket=b, Key="dir/copy")
     assert copied["Body"].read() == body and copied["Metadata"] == {"color": "blue"}
-    s3.copy_object(Bucket=b, Key="dir/replaced", CopySource={"Bucket": b, "Key": key},
-                   MetadataDirective="REPLACE", Metadata={"color": "red"}, ContentType="text/plain")
+    s3.copy_object(
+        Bucket=b,
+        Key="dir/replaced",
+        CopySource={"Bucket": b, "Key": key},
+        MetadataDirective="REPLACE",
+        Metadata={"color": "red"},
+        ContentType="text/plain",
+    )
     replaced = s3.get_object(Bucket=b, Key="dir/replaced")
     assert replaced["Body"].read() == body
     assert replaced["Metadata"] == {"color": "red"} and replaced["ContentType"] == "text/plain"
@@ -189,8 +224,9 @@ def test_boto3(srv: Daemon, checksums: str, tmp_path: Path) -> None:
     pages = list(s3.get_paginator("list_objects").paginate(Bucket=b, PaginationConfig={"PageSize": 2}))
     assert [o["Key"] for p in pages for o in p["Contents"]] == sorted([key, "dir/copy", "dir/replaced", "once"])
 
-    deleted = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "dir/copy"}, {"Key": "dir/replaced"},
-                                                              {"Key": "once"}]})
+    deleted = s3.delete_objects(
+        Bucket=b, Delete={"Objects": [{"Key": "dir/copy"}, {"Key": "dir/replaced"}, {"Key": "once"}]}
+    )
     assert sorted(d["Key"] for d in deleted["Deleted"]) == ["dir/copy", "dir/replaced", "once"]
     assert not deleted.get("Errors")
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == [key]
@@ -271,8 +307,14 @@ def test_aws_cli(srv: Daemon, aws_home: Path, tmp_path: Path) -> None:
     second = aws(*cond, check=False)
     assert second.returncode != 0 and "PreconditionFailed" in second.stderr, second.stderr
 
-    deleted = aws("s3api", "delete-objects", "--bucket", b, "--delete",
-                  json.dumps({"Objects": [{"Key": "copied"}, {"Key": "cond"}]}))
+    deleted = aws(
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        b,
+        "--delete",
+        json.dumps({"Objects": [{"Key": "copied"}, {"Key": "cond"}]}),
+    )
     assert sorted(d["Key"] for d in json.loads(deleted.stdout)["Deleted"]) == ["cond", "copied"]
 
     removed = aws("s3", "rm", "--recursive", f"s3://{b}/")
@@ -291,18 +333,31 @@ def test_rclone(srv: Daemon, tmp_path: Path) -> None:
     config = tmp_path / "rclone.conf"
     config.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RCLONE_", "AWS_"))}
-    env.update({
-        "RCLONE_CONFIG_V_TYPE": "s3",
-        "RCLONE_CONFIG_V_PROVIDER": "Other",
-        "RCLONE_CONFIG_V_ACCESS_KEY_ID": srv.access_key or "",
-        "RCLONE_CONFIG_V_SECRET_ACCESS_KEY": srv.secret_key or "",
-        "RCLONE_CONFIG_V_ENDPOINT": srv.endpoint_url,
-        "RCLONE_CONFIG_V_REGION": "us-east-1",
-        "RCLONE_CONFIG_V_FORCE_PATH_STYLE": "true",
-        "HOME": str(tmp_path),
-    })
-    base = [rclone, "--config", str(config), "--retries", "1", "--low-level-retries", "1",
-            "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M"]
+    env.update(
+        {
+            "RCLONE_CONFIG_V_TYPE": "s3",
+            "RCLONE_CONFIG_V_PROVIDER": "Other",
+            "RCLONE_CONFIG_V_ACCESS_KEY_ID": srv.access_key or "",
+            "RCLONE_CONFIG_V_SECRET_ACCESS_KEY": srv.secret_key or "",
+            "RCLONE_CONFIG_V_ENDPOINT": srv.endpoint_url,
+            "RCLONE_CONFIG_V_REGION": "us-east-1",
+            "RCLONE_CONFIG_V_FORCE_PATH_STYLE": "true",
+            "HOME": str(tmp_path),
+        }
+    )
+    base = [
+        rclone,
+        "--config",
+        str(config),
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "1",
+        "--s3-upload-cutoff",
+        "5M",
+        "--s3-chunk-size",
+        "5M",
+    ]
     if srv.scheme == "https":
         base += ["--ca-cert", cert_of(srv) or ""]
 
@@ -331,8 +386,12 @@ def test_rclone(srv: Daemon, tmp_path: Path) -> None:
     assert read_tree(back) == read_tree(local)
 
     data = (local / "sub" / "b.bin").read_bytes()
-    cat = subprocess.run([*base, "cat", "--offset", "1000", "--count", "5000", f"v:{b}/tree/sub/b.bin"],
-                         env=env, capture_output=True, timeout=60)
+    cat = subprocess.run(
+        [*base, "cat", "--offset", "1000", "--count", "5000", f"v:{b}/tree/sub/b.bin"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert cat.returncode == 0, cat.stderr
     assert cat.stdout == data[1000:6000]
 
@@ -415,15 +474,27 @@ def test_minio(srv: Daemon, tmp_path: Path) -> None:
 
         http_client = urllib3.PoolManager(cert_reqs="CERT_NONE")
         urllib3.disable_warnings()
-    mc = minio.Minio(f"127.0.0.1:{srv.port}", access_key=srv.access_key, secret_key=srv.secret_key,
-                     secure=srv.scheme == "https", region="us-east-1", http_client=http_client)
+    mc = minio.Minio(
+        f"127.0.0.1:{srv.port}",
+        access_key=srv.access_key,
+        secret_key=srv.secret_key,
+        secure=srv.scheme == "https",
+        region="us-east-1",
+        http_client=http_client,
+    )
     b = bucket_name("minio", srv)
     mc.make_bucket(b)
     import io
 
     body = os.urandom(150_001)
-    mc.put_object(b, "m/one.bin", io.BytesIO(body), len(body), content_type="application/x-minio",
-                  metadata={"x-amz-meta-origin": "minio"})
+    mc.put_object(
+        b,
+        "m/one.bin",
+        io.BytesIO(body),
+        len(body),
+        content_type="application/x-minio",
+        metadata={"x-amz-meta-origin": "minio"},
+    )
     got = mc.get_object(b, "m/one.bin")
     try:
         assert got.read() == body
@@ -473,8 +544,12 @@ def js_modules() -> Path:
     if not installed.exists() or (cache / "package.json").read_bytes() != manifest:
         (cache / "package.json").write_bytes(manifest)
         try:
-            result = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(cache)],
-                                    capture_output=True, text=True, timeout=300)
+            result = subprocess.run(
+                ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(cache)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         except subprocess.TimeoutExpired:
             pytest.skip("npm install of @aws-sdk/client-s3 timed out")
         if result.returncode != 0 or not installed.exists():
@@ -486,17 +561,19 @@ def test_js_sdk_v3(srv: Daemon, js_modules: Path, tmp_path: Path) -> None:
     body = write_random(tmp_path / "in.bin", 300_003)
     b = bucket_name("js", srv)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "NODE_PATH": str(js_modules),
-        "VT_ENDPOINT": srv.endpoint_url,
-        "VT_ACCESS_KEY": srv.access_key or "",
-        "VT_SECRET_KEY": srv.secret_key or "",
-        "VT_BUCKET": b,
-        "VT_INPUT": str(tmp_path / "in.bin"),
-        "VT_OUTPUT": str(tmp_path / "out.bin"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "HOME": str(tmp_path),
-    })
+    env.update(
+        {
+            "NODE_PATH": str(js_modules),
+            "VT_ENDPOINT": srv.endpoint_url,
+            "VT_ACCESS_KEY": srv.access_key or "",
+            "VT_SECRET_KEY": srv.secret_key or "",
+            "VT_BUCKET": b,
+            "VT_INPUT": str(tmp_path / "in.bin"),
+            "VT_OUTPUT": str(tmp_path / "out.bin"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "HOME": str(tmp_path),
+        }
+    )
     if srv.scheme == "https":
         env["NODE_EXTRA_CA_CERTS"] = cert_of(srv) or ""
     out = json.loads(run(["node", str(JS_DIR / "matrix.js")], env=env, timeout=120).stdout)

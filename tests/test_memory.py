@@ -26,7 +26,7 @@ def write_source(path: Path) -> str:
     with open(path, "wb") as f:
         for i in range(SIZE // BLOCK):
             block[:8] = i.to_bytes(8, "big")
-            block[BLOCK // 2:BLOCK // 2 + 8] = (i * 2654435761).to_bytes(8, "big")
+            block[BLOCK // 2 : BLOCK // 2 + 8] = (i * 2654435761).to_bytes(8, "big")
             md5.update(block)
             f.write(block)
     return md5.hexdigest()

@@ -137,19 +137,31 @@ def test_rclone_copy_5m_chunks(module_daemon: Daemon, tmp_path: Path) -> None:
     bucket = new_bucket(module_daemon)
     (tmp_path / "rclone.conf").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RCLONE_", "AWS_"))}
-    env.update({
-        "RCLONE_CONFIG": str(tmp_path / "rclone.conf"),
-        "RCLONE_CONFIG_VT_TYPE": "s3",
-        "RCLONE_CONFIG_VT_PROVIDER": "Other",
-        "RCLONE_CONFIG_VT_ACCESS_KEY_ID": module_daemon.access_key or "",
-        "RCLONE_CONFIG_VT_SECRET_ACCESS_KEY": module_daemon.secret_key or "",
-        "RCLONE_CONFIG_VT_ENDPOINT": module_daemon.endpoint_url,
-        "RCLONE_CONFIG_VT_REGION": module_daemon.region,
-        "RCLONE_CONFIG_VT_FORCE_PATH_STYLE": "true",
-        "HOME": str(tmp_path),
-    })
-    common = ["--s3-chunk-size", "5M", "--s3-upload-cutoff", "5M", "--s3-upload-concurrency", "4",
-              "--retries", "1", "--low-level-retries", "1"]
+    env.update(
+        {
+            "RCLONE_CONFIG": str(tmp_path / "rclone.conf"),
+            "RCLONE_CONFIG_VT_TYPE": "s3",
+            "RCLONE_CONFIG_VT_PROVIDER": "Other",
+            "RCLONE_CONFIG_VT_ACCESS_KEY_ID": module_daemon.access_key or "",
+            "RCLONE_CONFIG_VT_SECRET_ACCESS_KEY": module_daemon.secret_key or "",
+            "RCLONE_CONFIG_VT_ENDPOINT": module_daemon.endpoint_url,
+            "RCLONE_CONFIG_VT_REGION": module_daemon.region,
+            "RCLONE_CONFIG_VT_FORCE_PATH_STYLE": "true",
+            "HOME": str(tmp_path),
+        }
+    )
+    common = [
+        "--s3-chunk-size",
+        "5M",
+        "--s3-upload-cutoff",
+        "5M",
+        "--s3-upload-concurrency",
+        "4",
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "1",
+    ]
     run([RCLONE, "copy", str(src), f"vt:{bucket}/dir", *common], env)
     assert head_etag(module_daemon, bucket, "dir/r.bin") == (made.etags[part], made.size)
     assert head_etag(module_daemon, bucket, "dir/small.bin") == (small.md5, small.size)
@@ -220,8 +232,13 @@ def test_minio_fput_fget(module_daemon: Daemon, tmp_path: Path) -> None:
     part = 5 * MIB
     made = make_file(tmp_path / "m.bin", 64 * MIB, [part])
     bucket = new_bucket(module_daemon)
-    client = Minio(f"127.0.0.1:{module_daemon.port}", access_key=module_daemon.access_key,
-                   secret_key=module_daemon.secret_key, secure=False, region=module_daemon.region)
+    client = Minio(
+        f"127.0.0.1:{module_daemon.port}",
+        access_key=module_daemon.access_key,
+        secret_key=module_daemon.secret_key,
+        secure=False,
+        region=module_daemon.region,
+    )
     result = client.fput_object(bucket, "minio/64.bin", str(made.path), part_size=part, num_parallel_uploads=4)
     assert result.etag.strip('"') == made.etags[part]
     assert head_etag(module_daemon, bucket, "minio/64.bin") == (made.etags[part], made.size)

@@ -127,8 +127,7 @@ def test_kill9_during_complete_leaves_old_or_new(tmp_path: Path, record_property
         # Calibrate: how long does an undisturbed Complete of this size take here?
         upload, done = upload_parts(s3, bucket, "calibrate", new_parts)
         t0 = time.monotonic()
-        s3.complete_multipart_upload(Bucket=bucket, Key="calibrate", UploadId=upload,
-                                     MultipartUpload={"Parts": done})
+        s3.complete_multipart_upload(Bucket=bucket, Key="calibrate", UploadId=upload, MultipartUpload={"Parts": done})
         record_property("complete_ms", round((time.monotonic() - t0) * 1000, 2))
         s3.delete_object(Bucket=bucket, Key="calibrate")
 
@@ -263,9 +262,11 @@ async def test_expire_uploads_in_process(tmp_path: Path) -> None:
         young = await create("young")
         await part("young", young, 1, b"young")
         r = await server.request(
-            "POST", "/bucket/done", query=f"uploadId={done}",
+            "POST",
+            "/bucket/done",
+            query=f"uploadId={done}",
             body=f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>"
-                 "</CompleteMultipartUpload>".encode(),
+            "</CompleteMultipartUpload>".encode(),
         )
         assert r.code == 200, r.body
         assert len(server.blob_files()) == 4

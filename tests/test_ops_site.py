@@ -30,9 +30,7 @@ def _client(
     return StubTreq(resource)
 
 
-async def _get(
-    client: StubTreq, path: str, method: str = "GET"
-) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+async def _get(client: StubTreq, path: str, method: str = "GET") -> tuple[int, dict[bytes, list[bytes]], bytes]:
     # StubTreq builds its verbs dynamically, so mypy cannot see request().
     request = client.request  # type: ignore[attr-defined]
     response = await request(method, "http://ops.test" + path)
@@ -69,9 +67,7 @@ async def test_health_extra_fields() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_unhealthy_is_503() -> None:
-    code, _, body = await _get(
-        _client(health=lambda: {"status": "degraded", "catalog": "down"}), "/health"
-    )
+    code, _, body = await _get(_client(health=lambda: {"status": "degraded", "catalog": "down"}), "/health")
     assert code == 503
     doc = json.loads(body)
     assert doc["status"] == "degraded"
@@ -133,14 +129,8 @@ async def test_metrics_after_observe() -> None:
     assert 'vaultaire_requests_total{operation="PutObject",status="200"} 2.0' in text
     assert 'vaultaire_requests_total{operation="GetObject",status="404"} 1.0' in text
     assert "# TYPE vaultaire_request_duration_seconds histogram" in text
-    assert (
-        'vaultaire_request_duration_seconds_bucket{le="0.005",operation="PutObject"} 1.0'
-        in text
-    )
-    assert (
-        'vaultaire_request_duration_seconds_bucket{le="0.0001",operation="GetObject"} 0.0'
-        in text
-    )
+    assert 'vaultaire_request_duration_seconds_bucket{le="0.005",operation="PutObject"} 1.0' in text
+    assert 'vaultaire_request_duration_seconds_bucket{le="0.0001",operation="GetObject"} 0.0' in text
     assert 'vaultaire_request_duration_seconds_count{operation="PutObject"} 2.0' in text
     assert 'vaultaire_bytes_received_total{operation="PutObject"} 1034.0' in text
     assert 'vaultaire_bytes_sent_total{operation="GetObject"} 300.0' in text

@@ -216,29 +216,25 @@ def test_s3_reference_examples(name: str) -> None:
     headers["authorization"] = _s3_auth(ex["signed"], ex["sig"])
     creds = parse_request(ex["method"], ex["path"], ex["query"], headers)
     assert creds is not None and not creds.presigned
-    creq = canonical_request(
-        ex["method"], ex["path"], ex["query"], headers, creds.signed_headers, creds.payload_hash
-    )
+    creq = canonical_request(ex["method"], ex["path"], ex["query"], headers, creds.signed_headers, creds.payload_hash)
     if ex["creq"] is not None:
         assert creq == ex["creq"]
     sts = string_to_sign(creds.amz_date, creds.scope, creq)
     if ex["sts_hash"] is not None:
         assert sts == f"AWS4-HMAC-SHA256\n20130524T000000Z\n{S3_SCOPE}\n{ex['sts_hash']}"
-    got = verify(creds, S3_SK, ex["method"], ex["path"], ex["query"], headers, now=S3_NOW,
-                 region="us-east-1")
+    got = verify(creds, S3_SK, ex["method"], ex["path"], ex["query"], headers, now=S3_NOW, region="us-east-1")
     assert got == ex["sig"]
     # The client side produces the same signature from the same inputs.
     url = f"https://{S3_HOST}{ex['path']}" + (f"?{ex['query']}" if ex["query"] else "")
-    extra = {k: v for k, v in headers.items()
-             if k not in ("authorization", "x-amz-date", "x-amz-content-sha256")}
-    added = sign_headers(ex["method"], url, extra, headers["x-amz-content-sha256"], S3_AK,
-                         S3_SK, "us-east-1", now=S3_NOW)
+    extra = {k: v for k, v in headers.items() if k not in ("authorization", "x-amz-date", "x-amz-content-sha256")}
+    added = sign_headers(
+        ex["method"], url, extra, headers["x-amz-content-sha256"], S3_AK, S3_SK, "us-east-1", now=S3_NOW
+    )
     assert added["authorization"].endswith(f"Signature={ex['sig']}")
 
 
 def test_s3_presigned_url_example() -> None:
-    url = presign_url("GET", f"https://{S3_HOST}/test.txt", S3_AK, S3_SK, "us-east-1",
-                      now=S3_NOW, expires=86400)
+    url = presign_url("GET", f"https://{S3_HOST}/test.txt", S3_AK, S3_SK, "us-east-1", now=S3_NOW, expires=86400)
     assert url == (
         "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
         "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
@@ -250,13 +246,13 @@ def test_s3_presigned_url_example() -> None:
     creds = parse_request("GET", parts.path, parts.query, headers)
     assert creds is not None and creds.presigned and creds.expires == 86400
     assert creds.payload_hash == "UNSIGNED-PAYLOAD"
-    creq = canonical_request("GET", parts.path, parts.query, headers, creds.signed_headers,
-                             creds.payload_hash, presigned=True)
+    creq = canonical_request(
+        "GET", parts.path, parts.query, headers, creds.signed_headers, creds.payload_hash, presigned=True
+    )
     assert hashlib.sha256(creq.encode()).hexdigest() == (
         "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04"
     )
-    assert verify(creds, S3_SK, "GET", parts.path, parts.query, headers,
-                  now=S3_NOW + timedelta(hours=1)) == (
+    assert verify(creds, S3_SK, "GET", parts.path, parts.query, headers, now=S3_NOW + timedelta(hours=1)) == (
         "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
     )
 
@@ -271,8 +267,10 @@ def test_s3_chunked_upload_example() -> None:
         "x-amz-decoded-content-length": "66560",
         "content-length": "66824",
     }
-    signed = ("content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
-              "x-amz-decoded-content-length;x-amz-storage-class")
+    signed = (
+        "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
+        "x-amz-decoded-content-length;x-amz-storage-class"
+    )
     seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
     headers["authorization"] = _s3_auth(signed, seed)
     path = "/examplebucket/chunkObject.txt"
@@ -300,8 +298,9 @@ def test_s3_chunked_upload_example() -> None:
 def test_trailer_string_to_sign() -> None:
     trailer = b"x-amz-checksum-crc32c:sOO8/Q==\n"
     sts = sigv4.trailer_string_to_sign("20130524T000000Z", S3_SCOPE, "ab" * 32, trailer)
-    assert sts == "\n".join(["AWS4-HMAC-SHA256-TRAILER", "20130524T000000Z", S3_SCOPE,
-                             "ab" * 32, hashlib.sha256(trailer).hexdigest()])
+    assert sts == "\n".join(
+        ["AWS4-HMAC-SHA256-TRAILER", "20130524T000000Z", S3_SCOPE, "ab" * 32, hashlib.sha256(trailer).hexdigest()]
+    )
 
 
 # --------------------------------------------------------------------------
@@ -337,8 +336,9 @@ def _wire_path(key: str) -> str:
     return "/bucket/" + quote(key, safe="/~")
 
 
-def _tampered(kind: str, method: str, path: str, query: str, headers: dict[str, str],
-              secret: str) -> tuple[str, str, dict[str, str], str]:
+def _tampered(
+    kind: str, method: str, path: str, query: str, headers: dict[str, str], secret: str
+) -> tuple[str, str, dict[str, str], str]:
     headers = dict(headers)
     if kind == "path":
         path = path[:-1] + ("x" if path[-1] != "x" else "y")
@@ -367,10 +367,16 @@ def test_botocore_header_auth_round_trip(key: str, query: str) -> None:
     path = _wire_path(key)
     url = f"https://s3.example.test:8443{path}" + (f"?{query}" if query else "")
     body = b"hello world"
-    req = AWSRequest(method="PUT", url=url, data=body,
-                     headers={"x-amz-meta-color": "  blue   green ",
-                              "Content-Type": "text/plain",
-                              "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()})
+    req = AWSRequest(
+        method="PUT",
+        url=url,
+        data=body,
+        headers={
+            "x-amz-meta-color": "  blue   green ",
+            "Content-Type": "text/plain",
+            "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest(),
+        },
+    )
     S3SigV4Auth(BotoCredentials(RT_AK, RT_SK), "s3", RT_REGION).add_auth(req)
     headers = {k.lower(): v for k, v in req.headers.items()}
     headers["host"] = "s3.example.test:8443"
@@ -379,12 +385,10 @@ def test_botocore_header_auth_round_trip(key: str, query: str) -> None:
     creds = parse_request("PUT", parts.path, parts.query, headers)
     assert creds is not None and creds.access_key == RT_AK
     assert "x-amz-meta-color" in creds.signed_headers
-    sig = verify(creds, RT_SK, "PUT", parts.path, parts.query, headers, now=now,
-                 region=RT_REGION)
+    sig = verify(creds, RT_SK, "PUT", parts.path, parts.query, headers, now=now, region=RT_REGION)
     assert sig == creds.signature
     for kind in TAMPERS:
-        t_path, t_query, t_headers, t_secret = _tampered(
-            kind, "PUT", parts.path, parts.query, headers, RT_SK)
+        t_path, t_query, t_headers, t_secret = _tampered(kind, "PUT", parts.path, parts.query, headers, RT_SK)
         t_creds = _flip_signature(creds) if kind == "signature" else creds
         with pytest.raises(SigV4Error) as info:
             verify(t_creds, t_secret, "PUT", t_path, t_query, t_headers, now=now)
@@ -403,11 +407,9 @@ def test_botocore_presigned_round_trip(key: str, query: str) -> None:
     now = datetime.now(UTC)
     creds = parse_request("GET", parts.path, parts.query, headers)
     assert creds is not None and creds.presigned and creds.expires == 600
-    assert verify(creds, RT_SK, "GET", parts.path, parts.query, headers, now=now,
-                  region=RT_REGION) == creds.signature
+    assert verify(creds, RT_SK, "GET", parts.path, parts.query, headers, now=now, region=RT_REGION) == creds.signature
     for kind in TAMPERS:
-        t_path, t_query, t_headers, t_secret = _tampered(
-            kind, "GET", parts.path, parts.query, headers, RT_SK)
+        t_path, t_query, t_headers, t_secret = _tampered(kind, "GET", parts.path, parts.query, headers, RT_SK)
         t_creds = _flip_signature(creds) if kind == "signature" else creds
         with pytest.raises(SigV4Error) as info:
             verify(t_creds, t_secret, "GET", t_path, t_query, t_headers, now=now)
@@ -419,32 +421,33 @@ def test_own_signers_match_botocore_verification(key: str) -> None:
     """sign_headers/presign_url output is accepted by verify (and so by S3)."""
     now = datetime.now(UTC)
     url = f"https://s3.example.test{_wire_path(key)}?a=&k=v%2Bw"
-    added = sign_headers("GET", url, {"x-amz-meta-color": "red"}, EMPTY_SHA256, RT_AK, RT_SK,
-                         RT_REGION, now=now)
+    added = sign_headers("GET", url, {"x-amz-meta-color": "red"}, EMPTY_SHA256, RT_AK, RT_SK, RT_REGION, now=now)
     headers = {"x-amz-meta-color": "red", **added}
     parts = urlsplit(url)
     creds = parse_request("GET", parts.path, parts.query, headers)
     assert creds is not None
     verify(creds, RT_SK, "GET", parts.path, parts.query, headers, now=now, region=RT_REGION)
     # botocore computes the same signature for the same request.
-    req = AWSRequest(method="GET", url=url,
-                     headers={"x-amz-meta-color": "red", "X-Amz-Content-SHA256": EMPTY_SHA256,
-                              "X-Amz-Date": added["x-amz-date"]})
+    req = AWSRequest(
+        method="GET",
+        url=url,
+        headers={"x-amz-meta-color": "red", "X-Amz-Content-SHA256": EMPTY_SHA256, "X-Amz-Date": added["x-amz-date"]},
+    )
     req.context["timestamp"] = added["x-amz-date"]
     auth = S3SigV4Auth(BotoCredentials(RT_AK, RT_SK), "s3", RT_REGION)
     sts = auth.string_to_sign(req, auth.canonical_request(req))
     assert auth.signature(sts, req) == creds.signature
 
-    presigned = presign_url("PUT", url, RT_AK, RT_SK, RT_REGION, now=now, expires=60,
-                            extra_signed_headers={"content-type": "image/png"})
+    presigned = presign_url(
+        "PUT", url, RT_AK, RT_SK, RT_REGION, now=now, expires=60, extra_signed_headers={"content-type": "image/png"}
+    )
     p = urlsplit(presigned)
     p_headers = {"host": "s3.example.test", "content-type": "image/png"}
     p_creds = parse_request("PUT", p.path, p.query, p_headers)
     assert p_creds is not None
     verify(p_creds, RT_SK, "PUT", p.path, p.query, p_headers, now=now)
     with pytest.raises(SigV4Error):
-        verify(p_creds, RT_SK, "PUT", p.path, p.query, {**p_headers, "content-type": "x/y"},
-               now=now)
+        verify(p_creds, RT_SK, "PUT", p.path, p.query, {**p_headers, "content-type": "x/y"}, now=now)
 
 
 # --------------------------------------------------------------------------
@@ -455,8 +458,9 @@ NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 def _signed(now: datetime = NOW, region: str = "us-east-1", **extra: str) -> dict[str, str]:
     headers = {"host": "s3.example.test", **extra}
-    headers.update(sign_headers("GET", "https://s3.example.test/b/k", headers, EMPTY_SHA256,
-                                "AK", "SK", region, now=now))
+    headers.update(
+        sign_headers("GET", "https://s3.example.test/b/k", headers, EMPTY_SHA256, "AK", "SK", region, now=now)
+    )
     return headers
 
 
@@ -488,15 +492,12 @@ def test_skew() -> None:
     assert _check(headers, now=NOW + timedelta(seconds=900))
     err = _code(_check, headers, now=NOW + timedelta(seconds=901))
     assert err.code == "RequestTimeTooSkewed"
-    assert err.message == (
-        "The difference between the request time and the current time is too large."
-    )
+    assert err.message == ("The difference between the request time and the current time is too large.")
     assert _code(_check, headers, now=NOW - timedelta(hours=1)).code == "RequestTimeTooSkewed"
 
 
 def _presigned(expires: int = 3600) -> tuple[str, str]:
-    url = presign_url("GET", "https://s3.example.test/b/k", "AK", "SK", "us-east-1", now=NOW,
-                      expires=expires)
+    url = presign_url("GET", "https://s3.example.test/b/k", "AK", "SK", "us-east-1", now=NOW, expires=expires)
     parts = urlsplit(url)
     return parts.path, parts.query
 
@@ -537,18 +538,26 @@ def test_presigned_max_week_is_fine() -> None:
     "query",
     [
         "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240301T120000Z",
-        ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
-        "&X-Amz-Date=20240301T120000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host"
-        "&X-Amz-Signature=ab"),
-        ("X-Amz-Algorithm=AWS4-HMAC-SHA1&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
-        "%2Faws4_request&X-Amz-Date=20240301T120000Z&X-Amz-Expires=60"
-        "&X-Amz-SignedHeaders=host&X-Amz-Signature=ab"),
-        ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
-        "%2Faws4_request&X-Amz-Date=20240301T120000Z&X-Amz-Expires=soon"
-        "&X-Amz-SignedHeaders=host&X-Amz-Signature=ab"),
-        ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
-        "%2Faws4_request&X-Amz-Date=2024-03-01&X-Amz-Expires=60"
-        "&X-Amz-SignedHeaders=host&X-Amz-Signature=ab"),
+        (
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
+            "&X-Amz-Date=20240301T120000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host"
+            "&X-Amz-Signature=ab"
+        ),
+        (
+            "X-Amz-Algorithm=AWS4-HMAC-SHA1&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
+            "%2Faws4_request&X-Amz-Date=20240301T120000Z&X-Amz-Expires=60"
+            "&X-Amz-SignedHeaders=host&X-Amz-Signature=ab"
+        ),
+        (
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
+            "%2Faws4_request&X-Amz-Date=20240301T120000Z&X-Amz-Expires=soon"
+            "&X-Amz-SignedHeaders=host&X-Amz-Signature=ab"
+        ),
+        (
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240301%2Fus-east-1%2Fs3"
+            "%2Faws4_request&X-Amz-Date=2024-03-01&X-Amz-Expires=60"
+            "&X-Amz-SignedHeaders=host&X-Amz-Signature=ab"
+        ),
     ],
 )
 def test_malformed_query(query: str) -> None:
@@ -575,14 +584,16 @@ def test_malformed_header_missing_component(missing: str) -> None:
 
 @pytest.mark.parametrize(
     "credential",
-    ["AK/20240301/us-east-1/s3", "AK/20240301/us-east-1/s3/aws5_request", "AK/2024/us-east-1/s3/aws4_request",
-     "AK//us-east-1/s3/aws4_request"],
+    [
+        "AK/20240301/us-east-1/s3",
+        "AK/20240301/us-east-1/s3/aws5_request",
+        "AK/2024/us-east-1/s3/aws4_request",
+        "AK//us-east-1/s3/aws4_request",
+    ],
 )
 def test_malformed_header_bad_scope(credential: str) -> None:
     headers = _signed()
-    headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={credential},SignedHeaders=host,Signature={'ab' * 32}"
-    )
+    headers["authorization"] = f"AWS4-HMAC-SHA256 Credential={credential},SignedHeaders=host,Signature={'ab' * 32}"
     assert _code(parse_request, "GET", "/b/k", "", headers).code == "AuthorizationHeaderMalformed"
 
 
@@ -612,10 +623,15 @@ def test_wrong_service_and_date() -> None:
 
 
 def test_host_must_be_signed() -> None:
-    headers = {"x-amz-date": "20240301T120000Z", "x-amz-content-sha256": EMPTY_SHA256,
-               "host": "h", "authorization": (
-                   "AWS4-HMAC-SHA256 Credential=AK/20240301/us-east-1/s3/aws4_request, "
-                   f"SignedHeaders=x-amz-content-sha256;x-amz-date, Signature={'ab' * 32}")}
+    headers = {
+        "x-amz-date": "20240301T120000Z",
+        "x-amz-content-sha256": EMPTY_SHA256,
+        "host": "h",
+        "authorization": (
+            "AWS4-HMAC-SHA256 Credential=AK/20240301/us-east-1/s3/aws4_request, "
+            f"SignedHeaders=x-amz-content-sha256;x-amz-date, Signature={'ab' * 32}"
+        ),
+    }
     err = _code(_check, headers, now=NOW)
     assert err.code == "AuthorizationHeaderMalformed" and "host" in err.message
 
@@ -625,7 +641,8 @@ def test_missing_content_sha256() -> None:
     del headers["x-amz-content-sha256"]
     err = _code(parse_request, "GET", "/b/k", "", headers)
     assert (err.code, err.message) == (
-        "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
+        "InvalidRequest",
+        "Missing required header for this request: x-amz-content-sha256",
     )
 
 
@@ -637,8 +654,7 @@ def test_bad_content_sha256_value() -> None:
 
 def test_date_header_fallback() -> None:
     headers = {"host": "s3.example.test", "date": "Fri, 01 Mar 2024 12:00:00 GMT"}
-    added = sign_headers("GET", "https://s3.example.test/b/k", headers, EMPTY_SHA256, "AK", "SK",
-                         "us-east-1", now=NOW)
+    added = sign_headers("GET", "https://s3.example.test/b/k", headers, EMPTY_SHA256, "AK", "SK", "us-east-1", now=NOW)
     del added["x-amz-date"]
     added["authorization"] = added["authorization"].replace(";x-amz-date", "")
     headers.update(added)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,9 @@ class Settings:
     max_clock_skew: int = 900
     # Base domains for virtual-hosted-style requests (bucket.DOMAIN); path style always works.
     domains: tuple[str, ...] = ()
+    # S3 worker processes sharing the listening port (SO_REUSEPORT); 0 means one per core.
+    # 1 keeps everything in one process (no supervisor).
+    workers: int = 0
     log_level: str = "info"
     events_max_bytes: int = 64 * 2**20
     events_rotate_daily: bool = True
@@ -43,6 +47,20 @@ class Settings:
     drivers: dict[str, Any] = Factory(dict)
     # [placements.NAME] tables: policy = "mirror" | "failover" over drivers = [...].
     placements: dict[str, Any] = Factory(dict)
+    # The key that seals secret keys in the catalog: base64 of 32 bytes, inline or in a file.
+    # Neither given: DATA/master.key, created (mode 0600) at first start.
+    master_key: str = ""
+    master_key_file: str = ""
+    # Usage metering: request counters reach the catalog every flush_seconds; stored
+    # byte-hours are exact at every change and closed off hourly by the rollup.
+    usage_flush_seconds: int = 10
+    usage_rollup_seconds: int = 3600
+    price_per_tb_month: float = 3.99
+    # Per-tenant metric series: the first N tenants seen get their own label, the rest "_other".
+    metrics_tenant_limit: int = 100
+    # Server-wide CORS rules ([[cors.rules]] tables) for containers without their own
+    # configuration; checked as S3 checks a PutBucketCors body when the service is built.
+    cors_rules: tuple[Any, ...] = ()
 
 
 # TOML table -> {key in the table: Settings field}
@@ -55,12 +73,26 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "health_path": "health_path",
         "max_clock_skew": "max_clock_skew",
         "domains": "domains",
+        "workers": "workers",
     },
     "multipart": {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
     },
     "placement": {"default": "default_placement"},
+    "security": {
+        "master_key": "master_key",
+        "master_key_file": "master_key_file",
+    },
+    "metering": {
+        "flush_seconds": "usage_flush_seconds",
+        "rollup_seconds": "usage_rollup_seconds",
+        "price_per_tb_month": "price_per_tb_month",
+        "tenant_label_limit": "metrics_tenant_limit",
+    },
+    "cors": {
+        "rules": "cors_rules",
+    },
     "logging": {
         "level": "log_level",
         "events_max_bytes": "events_max_bytes",
@@ -104,11 +136,24 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(merged.get("domains"), list):
-        merged["domains"] = tuple(merged["domains"])
+    if isinstance(merged.get("price_per_tb_month"), int) and not isinstance(merged["price_per_tb_month"], bool):
+        merged["price_per_tb_month"] = float(merged["price_per_tb_month"])
+    for name in ("domains", "cors_rules"):
+        if isinstance(merged.get(name), list):
+            merged[name] = tuple(merged[name])
     settings = evolve(Settings(), **merged)
     validate(settings)
     return settings
+
+
+def worker_count(settings: Settings) -> int:
+    """How many S3 processes to run: the setting, or one per core when it is 0."""
+    if settings.workers:
+        return settings.workers
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cpusets)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def validate(settings: Settings) -> None:
@@ -127,9 +172,15 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     if not settings.health_path.startswith("/_"):
         raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
-    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry"):
+    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry", "usage_flush_seconds", "usage_rollup_seconds"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
+    if settings.price_per_tb_month < 0:
+        raise ConfigError("setting 'price_per_tb_month' must not be negative")
+    if settings.metrics_tenant_limit < 0:
+        raise ConfigError("setting 'metrics_tenant_limit' must not be negative")
+    if settings.workers < 0:
+        raise ConfigError("setting 'workers' must be 0 (one per core) or a positive number of processes")
     if settings.min_part_size < 0:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):

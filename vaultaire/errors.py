@@ -60,6 +60,22 @@ class Cancelled(VaultaireError):
     """The request this work was for is gone."""
 
 
+class QuotaExceeded(VaultaireError):
+    """The write would take the tenant past its quota; the message says which and by how much."""
+
+
+class NoSuchTenant(VaultaireError):
+    pass
+
+
+class TenantExists(VaultaireError):
+    pass
+
+
+class TenantNotEmpty(VaultaireError):
+    """A tenant still owning containers cannot be deleted (its data would be orphaned)."""
+
+
 class DriverError(VaultaireError):
     """The byte store failed; the message says how, without secrets or paths of keys."""
 

@@ -18,6 +18,9 @@ class Tenant:
     name: str
     status: str = "active"  # "active" or "suspended"
     created: float = 0.0
+    # Quota: None means unlimited. Stored bytes count artifacts and uploaded parts.
+    max_bytes: int | None = None
+    max_objects: int | None = None
 
 
 @frozen
@@ -99,6 +102,28 @@ class Part:
     md5: str
     modified: float
     checksum: str | None = None  # base64, of the upload's checksum algorithm
+
+
+@frozen
+class StoredTotals:
+    """What a tenant (or container) holds right now: the quota's and the bill's input."""
+
+    bytes: int = 0
+    objects: int = 0
+
+
+@frozen
+class UsageRow:
+    """Metered usage of one container in one UTC hour (``hour`` = epoch seconds // 3600)."""
+
+    tenant_id: str
+    container: str
+    hour: int
+    byte_seconds: int = 0  # stored bytes integrated over time
+    bytes_in: int = 0
+    bytes_out: int = 0
+    class_a: int = 0  # PUT, COPY, POST, LIST
+    class_b: int = 0  # GET, HEAD
 
 
 @frozen

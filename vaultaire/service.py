@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import strports
@@ -13,6 +13,7 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -23,6 +24,7 @@ from twisted.logger import (
 from twisted.web.server import Site
 
 from vaultaire import __version__
+from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.http import S3Site
@@ -32,15 +34,20 @@ from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
 from vaultaire.errors import DriverError
+from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
+from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
+from vaultaire.reuseport import ReusePortService, parse_listen
+from vaultaire.sealing import SecretBox, load_master_key
 
 log = Logger()
 
 HEALTH_PROBE_SECONDS = 10.0
 GARBAGE_SWEEP_SECONDS = 600.0
 UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
+DRAIN_SECONDS = 10.0  # how long a stopping worker waits for its requests in flight
 
 
 def apply_log_level(level: str) -> None:
@@ -58,8 +65,12 @@ def apply_log_level(level: str) -> None:
 class HealthCache:
     """Driver health probed on a timer, so a health request never waits on a disk."""
 
-    def __init__(self, engine: Engine, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, engine: Engine, identity: Mapping[str, object] | None = None, metrics: Metrics | None = None
+    ) -> None:
         self._engine = engine
+        # Fixed fields added to every answer, e.g. which worker process answered.
+        self._identity = dict(identity or {})
         self._metrics = metrics
         self.last: dict[str, object] = {"status": "starting"}
         # Until the engine has started and the first keys exist, the daemon is not ready.
@@ -67,7 +78,7 @@ class HealthCache:
 
     def probe(self) -> Deferred[None]:
         async def run() -> None:
-            self.last = await self._engine.health()
+            self.last = {**await self._engine.health(), **self._identity}
             drivers = self.last.get("drivers")
             if self._metrics is not None and isinstance(drivers, Mapping):
                 self._metrics.observe_drivers(drivers)
@@ -89,14 +100,24 @@ class VaultaireService(MultiService):
         environ: Mapping[str, str],
         reactor: Any,
         health: HealthCache,
+        meter: Meter,
+        notify: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__()
+        # Set in a worker process: tells the supervisor ("ready", "") or ("fatal", why).
+        self.notify = notify
+        # A worker's S3 listener, started only once the engine is up: with SO_REUSEPORT
+        # a listening worker takes its share of connections at once.
+        self.late_listener: ReusePortService | None = None
+        # How many requests are being served: a stopping worker lets them finish first.
+        self.in_flight: Callable[[], float] | None = None
         self.settings = settings
         self.engine = engine
         self.events = events
         self.environ = environ
         self.reactor = reactor
         self.health = health
+        self.meter = meter
         self.ready: Deferred[None] | None = None
 
     def privilegedStartService(self) -> None:
@@ -106,8 +127,12 @@ class VaultaireService(MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            # twistd has redirected sys.stderr into its log by now: say it on the real one.
-            sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
+            message = f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}"
+            if self.notify is not None:
+                self.notify("fatal", message)
+            else:
+                # twistd has redirected sys.stderr into its log by now: say it on the real one.
+                sys.__stderr__.write(f"vaultaire: {message}\n")
             raise SystemExit(1) from None
 
     def startService(self) -> None:
@@ -120,7 +145,9 @@ class VaultaireService(MultiService):
     async def _boot(self) -> None:
         try:
             await self.engine.start()
-            await ensure_first_credentials(self.engine, self.settings.data, self.environ)
+            if self.notify is None:
+                # A worker's supervisor has made the first keys before spawning it.
+                await ensure_first_credentials(self.engine, self.settings.data, self.environ)
         except BootstrapError as e:
             self._fail_start(str(e))
             return
@@ -134,6 +161,15 @@ class VaultaireService(MultiService):
             return
         self.health.ready = True
         await self.health.probe()
+        if self.notify is not None:
+            if self.late_listener is not None:
+                try:
+                    self.late_listener.startService()
+                except CannotListenError as e:
+                    self._fail_start(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}")
+                    return
+            self.notify("ready", "")
+            return
         log.info(
             "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
             version=__version__,
@@ -144,26 +180,83 @@ class VaultaireService(MultiService):
 
     def _fail_start(self, message: str) -> None:
         """Stop cleanly, but exit non-zero: a daemon that cannot serve must not look healthy."""
-        sys.__stderr__.write(f"vaultaire: {message}\n")
+        if self.notify is not None:
+            self.notify("fatal", message)
+        else:
+            sys.__stderr__.write(f"vaultaire: {message}\n")
         self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         self.reactor.stop()
 
     def stopService(self) -> Deferred[None]:
+        listener, self.late_listener = self.late_listener, None
+        stopped = listener.stopService() if listener is not None and listener.running else None
         d = super().stopService()
 
         async def after() -> None:
+            if stopped is not None:
+                await stopped
+                await self._drain()
             await d
+            await self.meter.flush()  # the last seconds of traffic, before the catalog closes
             await self.engine.stop()
             self.events.stop()
 
         return ensureDeferred(after())
 
+    async def _drain(self) -> None:
+        """Wait (at most DRAIN_SECONDS) for the requests in flight, so a reload cuts none short."""
+        deadline = self.reactor.seconds() + DRAIN_SECONDS
+        while self.in_flight is not None and self.in_flight() > 0 and self.reactor.seconds() < deadline:
+            await deferLater(self.reactor, 0.05)
 
-def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, str] | None = None) -> VaultaireService:
+
+def oldest_names(tenants: list[Tenant]) -> list[str]:
+    return [t.name for t in sorted(tenants, key=lambda t: (t.created, t.name))]
+
+
+def periodic_work(
+    settings: Settings, engine: Engine, metrics: Metrics
+) -> list[tuple[float, Callable[[], Deferred[Any]]]]:
+    """What runs once per data directory on a timer: in the daemon, or in the supervisor of workers."""
+
+    async def refresh_stored() -> None:
+        tenants, totals = await engine.stored_by_tenant()
+        metrics.tenant_label.allow(oldest_names(tenants))
+        metrics.set_tenant_stored({t.name: totals.get(t.id, StoredTotals()) for t in tenants})
+
+    def guarded(work: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
+        return lambda: ensureDeferred(work()).addErrback(lambda f: log.failure("periodic work failed", f))
+
+    return [
+        (GARBAGE_SWEEP_SECONDS, guarded(engine.collect_garbage)),
+        (UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))),
+        (settings.usage_flush_seconds, guarded(refresh_stored)),
+        (settings.usage_rollup_seconds, guarded(engine.rollup_usage)),
+    ]
+
+
+def make_service(
+    settings: Settings,
+    reactor: Any = None,
+    environ: Mapping[str, str] | None = None,
+    notify: Callable[[str, str], None] | None = None,
+) -> VaultaireService:
+    """The whole daemon in one process, or (``notify`` given) one S3 worker of a supervisor.
+
+    A worker listens with its own SO_REUSEPORT socket and leaves to its
+    supervisor what must happen once per data directory: the first keys, the
+    scrub of staged blobs, the ops site and the periodic sweeps.
+    """
+    worker = notify is not None
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
+    try:
+        cors_default = cors.from_config(settings.cors_rules)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
     data = os.path.abspath(settings.data)
     try:
         os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
@@ -173,9 +266,10 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         raise ConfigError(f"data directory {data!r} is not writable")
 
     started = time.time()
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor)
+    box = SecretBox(load_master_key(settings, data, create=True))
+    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
     try:
-        placements = build_placements(settings.drivers, settings.placements, data, reactor)
+        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=not worker)
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
     engine = Engine(
@@ -190,9 +284,10 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         max_bytes=settings.events_max_bytes,
         rotate_daily=settings.events_rotate_daily,
     )
-    metrics = Metrics()
+    metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
+    meter = Meter(lambda rows: ensureDeferred(engine.record_traffic(rows)), metrics, time.time)
     authenticator = Authenticator(engine.credential, settings.region, settings.max_clock_skew, time.time)
-    health = HealthCache(engine, metrics)
+    health = HealthCache(engine, {"worker_pid": os.getpid()} if worker else None, metrics)
     api = S3Api(
         engine,
         authenticator,
@@ -204,26 +299,47 @@ def make_service(settings: Settings, reactor: Any = None, environ: Mapping[str, 
         started=started,
         health=health,
         domains=tuple(d.lower() for d in settings.domains),
+        meter=meter,
+        cors_default=cors_default,
     )
 
     environ = environ if environ is not None else os.environ
-    top = VaultaireService(settings, engine, events, environ, reactor, health)
+    top = VaultaireService(settings, engine, events, environ, reactor, health, meter, notify)
     s3_site = S3Site(api.resource())
     try:
-        strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
-        ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
-        ops_site.log = lambda request: None  # type: ignore[method-assign]
-        strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
+        spec = parse_listen(settings.listen) if worker else None
+        if spec is not None:
+            top.late_listener = ReusePortService(spec, s3_site, reactor)
+            top.in_flight = lambda: metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
+        else:
+            strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
+        if not worker:  # a supervisor serves the ops site of its workers
+            ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
+            ops_site.log = lambda request: None  # type: ignore[method-assign]
+            strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"bad endpoint: {e}") from None
 
     probe = TimerService(HEALTH_PROBE_SECONDS, health.probe)
     probe.clock = reactor
     probe.setServiceParent(top)
-    sweep = TimerService(GARBAGE_SWEEP_SECONDS, lambda: ensureDeferred(engine.collect_garbage()))
-    sweep.clock = reactor
-    sweep.setServiceParent(top)
-    expiry = TimerService(UPLOAD_EXPIRY_SECONDS, lambda: ensureDeferred(engine.expire_uploads(settings.upload_expiry)))
-    expiry.clock = reactor
-    expiry.setServiceParent(top)
+
+    # Every process counts its own traffic and writes it (the catalog sums them),
+    # and labels the same tenants in its metrics as every other process.
+    async def flush_traffic() -> None:
+        await meter.flush()
+        metrics.tenant_label.allow(oldest_names(await engine.catalog.tenants()))
+
+    flush = TimerService(
+        settings.usage_flush_seconds,
+        lambda: ensureDeferred(flush_traffic()).addErrback(lambda f: log.failure("usage flush failed", f)),
+    )
+    flush.clock = reactor
+    flush.setServiceParent(top)
+    if worker:
+        return top  # the supervisor runs the sweeps, once for all workers
+    for period, work in periodic_work(settings, engine, metrics):
+        timer = TimerService(period, work)
+        timer.clock = reactor
+        timer.setServiceParent(top)
     return top

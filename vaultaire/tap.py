@@ -7,7 +7,8 @@ from typing import Any
 
 from twisted.python import usage
 
-from vaultaire.config import ConfigError, build, load_file
+from vaultaire.config import ConfigError, build, load_file, worker_count
+from vaultaire.reuseport import parse_listen
 
 
 class Options(usage.Options):
@@ -23,18 +24,43 @@ class Options(usage.Options):
         ["listen", "l", None, "S3 endpoint. Default: tcp:8080"],
         ["ops", "o", None, "Ops endpoint (/health, /version, /metrics). Default: tcp:9100:interface=127.0.0.1"],
         ["region", "r", None, "The region this server answers as. Default: us-east-1"],
+        ["workers", "w", None, "S3 worker processes on the one port; 1 = a single process. Default: one per core"],
     ]
+
+    def postOptions(self) -> None:
+        if self["workers"] is not None:
+            try:
+                self["workers"] = int(self["workers"])
+            except ValueError:
+                raise usage.UsageError(f"--workers must be a number, not {self['workers']!r}") from None
 
 
 def makeService(options: Options) -> Any:
-    from vaultaire.service import make_service
-
     try:
         file_values = load_file(options["config"]) if options["config"] else {}
         settings = build(
             file_values,
-            {k: options[k] for k in ("data", "listen", "ops", "region")},
+            {k: options[k] for k in ("data", "listen", "ops", "region", "workers")},
         )
+        count = worker_count(settings)
+        try:
+            spec = parse_listen(settings.listen) if count > 1 else None
+        except (ValueError, TypeError, KeyError) as e:
+            raise ConfigError(f"bad endpoint: {e}") from None
+        if count > 1 and spec is None:
+            if settings.workers > 1:
+                raise ConfigError(
+                    f"--workers {settings.workers} needs a tcp: or ssl: listen endpoint, not {settings.listen!r};"
+                    " use --workers 1"
+                )
+            count = 1  # one per core was only the default: a single process serves other endpoints
+        if count > 1:
+            assert spec is not None
+            from vaultaire.supervisor import make_supervisor
+
+            return make_supervisor(settings, count, spec)
+        from vaultaire.service import make_service
+
         return make_service(settings)
     except ConfigError as e:
         sys.stderr.write(f"vaultaire: {e}\n")

@@ -23,6 +23,8 @@ from twisted.web.server import Request
 from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import MAX_KEY_BYTES, Target, check_bucket_name, parse_target
 from vaultaire.api.auth import Authenticator, Identity
+from vaultaire.api.cors import Rule as CorsRule
+from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.headers import (
     RESPONSE_OVERRIDES,
@@ -43,6 +45,7 @@ from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import Cancelled
 from vaultaire.model import Artifact, ByteRange, Container, RequestContext
 from vaultaire.ops.events import EventLog, make_event
+from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import health_document
 
@@ -74,7 +77,7 @@ class _NotModified(Exception):
 class S3Call:
     """One request in flight: what it targets, who sent it, what it did."""
 
-    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in")
+    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in", "cors_applied")
 
     def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
         self.request = request
@@ -84,6 +87,7 @@ class S3Call:
         self.identity: Identity | None = None
         self.operation = "Unknown"
         self.bytes_in = 0
+        self.cors_applied = False
 
     def set_header(self, name: str, value: str) -> None:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
@@ -97,7 +101,11 @@ def _headers_of(request: Request) -> dict[str, str]:
     return out
 
 
-class S3Api(MultipartOperations, PostObjectOperation):
+# Operations authenticated inside their handler (a form upload is signed in its body) or not at all.
+_NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
+
+
+class S3Api(MultipartOperations, PostObjectOperation, CorsOperations):
     """The Klein application serving the S3 protocol for one engine."""
 
     app = Klein()
@@ -117,8 +125,12 @@ class S3Api(MultipartOperations, PostObjectOperation):
         health: Callable[[], Mapping[str, object]] | None = None,
         domains: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        meter: Meter | None = None,
+        cors_default: tuple[CorsRule, ...] = (),
     ) -> None:
+        self.meter = meter
         self.domains = domains
+        self.cors_default = cors_default
         self.health = health
         self.engine = engine
         self.auth = authenticator
@@ -153,6 +165,10 @@ class S3Api(MultipartOperations, PostObjectOperation):
             "ListParts": self.list_parts,
             "ListMultipartUploads": self.list_multipart_uploads,
             "PostObject": self.post_object,
+            "GetBucketCors": self.get_bucket_cors,
+            "PutBucketCors": self.put_bucket_cors,
+            "DeleteBucketCors": self.delete_bucket_cors,
+            "CorsPreflight": self.cors_preflight,
         }
 
     def resource(self) -> Any:
@@ -187,12 +203,16 @@ class S3Api(MultipartOperations, PostObjectOperation):
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, _headers_of(request))
                 call.operation = detect(method, target, call.headers)
-                if call.operation != "PostObject":  # a form upload is signed inside its body
+                if call.operation not in _NOT_SIGNED_UP_FRONT:
                     call.identity = await self.auth.authenticate(
                         method, target.raw_path, target.raw_query, call.headers, target.v2_path
                     )
                     ctx.tenant = call.identity.tenant
+                    if "origin" in call.headers:  # before the handler: a GET streams its headers out
+                        await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)
+                if "origin" in call.headers:
+                    await self.apply_cors(call)  # POST Object: the tenant is known only now
             except BaseException as e:
                 error = from_domain(e, call.target.bucket if call else None, call.target.key if call else None)
                 if error is None:
@@ -200,6 +220,8 @@ class S3Api(MultipartOperations, PostObjectOperation):
                         raise
                     log.failure("internal error in {operation}", operation=call.operation if call else "?")
                     error = S3Error("InternalError")
+                if call is not None and "origin" in call.headers:
+                    await self.apply_cors(call)  # so a page can read the error
                 body = self._render_error(request, error, call, request_id)
             # Written here rather than by Klein so the event and metrics count these bytes.
             if body and not request.finished and not request._disconnected:
@@ -240,6 +262,8 @@ class S3Api(MultipartOperations, PostObjectOperation):
         bytes_in = request.body.received if request.body is not None else 0
         tenant = call.ctx.tenant.name if call and call.ctx.tenant else None
         self.metrics.observe(operation, status, duration, bytes_in, request.bytes_out)
+        if self.meter is not None and call is not None and call.ctx.tenant is not None:
+            self.meter.record(call.ctx.tenant, call.target.bucket, method, operation, request.bytes_out, bytes_in)
         self.events.emit(
             make_event(
                 time=started,
@@ -404,7 +428,7 @@ class S3Api(MultipartOperations, PostObjectOperation):
         klass = storage_class(call.headers)
         condition = write_condition(call.headers)
         container = await self._container(call)
-        raw = call.request.open_body()  # only now does the client get its 100 Continue
+        raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
             container,
@@ -418,7 +442,7 @@ class S3Api(MultipartOperations, PostObjectOperation):
             hashers=incoming.hashers,
             verify=incoming.verify,
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
-            size_hint=incoming.size,
+            declared_size=incoming.size,
         )
         incoming.check_size(artifact.size)
         call.set_header("ETag", artifact.etag)

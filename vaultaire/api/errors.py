@@ -12,6 +12,8 @@ from vaultaire.api.xmlout import element, xml_document
 # code -> (HTTP status, default message), messages as S3 words them
 CODES: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
+    "BadRequest": (400, "Bad Request"),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
@@ -36,6 +38,7 @@ CODES: dict[str, tuple[int, str]] = {
         "The XML you provided was not well-formed or did not validate against our published schema.",
     ),
     "ConditionalRequestConflict": (409, "A conflicting operation occurred. Please retry."),
+    "QuotaExceeded": (403, "The quota of this account is exceeded."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
@@ -64,6 +67,7 @@ CODES: dict[str, tuple[int, str]] = {
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
@@ -125,6 +129,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
     if isinstance(exc, domain.DriverUnavailable):
         # SDKs back off and retry on SlowDown: the upstream is down or overloaded.
         return S3Error("SlowDown", "The storage upstream is unavailable; please retry.")
+    if isinstance(exc, domain.QuotaExceeded):
+        return S3Error("QuotaExceeded", str(exc))
     if isinstance(exc, domain.DriverError):
         return S3Error("ServiceUnavailable", "The storage driver failed; please retry.")
     if isinstance(exc, domain.NoSuchPlacement):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
@@ -78,6 +79,14 @@ class S3Request(server.Request):
                 self.channel.send_continue()
         return self.body
 
+    def lazy_body(self) -> LazyBody:
+        """The body, opened (and ``100 Continue`` sent) only when first read.
+
+        The engine checks conditions and quota before it reads, so a refusal
+        reaches a client that waits for ``100 Continue`` before it sends a byte.
+        """
+        return LazyBody(self)
+
     @property
     def body_pending(self) -> bool:
         """True while part of the body may still be on its way from the client."""
@@ -86,18 +95,30 @@ class S3Request(server.Request):
     # -- response side
 
     def write(self, data: bytes) -> None:
+        if not self.startedWriting:
+            self._close_if_answered_early()
         if self.method != b"HEAD":  # a HEAD response writes no body
             self.bytes_out += len(data)
         super().write(data)
 
     def finish(self) -> None:
+        if not self.startedWriting:
+            self._close_if_answered_early()
+        super().finish()
+
+    def _close_if_answered_early(self) -> None:
+        """Called just before the headers go out.
+
+        Answered before the body was read (an error, or a refused
+        100-continue): the rest of the body cannot be parsed as a next
+        request, so this connection ends with the response, and the client
+        must be told so in these headers, or it would send its next request
+        down a connection that is closing.
+        """
         if self.body_pending and self.channel is not None:
-            # Answered before the body was read (an error, or a refused
-            # 100-continue): the rest of the body cannot be parsed as a next
-            # request, so this connection ends with the response.
             self.setHeader(b"Connection", b"close")
             self.channel.persistent = False
-        super().finish()
+            self.channel.linger_on_close = True
 
     def connectionLost(self, reason: Failure) -> None:
         if self.body is not None and not self.body.ended:
@@ -105,8 +126,51 @@ class S3Request(server.Request):
         super().connectionLost(reason)
 
 
+# After an early answer, how long and how much of the unread body is read and dropped.
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 64 * 2**20
+
+
 class S3Channel(http.HTTPChannel):
     """Renders a request with a body at end of headers, and answers 100-continue on demand."""
+
+    linger_on_close = False
+    _lingering = False
+    _linger_call: Any = None
+    _lingered = 0
+
+    def loseConnection(self) -> None:
+        """Close after an early answer without losing it to a TCP reset.
+
+        A client that did not wait for 100 Continue is still sending its body.
+        Closing a socket with unread bytes makes the kernel send RST, and the
+        client may then lose the response it had not read yet (the error it
+        needed). So: send the response and a FIN, read and drop what is still
+        coming for a while, then close ("lingering close", as nginx does).
+        """
+        if not self.linger_on_close or self._lingering or self.transport is None:
+            super().loseConnection()
+            return
+        self._lingering = True
+        self._networkProducer.unregisterProducer()
+        self.transport.loseWriteConnection()
+        self.transport.resumeProducing()  # the body pipe may have paused the socket
+        from twisted.internet import reactor
+
+        self._linger_call = reactor.callLater(LINGER_SECONDS, self.transport.loseConnection)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._lingering:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self.transport.loseConnection()
+            return
+        super().dataReceived(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        super().connectionLost(reason)
 
     def allHeadersReceived(self) -> None:
         req = self.requests[-1]
@@ -163,3 +227,14 @@ class S3Site(server.Site):
 
     def log(self, request: Any) -> None:
         pass
+
+
+class LazyBody:
+    def __init__(self, request: S3Request) -> None:
+        self._request = request
+        self._body: BytePipe | None = None
+
+    def read(self) -> Deferred[bytes]:
+        if self._body is None:
+            self._body = self._request.open_body()
+        return self._body.read()

@@ -112,7 +112,7 @@ class MultipartOperations:
                 return base64.b64encode(hashers["part-checksum"].digest()).decode()
             return None
 
-        raw = call.request.open_body()
+        raw = call.request.lazy_body()
         part = await self.engine.put_part(
             call.ctx,
             container,
@@ -122,7 +122,7 @@ class MultipartOperations:
             hashers=hashers,
             verify=incoming.verify,
             checksum=part_checksum,
-            size_hint=incoming.size,
+            declared_size=incoming.size,
         )
         incoming.check_size(part.size)
         call.set_header("ETag", f'"{part.md5}"')

@@ -41,6 +41,9 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("object", "DELETE", "uploadId"): "AbortMultipartUpload",
     ("object", "GET", "uploadId"): "ListParts",
     ("bucket", "GET", "uploads"): "ListMultipartUploads",
+    ("bucket", "GET", "cors"): "GetBucketCors",
+    ("bucket", "PUT", "cors"): "PutBucketCors",
+    ("bucket", "DELETE", "cors"): "DeleteBucketCors",
 }
 
 _ALLOWED_METHODS = {
@@ -52,6 +55,10 @@ _ALLOWED_METHODS = {
 
 def detect(method: str, target: Target, headers: dict[str, str]) -> str:
     """The operation's name, or an S3Error (MethodNotAllowed, NotImplemented)."""
+    if method == "OPTIONS":
+        # A CORS preflight, at any level and whatever the query (it is the
+        # query of the request the browser is about to send).
+        return "CorsPreflight"
     level = "service" if target.bucket is None else "bucket" if target.key is None else "object"
     if method not in _ALLOWED_METHODS[level]:
         raise S3Error("MethodNotAllowed", Method=method, ResourceType=level.upper())

@@ -34,6 +34,19 @@ class Catalog(Protocol):
     def delete_container(self, container: Container) -> Deferred[None]:
         """Raises ContainerNotEmpty while any artifact remains."""
 
+    def setting(self, container: Container, name: str) -> Deferred[str | None]:
+        """A per-container setting (an opaque document), or None when unset."""
+
+    def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
+        """Set or replace; raises NoSuchContainer if the container is gone."""
+
+    def delete_setting(self, container: Container, name: str) -> Deferred[bool]:
+        """True if there was one to delete."""
+
+    def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> Deferred[list[str | None]]:
+        """For every container so named (the tenant's, or every tenant's when None), in
+        creation order, its setting or None: one read for the hot path."""
+
     def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]: ...
 
     def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:

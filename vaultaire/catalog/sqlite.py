@@ -11,16 +11,20 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from vaultaire.catalog import accounting
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.errors import (
     ContainerExists,
@@ -28,26 +32,56 @@ from vaultaire.errors import (
     EntityTooSmall,
     InvalidPart,
     InvalidPartOrder,
+    NoSuchContainer,
+    NoSuchTenant,
     NoSuchUpload,
     PreconditionFailed,
+    TenantExists,
+    TenantNotEmpty,
 )
-from vaultaire.model import Artifact, Container, Credential, ListingPage, Part, Tenant, Upload, WriteCondition
+from vaultaire.model import (
+    Artifact,
+    Container,
+    Credential,
+    ListingPage,
+    Part,
+    StoredTotals,
+    Tenant,
+    Upload,
+    UsageRow,
+    WriteCondition,
+)
+from vaultaire.sealing import SecretBox, is_sealed
 
 T = TypeVar("T")
+log = Logger()
+
+
+def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
+    for d, outcome in outcomes:
+        if isinstance(outcome, Failure):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     status TEXT NOT NULL DEFAULT 'active',
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    max_bytes INTEGER,
+    max_objects INTEGER
 );
+-- secret_key is sealed (AES-GCM under the master key, see vaultaire/sealing.py), never plain.
 CREATE TABLE IF NOT EXISTS credentials (
     access_key TEXT PRIMARY KEY,
     secret_key TEXT NOT NULL,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
     created REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS credentials_by_tenant ON credentials (tenant_id);
 CREATE TABLE IF NOT EXISTS containers (
     id INTEGER PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -89,6 +123,16 @@ CREATE TABLE IF NOT EXISTS parts (
     checksum TEXT,
     PRIMARY KEY (upload_id, number)
 ) WITHOUT ROWID;
+-- Per-container settings (name = "cors", ...): opaque documents to the catalog,
+-- deleted with their container in the same transaction.
+CREATE TABLE IF NOT EXISTS container_settings (
+    container_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (container_id, name)
+) WITHOUT ROWID;
+-- An unsigned CORS preflight names a container but no tenant.
+CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
 -- Blobs no longer referenced, queued in the same transaction that dropped them.
 CREATE TABLE IF NOT EXISTS garbage (
     locator TEXT PRIMARY KEY,
@@ -159,24 +203,122 @@ def _container(row: tuple[Any, ...]) -> Container:
     return Container(id=row[0], tenant_id=row[1], name=row[2], placement=row[3], created=row[4])
 
 
+_TENANT_COLUMNS = "id, name, status, created, max_bytes, max_objects"
+
+
 def _tenant(row: tuple[Any, ...]) -> Tenant:
-    return Tenant(id=row[0], name=row[1], status=row[2], created=row[3])
+    return Tenant(*row)
+
+
+def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
+    """Bring a catalog written by an older version up to this schema, in one transaction."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(tenants)")}
+    for column in ("max_bytes", "max_objects"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE tenants ADD COLUMN {column} INTEGER")
+    accounting.backfill(db, now)
+    plain = db.execute("SELECT access_key, secret_key FROM credentials").fetchall()
+    db.executemany(
+        "UPDATE credentials SET secret_key = ? WHERE access_key = ?",
+        [(box.seal(secret, access), access) for access, secret in plain if not is_sealed(secret)],
+    )
 
 
 class SQLiteCatalog:
     """The Catalog contract on one SQLite file."""
 
-    def __init__(self, path: str, reactor: IReactorFromThreads, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str, reactor: IReactorFromThreads, box: SecretBox, clock: Callable[[], float] = time.time
+    ) -> None:
         self._path = path
         self._reactor = reactor
+        self._box = box
+        self._opened: dict[str, str] = {}  # sealed -> secret: AES-GCM once per key, not per request
         self._clock = clock
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="vaultaire-catalog")
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
 
     # -- running work on the catalog thread
 
     def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
         return deferToThreadPool(self._reactor, self._pool, fn, *args)
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        """Run ``work`` in a transaction, committed together with whatever else is waiting.
+
+        Group commit: writes that arrive while the catalog thread is busy are
+        run in one transaction, each in a savepoint of its own (a refused
+        write rolls back alone), and committed with one fsync. Every caller's
+        Deferred fires only after that commit is durable.
+        """
+        d: Deferred[T] = Deferred()
+        with self._queue_lock:
+            self._queue.append((work, d))
+            if self._draining:
+                return d
+            self._draining = True
+        self._run(self._drain).addErrback(lambda f: log.failure("catalog writer failed", f))
+        return d
+
+    def _drain(self) -> None:
+        """On the catalog thread: commit batches until the queue is empty."""
+        while True:
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
+                if not batch:
+                    self._draining = False
+                    return
+            outcomes = self._commit_batch(batch)
+            self._reactor.callFromThread(_fire_all, outcomes)
+
+    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
+        db = self._db()
+        outcomes: list[tuple[Deferred[Any], Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for work, d in batch:
+                db.execute("SAVEPOINT one_write")
+                try:
+                    result = work(db)
+                except Exception:
+                    outcomes.append((d, Failure()))
+                    db.execute("ROLLBACK TO one_write")
+                else:
+                    outcomes.append((d, result))
+                db.execute("RELEASE one_write")
+            db.execute("COMMIT")
+        except Exception:
+            failure = Failure()
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return [(d, failure) for _work, d in batch]
+        return outcomes
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        """A point read on the reactor thread, on a read-only connection of its own.
+
+        WAL readers never wait for the writer, and a lookup by primary key in
+        a warm page cache costs microseconds: far less than the two thread
+        switches of a trip to the catalog thread. Each statement reads the
+        latest commit of any process, so an admin's change is seen at once.
+        Listings (many rows) still go to the catalog thread.
+        """
+        if self._reader is None:
+            return self._run(lambda: work(self._db()))
+        try:
+            return succeed(work(self._reader))
+        except BaseException:
+            return fail()
+
+    def _open_reader(self) -> None:
+        reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only=1")
+        reader.execute("PRAGMA busy_timeout=1000")
+        self._reader = reader
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -186,6 +328,8 @@ class SQLiteCatalog:
             conn.execute("PRAGMA busy_timeout=10000")
             conn.executescript(SCHEMA)
             self._conn = conn
+            conn.executescript(accounting.SCHEMA)
+            self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -202,9 +346,14 @@ class SQLiteCatalog:
     def start(self) -> Deferred[None]:
         os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
         self._pool.start()
-        return self._run(lambda: None if self._db() else None)
+        # The schema exists once the writer has opened the file; then the reader may.
+        return self._run(lambda: None if self._db() else None).addCallback(lambda _: self._open_reader())
 
     def stop(self) -> Deferred[None]:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
         def close() -> None:
             if self._conn is not None:
                 self._conn.close()
@@ -216,15 +365,77 @@ class SQLiteCatalog:
 
     # -- tenants and keys
 
+    def _tenant_named(self, db: sqlite3.Connection, name: str) -> Tenant | None:
+        row = db.execute(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _tenant(row)
+
+    def _insert_tenant(self, db: sqlite3.Connection, name: str) -> Tenant:
+        tenant = Tenant(id=uuid.uuid4().hex, name=name, status="active", created=self._clock())
+        db.execute(
+            "INSERT INTO tenants (id, name, status, created) VALUES (?, ?, ?, ?)",
+            (tenant.id, tenant.name, tenant.status, tenant.created),
+        )
+        return tenant
+
     def ensure_tenant(self, name: str) -> Deferred[Tenant]:
         def work(db: sqlite3.Connection) -> Tenant:
-            row = db.execute("SELECT id, name, status, created FROM tenants WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                row = (uuid.uuid4().hex, name, "active", self._clock())
-                db.execute("INSERT INTO tenants (id, name, status, created) VALUES (?, ?, ?, ?)", row)
-            return _tenant(row)
+            return self._tenant_named(db, name) or self._insert_tenant(db, name)
 
-        return self._run(self._transaction, work)
+        return self._write(work)
+
+    def create_tenant(self, name: str) -> Deferred[Tenant]:
+        def work(db: sqlite3.Connection) -> Tenant:
+            if self._tenant_named(db, name) is not None:
+                raise TenantExists(name)
+            return self._insert_tenant(db, name)
+
+        return self._write(work)
+
+    def _existing_tenant(self, db: sqlite3.Connection, name: str) -> Tenant:
+        tenant = self._tenant_named(db, name)
+        if tenant is None:
+            raise NoSuchTenant(name)
+        return tenant
+
+    def tenant(self, name: str) -> Deferred[Tenant]:
+        return self._run(lambda: self._existing_tenant(self._db(), name))
+
+    def tenants(self) -> Deferred[list[Tenant]]:
+        return self._run(
+            lambda: [_tenant(r) for r in self._db().execute(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")]
+        )
+
+    def set_tenant_status(self, name: str, status: str) -> Deferred[Tenant]:
+        def work(db: sqlite3.Connection) -> Tenant:
+            tenant = self._existing_tenant(db, name)
+            db.execute("UPDATE tenants SET status = ? WHERE id = ?", (status, tenant.id))
+            return self._existing_tenant(db, name)
+
+        return self._write(work)
+
+    def set_quota(self, name: str, max_bytes: int | None, max_objects: int | None) -> Deferred[Tenant]:
+        def work(db: sqlite3.Connection) -> Tenant:
+            tenant = self._existing_tenant(db, name)
+            db.execute(
+                "UPDATE tenants SET max_bytes = ?, max_objects = ? WHERE id = ?", (max_bytes, max_objects, tenant.id)
+            )
+            return self._existing_tenant(db, name)
+
+        return self._write(work)
+
+    def delete_tenant(self, name: str) -> Deferred[Tenant]:
+        """Only an empty tenant goes: its keys with it; its usage history stays for the bill."""
+
+        def work(db: sqlite3.Connection) -> Tenant:
+            tenant = self._existing_tenant(db, name)
+            (count,) = db.execute("SELECT count(*) FROM containers WHERE tenant_id = ?", (tenant.id,)).fetchone()
+            if count:
+                raise TenantNotEmpty(f"tenant {name!r} still owns {count} container(s); delete them first")
+            db.execute("DELETE FROM credentials WHERE tenant_id = ?", (tenant.id,))
+            db.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
+            return tenant
+
+        return self._write(work)
 
     def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]:
         def work(db: sqlite3.Connection) -> Credential:
@@ -233,29 +444,49 @@ class SQLiteCatalog:
                 "INSERT INTO credentials (access_key, secret_key, tenant_id, created) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (access_key) DO UPDATE SET secret_key = excluded.secret_key,"
                 " tenant_id = excluded.tenant_id",
-                (access_key, secret_key, tenant_id, created),
+                (access_key, self._box.seal(secret_key, access_key), tenant_id, created),
             )
             return Credential(access_key, secret_key, tenant_id, created)
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
-    def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
-        def work() -> tuple[Credential, Tenant] | None:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT c.access_key, c.secret_key, c.tenant_id, c.created,"
-                    " t.id, t.name, t.status, t.created"
-                    " FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.access_key = ?",
-                    (access_key,),
-                )
-                .fetchone()
-            )
-            if row is None:
-                return None
-            return Credential(*row[:4]), _tenant(row[4:])
+    def credentials(self, tenant_id: str | None) -> Deferred[list[tuple[str, str, float]]]:
+        """(access key, tenant name, created) of one tenant or all; never a secret."""
+
+        def work() -> list[tuple[str, str, float]]:
+            sql = "SELECT c.access_key, t.name, c.created FROM credentials c JOIN tenants t ON t.id = c.tenant_id"
+            args: tuple[str, ...] = ()
+            if tenant_id is not None:
+                sql, args = sql + " WHERE c.tenant_id = ?", (tenant_id,)
+            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]  # type: ignore[misc]
 
         return self._run(work)
+
+    def revoke_credential(self, access_key: str) -> Deferred[bool]:
+        def work(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM credentials WHERE access_key = ?", (access_key,)).rowcount > 0
+
+        return self._write(work)
+
+    def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
+        def work(db: sqlite3.Connection) -> tuple[Credential, Tenant] | None:
+            row = db.execute(
+                "SELECT c.access_key, c.secret_key, c.tenant_id, c.created,"
+                " t.id, t.name, t.status, t.created, t.max_bytes, t.max_objects"
+                " FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.access_key = ?",
+                (access_key,),
+            ).fetchone()
+            if row is None:
+                return None
+            secret = self._opened.get(row[1])
+            if secret is None:
+                secret = self._box.open(row[1], access_key)
+                if len(self._opened) > 10_000:
+                    self._opened.clear()
+                self._opened[row[1]] = secret
+            return Credential(row[0], secret, row[2], row[3]), _tenant(row[4:])
+
+        return self._read(work)
 
     def count_credentials(self) -> Deferred[int]:
         return self._run(lambda: self._db().execute("SELECT count(*) FROM credentials").fetchone()[0])
@@ -273,23 +504,20 @@ class SQLiteCatalog:
             except sqlite3.IntegrityError:
                 raise ContainerExists(name) from None
             assert cur.lastrowid is not None
+            accounting.open_container(db, cur.lastrowid, tenant_id, name, created)
             return Container(id=cur.lastrowid, tenant_id=tenant_id, name=name, placement=placement, created=created)
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
-        def work() -> Container | None:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ? AND name = ?",
-                    (tenant_id, name),
-                )
-                .fetchone()
-            )
+        def work(db: sqlite3.Connection) -> Container | None:
+            row = db.execute(
+                "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ? AND name = ?",
+                (tenant_id, name),
+            ).fetchone()
             return None if row is None else _container(row)
 
-        return self._run(work)
+        return self._read(work)
 
     def containers(self, tenant_id: str) -> Deferred[list[Container]]:
         def work() -> list[Container]:
@@ -315,25 +543,72 @@ class SQLiteCatalog:
                 "DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE container_id = ?)", (container.id,)
             )
             db.execute("DELETE FROM uploads WHERE container_id = ?", (container.id,))
+            accounting.close_container(db, container.id, self._clock())
+            db.execute("DELETE FROM container_settings WHERE container_id = ?", (container.id,))
             db.execute("DELETE FROM containers WHERE id = ?", (container.id,))
 
-        return self._run(self._transaction, work)
+        return self._write(work)
+
+    # -- per-container settings
+
+    def setting(self, container: Container, name: str) -> Deferred[str | None]:
+        def work() -> str | None:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
+                )
+                .fetchone()
+            )
+            return None if row is None else str(row[0])
+
+        return self._run(work)
+
+    def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
+        def work(db: sqlite3.Connection) -> None:
+            # Checked in the same transaction: a setting must never outlive its
+            # container (and container ids can be reused after a delete).
+            if db.execute("SELECT 1 FROM containers WHERE id = ?", (container.id,)).fetchone() is None:
+                raise NoSuchContainer(container.name)
+            db.execute(
+                "INSERT OR REPLACE INTO container_settings (container_id, name, value) VALUES (?, ?, ?)",
+                (container.id, name, value),
+            )
+
+        return self._write(work)
+
+    def delete_setting(self, container: Container, name: str) -> Deferred[bool]:
+        def work(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name))
+            return cur.rowcount > 0
+
+        return self._write(work)
+
+    def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> Deferred[list[str | None]]:
+        def work() -> list[str | None]:
+            sql = (
+                "SELECT s.value FROM containers c LEFT JOIN container_settings s"
+                " ON s.container_id = c.id AND s.name = ? WHERE c.name = ?"
+            )
+            args: list[Any] = [name, container]
+            if tenant_id is not None:
+                sql += " AND c.tenant_id = ?"
+                args.append(tenant_id)
+            return [row[0] for row in self._db().execute(sql + " ORDER BY c.id", args)]
+
+        return self._run(work)
 
     # -- artifacts
 
     def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
-        def work() -> Artifact | None:
-            row = (
-                self._db()
-                .execute(
-                    f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?",
-                    (container_id, key.encode("utf-8")),
-                )
-                .fetchone()
-            )
+        def work(db: sqlite3.Connection) -> Artifact | None:
+            row = db.execute(
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?",
+                (container_id, key.encode("utf-8")),
+            ).fetchone()
             return None if row is None else _artifact(row)
 
-        return self._run(work)
+        return self._read(work)
 
     def _replace(self, db: sqlite3.Connection, container_id: int, key: bytes) -> Artifact | None:
         row = db.execute(
@@ -384,10 +659,17 @@ class SQLiteCatalog:
             if condition is not None:
                 self._check_condition(db, artifact.container_id, key, condition)
             old = self._replace(db, artifact.container_id, key)
+            self._account_replacement(db, artifact.container_id, artifact.size, old)
             self._write_artifact(db, artifact)
             return old
 
-        return self._run(self._transaction, work)
+        return self._write(work)
+
+    def _account_replacement(self, db: sqlite3.Connection, container_id: int, size: int, old: Artifact | None) -> None:
+        if old is None:
+            accounting.account(db, container_id, size, 1, self._clock())
+        else:
+            accounting.account(db, container_id, size - old.size, 0, self._clock())
 
     def delete_artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
         def work(db: sqlite3.Connection) -> Artifact | None:
@@ -395,9 +677,10 @@ class SQLiteCatalog:
             old = self._replace(db, container_id, raw)
             if old is not None:
                 db.execute("DELETE FROM artifacts WHERE container_id = ? AND key = ?", (container_id, raw))
+                accounting.account(db, container_id, -old.size, -1, self._clock())
             return old
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def list_artifacts(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
@@ -451,7 +734,7 @@ class SQLiteCatalog:
                 (upload.id, upload.container_id, upload.key.encode(), upload.created, upload.content_type, extra),
             )
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def _upload(self, db: sqlite3.Connection, container_id: int, upload_id: str) -> Upload:
         row = db.execute(
@@ -462,7 +745,7 @@ class SQLiteCatalog:
         return _upload(row)
 
     def upload(self, container_id: int, upload_id: str) -> Deferred[Upload]:
-        return self._run(lambda: self._upload(self._db(), container_id, upload_id))
+        return self._read(lambda db: self._upload(db, container_id, upload_id))
 
     def put_part(self, container_id: int, part: Part) -> Deferred[Part | None]:
         """Record a part (the upload must still exist); a re-sent part replaces the old one."""
@@ -475,13 +758,14 @@ class SQLiteCatalog:
             old = None if row is None else _part(row)
             if old is not None:
                 self._queue_garbage(db, container_id, [old.locator])
+            accounting.account(db, container_id, part.size - (old.size if old else 0), 0, self._clock())
             db.execute(
                 f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (part.upload_id, part.number, part.locator, part.size, part.md5, part.modified, part.checksum),
             )
             return old
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def parts(self, container_id: int, upload_id: str, after: int, limit: int) -> Deferred[tuple[Upload, list[Part]]]:
         def work() -> tuple[Upload, list[Part]]:
@@ -551,6 +835,9 @@ class SQLiteCatalog:
                 checksum=checksum_of(upload, picked),
             )
             old = self._replace(db, container_id, key)
+            # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
+            unchosen = sum(p.size for p in stored.values()) - artifact.size
+            self._account_replacement(db, container_id, -unchosen, old)
             self._write_artifact(db, artifact)
             chosen_numbers = {p.number for p in picked}
             self._queue_garbage(db, container_id, [p.locator for n, p in stored.items() if n not in chosen_numbers])
@@ -558,17 +845,18 @@ class SQLiteCatalog:
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
             return artifact, old, picked
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def abort_upload(self, container_id: int, upload_id: str) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:
             self._upload(db, container_id, upload_id)
-            locators = [r[0] for r in db.execute("SELECT locator FROM parts WHERE upload_id = ?", (upload_id,))]
-            self._queue_garbage(db, container_id, locators)
+            rows = db.execute("SELECT locator, size FROM parts WHERE upload_id = ?", (upload_id,)).fetchall()
+            self._queue_garbage(db, container_id, [r[0] for r in rows])
+            accounting.account(db, container_id, -sum(r[1] for r in rows), 0, self._clock())
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def list_uploads(
         self, container_id: int, prefix: str, delimiter: str, key_marker: str | None, id_marker: str | None, limit: int
@@ -658,4 +946,31 @@ class SQLiteCatalog:
         def work(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM garbage WHERE locator = ?", [(loc,) for loc in locators])
 
-        return self._run(self._transaction, work)
+        return self._write(work)
+
+    # -- usage and quotas
+
+    def tenant_totals(self, tenant_id: str) -> Deferred[StoredTotals]:
+        return self._read(lambda db: accounting.tenant_totals(db, tenant_id))
+
+    def all_tenant_totals(self) -> Deferred[dict[str, StoredTotals]]:
+        return self._run(lambda: accounting.all_tenant_totals(self._db()))
+
+    def check_quota(self, tenant_id: str, more_bytes: int, more_objects: int) -> Deferred[None]:
+        """Raises QuotaExceeded now if the write cannot fit; the commit checks again atomically."""
+        return self._run(lambda: accounting.check_quota(self._db(), tenant_id, more_bytes, more_objects))
+
+    def add_traffic(self, rows: list[UsageRow]) -> Deferred[None]:
+        return self._write(lambda db: accounting.add_traffic(db, rows))
+
+    def rollup_usage(self) -> Deferred[int]:
+        return self._write(lambda db: accounting.rollup(db, self._clock()))
+
+    def usage(self, tenant_id: str, first_hour: int, end_hour: int) -> Deferred[list[UsageRow]]:
+        """Hourly rows, brought up to date first so the current hour's storage is counted."""
+
+        def work(db: sqlite3.Connection) -> list[UsageRow]:
+            accounting.rollup(db, self._clock())
+            return accounting.usage_rows(db, tenant_id, first_hour, end_hour)
+
+        return self._write(work)

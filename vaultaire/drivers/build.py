@@ -17,10 +17,13 @@ from vaultaire.drivers.memory import MemoryDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 
 
-def build_driver(name: str, table: Mapping[str, Any], data_dir: str, reactor: Any) -> Driver:
+def build_driver(
+    name: str, table: Mapping[str, Any], data_dir: str, reactor: Any, scrub_staging: bool = True
+) -> Driver:
     kind = table["type"]
     if kind == "local":
-        return LocalDriver(table.get("root") or os.path.join(data_dir, "blobs"), reactor, name=name)
+        root = table.get("root") or os.path.join(data_dir, "blobs")
+        return LocalDriver(root, reactor, name=name, scrub_staging=scrub_staging)
     if kind == "memory":
         return MemoryDriver(name)
     if kind == "s3":
@@ -36,10 +39,16 @@ def build_placements(
     placements: Mapping[str, Mapping[str, Any]],
     data_dir: str,
     reactor: Any,
+    scrub_staging: bool = True,
 ) -> dict[str, Driver]:
-    """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``."""
+    """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``.
+
+    ``scrub_staging`` is off in worker processes: only the supervisor may remove
+    staged files, since a sibling worker may be writing one."""
     tables = {"local": {"type": "local"}, **drivers}
-    built: dict[str, Driver] = {name: build_driver(name, table, data_dir, reactor) for name, table in tables.items()}
+    built: dict[str, Driver] = {
+        name: build_driver(name, table, data_dir, reactor, scrub_staging) for name, table in tables.items()
+    }
     for name, table in placements.items():
         members = [built[m] for m in table["drivers"]]
         if table["policy"] == "mirror":

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
-from zope.interface import implementer
 
+from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.errors import DriverError
 
 
@@ -34,44 +31,6 @@ class MemoryBlobWriter:
         return succeed(None)
 
 
-@implementer(IPushProducer)
-class MemoryBlobReader:
-    def __init__(self, data: bytes, chunk: int = 256 * 1024) -> None:
-        self._data = data
-        self._chunk = chunk
-        self._offset = 0
-        self._paused = False
-        self._stopped = False
-        self._consumer: Any = None
-        self._done: Deferred[int] = Deferred()
-
-    def stream_to(self, consumer: IConsumer) -> Deferred[int]:
-        self._consumer = consumer
-        consumer.registerProducer(self, True)
-        self.resumeProducing()
-        return self._done
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        while not self._paused and not self._stopped and self._offset < len(self._data):
-            piece = self._data[self._offset : self._offset + self._chunk]
-            self._offset += len(piece)
-            self._consumer.write(piece)
-        if self._offset >= len(self._data) and not self._stopped:
-            self._stopped = True
-            self._consumer.unregisterProducer()
-            self._done.callback(len(self._data))
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def stopProducing(self) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stopped = True
-
-
 class MemoryDriver:
     def __init__(self, name: str = "memory") -> None:
         self.name = name
@@ -86,10 +45,10 @@ class MemoryDriver:
     def open_writer(self, locator: str, size_hint: int | None = None) -> MemoryBlobWriter:
         return MemoryBlobWriter(self.blobs, locator, size_hint)
 
-    def open_reader(self, locator: str, start: int, end: int) -> Deferred[MemoryBlobReader]:
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BytesReader]:
         if locator not in self.blobs:
             return fail(DriverError(f"blob {locator} is missing"))
-        return succeed(MemoryBlobReader(self.blobs[locator][start : end + 1]))
+        return succeed(BytesReader(self.blobs[locator][start : end + 1]))
 
     def delete(self, locator: str) -> Deferred[None]:
         self.blobs.pop(locator, None)

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -23,6 +23,7 @@ from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
+from vaultaire.engine.quota import QuotaGuard, Reservation
 from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
@@ -41,8 +42,10 @@ from vaultaire.model import (
     ListingPage,
     Part,
     RequestContext,
+    StoredTotals,
     Tenant,
     Upload,
+    UsageRow,
     WriteCondition,
 )
 
@@ -75,6 +78,10 @@ class CopyPlan:
     storage_class: str
 
 
+async def _nothing_replaced() -> int:
+    return 0
+
+
 class ChunkSource(Protocol):
     """Where an upload's bytes come from: ``read()`` fires with b"" at the end."""
 
@@ -99,6 +106,7 @@ class Engine:
         self._reactor = reactor
         self._default = default_placement
         self._clock = clock
+        self.quota = QuotaGuard(catalog)
 
     # -- life cycle
 
@@ -144,6 +152,18 @@ class Engine:
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
 
+    # -- metering
+
+    async def record_traffic(self, rows: list[UsageRow]) -> None:
+        await self.catalog.add_traffic(rows)
+
+    async def rollup_usage(self) -> int:
+        """Bring every container's stored byte-hours up to now (the hourly rollup)."""
+        return await self.catalog.rollup_usage()
+
+    async def stored_by_tenant(self) -> tuple[list[Tenant], dict[str, StoredTotals]]:
+        return await self.catalog.tenants(), await self.catalog.all_tenant_totals()
+
     # -- containers
 
     def _tenant(self, ctx: RequestContext) -> Tenant:
@@ -174,6 +194,22 @@ class Engine:
     async def delete_container(self, ctx: RequestContext, name: str) -> None:
         await self.catalog.delete_container(await self.container(ctx, name))
 
+    # -- per-container settings: opaque documents the S3 layer gives meaning to
+
+    async def container_setting(self, ctx: RequestContext, container: Container, name: str) -> str | None:
+        return await self.catalog.setting(container, name)
+
+    async def put_container_setting(self, ctx: RequestContext, container: Container, name: str, value: str) -> None:
+        await self.catalog.put_setting(container, name, value)
+
+    async def delete_container_setting(self, ctx: RequestContext, container: Container, name: str) -> bool:
+        return await self.catalog.delete_setting(container, name)
+
+    async def settings_by_name(self, tenant: Tenant | None, container: str, name: str) -> list[str | None]:
+        """The setting of every container so named: the tenant's one, or, for an
+        unauthenticated request (a CORS preflight), every tenant's."""
+        return await self.catalog.settings_by_name(None if tenant is None else tenant.id, container, name)
+
     # -- artifacts
 
     async def artifact(self, ctx: RequestContext, container: Container, key: str) -> Artifact:
@@ -203,7 +239,7 @@ class Engine:
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
         keep_checksum: tuple[str, str] | None = None,
-        size_hint: int | None = None,
+        declared_size: int | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
@@ -212,12 +248,22 @@ class Engine:
 
         A refused digest, a short body or a cancelled request aborts the blob:
         nothing is committed and nothing is left on the driver.
+
+        Conditions and quota are checked before the first read of ``source``,
+        so a lazily opened request body is refused before ``100 Continue``.
         """
         driver = self._driver(container)
         if condition is not None:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
-        locator, size, md5 = await self._write_blob(container, source, hashers, verify, size_hint)
+
+        async def replaced_size() -> int:
+            current = await self.catalog.artifact(container.id, key)
+            return current.size if current is not None else 0
+
+        locator, size, md5 = await self._write_blob(
+            ctx, container, source, hashers, verify, declared_size, replaced_size
+        )
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
@@ -249,20 +295,37 @@ class Engine:
 
     async def _write_blob(
         self,
+        ctx: RequestContext,
         container: Container,
         source: ChunkSource,
         hashers: Mapping[str, Hasher] | None,
         verify: Verifier | None,
-        size_hint: int | None = None,
+        declared_size: int | None,
+        replacing: Callable[[], Awaitable[int]] = _nothing_replaced,
     ) -> tuple[str, int, str]:
-        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure.
+        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
+        reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
+        try:
+            return await self._stream_blob(container, source, hashers, verify, reservation, declared_size)
+        finally:
+            if reservation is not None:
+                reservation.release()
 
-        ``size_hint`` is the size the caller was told (Content-Length): drivers
-        that need it up front (one streamed upstream PUT) use it.
-        """
+    async def _stream_blob(
+        self,
+        container: Container,
+        source: ChunkSource,
+        hashers: Mapping[str, Hasher] | None,
+        verify: Verifier | None,
+        reservation: Reservation | None,
+        declared_size: int | None = None,
+    ) -> tuple[str, int, str]:
+        """Stream into a new blob. ``declared_size`` (the Content-Length the client
+        announced) goes to the driver: one that needs it up front (a streamed
+        upstream PUT) uses it."""
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
-        writer = self._driver(container).open_writer(locator, size_hint)
+        writer = self._driver(container).open_writer(locator, declared_size)
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
@@ -277,6 +340,8 @@ class Engine:
                 if not chunk:
                     break
                 size += len(chunk)
+                if reservation is not None:
+                    reservation.grow(size)
                 if len(chunk) < HASH_IN_THREAD_MIN:
                     absorb(chunk)
                     await writer.write(chunk)
@@ -328,18 +393,22 @@ class Engine:
         except BaseException:
             reader.stop()
             raise
-        copied = await self.put(
-            ctx,
-            target,
-            target_key,
-            reader_source(reader),
-            content_type=decided.content_type,
-            metadata=decided.metadata,
-            headers=decided.headers,
-            storage_class=decided.storage_class,
-            condition=condition,
-            size_hint=original.size,
-        )
+        try:
+            copied = await self.put(
+                ctx,
+                target,
+                target_key,
+                reader_source(reader),
+                content_type=decided.content_type,
+                metadata=decided.metadata,
+                headers=decided.headers,
+                storage_class=decided.storage_class,
+                condition=condition,
+                declared_size=original.size,
+            )
+        except BaseException:
+            reader.stop()  # refused before reading (a condition, the quota): release the source blob
+            raise
         return original, copied
 
     async def open(
@@ -413,7 +482,7 @@ class Engine:
         hashers: Mapping[str, Hasher] | None = None,
         verify: Verifier | None = None,
         checksum: Callable[[], str | None] = lambda: None,
-        size_hint: int | None = None,
+        declared_size: int | None = None,
     ) -> Part:
         """Stream one part to its own blob; a part sent again replaces (and frees) the old one.
 
@@ -421,7 +490,7 @@ class Engine:
         NoSuchUpload before 100 Continue); the commit checks it again in its
         transaction, so an upload aborted meanwhile still refuses the part.
         """
-        locator, size, md5 = await self._write_blob(container, source, hashers, verify, size_hint)
+        locator, size, md5 = await self._write_blob(ctx, container, source, hashers, verify, declared_size)
         part = Part(upload_id, number, locator, size, md5, self._clock(), checksum())
         try:
             replaced = await self.catalog.put_part(container.id, part)
@@ -445,8 +514,18 @@ class Engine:
         """UploadPartCopy: a range of an artifact streamed into a part."""
         await self.catalog.upload(target.id, upload_id)
         original, wanted, reader = await self.open(ctx, source, source_key, resolve)
-        size = wanted.end - wanted.start + 1 if wanted else original.size
-        part = await self.put_part(ctx, target, upload_id, number, reader_source(reader), size_hint=size)
+        try:
+            part = await self.put_part(
+                ctx,
+                target,
+                upload_id,
+                number,
+                reader_source(reader),
+                declared_size=wanted.length if wanted else original.size,
+            )
+        except BaseException:
+            reader.stop()
+            raise
         return original, part
 
     async def list_parts(

@@ -1,0 +1,1 @@
+"""`vaultaire-admin`: tenants, keys, quotas and usage, on a data directory, beside a running daemon."""

@@ -1,0 +1,56 @@
+"""What every admin command gets: the settings, an open catalog, and how to print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.config import ConfigError, Settings
+from vaultaire.sealing import SecretBox, load_master_key
+
+
+class AdminError(Exception):
+    """A refusal the operator can act on: printed as one line, exit status 1."""
+
+
+class AdminContext:
+    def __init__(self, settings: Settings, as_json: bool, reactor: Any, out: TextIO = sys.stdout) -> None:
+        self.settings = settings
+        self.as_json = as_json
+        self.reactor = reactor
+        self.out = out
+        self._catalog: SQLiteCatalog | None = None
+
+    async def catalog(self) -> SQLiteCatalog:
+        """The daemon's own catalog file; SQLite's WAL lets both write safely at once."""
+        if self._catalog is None:
+            data = os.path.abspath(self.settings.data)
+            try:
+                os.makedirs(data, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
+            box = SecretBox(load_master_key(self.settings, data, create=True))
+            self._catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), self.reactor, box)
+            await self._catalog.start()
+        return self._catalog
+
+    async def close(self) -> None:
+        if self._catalog is not None:
+            await self._catalog.stop()
+
+    def emit(self, document: object, table: Sequence[Sequence[object]] | None = None, text: str = "") -> None:
+        """JSON with --json; otherwise a table (first row the header) and/or a line of text."""
+        if self.as_json:
+            self.out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+            return
+        if table:
+            widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+            for row in table:
+                self.out.write("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+                self.out.write("\n")
+        if text:
+            self.out.write(text + "\n")

@@ -1,0 +1,437 @@
+"""The supervisor: N S3 worker processes on one port, one ops site for all of them.
+
+With ``--workers N`` (N > 1) the ``twistd vaultaire`` process serves no S3
+itself. It does what must happen once per data directory — scrub staged
+blobs, make the first keys, sweep garbage, expire uploads — then spawns N
+``vaultaire.worker`` processes that each listen on the S3 port with their
+own SO_REUSEPORT socket. It restarts a worker that dies (with a growing
+delay if it keeps dying young), stops them all on SIGTERM, replaces them
+one by one on SIGHUP, and serves /health, /version and /metrics, with the
+workers' metrics summed (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from attrs import evolve
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from twisted.application import strports
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+
+from vaultaire import __version__
+from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
+from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.config import ConfigError, Settings
+from vaultaire.drivers.local import LocalDriver
+from vaultaire.engine import Engine
+from vaultaire.ops.metrics import Metrics
+from vaultaire.ops.site import ops_resource
+from vaultaire.reuseport import ListenSpec, probe_free
+from vaultaire.sealing import SecretBox, load_master_key
+from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, apply_log_level, periodic_work
+from vaultaire.worker import CONTROL_FD, settings_argument
+
+__all__ = ["Supervisor", "make_supervisor"]
+
+log = Logger()
+
+# A worker that dies within this many seconds of its start died young: wait longer each time.
+STABLE_SECONDS = 10.0
+FIRST_RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 30.0
+# How long a stopping worker may take to finish its requests before it is killed.
+STOP_TIMEOUT = 15.0
+
+
+class WorkerProcess(ProcessProtocol):
+    """One spawned worker: relays its log lines and reports its state."""
+
+    def __init__(self, index: int, on_exit: Any) -> None:
+        self.index = index
+        self.pid: int | None = None
+        self.started = time.monotonic()
+        self.ready: Deferred[None] = Deferred()
+        self.exited: Deferred[int | None] = Deferred()
+        self.fatal: str | None = None
+        self.stopping = False
+        self._on_exit = on_exit
+        self._buffers: dict[int, bytes] = {1: b"", 2: b"", CONTROL_FD: b""}
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+        self.transport.closeStdin()  # type: ignore[union-attr]
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        buffered = self._buffers.get(fd, b"") + data
+        *lines, rest = buffered.split(b"\n")
+        self._buffers[fd] = rest
+        for line in lines:
+            self._line(fd, line.decode("utf-8", "replace"))
+
+    def _line(self, fd: int, line: str) -> None:
+        if fd == CONTROL_FD:
+            state, _, reason = line.partition(" ")
+            if state == "ready" and not self.ready.called:
+                self.ready.callback(None)
+            elif state == "fatal":
+                self.fatal = reason
+            return
+        if fd == 1:
+            try:
+                event = json.loads(line)
+                level = LogLevel.levelWithName(event["level"])
+                text = str(event["text"])
+            except Exception:  # not one of ours: relay it as it is
+                level, text = LogLevel.info, line
+        else:  # raw stderr: the interpreter's own complaints
+            level, text = LogLevel.warn, line
+        if text:
+            log.emit(level, "[worker {index}] {text}", index=self.index, text=text)
+
+    def processEnded(self, reason: Failure) -> None:
+        code = getattr(reason.value, "exitCode", None)
+        self._on_exit(self, code, getattr(reason.value, "signal", None))
+        if not self.ready.called:
+            self.ready.errback(RuntimeError(self.fatal or f"worker {self.index} exited (code {code}) before it served"))
+            self.ready.addErrback(lambda f: None)  # whoever waited has been told already
+        self.exited.callback(code)
+
+    def signal(self, name: str) -> None:
+        try:
+            self.transport.signalProcess(name)  # type: ignore[union-attr]
+        except Exception:
+            pass  # already gone
+
+
+def _proc_stat(pid: int) -> tuple[float, int] | None:
+    """(CPU seconds, resident bytes) of a process, from /proc; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    # After the command name: state is field 3; utime 14, stime 15, rss 24 (1-based in proc(5)).
+    return (int(fields[11]) + int(fields[12])) / ticks, int(fields[21]) * page
+
+
+class WorkersCollector:
+    """Per-worker CPU and memory, and the supervisor's restart count."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterator[Metric]:
+        sup = self._supervisor
+        running = GaugeMetricFamily("vaultaire_workers_running", "Worker processes currently running.")
+        running.add_metric([], len(sup.workers))
+        yield running
+        wanted = GaugeMetricFamily("vaultaire_workers_wanted", "Worker processes configured.")
+        wanted.add_metric([], sup.count)
+        yield wanted
+        restarts = CounterMetricFamily("vaultaire_worker_restarts", "Workers restarted after they died.")
+        restarts.add_metric([], sup.restarts)
+        yield restarts
+        cpu = CounterMetricFamily("vaultaire_worker_cpu_seconds", "CPU time of each worker.", labels=["worker"])
+        rss = GaugeMetricFamily("vaultaire_worker_resident_memory_bytes", "RSS of each worker.", labels=["worker"])
+        for worker in list(sup.workers.values()):
+            stat = _proc_stat(worker.pid) if worker.pid else None
+            if stat is not None:
+                cpu.add_metric([str(worker.index)], stat[0])
+                rss.add_metric([str(worker.index)], stat[1])
+        yield cpu
+        yield rss
+
+
+class AggregatedMetrics:
+    """The ops site's /metrics: all workers' series summed, plus the supervisor's own."""
+
+    def __init__(self, directory: str, supervisor: Supervisor) -> None:
+        self.registry = CollectorRegistry()
+        MultiProcessCollector(self.registry, path=directory)
+        self.registry.register(supervisor.stored_metrics.stored)  # type: ignore[arg-type]
+        ProcessCollector(registry=self.registry)
+        self.registry.register(WorkersCollector(supervisor))  # type: ignore[arg-type]
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Supervisor(MultiService):
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        spec: ListenSpec,
+        engine: Engine,
+        environ: Mapping[str, str],
+        reactor: Any,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.count = count
+        self.spec = spec
+        self.engine = engine
+        self.environ = environ
+        self.reactor = reactor
+        self.workers: dict[int, WorkerProcess] = {}
+        self.restarts = 0
+        self.ready: Deferred[None] | None = None
+        self._delays: dict[int, float] = {}
+        self._pending: dict[int, Any] = {}  # index -> scheduled restart
+        self._running_workers = False
+        self._reloading = False
+        self.metrics_dir = tempfile.mkdtemp(prefix="vaultaire-metrics-")
+        self.health = HealthCache(engine)
+        # The per-tenant stored gauges: read from the catalog here, once for all workers.
+        self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
+        self.started = time.time()
+
+    # -- start
+
+    def privilegedStartService(self) -> None:
+        for child in self:
+            if hasattr(child, "_raiseSynchronously"):
+                child._raiseSynchronously = True
+        try:
+            port = probe_free(self.spec)
+            super().privilegedStartService()
+        except CannotListenError as e:
+            sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            raise SystemExit(1) from None
+        # Port 0 becomes the port the probe got, so every worker binds the same one.
+        self.spec = self.spec.with_port(port)
+        self.settings = evolve(
+            self.settings, listen=self.spec.endpoint(self.settings.listen), data=os.path.abspath(self.settings.data)
+        )
+
+    def startService(self) -> None:
+        if self.settings.log_level != "info":
+            apply_log_level(self.settings.log_level)
+        super().startService()
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self.ready = ensureDeferred(self._boot())
+
+    async def _boot(self) -> None:
+        try:
+            await self.engine.start()  # scrubs staged blobs: no worker runs yet
+            await ensure_first_credentials(self.engine, self.settings.data, self.environ)
+        except BootstrapError as e:
+            self._fail_start(str(e))
+            return
+        except Exception as e:
+            log.failure("vaultaire: the engine failed to start")
+            self._fail_start(f"the engine failed to start: {e}")
+            return
+        await self.health.probe()
+        self._running_workers = True
+        spawned = [self._spawn(i).ready for i in range(1, self.count + 1)]
+        results = await DeferredList(spawned, consumeErrors=True)
+        failures = [r for ok, r in results if not ok]
+        if failures:
+            self._fail_start(failures[0].getErrorMessage())
+            return
+        self.health.ready = True
+        for period, work in (
+            (HEALTH_PROBE_SECONDS, self.health.probe),
+            *periodic_work(self.settings, self.engine, self.stored_metrics),
+        ):
+            timer = TimerService(period, work)
+            timer.clock = self.reactor
+            timer.setServiceParent(self)
+        log.info(
+            "Vaultaire {version} serving S3 on {listen} with {count} workers, ops on {ops}, data in {data}",
+            version=__version__,
+            listen=self.settings.listen,
+            count=self.count,
+            ops=self.settings.ops,
+            data=self.settings.data,
+        )
+
+    def _fail_start(self, message: str) -> None:
+        """Stop the workers and exit non-zero: a daemon that cannot serve must not look healthy."""
+        sys.__stderr__.write(f"vaultaire: {message}\n")
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        self.reactor.stop()
+
+    # -- workers
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
+        return env
+
+    def _start_process(self, index: int) -> WorkerProcess:
+        worker = WorkerProcess(index, self._exited)
+        args = [sys.executable, "-m", "vaultaire.worker", settings_argument(self.settings), str(os.getpid())]
+        self.reactor.spawnProcess(
+            worker,
+            sys.executable,
+            args,
+            env=self._environment(),
+            childFDs={0: "w", 1: "r", 2: "r", CONTROL_FD: "r"},
+        )
+        return worker
+
+    def _spawn(self, index: int) -> WorkerProcess:
+        self._pending.pop(index, None)
+        worker = self.workers[index] = self._start_process(index)
+        return worker
+
+    def _exited(self, worker: WorkerProcess, code: int | None, signo: int | None) -> None:
+        if worker.pid is not None:
+            mark_process_dead(worker.pid, self.metrics_dir)  # drops its live gauges, keeps its counters
+        if self.workers.get(worker.index) is not worker:
+            return  # replaced by a reload, or a replacement that never served
+        del self.workers[worker.index]
+        if worker.stopping or not self._running_workers:
+            return
+        if not self.health.ready and not worker.ready.called:
+            return  # the first start: _boot reports why and stops the daemon
+        self._schedule_restart(worker, code, signo)
+
+    def _schedule_restart(self, worker: WorkerProcess, code: int | None, signo: int | None) -> None:
+        lived = time.monotonic() - worker.started
+        delay = self._delays.get(worker.index, FIRST_RESTART_DELAY / 2)
+        delay = min(MAX_RESTART_DELAY, delay * 2) if lived < STABLE_SECONDS else FIRST_RESTART_DELAY
+        self._delays[worker.index] = delay
+        how = f"signal {signo}" if signo else f"code {code}"
+        log.warn(
+            "worker {index} (pid {pid}) exited with {how} after {lived:.1f}s; restarting it in {delay:.1f}s",
+            index=worker.index,
+            pid=worker.pid,
+            how=how,
+            lived=lived,
+            delay=delay,
+        )
+        self.restarts += 1
+        self._pending[worker.index] = self.reactor.callLater(delay, self._spawn, worker.index)
+
+    def reload(self) -> Deferred[None]:
+        """SIGHUP: replace the workers one at a time, each only after its successor serves."""
+        if self._reloading or not self._running_workers:
+            return succeed(None)
+        self._reloading = True
+
+        async def roll() -> None:
+            try:
+                for index, old in sorted(self.workers.items()):
+                    if not self._running_workers:
+                        return
+                    old.stopping = True
+                    new = self._start_process(index)
+                    try:
+                        await new.ready
+                    except Exception as e:
+                        old.stopping = False
+                        log.error("reload stopped: a new worker {index} failed: {e}", index=index, e=e)
+                        return
+                    self.workers[index] = new
+                    old.signal("TERM")
+                    await old.exited
+                log.info("reloaded {n} workers", n=len(self.workers))
+            finally:
+                self._reloading = False
+
+        return ensureDeferred(roll())
+
+    def health_report(self) -> Mapping[str, object]:
+        """The ops /health: the drivers as probed here, and how many workers serve."""
+        doc = dict(self.health())
+        if self.health.ready:
+            doc["workers"] = {"running": len(self.workers), "wanted": self.count}
+            if not self.workers:
+                doc["status"] = "error"  # nobody serves S3 right now
+        return doc
+
+    # -- stop
+
+    def stopService(self) -> Deferred[None]:
+        self._running_workers = False
+        for call in self._pending.values():
+            if call.active():
+                call.cancel()
+        self._pending.clear()
+        d = super().stopService()
+
+        async def after() -> None:
+            await d
+            await self._stop_workers()
+            await self.engine.stop()
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+        return ensureDeferred(after())
+
+    async def _stop_workers(self) -> None:
+        workers = list(self.workers.values())
+        for worker in workers:
+            worker.stopping = True
+            worker.signal("TERM")
+        kill = self.reactor.callLater(STOP_TIMEOUT, lambda: [w.signal("KILL") for w in workers])
+        await DeferredList([w.exited for w in workers])
+        if kill.active():
+            kill.cancel()
+
+
+def make_supervisor(
+    settings: Settings,
+    count: int,
+    spec: ListenSpec,
+    reactor: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> Supervisor:
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    data = os.path.abspath(settings.data)
+    try:
+        os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
+    if not os.access(data, os.W_OK):
+        raise ConfigError(f"data directory {data!r} is not writable")
+    # Made here, before any worker starts, so that all of them read the same key.
+    box = SecretBox(load_master_key(settings, data, create=True))
+    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
+    engine = Engine(
+        catalog,
+        {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
+        reactor,
+        min_part_size=settings.min_part_size,
+    )
+    top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
+    ops_site = Site(
+        ops_resource(
+            AggregatedMetrics(top.metrics_dir, top),  # type: ignore[arg-type]
+            version=__version__,
+            started=top.started,
+            health=top.health_report,
+        )
+    )
+    ops_site.log = lambda request: None  # type: ignore[method-assign]
+    try:
+        strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"bad endpoint: {e}") from None
+    return top

@@ -1,0 +1,119 @@
+"""One S3 worker process, spawned by the supervisor: ``python -m vaultaire.worker``.
+
+Arguments: the settings as JSON and the supervisor's pid. The worker serves
+S3 on its own SO_REUSEPORT socket and talks back to the supervisor on two
+pipes: log events as JSON lines on stdout, and its state on descriptor 3
+(``ready`` once it serves, ``fatal <reason>`` when it cannot start).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+from typing import IO, Any
+
+from attrs import asdict
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    globalLogBeginner,
+)
+
+from vaultaire.config import Settings, build
+
+CONTROL_FD = 3
+_PR_SET_PDEATHSIG = 1
+
+
+def settings_argument(settings: Settings) -> str:
+    return json.dumps(asdict(settings))
+
+
+def settings_from_argument(text: str) -> Settings:
+    # The same normalising (lists to tuples) and checks as settings from a file.
+    return build(json.loads(text), {})
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the supervisor dies, however it dies.
+
+    A kill -9 of the supervisor must not leave orphan workers holding the
+    port and writing to the data directory.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's stop still ends its workers
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+class JSONLinesObserver:
+    """Log events as one JSON line each, for the supervisor to re-log at their level."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text = f"{text}\n{failure.getTraceback()}"
+        level = event.get("log_level", LogLevel.info)
+        try:
+            self._out.write(json.dumps({"level": level.name, "text": text}) + "\n")
+            self._out.flush()
+        except (OSError, ValueError):
+            pass  # the supervisor is gone; logging must never take the worker down
+
+
+class Control:
+    """The state pipe to the supervisor."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def __call__(self, state: str, reason: str) -> None:
+        line = f"{state} {reason}".strip().replace("\n", " ") + "\n"
+        try:
+            os.write(self._fd, line.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+
+def main(argv: list[str]) -> None:
+    settings = settings_from_argument(argv[0])
+    die_with_parent(int(argv[1]))
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(settings.log_level))
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(JSONLinesObserver(sys.stdout), [predicate])], redirectStandardIO=False
+    )
+    # SIGHUP is the supervisor's to act on; a stray one must not kill a worker.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    from twisted.internet import reactor
+
+    from vaultaire.service import make_service
+
+    control = Control(CONTROL_FD)
+    try:
+        service = make_service(settings, reactor, notify=control)
+        service.privilegedStartService()
+    except SystemExit:
+        raise  # the reason went to the supervisor already
+    except Exception as e:
+        control("fatal", f"the worker failed to start: {e}")
+        raise SystemExit(1) from None
+    reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
