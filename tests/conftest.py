@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,42 @@ def aws_home(tmp_path: Path) -> Path:
     home = tmp_path / "aws-home"
     home.mkdir()
     return home
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One SeaweedFS for the whole session (it takes seconds to start); tests use their own prefixes."""
+    from upstreams import Seaweed, UpstreamError
+
+    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
+    try:
+        server.start(bucket="vaultaire-blobs")
+    except UpstreamError as e:
+        server.kill9()
+        pytest.fail(f"SeaweedFS could not start: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def upstream_vaultaire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A second Vaultaire (local driver) serving as an S3 upstream, bucket 'vaultaire-blobs' made."""
+    from upstreams import second_vaultaire
+
+    d = second_vaultaire(tmp_path_factory.mktemp("upstream-vaultaire"), "vaultaire-blobs")
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def upstream(request: pytest.FixtureRequest) -> str | None:
+    """Where the in-process server keeps bytes: None for the local driver, or
+    SeaweedFS's endpoint for the s3 driver. Fixtures building ``Server`` take it,
+    so the same test bodies run against both drivers."""
+    if request.param == "local":
+        return None
+    return str(request.getfixturevalue("seaweed").endpoint)

@@ -11,6 +11,7 @@ import hashlib
 import os
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from vaultaire.api.auth import Authenticator
 from vaultaire.api.http import S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
+from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import Metrics
@@ -34,14 +36,47 @@ from vaultaire.sealing import SecretBox
 ACCESS = "TESTACCESSKEY"
 SECRET = "test-secret-key-0123456789"
 REGION = "us-east-1"
+UPSTREAM_BUCKET = "vaultaire-blobs"
 
 
 class Server:
-    def __init__(self, data: str, domains: tuple[str, ...] = (), cors_default: tuple[Any, ...] = ()) -> None:
+    """The whole stack in process. With ``upstream`` (an S3 endpoint URL, see
+    ``tests/upstreams.py``), containers are placed on an s3 driver over it, in
+    bucket ``vaultaire-blobs`` under a prefix of this server's own."""
+
+    def __init__(
+        self,
+        data: str,
+        domains: tuple[str, ...] = (),
+        upstream: str | None = None,
+        placements: Mapping[str, Any] | None = None,
+        cors_default: tuple[Any, ...] = (),
+    ) -> None:
         self.data = data
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
-        self.driver = LocalDriver(os.path.join(data, "blobs"), reactor)
-        self.engine = Engine(self.catalog, {"local": self.driver}, reactor)
+        self.upstream = upstream
+        self.driver: Any
+        if upstream is None:
+            self.driver = LocalDriver(os.path.join(data, "blobs"), reactor)
+        else:
+            from upstreams import ACCESS as UP_ACCESS
+            from upstreams import SECRET as UP_SECRET
+
+            self.driver = S3Driver(
+                S3DriverConfig(
+                    endpoint=upstream,
+                    bucket=UPSTREAM_BUCKET,
+                    access_key=UP_ACCESS,
+                    secret_key=UP_SECRET,
+                    prefix=f"srv-{uuid.uuid4().hex[:10]}/",
+                    part_size=5 * 2**20,
+                    timeout=10.0,
+                ),
+                reactor,
+                name="s3",
+            )
+        drivers = {self.driver.name: self.driver, **(placements or {})}
+        self.engine = Engine(self.catalog, drivers, reactor, default_placement=self.driver.name)
         self.events = EventLog(os.path.join(data, "events"))
         self.metrics = Metrics()
         self.api = S3Api(
@@ -76,6 +111,11 @@ class Server:
         self.events.stop()
 
     def blob_files(self) -> list[str]:
+        """Every blob the driver holds: files for local, upstream objects for s3 (a blocking listing)."""
+        if self.upstream is not None:
+            from upstreams import keys
+
+            return keys(self.upstream, UPSTREAM_BUCKET, self.driver.config.prefix)
         found = []
         for dirpath, _dirs, files in os.walk(os.path.join(self.data, "blobs")):
             found += [os.path.join(dirpath, f) for f in files]

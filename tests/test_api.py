@@ -20,8 +20,8 @@ from vaultaire import sigv4
 
 
 @pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
+async def server(tmp_path, upstream):
+    s = Server(str(tmp_path), upstream=upstream)
     await s.start()
     yield s
     await s.stop()

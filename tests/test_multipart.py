@@ -14,8 +14,8 @@ MIB = 2**20
 
 
 @pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
+async def server(tmp_path, upstream):
+    s = Server(str(tmp_path), upstream=upstream)
     await s.start("bucket")
     yield s
     await s.stop()

@@ -16,8 +16,8 @@ from vaultaire.model import RequestContext
 
 
 @pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
+async def server(tmp_path, upstream):
+    s = Server(str(tmp_path), upstream=upstream)
     await s.start("bucket", "other")
     yield s
     await s.stop()

@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import evolve, fields, frozen
+from attrs import Factory, evolve, fields, frozen
 
 
 class ConfigError(Exception):
@@ -40,6 +40,13 @@ class Settings:
     min_part_size: int = 5 * 2**20
     # Unfinished multipart uploads are aborted, and their parts freed, after this many seconds.
     upload_expiry: int = 7 * 24 * 3600
+    # Where a container's bytes live when CreateBucket names no LocationConstraint.
+    default_placement: str = "local"
+    # [drivers.NAME] tables (type = "local" | "s3" | "memory", and the type's settings);
+    # a "local" driver on <data>/blobs exists unless the file defines one of that name.
+    drivers: dict[str, Any] = Factory(dict)
+    # [placements.NAME] tables: policy = "mirror" | "failover" over drivers = [...].
+    placements: dict[str, Any] = Factory(dict)
     # The key that seals secret keys in the catalog: base64 of 32 bytes, inline or in a file.
     # Neither given: DATA/master.key, created (mode 0600) at first start.
     master_key: str = ""
@@ -72,6 +79,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
     },
+    "placement": {"default": "default_placement"},
     "security": {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
@@ -106,6 +114,12 @@ def load_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path!r} is not valid TOML: {e}") from None
     values: dict[str, Any] = {}
     for table, content in document.items():
+        if table in ("drivers", "placements"):
+            # Tables of named tables; their contents are checked by validate().
+            if not isinstance(content, dict):
+                raise ConfigError(f"config file {path!r}: [{table}] must hold tables like [{table}.NAME]")
+            values[table] = content
+            continue
         layout = _TOML_LAYOUT.get(table)
         if layout is None:
             raise ConfigError(f"config file {path!r}: unknown section [{table}]")
@@ -171,3 +185,82 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):
         raise ConfigError(f"setting 'region' {settings.region!r} must be letters, digits and '-'")
+    _validate_backends(settings)
+
+
+# [drivers.NAME] settings by type: name -> (type, required)
+_DRIVER_SETTINGS: dict[str, dict[str, tuple[type, bool]]] = {
+    "local": {"root": (str, False)},
+    "memory": {},
+    "s3": {
+        "endpoint": (str, True),
+        "bucket": (str, True),
+        "access_key": (str, True),
+        "secret_key": (str, True),
+        "region": (str, False),
+        "prefix": (str, False),
+        "tls_verify": (bool, False),
+        "ca_file": (str, False),
+        "single_put_max": (int, False),
+        "part_size": (int, False),
+        "timeout": (float, False),
+        "retries": (int, False),
+        "max_connections": (int, False),
+    },
+}
+_POLICIES = ("mirror", "failover")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 63:
+        raise ConfigError(f"{kind} name {name!r} must be 1 to 63 letters, digits, '-' or '_'")
+
+
+def _validate_backends(settings: Settings) -> None:
+    """Drivers and placements: known types, required settings, names that resolve."""
+    for name, table in settings.drivers.items():
+        _check_name("driver", name)
+        where = f"[drivers.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        kind = table.get("type")
+        if kind not in _DRIVER_SETTINGS:
+            raise ConfigError(f"{where} needs type = one of {', '.join(sorted(_DRIVER_SETTINGS))}, not {kind!r}")
+        allowed = _DRIVER_SETTINGS[kind]
+        for key, value in table.items():
+            if key == "type":
+                continue
+            if key not in allowed:
+                raise ConfigError(f"{where}: unknown setting {key!r} for a {kind} driver")
+            expected = allowed[key][0]
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if not ok:
+                raise ConfigError(f"{where}: {key!r} must be {expected.__name__}, not {value!r}")
+        for key, (_, required) in allowed.items():
+            if required and not table.get(key):
+                raise ConfigError(f"{where}: {key!r} is required for a {kind} driver")
+        if kind == "s3" and not str(table["endpoint"]).startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: endpoint must start with http:// or https://")
+    drivers = set(settings.drivers) | {"local"}
+    for name, table in settings.placements.items():
+        _check_name("placement", name)
+        where = f"[placements.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        if name in drivers:
+            raise ConfigError(f"{where}: a driver is already called {name!r}; every driver is a placement itself")
+        unknown = set(table) - {"policy", "drivers"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+        if table.get("policy") not in _POLICIES:
+            raise ConfigError(f"{where} needs policy = one of {', '.join(_POLICIES)}")
+        members = table.get("drivers")
+        if not isinstance(members, list) or len(members) < 2 or len(set(members)) != len(members):
+            raise ConfigError(f"{where} needs drivers = a list of two or more different driver names")
+        for member in members:
+            if member not in drivers:
+                raise ConfigError(f"{where}: {member!r} is not a driver (define [drivers.{member}])")
+    if settings.default_placement not in drivers | set(settings.placements):
+        raise ConfigError(f"[placement] default = {settings.default_placement!r} names no driver or placement")

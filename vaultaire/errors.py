@@ -78,3 +78,12 @@ class TenantNotEmpty(VaultaireError):
 
 class DriverError(VaultaireError):
     """The byte store failed; the message says how, without secrets or paths of keys."""
+
+
+class DriverUnavailable(DriverError):
+    """The byte store cannot be reached right now (connection refused, timed out, 5xx):
+    worth retrying later, unlike a store that answered and refused."""
+
+
+class NoSuchPlacement(VaultaireError):
+    """A container was asked for a placement the configuration does not name."""

@@ -31,8 +31,9 @@ from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import DrainingSite, drain
-from vaultaire.drivers.local import LocalDriver
+from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
+from vaultaire.errors import DriverError
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metering import Meter
@@ -64,10 +65,13 @@ def apply_log_level(level: str) -> None:
 class HealthCache:
     """Driver health probed on a timer, so a health request never waits on a disk."""
 
-    def __init__(self, engine: Engine, identity: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, identity: Mapping[str, object] | None = None, metrics: Metrics | None = None
+    ) -> None:
         self._engine = engine
         # Fixed fields added to every answer, e.g. which worker process answered.
         self._identity = dict(identity or {})
+        self._metrics = metrics
         self.last: dict[str, object] = {"status": "starting"}
         # Until the engine has started and the first keys exist, the daemon is not ready.
         self.ready = False
@@ -75,6 +79,9 @@ class HealthCache:
     def probe(self) -> Deferred[None]:
         async def run() -> None:
             self.last = {**await self._engine.health(), **self._identity}
+            drivers = self.last.get("drivers")
+            if self._metrics is not None and isinstance(drivers, Mapping):
+                self._metrics.observe_drivers(drivers)
 
         return ensureDeferred(run()).addErrback(lambda f: log.failure("health probe failed", f))
 
@@ -144,6 +151,10 @@ class VaultaireService(MultiService):
         except BootstrapError as e:
             self._fail_start(str(e))
             return
+        except DriverError as e:
+            # A driver that cannot work at all (an upstream bucket missing): one clear line.
+            self._fail_start(str(e))
+            return
         except Exception as e:
             log.failure("vaultaire: the engine failed to start")
             self._fail_start(f"the engine failed to start: {e}")
@@ -192,6 +203,21 @@ class VaultaireService(MultiService):
             self.events.stop()
 
         return ensureDeferred(after())
+
+
+def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
+    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
+    try:
+        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"drivers cannot be set up: {e}") from None
+    return Engine(
+        catalog,
+        placements,
+        reactor,
+        default_placement=settings.default_placement,
+        min_part_size=settings.min_part_size,
+    )
 
 
 def oldest_names(tenants: list[Tenant]) -> list[str]:
@@ -252,12 +278,7 @@ def make_service(
     started = time.time()
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = Engine(
-        catalog,
-        {"local": LocalDriver(os.path.join(data, "blobs"), reactor, scrub_staging=not worker)},
-        reactor,
-        min_part_size=settings.min_part_size,
-    )
+    engine = build_engine(settings, data, catalog, reactor, scrub_staging=not worker)
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,
@@ -266,7 +287,7 @@ def make_service(
     metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
     meter = Meter(lambda rows: ensureDeferred(engine.record_traffic(rows)), metrics, time.time)
     authenticator = Authenticator(engine.credential, settings.region, settings.max_clock_skew, time.time)
-    health = HealthCache(engine, {"worker_pid": os.getpid()} if worker else None)
+    health = HealthCache(engine, {"worker_pid": os.getpid()} if worker else None, metrics)
     api = S3Api(
         engine,
         authenticator,

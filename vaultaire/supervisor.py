@@ -40,13 +40,12 @@ from vaultaire import __version__
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
-from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine import Engine
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.sealing import SecretBox, load_master_key
-from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, apply_log_level, periodic_work
+from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, apply_log_level, build_engine, periodic_work
 from vaultaire.worker import CONTROL_FD, settings_argument
 
 __all__ = ["Supervisor", "make_supervisor"]
@@ -414,12 +413,7 @@ def make_supervisor(
     # Made here, before any worker starts, so that all of them read the same key.
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = Engine(
-        catalog,
-        {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
-        reactor,
-        min_part_size=settings.min_part_size,
-    )
+    engine = build_engine(settings, data, catalog, reactor, scrub_staging=True)  # before any worker runs
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
     ops_site = Site(
         ops_resource(

@@ -324,15 +324,14 @@ class S3Api(MultipartOperations, PostObjectOperation, CorsOperations):
         assert call.target.bucket is not None
         check_bucket_name(call.target.bucket)
         body = await self._small_body(call)
+        placement = None
         if body.strip():
             constraint = xmlparse.location_constraint(body)
+            # The server's own region (what SDKs send by default) means the default placement;
+            # any other constraint names a placement, or is refused (InvalidLocationConstraint).
             if constraint and constraint != self.region:
-                raise S3Error(
-                    "InvalidLocationConstraint",
-                    f"The location constraint {constraint!r} is not this server's region {self.region!r}.",
-                    LocationConstraint=constraint,
-                )
-        await self.engine.create_container(call.ctx, call.target.bucket)
+                placement = constraint
+        await self.engine.create_container(call.ctx, call.target.bucket, placement)
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""
@@ -350,8 +349,10 @@ class S3Api(MultipartOperations, PostObjectOperation, CorsOperations):
         return b""
 
     async def get_bucket_location(self, call: S3Call) -> bytes:
-        await self._container(call)
-        # S3 answers an empty constraint for us-east-1.
+        container = await self._container(call)
+        if container.placement != self.engine.default_placement:
+            return self._xml(call, element("LocationConstraint", container.placement, xmlns=True))
+        # On the default placement: the region, which S3 answers as empty for us-east-1.
         region = "" if self.region == "us-east-1" else self.region
         return self._xml(call, element("LocationConstraint", region, xmlns=True))
 

@@ -72,6 +72,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
     "ServiceUnavailable": (503, "Service is unable to handle request."),
+    "SlowDown": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (
         403,
         "The request signature we calculated does not match the signature you provided. "
@@ -125,8 +126,17 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("EntityTooSmall", PartNumber=str(exc))
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
+    if isinstance(exc, domain.DriverUnavailable):
+        # SDKs back off and retry on SlowDown: the upstream is down or overloaded.
+        return S3Error("SlowDown", "The storage upstream is unavailable; please retry.")
     if isinstance(exc, domain.QuotaExceeded):
         return S3Error("QuotaExceeded", str(exc))
     if isinstance(exc, domain.DriverError):
         return S3Error("ServiceUnavailable", "The storage driver failed; please retry.")
+    if isinstance(exc, domain.NoSuchPlacement):
+        return S3Error(
+            "InvalidLocationConstraint",
+            f"The location constraint {exc} names no placement of this server.",
+            LocationConstraint=str(exc),
+        )
     return None

@@ -70,4 +70,7 @@ class Catalog(Protocol):
     def garbage(self, limit: int) -> Deferred[list[tuple[str, str]]]:
         """(placement, locator) pairs whose blobs are no longer referenced."""
 
+    def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
+        """Queue blobs that no row references (a failed write's leftovers) for the sweep."""
+
     def forget_garbage(self, locators: list[str]) -> Deferred[None]: ...

@@ -930,6 +930,18 @@ class SQLiteCatalog:
 
         return self._run(work)
 
+    def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
+        """Queue blobs no row references (a failed write's leftovers) for the next sweep."""
+
+        def work(db: sqlite3.Connection) -> None:
+            now = self._clock()
+            db.executemany(
+                "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
+                [(loc, placement, now) for loc in locators],
+            )
+
+        return self._run(self._transaction, work)
+
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM garbage WHERE locator = ?", [(loc,) for loc in locators])

@@ -2,6 +2,30 @@
 
 A locator is chosen by the engine (``<container-id>/<ab>/<uuid>``) and means
 nothing to the driver beyond a name that is safe to use as a relative path.
+A driver never sees a tenant, a bucket name or a key.
+
+The contract, in full:
+
+* **write**: ``open_writer(locator, size_hint)`` returns a writer; chunks go in
+  with ``write`` (each Deferred fires when the next chunk may come: that is
+  the backpressure), then exactly one of ``commit`` (the blob is durable and
+  whole at its locator before the Deferred fires) or ``abort`` (nothing is
+  left behind). A blob that is never committed must never become readable,
+  and a committed locator is never written again (the engine always picks a
+  fresh one), so drivers need no overwrite semantics.
+* **read**: ``open_reader(locator, start, end)`` fires with a reader for the
+  inclusive range once the driver knows the blob is there (a missing blob is
+  a DriverError here, not later); ``stream_to(consumer)`` registers the
+  reader as a push producer on the consumer, so a slow consumer pauses the
+  source; ``stop`` releases it early.
+* **delete** frees a blob; a blob already gone is not an error.
+* **stat** answers a blob's size, or None when it is not there.
+* **health** reports ``{"status": "ok" | "error" | ..., ...}`` and never raises.
+* **start** fails with a clear DriverError when the driver cannot work at all
+  (an upstream bucket that does not exist); **stop** releases connections.
+
+Every failure of the byte store is a ``vaultaire.errors.DriverError``; the S3
+layer answers it with 503, so clients retry.
 """
 
 from __future__ import annotations
@@ -45,12 +69,18 @@ class Driver(Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
-    def open_writer(self, locator: str) -> BlobWriter: ...
+    def open_writer(self, locator: str, size_hint: int | None = None) -> BlobWriter:
+        """A writer for a new blob. ``size_hint`` is the exact size when the
+        caller knows it (a PUT's Content-Length): a driver may stream a blob of
+        known size in one request and must fail the commit if it was wrong."""
 
     def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
         """A reader for bytes start..end inclusive (end < start for an empty blob)."""
 
     def delete(self, locator: str) -> Deferred[None]:
         """Free the blob; a blob already gone is not an error."""
+
+    def stat(self, locator: str) -> Deferred[int | None]:
+        """The blob's size in bytes, or None when there is no such blob."""
 
     def health(self) -> Deferred[dict[str, object]]: ...

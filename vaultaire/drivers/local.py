@@ -284,7 +284,8 @@ class LocalDriver:
     def stop(self) -> Deferred[None]:
         return succeed(None)
 
-    def open_writer(self, locator: str) -> LocalBlobWriter:
+    def open_writer(self, locator: str, size_hint: int | None = None) -> LocalBlobWriter:
+        # A file needs no size up front; the engine checks the size it announced.
         return LocalBlobWriter(self._run, self._path(locator))
 
     def open_reader(self, locator: str, start: int, end: int) -> Deferred[LocalBlobReader | BytesReader]:
@@ -319,6 +320,17 @@ class LocalDriver:
                 pass
 
         return self._run(unlink)
+
+    def stat(self, locator: str) -> Deferred[int | None]:
+        path = self._path(locator)
+
+        def size() -> int | None:
+            try:
+                return os.stat(path).st_size
+            except FileNotFoundError:
+                return None
+
+        return self._run(size)
 
     def health(self) -> Deferred[dict[str, object]]:
         def probe() -> dict[str, object]:

@@ -9,9 +9,10 @@ from vaultaire.errors import DriverError
 
 
 class MemoryBlobWriter:
-    def __init__(self, store: dict[str, bytes], locator: str) -> None:
+    def __init__(self, store: dict[str, bytes], locator: str, size_hint: int | None = None) -> None:
         self._store = store
         self._locator = locator
+        self._size_hint = size_hint
         self._chunks: list[bytes] = []
 
     def write(self, data: bytes) -> Deferred[None]:
@@ -19,7 +20,10 @@ class MemoryBlobWriter:
         return succeed(None)
 
     def commit(self) -> Deferred[None]:
-        self._store[self._locator] = b"".join(self._chunks)
+        data = b"".join(self._chunks)
+        if self._size_hint is not None and len(data) != self._size_hint:
+            return fail(DriverError(f"blob has {len(data)} bytes, {self._size_hint} were announced"))
+        self._store[self._locator] = data
         return succeed(None)
 
     def abort(self) -> Deferred[None]:
@@ -38,8 +42,8 @@ class MemoryDriver:
     def stop(self) -> Deferred[None]:
         return succeed(None)
 
-    def open_writer(self, locator: str) -> MemoryBlobWriter:
-        return MemoryBlobWriter(self.blobs, locator)
+    def open_writer(self, locator: str, size_hint: int | None = None) -> MemoryBlobWriter:
+        return MemoryBlobWriter(self.blobs, locator, size_hint)
 
     def open_reader(self, locator: str, start: int, end: int) -> Deferred[BytesReader]:
         if locator not in self.blobs:
@@ -49,6 +53,10 @@ class MemoryDriver:
     def delete(self, locator: str) -> Deferred[None]:
         self.blobs.pop(locator, None)
         return succeed(None)
+
+    def stat(self, locator: str) -> Deferred[int | None]:
+        blob = self.blobs.get(locator)
+        return succeed(None if blob is None else len(blob))
 
     def health(self) -> Deferred[dict[str, object]]:
         return succeed({"status": "ok", "blobs": len(self.blobs)})

@@ -27,8 +27,10 @@ from vaultaire.engine.quota import QuotaGuard, Reservation
 from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
+    DriverUnavailable,
     NoSuchArtifact,
     NoSuchContainer,
+    NoSuchPlacement,
     NoSuchUpload,
     PreconditionFailed,
 )
@@ -110,8 +112,13 @@ class Engine:
 
     async def start(self) -> None:
         await self.catalog.start()
-        for driver in self.drivers.values():
-            await driver.start()
+        for name, driver in self.drivers.items():
+            try:
+                await driver.start()
+            except DriverUnavailable as e:
+                # An upstream that is down now may be back soon (a mirror serves without it);
+                # health shows it down. One that answered and refused (no bucket) stops the start.
+                log.warn("driver {name} is unavailable at start: {error}", name=name, error=str(e))
         await self.collect_garbage()
 
     async def stop(self) -> None:
@@ -167,8 +174,16 @@ class Engine:
     async def list_containers(self, ctx: RequestContext) -> list[Container]:
         return await self.catalog.containers(self._tenant(ctx).id)
 
-    async def create_container(self, ctx: RequestContext, name: str) -> Container:
-        return await self.catalog.create_container(self._tenant(ctx).id, name, self._default)
+    @property
+    def default_placement(self) -> str:
+        return self._default
+
+    async def create_container(self, ctx: RequestContext, name: str, placement: str | None = None) -> Container:
+        """A new container on ``placement`` (the configured default when None)."""
+        chosen = placement or self._default
+        if chosen not in self.drivers:
+            raise NoSuchPlacement(chosen)
+        return await self.catalog.create_container(self._tenant(ctx).id, name, chosen)
 
     async def container(self, ctx: RequestContext, name: str) -> Container:
         found = await self.catalog.container(self._tenant(ctx).id, name)
@@ -291,7 +306,7 @@ class Engine:
         """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
         reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
         try:
-            return await self._stream_blob(container, source, hashers, verify, reservation)
+            return await self._stream_blob(container, source, hashers, verify, reservation, declared_size)
         finally:
             if reservation is not None:
                 reservation.release()
@@ -303,10 +318,14 @@ class Engine:
         hashers: Mapping[str, Hasher] | None,
         verify: Verifier | None,
         reservation: Reservation | None,
+        declared_size: int | None = None,
     ) -> tuple[str, int, str]:
+        """Stream into a new blob. ``declared_size`` (the Content-Length the client
+        announced) goes to the driver: one that needs it up front (a streamed
+        upstream PUT) uses it."""
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
-        writer = self._driver(container).open_writer(locator)
+        writer = self._driver(container).open_writer(locator, declared_size)
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
@@ -336,7 +355,13 @@ class Engine:
                 verify({name: hasher.digest() for name, hasher in all_hashers.items()})
             await writer.commit()
         except BaseException:
-            await writer.abort()
+            try:
+                await writer.abort()
+            except DriverError as e:
+                # The driver could not clean up (a mirror member went down holding a copy):
+                # the sweep deletes it later, so nothing is left for good.
+                log.warn("aborted blob {locator} left behind ({error}); queued", locator=locator, error=str(e))
+                await self.catalog.queue_garbage(container.placement, [locator])
             raise
         return locator, size, md5.hexdigest()
 
@@ -588,6 +613,9 @@ class Engine:
             try:
                 await driver.delete(locator)
                 freed.append(locator)
+            except DriverError as e:
+                # Expected while a driver is down: one line, no traceback; the next sweep retries.
+                log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
             except Exception:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
         if freed:

@@ -150,6 +150,30 @@ class Metrics:
             # With several workers (prometheus multiprocess mode): the sum over live ones.
             multiprocess_mode="livesum",
         )
+        self.driver_up = Gauge(
+            "vaultaire_driver_up",
+            "1 when the driver (or placement) answered its last health probe ok, else 0.",
+            ["driver"],
+            registry=self.registry,
+            # With several workers: each probes; the latest probe is the answer.
+            multiprocess_mode="mostrecent",
+        )
+        self.driver_latency = Gauge(
+            "vaultaire_driver_latency_seconds",
+            "How long the driver's last health probe took.",
+            ["driver"],
+            registry=self.registry,
+            # With several workers: each probes; the latest probe is the answer.
+            multiprocess_mode="mostrecent",
+        )
+        self.driver_errors = Gauge(
+            "vaultaire_driver_errors",
+            "Failed requests to the driver's store since start (as the driver counts them).",
+            ["driver"],
+            registry=self.registry,
+            # With several workers: each probes; the latest probe is the answer.
+            multiprocess_mode="mostrecent",
+        )
         # Stored totals come from the catalog, not from counting: read fresh, exported as is.
         self.stored = StoredCollector(self.tenant_label)
         self.registry.register(self.stored)  # type: ignore[arg-type]
@@ -187,6 +211,22 @@ class Metrics:
                 sent.inc(bytes_out)
         except Exception:
             _log.failure("recording metrics for {operation} failed", operation=operation)
+
+    def observe_drivers(self, report: Mapping[str, Any]) -> None:
+        """Driver gauges from a health report ({name: {"status", "latency_seconds", "errors"}})."""
+        try:
+            for name, health in report.items():
+                if not isinstance(health, Mapping):
+                    continue
+                self.driver_up.labels(driver=name).set(1 if health.get("status") == "ok" else 0)
+                latency = health.get("latency_seconds")
+                if isinstance(latency, int | float):
+                    self.driver_latency.labels(driver=name).set(latency)
+                errors = health.get("errors")
+                if isinstance(errors, int):
+                    self.driver_errors.labels(driver=name).set(errors)
+        except Exception:
+            _log.failure("recording driver metrics failed")
 
     def observe_tenant(self, tenant: str, klass: str | None, bytes_in: int, bytes_out: int) -> None:
         try:

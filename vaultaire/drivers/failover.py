@@ -1,0 +1,263 @@
+"""The failover placement: blobs on the primary, on a secondary while the primary is down.
+
+* A write goes to the first member not known to be down. A write that fails
+  because its member is unreachable marks it down (the client gets 503 and
+  retries, landing on the next member); the health probe marks it up again.
+* A blob committed anywhere but on the primary is noted in a journal (one
+  locator a line, appended and fsynced before the commit is acknowledged), so
+  a restart forgets nothing.
+* Reads try the members in order and take the first that has the blob.
+* Once the primary answers again, ``reconcile`` (run from the health probe)
+  copies every journalled blob to the primary, deletes it from where it was,
+  and drops it from the journal; a blob deleted meanwhile is simply skipped.
+* A delete must succeed on every member (a blob may be on any of them), or it
+  fails and stays queued as garbage for the next sweep.
+
+Members are placements of their own, started and stopped by the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from vaultaire.drivers.copy import copy_blob
+from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
+from vaultaire.errors import DriverError, DriverUnavailable
+
+log = Logger()
+
+
+class Journal:
+    """Locators waiting to go back to the primary: an append-only file, rewritten when drained."""
+
+    def __init__(self, path: str, reactor: Any) -> None:
+        self.path = path
+        self._reactor = reactor
+
+    def _run(self, fn: Any, *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
+
+    def _append(self, locator: str) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(locator + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append(self, locator: str) -> Deferred[None]:
+        return self._run(self._append, locator)
+
+    def _read(self) -> list[str]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return list(dict.fromkeys(line.strip() for line in f if line.strip()))
+        except FileNotFoundError:
+            return []
+
+    def read(self) -> Deferred[list[str]]:
+        return self._run(self._read)
+
+    def _forget(self, done: set[str]) -> None:
+        # Entries appended while reconciling ran are kept: only what was done goes.
+        remaining = [loc for loc in self._read() if loc not in done]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(loc + "\n" for loc in remaining)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def forget(self, done: set[str]) -> Deferred[None]:
+        return self._run(self._forget, done)
+
+
+class FailoverWriter:
+    def __init__(self, failover: FailoverDriver, member: Driver, locator: str, writer: BlobWriter) -> None:
+        self._failover = failover
+        self._member = member
+        self._locator = locator
+        self._writer = writer
+
+    def write(self, data: bytes) -> Deferred[None]:
+        return self._watch(self._writer.write(data))
+
+    def _watch(self, d: Deferred[None]) -> Deferred[None]:
+        def failed(failure: Any) -> Any:
+            self._failover.member_failed(self._member, failure.value)
+            return failure
+
+        return d.addErrback(failed)
+
+    def commit(self) -> Deferred[None]:
+        async def commit() -> None:
+            await self._watch(self._writer.commit())
+            if self._member is not self._failover.primary:
+                await self._failover.journal.append(self._locator)
+
+        return Deferred.fromCoroutine(commit())
+
+    def abort(self) -> Deferred[None]:
+        return self._writer.abort()
+
+
+class FailoverDriver:
+    def __init__(self, name: str, members: Sequence[Driver], reactor: Any, journal_dir: str) -> None:
+        if len(members) < 2:
+            raise ValueError("failover needs two or more drivers")
+        self.name = name
+        self.members = list(members)
+        self.primary = self.members[0]
+        self._reactor = reactor
+        self._down: set[str] = set()
+        self.journal = Journal(os.path.join(journal_dir, f"{name}.journal"), reactor)
+        self.reconciled = 0
+        self._reconciling: Deferred[int] | None = None
+
+    def member_failed(self, member: Driver, error: BaseException) -> None:
+        if isinstance(error, DriverUnavailable):
+            if member.name not in self._down:
+                log.warn(
+                    "failover {name}: {member} is down, writing to the next driver", name=self.name, member=member.name
+                )
+            self._down.add(member.name)
+
+    def _writable(self) -> Driver:
+        for member in self.members:
+            if member.name not in self._down:
+                return member
+        return self.primary  # all down: try the primary, the client gets its error
+
+    # -- life cycle: members are the engine's
+
+    def start(self) -> Deferred[None]:
+        return succeed(None)
+
+    def stop(self) -> Deferred[None]:
+        return self._reconciling if self._reconciling is not None else succeed(None)  # type: ignore[return-value]
+
+    # -- blobs
+
+    def open_writer(self, locator: str, size_hint: int | None = None) -> FailoverWriter:
+        member = self._writable()
+        return FailoverWriter(self, member, locator, member.open_writer(locator, size_hint))
+
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
+        async def open_() -> BlobReader:
+            errors = []
+            for member in sorted(self.members, key=lambda m: m.name in self._down):
+                try:
+                    return await member.open_reader(locator, start, end)
+                except DriverError as e:
+                    self.member_failed(member, e)
+                    errors.append(f"{member.name}: {e}")
+            raise DriverError(f"failover {self.name}: no member could read {locator} ({'; '.join(errors)})")
+
+        return Deferred.fromCoroutine(open_())
+
+    def delete(self, locator: str) -> Deferred[None]:
+        async def delete() -> None:
+            results = await DeferredList([m.delete(locator) for m in self.members], consumeErrors=True)
+            for member, (ok, value) in zip(self.members, results, strict=True):
+                if not ok:
+                    self.member_failed(member, value.value)
+                    value.raiseException()
+
+        return Deferred.fromCoroutine(delete())
+
+    def stat(self, locator: str) -> Deferred[int | None]:
+        async def stat() -> int | None:
+            for member in self.members:
+                try:
+                    size = await member.stat(locator)
+                except DriverError:
+                    continue
+                if size is not None:
+                    return size
+            return None
+
+        return Deferred.fromCoroutine(stat())
+
+    # -- reconciliation
+
+    def reconcile(self) -> Deferred[int]:
+        """Move journalled blobs back to the primary; fires with how many moved. One run at a time."""
+        if self._reconciling is None:
+            self._reconciling = Deferred.fromCoroutine(self._reconcile())
+            self._reconciling.addBoth(self._reconciled)
+        d: Deferred[int] = Deferred()
+        self._reconciling.addBoth(lambda result: (d.callback(result if isinstance(result, int) else 0), result)[1])
+        return d
+
+    def _reconciled(self, result: Any) -> Any:
+        self._reconciling = None
+        return result
+
+    async def _reconcile(self) -> int:
+        pending = await self.journal.read()
+        done: set[str] = set()
+        moved = 0
+        try:
+            for locator in pending:
+                # On the primary already when an earlier run stopped before forgetting it.
+                if await self.primary.stat(locator) is None:
+                    source = await self._holder(locator)
+                    if source is None:
+                        done.add(locator)  # deleted meanwhile: nothing to move
+                        continue
+                    await copy_blob(source, self.primary, locator)
+                    moved += 1
+                for member in self.members[1:]:
+                    await member.delete(locator)
+                done.add(locator)
+        except DriverError as e:
+            log.warn("failover {name}: reconciling stopped: {e}", name=self.name, e=str(e))
+        finally:
+            if done:
+                await self.journal.forget(done)
+        self.reconciled += moved
+        return moved
+
+    async def _holder(self, locator: str) -> Driver | None:
+        for member in self.members[1:]:
+            if await member.stat(locator) is not None:
+                return member
+        return None
+
+    def health(self) -> Deferred[dict[str, object]]:
+        async def probe() -> dict[str, object]:
+            members: dict[str, object] = {}
+            for member in self.members:
+                try:
+                    h = await member.health()
+                except Exception as e:
+                    h = {"status": "error", "error": str(e)}
+                members[member.name] = h.get("status")
+                if h.get("status") == "ok":
+                    if member.name in self._down:
+                        log.info("failover {name}: {member} is back", name=self.name, member=member.name)
+                    self._down.discard(member.name)
+                else:
+                    self._down.add(member.name)
+            pending = len(await self.journal.read())
+            if pending and self.primary.name not in self._down:
+                self.reconcile()  # in the background: a health probe never waits on copies
+            up = sum(1 for m in self.members if m.name not in self._down)
+            primary_ok = self.primary.name not in self._down
+            status = "ok" if up == len(self.members) else ("degraded" if up else "error")
+            return {
+                "status": status,
+                "policy": "failover",
+                "members": members,
+                "writing_to": self._writable().name,
+                "primary_up": primary_ok,
+                "awaiting_reconcile": pending,
+                "reconciled": self.reconciled,
+            }
+
+        return Deferred.fromCoroutine(probe())
