@@ -379,3 +379,20 @@ def test_workers_serve_an_ssl_endpoint(tmp_path: Path) -> None:
         assert len(pids) == 2
     finally:
         d.stop()
+
+
+def test_ctrl_c_is_the_supervisors_to_handle(workers: Daemon) -> None:
+    # Ctrl-C in a terminal sends SIGINT to every process of the group: the workers leave it
+    # to the supervisor, which stops each of them once.
+    pids = set(pids_over_new_connections(workers))
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+    time.sleep(1)
+    assert set(pids_over_new_connections(workers, 20)) == pids
+    assert metrics(workers)["vaultaire_worker_restarts_total"] == 0
+    assert workers.proc is not None
+    os.kill(workers.pid, signal.SIGINT)
+    workers.proc.wait(20)
+    for pid in pids:
+        assert is_gone(pid), pid
+    assert "Traceback" not in workers.log_text()
