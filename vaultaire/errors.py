@@ -87,3 +87,7 @@ class DriverUnavailable(DriverError):
 
 class NoSuchPlacement(VaultaireError):
     """A container was asked for a placement the configuration does not name."""
+
+
+class MigrationInProgress(DriverUnavailable):
+    """What was asked needs blobs that a migration is moving between placements: retry shortly."""

@@ -64,6 +64,9 @@ class Artifact:
     parts: tuple[tuple[str, int], ...] = ()
     # (algorithm, base64 value) of an x-amz-checksum-* verified at upload, returned on request
     checksum: tuple[str, str] | None = None
+    # The placement holding its blobs: the container's when written, another during a migration.
+    # Empty in catalogs older than migrations, meaning the container's.
+    placement: str = ""
 
     @property
     def etag(self) -> str:
@@ -102,6 +105,7 @@ class Part:
     md5: str
     modified: float
     checksum: str | None = None  # base64, of the upload's checksum algorithm
+    placement: str = ""  # where its blob is; empty in catalogs older than migrations: the container's
 
 
 @frozen

@@ -32,6 +32,7 @@ from vaultaire.errors import (
     EntityTooSmall,
     InvalidPart,
     InvalidPartOrder,
+    MigrationInProgress,
     NoSuchContainer,
     NoSuchTenant,
     NoSuchUpload,
@@ -121,6 +122,7 @@ CREATE TABLE IF NOT EXISTS parts (
     md5 TEXT NOT NULL,
     modified REAL NOT NULL,
     checksum TEXT,
+    placement TEXT,
     PRIMARY KEY (upload_id, number)
 ) WITHOUT ROWID;
 -- Per-container settings (name = "cors", ...): opaque documents to the catalog,
@@ -159,6 +161,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         storage_class=extra.get("class", "STANDARD"),
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
         checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,  # type: ignore[arg-type]
+        placement=extra.get("placement", ""),
     )
 
 
@@ -171,12 +174,13 @@ def _extra(artifact: Artifact) -> str:
             "class": artifact.storage_class,
             "parts": [list(p) for p in artifact.parts],
             "checksum": list(artifact.checksum) if artifact.checksum else None,
+            "placement": artifact.placement,
         }
     )
 
 
 _UPLOAD_COLUMNS = "id, container_id, key, created, content_type, extra"
-_PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum"
+_PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum, placement"
 
 
 def _upload(row: tuple[Any, ...]) -> Upload:
@@ -196,7 +200,7 @@ def _upload(row: tuple[Any, ...]) -> Upload:
 
 
 def _part(row: tuple[Any, ...]) -> Part:
-    return Part(*row)
+    return Part(*row[:7], placement=row[7] or "")
 
 
 def _container(row: tuple[Any, ...]) -> Container:
@@ -212,6 +216,8 @@ def _tenant(row: tuple[Any, ...]) -> Tenant:
 
 def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     """Bring a catalog written by an older version up to this schema, in one transaction."""
+    if "placement" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
+        db.execute("ALTER TABLE parts ADD COLUMN placement TEXT")  # NULL: the container's placement
     columns = {r[1] for r in db.execute("PRAGMA table_info(tenants)")}
     for column in ("max_bytes", "max_objects"):
         if column not in columns:
@@ -535,10 +541,11 @@ class SQLiteCatalog:
                 raise ContainerNotEmpty(container.name)
             # Unfinished uploads go with their container; their parts become garbage.
             parts = db.execute(
-                "SELECT locator FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE container_id = ?)",
+                "SELECT locator, placement FROM parts WHERE upload_id IN"
+                " (SELECT id FROM uploads WHERE container_id = ?)",
                 (container.id,),
             ).fetchall()
-            self._queue_garbage(db, container.id, [r[0] for r in parts])
+            self._queue_parts(db, container.id, parts)
             db.execute(
                 "DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE container_id = ?)", (container.id,)
             )
@@ -618,16 +625,29 @@ class SQLiteCatalog:
         if row is None:
             return None
         old = _artifact(row)
-        self._queue_garbage(db, container_id, old.locators)
+        self._queue_garbage(db, container_id, old.locators, old.placement)
         return old
 
-    def _queue_garbage(self, db: sqlite3.Connection, container_id: int, locators: Iterable[str]) -> None:
-        placement = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
+    def _queue_garbage(
+        self, db: sqlite3.Connection, container_id: int, locators: Iterable[str], placement: str | None = None
+    ) -> None:
+        """Queue blobs on ``placement`` (empty or None: where the container's blobs go)."""
+        if not placement:
+            row = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
+            placement = row[0] if row else "local"
         now = self._clock()
         db.executemany(
             "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
-            [(loc, placement[0] if placement else "local", now) for loc in locators],
+            [(loc, placement, now) for loc in locators],
         )
+
+    def _queue_parts(self, db: sqlite3.Connection, container_id: int, rows: Iterable[tuple[str, str | None]]) -> None:
+        """Queue (locator, placement) pairs of parts, each on its own placement."""
+        by_placement: dict[str, list[str]] = {}
+        for locator, placement in rows:
+            by_placement.setdefault(placement or "", []).append(locator)
+        for placement, locators in by_placement.items():
+            self._queue_garbage(db, container_id, locators, placement)
 
     def _check_condition(
         self, db: sqlite3.Connection, container_id: int, key: bytes, condition: WriteCondition
@@ -757,11 +777,20 @@ class SQLiteCatalog:
             ).fetchone()
             old = None if row is None else _part(row)
             if old is not None:
-                self._queue_garbage(db, container_id, [old.locator])
+                self._queue_garbage(db, container_id, [old.locator], old.placement)
             accounting.account(db, container_id, part.size - (old.size if old else 0), 0, self._clock())
             db.execute(
-                f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (part.upload_id, part.number, part.locator, part.size, part.md5, part.modified, part.checksum),
+                f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    part.upload_id,
+                    part.number,
+                    part.locator,
+                    part.size,
+                    part.md5,
+                    part.modified,
+                    part.checksum,
+                    part.placement or None,
+                ),
             )
             return old
 
@@ -820,6 +849,12 @@ class SQLiteCatalog:
             if condition is not None:
                 self._check_condition(db, container_id, key, condition)
             digest = hashlib.md5(b"".join(bytes.fromhex(p.md5) for p in picked)).hexdigest()
+            # A manifest's parts all live on one placement. Parts uploaded on both sides of a
+            # migration differ until the migration has moved them: the client retries (503).
+            here = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
+            placements = {p.placement or (here[0] if here else "") for p in picked}
+            if len(placements) > 1:
+                raise MigrationInProgress("this upload's parts are being moved to another placement; retry")
             artifact = Artifact(
                 container_id=container_id,
                 key=upload.key,
@@ -833,6 +868,7 @@ class SQLiteCatalog:
                 storage_class=upload.storage_class,
                 parts=tuple((p.locator, p.size) for p in picked),
                 checksum=checksum_of(upload, picked),
+                placement=placements.pop() if placements else "",
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
@@ -840,7 +876,9 @@ class SQLiteCatalog:
             self._account_replacement(db, container_id, -unchosen, old)
             self._write_artifact(db, artifact)
             chosen_numbers = {p.number for p in picked}
-            self._queue_garbage(db, container_id, [p.locator for n, p in stored.items() if n not in chosen_numbers])
+            self._queue_parts(
+                db, container_id, [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]
+            )
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
             return artifact, old, picked
@@ -850,8 +888,8 @@ class SQLiteCatalog:
     def abort_upload(self, container_id: int, upload_id: str) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:
             self._upload(db, container_id, upload_id)
-            rows = db.execute("SELECT locator, size FROM parts WHERE upload_id = ?", (upload_id,)).fetchall()
-            self._queue_garbage(db, container_id, [r[0] for r in rows])
+            rows = db.execute("SELECT locator, size, placement FROM parts WHERE upload_id = ?", (upload_id,)).fetchall()
+            self._queue_parts(db, container_id, [(r[0], r[2]) for r in rows])
             accounting.account(db, container_id, -sum(r[1] for r in rows), 0, self._clock())
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
@@ -930,6 +968,99 @@ class SQLiteCatalog:
 
         return self._run(work)
 
+    # -- moving a container to another placement
+
+    def begin_migration(self, container_id: int, target: str) -> Deferred[str]:
+        """Point the container's new writes at ``target``; returns the placement it had.
+
+        In the same transaction, every artifact and part that does not yet say
+        where its blobs are gets the old placement written down, so that after
+        the switch nothing is read from the wrong driver.
+        """
+
+        def work(db: sqlite3.Connection) -> str:
+            row = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
+            if row is None:
+                raise NoSuchContainer(str(container_id))
+            old: str = row[0]
+            db.execute(
+                "UPDATE artifacts SET metadata = json_set(metadata, '$.placement', ?)"
+                " WHERE container_id = ? AND coalesce(json_extract(metadata, '$.placement'), '') = ''",
+                (old, container_id),
+            )
+            db.execute(
+                "UPDATE parts SET placement = ? WHERE coalesce(placement, '') = ''"
+                " AND upload_id IN (SELECT id FROM uploads WHERE container_id = ?)",
+                (old, container_id),
+            )
+            db.execute("UPDATE containers SET placement = ? WHERE id = ?", (target, container_id))
+            return old
+
+        return self._write(work)
+
+    def misplaced_artifacts(
+        self, container_id: int, target: str, after: str | None, limit: int
+    ) -> Deferred[list[Artifact]]:
+        """Artifacts whose blobs are not on ``target``, in key order after ``after``."""
+
+        def work() -> list[Artifact]:
+            rows = self._db().execute(
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key > ?"
+                " AND coalesce(json_extract(metadata, '$.placement'), '') != ? ORDER BY key LIMIT ?",
+                (container_id, (after or "").encode("utf-8"), target, limit),
+            )
+            return [_artifact(r) for r in rows]
+
+        return self._run(work)
+
+    def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
+        """Swap in ``moved`` (the same artifact, its blobs copied elsewhere) if the key still
+        holds exactly ``old``; the old blobs are queued as garbage. False if it changed meanwhile."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?",
+                (old.container_id, old.key.encode("utf-8")),
+            ).fetchone()
+            if row is None or _artifact(row).locators != old.locators:
+                return False
+            self._queue_garbage(db, old.container_id, old.locators, old.placement)
+            self._write_artifact(db, moved)
+            return True
+
+        return self._write(work)
+
+    def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
+        """Parts of the container's unfinished uploads whose blobs are not on ``target``."""
+
+        def work() -> list[Part]:
+            rows = self._db().execute(
+                f"SELECT {_PART_COLUMNS} FROM parts WHERE coalesce(placement, '') != ?"
+                " AND upload_id IN (SELECT id FROM uploads WHERE container_id = ?) LIMIT ?",
+                (target, container_id, limit),
+            )
+            return [_part(r) for r in rows]
+
+        return self._run(work)
+
+    def move_part(self, container_id: int, old: Part, moved: Part) -> Deferred[bool]:
+        """Like ``move_artifact``, for a part of an unfinished upload."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "SELECT locator FROM parts WHERE upload_id = ? AND number = ?", (old.upload_id, old.number)
+            ).fetchone()
+            if row is None or row[0] != old.locator:
+                return False
+            self._queue_garbage(db, container_id, [old.locator], old.placement)
+            db.execute(
+                "UPDATE parts SET locator = ?, placement = ? WHERE upload_id = ? AND number = ?",
+                (moved.locator, moved.placement, old.upload_id, old.number),
+            )
+            return True
+
+        return self._write(work)
+
     def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
         """Queue blobs no row references (a failed write's leftovers) for the next sweep."""
 
@@ -940,7 +1071,7 @@ class SQLiteCatalog:
                 [(loc, placement, now) for loc in locators],
             )
 
-        return self._run(self._transaction, work)
+        return self._write(work)
 
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:

@@ -55,8 +55,11 @@ class WriterConsumer:
         return d
 
 
-async def copy_blob(source: Driver, target: Driver, locator: str, size: int | None = None) -> int:
-    """Copy ``locator`` from ``source`` to ``target`` (same locator); returns its size.
+async def copy_blob(
+    source: Driver, target: Driver, locator: str, size: int | None = None, target_locator: str | None = None
+) -> int:
+    """Copy ``locator`` from ``source`` to ``target`` (at ``target_locator``, the same by
+    default); returns its size.
 
     The target's copy is committed only when every byte arrived; any failure aborts it.
     """
@@ -65,7 +68,7 @@ async def copy_blob(source: Driver, target: Driver, locator: str, size: int | No
         if size is None:
             raise DriverError(f"blob {locator} is not on {source.name}")
     reader = await source.open_reader(locator, 0, size - 1)
-    writer = target.open_writer(locator, size)
+    writer = target.open_writer(target_locator or locator, size)
     consumer = WriterConsumer(writer)
     try:
         written = await reader.stream_to(consumer)

@@ -219,10 +219,14 @@ class Engine:
         return found
 
     def _driver(self, container: Container) -> Driver:
+        """Where the container's new blobs go."""
+        return self.placement(container.placement)
+
+    def placement(self, name: str) -> Driver:
         try:
-            return self.drivers[container.placement]
+            return self.drivers[name]
         except KeyError:
-            raise DriverError(f"container placement {container.placement!r} names no configured driver") from None
+            raise DriverError(f"placement {name!r} names no configured driver") from None
 
     async def put(
         self,
@@ -280,6 +284,7 @@ class Engine:
             headers=headers,
             storage_class=storage_class,
             checksum=checksum,
+            placement=container.placement,
         )
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
@@ -290,7 +295,7 @@ class Engine:
             await driver.delete(locator)
             raise
         if replaced is not None:
-            await self._free(container.placement, list(replaced.locators))
+            await self._free(replaced.placement or container.placement, list(replaced.locators))
         return artifact
 
     async def _write_blob(
@@ -433,7 +438,8 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def _reader(self, container: Container, artifact: Artifact, start: int, end: int) -> BlobReader:
-        driver = self._driver(container)
+        # The artifact's own placement: during a migration it may not be the container's.
+        driver = self.placement(artifact.placement or container.placement)
         if not artifact.parts:
             return await driver.open_reader(artifact.locator, start, end)
         return ManifestReader(driver, artifact.parts, start, end)
@@ -491,14 +497,14 @@ class Engine:
         transaction, so an upload aborted meanwhile still refuses the part.
         """
         locator, size, md5 = await self._write_blob(ctx, container, source, hashers, verify, declared_size)
-        part = Part(upload_id, number, locator, size, md5, self._clock(), checksum())
+        part = Part(upload_id, number, locator, size, md5, self._clock(), checksum(), placement=container.placement)
         try:
             replaced = await self.catalog.put_part(container.id, part)
         except BaseException:
             await self._driver(container).delete(locator)
             raise
         if replaced is not None:
-            await self._free(container.placement, [replaced.locator])
+            await self._free(replaced.placement or container.placement, [replaced.locator])
         return part
 
     async def copy_part(
@@ -593,7 +599,7 @@ class Engine:
     async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
         removed = await self.catalog.delete_artifact(container.id, key)
         if removed is not None:
-            await self._free(container.placement, list(removed.locators))
+            await self._free(removed.placement or container.placement, list(removed.locators))
         return removed
 
     async def list_artifacts(
