@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -203,7 +202,10 @@ class Supervisor(MultiService):
         self._pending: dict[int, Any] = {}  # index -> scheduled restart
         self._running_workers = False
         self._reloading = False
-        self.metrics_dir = tempfile.mkdtemp(prefix="vaultaire-metrics-")
+        # The workers' metric files (prometheus-client multiprocess mode). In the data
+        # directory, emptied at each start: a kill -9 leaves nothing behind elsewhere.
+        self.metrics_dir = os.path.join(os.path.abspath(settings.data), "run", "metrics")
+        os.makedirs(self.metrics_dir, exist_ok=True)
         self.health = HealthCache(engine)
         self.started = time.time()
 
@@ -218,7 +220,6 @@ class Supervisor(MultiService):
             super().privilegedStartService()
         except CannotListenError as e:
             sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
             raise SystemExit(1) from None
         # Port 0 becomes the port the probe got, so every worker binds the same one.
         self.spec = self.spec.with_port(port)
@@ -227,6 +228,9 @@ class Supervisor(MultiService):
         )
 
     def startService(self) -> None:
+        # Counters of an earlier run's workers must not be summed into this run's.
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        os.makedirs(self.metrics_dir)
         if self.settings.log_level != "info":
             apply_log_level(self.settings.log_level)
         super().startService()
