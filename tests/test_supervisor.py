@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,14 +16,13 @@ from vaultaire.supervisor import MAX_RESTART_DELAY, STABLE_SECONDS, Supervisor, 
 
 
 @pytest.fixture
-def supervisor() -> Iterator[Supervisor]:
+def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
     spec = parse_listen("tcp:8080:interface=127.0.0.1")
     assert spec is not None
-    sup = Supervisor(Settings(), 2, spec, engine=object(), environ={}, reactor=MemoryReactorClock())  # type: ignore[arg-type]
+    sup = Supervisor(Settings(data=str(tmp_path)), 2, spec, engine=object(), environ={}, reactor=MemoryReactorClock())  # type: ignore[arg-type]
     sup._running_workers = True
     sup.health.ready = True
     yield sup
-    shutil.rmtree(sup.metrics_dir, ignore_errors=True)
 
 
 def died(sup: Supervisor, index: int, lived: float) -> float:

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -199,7 +198,10 @@ class Supervisor(MultiService):
         self._pending: dict[int, Any] = {}  # index -> scheduled restart
         self._running_workers = False
         self._reloading = False
-        self.metrics_dir = tempfile.mkdtemp(prefix="vaultaire-metrics-")
+        # The workers' metric files (prometheus-client multiprocess mode). In the data
+        # directory, emptied at each start: a kill -9 leaves nothing behind elsewhere.
+        self.metrics_dir = os.path.join(os.path.abspath(settings.data), "run", "metrics")
+        os.makedirs(self.metrics_dir, exist_ok=True)
         self.health = HealthCache(engine)
         # The per-tenant stored gauges: read from the catalog here, once for all workers.
         self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
@@ -216,7 +218,6 @@ class Supervisor(MultiService):
             super().privilegedStartService()
         except CannotListenError as e:
             sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
             raise SystemExit(1) from None
         # Port 0 becomes the port the probe got, so every worker binds the same one.
         self.spec = self.spec.with_port(port)
@@ -225,6 +226,9 @@ class Supervisor(MultiService):
         )
 
     def startService(self) -> None:
+        # Counters of an earlier run's workers must not be summed into this run's.
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        os.makedirs(self.metrics_dir)
         if self.settings.log_level != "info":
             apply_log_level(self.settings.log_level)
         super().startService()
