@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon
+from daemon import Daemon, self_signed_certificate
+from npm import npm_modules
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,36 +37,6 @@ def bucket_name(client: str, d: Daemon) -> str:
     return f"mx-{client}-{d.scheme}-{os.getpid()}-{next(_names)}"
 
 
-def make_cert(where: Path) -> tuple[Path, Path]:
-    key, cert = where / "key.pem", where / "cert.pem"
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl CLI is needed to make the TLS certificate")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return key, cert
-
-
 @pytest.fixture(scope="module", params=["http", "tls"])
 def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon per transport, shared by the module (each test makes its own buckets)."""
@@ -73,7 +44,7 @@ def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if request.param == "http":
         d = Daemon(base)
     else:
-        key, cert = make_cert(base)
+        key, cert = self_signed_certificate(base)
         d = Daemon(
             base,
             scheme="https",
@@ -535,26 +506,7 @@ def test_minio(srv: Daemon, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def js_modules() -> Path:
     """``@aws-sdk/client-s3`` installed (once, then reused) into a cache directory."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed for the AWS JS SDK v3 scenario")
-    cache = Path(os.environ.get("VAULTAIRE_NPM_CACHE") or Path.home() / ".cache" / "vaultaire-npm")
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest = (JS_DIR / "package.json").read_bytes()
-    installed = cache / "node_modules" / "@aws-sdk" / "client-s3" / "package.json"
-    if not installed.exists() or (cache / "package.json").read_bytes() != manifest:
-        (cache / "package.json").write_bytes(manifest)
-        try:
-            result = subprocess.run(
-                ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(cache)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm install of @aws-sdk/client-s3 timed out")
-        if result.returncode != 0 or not installed.exists():
-            pytest.skip(f"npm install of @aws-sdk/client-s3 failed:\n{result.stderr[-2000:]}")
-    return cache / "node_modules"
+    return npm_modules(JS_DIR, "@aws-sdk/client-s3", "aws-sdk")
 
 
 def test_js_sdk_v3(srv: Daemon, js_modules: Path, tmp_path: Path) -> None:
