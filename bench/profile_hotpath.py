@@ -58,6 +58,7 @@ HOP_FUNCTIONS = (
     "deferToThreadPool",
     "ThreadPool.callInThread",
     "ThreadPool.callInThreadWithCallback",
+    "_UnixWaker.doRead",  # the reactor draining the wake-up pipe that callFromThread wrote to
 )
 HOPS = "thread hops (deferToThread, callFromThread, wake-ups)"
 # the transport's side of writing a response: buffering, registering for writability, send()
@@ -80,7 +81,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (HOPS, ("twisted/_threads/", "queue.py")),
     ("Deferred machinery", ("twisted/internet/defer.py",)),
     ("twisted.web: HTTP parsing, Request, Site", ("twisted/web/", "twisted/protocols/")),
-    ("logging", ("twisted/logger/", "twisted/python/log.py", "logging/")),
+    # not twisted/python/log.py: its callWithContext wraps every reactor event, logged or not
+    ("logging", ("twisted/logger/", "logging/")),
 ]
 OTHER = "other (stdlib roots, thread bootstrap)"
 # Leaf frames of a thread blocked in a wait. py-spy counts a thread as busy while it is

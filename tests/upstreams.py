@@ -111,6 +111,7 @@ class Seaweed:
             f"-s3.port={s3}",
             f"-s3.config={cfg}",
             "-s3.port.iceberg=0",
+            "-s3.port.lance=0",  # else a fixed port 9101: two SeaweedFS on one host collide
             f"-s3.localSocket={self.base / 's3.sock'}",
         ]
 

@@ -13,7 +13,6 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import deferLater
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -31,6 +30,7 @@ from vaultaire.api.http import S3Site
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
+from vaultaire.draining import DrainingSite, drain
 from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
 from vaultaire.errors import DriverError
@@ -109,8 +109,8 @@ class VaultaireService(MultiService):
         # A worker's S3 listener, started only once the engine is up: with SO_REUSEPORT
         # a listening worker takes its share of connections at once.
         self.late_listener: ReusePortService | None = None
-        # How many requests are being served: a stopping worker lets them finish first.
-        self.in_flight: Callable[[], float] | None = None
+        # A worker's wait for its requests and connections to finish, once its port is closed.
+        self.drain: Callable[[], Deferred[None]] | None = None
         self.settings = settings
         self.engine = engine
         self.events = events
@@ -195,7 +195,8 @@ class VaultaireService(MultiService):
         async def after() -> None:
             if stopped is not None:
                 await stopped
-                await self._drain()
+            if self.drain is not None:
+                await self.drain()
             await d
             await self.meter.flush()  # the last seconds of traffic, before the catalog closes
             await self.engine.stop()
@@ -203,11 +204,20 @@ class VaultaireService(MultiService):
 
         return ensureDeferred(after())
 
-    async def _drain(self) -> None:
-        """Wait (at most DRAIN_SECONDS) for the requests in flight, so a reload cuts none short."""
-        deadline = self.reactor.seconds() + DRAIN_SECONDS
-        while self.in_flight is not None and self.in_flight() > 0 and self.reactor.seconds() < deadline:
-            await deferLater(self.reactor, 0.05)
+
+def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
+    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
+    try:
+        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"drivers cannot be set up: {e}") from None
+    return Engine(
+        catalog,
+        placements,
+        reactor,
+        default_placement=settings.default_placement,
+        min_part_size=settings.min_part_size,
+    )
 
 
 def oldest_names(tenants: list[Tenant]) -> list[str]:
@@ -268,17 +278,7 @@ def make_service(
     started = time.time()
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    try:
-        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=not worker)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"drivers cannot be set up: {e}") from None
-    engine = Engine(
-        catalog,
-        placements,
-        reactor,
-        default_placement=settings.default_placement,
-        min_part_size=settings.min_part_size,
-    )
+    engine = build_engine(settings, data, catalog, reactor, scrub_staging=not worker)
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,
@@ -305,14 +305,20 @@ def make_service(
 
     environ = environ if environ is not None else os.environ
     top = VaultaireService(settings, engine, events, environ, reactor, health, meter, notify)
-    s3_site = S3Site(api.resource())
+    s3_site = DrainingSite(api.resource()) if worker else S3Site(api.resource())
     try:
         spec = parse_listen(settings.listen) if worker else None
         if spec is not None:
             top.late_listener = ReusePortService(spec, s3_site, reactor)
-            top.in_flight = lambda: metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
         else:
             strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
+        if isinstance(s3_site, DrainingSite):
+            site = s3_site
+
+            def in_flight() -> float:
+                return metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
+
+            top.drain = lambda: ensureDeferred(drain(site, in_flight, reactor, DRAIN_SECONDS))
         if not worker:  # a supervisor serves the ops site of its workers
             ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
             ops_site.log = lambda request: None  # type: ignore[method-assign]

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -40,13 +39,12 @@ from vaultaire import __version__
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
-from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine import Engine
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.sealing import SecretBox, load_master_key
-from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, apply_log_level, periodic_work
+from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, apply_log_level, build_engine, periodic_work
 from vaultaire.worker import CONTROL_FD, settings_argument
 
 __all__ = ["Supervisor", "make_supervisor"]
@@ -200,7 +198,10 @@ class Supervisor(MultiService):
         self._pending: dict[int, Any] = {}  # index -> scheduled restart
         self._running_workers = False
         self._reloading = False
-        self.metrics_dir = tempfile.mkdtemp(prefix="vaultaire-metrics-")
+        # The workers' metric files (prometheus-client multiprocess mode). In the data
+        # directory, emptied at each start: a kill -9 leaves nothing behind elsewhere.
+        self.metrics_dir = os.path.join(os.path.abspath(settings.data), "run", "metrics")
+        os.makedirs(self.metrics_dir, exist_ok=True)
         self.health = HealthCache(engine)
         # The per-tenant stored gauges: read from the catalog here, once for all workers.
         self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
@@ -217,7 +218,6 @@ class Supervisor(MultiService):
             super().privilegedStartService()
         except CannotListenError as e:
             sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
             raise SystemExit(1) from None
         # Port 0 becomes the port the probe got, so every worker binds the same one.
         self.spec = self.spec.with_port(port)
@@ -226,6 +226,9 @@ class Supervisor(MultiService):
         )
 
     def startService(self) -> None:
+        # Counters of an earlier run's workers must not be summed into this run's.
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        os.makedirs(self.metrics_dir)
         if self.settings.log_level != "info":
             apply_log_level(self.settings.log_level)
         super().startService()
@@ -414,12 +417,7 @@ def make_supervisor(
     # Made here, before any worker starts, so that all of them read the same key.
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = Engine(
-        catalog,
-        {"local": LocalDriver(os.path.join(data, "blobs"), reactor)},
-        reactor,
-        min_part_size=settings.min_part_size,
-    )
+    engine = build_engine(settings, data, catalog, reactor, scrub_staging=True)  # before any worker runs
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
     ops_site = Site(
         ops_resource(

@@ -94,8 +94,10 @@ def main(argv: list[str]) -> None:
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(JSONLinesObserver(sys.stdout), [predicate])], redirectStandardIO=False
     )
-    # SIGHUP is the supervisor's to act on; a stray one must not kill a worker.
+    # SIGHUP and SIGINT are the supervisor's to act on: Ctrl-C reaches the whole process
+    # group, and the supervisor then stops each worker with one SIGTERM.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from twisted.internet import reactor
 
@@ -110,9 +112,18 @@ def main(argv: list[str]) -> None:
     except Exception as e:
         control("fatal", f"the worker failed to start: {e}")
         raise SystemExit(1) from None
+    stopping: list[bool] = []
+
+    def stop(signo: int, frame: Any) -> None:
+        if not stopping:  # a second SIGTERM must not stop a stopping reactor again
+            stopping.append(True)
+            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGTERM, stop)
     reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    # Our own SIGTERM handler (above) instead of the reactor's, which would also take SIGINT.
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

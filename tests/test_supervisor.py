@@ -1,0 +1,80 @@
+"""The supervisor's restart policy, in process with a fake clock (no worker is spawned)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock
+
+from vaultaire.config import Settings
+from vaultaire.reuseport import ListenSpec, parse_listen
+from vaultaire.supervisor import MAX_RESTART_DELAY, STABLE_SECONDS, Supervisor, WorkerProcess
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
+    spec = parse_listen("tcp:8080:interface=127.0.0.1")
+    assert spec is not None
+    sup = Supervisor(Settings(data=str(tmp_path)), 2, spec, engine=object(), environ={}, reactor=MemoryReactorClock())  # type: ignore[arg-type]
+    sup._running_workers = True
+    sup.health.ready = True
+    yield sup
+
+
+def died(sup: Supervisor, index: int, lived: float) -> float:
+    """A worker of ``index`` that served, then died after ``lived`` seconds: the restart delay chosen."""
+    worker = WorkerProcess(index, sup._exited)
+    worker.started = time.monotonic() - lived
+    worker.ready.callback(None)
+    sup.workers[index] = worker
+    reactor: Any = sup.reactor
+    before = set(reactor.getDelayedCalls())
+    worker.processEnded(_exit(1))
+    (call,) = set(reactor.getDelayedCalls()) - before
+    assert index not in sup.workers
+    call.cancel()  # it would spawn a real process
+    return float(call.getTime() - reactor.seconds())
+
+
+def _exit(code: int) -> Any:
+    from twisted.internet.error import ProcessTerminated
+    from twisted.python.failure import Failure
+
+    return Failure(ProcessTerminated(exitCode=code))
+
+
+def test_a_worker_dying_young_again_and_again_waits_longer_each_time(supervisor: Supervisor) -> None:
+    delays = [died(supervisor, 1, lived=0.2) for _ in range(10)]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert delays[-1] == MAX_RESTART_DELAY and max(delays) == MAX_RESTART_DELAY
+    assert supervisor.restarts == 10
+
+
+def test_a_worker_that_ran_a_while_is_restarted_at_once(supervisor: Supervisor) -> None:
+    for _ in range(5):
+        died(supervisor, 2, lived=0.2)
+    assert died(supervisor, 2, lived=STABLE_SECONDS + 1) == 0.5
+
+
+def test_a_stopping_worker_is_not_restarted(supervisor: Supervisor) -> None:
+    worker = WorkerProcess(1, supervisor._exited)
+    worker.ready.callback(None)
+    worker.stopping = True
+    supervisor.workers[1] = worker
+    worker.processEnded(_exit(0))
+    assert supervisor.reactor.getDelayedCalls() == []  # type: ignore[attr-defined]
+    assert supervisor.restarts == 0
+
+
+def test_listen_spec_keeps_the_endpoint_options_with_a_resolved_port() -> None:
+    spec = parse_listen("tcp:0:interface=127.0.0.1:backlog=128")
+    assert spec == ListenSpec("tcp", "127.0.0.1", 0, 128)
+    assert spec.with_port(4321).endpoint("tcp:0:interface=127.0.0.1:backlog=128") == (
+        "tcp:4321:interface=127.0.0.1:backlog=128"
+    )
+    assert parse_listen("systemd:domain=INET:index=0") is None
+    assert parse_listen("unix:/tmp/s3.sock") is None
