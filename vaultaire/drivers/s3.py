@@ -55,6 +55,14 @@ _RETRY_STATUS = frozenset({500, 502, 503, 504})
 MIN_PART_SIZE = 5 * 2**20  # S3's minimum for every part but the last
 
 
+class UpstreamRefused(DriverError):
+    """The upstream answered, with an error status (kept for callers that care which)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @frozen
 class S3DriverConfig:
     """Everything one s3 driver needs, from its ``[drivers.NAME]`` table."""
@@ -77,6 +85,7 @@ class S3DriverConfig:
     max_connections: int = 16
 
 
+@implementer(IPolicyForHTTPS)
 class _InsecurePolicy:
     """TLS without certificate checks, for upstreams with self-signed certificates when asked for."""
 
@@ -86,7 +95,7 @@ class _InsecurePolicy:
 
 def _tls_policy(config: S3DriverConfig) -> IPolicyForHTTPS:
     if not config.tls_verify:
-        return implementer(IPolicyForHTTPS)(_InsecurePolicy)()  # type: ignore[no-any-return]
+        return _InsecurePolicy()
     if config.ca_file:
         with open(config.ca_file, "rb") as f:
             root = ssl.Certificate.loadPEM(f.read())
@@ -205,7 +214,7 @@ class S3Driver:
         what = f"upstream {self._base} answered {method} with {status} {code}".rstrip()
         if status in _RETRY_STATUS:
             return DriverUnavailable(what)
-        return DriverError(what)
+        return UpstreamRefused(what, status)
 
     # -- life cycle
 
@@ -255,7 +264,7 @@ class S3Driver:
             try:
                 response = await self.request("GET", locator, headers=headers, ok=(200, 206))
             except DriverError as e:
-                if " 404 " in f"{e} " or " 416 " in f"{e} ":
+                if isinstance(e, UpstreamRefused) and e.status in (404, 416):
                     raise DriverError(f"blob {locator} is missing or shorter than wanted upstream") from None
                 raise
             expected = max(0, end - start + 1)
