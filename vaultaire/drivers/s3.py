@@ -169,7 +169,9 @@ class S3Driver:
         ok: tuple[int, ...] = (200, 204),
         retry: bool = True,
     ) -> Any:
-        """Send a replayable request (``body`` held in memory), retrying transient failures.
+        """Send a replayable request (``body`` held in memory), retrying transient failures
+        (no answer, or 5xx) with exponential backoff unless ``retry`` is off: callers turn it
+        off for requests that are not idempotent (creating or completing an upload).
 
         Fires with the response (body not read) when its status is in ``ok``;
         raises DriverError (the upstream refused) or DriverUnavailable.
@@ -501,7 +503,8 @@ class S3MultipartWriter:
         self._done = False
 
     async def _create(self) -> str:
-        r = await self._driver.request("POST", self._locator, query="uploads=")
+        # Not retried: a second CreateMultipartUpload would leave the first one dangling.
+        r = await self._driver.request("POST", self._locator, query="uploads=", retry=False)
         root = ElementTree.fromstring(await treq.content(r))
         for child in root:
             if child.tag.rpartition("}")[2] == "UploadId" and child.text:
