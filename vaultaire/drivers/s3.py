@@ -381,6 +381,7 @@ class S3BlobWriter:
         self._error: Exception | None = None
         self._committed = False
         self._held = b""  # the last byte, sent only at commit
+        self._started = time.monotonic()
 
     def _send(self) -> None:
         d = self._driver
@@ -401,7 +402,7 @@ class S3BlobWriter:
     def _as_driver_error(self, failure: Failure) -> Exception:
         if isinstance(failure.value, DriverError):
             return failure.value
-        self._driver._note(type(failure.value).__name__, getattr(self, "_started", time.monotonic()))
+        self._driver._note(type(failure.value).__name__, self._started)
         self._driver.up = False
         return DriverUnavailable(f"upstream {self._driver._base} failed during a PUT: {type(failure.value).__name__}")
 
@@ -413,7 +414,13 @@ class S3BlobWriter:
                 self._response.cancel()
 
         call = self._driver._reactor.callLater(self._driver.config.timeout, stalled)
-        waiting.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
+
+        def done(result: Any) -> Any:
+            if call.active():
+                call.cancel()
+            return result
+
+        waiting.addBoth(done)
 
     async def _write(self, data: bytes) -> None:
         if self._error is not None:
