@@ -248,3 +248,36 @@ async def test_s3_blobs_live_under_the_prefix(seaweed):
         config.prefix + "7/ab/two",
     ]
     await d.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_s3_over_tls_checks_the_certificate(tmp_path):
+    from daemon import Daemon, self_signed_certificate
+    from upstreams import ACCESS, SECRET, client
+
+    key, cert = self_signed_certificate(tmp_path)
+    upstream = Daemon(
+        tmp_path / "tls",
+        access_key=ACCESS,
+        secret_key=SECRET,
+        scheme="https",
+        verify=str(cert),
+        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+    ).start()
+    try:
+        client(upstream.endpoint_url, verify=str(cert)).create_bucket(Bucket="vaultaire-blobs")
+        trusting = S3Driver(s3_config(upstream.endpoint_url, ca_file=str(cert)), reactor)
+        await trusting.start()
+        await put(trusting, "1/tl/s", b"over tls", 8)
+        assert await read(trusting, "1/tl/s", 0, 7) == b"over tls"
+        await trusting.stop()
+        # Without the CA, the self-signed certificate is refused; with tls_verify off it is not checked.
+        strict = S3Driver(s3_config(upstream.endpoint_url, retries=0), reactor)
+        with pytest.raises(DriverError):
+            await strict.start()
+        await strict.stop()
+        lax = S3Driver(s3_config(upstream.endpoint_url, tls_verify=False), reactor)
+        await lax.start()
+        await lax.stop()
+    finally:
+        upstream.stop()

@@ -50,10 +50,11 @@ def _port_block(n: int) -> list[int]:
     return out
 
 
-def client(endpoint: str, access: str = ACCESS, secret: str = SECRET) -> Any:
+def client(endpoint: str, access: str = ACCESS, secret: str = SECRET, verify: str | None = None) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
+        verify=verify,
         aws_access_key_id=access,
         aws_secret_access_key=secret,
         region_name=REGION,

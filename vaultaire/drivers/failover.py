@@ -25,6 +25,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from vaultaire.drivers.copy import copy_blob
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
@@ -117,7 +118,8 @@ class FailoverDriver:
         self._down: set[str] = set()
         self.journal = Journal(os.path.join(journal_dir, f"{name}.journal"), reactor)
         self.reconciled = 0
-        self._reconciling: Deferred[int] | None = None
+        self._reconciling = False
+        self._waiters: list[Deferred[int]] = []
 
     def member_failed(self, member: Driver, error: BaseException) -> None:
         if isinstance(error, DriverUnavailable):
@@ -139,7 +141,9 @@ class FailoverDriver:
         return succeed(None)
 
     def stop(self) -> Deferred[None]:
-        return self._reconciling if self._reconciling is not None else succeed(None)  # type: ignore[return-value]
+        if self._reconciling:
+            return self.reconcile().addCallback(lambda _: None)
+        return succeed(None)
 
     # -- blobs
 
@@ -186,17 +190,23 @@ class FailoverDriver:
     # -- reconciliation
 
     def reconcile(self) -> Deferred[int]:
-        """Move journalled blobs back to the primary; fires with how many moved. One run at a time."""
-        if self._reconciling is None:
-            self._reconciling = Deferred.fromCoroutine(self._reconcile())
-            self._reconciling.addBoth(self._reconciled)
+        """Move journalled blobs back to the primary; fires with how many moved.
+
+        One run at a time: a call while one runs waits for that run."""
         d: Deferred[int] = Deferred()
-        self._reconciling.addBoth(lambda result: (d.callback(result if isinstance(result, int) else 0), result)[1])
+        self._waiters.append(d)
+        if not self._reconciling:
+            self._reconciling = True
+            Deferred.fromCoroutine(self._reconcile()).addBoth(self._reconciled)
         return d
 
-    def _reconciled(self, result: Any) -> Any:
-        self._reconciling = None
-        return result
+    def _reconciled(self, result: Any) -> None:
+        self._reconciling = False
+        waiters, self._waiters = self._waiters, []
+        if isinstance(result, Failure):
+            log.failure("failover {name}: reconciling failed", result, name=self.name)
+        for waiter in waiters:
+            waiter.callback(result if isinstance(result, int) else 0)
 
     async def _reconcile(self) -> int:
         pending = await self.journal.read()

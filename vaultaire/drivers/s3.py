@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +54,15 @@ log = Logger()
 _TRANSIENT = (ConnectError, ConnectionLost, TimeoutError, ResponseFailed, CancelledError)
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
 MIN_PART_SIZE = 5 * 2**20  # S3's minimum for every part but the last
+READ_AHEAD = 2 * 2**20  # bytes a reader takes from the upstream while its consumer is paused
+
+
+class UpstreamRefused(DriverError):
+    """The upstream answered, with an error status (kept for callers that care which)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @frozen
@@ -77,6 +87,7 @@ class S3DriverConfig:
     max_connections: int = 16
 
 
+@implementer(IPolicyForHTTPS)
 class _InsecurePolicy:
     """TLS without certificate checks, for upstreams with self-signed certificates when asked for."""
 
@@ -86,7 +97,7 @@ class _InsecurePolicy:
 
 def _tls_policy(config: S3DriverConfig) -> IPolicyForHTTPS:
     if not config.tls_verify:
-        return implementer(IPolicyForHTTPS)(_InsecurePolicy)()  # type: ignore[no-any-return]
+        return _InsecurePolicy()
     if config.ca_file:
         with open(config.ca_file, "rb") as f:
             root = ssl.Certificate.loadPEM(f.read())
@@ -160,7 +171,9 @@ class S3Driver:
         ok: tuple[int, ...] = (200, 204),
         retry: bool = True,
     ) -> Any:
-        """Send a replayable request (``body`` held in memory), retrying transient failures.
+        """Send a replayable request (``body`` held in memory), retrying transient failures
+        (no answer, or 5xx) with exponential backoff unless ``retry`` is off: callers turn it
+        off for requests that are not idempotent (creating or completing an upload).
 
         Fires with the response (body not read) when its status is in ``ok``;
         raises DriverError (the upstream refused) or DriverUnavailable.
@@ -205,7 +218,7 @@ class S3Driver:
         what = f"upstream {self._base} answered {method} with {status} {code}".rstrip()
         if status in _RETRY_STATUS:
             return DriverUnavailable(what)
-        return DriverError(what)
+        return UpstreamRefused(what, status)
 
     # -- life cycle
 
@@ -255,7 +268,7 @@ class S3Driver:
             try:
                 response = await self.request("GET", locator, headers=headers, ok=(200, 206))
             except DriverError as e:
-                if " 404 " in f"{e} " or " 416 " in f"{e} ":
+                if isinstance(e, UpstreamRefused) and e.status in (404, 416):
                     raise DriverError(f"blob {locator} is missing or shorter than wanted upstream") from None
                 raise
             expected = max(0, end - start + 1)
@@ -368,6 +381,7 @@ class S3BlobWriter:
         self._error: Exception | None = None
         self._committed = False
         self._held = b""  # the last byte, sent only at commit
+        self._started = time.monotonic()
 
     def _send(self) -> None:
         d = self._driver
@@ -388,7 +402,7 @@ class S3BlobWriter:
     def _as_driver_error(self, failure: Failure) -> Exception:
         if isinstance(failure.value, DriverError):
             return failure.value
-        self._driver._note(type(failure.value).__name__, getattr(self, "_started", time.monotonic()))
+        self._driver._note(type(failure.value).__name__, self._started)
         self._driver.up = False
         return DriverUnavailable(f"upstream {self._driver._base} failed during a PUT: {type(failure.value).__name__}")
 
@@ -400,7 +414,13 @@ class S3BlobWriter:
                 self._response.cancel()
 
         call = self._driver._reactor.callLater(self._driver.config.timeout, stalled)
-        waiting.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
+
+        def done(result: Any) -> Any:
+            if call.active():
+                call.cancel()
+            return result
+
+        waiting.addBoth(done)
 
     async def _write(self, data: bytes) -> None:
         if self._error is not None:
@@ -492,7 +512,8 @@ class S3MultipartWriter:
         self._done = False
 
     async def _create(self) -> str:
-        r = await self._driver.request("POST", self._locator, query="uploads=")
+        # Not retried: a second CreateMultipartUpload would leave the first one dangling.
+        r = await self._driver.request("POST", self._locator, query="uploads=", retry=False)
         root = ElementTree.fromstring(await treq.content(r))
         for child in root:
             if child.tag.rpartition("}")[2] == "UploadId" and child.text:
@@ -584,7 +605,14 @@ class S3MultipartWriter:
 
 @implementer(IPushProducer)
 class S3BlobReader:
-    """The upstream response body, pushed into the consumer; its pauses pause the upstream."""
+    """The upstream response body, pushed into the consumer.
+
+    While the consumer is paused, up to READ_AHEAD bytes more are taken from the
+    upstream and held, and only then is the upstream connection paused: the
+    consumer's pauses are short and frequent (every time the client socket's buffer
+    fills), and pausing the upstream on each would leave both connections idle in
+    turn. Memory per reader stays under READ_AHEAD plus one read.
+    """
 
     def __init__(self, reactor: Any, response: Any, expected: int, timeout: float) -> None:
         self._reactor = reactor
@@ -595,87 +623,121 @@ class S3BlobReader:
         self._protocol: _BodyReceiver | None = None
         self._written = 0
         self._paused = False
+        self._upstream_paused = False
+        self._held: deque[bytes] = deque()
+        self._held_bytes = 0
+        self._end: Failure | None = None  # the upstream has finished; delivered once held bytes are
         self._done: Deferred[int] = Deferred()
-        self._idle: Any = None
+        self._last = 0.0
+        self._watchdog: Any = None
 
     def stream_to(self, consumer: IConsumer) -> Deferred[int]:
         self._consumer = consumer
         consumer.registerProducer(self, True)
         self._protocol = _BodyReceiver(self)
-        self._arm()
+        self._last = self._reactor.seconds()
+        self._watchdog = self._reactor.callLater(self._timeout, self._check)
         self._response.deliverBody(self._protocol)
-        if self._paused:
-            # deliverBody resumes the connection when it is done handing over what
-            # it buffered, even if the consumer paused us meanwhile: pause it again.
+        if self._upstream_paused:
+            # deliverBody resumes the connection once it has handed over what it
+            # buffered, even if we paused it meanwhile: pause it again.
             self._pause_upstream()
         return self._done
 
     def _pause_upstream(self) -> None:
+        self._upstream_paused = True
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.pauseProducing()
+
+    def _resume_upstream(self) -> None:
+        self._upstream_paused = False
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.resumeProducing()
 
     # upstream side
 
     def received(self, data: bytes) -> None:
         if self._consumer is None:
             return
+        self._last = self._reactor.seconds()
+        if self._paused or self._held:
+            self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes >= READ_AHEAD:
+                self._pause_upstream()
+            return
         self._written += len(data)
         self._consumer.write(data)
-        if self._paused:
-            self._pause_upstream()  # whatever resumed the connection, the consumer has not
-        else:
-            self._arm()
 
     def ended(self, reason: Failure) -> None:
-        self._disarm()
+        self._end = reason
+        if not self._held:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._cancel_watchdog()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             consumer.unregisterProducer()
         if self._done.called:
             return
-        if reason.check(ResponseDone) and self._written == self._expected:
+        assert self._end is not None
+        if self._end.check(ResponseDone) and self._written == self._expected:
             self._done.callback(self._written)
         else:
             self._done.errback(
                 DriverUnavailable(f"upstream read ended after {self._written} of {self._expected} bytes")
             )
 
-    # idle timeout: an upstream that stops sending while we are not paused has stalled
+    # an upstream that sends nothing for `timeout` while we wait for it has stalled
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._idle = self._reactor.callLater(self._timeout, self._stalled)
+    def _check(self) -> None:
+        self._watchdog = None
+        if self._consumer is None:
+            return
+        waiting_for_upstream = not self._paused and not self._upstream_paused
+        idle = self._reactor.seconds() - self._last
+        if waiting_for_upstream and idle >= self._timeout:
+            if self._protocol is not None and self._protocol.transport is not None:
+                self._protocol.transport.stopProducing()
+            return
+        if not waiting_for_upstream:
+            self._last = self._reactor.seconds()  # a slow client is not a stalled upstream
+        self._watchdog = self._reactor.callLater(max(0.1, self._timeout - idle), self._check)
 
-    def _disarm(self) -> None:
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self._idle = None
-
-    def _stalled(self) -> None:
-        self._idle = None
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.stopProducing()
+    def _cancel_watchdog(self) -> None:
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = None
 
     # consumer side
 
     def pauseProducing(self) -> None:
         self._paused = True
-        self._disarm()
-        self._pause_upstream()
 
     def resumeProducing(self) -> None:
         self._paused = False
-        if self._consumer is not None:
-            self._arm()
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.resumeProducing()
+        while self._held and not self._paused and self._consumer is not None:
+            data = self._held.popleft()
+            self._held_bytes -= len(data)
+            self._written += len(data)
+            self._consumer.write(data)
+        if self._paused or self._consumer is None:
+            return
+        if self._end is not None:
+            self._finish()
+        elif self._upstream_paused:
+            self._last = self._reactor.seconds()
+            self._resume_upstream()
 
     def stopProducing(self) -> None:
         self.stop()
 
     def stop(self) -> None:
-        self._disarm()
+        self._cancel_watchdog()
         self._consumer = None
+        self._held.clear()
+        self._held_bytes = 0
         if not self._done.called:
             self._done.errback(DriverError("reader stopped before the end"))
             self._done.addErrback(lambda f: None)
