@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from vaultaire.drivers.copy import copy_blob
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
+from vaultaire.drivers.members import overall_status, probe_members
 from vaultaire.errors import DriverError, DriverUnavailable
 
 log = Logger()
@@ -241,25 +242,20 @@ class FailoverDriver:
 
     def health(self) -> Deferred[dict[str, object]]:
         async def probe() -> dict[str, object]:
-            members: dict[str, object] = {}
-            for member in self.members:
-                try:
-                    h = await member.health()
-                except Exception as e:
-                    h = {"status": "error", "error": str(e)}
-                members[member.name] = h.get("status")
-                if h.get("status") == "ok":
-                    if member.name in self._down:
-                        log.info("failover {name}: {member} is back", name=self.name, member=member.name)
-                    self._down.discard(member.name)
+            members = await probe_members(self.members)
+            for name, member_status in members.items():
+                if member_status == "ok":
+                    if name in self._down:
+                        log.info("failover {name}: {member} is back", name=self.name, member=name)
+                    self._down.discard(name)
                 else:
-                    self._down.add(member.name)
+                    self._down.add(name)
             pending = len(await self.journal.read())
             if pending and self.primary.name not in self._down:
                 self.reconcile()  # in the background: a health probe never waits on copies
             up = sum(1 for m in self.members if m.name not in self._down)
             primary_ok = self.primary.name not in self._down
-            status = "ok" if up == len(self.members) else ("degraded" if up else "error")
+            status = overall_status(up, len(self.members))
             return {
                 "status": status,
                 "policy": "failover",

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 
 from vaultaire.drivers.copy import copy_blob
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
+from vaultaire.drivers.members import overall_status, probe_members
 from vaultaire.errors import DriverError, DriverUnavailable
 
 log = Logger()
@@ -214,20 +215,13 @@ class MirrorDriver:
 
     def health(self) -> Deferred[dict[str, object]]:
         async def probe() -> dict[str, object]:
-            members: dict[str, object] = {}
-            ok = 0
-            for member in self.members:
-                try:
-                    h = await member.health()
-                except Exception as e:
-                    h = {"status": "error", "error": str(e)}
-                members[member.name] = h.get("status")
-                if h.get("status") == "ok":
-                    ok += 1
-                    self._down.discard(member.name)
+            members = await probe_members(self.members)
+            for name, member_status in members.items():
+                if member_status == "ok":
+                    self._down.discard(name)
                 else:
-                    self._down.add(member.name)
-            status = "ok" if ok == len(self.members) else ("degraded" if ok else "error")
+                    self._down.add(name)
+            status = overall_status(len(self.members) - len(self._down), len(self.members))
             return {"status": status, "policy": "mirror", "members": members, "repairs": self.repairs}
 
         return Deferred.fromCoroutine(probe())
