@@ -89,6 +89,21 @@ class HealthCache:
         return self.last if self.ready else {"status": "starting"}
 
 
+async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bootstrap: bool) -> str | None:
+    """Start the engine (and, with ``bootstrap``, make the first keys); None, or one line saying why not."""
+    try:
+        await engine.start()
+        if bootstrap:
+            await ensure_first_credentials(engine, data, environ)
+    except (BootstrapError, DriverError) as e:
+        # Bad keys in the environment, a driver that cannot work at all (an upstream bucket missing).
+        return str(e)
+    except Exception as e:
+        log.failure("vaultaire: the engine failed to start")
+        return f"the engine failed to start: {e}"
+    return None
+
+
 class VaultaireService(MultiService):
     """Binds the ports first (clear error if taken), then starts the engine."""
 
@@ -143,21 +158,10 @@ class VaultaireService(MultiService):
         self.ready = ensureDeferred(self._boot())
 
     async def _boot(self) -> None:
-        try:
-            await self.engine.start()
-            if self.notify is None:
-                # A worker's supervisor has made the first keys before spawning it.
-                await ensure_first_credentials(self.engine, self.settings.data, self.environ)
-        except BootstrapError as e:
-            self._fail_start(str(e))
-            return
-        except DriverError as e:
-            # A driver that cannot work at all (an upstream bucket missing): one clear line.
-            self._fail_start(str(e))
-            return
-        except Exception as e:
-            log.failure("vaultaire: the engine failed to start")
-            self._fail_start(f"the engine failed to start: {e}")
+        # A worker's supervisor has made the first keys before spawning it.
+        failed = await start_engine(self.engine, self.settings.data, self.environ, bootstrap=self.notify is None)
+        if failed is not None:
+            self._fail_start(failed)
             return
         self.health.ready = True
         await self.health.probe()

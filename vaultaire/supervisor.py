@@ -36,7 +36,6 @@ from twisted.python.failure import Failure
 from twisted.web.server import Site
 
 from vaultaire import __version__
-from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.engine import Engine
@@ -44,7 +43,14 @@ from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.sealing import SecretBox, load_master_key
-from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, apply_log_level, build_engine, periodic_work
+from vaultaire.service import (
+    HEALTH_PROBE_SECONDS,
+    HealthCache,
+    apply_log_level,
+    build_engine,
+    periodic_work,
+    start_engine,
+)
 from vaultaire.worker import CONTROL_FD, settings_argument
 
 __all__ = ["Supervisor", "make_supervisor"]
@@ -236,15 +242,10 @@ class Supervisor(MultiService):
         self.ready = ensureDeferred(self._boot())
 
     async def _boot(self) -> None:
-        try:
-            await self.engine.start()  # scrubs staged blobs: no worker runs yet
-            await ensure_first_credentials(self.engine, self.settings.data, self.environ)
-        except BootstrapError as e:
-            self._fail_start(str(e))
-            return
-        except Exception as e:
-            log.failure("vaultaire: the engine failed to start")
-            self._fail_start(f"the engine failed to start: {e}")
+        # The engine's start scrubs staged blobs: no worker runs yet.
+        failed = await start_engine(self.engine, self.settings.data, self.environ, bootstrap=True)
+        if failed is not None:
+            self._fail_start(failed)
             return
         await self.health.probe()
         self._running_workers = True
