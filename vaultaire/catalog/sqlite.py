@@ -406,6 +406,14 @@ class SQLiteCatalog:
     def tenant(self, name: str) -> Deferred[Tenant]:
         return self._run(lambda: self._existing_tenant(self._db(), name))
 
+    def oldest_tenant_names(self, limit: int) -> Deferred[list[str]]:
+        """The ``limit`` oldest tenants: the ones metrics label by name in every process."""
+        return self._run(
+            lambda: [
+                r[0] for r in self._db().execute("SELECT name FROM tenants ORDER BY created, name LIMIT ?", (limit,))
+            ]
+        )
+
     def tenants(self) -> Deferred[list[Tenant]]:
         return self._run(
             lambda: [_tenant(r) for r in self._db().execute(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")]
