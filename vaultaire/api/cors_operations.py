@@ -10,16 +10,14 @@ other; the headers on an actual request only let the page *read* the answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.logger import Logger
 
 from vaultaire.api import cors
+from vaultaire.api.call import S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.model import Tenant
-
-if TYPE_CHECKING:
-    from vaultaire.api.app import S3Call
 
 log = Logger()
 

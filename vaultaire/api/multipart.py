@@ -7,19 +7,18 @@ catalog transaction that turns them into a manifest, so no byte is copied.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vaultaire.api import checksums, xmlparse
+from vaultaire.api.call import S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
 from vaultaire.api.incoming import IncomingBody
+from vaultaire.api.objects import copy_source
 from vaultaire.api.ranges import resolve_range
 from vaultaire.api.xmlout import element
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.model import Artifact, ByteRange
-
-if TYPE_CHECKING:
-    from vaultaire.api.app import S3Call
 
 MAX_PARTS = 10_000
 MAX_LISTED = 1000
@@ -131,11 +130,10 @@ class MultipartOperations:
         return b""
 
     async def upload_part_copy(self, call: S3Call) -> bytes:
-        from vaultaire.api.app import _copy_source
 
         upload_id = self._upload_id(call)
         number = self._part_number(call)
-        source_bucket, source_key = _copy_source(call.headers["x-amz-copy-source"])
+        source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
         target = await self._container(call)  # type: ignore[attr-defined]
         source = await self.engine.container(call.ctx, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
@@ -161,7 +159,7 @@ class MultipartOperations:
             call,
             element(
                 "CopyPartResult",
-                element("LastModified", _iso(part.modified)),
+                element("LastModified", iso(part.modified)),
                 element("ETag", f'"{part.md5}"'),
                 xmlns=True,
             ),
@@ -222,7 +220,7 @@ class MultipartOperations:
             element(
                 "Part",
                 element("PartNumber", p.number),
-                element("LastModified", _iso(p.modified)),
+                element("LastModified", iso(p.modified)),
                 element("ETag", f'"{p.md5}"'),
                 element("Size", p.size),
             )
@@ -278,7 +276,7 @@ class MultipartOperations:
                 element("Initiator", *owner.children),
                 owner,
                 element("StorageClass", u.storage_class),
-                element("Initiated", _iso(u.created)),
+                element("Initiated", iso(u.created)),
             )
             for u in uploads
         ]
@@ -286,9 +284,3 @@ class MultipartOperations:
         return self._xml(  # type: ignore[attr-defined,no-any-return]
             call, element("ListMultipartUploadsResult", *head, *entries, *common, xmlns=True)
         )
-
-
-def _iso(ts: float) -> str:
-    from vaultaire.api.app import _iso as iso
-
-    return iso(ts)

@@ -7,21 +7,19 @@ engine like a PUT body, counted against the policy's content-length-range.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
 from vaultaire.api import post_policy
 from vaultaire.api.addressing import MAX_KEY_BYTES
+from vaultaire.api.call import S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
 from vaultaire.api.headers import STORED_HEADERS, storage_class
 from vaultaire.api.xmlout import element
 from vaultaire.engine import ChunkSource
-
-if TYPE_CHECKING:
-    from vaultaire.api.app import S3Call
 
 
 class _Bounded:

@@ -1,0 +1,98 @@
+"""One S3 request in flight, and the helpers every operation family shares.
+
+Operation modules import this, never ``app.py``: the app imports them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from typing import Any
+
+from twisted.web.server import Request
+
+from vaultaire.api.addressing import Target
+from vaultaire.api.auth import Identity
+from vaultaire.api.errors import S3Error
+from vaultaire.api.http import S3Request
+from vaultaire.api.xmlout import element, xml_document
+from vaultaire.model import Container, RequestContext
+
+SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
+
+Handler = Callable[["S3Call"], Awaitable[bytes | None]]
+
+
+def http_date(ts: float) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+class S3Call:
+    """One request in flight: what it targets, who sent it, what it did."""
+
+    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in", "cors_applied")
+
+    def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
+        self.request = request
+        self.target = target
+        self.ctx = ctx
+        self.headers = headers
+        self.identity: Identity | None = None
+        self.operation = "Unknown"
+        self.bytes_in = 0
+        self.cors_applied = False
+
+    def set_header(self, name: str, value: str) -> None:
+        self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
+
+
+def headers_of(request: Request) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ',' as SigV4 canonicalises them."""
+    out: dict[str, str] = {}
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        out[name.decode("latin-1").lower()] = ",".join(v.decode("latin-1") for v in values)
+    return out
+
+
+# Operations authenticated inside their handler (a form upload is signed in its body) or not at all.
+_NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
+
+
+class OperationBase:
+    """What every operation family needs from the app: the engine and small shared steps."""
+
+    engine: Any
+
+    def _xml(self, call: S3Call, root: Any) -> bytes:
+        body = xml_document(root)
+        call.set_header("Content-Type", "application/xml")
+        call.set_header("Content-Length", str(len(body)))
+        return body
+
+    async def _container(self, call: S3Call) -> Container:
+        assert call.target.bucket is not None
+        return await self.engine.container(call.ctx, call.target.bucket)
+
+    def _owner(self, call: S3Call) -> Any:
+        tenant = call.ctx.tenant
+        assert tenant is not None
+        return element("Owner", element("ID", tenant.id), element("DisplayName", tenant.name))
+
+    async def _small_body(self, call: S3Call, limit: int = SMALL_BODY_LIMIT) -> bytes:
+        length = call.request.body_length
+        if length is not None and length > limit:
+            raise S3Error("InvalidRequest", "The request body is too large.")
+        body = call.request.open_body()
+        chunks = []
+        total = 0
+        while chunk := await body.read():
+            total += len(chunk)
+            if total > limit:
+                raise S3Error("InvalidRequest", "The request body is too large.")
+            chunks.append(chunk)
+        return b"".join(chunks)

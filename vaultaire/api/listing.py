@@ -1,0 +1,171 @@
+"""ListObjects, ListObjectsV2 and ListObjectVersions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from vaultaire.api.call import OperationBase, S3Call, iso
+from vaultaire.api.errors import S3Error
+from vaultaire.api.xmlout import element
+
+MAX_LIST_KEYS = 1000
+
+
+class ListingOperations(OperationBase):
+    async def list_objects(self, call: S3Call) -> bytes:
+        container = await self._container(call)
+        q = call.target.query
+        v2 = call.operation == "ListObjectsV2"
+        prefix = q.get("prefix", "")
+        delimiter = q.get("delimiter", "")
+        max_keys = _max_keys(q)
+        encoding = _encoding(q)
+        if v2:
+            token = q.get("continuation-token")
+            after = _decode_token(token) if token is not None else q.get("start-after") or None
+        else:
+            after = q.get("marker") or None
+        page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, after, max_keys)
+
+        def enc(text: str) -> str:
+            return _url_encode(text) if encoding == "url" else text
+
+        fetch_owner = (not v2) or q.get("fetch-owner") == "true"
+        contents = [
+            element(
+                "Contents",
+                element("Key", enc(a.key)),
+                element("LastModified", iso(a.modified)),
+                element("ETag", a.etag),
+                element("Size", a.size),
+                element("StorageClass", "STANDARD"),
+                self._owner(call) if fetch_owner else None,
+            )
+            for a in page.artifacts
+        ]
+        prefixes = [element("CommonPrefixes", element("Prefix", enc(p))) for p in page.prefixes]
+        head = [element("Name", container.name), element("Prefix", enc(prefix))]
+        if v2:
+            if "continuation-token" in q:
+                head.append(element("ContinuationToken", q["continuation-token"]))
+            if "start-after" in q:
+                head.append(element("StartAfter", enc(q["start-after"])))
+            head.append(element("KeyCount", len(contents) + len(prefixes)))
+        else:
+            head.append(element("Marker", enc(q.get("marker", ""))))
+        head.append(element("MaxKeys", max_keys))
+        head += _listing_flags(delimiter, encoding, page.truncated, enc)
+        if page.truncated and page.next_marker is not None:
+            if v2:
+                head.append(element("NextContinuationToken", _encode_token(page.next_marker)))
+            elif delimiter:
+                head.append(element("NextMarker", enc(page.next_marker)))
+        return self._xml(call, element("ListBucketResult", *head, *contents, *prefixes, xmlns=True))
+
+    async def list_object_versions(self, call: S3Call) -> bytes:
+        """Unversioned containers: every artifact is its own ``null`` version."""
+        container = await self._container(call)
+        q = call.target.query
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        max_keys = _max_keys(q)
+        encoding = _encoding(q)
+        marker = q.get("key-marker") or None
+        if marker is not None and q.get("version-id-marker") not in (None, "", "null"):
+            raise S3Error(
+                "InvalidArgument",
+                "Invalid version id specified",
+                ArgumentName="version-id-marker",
+                ArgumentValue=q.get("version-id-marker", ""),
+            )
+        page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, marker, max_keys)
+
+        def enc(text: str) -> str:
+            return _url_encode(text) if encoding == "url" else text
+
+        versions = [
+            element(
+                "Version",
+                element("Key", enc(a.key)),
+                element("VersionId", "null"),
+                element("IsLatest", True),
+                element("LastModified", iso(a.modified)),
+                element("ETag", a.etag),
+                element("Size", a.size),
+                element("StorageClass", a.storage_class),
+                self._owner(call),
+            )
+            for a in page.artifacts
+        ]
+        prefixes = [element("CommonPrefixes", element("Prefix", enc(p))) for p in page.prefixes]
+        head = [
+            element("Name", container.name),
+            element("Prefix", enc(prefix)),
+            element("KeyMarker", enc(marker or "")),
+            element("VersionIdMarker", q.get("version-id-marker", "")),
+            element("MaxKeys", max_keys),
+        ]
+        head += _listing_flags(delimiter, encoding, page.truncated, enc)
+        if page.truncated and page.next_marker is not None:
+            head += [element("NextKeyMarker", enc(page.next_marker)), element("NextVersionIdMarker", "null")]
+        return self._xml(call, element("ListVersionsResult", *head, *versions, *prefixes, xmlns=True))
+
+
+def _listing_flags(delimiter: str, encoding: str | None, truncated: bool, enc: Callable[[str], str]) -> list[Any]:
+    """The Delimiter, EncodingType and IsTruncated elements every listing carries."""
+    flags = [element("Delimiter", enc(delimiter))] if delimiter else []
+    if encoding:
+        flags.append(element("EncodingType", encoding))
+    flags.append(element("IsTruncated", truncated))
+    return flags
+
+
+def _max_keys(q: Mapping[str, str]) -> int:
+    try:
+        max_keys = int(q.get("max-keys", str(MAX_LIST_KEYS)))
+        if max_keys < 0:
+            raise ValueError
+    except ValueError:
+        raise S3Error(
+            "InvalidArgument",
+            "Provided max-keys not an integer or within integer range",
+            ArgumentName="max-keys",
+            ArgumentValue=q.get("max-keys", ""),
+        ) from None
+    return min(max_keys, MAX_LIST_KEYS)
+
+
+def _encoding(q: Mapping[str, str]) -> str | None:
+    encoding = q.get("encoding-type")
+    if encoding not in (None, "url"):
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding or "",
+        )
+    return encoding
+
+
+def _url_encode(text: str) -> str:
+    # encoding-type=url: SDKs decode with unquote_plus, so '+' must travel as %2B.
+    return quote(text, safe="/~")
+
+
+def _encode_token(marker: str) -> str:
+    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            ArgumentName="continuation-token",
+            ArgumentValue=token,
+        ) from None

@@ -1,0 +1,309 @@
+"""Object operations: put, get, head, copy, delete one or many."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from vaultaire.api import checksums, xmlparse
+from vaultaire.api.addressing import MAX_KEY_BYTES
+from vaultaire.api.call import OperationBase, S3Call, http_date, iso
+from vaultaire.api.errors import S3Error, from_domain
+from vaultaire.api.headers import (
+    RESPONSE_OVERRIDES,
+    read_conditions,
+    storage_class,
+    stored_headers,
+    write_condition,
+)
+from vaultaire.api.incoming import IncomingBody, content_md5
+from vaultaire.api.ranges import resolve_range
+from vaultaire.api.xmlout import element
+from vaultaire.engine import CopyPlan
+from vaultaire.engine.conditions import Outcome, evaluate
+from vaultaire.model import Artifact, ByteRange
+
+MAX_METADATA_BYTES = 2048
+DELETE_BODY_LIMIT = 2 * 2**20  # 1000 keys of up to 1024 bytes, escaped
+MAX_DELETE_KEYS = 1000
+
+
+class _NotModified(Exception):
+    def __init__(self, artifact: Artifact) -> None:
+        self.artifact = artifact
+
+
+class ObjectOperations(OperationBase):
+    def _metadata(self, call: S3Call) -> tuple[tuple[str, str], ...]:
+        meta = sorted((k[len("x-amz-meta-") :], v) for k, v in call.headers.items() if k.startswith("x-amz-meta-"))
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in meta)
+        if size > MAX_METADATA_BYTES:
+            raise S3Error(
+                "MetadataTooLarge",
+                f"Your metadata headers are {size} bytes; at most {MAX_METADATA_BYTES} are allowed.",
+                MaxSizeAllowed=str(MAX_METADATA_BYTES),
+            )
+        return tuple(meta)
+
+    async def put_object(self, call: S3Call) -> bytes:
+        assert call.target.key is not None and call.identity is not None
+        incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
+        metadata = self._metadata(call)
+        content_type = call.headers.get("content-type") or "binary/octet-stream"
+        kept_headers = stored_headers(call.headers)
+        klass = storage_class(call.headers)
+        condition = write_condition(call.headers)
+        container = await self._container(call)
+        raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
+        artifact = await self.engine.put(
+            call.ctx,
+            container,
+            call.target.key,
+            incoming.source(raw),
+            content_type=content_type,
+            metadata=metadata,
+            headers=kept_headers,
+            storage_class=klass,
+            condition=condition,
+            hashers=incoming.hashers,
+            verify=incoming.verify,
+            keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
+            declared_size=incoming.size,
+        )
+        incoming.check_size(artifact.size)
+        call.set_header("ETag", artifact.etag)
+        call.set_header("Content-Length", "0")
+        self._echo_checksum(call, incoming)
+        if klass != "STANDARD":
+            call.set_header("x-amz-storage-class", klass)
+        return b""
+
+    def _echo_checksum(self, call: S3Call, incoming: IncomingBody) -> None:
+        echoed = incoming.checksum_header()
+        if echoed is not None:
+            call.set_header(*echoed)
+
+    def _artifact_headers(self, call: S3Call, artifact: Artifact) -> None:
+        call.set_header("ETag", artifact.etag)
+        call.set_header("Last-Modified", http_date(artifact.modified))
+        call.set_header("Content-Type", artifact.content_type)
+        call.set_header("Accept-Ranges", "bytes")
+        for name, value in artifact.headers:
+            call.set_header(name, value)
+        if artifact.storage_class != "STANDARD":
+            call.set_header("x-amz-storage-class", artifact.storage_class)
+        for name, value in artifact.metadata:
+            call.set_header(f"x-amz-meta-{name}", value)
+        if artifact.checksum and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+            # Only the whole object has this checksum: not a range or a part of it.
+            if "range" not in call.headers and "partNumber" not in call.target.query:
+                algorithm, value = artifact.checksum
+                call.set_header(checksums.header_name(algorithm), value)
+                call.set_header("x-amz-checksum-type", "COMPOSITE" if "-" in value else "FULL_OBJECT")
+        if call.operation == "GetObject":
+            for parameter, header in RESPONSE_OVERRIDES.items():
+                if parameter in call.target.query:
+                    call.set_header(header, call.target.query[parameter])
+
+    def _check_version(self, call: S3Call) -> None:
+        """Containers are unversioned: only the ``null`` version exists."""
+        version = call.target.query.get("versionId")
+        if version is not None and version != "null":
+            raise S3Error(
+                "InvalidArgument", "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
+            )
+
+    async def get_object(self, call: S3Call) -> bytes | None:
+        assert call.target.key is not None
+        self._check_version(call)
+        container = await self._container(call)
+        range_header = call.headers.get("range")
+        conditions = read_conditions(call.headers)
+        part_number = call.target.query.get("partNumber")
+        if part_number is not None and range_header:
+            raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
+
+        def decide(artifact: Artifact) -> ByteRange | None:
+            outcome = evaluate(conditions, artifact)
+            if outcome is Outcome.FAILED:
+                raise S3Error("PreconditionFailed", Condition="If-Match")
+            if outcome is Outcome.NOT_MODIFIED:
+                raise _NotModified(artifact)
+            if part_number is not None:
+                return _part_range(artifact, part_number)
+            return resolve_range(range_header, artifact.size)
+
+        try:
+            if call.operation == "HeadObject":
+                artifact = await self.engine.artifact(call.ctx, container, call.target.key)
+                wanted = decide(artifact)
+                self._artifact_headers(call, artifact)
+                self._length_headers(call, artifact, wanted)
+                return b""
+            artifact, wanted, reader = await self.engine.open(call.ctx, container, call.target.key, decide)
+        except _NotModified as e:
+            call.request.setResponseCode(304)
+            call.set_header("ETag", e.artifact.etag)
+            call.set_header("Last-Modified", http_date(e.artifact.modified))
+            return b""
+        self._artifact_headers(call, artifact)
+        self._length_headers(call, artifact, wanted)
+        call.ctx.on_cancel(reader.stop)
+        await reader.stream_to(call.request)
+        return b""
+
+    def _length_headers(self, call: S3Call, artifact: Artifact, wanted: Any) -> None:
+        if artifact.parts and "partNumber" in call.target.query:
+            call.set_header("x-amz-mp-parts-count", str(len(artifact.parts)))
+        if wanted is None:
+            call.set_header("Content-Length", str(artifact.size))
+            return
+        call.request.setResponseCode(206)
+        call.set_header("Content-Range", f"bytes {wanted.start}-{wanted.end}/{artifact.size}")
+        call.set_header("Content-Length", str(wanted.length))
+
+    async def copy_object(self, call: S3Call) -> bytes:
+        assert call.target.key is not None and call.target.bucket is not None
+        source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
+        directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise S3Error(
+                "InvalidArgument",
+                "Unknown metadata directive.",
+                ArgumentName="x-amz-metadata-directive",
+                ArgumentValue=directive,
+            )
+        target = await self._container(call)
+        source = await self.engine.container(call.ctx, source_bucket)
+        conditions = read_conditions(call.headers, "x-amz-copy-source-")
+        klass = storage_class(call.headers) if "x-amz-storage-class" in call.headers else None
+        replaced_metadata = self._metadata(call) if directive == "REPLACE" else ()
+        condition = write_condition(call.headers)
+
+        def plan(original: Artifact) -> CopyPlan:
+            if evaluate(conditions, original) is not Outcome.PROCEED:
+                raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
+            onto_itself = source.id == target.id and source_key == call.target.key
+            if onto_itself and directive == "COPY" and klass in (None, original.storage_class):
+                raise S3Error(
+                    "InvalidRequest",
+                    "This copy request is illegal because it is trying to copy an object to itself without "
+                    "changing the object's metadata, storage class, website redirect location or encryption "
+                    "attributes.",
+                )
+            if directive == "REPLACE":
+                return CopyPlan(
+                    content_type=call.headers.get("content-type") or "binary/octet-stream",
+                    metadata=replaced_metadata,
+                    headers=stored_headers(call.headers),
+                    storage_class=klass or "STANDARD",
+                )
+            return CopyPlan(original.content_type, original.metadata, original.headers, klass or original.storage_class)
+
+        _original, copied = await self.engine.copy(
+            call.ctx, source, source_key, target, call.target.key, plan, condition
+        )
+        if klass is not None and klass != "STANDARD":
+            call.set_header("x-amz-storage-class", klass)
+        return self._xml(
+            call,
+            element(
+                "CopyObjectResult",
+                element("LastModified", iso(copied.modified)),
+                element("ETag", copied.etag),
+                xmlns=True,
+            ),
+        )
+
+    async def delete_objects(self, call: S3Call) -> bytes:
+        container = await self._container(call)
+        body = await self._small_body(call, DELETE_BODY_LIMIT)
+        self._check_body_integrity(call, body)
+        quiet, entries = xmlparse.delete_request(body, MAX_DELETE_KEYS)
+        results = []
+        for key, version in entries:
+            if version is not None and version != "null":
+                results.append(_delete_error(key, "NoSuchVersion", "The specified version does not exist."))
+                continue
+            if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+                results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
+                continue
+            try:
+                await self.engine.delete(call.ctx, container, key)
+            except Exception as e:
+                error = from_domain(e, container.name, key) or S3Error("InternalError")
+                results.append(_delete_error(key, error.code, error.message))
+                continue
+            if not quiet:
+                results.append(element("Deleted", element("Key", key)))
+        return self._xml(call, element("DeleteResult", *results, xmlns=True))
+
+    def _check_body_integrity(self, call: S3Call, body: bytes) -> None:
+        """DeleteObjects needs Content-MD5 or an x-amz-checksum-* header, and it must hold."""
+        expected_md5 = content_md5(call.headers)
+        algorithm, expected, _trailer = checksums.declared(call.headers)
+        if expected_md5 is None and algorithm is None:
+            raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
+        if expected_md5 is not None and hashlib.md5(body).digest() != expected_md5:
+            raise S3Error("BadDigest")
+        if algorithm is not None and expected is not None:
+            hasher = checksums.new_hasher(algorithm)
+            hasher.update(body)
+            if hasher.digest() != expected:
+                raise S3Error(
+                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
+                )
+
+    async def delete_object(self, call: S3Call) -> bytes:
+        assert call.target.key is not None
+        self._check_version(call)
+        container = await self._container(call)
+        await self.engine.delete(call.ctx, container, call.target.key)
+        call.request.setResponseCode(204)
+        return b""
+
+
+def _part_range(artifact: Artifact, raw: str) -> ByteRange | None:
+    """The bytes of part ``raw`` (GET/HEAD ?partNumber=N); a plain artifact is its own part 1."""
+    count = len(artifact.parts) or 1
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw,
+        )
+    number = int(raw)
+    if number > count:
+        raise S3Error("InvalidPartNumber", PartNumberRequested=raw, ActualPartCount=str(count))
+    if not artifact.parts:
+        return ByteRange(0, artifact.size - 1) if artifact.size else None
+    start = sum(size for _loc, size in artifact.parts[: number - 1])
+    return ByteRange(start, start + artifact.parts[number - 1][1] - 1)
+
+
+def copy_source(header: str) -> tuple[str, str]:
+    """``/bucket/key`` or ``bucket/key`` (URL-encoded, maybe ``?versionId=null``)."""
+    path, _, query = header.partition("?")
+    if query and query not in ("versionId=null",):
+        raise S3Error(
+            "InvalidArgument", "Invalid version id specified", ArgumentName="x-amz-copy-source", ArgumentValue=header
+        )
+    try:
+        decoded = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = ""
+    bucket, _, key = decoded.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=header,
+        )
+    return bucket, key
+
+
+def _delete_error(key: str, code: str, message: str) -> Any:
+    return element("Error", element("Key", key), element("Code", code), element("Message", message))
