@@ -11,8 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from upstreams import ACCESS, SECRET, client, keys, second_vaultaire
 
-from tests.s3helpers import Server, error_code, later
-from tests.test_placement import location_body
+from tests.s3helpers import Server, error_code, later, location_body
 from vaultaire.drivers.mirror import MirrorDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 

@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 from daemon import Daemon, blob_files, catalog_rows
+
+from tests.commands import run
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -100,13 +101,6 @@ def head_etag(daemon: Daemon, bucket: str, key: str) -> tuple[str, int]:
     return head["ETag"].strip('"'), head["ContentLength"]
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout + result.stderr
-
-
 # -- the clients
 
 
@@ -162,14 +156,14 @@ def test_rclone_copy_5m_chunks(module_daemon: Daemon, tmp_path: Path) -> None:
         "--low-level-retries",
         "1",
     ]
-    run([RCLONE, "copy", str(src), f"vt:{bucket}/dir", *common], env)
+    run([RCLONE, "copy", str(src), f"vt:{bucket}/dir", *common], env=env)
     assert head_etag(module_daemon, bucket, "dir/r.bin") == (made.etags[part], made.size)
     assert head_etag(module_daemon, bucket, "dir/small.bin") == (small.md5, small.size)
-    run([RCLONE, "copy", f"vt:{bucket}/dir", str(back), *common], env)
+    run([RCLONE, "copy", f"vt:{bucket}/dir", str(back), *common], env=env)
     assert_same(made, back / "r.bin")
     assert_same(small, back / "small.bin")
     # rclone's own comparison (sizes and hashes, the multipart one from its metadata) agrees
-    run([RCLONE, "check", str(src), f"vt:{bucket}/dir", "--download", *common], env)
+    run([RCLONE, "check", str(src), f"vt:{bucket}/dir", "--download", *common], env=env)
 
 
 def test_boto3_transfer_manager(module_daemon: Daemon, tmp_path: Path) -> None:
@@ -219,10 +213,10 @@ def test_s3cmd_put_get(module_daemon: Daemon, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(tmp_path)
     s3cmd = [sys.executable, S3CMD, "-c", str(cfg)]
-    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(made.path), f"s3://{bucket}/s3cmd/s.bin"], env)
+    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(made.path), f"s3://{bucket}/s3cmd/s.bin"], env=env)
     assert head_etag(module_daemon, bucket, "s3cmd/s.bin") == (made.etags[part], made.size)
     down = tmp_path / "s.down"
-    run([*s3cmd, "get", "--force", f"s3://{bucket}/s3cmd/s.bin", str(down)], env)
+    run([*s3cmd, "get", "--force", f"s3://{bucket}/s3cmd/s.bin", str(down)], env=env)
     assert_same(made, down)
 
 

@@ -10,8 +10,7 @@ from email.utils import formatdate
 import pytest
 import pytest_twisted
 
-from tests.s3helpers import ACCESS, Server, error_code
-from tests.test_api import xml_values
+from tests.s3helpers import ACCESS, Server, error_code, md5_header, xml_values
 from vaultaire.model import RequestContext
 
 
@@ -21,10 +20,6 @@ async def server(tmp_path, upstream):
     await s.start("bucket", "other")
     yield s
     await s.stop()
-
-
-def md5_header(body: bytes) -> dict[str, str]:
-    return {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
 
 
 @pytest_twisted.ensureDeferred

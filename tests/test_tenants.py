@@ -4,9 +4,7 @@ secrets kept out of the catalog file, the events, the logs and the metrics."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -16,10 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-
-from tests.daemon import Daemon
-
-ADMIN = os.path.join(os.path.dirname(sys.executable), "vaultaire-admin")
+from daemon import ADMIN, Daemon, write_config
 
 
 def admin(d: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -43,9 +38,8 @@ def code_of(call: Any) -> str:
 
 @pytest.fixture
 def config_daemon(tmp_path: Path):
-    config = tmp_path / "vaultaire.toml"
-    config.write_text("[metering]\nflush_seconds = 1\ntenant_label_limit = 2\n")
-    d = Daemon(tmp_path / "v", extra_args=["--config", str(config)]).start()
+    config = write_config(tmp_path, "[metering]\nflush_seconds = 1\ntenant_label_limit = 2\n")
+    d = Daemon(tmp_path / "v", extra_args=["--config", config]).start()
     try:
         yield d
     finally:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest_twisted
+from daemon import ADMIN
 from twisted.internet import reactor
 
 from vaultaire.billing import TIB, monthly_bill
@@ -19,8 +19,6 @@ from vaultaire.model import Artifact, Tenant
 from vaultaire.ops.metering import Meter, request_class
 from vaultaire.ops.metrics import Metrics
 from vaultaire.sealing import SecretBox, load_master_key
-
-ADMIN = os.path.join(os.path.dirname(sys.executable), "vaultaire-admin")
 
 
 def at(text: str) -> float:
