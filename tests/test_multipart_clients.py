@@ -3,8 +3,8 @@
 Every client uploads a file big enough to go multipart, downloads it again, and every
 byte is compared (both sides hashed while streaming). The multipart ETag is checked
 against the md5-of-md5s of the client's own part size, so the part boundaries are right
-too. The last test checks that nothing leaked: no unfinished uploads, no staged blobs,
-and exactly one blob per stored part (one per single-PUT artifact).
+too. After every client, nothing leaked: no unfinished uploads, no staged blobs, and
+exactly one blob per stored part (one per single-PUT artifact).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon, blob_files, catalog_rows
+from daemon import Daemon, assert_no_leak, catalog_rows
 
 from tests.commands import run
 
@@ -99,6 +99,25 @@ def new_bucket(daemon: Daemon) -> str:
 def head_etag(daemon: Daemon, bucket: str, key: str) -> tuple[str, int]:
     head = daemon.boto3_client().head_object(Bucket=bucket, Key=key)
     return head["ETag"].strip('"'), head["ContentLength"]
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(module_daemon: Daemon) -> Iterator[None]:
+    """After each client: no unfinished upload, no staged blob, no garbage, exactly the blobs the
+    catalog references; and the client's big file went up as a multipart artifact."""
+    data = module_daemon.data_dir
+    multipart_before = _multipart_artifacts(data)
+    yield
+    assert catalog_rows(data, "SELECT COUNT(*) FROM uploads") == [(0,)]
+    assert catalog_rows(data, "SELECT COUNT(*) FROM parts") == [(0,)]
+    assert_no_leak(data)
+    assert _multipart_artifacts(data) > multipart_before
+
+
+def _multipart_artifacts(data: Path) -> int:
+    return sum(
+        bool(json.loads(extra).get("parts")) for (extra,) in catalog_rows(data, "SELECT metadata FROM artifacts")
+    )
 
 
 # -- the clients
@@ -239,29 +258,3 @@ def test_minio_fput_fget(module_daemon: Daemon, tmp_path: Path) -> None:
     down = tmp_path / "m.down"
     client.fget_object(bucket, "minio/64.bin", str(down))
     assert_same(made, down)
-
-
-# -- and afterwards nothing leaked
-
-
-def test_zz_no_leaks(module_daemon: Daemon) -> None:
-    """Runs last in this module: every client above left exactly its artifacts' blobs."""
-    s3 = module_daemon.boto3_client()
-    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    for bucket in buckets:
-        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], bucket
-    data = module_daemon.data_dir
-    assert catalog_rows(data, "SELECT COUNT(*) FROM uploads") == [(0,)]
-    assert catalog_rows(data, "SELECT COUNT(*) FROM parts") == [(0,)]
-    assert catalog_rows(data, "SELECT COUNT(*) FROM garbage") == [(0,)]
-    blobs = 0
-    multipart = 0
-    for (extra,) in catalog_rows(data, "SELECT metadata FROM artifacts"):
-        parts = json.loads(extra).get("parts", [])
-        blobs += len(parts) or 1  # a single-PUT artifact is one blob
-        multipart += bool(parts)
-    files = blob_files(data)
-    assert [p for p in files if p.name.endswith(".part")] == []
-    assert len(files) == blobs
-    if len(buckets) >= 5:  # the whole module ran: every client's big file went multipart
-        assert multipart >= 5
