@@ -10,7 +10,9 @@ why and a non-zero exit) and one way to build the ops site. ``service.py``
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -99,7 +101,24 @@ class StartGuard(MultiService):
     def startService(self) -> None:
         if self.settings.log_level != "info":
             apply_log_level(self.settings.log_level)
+        if self.notify is None:
+            self.own_stop_signals()
         super().startService()
+
+    def own_stop_signals(self) -> None:
+        """SIGINT and SIGTERM stop this daemon, whatever dispositions it inherited.
+
+        A background job of a non-interactive shell starts with SIGINT ignored,
+        and the reactor only takes SIGINT over from Python's default handler:
+        without this, Ctrl-C or ``kill -INT`` would do nothing. (A worker leaves
+        SIGINT to its supervisor and handles SIGTERM itself.)
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signo, name in ((signal.SIGINT, "sigInt"), (signal.SIGTERM, "sigTerm")):
+            handler = getattr(self.reactor, name, None)
+            if handler is not None:
+                signal.signal(signo, handler)
 
     def say(self, message: str) -> None:
         if self.notify is not None:
