@@ -160,7 +160,15 @@ def periodic_work(
     def guarded(work: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
         return lambda: ensureDeferred(work()).addErrback(lambda f: log.failure("periodic work failed", f))
 
+    async def reconcile_placements() -> None:
+        # Failover placements move blobs back to their primary: here, once per data directory.
+        for driver in engine.drivers.values():
+            reconcile = getattr(driver, "reconcile_if_due", None)
+            if reconcile is not None:
+                await reconcile()
+
     return [
+        (HEALTH_PROBE_SECONDS, guarded(reconcile_placements)),
         (GARBAGE_SWEEP_SECONDS, guarded(engine.collect_garbage)),
         (UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))),
         (settings.usage_flush_seconds, guarded(refresh_stored)),
