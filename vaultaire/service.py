@@ -18,6 +18,7 @@ from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.http import S3Site
+from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import DrainingSite, drain
 from vaultaire.engine import Engine
@@ -160,6 +161,10 @@ def periodic_work(
     def guarded(work: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
         return lambda: ensureDeferred(work()).addErrback(lambda f: log.failure("periodic work failed", f))
 
+    async def keep_headroom() -> None:
+        if isinstance(engine.catalog, SQLiteCatalog):
+            await engine.catalog.restore_headroom()
+
     async def reconcile_placements() -> None:
         # Failover placements move blobs back to their primary: here, once per data directory.
         for driver in engine.drivers.values():
@@ -168,6 +173,7 @@ def periodic_work(
                 await reconcile()
 
     return [
+        (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),
         (HEALTH_PROBE_SECONDS, guarded(reconcile_placements)),
         (GARBAGE_SWEEP_SECONDS, guarded(engine.collect_garbage)),
         (UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))),

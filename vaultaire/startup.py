@@ -9,16 +9,21 @@ why and a non-zero exit) and one way to build the ops site. ``service.py``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import stat
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -30,10 +35,12 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
+from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
+from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import DriverError
 from vaultaire.sealing import SecretBox, load_master_key
 
@@ -45,6 +52,7 @@ __all__ = [
     "cannot_listen",
     "open_data_directory",
     "ops_listener",
+    "runtime_directory",
     "start_engine",
 ]
 
@@ -136,18 +144,31 @@ class StartGuard(MultiService):
         self.reactor.stop()
 
 
+def _thread_runner(reactor: Any) -> Callable[..., Deferred[Any]]:
+    return lambda fn, *args: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+
 def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
     """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
     try:
-        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging)
+        placements = build_placements(
+            settings.drivers,
+            settings.placements,
+            data,
+            reactor,
+            scrub_staging=scrub_staging,
+            reserve=settings.free_space_reserve,
+        )
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
+    run = _thread_runner(reactor)
     return Engine(
         catalog,
         placements,
         reactor,
         default_placement=settings.default_placement,
         min_part_size=settings.min_part_size,
+        space=SpaceGuard(data, placements, settings.free_space_reserve, run),
     )
 
 
@@ -166,7 +187,8 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool) -
     if not os.access(data, os.W_OK):
         raise ConfigError(f"data directory {data!r} is not writable")
     box = SecretBox(load_master_key(settings, data, create=True))
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
+    headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
+    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
     return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging)
 
 
@@ -183,6 +205,33 @@ async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bo
         log.failure("vaultaire: the engine failed to start")
         return f"the engine failed to start: {e}"
     return None
+
+
+def runtime_directory(settings: Settings, environ: Mapping[str, str]) -> str:
+    """This data directory's runtime directory, made (mode 0700) and checked to be ours.
+
+    Off the data disk on purpose: the workers' metric files are memory-mapped,
+    and a mapping that grows on a full filesystem is SIGBUS, not an error.
+    """
+    path = settings.runtime_dir
+    if not path:
+        # systemd gives a colon-separated list when the unit names several.
+        path = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if not path:
+        data = os.path.abspath(settings.data)
+        tag = hashlib.sha256(data.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        path = os.path.join(base, f"vaultaire-{os.getuid()}-{tag}")
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as e:
+        raise ConfigError(f"runtime directory {path!r} cannot be created: {e.strerror}") from None
+    # /dev/shm is shared by every user: refuse a directory someone else made or swapped for a link.
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise ConfigError(f"runtime directory {path!r} must be a directory of this user, writable by no one else")
+    return path
 
 
 def ops_listener(settings: Settings, resource: IResource, reactor: Any) -> IService:

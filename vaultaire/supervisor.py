@@ -38,7 +38,7 @@ from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, periodic_work
-from vaultaire.startup import StartGuard, open_data_directory, ops_listener, start_engine
+from vaultaire.startup import StartGuard, open_data_directory, ops_listener, runtime_directory, start_engine
 from vaultaire.worker import CONTROL_FD, settings_argument
 
 __all__ = ["Supervisor", "make_supervisor"]
@@ -192,10 +192,10 @@ class Supervisor(StartGuard):
         self._pending: dict[int, Any] = {}  # index -> scheduled restart
         self._running_workers = False
         self._reloading = False
-        # The workers' metric files (prometheus-client multiprocess mode). In the data
-        # directory, emptied at each start: a kill -9 leaves nothing behind elsewhere.
-        self.metrics_dir = os.path.join(os.path.abspath(settings.data), "run", "metrics")
-        os.makedirs(self.metrics_dir, exist_ok=True)
+        # The workers' metric files (prometheus-client multiprocess mode), memory-mapped: in the
+        # runtime directory on tmpfs, never on the data disk (full disk: SIGBUS). Emptied at each start.
+        self.metrics_dir = os.path.join(runtime_directory(settings, environ), "metrics")
+        os.makedirs(self.metrics_dir, mode=0o700, exist_ok=True)
         self.health = HealthCache(engine)
         # The per-tenant stored gauges: read from the catalog here, once for all workers.
         self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
@@ -339,7 +339,7 @@ class Supervisor(StartGuard):
         if self.health.ready:
             doc["workers"] = {"running": len(self.workers), "wanted": self.count}
             if not self.workers:
-                doc["status"] = "error"  # nobody serves S3 right now
+                doc["status"] = "failing"  # nobody serves S3 right now
         return doc
 
     # -- stop
