@@ -7,6 +7,10 @@ be emptied through S3. So a placeholder file of ``SIZE`` bytes sits next to
 the catalog: when a write meets a full disk it is removed and the write is
 retried once; it is made again, by the process that does the periodic work,
 once the disk has room above its reserve.
+
+The file is at most half the reserve: once released, the disk is still
+below its reserve, so new writes stay refused and cannot eat the room the
+deletes were given.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from vaultaire.diskspace import sample
 __all__ = ["SIZE", "Headroom"]
 
 SIZE = 4 * 2**20
+MIN_SIZE = 64 * 2**10  # a few transactions' worth of write-ahead log
 
 log = Logger()
 
@@ -33,10 +38,11 @@ class Headroom:
     def release(self) -> bool:
         """Give the space back (blocking); True if there was any to give."""
         try:
+            size = os.stat(self.path).st_size
             os.unlink(self.path)
         except FileNotFoundError:
             return False
-        log.warn("the catalog's disk is full: released {size} bytes of headroom so deletes can commit", size=self._size)
+        log.warn("the catalog's disk is full: released {size} bytes of headroom so deletes can commit", size=size)
         return True
 
     def restore(self) -> bool:
@@ -45,14 +51,15 @@ class Headroom:
             return False
         directory = os.path.dirname(self.path)
         space = sample(directory, self.reserve_setting)
-        if space.read_only or not space.room_for(self._size):
-            return False
+        size = min(self._size, space.reserve // 2)
+        if size < MIN_SIZE or space.read_only or not space.room_for(size):
+            return False  # no reserve (none wanted), or no room for it yet
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
                 # Allocated blocks, not a sparse file: the point is to hold real space.
-                os.posix_fallocate(fd, 0, self._size)
+                os.posix_fallocate(fd, 0, size)
                 os.fsync(fd)
             finally:
                 os.close(fd)
