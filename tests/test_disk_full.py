@@ -25,6 +25,9 @@ import pytest
 from botocore.exceptions import ClientError
 from daemon import Daemon
 
+from vaultaire.config import ConfigError, Settings
+from vaultaire.startup import runtime_directory
+
 pytestmark = pytest.mark.timeout(300)
 
 DISK_SIZE = 64 * 2**20
@@ -220,3 +223,22 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
             assert worker_restarts(d) == 0
     finally:
         d.stop()
+
+
+def test_the_runtime_directory_is_on_tmpfs_and_ours(tmp_path: Path) -> None:
+    settings = Settings(data=str(tmp_path / "data"))
+    default = runtime_directory(settings, {})
+    try:
+        assert default.startswith("/dev/shm/vaultaire-") and os.stat(default).st_mode & 0o777 == 0o700
+        assert runtime_directory(Settings(data=str(tmp_path / "other")), {}) != default  # one per data directory
+    finally:
+        os.rmdir(default)
+    systemd = tmp_path / "run" / "vaultaire"
+    assert runtime_directory(settings, {"RUNTIME_DIRECTORY": f"{systemd}:/elsewhere"}) == str(systemd)
+    configured = tmp_path / "configured"
+    chosen = Settings(data=str(tmp_path / "data"), runtime_dir=str(configured))
+    assert runtime_directory(chosen, {"RUNTIME_DIRECTORY": str(systemd)}) == str(configured)
+    # /dev/shm is everyone's: a directory another user could write to is refused.
+    configured.chmod(0o777)
+    with pytest.raises(ConfigError, match="writable by no one else"):
+        runtime_directory(chosen, {})

@@ -357,6 +357,12 @@ class Supervisor(StartGuard):
             await self._stop_workers()
             await self.engine.stop()
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            runtime = os.path.dirname(self.metrics_dir)
+            if os.path.basename(runtime).startswith("vaultaire-"):  # the default one in /dev/shm: ours
+                try:
+                    os.rmdir(runtime)
+                except OSError:
+                    pass  # not empty: something else lives there
 
         return ensureDeferred(after())
 
