@@ -28,6 +28,7 @@ from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
     DriverUnavailable,
+    IncompleteBody,
     NoSuchArtifact,
     NoSuchContainer,
     NoSuchPlacement,
@@ -327,7 +328,8 @@ class Engine:
     ) -> tuple[str, int, str]:
         """Stream into a new blob. ``declared_size`` (the Content-Length the client
         announced) goes to the driver: one that needs it up front (a streamed
-        upstream PUT) uses it."""
+        upstream PUT) uses it. A body of any other size is refused here, before
+        the commit, whatever the driver."""
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
         writer = self._driver(container).open_writer(locator, declared_size)
@@ -356,6 +358,9 @@ class Engine:
                     await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
                         lambda f: f.value.subFailure.raiseException()
                     )
+            if declared_size is not None and size != declared_size:
+                # Before anything is committed: a short body must never replace what the key holds.
+                raise IncompleteBody(f"{size} bytes arrived, {declared_size} were announced")
             if verify is not None:
                 verify({name: hasher.digest() for name, hasher in all_hashers.items()})
             await writer.commit()
