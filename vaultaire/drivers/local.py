@@ -246,6 +246,9 @@ def _read_range(path: str, start: int, end: int) -> bytes:
 class LocalDriver:
     """Blobs as files under ``root``; the locator is the relative path."""
 
+    # A reader holds the open file, so a blob deleted under it still reads whole.
+    readers_keep_blobs = True
+
     def __init__(
         self,
         root: str,
@@ -319,10 +322,12 @@ class LocalDriver:
         path = self._path(locator)
 
         def unlink() -> None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            # The staged file too: a writer that died (its intent swept) may have left either.
+            for name in (path, path + STAGING_SUFFIX):
+                try:
+                    os.unlink(name)
+                except FileNotFoundError:
+                    pass
 
         return self._run(unlink)
 
