@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 
+from tests.s3helpers import Chunks
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryBlobWriter, MemoryDriver
@@ -23,16 +24,6 @@ from vaultaire.engine import Engine
 from vaultaire.errors import DriverError, IncompleteBody
 from vaultaire.model import RequestContext
 from vaultaire.sealing import SecretBox
-
-
-class Chunks:
-    """A ChunkSource over fixed chunks."""
-
-    def __init__(self, *chunks: bytes) -> None:
-        self._chunks = list(chunks)
-
-    def read(self) -> Deferred[bytes]:
-        return succeed(self._chunks.pop(0) if self._chunks else b"")
 
 
 class LaxWriter(MemoryBlobWriter):
