@@ -250,3 +250,18 @@ async def test_a_write_is_an_intent_until_its_commit(engine: Engine) -> None:
     await engine.put(ctx, container, "k", Watching(b"abc"), content_type="x")
     assert seen[0] == [("local",)]  # recorded before the first byte was read
     assert await catalog_rows(engine, "SELECT COUNT(*) FROM intents") == [(0,)]  # settled by the commit
+
+
+def test_a_writer_lease_is_taken_once_and_seen_alive_until_released(tmp_path: Path) -> None:
+    from vaultaire.catalog.blobs import WriterLease
+
+    mine, other = WriterLease(str(tmp_path / "w")), WriterLease(str(tmp_path / "w"))
+    mine.acquire()
+    mine.acquire()  # every intent asks again: one file, one descriptor
+    assert os.listdir(tmp_path / "w") == [mine.owner]
+    other.acquire()
+    assert mine.dead_owners([other.owner, "never-started"]) == ["never-started"]
+    other.release()
+    assert mine.dead_owners([other.owner]) == [other.owner]
+    mine.release()
+    assert os.listdir(tmp_path / "w") == []

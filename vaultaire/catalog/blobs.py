@@ -122,6 +122,9 @@ class WriterLease:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        """Take the lease (once; later calls keep it)."""
+        if self._fd is not None:
+            return
         os.makedirs(self.directory, exist_ok=True)
         temporary = os.path.join(self.directory, f".{self.owner}.new")
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
