@@ -38,7 +38,7 @@ def admin(d: Daemon, *args: str) -> str:
 def test_concurrent_uploads_through_two_workers_never_exceed_the_quota(tmp_path: Any) -> None:
     with Daemon(tmp_path, workers=2) as d:
         s3 = d.boto3_client()
-        s3.create_bucket(Bucket="q")
+        s3.create_bucket(Bucket="quota")
         admin(d, "quota", "set", "default", "--max-bytes", str(QUOTA))
         lock = threading.Lock()
         stored: list[str] = []
@@ -51,7 +51,7 @@ def test_concurrent_uploads_through_two_workers_never_exceed_the_quota(tmp_path:
             for i in range(TRIES):
                 key = f"u{n}-{i}"
                 try:
-                    client.put_object(Bucket="q", Key=key, Body=os.urandom(BODY))
+                    client.put_object(Bucket="quota", Key=key, Body=os.urandom(BODY))
                     outcome = "ok"
                 except ClientError as e:
                     outcome = e.response["Error"]["Code"]
@@ -72,7 +72,7 @@ def test_concurrent_uploads_through_two_workers_never_exceed_the_quota(tmp_path:
         assert set(outcomes) <= {"ok", "QuotaExceeded"}, outcomes
         assert len(stored) == QUOTA // BODY  # exactly what fits was stored...
         assert outcomes.count("QuotaExceeded") == UPLOADERS * TRIES - QUOTA // BODY  # ...the rest refused
-        listed = s3.list_objects_v2(Bucket="q").get("Contents", [])
+        listed = s3.list_objects_v2(Bucket="quota").get("Contents", [])
         assert sorted(o["Key"] for o in listed) == sorted(stored)
         shown = json.loads(admin(d, "tenant", "show", "default", "--json"))
         assert shown["stored_bytes"] == len(stored) * BODY <= QUOTA
