@@ -178,6 +178,9 @@ class S3Api(
             request.loseConnection()
             return None
         request.setResponseCode(error.status)
+        if error.close_connection and request.channel is not None:
+            request.setHeader(b"Connection", b"close")
+            request.channel.persistent = False
         resource = call.target.resource if call else "/"
         body = error.to_xml(resource, request_id)
         request.responseHeaders.removeHeader(b"Content-Range")
