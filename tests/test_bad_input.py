@@ -7,6 +7,7 @@ stored that a later GET could not serve, no traceback or critical log line.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import socket
 from datetime import UTC, datetime
@@ -194,3 +195,44 @@ def exchange(port: int, request: bytes) -> bytes:
                 break
             body += chunk
         return head + b"\r\n\r\n" + body
+
+
+# -- item 10: hostile XML
+
+
+def laughs(encoding: str) -> bytes:
+    entities = '<!ENTITY a0 "ha">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 6))
+    text = (
+        f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE Delete [{entities}]>'
+        "<Delete><Object><Key>&a5;</Key></Object></Delete>"
+    )
+    return text.encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "UTF-16", "UTF-16-LE", "UTF-16-BE", "UTF-32"])
+@pytest_twisted.ensureDeferred
+async def test_entity_declarations_are_refused_in_any_encoding(server, encoding):
+    body = laughs(encoding)
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    r = await server.request("POST", "/bucket", body, query="delete=", headers={"content-md5": md5})
+    assert (r.code, error_code(r)) == (400, "MalformedXML"), r.body[:300]
+    assert len(r.body) < 2000
+
+
+@pytest_twisted.ensureDeferred
+async def test_deeply_nested_xml_is_refused(server):
+    # Unknown elements are otherwise ignored: only the depth can refuse this one.
+    body = b"<Delete><Object><Key>k</Key>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</Object></Delete>"
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    r = await server.request("POST", "/bucket", body, query="delete=", headers={"content-md5": md5})
+    assert (r.code, error_code(r)) == (400, "MalformedXML"), r.body[:300]
+
+
+@pytest_twisted.ensureDeferred
+async def test_utf16_documents_without_a_dtd_still_parse(server):
+    assert (await server.request("PUT", "/bucket/k", b"x")).code == 200
+    body = '<?xml version="1.0" encoding="UTF-16"?><Delete><Object><Key>k</Key></Object></Delete>'.encode("utf-16")
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    r = await server.request("POST", "/bucket", body, query="delete=", headers={"content-md5": md5})
+    assert r.code == 200, r.body
+    assert (await server.request("HEAD", "/bucket/k")).code == 404
