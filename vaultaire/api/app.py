@@ -15,6 +15,7 @@ from typing import Any
 from klein import Klein
 from twisted.logger import Logger
 
+from vaultaire.api import unsupported
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.buckets import BucketOperations
@@ -141,12 +142,20 @@ class S3Api(
                 host = (request.getHeader(b"host") or b"").decode("latin-1")
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, headers_of(request))
-                call.operation = detect(method, target, call.headers)
-                if call.operation not in _NOT_SIGNED_UP_FRONT:
+                refused: S3Error | None = None
+                try:
+                    call.operation = detect(method, target, call.headers)
+                except S3Error as e:
+                    refused = e  # S3 authenticates first: an anonymous caller learns nothing of what we lack
+                if refused is not None or call.operation not in _NOT_SIGNED_UP_FRONT:
                     call.identity = await self.auth.authenticate(
                         method, target.raw_path, target.raw_query, call.headers, target.v2_path
                     )
                     ctx.tenant = call.identity.tenant
+                    if refused is not None:
+                        raise refused
+                    unsupported.check_owner(call.headers, call.identity.tenant.id)
+                    unsupported.refuse(call.operation, call.headers)
                     if "origin" in call.headers:  # before the handler: a GET streams its headers out
                         await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.api import post_policy
+from vaultaire.api import post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.call import S3Call
 from vaultaire.api.errors import S3Error
@@ -61,6 +61,8 @@ class PostObjectOperation:
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
         call.ctx.tenant = identity.tenant
+        unsupported.check_owner(call.headers, identity.tenant.id)
+        unsupported.refuse_form(fields)
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         container = await self._container(call)  # type: ignore[attr-defined]
         key = fields.get("key")
