@@ -10,16 +10,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import struct
+import threading
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import pytest_twisted
 import treq
 from twisted.internet.threads import deferToThread
 
-from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code
+from tests.logwatch import watching
+from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, later
 from tests.test_post_object import BOUNDARY, form, v4_fields
 from vaultaire import sigv4
+from vaultaire.api.redaction import redact_uri
 
 OVERFLOWING_DATES = [
     "Mon, 01 Jan 2026 00:00:00 +99999999999999999999",
@@ -236,3 +242,84 @@ async def test_utf16_documents_without_a_dtd_still_parse(server):
     r = await server.request("POST", "/bucket", body, query="delete=", headers={"content-md5": md5})
     assert r.code == 200, r.body
     assert (await server.request("HEAD", "/bucket/k")).code == 404
+
+
+# -- item 9: nothing a client does logs a traceback or a critical line
+
+
+@pytest.mark.parametrize("path", ["/bucket/%ff", "/bucket/a%c0%afb", "/%ff/key", "/bucket/%ed%a0%80"])
+@pytest_twisted.ensureDeferred
+async def test_a_path_that_is_not_utf8_is_invalid_uri_without_a_traceback(server, path):
+    with watching() as log:
+        r = await send(server, "GET", path, {})
+    assert (r.code, error_code(r)) == (400, "InvalidURI"), r.body
+    assert log.bad() == []
+
+
+def download_and_vanish(port: int, path: str, wanted: int, reset: bool) -> None:
+    """Start a GET, read ``wanted`` bytes of it, and go away (with a TCP reset when ``reset``)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    got = 0
+    while got < wanted:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += len(chunk)
+    if reset:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+async def in_thread(fn: Any, *args: Any) -> None:
+    """Run blocking client code beside the reactor (which keeps serving), and wait for it."""
+    thread = threading.Thread(target=fn, args=args, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while thread.is_alive():
+        assert time.monotonic() < deadline, "the client thread is stuck"
+        await later(0.02)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_vanishing_mid_download_logs_nothing(server):
+    assert (await server.request("PUT", "/bucket/big", b"x" * (8 * 2**20))).code == 200
+    with watching() as log:
+        for wanted in (100, 256 * 1024):
+            for reset in (False, True):
+                path = "/" + server.presign("GET", "/bucket/big").split("/", 3)[3]
+                await in_thread(download_and_vanish, server.port.getHost().port, path, wanted, reset)
+        # Let the server notice each disconnect and finish its requests.
+        for _ in range(100):
+            await later(0.05)
+            if server.metrics.in_flight._value.get() == 0:
+                break
+        await later(0.2)
+    assert log.bad() == []
+    assert (await server.request("GET", "/bucket/big")).body == b"x" * (8 * 2**20)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_logged_uri_carries_no_signature(server):
+    async def broken(call: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    server.api.handlers["GetObject"] = broken
+    url = server.presign("GET", "/bucket/k")
+    signature = url.split("X-Amz-Signature=")[1]
+    with watching() as log:
+        r = await treq.get(url, persistent=False)
+        await r.content()
+    assert r.code == 500
+    text = log.text()
+    assert "internal error in GetObject" in text and "X-Amz-Signature=REDACTED" in text, text
+    assert signature not in text and "TESTACCESSKEY" not in text
+
+
+def test_redaction_hides_v2_and_v4_signing_parameters():
+    uri = b"/b/k?AWSAccessKeyId=AKID&Expires=1&Signature=abc%2B&x-id=GetObject&X-Amz-Security-Token=tok"
+    assert redact_uri(uri) == (
+        "/b/k?AWSAccessKeyId=REDACTED&Expires=1&Signature=REDACTED&x-id=GetObject&X-Amz-Security-Token=REDACTED"
+    )
+    assert redact_uri(b"/b/%ff?X-Amz-Credential=a%2Fb") == "/b/%ff?X-Amz-Credential=REDACTED"
