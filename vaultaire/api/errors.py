@@ -70,6 +70,10 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+    ),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
     "ServiceUnavailable": (503, "Service is unable to handle request."),
     "SlowDown": (503, "Please reduce your request rate."),
