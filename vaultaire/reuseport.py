@@ -58,10 +58,14 @@ def with_backlog(description: str, backlog: int) -> str:
     kind = description.split(":", 1)[0].strip().lower()
     if kind not in ("tcp", "ssl", "unix"):
         return description  # systemd: the socket unit sets it (Backlog=)
-    _, _, kwargs = endpoints._parseServer(description, None)
-    if "backlog" in kwargs:
+    if _names_backlog(description):
         return description
     return f"{description}:backlog={backlog}"
+
+
+def _names_backlog(description: str) -> bool:
+    # Not _parseServer's keywords: it fills in backlog=50 when the string names none.
+    return any(part.strip().lower().startswith("backlog=") for part in description.split(":")[1:])
 
 
 @frozen
@@ -98,7 +102,8 @@ def parse_listen(description: str, backlog: int = DEFAULT_BACKLOG) -> ListenSpec
         tls = None
     else:
         port, _factory, tls = args
-    return ListenSpec(kind, kwargs.get("interface", ""), int(port), int(kwargs.get("backlog", backlog)), tls)
+    chosen = int(kwargs["backlog"]) if _names_backlog(description) else backlog
+    return ListenSpec(kind, kwargs.get("interface", ""), int(port), chosen, tls)
 
 
 def _family(interface: str) -> socket.AddressFamily:

@@ -1,0 +1,175 @@
+"""Connections on a real `twistd vaultaire`: backlog, early answers over TCP and TLS, SIGTERM drain."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon import Daemon, self_signed_certificate
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def ss_command() -> str:
+    """`ss` (iproute2), installed if missing: the only way to see a listening socket's backlog."""
+    found = shutil.which("ss")
+    if found is None:
+        subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-q", "iproute2"], check=True, capture_output=True, timeout=600)
+        found = shutil.which("ss")
+    assert found is not None, "ss (iproute2) could not be installed"
+    return found
+
+
+def listen_backlogs(port: int) -> list[int]:
+    """The backlog of every socket listening on ``port`` (ss shows it as Send-Q)."""
+    out = subprocess.run(
+        [ss_command(), "-Hltn", f"sport = :{port}"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    return [int(line.split()[2]) for line in out.splitlines() if line.strip()]
+
+
+def somaxconn() -> int:
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return int(f.read())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_listen_backlog_is_a_production_one(tmp_path: Path, workers: int) -> None:
+    d = Daemon(tmp_path / "d", workers=workers).start()
+    try:
+        assert d.port is not None
+        assert listen_backlogs(d.port) == [min(1024, somaxconn())] * workers
+    finally:
+        d.stop()
+
+
+def test_the_listen_backlog_is_configurable(tmp_path: Path) -> None:
+    config = tmp_path / "v.toml"
+    config.write_text("[server]\nbacklog = 200\n")
+    d = Daemon(tmp_path / "d", workers=1, extra_args=["--config", str(config)]).start()
+    try:
+        assert d.port is not None
+        assert listen_backlogs(d.port) == [200]
+    finally:
+        d.stop()
+
+
+# -- an early answer to a request whose body is still coming
+
+
+def unsigned_put(host: str, port: int, size: int) -> bytes:
+    return (
+        f"PUT /bucket/key HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {size}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+
+def early_answer(port: int, context: ssl.SSLContext | None, size: int) -> bytes:
+    """Send an unsigned PUT and its whole body without waiting; return what came back."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s = context.wrap_socket(raw, server_hostname="127.0.0.1") if context else raw
+    got = b""
+    with s:
+        sender_error: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                s.sendall(unsigned_put("127.0.0.1", port, size))
+                chunk = b"x" * 65536
+                for _ in range(size // len(chunk)):
+                    s.sendall(chunk)
+            except (OSError, ssl.SSLError) as e:
+                sender_error.append(e)  # the server closed after its answer: expected
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+                if b"</Error>" in got:
+                    break
+        except (OSError, ssl.SSLError):
+            pass
+        sender.join(30)
+    return got
+
+
+@pytest.fixture(params=["tcp", "tls"])
+def early(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Daemon, ssl.SSLContext | None]]:
+    if request.param == "tcp":
+        d = Daemon(tmp_path / "d", workers=1).start()
+        context = None
+    else:
+        key, cert = self_signed_certificate(tmp_path)
+        d = Daemon(
+            tmp_path / "d",
+            workers=1,
+            scheme="https",
+            verify=str(cert),
+            listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+        ).start()
+        context = ssl.create_default_context(cafile=str(cert))
+    try:
+        yield d, context
+    finally:
+        d.stop()
+
+
+def test_an_early_refusal_always_reaches_the_client(early: tuple[Daemon, ssl.SSLContext | None]) -> None:
+    d, context = early
+    assert d.port is not None
+    answers = [early_answer(d.port, context, 2 * 2**20) for _ in range(40)]
+    missing = [i for i, got in enumerate(answers) if b"<Code>AccessDenied</Code>" not in got]
+    assert not missing, f"{len(missing)} of 40 tries got no answer, e.g. {answers[missing[0]][:200]!r}"
+    assert all(b"Connection: close" in got for got in answers)
+    log = d.log_text()
+    assert "Unhandled Error" not in log and "Traceback" not in log, log[-3000:]
+
+
+# -- SIGTERM lets an upload in flight finish
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path, workers: int) -> None:
+    d = Daemon(tmp_path / "d", workers=workers).start()
+    try:
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="drain")
+        body = os.urandom(4 * 2**20)
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": "drain", "Key": "k"}, ExpiresIn=300)
+        assert d.port is not None
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        conn.putrequest("PUT", url.split(str(d.port), 1)[1], skip_accept_encoding=True)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        piece = len(body) // 16
+        conn.send(body[:piece])
+        time.sleep(0.3)  # the request is in flight
+        assert d.proc is not None
+        os.kill(d.pid, signal.SIGTERM)
+        for i in range(piece, len(body), piece):
+            conn.send(body[i : i + piece])
+            time.sleep(0.1)  # the upload outlasts the signal by about 1.5 s
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        conn.close()
+        assert d.proc.wait(30) in (0, -signal.SIGTERM)  # twistd ends with the signal that stopped it
+        d.restart()
+        s3 = d.boto3_client()
+        assert s3.get_object(Bucket="drain", Key="k")["Body"].read() == body
+    finally:
+        d.stop()
