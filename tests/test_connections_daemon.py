@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import http.client
 import os
+import select
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,36 +76,45 @@ def unsigned_put(host: str, port: int, size: int) -> bytes:
 
 
 def early_answer(port: int, context: ssl.SSLContext | None, size: int) -> bytes:
-    """Send an unsigned PUT and its whole body without waiting; return what came back."""
+    """Send an unsigned PUT and its whole body without waiting; return what came back.
+
+    One thread, a non-blocking socket: an SSL socket must not be read and
+    written from two threads at once.
+    """
     raw = socket.create_connection(("127.0.0.1", port), timeout=20)
     s = context.wrap_socket(raw, server_hostname="127.0.0.1") if context else raw
-    got = b""
     with s:
-        sender_error: list[BaseException] = []
-
-        def send() -> None:
+        s.setblocking(False)
+        outgoing = unsigned_put("127.0.0.1", port, size) + b"x" * size
+        got = b""
+        deadline = time.monotonic() + 30
+        while b"</Error>" not in got and time.monotonic() < deadline:
+            readable, writable, _ = select.select([s], [s] if outgoing else [], [], 1.0)
             try:
-                s.sendall(unsigned_put("127.0.0.1", port, size))
-                chunk = b"x" * 65536
-                for _ in range(size // len(chunk)):
-                    s.sendall(chunk)
-            except (OSError, ssl.SSLError) as e:
-                sender_error.append(e)  # the server closed after its answer: expected
-
-        sender = threading.Thread(target=send)
-        sender.start()
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
+                if readable or (context and s.pending()):  # type: ignore[union-attr]
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                if writable and outgoing:
+                    sent = s.send(outgoing[:65536])
+                    outgoing = outgoing[sent:]
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                continue
+            except OSError:
+                outgoing = b""  # the server closed its side after the answer: read what is left
+                if not readable:
                     break
-                got += chunk
-                if b"</Error>" in got:
-                    break
-        except (OSError, ssl.SSLError):
-            pass
-        sender.join(30)
-    return got
+        if context is not None and got:
+            # A TLS client ends with close_notify, while the server may still be dropping
+            # the body: the server's TLS layer must not be torn down under it.
+            s.setblocking(True)
+            s.settimeout(5)
+            try:
+                s.unwrap()  # type: ignore[union-attr]
+            except (OSError, ValueError):
+                pass
+        return got
 
 
 @pytest.fixture(params=["tcp", "tls"])
