@@ -7,9 +7,11 @@ generous margin for a loaded machine), and not before it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 
@@ -18,7 +20,9 @@ import pytest_twisted
 from twisted.internet import threads
 
 from tests.s3helpers import Server, raw_exchange, signed_head
+from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import ConnectionLimits
+from vaultaire.errors import DriverError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -319,3 +323,21 @@ async def test_one_connection_too_many_is_answered_slow_down(capped):
     assert refused.startswith(b"HTTP/1.1 503") and b"<Code>SlowDown</Code>" in refused, refused
     assert served.startswith(b"HTTP/1.1 200"), served
     assert capped.site.refused == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.EMFILE, "Too many open files"),
+        OSError(errno.ENFILE, "Too many open files in system"),
+        sqlite3.OperationalError("unable to open database file"),
+        DriverError("local disk write failed: Too many open files"),
+    ],
+)
+def test_running_out_of_descriptors_is_slow_down(error: BaseException) -> None:
+    mapped = from_domain(error, "bucket", "key")
+    assert mapped is not None and mapped.code == "SlowDown" and mapped.status == 503
+    try:
+        raise RuntimeError("wrapped") from error
+    except RuntimeError as wrapped:
+        assert (from_domain(wrapped, "bucket", "key") or S3Error("InternalError")).code == "SlowDown"

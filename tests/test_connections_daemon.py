@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,4 +182,68 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path, workers: int) -
         s3 = d.boto3_client()
         assert s3.get_object(Bucket="drain", Key="k")["Body"].read() == body
     finally:
+        d.stop()
+
+
+# -- out of file descriptors
+
+_WITH_NOFILE = (
+    "import os, resource, sys\n"
+    "n = int(sys.argv[1])\n"
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+class LimitedDaemon(Daemon):
+    """A daemon started under a low RLIMIT_NOFILE."""
+
+    nofile = 160
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", _WITH_NOFILE, str(self.nofile), *super().command()]
+
+
+def test_running_out_of_descriptors_is_slow_down_never_500(tmp_path: Path) -> None:
+    config = tmp_path / "v.toml"
+    config.write_text("[connections]\nmax_connections = 100000\n")  # no cap: exhaust the descriptors
+    d = LimitedDaemon(tmp_path / "d", workers=1, extra_args=["--config", str(config)]).start()
+    held: list[socket.socket] = []
+    try:
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="fds")
+        s3.put_object(Bucket="fds", Key="before", Body=b"x")
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": "fds", "Key": "k"}, ExpiresIn=300)
+        assert d.port is not None
+        victim = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        victim.connect()  # accepted while descriptors are left
+        time.sleep(0.5)
+        for _ in range(LimitedDaemon.nofile + 40):  # more than the daemon can accept
+            held.append(socket.create_connection(("127.0.0.1", d.port), timeout=10))
+        time.sleep(2)  # the daemon accepts until it has no descriptor left
+        statuses = []
+        list_url = s3.generate_presigned_url("list_objects_v2", Params={"Bucket": "fds"}, ExpiresIn=300)
+        for target in [url, list_url, url, list_url]:
+            method, body = ("PUT", b"y" * 1000) if target == url else ("GET", None)
+            victim.request(method, target.split(str(d.port), 1)[1], body=body)
+            response = victim.getresponse()
+            answer = response.read()
+            statuses.append(response.status)
+            assert response.status != 500, answer
+            if response.status == 503:
+                assert b"<Code>SlowDown</Code>" in answer, answer
+            if response.getheader("Connection") == "close":
+                break
+        victim.close()
+        assert 503 in statuses, statuses
+        for s in held:
+            s.close()
+        held.clear()
+        time.sleep(1)
+        s3.put_object(Bucket="fds", Key="after", Body=b"z")  # descriptors back: service back
+        assert s3.get_object(Bucket="fds", Key="after")["Body"].read() == b"z"
+        assert "Unhandled Error" not in d.log_text()
+    finally:
+        for s in held:
+            s.close()
         d.stop()
