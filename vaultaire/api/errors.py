@@ -41,6 +41,8 @@ CODES: dict[str, tuple[int, str]] = {
     ),
     "ConditionalRequestConflict": (409, "A conflicting operation occurred. Please retry."),
     "QuotaExceeded": (403, "The quota of this account is exceeded."),
+    # Not an AWS code (S3 never runs out of room); the status is WebDAV's, as MinIO answers a full drive.
+    "InsufficientStorage": (507, "The server has not enough free disk space to store this request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
@@ -132,6 +134,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("EntityTooSmall", PartNumber=str(exc))
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
+    if isinstance(exc, domain.InsufficientStorage):
+        return S3Error("InsufficientStorage", str(exc) or None)
     if out_of_descriptors(exc):
         # Clients back off on SlowDown, which is what a process out of descriptors needs.
         return S3Error("SlowDown", "The server is out of file descriptors; please retry.")
