@@ -22,7 +22,9 @@ from twisted.internet import threads
 from tests.s3helpers import Server, raw_exchange, signed_head
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import ConnectionLimits
+from vaultaire.config import ConfigError, build, load_file
 from vaultaire.errors import DriverError
+from vaultaire.reuseport import listen_backlog, parse_listen, with_backlog
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -341,3 +343,56 @@ def test_running_out_of_descriptors_is_slow_down(error: BaseException) -> None:
         raise RuntimeError("wrapped") from error
     except RuntimeError as wrapped:
         assert (from_domain(wrapped, "bucket", "key") or S3Error("InternalError")).code == "SlowDown"
+
+
+@pytest_twisted.async_yield_fixture
+async def idle_server(tmp_path):
+    s = Server(str(tmp_path), limits=ConnectionLimits(idle_timeout=1.0))
+    await s.start("bucket")
+    yield s
+    await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kept_alive_connection_idle_past_idle_timeout_is_closed(idle_server):
+    def keep_alive() -> float:
+        with socket.create_connection(("127.0.0.1", port_of(idle_server)), timeout=10) as s:
+            s.sendall(b"GET /_vaultaire/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            return wait_closed(s, 1.0 + MARGIN)
+
+    took = await threads.deferToThread(keep_alive)
+    assert took >= 0.9
+
+
+# -- settings
+
+
+def test_backlog_defaults_to_1024_capped_by_somaxconn(tmp_path):
+    somaxconn = tmp_path / "somaxconn"
+    somaxconn.write_text("4096\n")
+    assert listen_backlog(0, str(somaxconn)) == 1024
+    assert listen_backlog(2000, str(somaxconn)) == 2000
+    somaxconn.write_text("128\n")
+    assert listen_backlog(0, str(somaxconn)) == 128
+    assert listen_backlog(0, str(tmp_path / "absent")) == 1024
+
+
+def test_backlog_joins_the_endpoint_unless_it_names_its_own():
+    assert with_backlog("tcp:8080:interface=127.0.0.1", 1024) == "tcp:8080:interface=127.0.0.1:backlog=1024"
+    assert with_backlog("tcp:8080:backlog=10", 1024) == "tcp:8080:backlog=10"
+    assert with_backlog("systemd:domain=INET:index=0", 1024) == "systemd:domain=INET:index=0"
+    assert parse_listen("tcp:8080", 700) is not None and parse_listen("tcp:8080", 700).backlog == 700
+    assert parse_listen("tcp:8080:backlog=10", 700).backlog == 10  # type: ignore[union-attr]
+
+
+def test_connection_settings_from_the_file(tmp_path):
+    path = tmp_path / "v.toml"
+    path.write_text("[server]\nbacklog = 300\n[connections]\nheader_timeout = 5\nmax_connections = 10\n")
+    settings = build(load_file(str(path)), {})
+    assert settings.backlog == 300 and settings.header_timeout == 5.0 and settings.max_connections == 10
+    assert settings.send_timeout == 60.0 and settings.body_timeout == 60.0
+    for bad in ("header_timeout = 0", "send_timeout = -1", "max_connections = 0", "min_body_rate = -5"):
+        path.write_text(f"[connections]\n{bad}\n")
+        with pytest.raises(ConfigError):
+            build(load_file(str(path)), {})
