@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, succeed
 from vaultaire import __version__, sigv4
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
-from vaultaire.api.http import S3Site
+from vaultaire.api.http import ConnectionLimits, S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
@@ -53,9 +53,11 @@ class Server:
         upstream: str | None = None,
         placements: Mapping[str, Any] | None = None,
         cors_default: tuple[Any, ...] = (),
+        limits: ConnectionLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.data = data
+        self.limits = limits
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
         self.upstream = upstream
         self.driver: Any
@@ -103,7 +105,8 @@ class Server:
         await self.engine.start()
         await self.engine.ensure_credential("default", ACCESS, SECRET)
         self.events.start()
-        self.port = reactor.listenTCP(0, S3Site(self.api.resource()), interface="127.0.0.1")
+        self.site = S3Site(self.api.resource(), limits=self.limits)
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}"
         for name in buckets:
             response = await self.request("PUT", f"/{name}")

@@ -8,7 +8,7 @@ from typing import Any
 from twisted.python import usage
 
 from vaultaire.config import ConfigError, build, load_file, worker_count
-from vaultaire.reuseport import parse_listen
+from vaultaire.reuseport import listen_backlog, parse_listen
 
 
 class Options(usage.Options):
@@ -44,7 +44,7 @@ def makeService(options: Options) -> Any:
         )
         count = worker_count(settings)
         try:
-            spec = parse_listen(settings.listen) if count > 1 else None
+            spec = parse_listen(settings.listen, listen_backlog(settings.backlog)) if count > 1 else None
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"bad endpoint: {e}") from None
         if count > 1 and spec is None:
