@@ -14,6 +14,7 @@ from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
+from twisted.web.resource import Resource
 
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
@@ -111,7 +112,7 @@ class S3Api(
         }
 
     def resource(self) -> Any:
-        return self.app.resource()
+        return _OpaquePath(self.app.resource())
 
     @app.route("/", branch=True, methods=["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"])
     async def _entry(self, request: S3Request) -> bytes | None:
@@ -218,6 +219,27 @@ class S3Api(
                 error=error.code if error else None,
             )
         )
+
+
+class _OpaquePath(Resource):
+    """Klein decodes the path as UTF-8 to route it and answers a bare 400 when it is not.
+
+    S3 keys are bytes until ``parse_target`` decodes them (and answers InvalidURI as S3
+    does), and the one route takes every path: such a path is routed as "/".
+    """
+
+    isLeaf = True
+
+    def __init__(self, klein: Resource) -> None:
+        super().__init__()
+        self._klein = klein
+
+    def render(self, request: S3Request) -> Any:
+        try:
+            b"/".join(request.postpath or ()).decode("utf-8")
+        except UnicodeDecodeError:
+            request.postpath = [b""]
+        return self._klein.render(request)
 
 
 __all__ = ["S3Api"]
