@@ -270,3 +270,27 @@ async def test_key_not_utf8_is_invalid_uri(server, path):
     r.body = await r.content()
     assert (r.code, error_code(r)) == (400, "InvalidURI")
     assert b"parse the specified URI." in r.body
+
+
+# -- regions: s3cmd signs for "US" at its defaults and retries where <Region> says
+
+
+async def signed_for(server: Server, region: str, path: str) -> treq.response._Response:
+    url = server.url + path
+    hdrs = sigv4.sign_headers("GET", url, {}, sigv4.EMPTY_SHA256, ACCESS, SECRET, region, now=datetime.now(UTC))
+    r = await treq.request("GET", url.encode(), headers={k: [v] for k, v in hdrs.items()}, persistent=False)
+    r.body = await r.content()
+    return r
+
+
+@pytest_twisted.ensureDeferred
+async def test_us_is_a_name_of_us_east_1(server):
+    r = await signed_for(server, "US", "/bucket")
+    assert r.code == 200, r.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_region_error_names_the_right_one(server):
+    r = await signed_for(server, "eu-west-1", "/bucket")
+    assert (r.code, error_code(r)) == (400, "AuthorizationHeaderMalformed")
+    assert xml_values(r.body, "Region") == ["us-east-1"]

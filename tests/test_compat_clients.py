@@ -1,0 +1,51 @@
+"""Clients at their defaults against a real daemon (issue 12): s3cmd, botocore, boto3 retries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from daemon import Daemon
+
+BIN = Path(sys.executable).parent
+MIB = 2**20
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def test_s3cmd_without_bucket_location(module_daemon: Daemon, tmp_path: Path) -> None:
+    """s3cmd's default bucket_location is "US": it signs for region US first and relies on
+    AuthorizationHeaderMalformed's <Region> to retry; "US" is also a name of us-east-1."""
+    hostport = f"127.0.0.1:{module_daemon.port}"
+    cfg = tmp_path / "s3cfg"
+    cfg.write_text(
+        "[default]\n"
+        f"access_key = {module_daemon.access_key}\n"
+        f"secret_key = {module_daemon.secret_key}\n"
+        f"host_base = {hostport}\n"
+        f"host_bucket = {hostport}\n"
+        "use_https = False\n"
+        "progress_meter = False\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)
+    s3cmd = [sys.executable, str(BIN / "s3cmd"), "-c", str(cfg)]
+    bucket = f"s3cmd-default-{os.getpid()}"
+    run([*s3cmd, "mb", f"s3://{bucket}"], env)
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(1000))
+    run([*s3cmd, "put", str(small), f"s3://{bucket}/small.bin"], env)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(6 * MIB))
+    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(big), f"s3://{bucket}/big.bin"], env)
+    down = tmp_path / "big.down"
+    run([*s3cmd, "get", "--force", f"s3://{bucket}/big.bin", str(down)], env)
+    assert down.read_bytes() == big.read_bytes()
+    listed = run([*s3cmd, "ls", f"s3://{bucket}/"], env).stdout
+    assert f"s3://{bucket}/small.bin" in listed and f"s3://{bucket}/big.bin" in listed
