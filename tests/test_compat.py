@@ -294,3 +294,23 @@ async def test_wrong_region_error_names_the_right_one(server):
     r = await signed_for(server, "eu-west-1", "/bucket")
     assert (r.code, error_code(r)) == (400, "AuthorizationHeaderMalformed")
     assert xml_values(r.body, "Region") == ["us-east-1"]
+
+
+# -- header values outside US-ASCII
+
+
+@pytest_twisted.ensureDeferred
+async def test_header_bytes_outside_utf8_are_read_as_latin1(server):
+    """A value that is not UTF-8 is read as ISO-8859-1: signed, stored and returned, never a 500."""
+    url = server.url + "/bucket/k"
+    # sign_headers signs the UTF-8 of "é"; the bytes on the wire are its ISO-8859-1 form.
+    hdrs = {"x-amz-meta-x": "caf\xe9", "content-disposition": "attachment; filename=caf\xe9"}
+    hdrs.update(sigv4.sign_headers("PUT", url, hdrs, sigv4.EMPTY_SHA256, ACCESS, SECRET, REGION, now=datetime.now(UTC)))
+    head = "PUT /bucket/k HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    got = await threads.deferToThread(raw_exchange, server.port.getHost().port, head.encode("latin-1"), [], False)
+    assert got.startswith(b"HTTP/1.1 200"), got
+    r = await server.request("HEAD", "/bucket/k")
+    assert r.headers.getRawHeaders("x-amz-meta-x") == [
+        "=?UTF-8?B?" + base64.b64encode("caf\xe9".encode()).decode() + "?="
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import email.header
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from daemon import Daemon
 
@@ -49,3 +52,27 @@ def test_s3cmd_without_bucket_location(module_daemon: Daemon, tmp_path: Path) ->
     assert down.read_bytes() == big.read_bytes()
     listed = run([*s3cmd, "ls", f"s3://{bucket}/"], env).stdout
     assert f"s3://{bucket}/small.bin" in listed and f"s3://{bucket}/big.bin" in listed
+
+
+def test_botocore_non_ascii_metadata(module_daemon: Daemon) -> None:
+    """botocore sends header values as UTF-8 bytes and signs those bytes; S3 returns a
+    non-ASCII metadata value as an RFC 2047 encoded-word, and an encoded-word as it came."""
+    s3 = module_daemon.boto3_client()
+    bucket = f"meta-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+
+    def add_header(request: Any, **_: Any) -> None:
+        # botocore's own Metadata parameter refuses non-ASCII; tools add such headers this way.
+        request.headers["x-amz-meta-x"] = "Hello World\xe9"
+
+    s3.meta.events.register("before-sign.s3.PutObject", add_header)
+    try:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    finally:
+        s3.meta.events.unregister("before-sign.s3.PutObject", add_header)
+    got = s3.head_object(Bucket=bucket, Key="k")["Metadata"]["x"]
+    assert got == "=?UTF-8?B?" + base64.b64encode("Hello World\xe9".encode()).decode() + "?="
+    assert str(email.header.make_header(email.header.decode_header(got))) == "Hello World\xe9"
+    encoded = "=?UTF-8?Q?Hello_World=C3=A9?="
+    s3.put_object(Bucket=bucket, Key="k2", Body=b"x", Metadata={"x": encoded})
+    assert s3.get_object(Bucket=bucket, Key="k2")["Metadata"] == {"x": encoded}

@@ -51,11 +51,21 @@ class S3Call:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
 
 
+def header_text(raw: bytes) -> str:
+    """A header value as text: UTF-8 when it is, so that SigV4, which signs the UTF-8 of the
+    canonical request, signs exactly the bytes the client sent (botocore sends UTF-8);
+    otherwise ISO-8859-1, HTTP/1.1's reading of bytes outside US-ASCII."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def headers_of(request: Request) -> dict[str, str]:
     """Lower-case names; repeated headers joined with ',' as SigV4 canonicalises them."""
     out: dict[str, str] = {}
     for name, values in request.requestHeaders.getAllRawHeaders():
-        out[name.decode("latin-1").lower()] = ",".join(v.decode("latin-1") for v in values)
+        out[name.decode("latin-1").lower()] = ",".join(header_text(v) for v in values)
     return out
 
 
