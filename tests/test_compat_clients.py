@@ -76,3 +76,41 @@ def test_botocore_non_ascii_metadata(module_daemon: Daemon) -> None:
     encoded = "=?UTF-8?Q?Hello_World=C3=A9?="
     s3.put_object(Bucket=bucket, Key="k2", Body=b"x", Metadata={"x": encoded})
     assert s3.get_object(Bucket=bucket, Key="k2")["Metadata"] == {"x": encoded}
+
+
+def test_boto3_retries_a_complete_whose_answer_was_lost(module_daemon: Daemon) -> None:
+    """The first CompleteMultipartUpload reaches the server, its answer is lost on the way
+    back (the connection drops): boto3 retries, and the retry must get 200 and the same ETag."""
+    import urllib3
+    from botocore.exceptions import ConnectionClosedError
+
+    s3 = module_daemon.boto3_client()
+    bucket = f"retry-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm="CRC32")["UploadId"]
+    part = s3.upload_part(
+        Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"hello", ChecksumAlgorithm="CRC32"
+    )
+    delivered: list[bytes] = []
+
+    def lose_first_answer(request: Any, **_: Any) -> None:
+        if delivered:
+            return None  # the retry goes out normally
+        answer = urllib3.PoolManager().request(
+            request.method, request.url, body=request.body, headers=dict(request.headers.items())
+        )
+        delivered.append(answer.data)
+        raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3.meta.events.register("before-send.s3.CompleteMultipartUpload", lose_first_answer)
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="k",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"], "ChecksumCRC32": part["ChecksumCRC32"]}]},
+    )
+    assert len(delivered) == 1 and b"<ETag>" in delivered[0], delivered  # the lost answer was a success
+    first_etag = delivered[0].split(b"<ETag>")[1].split(b"</ETag>")[0].decode().replace("&quot;", '"')
+    assert done["ETag"] == first_etag
+    assert done["ChecksumCRC32"] == delivered[0].split(b"<ChecksumCRC32>")[1].split(b"</ChecksumCRC32>")[0].decode()
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
