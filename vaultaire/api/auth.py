@@ -119,6 +119,19 @@ class Authenticator:
         policy = fields.get("policy")
         if policy is None:
             raise S3Error("AccessDenied", "Anonymous POST uploads are not allowed; sign a policy.")
+        v4 = ("x-amz-algorithm", "x-amz-credential", "x-amz-signature")
+        wanted = v4 if any(name in fields for name in v4) else ("awsaccesskeyid", "signature")
+        for name in wanted:
+            if not fields.get(name):
+                # A signed form missing part of its signature is malformed (400), as in S3.
+                shown = {"awsaccesskeyid": "AWSAccessKeyId", "signature": "Signature"}.get(name, name)
+                raise S3Error(
+                    "InvalidArgument",
+                    f"Bucket POST must contain a field named '{shown}'. "
+                    "If it is specified, please check the order of the fields.",
+                    ArgumentName=shown,
+                    ArgumentValue="",
+                )
         if "x-amz-signature" in fields:
             if fields.get("x-amz-algorithm") != sigv4.ALGORITHM:
                 raise S3Error("InvalidArgument", "x-amz-algorithm must be AWS4-HMAC-SHA256.")
@@ -137,9 +150,7 @@ class Authenticator:
             expected = sigv4.signature(key, policy)
             sent = fields["x-amz-signature"]
         else:
-            access_key = fields.get("awsaccesskeyid", "")
-            if not access_key or "signature" not in fields:
-                raise S3Error("AccessDenied", "The form carries a policy but no signature.")
+            access_key = fields["awsaccesskeyid"]
             credential, tenant = await self._credential(access_key)
             expected = base64.b64encode(
                 hmac.new(credential.secret_key.encode(), policy.encode(), hashlib.sha1).digest()
