@@ -23,6 +23,7 @@ from twisted.logger import (
 from twisted.web.server import Site
 
 from vaultaire import __version__
+from vaultaire.announce import serving_line
 from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
@@ -174,13 +175,7 @@ class VaultaireService(MultiService):
                     return
             self.notify("ready", "")
             return
-        log.info(
-            "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
-            version=__version__,
-            listen=self.settings.listen,
-            ops=self.settings.ops,
-            data=os.path.abspath(self.settings.data),
-        )
+        log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
     def _fail_start(self, message: str) -> None:
         """Stop cleanly, but exit non-zero: a daemon that cannot serve must not look healthy."""

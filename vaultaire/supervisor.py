@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Site
 
 from vaultaire import __version__
+from vaultaire.announce import serving_line
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.engine import Engine
@@ -263,14 +264,7 @@ class Supervisor(MultiService):
             timer = TimerService(period, work)
             timer.clock = self.reactor
             timer.setServiceParent(self)
-        log.info(
-            "Vaultaire {version} serving S3 on {listen} with {count} workers, ops on {ops}, data in {data}",
-            version=__version__,
-            listen=self.settings.listen,
-            count=self.count,
-            ops=self.settings.ops,
-            data=self.settings.data,
-        )
+        log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data), self.count))
 
     def _fail_start(self, message: str) -> None:
         """Stop the workers and exit non-zero: a daemon that cannot serve must not look healthy."""
