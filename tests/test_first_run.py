@@ -180,3 +180,53 @@ def test_background_daemon_keeps_its_pid_file_in_the_data_directory(tmp_path: Pa
 def test_pid_file_is_ignored_by_git() -> None:
     root = Path(__file__).parent.parent
     assert "twistd.pid" in (root / ".gitignore").read_text().split()
+
+
+# -- the plugin cache: written at install time, so a user who cannot write it is never told
+
+
+PROBE = """
+import sys
+from twisted.python import filepath, log
+def refuse(self, content, ext=b".new"):
+    raise PermissionError(13, "Permission denied")  # as for the systemd unit's user
+filepath.FilePath.setContent = refuse
+said = []
+def watch(event):
+    if "plugin cache" in (event.get("format") or ""):
+        said.append(event["format"] % event)
+log.addObserver(watch)
+import twisted.plugins
+from twisted.plugin import IPlugin, getPlugins
+names = [getattr(p, "tapname", "") for p in getPlugins(IPlugin, twisted.plugins)]
+print("\\n".join(said))
+sys.exit(0 if "probe" in names else 3)
+"""
+
+
+def test_plugin_cache_is_written_once_and_then_never_again(tmp_path: Path) -> None:
+    plugins = tmp_path / "site" / "twisted" / "plugins"  # a plugin directory of its own, fresh
+    plugins.mkdir(parents=True)
+    (plugins / "probe_plugin.py").write_text(
+        "from twisted.application.service import ServiceMaker\n"
+        "probe = ServiceMaker('Probe', 'os', 'A probe.', 'probe')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+
+    def probe() -> str:
+        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "Unable to write to plugin cache" in probe()  # what every start said before
+    made = subprocess.run(
+        [sys.executable, "-m", "vaultaire.plugin_cache"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    assert (plugins / "dropin.cache").exists()
+    assert "Unable to write to plugin cache" not in probe()
+
+
+def test_systemd_unit_writes_the_plugin_cache_as_root_before_start() -> None:
+    unit = (Path(__file__).parent.parent / "etc" / "vaultaire.service").read_text()
+    assert "ExecStartPre=+/opt/vaultaire/venv/bin/python -m vaultaire.plugin_cache" in unit
