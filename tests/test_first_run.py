@@ -230,3 +230,39 @@ def test_plugin_cache_is_written_once_and_then_never_again(tmp_path: Path) -> No
 def test_systemd_unit_writes_the_plugin_cache_as_root_before_start() -> None:
     unit = (Path(__file__).parent.parent / "etc" / "vaultaire.service").read_text()
     assert "ExecStartPre=+/opt/vaultaire/venv/bin/python -m vaultaire.plugin_cache" in unit
+
+
+# -- the README's first lines and CI
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.rst").read_text()
+    block = text.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
+
+
+def test_readme_starts_with_two_commands_and_ci_runs_the_second() -> None:
+    serve, test = readme_commands()
+    assert serve.startswith("python3 -m venv .venv && .venv/bin/pip install . && ") and "twistd -n vaultaire" in serve
+    # The editable install needs no --config-settings: pyproject.toml and package_dir make twistd find the plugin.
+    assert test == "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == test and all(line.startswith(("set ", "cd ")) for line in ci[:-1])
+    assert "build-backend" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_readme_says_how_to_get_the_aws_cli_and_names_the_dev_script() -> None:
+    text = (ROOT / "README.rst").read_text()
+    quickstart = text.split("Quickstart with the aws cli", 1)[1].split("Quickstart with boto3", 1)[0]
+    assert "pip install awscli" in quickstart
+    assert "bin/vaultaire-dev" in text.split(".. contents::", 1)[0]
+    assert (ROOT / "bin" / "vaultaire-dev").stat().st_mode & 0o111
+
+
+def test_editable_install_finds_the_plugin() -> None:
+    """The test venv is the README's editable install: twistd must list the plugin."""
+    done = subprocess.run([TWISTD, "--help"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert "vaultaire" in done.stdout, done.stdout + done.stderr
