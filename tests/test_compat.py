@@ -314,3 +314,23 @@ async def test_header_bytes_outside_utf8_are_read_as_latin1(server):
     assert r.headers.getRawHeaders("x-amz-meta-x") == [
         "=?UTF-8?B?" + base64.b64encode("caf\xe9".encode()).decode() + "?="
     ]
+
+
+# -- digests of small XML bodies
+
+
+@pytest_twisted.ensureDeferred
+async def test_stated_body_digests_are_checked_on_create_bucket_and_complete(server):
+    body = b"<CreateBucketConfiguration><LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>"
+    wrong_md5 = b64(hashlib.md5(b"other").digest())
+    r = await server.request("PUT", "/fresh-1", body, headers={"Content-MD5": wrong_md5})
+    assert (r.code, error_code(r)) == (400, "BadDigest")
+    r = await server.request("PUT", "/fresh-1", body, headers={"x-amz-checksum-crc32": b64(crc32(b"other"))})
+    assert (r.code, error_code(r)) == (400, "BadDigest")
+    r = await server.request("PUT", "/fresh-1", body, headers={"x-amz-checksum-crc32": b64(crc32(body))})
+    assert r.code == 200, r.body
+    upload = await create(server)
+    etag = await put_part(server, upload, 1, b"hello")
+    r = await complete(server, upload, [(1, etag)], headers={"Content-MD5": wrong_md5})
+    assert (r.code, error_code(r)) == (400, "BadDigest")
+    assert (await complete(server, upload, [(1, etag)])).code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from vaultaire.api import xmlparse
+from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import check_bucket_name
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
@@ -90,6 +90,14 @@ class BucketOperations(OperationBase):
         assert call.target.bucket is not None
         check_bucket_name(call.target.bucket)
         body = await self._small_body(call)
+        algorithm, expected, _trailer = checksums.declared(call.headers)
+        if algorithm is not None and expected is not None:
+            hasher = checksums.new_hasher(algorithm)
+            hasher.update(body)
+            if hasher.digest() != expected:
+                raise S3Error(
+                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
+                )
         placement = None
         if body.strip():
             constraint = xmlparse.location_constraint(body)

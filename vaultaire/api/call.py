@@ -5,6 +5,7 @@ Operation modules import this, never ``app.py``: the app imports them.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
@@ -16,6 +17,7 @@ from vaultaire.api.addressing import Target
 from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
 from vaultaire.api.http import S3Request
+from vaultaire.api.incoming import content_md5
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.model import Container, RequestContext
 
@@ -105,4 +107,9 @@ class OperationBase:
             if total > limit:
                 raise S3Error("InvalidRequest", "The request body is too large.")
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        # A Content-MD5 is a protection the client asked for, whatever the operation: kept.
+        expected = content_md5(call.headers)
+        if expected is not None and hashlib.md5(body).digest() != expected:
+            raise S3Error("BadDigest")
+        return body
