@@ -23,6 +23,9 @@ class Settings:
 
     data: str = "vaultaire-data"
     listen: str = "tcp:8080"
+    # Set when no listen address was given and the daemon runs on development keys:
+    # ``listen`` is then loopback only (see vaultaire.bootstrap.DEVELOPMENT_LISTEN).
+    development_loopback: bool = False
     ops: str = "tcp:9100:interface=127.0.0.1"
     region: str = "us-east-1"
     # The S3 port answers this path for load balancers; '_' can never start a bucket name.

@@ -36,6 +36,7 @@ from vaultaire.errors import (
     InvalidPart,
     InvalidPartOrder,
     MigrationInProgress,
+    NoSuchArtifact,
     NoSuchContainer,
     NoSuchTenant,
     NoSuchUpload,
@@ -159,6 +160,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
         checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,  # type: ignore[arg-type]
         placement=extra.get("placement", ""),
+        upload_id=extra.get("upload", ""),
     )
 
 
@@ -172,6 +174,7 @@ def _extra(artifact: Artifact) -> str:
             "parts": [list(p) for p in artifact.parts],
             "checksum": list(artifact.checksum) if artifact.checksum else None,
             "placement": artifact.placement,
+            "upload": artifact.upload_id,
         }
     )
 
@@ -581,13 +584,23 @@ class SQLiteCatalog:
 
         return self._read(work)
 
-    def containers(self, tenant_id: str) -> Deferred[list[Container]]:
+    def containers(
+        self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> Deferred[list[Container]]:
         def work() -> list[Container]:
-            rows = self._db().execute(
-                "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ? ORDER BY name",
-                (tenant_id,),
-            )
-            return [_container(r) for r in rows]
+            sql = "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ?"
+            args: list[Any] = [tenant_id]
+            if prefix:
+                sql += " AND name >= ? AND substr(name, 1, ?) = ?"
+                args += [prefix, len(prefix), prefix]
+            if after is not None:
+                sql += " AND name > ?"
+                args.append(after)
+            sql += " ORDER BY name"
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            return [_container(r) for r in self._db().execute(sql, args)]
 
         return self._run(work)
 
@@ -707,7 +720,10 @@ class SQLiteCatalog:
         row = db.execute("SELECT md5 FROM artifacts WHERE container_id = ? AND key = ?", (container_id, key)).fetchone()
         if condition.must_not_exist and row is not None:
             raise PreconditionFailed("the key exists")
-        if condition.etag_must_be is not None and (row is None or row[0] != condition.etag_must_be):
+        if (condition.must_exist or condition.etag_must_be is not None) and row is None:
+            # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
+            raise NoSuchArtifact("the key does not exist")
+        if condition.etag_must_be is not None and row[0] != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     def _write_artifact(self, db: sqlite3.Connection, artifact: Artifact) -> None:
@@ -924,6 +940,7 @@ class SQLiteCatalog:
                 parts=tuple((p.locator, p.size) for p in picked),
                 checksum=checksum_of(upload, picked),
                 placement=placements.pop() if placements else "",
+                upload_id=upload_id,
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
