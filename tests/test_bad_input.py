@@ -22,8 +22,8 @@ import treq
 from twisted.internet.threads import deferToThread
 
 from tests.logwatch import watching
+from tests.postform import BOUNDARY, form, v4_fields
 from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, later
-from tests.test_post_object import BOUNDARY, form, v4_fields
 from vaultaire import sigv4
 from vaultaire.api.redaction import redact_uri
 
