@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -643,6 +643,8 @@ class Engine:
             except DriverError as e:
                 # Expected while a driver is down: one line, no traceback; the next sweep retries.
                 log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
+            except CancelledError:
+                raise  # the request's client went away: nothing failed, the blobs stay queued for the sweep
             except Exception:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
         if freed:
