@@ -43,8 +43,11 @@ def stored_headers(headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
         if value is None:
             continue
         if name == "content-encoding":
-            # aws-chunked describes the transfer, not the content: S3 drops it.
-            value = ",".join(t.strip() for t in value.split(",") if t.strip() and t.strip() != "aws-chunked")
+            # aws-chunked describes the transfer, not the content: S3 drops it, and keeps
+            # any other value exactly as sent ("deflate, gzip" stays so).
+            tokens = [t.strip() for t in value.split(",")]
+            if "aws-chunked" in tokens:
+                value = ",".join(t for t in tokens if t and t != "aws-chunked")
             if not value:
                 continue
         kept.append((name, value))
@@ -124,4 +127,6 @@ def write_condition(headers: dict[str, str]) -> WriteCondition | None:
     if none_match is None and match is None:
         return None
     etag = match.strip().strip('"') if match is not None else None
+    if etag == "*":  # If-Match: * asks only that the key exists
+        return WriteCondition(must_not_exist=none_match is not None, must_exist=True)
     return WriteCondition(must_not_exist=none_match is not None, etag_must_be=etag)

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.api import post_policy, unsupported
+from vaultaire.api import checksums, post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.call import S3Call
 from vaultaire.api.errors import S3Error
@@ -44,6 +44,18 @@ class _Bounded:
         return self._source.read().addCallback(count)
 
 
+def _declared_checksum(fields: dict[str, str]) -> tuple[str | None, bytes | None]:
+    """The x-amz-checksum-* field of a form: verified against the file, never just accepted."""
+    for name in fields:
+        if name.startswith("x-amz-checksum-") and name[len("x-amz-checksum-") :] not in checksums.ALGORITHMS:
+            if name not in ("x-amz-checksum-algorithm", "x-amz-checksum-type"):
+                raise S3Error("NotImplemented", f"The checksum field {name} is not supported yet.")
+    algorithm, expected, _trailer = checksums.declared({k: v for k, v in fields.items() if k != "x-amz-trailer"})
+    if algorithm is not None:
+        checksums.new_hasher(algorithm)  # refuses what cannot be computed here, before the file streams
+    return algorithm, expected
+
+
 class PostObjectOperation:
     """Needs from its host: engine, auth, clock, _container, _xml."""
 
@@ -63,12 +75,14 @@ class PostObjectOperation:
         call.ctx.tenant = identity.tenant
         unsupported.check_owner(call.headers, identity.tenant.id)
         unsupported.refuse_form(fields)
-        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
-        container = await self._container(call)  # type: ignore[attr-defined]
         key = fields.get("key")
         if not key:
             raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
-        key = key.replace("${filename}", form.filename or "")
+        # S3 checks the policy's key conditions against the key with ${filename} filled in.
+        key = fields["key"] = key.replace("${filename}", form.filename or "")
+        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
+        algorithm, expected = _declared_checksum(fields)
+        container = await self._container(call)  # type: ignore[attr-defined]
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         metadata = user_metadata(fields.items())
@@ -76,12 +90,18 @@ class PostObjectOperation:
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
         source = _Bounded(form, size.maximum)
 
+        hashers = {"checksum": checksums.new_hasher(algorithm)} if algorithm is not None else {}
+
         def verify(digests: Any) -> None:
             if source.size < size.minimum:
                 raise S3Error(
                     "EntityTooSmall",
                     "Your proposed upload is smaller than the minimum allowed size",
                     MinSizeAllowed=str(size.minimum),
+                )
+            if algorithm is not None and digests["checksum"] != expected:
+                raise S3Error(
+                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
                 )
 
         artifact = await self.engine.put(
@@ -93,7 +113,9 @@ class PostObjectOperation:
             metadata=metadata,
             headers=kept,
             storage_class=storage_class(fields),
+            hashers=hashers,
             verify=verify,
+            keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")
