@@ -51,6 +51,7 @@ class Server:
         upstream: str | None = None,
         placements: Mapping[str, Any] | None = None,
         cors_default: tuple[Any, ...] = (),
+        free_grace: float = 0,
     ) -> None:
         self.data = data
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
@@ -76,7 +77,8 @@ class Server:
                 name="s3",
             )
         drivers = {self.driver.name: self.driver, **(placements or {})}
-        self.engine = Engine(self.catalog, drivers, reactor, default_placement=self.driver.name)
+        # Replaced blobs are freed at once unless a test asks for the daemon's grace period.
+        self.engine = Engine(self.catalog, drivers, reactor, default_placement=self.driver.name, free_grace=free_grace)
         self.events = EventLog(os.path.join(data, "events"))
         self.metrics = Metrics()
         self.api = S3Api(

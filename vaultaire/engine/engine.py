@@ -679,7 +679,7 @@ class Engine:
         readers keep it (a local file); else after ``free_grace`` (a manifest's later parts
         are opened as the read reaches them; an upstream object is fetched by range)."""
         placement = replaced.placement or container.placement
-        if not replaced.parts and self._readers_keep(placement):
+        if self.free_grace <= 0 or (not replaced.parts and self._readers_keep(placement)):
             await self.discard(placement, list(replaced.locators))
 
     async def collect_garbage(self, batch: int = 1000) -> int:
