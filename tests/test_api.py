@@ -13,9 +13,9 @@ from email.utils import formatdate
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
-from tests.s3helpers import ACCESS, SECRET, Server, error_code, later, raw_exchange, signed_head
+from tests.s3helpers import ACCESS, SECRET, Server, error_code, later, raw_exchange, signed_head, xml_values
 from vaultaire import sigv4
 
 
@@ -32,14 +32,6 @@ async def make_bucket(server: Server, name: str = "bucket") -> None:
     assert r.code == 200, r.body
 
 
-def xml_values(body: bytes, tag: str) -> list[str]:
-    text = body.decode()
-    out = []
-    for piece in text.split(f"<{tag}>")[1:]:
-        out.append(piece.split(f"</{tag}>", 1)[0])
-    return out
-
-
 # -- containers
 
 
@@ -51,7 +43,7 @@ async def test_bucket_lifecycle(server):
     r = await server.request("GET", "/")
     assert xml_values(r.body, "Name") == ["photos"]
     r = await server.request("PUT", "/photos")
-    assert (r.code, error_code(r)) == (409, "BucketAlreadyOwnedByYou")
+    assert r.code == 200  # S3's legacy answer in us-east-1 (409 elsewhere: tests/test_compat.py)
     r = await server.request("HEAD", "/photos")
     assert r.code == 200 and r.headers.getRawHeaders("x-amz-bucket-region") == ["us-east-1"]
     r = await server.request("HEAD", "/nothere")
@@ -473,15 +465,11 @@ async def test_every_operation_is_an_event_and_a_metric(server):
     assert b'vaultaire_requests_total{operation="GetObject",status="404"} 1.0' in body
 
 
-def test_reactor_is_running():
-    assert reactor.running
-
-
 @pytest_twisted.ensureDeferred
 async def test_put_without_content_length_is_refused(server):
     await make_bucket(server)
     port = server.port.getHost().port
-    head = signed_head(server, "PUT", "/bucket/k", None, {"transfer-encoding": "chunked"})
-    got = await threads.deferToThread(raw_exchange, port, head, [b"5\r\nhello\r\n0\r\n\r\n"], False)
+    head = signed_head(server, "PUT", "/bucket/k", None, {})
+    got = await threads.deferToThread(raw_exchange, port, head, [b"hello"], False)
     assert got.startswith(b"HTTP/1.1 411") and b"MissingContentLength" in got
     assert (await server.request("HEAD", "/bucket/k")).code == 404

@@ -23,6 +23,9 @@ class Settings:
 
     data: str = "vaultaire-data"
     listen: str = "tcp:8080"
+    # Set when no listen address was given and the daemon runs on development keys:
+    # ``listen`` is then loopback only (see vaultaire.bootstrap.DEVELOPMENT_LISTEN).
+    development_loopback: bool = False
     ops: str = "tcp:9100:interface=127.0.0.1"
     region: str = "us-east-1"
     # The S3 port answers this path for load balancers; '_' can never start a bucket name.
@@ -30,6 +33,14 @@ class Settings:
     max_clock_skew: int = 900
     # Base domains for virtual-hosted-style requests (bucket.DOMAIN); path style always works.
     domains: tuple[str, ...] = ()
+    # Files the workers map into memory (prometheus multiprocess metrics): on tmpfs, never on
+    # the data disk, where a full disk turns growing a mapping into SIGBUS. Empty:
+    # $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else /dev/shm/vaultaire-<uid>-<hash of data>.
+    runtime_dir: str = ""
+    # Writes are refused (507) when they would leave less free space than this on the catalog's
+    # or a local driver's filesystem, so reads, listings and deletes keep working on a full disk.
+    # -1: the smaller of 1% of the filesystem and 1 GiB; 0: no reserve.
+    free_space_reserve: int = -1
     # S3 worker processes sharing the listening port (SO_REUSEPORT); 0 means one per core.
     # 1 keeps everything in one process (no supervisor).
     workers: int = 0
@@ -65,6 +76,21 @@ class Settings:
     # Server-wide CORS rules ([[cors.rules]] tables) for containers without their own
     # configuration; checked as S3 checks a PutBucketCors body when the service is built.
     cors_rules: tuple[Any, ...] = ()
+    # Connections (see vaultaire/api/http.py). The listen backlog: 0 means 1024, and never
+    # more than the kernel's net.core.somaxconn.
+    backlog: int = 0
+    # Seconds a client has to send a whole request head (request line and headers).
+    header_timeout: float = 30.0
+    # A body must bring at least min_body_rate bytes per second, measured over windows of
+    # body_timeout seconds (so a body silent for body_timeout is always dropped).
+    body_timeout: float = 60.0
+    min_body_rate: int = 500
+    # Seconds a response may wait on a client that does not read it.
+    send_timeout: float = 60.0
+    # Seconds a kept-alive connection may stay idle between requests.
+    idle_timeout: float = 75.0
+    # Open S3 connections per process; more are answered 503 SlowDown and closed.
+    max_connections: int = 1024
 
 
 # TOML table -> {key in the table: Settings field}
@@ -78,6 +104,17 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "max_clock_skew": "max_clock_skew",
         "domains": "domains",
         "workers": "workers",
+        "runtime_dir": "runtime_dir",
+        "free_space_reserve": "free_space_reserve",
+        "backlog": "backlog",
+    },
+    "connections": {
+        "header_timeout": "header_timeout",
+        "body_timeout": "body_timeout",
+        "min_body_rate": "min_body_rate",
+        "send_timeout": "send_timeout",
+        "idle_timeout": "idle_timeout",
+        "max_connections": "max_connections",
     },
     "multipart": {
         "min_part_size": "min_part_size",
@@ -136,12 +173,16 @@ def load_file(path: str) -> dict[str, Any]:
     return values
 
 
+_CONNECTION_SECONDS = ("header_timeout", "body_timeout", "send_timeout", "idle_timeout")
+
+
 def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Settings:
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(merged.get("price_per_tb_month"), int) and not isinstance(merged["price_per_tb_month"], bool):
-        merged["price_per_tb_month"] = float(merged["price_per_tb_month"])
+    for name in ("price_per_tb_month", *_CONNECTION_SECONDS):
+        if isinstance(merged.get(name), int) and not isinstance(merged[name], bool):
+            merged[name] = float(merged[name])
     for name in ("domains", "cors_rules"):
         if isinstance(merged.get(name), list):
             merged[name] = tuple(merged[name])
@@ -193,6 +234,15 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'metrics_tenant_limit' must not be negative")
     if settings.workers < 0:
         raise ConfigError("setting 'workers' must be 0 (one per core) or a positive number of processes")
+    for name in _CONNECTION_SECONDS:
+        if not 0 < getattr(settings, name) < 86400:
+            raise ConfigError(f"setting {name!r} must be a number of seconds above 0 and below a day")
+    if settings.backlog < 0 or settings.min_body_rate < 0:
+        raise ConfigError("settings 'backlog' and 'min_body_rate' must not be negative")
+    if settings.max_connections < 1:
+        raise ConfigError("setting 'max_connections' must be at least 1")
+    if settings.free_space_reserve < -1:
+        raise ConfigError("setting 'free_space_reserve' is bytes (0: none) or -1 (min of 1% and 1 GiB)")
     if settings.min_part_size < 0:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):

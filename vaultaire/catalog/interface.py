@@ -17,6 +17,9 @@ class Catalog(Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
+    def probe(self) -> Deferred[dict[str, object]]:
+        """Health: {"status": "ok" | "degraded" (serving, refusing writes) | "error", ...}; never raises."""
+
     def ensure_tenant(self, name: str) -> Deferred[Tenant]: ...
 
     def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]: ...
@@ -30,7 +33,10 @@ class Catalog(Protocol):
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]: ...
 
-    def containers(self, tenant_id: str) -> Deferred[list[Container]]: ...
+    def containers(
+        self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> Deferred[list[Container]]:
+        """The tenant's containers in name order: those starting with ``prefix``, after ``after``."""
 
     def delete_container(self, container: Container) -> Deferred[None]:
         """Raises ContainerNotEmpty while any artifact remains."""

@@ -25,14 +25,18 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import accounting, blobs
+from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
+from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
     ContainerNotEmpty,
     EntityTooSmall,
+    InsufficientStorage,
     InvalidPart,
     InvalidPartOrder,
     MigrationInProgress,
+    NoSuchArtifact,
     NoSuchContainer,
     NoSuchTenant,
     NoSuchUpload,
@@ -156,6 +160,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
         checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,  # type: ignore[arg-type]
         placement=extra.get("placement", ""),
+        upload_id=extra.get("upload", ""),
     )
 
 
@@ -169,6 +174,7 @@ def _extra(artifact: Artifact) -> str:
             "parts": [list(p) for p in artifact.parts],
             "checksum": list(artifact.checksum) if artifact.checksum else None,
             "placement": artifact.placement,
+            "upload": artifact.upload_id,
         }
     )
 
@@ -228,9 +234,17 @@ class SQLiteCatalog:
     """The Catalog contract on one SQLite file."""
 
     def __init__(
-        self, path: str, reactor: IReactorFromThreads, box: SecretBox, clock: Callable[[], float] = time.time
+        self,
+        path: str,
+        reactor: IReactorFromThreads,
+        box: SecretBox,
+        clock: Callable[[], float] = time.time,
+        headroom: Headroom | None = None,
     ) -> None:
         self._path = path
+        # Space given back when a write meets a full disk, so deletes still commit.
+        self.headroom = headroom
+        self._reserve_setting = headroom.reserve_setting if headroom is not None else AUTO_RESERVE
         self._reactor = reactor
         self._box = box
         self._opened: dict[str, str] = {}  # sealed -> secret: AES-GCM once per key, not per request
@@ -274,8 +288,46 @@ class SQLiteCatalog:
                 if not batch:
                     self._draining = False
                     return
-            outcomes = self._commit_batch(batch)
+            outcomes = self._on_full_disk(batch, self._commit_batch(batch))
             self._reactor.callFromThread(_fire_all, outcomes)
+
+    def _on_full_disk(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]], outcomes: list[Any]
+    ) -> list[Any]:
+        """Writes that met a full disk: retried once after releasing the headroom, else refused cleanly."""
+        full = {id(d) for d, o in outcomes if isinstance(o, Failure) and is_full(o.value)}
+        if not full:
+            return outcomes
+        if self.headroom is not None and self.headroom.release():
+            retried = dict((id(d), (d, o)) for d, o in self._commit_batch([w for w in batch if id(w[1]) in full]))
+            outcomes = [retried.get(id(d), (d, o)) for d, o in outcomes]
+        refused = InsufficientStorage("The server's disk is full; the catalog could not record the change.")
+        return [(d, Failure(refused)) if isinstance(o, Failure) and is_full(o.value) else (d, o) for d, o in outcomes]
+
+    def probe(self) -> Deferred[dict[str, object]]:
+        """A read on the catalog thread (so a stuck writer shows), and the free space of its disk."""
+
+        def probe() -> dict[str, object]:
+            t0 = time.monotonic()
+            try:
+                self._db().execute("SELECT 1 FROM tenants LIMIT 1").fetchall()
+                space = sample(os.path.dirname(os.path.abspath(self._path)), self._reserve_setting)
+            except (sqlite3.Error, OSError) as e:
+                return {"status": "error", "error": f"{type(e).__name__}: {e}"}
+            report: dict[str, object] = {"status": "ok", **space.report()}
+            if space.read_only or space.below_reserve:
+                report["status"] = "degraded"
+                report["reason"] = "writes are refused: " + ("read-only" if space.read_only else "below the reserve")
+            report["latency_seconds"] = round(time.monotonic() - t0, 6)
+            return report
+
+        return self._run(probe).addErrback(lambda f: {"status": "error", "error": f.getErrorMessage()})
+
+    def restore_headroom(self) -> Deferred[bool]:
+        """Take the headroom back once the disk has room (on the catalog thread, between writes)."""
+        if self.headroom is None:
+            return succeed(False)
+        return self._run(self.headroom.restore)
 
     def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
         db = self._db()
@@ -532,13 +584,23 @@ class SQLiteCatalog:
 
         return self._read(work)
 
-    def containers(self, tenant_id: str) -> Deferred[list[Container]]:
+    def containers(
+        self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> Deferred[list[Container]]:
         def work() -> list[Container]:
-            rows = self._db().execute(
-                "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ? ORDER BY name",
-                (tenant_id,),
-            )
-            return [_container(r) for r in rows]
+            sql = "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ?"
+            args: list[Any] = [tenant_id]
+            if prefix:
+                sql += " AND name >= ? AND substr(name, 1, ?) = ?"
+                args += [prefix, len(prefix), prefix]
+            if after is not None:
+                sql += " AND name > ?"
+                args.append(after)
+            sql += " ORDER BY name"
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            return [_container(r) for r in self._db().execute(sql, args)]
 
         return self._run(work)
 
@@ -658,7 +720,10 @@ class SQLiteCatalog:
         row = db.execute("SELECT md5 FROM artifacts WHERE container_id = ? AND key = ?", (container_id, key)).fetchone()
         if condition.must_not_exist and row is not None:
             raise PreconditionFailed("the key exists")
-        if condition.etag_must_be is not None and (row is None or row[0] != condition.etag_must_be):
+        if (condition.must_exist or condition.etag_must_be is not None) and row is None:
+            # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
+            raise NoSuchArtifact("the key does not exist")
+        if condition.etag_must_be is not None and row[0] != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     def _write_artifact(self, db: sqlite3.Connection, artifact: Artifact) -> None:
@@ -875,6 +940,7 @@ class SQLiteCatalog:
                 parts=tuple((p.locator, p.size) for p in picked),
                 checksum=checksum_of(upload, picked),
                 placement=placements.pop() if placements else "",
+                upload_id=upload_id,
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.

@@ -24,6 +24,7 @@ from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
+from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
@@ -101,6 +102,7 @@ class Engine:
         default_placement: str = "local",
         clock: Callable[[], float] = time.time,
         min_part_size: int = 5 * 2**20,
+        space: SpaceGuard | None = None,
         free_grace: float = DEFAULT_FREE_GRACE,
     ) -> None:
         self.min_part_size = min_part_size
@@ -115,6 +117,8 @@ class Engine:
         self._default = default_placement
         self._clock = clock
         self.quota = QuotaGuard(catalog)
+        # Free disk space checked when a write starts (None: not checked, as for tests in memory).
+        self.space = space
 
     # -- life cycle
 
@@ -134,17 +138,30 @@ class Engine:
         await self.catalog.stop()
 
     async def health(self) -> dict[str, object]:
+        """A pure probe of the catalog and every placement; changes nothing.
+
+        "ok"; "degraded" while still serving (a mirror member down, a disk below
+        its reserve: reads and deletes work, writes may be refused); "failing"
+        when requests cannot be served (the catalog, or the default placement, errs).
+        """
         report: dict[str, object] = {}
-        status = "ok"
+        statuses: list[object] = []
         for name, driver in self.drivers.items():
             try:
                 h = await driver.health()
             except Exception as e:  # a health probe must report, not raise
                 h = {"status": "error", "error": str(e)}
             report[name] = h
-            if h.get("status") != "ok":
-                status = "degraded"
-        return {"status": status, "drivers": report}
+            statuses.append(h.get("status"))
+        catalog = await self.catalog.probe()
+        default = report.get(self._default)
+        if catalog.get("status") == "error" or (isinstance(default, dict) and default.get("status") == "error"):
+            status = "failing"
+        elif catalog.get("status") != "ok" or any(s != "ok" for s in statuses):
+            status = "degraded"
+        else:
+            status = "ok"
+        return {"status": status, "catalog": catalog, "drivers": report}
 
     # -- tenants and credentials
 
@@ -178,8 +195,10 @@ class Engine:
             raise PermissionError("no tenant in the request context")
         return ctx.tenant
 
-    async def list_containers(self, ctx: RequestContext) -> list[Container]:
-        return await self.catalog.containers(self._tenant(ctx).id)
+    async def list_containers(
+        self, ctx: RequestContext, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> list[Container]:
+        return await self.catalog.containers(self._tenant(ctx).id, prefix, after, limit)
 
     @property
     def default_placement(self) -> str:
@@ -315,6 +334,8 @@ class Engine:
         replacing: Callable[[], Awaitable[int]] = _nothing_replaced,
     ) -> tuple[str, int, str]:
         """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
+        if self.space is not None:
+            await self.space.admit(container.placement, declared_size)
         reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
         try:
             return await self._stream_blob(container, source, hashers, verify, reservation, declared_size)
@@ -391,7 +412,10 @@ class Engine:
         current = await self.catalog.artifact(container.id, key)
         if condition.must_not_exist and current is not None:
             raise PreconditionFailed("the key exists")
-        if condition.etag_must_be is not None and (current is None or current.md5 != condition.etag_must_be):
+        if (condition.must_exist or condition.etag_must_be is not None) and current is None:
+            # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
+            raise NoSuchArtifact("the key does not exist")
+        if condition.etag_must_be is not None and current.md5 != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     async def copy(
@@ -476,6 +500,8 @@ class Engine:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
     ) -> Upload:
+        if self.space is not None:
+            await self.space.admit(container.placement, 0)  # an upload whose parts could not land
         upload = Upload(
             id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
             container_id=container.id,
@@ -565,22 +591,46 @@ class Engine:
         chosen: list[tuple[int, str]],
         condition: WriteCondition | None = None,
         checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
+        key: str | None = None,
     ) -> tuple[Artifact, list[Part]]:
-        """One catalog transaction turns the parts into a manifest: no byte is copied."""
-        if condition is not None:
-            upload = await self.catalog.upload(container.id, upload_id)
-            await self._check_condition(container, upload.key, condition)
+        """One catalog transaction turns the parts into a manifest: no byte is copied.
+
+        With ``key``, a retry of a completion that already happened (its answer lost on
+        the way) gets the artifact it made, as S3 answers such a retry with 200.
+        """
         try:
-            artifact, replaced, picked, unchosen = await self.catalog.complete_upload(
-                container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
-            )
-        except PreconditionFailed as e:
-            raise ConditionalConflict(str(e)) from None
+            if condition is not None:
+                upload = await self.catalog.upload(container.id, upload_id)
+                await self._check_condition(container, upload.key, condition)
+            try:
+                artifact, replaced, picked, unchosen = await self.catalog.complete_upload(
+                    container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
+                )
+            except PreconditionFailed as e:
+                raise ConditionalConflict(str(e)) from None
+        except NoSuchUpload:
+            done = None if key is None else await self._completed(container, key, upload_id, chosen)
+            if done is None:
+                raise
+            return done, []
         # The transaction queued the replaced artifact's and the unchosen parts' blobs.
         await self._discard_pairs(unchosen)
         if replaced is not None:
             await self.release(replaced, container)
         return artifact, picked
+
+    async def _completed(
+        self, container: Container, key: str, upload_id: str, chosen: list[tuple[int, str]]
+    ) -> Artifact | None:
+        """The artifact this upload made with exactly these parts, if it is still the key's."""
+        current = await self.catalog.artifact(container.id, key)
+        if current is None or current.upload_id != upload_id:
+            return None
+        try:
+            digest = hashlib.md5(b"".join(bytes.fromhex(md5) for _number, md5 in chosen)).hexdigest()
+        except ValueError:  # an ETag that is not hex names no part of ours
+            return None
+        return current if current.md5 == f"{digest}-{len(chosen)}" else None
 
     async def abort_upload(self, ctx: RequestContext, container: Container, upload_id: str) -> None:
         await self._discard_pairs(await self.catalog.abort_upload(container.id, upload_id))
