@@ -55,6 +55,7 @@ class Server:
         cors_default: tuple[Any, ...] = (),
         limits: ConnectionLimits | None = None,
         clock: Callable[[], float] = time.time,
+        free_grace: float = 0,
     ) -> None:
         self.data = data
         self.limits = limits
@@ -82,7 +83,10 @@ class Server:
             )
         drivers = {self.driver.name: self.driver, **(placements or {})}
         # ``clock`` is the engine's: a test that needs time to pass (upload expiry) moves it.
-        self.engine = Engine(self.catalog, drivers, reactor, default_placement=self.driver.name, clock=clock)
+        # Replaced blobs are freed at once unless a test asks for the daemon's grace period.
+        self.engine = Engine(
+            self.catalog, drivers, reactor, default_placement=self.driver.name, clock=clock, free_grace=free_grace
+        )
         self.events = EventLog(os.path.join(data, "events"))
         self.metrics = Metrics()
         self.api = S3Api(
