@@ -98,9 +98,8 @@ def test_two_tenants_are_invisible_to_each_other(config_daemon):
         "AbortMultipartUpload": lambda: alice.abort_multipart_upload(Bucket="bob-only", Key="mp", UploadId=upload),
     }
     for name, attempt in attempts.items():
-        code = code_of(attempt)
         # HEAD responses carry no body, so botocore reports the bare status.
-        assert code in ("NoSuchBucket", "404"), (name, code)
+        assert code_of(attempt) == ("404" if name.startswith("Head") else "NoSuchBucket"), name
     # A presigned URL of alice's for bob's container is refused the same way.
     url = alice.generate_presigned_url("get_object", Params={"Bucket": "bob-only", "Key": "secret.txt"})
     with pytest.raises(urllib.error.HTTPError) as refused:

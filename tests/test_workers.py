@@ -198,6 +198,8 @@ def test_conditional_put_from_eight_writers_has_exactly_one_winner(workers: Daem
             r.join()
         winners = [n for n, o in outcomes.items() if o == "won"]
         assert len(winners) == 1, outcomes
+        # S3: 412 PreconditionFailed if the object exists on arrival, 409 ConditionalRequestConflict
+        # if a conflicting write commits while this one uploads.
         assert all(o in (409, 412) for n, o in outcomes.items() if n not in winners), outcomes
         body = clients[0].get_object(Bucket="race", Key=key)["Body"].read()
         assert body == f"writer {winners[0]}".encode()
