@@ -68,13 +68,27 @@ async def test_health_extra_fields() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_unhealthy_is_503() -> None:
-    code, _, body = await _get(_client(health=lambda: {"status": "degraded", "catalog": "down"}), "/health")
+async def test_failing_is_503() -> None:
+    code, _, body = await _get(_client(health=lambda: {"status": "failing", "catalog": "down"}), "/health")
     assert code == 503
     doc = json.loads(body)
-    assert doc["status"] == "degraded"
+    assert doc["status"] == "failing"
     assert doc["catalog"] == "down"
     assert doc["version"] == "1.2.3"
+
+
+@pytest_twisted.ensureDeferred
+async def test_degraded_but_serving_is_200() -> None:
+    # A mirror member down, a disk below its write reserve: the node still serves, keep it in rotation.
+    code, _, body = await _get(_client(health=lambda: {"status": "degraded"}), "/health")
+    assert code == 200
+    assert json.loads(body)["status"] == "degraded"
+
+
+@pytest_twisted.ensureDeferred
+async def test_starting_is_503() -> None:
+    code, _, _ = await _get(_client(health=lambda: {"status": "starting"}), "/health")
+    assert code == 503
 
 
 @pytest_twisted.ensureDeferred
@@ -85,7 +99,7 @@ async def test_health_check_raising_is_503() -> None:
     code, _, body = await _get(_client(health=health), "/health")
     assert code == 503
     doc = json.loads(body)
-    assert doc["status"] == "error"
+    assert doc["status"] == "failing"
     assert "catalog unreachable" in doc["error"]
     assert doc["uptime_seconds"] == 12.5
 
