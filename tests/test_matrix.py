@@ -379,7 +379,8 @@ def test_s3cmd(srv: Daemon, signature: str, tmp_path: Path) -> None:
         f"access_key = {srv.access_key}\nsecret_key = {srv.secret_key}\n"
         f"host_base = {host}\nhost_bucket = {host}\n"
         f"use_https = {srv.scheme == 'https'}\n"
-        "check_ssl_certificate = False\ncheck_ssl_hostname = False\n"
+        # Over TLS, the test certificate is verified (host name included), never switched off.
+        f"check_ssl_certificate = True\ncheck_ssl_hostname = True\nca_certs_file = {cert_of(srv) or ''}\n"
         f"signature_v2 = {signature == 'v2'}\n"
         "bucket_location = us-east-1\nmultipart_chunk_size_mb = 5\n"
     )
@@ -436,8 +437,7 @@ def test_minio(srv: Daemon, tmp_path: Path) -> None:
     if srv.scheme == "https":
         import urllib3
 
-        http_client = urllib3.PoolManager(cert_reqs="CERT_NONE")
-        urllib3.disable_warnings()
+        http_client = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=cert_of(srv))
     mc = minio.Minio(
         f"127.0.0.1:{srv.port}",
         access_key=srv.access_key,
