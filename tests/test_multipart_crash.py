@@ -102,13 +102,15 @@ def test_kill9_during_complete_leaves_old_or_new(tmp_path: Path, record_property
         upload, done = upload_parts(s3, bucket, "calibrate", new_parts)
         t0 = time.monotonic()
         s3.complete_multipart_upload(Bucket=bucket, Key="calibrate", UploadId=upload, MultipartUpload={"Parts": done})
-        record_property("complete_ms", round((time.monotonic() - t0) * 1000, 2))
+        complete_ms = (time.monotonic() - t0) * 1000
+        record_property("complete_ms", round(complete_ms, 2))
         s3.delete_object(Bucket=bucket, Key="calibrate")
 
         outcomes: list[tuple[float, str, int | None]] = []
         planned = [(rnd, ms) for rnd in range(ROUNDS) for ms in DELAYS_MS]
         # On a loaded machine the commit may land later than 30 ms: then go on, longer.
-        fallback = [(ROUNDS, ms) for ms in FALLBACK_DELAYS_MS]
+        # Up to several times the measured Complete, for a machine busier still.
+        fallback = [(ROUNDS, ms) for ms in [*FALLBACK_DELAYS_MS, *(complete_ms * k for k in (2, 4, 8))]]
         while planned or (fallback and {kind for _, kind, _ in outcomes} != {"old", "new"}):
             rnd, ms = planned.pop(0) if planned else fallback.pop(0)
             delay = ms / 1000
