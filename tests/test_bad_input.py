@@ -22,8 +22,8 @@ import treq
 from twisted.internet.threads import deferToThread
 
 from tests.logwatch import watching
+from tests.postform import form, post, v4_fields
 from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, later
-from tests.test_post_object import BOUNDARY, form, v4_fields
 from vaultaire import sigv4
 from vaultaire.api.redaction import redact_uri
 
@@ -50,17 +50,6 @@ async def send(server: Server, method: str, path: str, headers: dict[str, str], 
         (server.url + path).encode(),
         headers={k: [v] for k, v in headers.items()},
         data=body or None,
-        persistent=False,
-    )
-    r.body = await r.content()
-    return r
-
-
-async def post_form(server: Server, fields: dict[str, str], content: bytes) -> treq.response:
-    r = await treq.post(
-        server.url + "/bucket",
-        data=form(fields, content),
-        headers={"Content-Type": [f"multipart/form-data; boundary={BOUNDARY}"]},
         persistent=False,
     )
     r.body = await r.content()
@@ -126,7 +115,7 @@ async def test_post_form_with_an_invalid_metadata_name_is_400_and_stores_nothing
     fields = v4_fields([{"bucket": "bucket"}, ["starts-with", "$key", ""], ["starts-with", f"$x-amz-meta-{name}", ""]])
     fields["key"] = "posted"
     fields[f"x-amz-meta-{name}"] = "value"
-    r = await post_form(server, fields, b"content")
+    r = await post(server, form(fields, b"content"), "bucket")
     assert (r.code, error_code(r)) == (400, "InvalidArgument"), r.body
     assert (await server.request("HEAD", "/bucket/posted")).code == 404
     assert server.blob_files() == []
@@ -136,7 +125,7 @@ async def test_post_form_with_an_invalid_metadata_name_is_400_and_stores_nothing
 async def test_post_form_metadata_value_with_a_line_break_is_400(server):
     fields = v4_fields([{"bucket": "bucket"}, ["starts-with", "$key", ""], ["starts-with", "$x-amz-meta-a", ""]])
     fields.update({"key": "posted", "x-amz-meta-a": "one\r\nx-injected: two"})
-    r = await post_form(server, fields, b"content")
+    r = await post(server, form(fields, b"content"), "bucket")
     assert (r.code, error_code(r)) == (400, "InvalidArgument"), r.body
     assert (await server.request("HEAD", "/bucket/posted")).code == 404
 
