@@ -149,9 +149,11 @@ async def test_overwrite_replaces_and_frees_the_old_blob(server):
     assert r.code == 200
     r = await server.request("GET", "/bucket/k")
     assert r.body == b"second version"
+    await server.sweep()
     assert len(server.blob_files()) == 1
     r = await server.request("DELETE", "/bucket/k")
     assert r.code == 204
+    await server.sweep()
     assert server.blob_files() == []
     r = await server.request("DELETE", "/bucket/k")
     assert r.code == 204  # S3 answers 204 for a key that is already gone

@@ -188,7 +188,7 @@ def test_secrets_never_at_rest_in_clear_nor_in_logs_events_metrics(config_daemon
     client.put_object(Bucket="dave-data", Key="k", Body=b"v")
     client.get_object(Bucket="dave-data", Key="k")
     secret = keys["secret_key"]
-    catalog_bytes = b"".join(p.read_bytes() for p in d.data_dir.glob("catalog.sqlite3*"))
+    catalog_bytes = b"".join(p.read_bytes() for p in d.data_dir.rglob("catalog.sqlite3*") if p.is_file())
     assert secret.encode() not in catalog_bytes and d.secret_key.encode() not in catalog_bytes
     assert keys["access_key"].encode() in catalog_bytes  # the row is there, sealed
     listing = admin(d, "key", "list").stdout + admin(d, "key", "list", "--json").stdout
