@@ -56,7 +56,7 @@ def form(fields: dict[str, str], content: bytes, filename: str = "photo.jpg") ->
 
 
 async def post(server: Server, body: bytes, bucket: str = "forms") -> Any:
-    """POST a form body (made by ``form``) to ``bucket``; the response, its body read into ``.body``."""
+    """POST a form built by ``form`` to ``bucket``; the response, with its body read as ``.body``."""
     r = await treq.post(
         f"{server.url}/{bucket}",
         data=body,

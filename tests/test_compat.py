@@ -27,7 +27,7 @@ from tests.s3helpers import (
 )
 from vaultaire import sigv4
 
-BIG = "/bucket/big"
+BIG = "/bucket/big"  # the multipart tests' key
 
 
 @pytest_twisted.async_yield_fixture
@@ -51,7 +51,7 @@ def crc32(data: bytes) -> bytes:
 
 @pytest_twisted.ensureDeferred
 async def test_retried_complete_answers_the_same_etag_and_checksum(server):
-    r = await server.request("POST", "/bucket/big", query="uploads=", headers={"x-amz-checksum-algorithm": "CRC32"})
+    r = await server.request("POST", BIG, query="uploads=", headers={"x-amz-checksum-algorithm": "CRC32"})
     upload = xml_values(r.body, "UploadId")[0]
     etag = await upload_part(server, BIG, upload, 1, b"hello")
     first = await complete_upload(server, BIG, upload, [(1, etag)])
@@ -64,14 +64,14 @@ async def test_retried_complete_answers_the_same_etag_and_checksum(server):
     r = await complete_upload(server, BIG, upload, [(1, '"' + "0" * 32 + '"')])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
     # Once the key holds something else, the upload is simply gone.
-    await server.request("PUT", "/bucket/big", b"other")
+    await server.request("PUT", BIG, b"other")
     r = await complete_upload(server, BIG, upload, [(1, etag)])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
 
 
 @pytest_twisted.ensureDeferred
 async def test_complete_of_an_unknown_upload_is_still_no_such_upload(server):
-    await server.request("PUT", "/bucket/big", b"plain")
+    await server.request("PUT", BIG, b"plain")
     r = await complete_upload(server, BIG, "nope", [(1, '"' + hashlib.md5(b"plain").hexdigest() + '"')])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
 
@@ -81,7 +81,7 @@ async def test_complete_of_an_unknown_upload_is_still_no_such_upload(server):
 async def test_complete_checks_the_whole_object_checksum(server, kind):
     r = await server.request(
         "POST",
-        "/bucket/big",
+        BIG,
         query="uploads=",
         headers={"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": kind},
     )
@@ -125,7 +125,7 @@ async def test_copy_range_outside_the_source_is_refused(server, wanted):
     upload = await create_upload(server, BIG)
     r = await server.request(
         "PUT",
-        "/bucket/big",
+        BIG,
         query=f"partNumber=1&uploadId={upload}",
         headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": wanted},
     )
@@ -138,7 +138,7 @@ async def test_copy_range_inside_the_source_is_copied(server):
     upload = await create_upload(server, BIG)
     r = await server.request(
         "PUT",
-        "/bucket/big",
+        BIG,
         query=f"partNumber=1&uploadId={upload}",
         headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": "bytes=1-4"},
     )
