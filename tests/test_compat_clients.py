@@ -5,21 +5,16 @@ from __future__ import annotations
 import base64
 import email.header
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from daemon import Daemon
 
+from tests.commands import run
+
 BIN = Path(sys.executable).parent
 MIB = 2**20
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 def test_s3cmd_without_bucket_location(module_daemon: Daemon, tmp_path: Path) -> None:
@@ -40,17 +35,17 @@ def test_s3cmd_without_bucket_location(module_daemon: Daemon, tmp_path: Path) ->
     env["HOME"] = str(tmp_path)
     s3cmd = [sys.executable, str(BIN / "s3cmd"), "-c", str(cfg)]
     bucket = f"s3cmd-default-{os.getpid()}"
-    run([*s3cmd, "mb", f"s3://{bucket}"], env)
+    run([*s3cmd, "mb", f"s3://{bucket}"], env=env, timeout=180)
     small = tmp_path / "small.bin"
     small.write_bytes(os.urandom(1000))
-    run([*s3cmd, "put", str(small), f"s3://{bucket}/small.bin"], env)
+    run([*s3cmd, "put", str(small), f"s3://{bucket}/small.bin"], env=env, timeout=180)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(6 * MIB))
-    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(big), f"s3://{bucket}/big.bin"], env)
+    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(big), f"s3://{bucket}/big.bin"], env=env, timeout=180)
     down = tmp_path / "big.down"
-    run([*s3cmd, "get", "--force", f"s3://{bucket}/big.bin", str(down)], env)
+    run([*s3cmd, "get", "--force", f"s3://{bucket}/big.bin", str(down)], env=env, timeout=180)
     assert down.read_bytes() == big.read_bytes()
-    listed = run([*s3cmd, "ls", f"s3://{bucket}/"], env).stdout
+    listed = run([*s3cmd, "ls", f"s3://{bucket}/"], env=env, timeout=180).stdout
     assert f"s3://{bucket}/small.bin" in listed and f"s3://{bucket}/big.bin" in listed
 
 

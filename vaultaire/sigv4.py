@@ -438,7 +438,7 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
         raise SigV4Error("InvalidRequest", "SigV2 is not supported")
     if auth is not None and query_auth:
         raise SigV4Error(
-            "InvalidRequest",
+            "InvalidArgument",  # S3's code for this refusal (400), not InvalidRequest
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
             "Signature query string parameter or the Authorization header should be specified",
         )
