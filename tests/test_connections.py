@@ -171,6 +171,7 @@ async def test_a_request_head_sent_one_byte_at_a_time_is_dropped_at_its_deadline
 
     took = await threads.deferToThread(dribble)
     assert FAST.header_timeout * 0.9 <= took <= FAST.header_timeout + MARGIN
+    assert server.site.dropped["head"] == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -214,6 +215,7 @@ async def test_a_crawling_upload_gets_request_timeout_and_is_not_stored(server):
     assert b"Connection: close" in got
     assert took >= FAST.body_timeout * 0.9
     assert (await server.request("HEAD", "/bucket/crawl")).code == 404
+    assert server.site.dropped["body"] == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -277,6 +279,7 @@ async def test_a_reader_that_stops_reading_is_dropped_and_its_blob_closed(server
 
     received, _ = await threads.deferToThread(stall)
     assert received < len(body)  # cut short, not waited for
+    assert server.site.dropped["send"] == 1
     for _ in range(100):
         if blob_descriptors(server.data) == 0:
             break
@@ -324,7 +327,7 @@ async def test_one_connection_too_many_is_answered_slow_down(capped):
     refused, served = await threads.deferToThread(over)
     assert refused.startswith(b"HTTP/1.1 503") and b"<Code>SlowDown</Code>" in refused, refused
     assert served.startswith(b"HTTP/1.1 200"), served
-    assert capped.site.refused == 1
+    assert capped.site.dropped["refused"] == 1
 
 
 @pytest.mark.parametrize(

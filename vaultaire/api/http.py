@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from attrs import frozen
@@ -287,7 +289,8 @@ class S3Channel(http.HTTPChannel):
 
     def _head_timed_out(self) -> None:
         self._head_call = None
-        log.info(
+        self._dropped("head")
+        log.debug(
             "dropped a client that did not send a request head within {seconds}s", seconds=self.limits.header_timeout
         )
         self.timeoutConnection()  # closes, and aborts if the close does not complete
@@ -307,7 +310,8 @@ class S3Channel(http.HTTPChannel):
 
     def _send_timed_out(self) -> None:
         self._send_call = None
-        log.info("dropped a client that read nothing for {seconds}s", seconds=self.limits.send_timeout)
+        self._dropped("send")
+        log.debug("dropped a client that read nothing for {seconds}s", seconds=self.limits.send_timeout)
         if self.transport is not None:
             # A close would wait for the unread bytes to drain, forever: abort, which also
             # stops the response's producer (and closes the blob it reads).
@@ -333,7 +337,8 @@ class S3Channel(http.HTTPChannel):
         self._body_mark = pipe.received
         self._body_excused = False
         if not excused and (arrived == 0 or arrived < limits.min_body_rate * limits.body_timeout):
-            log.info(
+            self._dropped("body")
+            log.debug(
                 "dropped a request body that brought {bytes} bytes in {seconds}s",
                 bytes=arrived,
                 seconds=limits.body_timeout,
@@ -343,6 +348,11 @@ class S3Channel(http.HTTPChannel):
             pipe.fail(S3Error("RequestTimeout"))
             return
         self._body_call = self.callLater(limits.body_timeout, self._body_tick)
+
+    def _dropped(self, reason: str) -> None:
+        site = getattr(self, "site", None)
+        if isinstance(site, S3Site):
+            site.count_drop(reason)
 
     def _stop_clocks(self) -> None:
         for name in ("_head_call", "_send_call", "_body_call"):
@@ -456,16 +466,30 @@ class S3Site(server.Site):
     protocol = S3Channel
     requestFactory = S3Request
 
-    def __init__(self, resource: Any, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: Any,
+        *args: Any,
+        limits: ConnectionLimits | None = None,
+        on_drop: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.limits = limits or _DEFAULT_LIMITS
         kwargs.setdefault("timeout", self.limits.idle_timeout)
         super().__init__(resource, *args, **kwargs)
         self._channels: set[S3Channel] = set()
-        self.refused = 0  # connections answered 503 for being one too many
+        # Connections closed by a limit, by reason: head, body, send, refused.
+        self.dropped: Counter[str] = Counter()
+        self._on_drop = on_drop
+
+    def count_drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+        if self._on_drop is not None:
+            self._on_drop(reason)
 
     def buildProtocol(self, addr: Any) -> Any:
         if len(self._channels) >= self.limits.max_connections:
-            self.refused += 1
+            self.count_drop("refused")
             return _Refusal(self.reactor.callLater)
         channel = super().buildProtocol(addr)
         if channel is not None:
