@@ -12,6 +12,8 @@ import hashlib
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -399,3 +401,17 @@ def test_connection_settings_from_the_file(tmp_path):
         path.write_text(f"[connections]\n{bad}\n")
         with pytest.raises(ConfigError):
             build(load_file(str(path)), {})
+
+
+def test_a_low_open_files_limit_is_raised_to_fit_the_cap():
+    # In a child process: the limit is process-wide.
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (512, 4096))\n"
+        "from twisted.web.resource import Resource\n"
+        "from vaultaire.api.http import ConnectionLimits, S3Site\n"
+        "S3Site(Resource(), limits=ConnectionLimits(max_connections=1000)).startFactory()\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert int(out.stdout) == 1000 + 256

@@ -25,6 +25,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, ISSLTransport
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web import http, server
@@ -33,6 +34,8 @@ from vaultaire.api.deadlines import DEFAULT_LIMITS, ConnectionLimits, Deadlines
 from vaultaire.api.errors import S3Error
 from vaultaire.engine.pipe import BytePipe
 from vaultaire.errors import IncompleteBody
+
+log = Logger()
 
 # Methods whose requests S3 reads a body for: without a length they are refused (411),
 # never read as empty with the body left to be parsed as the next request.
@@ -371,6 +374,39 @@ class S3Site(server.Site):
         # Connections closed by a limit, by reason: head, body, send, refused.
         self.dropped: Counter[str] = Counter()
         self._on_drop = on_drop
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self._fit_open_files_limit()
+
+    def _fit_open_files_limit(self) -> None:
+        """Make room for max_connections under RLIMIT_NOFILE, or say that there is none.
+
+        Each connection is a descriptor and requests need more (blobs, the
+        catalog). A soft limit below what the cap needs is raised up to the hard
+        limit, as Go's runtime does at start (the epoll reactor has no 1024 ceiling).
+        """
+        try:
+            import resource
+
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            needed = self.limits.max_connections + 256
+            if soft == resource.RLIM_INFINITY or soft >= needed:
+                return
+            raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+            if raised > soft:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                soft = raised
+        except (ImportError, OSError, ValueError):
+            return
+        if soft < needed:
+            log.warn(
+                "max_connections {connections} leaves no room under the open-files limit {limit}:"
+                " requests may get 503 SlowDown for want of descriptors; raise LimitNOFILE or lower"
+                " max_connections",
+                connections=self.limits.max_connections,
+                limit=soft,
+            )
 
     def count_drop(self, reason: str) -> None:
         self.dropped[reason] += 1
