@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from vaultaire import __version__, sigv4
 from vaultaire.api.app import S3Api
@@ -280,3 +280,13 @@ def signed_head(server: Server, method: str, path: str, length: int | None, extr
     )
     lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class Chunks:
+    """A ChunkSource over fixed chunks: an upload body for the engine without HTTP."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self._chunks = list(chunks)
+
+    def read(self) -> Deferred[bytes]:
+        return succeed(self._chunks.pop(0) if self._chunks else b"")

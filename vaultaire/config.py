@@ -23,6 +23,9 @@ class Settings:
 
     data: str = "vaultaire-data"
     listen: str = "tcp:8080"
+    # Set when no listen address was given and the daemon runs on development keys:
+    # ``listen`` is then loopback only (see vaultaire.bootstrap.DEVELOPMENT_LISTEN).
+    development_loopback: bool = False
     ops: str = "tcp:9100:interface=127.0.0.1"
     region: str = "us-east-1"
     # The S3 port answers this path for load balancers; '_' can never start a bucket name.
@@ -50,6 +53,10 @@ class Settings:
     upload_expiry: int = 7 * 24 * 3600
     # Where a container's bytes live when CreateBucket names no LocationConstraint.
     default_placement: str = "local"
+    # Blobs an overwrite or delete replaced are freed this many seconds later when a read
+    # already streaming them may still need them (a multipart object's later parts, an
+    # upstream's blob); a GET that started finishes with its bytes if it lasts less than this.
+    free_grace: int = 3600
     # [drivers.NAME] tables (type = "local" | "s3" | "memory", and the type's settings);
     # a "local" driver on <data>/blobs exists unless the file defines one of that name.
     drivers: dict[str, Any] = Factory(dict)
@@ -113,7 +120,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
     },
-    "placement": {"default": "default_placement"},
+    "placement": {"default": "default_placement", "free_grace": "free_grace"},
     "security": {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
@@ -210,7 +217,14 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     if not settings.health_path.startswith("/_"):
         raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
-    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry", "usage_flush_seconds", "usage_rollup_seconds"):
+    for name in (
+        "max_clock_skew",
+        "events_max_bytes",
+        "upload_expiry",
+        "usage_flush_seconds",
+        "usage_rollup_seconds",
+        "free_grace",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
     if settings.price_per_tb_month < 0:

@@ -14,6 +14,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from vaultaire import __version__
+from vaultaire.announce import serving_line
 from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
@@ -118,13 +119,7 @@ class VaultaireService(StartGuard):
                     return
             self.notify("ready", "")
             return
-        log.info(
-            "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
-            version=__version__,
-            listen=self.settings.listen,
-            ops=self.settings.ops,
-            data=os.path.abspath(self.settings.data),
-        )
+        log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
     def stopService(self) -> Deferred[None]:
         listener, self.late_listener = self.late_listener, None

@@ -93,6 +93,10 @@ CODES: dict[str, tuple[int, str]] = {
 class S3Error(Exception):
     """An S3 error response: code, status, message and extra XML fields."""
 
+    # True when the request's framing cannot be trusted any more (a broken
+    # aws-chunked body): the answer then ends the connection.
+    close_connection = False
+
     def __init__(self, code: str, message: str | None = None, **extra: str) -> None:
         status, default = CODES[code]
         super().__init__(message or default)
@@ -106,6 +110,13 @@ class S3Error(Exception):
         children += [element(k, v) for k, v in self.extra.items()]
         children += [element("Resource", resource), element("RequestId", request_id)]
         return xml_document(element("Error", *children))
+
+
+def framing_error(code: str, message: str) -> S3Error:
+    """An error in a body's own framing: answered, then the connection is closed."""
+    error = S3Error(code, message)
+    error.close_connection = True
+    return error
 
 
 def from_domain(exc: BaseException, container: str | None, key: str | None) -> S3Error | None:
