@@ -105,12 +105,19 @@ def ops_health(d: Daemon) -> tuple[int, dict[str, object]]:
         return e.code, json.loads(e.read())
 
 
-def worker_restarts(d: Daemon) -> float:
+def ops_metrics(d: Daemon) -> dict[str, float]:
     with urllib.request.urlopen(d.ops_url + "/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("vaultaire_worker_restarts_total "):
-                return float(line.split()[1])
-    raise AssertionError("no vaultaire_worker_restarts_total")
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def worker_restarts(d: Daemon) -> float:
+    return ops_metrics(d)["vaultaire_worker_restarts_total"]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -168,6 +175,12 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
         wait_for(lambda: ops_health(d)[1]["status"] != "ok", 30, "a health probe of the full disk")
         code, doc = ops_health(d)
         answers["ops /health"] = f"{code} {doc['status']}"
+        local = doc["drivers"]["local"]  # type: ignore[index]
+        assert local["status"] == "degraded" and local["reserve_bytes"] == DISK_SIZE // 100  # the default: 1%
+        assert local["free_bytes"] < local["reserve_bytes"]
+        samples = ops_metrics(d)
+        assert samples['vaultaire_driver_reserve_bytes{driver="local"}'] == DISK_SIZE // 100
+        assert samples['vaultaire_driver_free_bytes{driver="local"}'] < DISK_SIZE // 100
         before = free_bytes(small_disk)
         answers["DELETE"] = status_of(lambda: s3.delete_object(Bucket="full", Key=filled[0]))
         freed = free_bytes(small_disk) - before

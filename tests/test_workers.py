@@ -232,6 +232,33 @@ def test_a_killed_worker_is_restarted_and_service_continues(workers: Daemon) -> 
     assert "restarting it in" in workers.log_text()
 
 
+def test_a_worker_whose_event_loop_hangs_is_killed_and_replaced(tmp_path: Path) -> None:
+    config = tmp_path / "heartbeat.toml"
+    config.write_text("[server]\nheartbeat_timeout = 4\n")
+    d = Daemon(tmp_path / "vaultaire", workers=2, extra_args=["--config", str(config)]).start()
+    try:
+        before = set(pids_over_new_connections(d))
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGSTOP)  # alive, but its event loop answers nothing from now on
+        # No S3 request meanwhile: a connection the kernel hands to the stopped worker would wait.
+        wait_for(lambda: is_gone(victim), 40, "the hung worker to be killed")
+
+        def replaced() -> bool:
+            samples = metrics(d)
+            return samples["vaultaire_workers_running"] == 2 and samples["vaultaire_worker_hung_kills_total"] >= 1
+
+        wait_for(replaced, 30, "the supervisor to replace the hung worker")
+        wait_for(lambda: len(set(pids_over_new_connections(d, 20)) - before) == 1, 30, "the new worker to serve")
+        assert f"(pid {victim}) has not answered for" in d.log_text()
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="after-hang")
+        s3.put_object(Bucket="after-hang", Key="k", Body=b"served")
+        assert s3.get_object(Bucket="after-hang", Key="k")["Body"].read() == b"served"
+    finally:
+        d.stop()
+
+
 def test_sigterm_stops_the_supervisor_and_every_worker(workers: Daemon) -> None:
     pids = set(pids_over_new_connections(workers))
     assert len(pids) == 2

@@ -95,6 +95,8 @@ class VaultaireService(StartGuard):
         self.health = health
         self.meter = meter
         self.ready: Deferred[None] | None = None
+        # Called once the service serves (a worker starts its heartbeat then).
+        self.ready_hooks: list[Callable[[], object]] = []
 
     def startService(self) -> None:
         self.events.start()
@@ -117,6 +119,8 @@ class VaultaireService(StartGuard):
                     self.fail_start(cannot_listen(e))
                     return
             self.notify("ready", "")
+            for hook in self.ready_hooks:
+                hook()
             return
         log.info(
             "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
