@@ -368,17 +368,22 @@ def test_a_stopping_worker_finishes_its_requests_first(workers: Daemon) -> None:
     s3.put_object(Bucket="drain", Key="big", Body=body)
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "drain", "Key": "big"}, ExpiresIn=300)
     conn = connect(workers)
+    serving = serving_pid(conn)  # the same keep-alive connection then downloads
     conn.request("GET", url.split(str(workers.port), 1)[1])
     response = conn.getresponse()
     assert response.status == 200
     received = [response.read(2**20)]
     os.kill(workers.pid, signal.SIGHUP)  # both workers are replaced, one of them mid-download
+    # Read no further until the downloading worker has been replaced and told to stop.
+    wait_for(lambda: f"(pid {serving}) replaced by" in workers.log_text(), 60, "the downloading worker's replacement")
+    assert not is_gone(serving)  # it is finishing this download
     while chunk := response.read(2**20):
         received.append(chunk)
-        time.sleep(0.15)  # a slow reader: the download outlasts the reload
     conn.close()
     assert b"".join(received) == body
+    wait_for(lambda: is_gone(serving), 30, "the replaced worker to exit once its download ended")
     wait_for(lambda: "reloaded 2 workers" in workers.log_text(), 30, "the reload to finish")
+    assert serving not in pids_over_new_connections(workers, 20)
 
 
 def test_workers_serve_an_ssl_endpoint(tmp_path: Path) -> None:

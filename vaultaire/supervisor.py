@@ -365,6 +365,12 @@ class Supervisor(StartGuard):
                         log.error("reload stopped: a new worker {index} failed: {e}", index=index, e=e)
                         return
                     self.workers[index] = new
+                    log.info(
+                        "worker {index} (pid {pid}) replaced by pid {new}; it finishes its requests and stops",
+                        index=index,
+                        pid=old.pid,
+                        new=new.pid,
+                    )
                     old.signal("TERM")
                     await old.exited
                 log.info("reloaded {n} workers", n=len(self.workers))
