@@ -343,7 +343,13 @@ class Supervisor(StartGuard):
             )
             worker.signal("TERM")
             kill = self.reactor.callLater(HUNG_KILL_GRACE, worker.signal, "KILL")
-            worker.exited.addBoth(lambda result, kill=kill: (kill.cancel() if kill.active() else None, result)[1])
+
+            def exited(code: int | None, kill: Any = kill) -> int | None:
+                if kill.active():
+                    kill.cancel()
+                return code
+
+            worker.exited.addCallback(exited)
 
     def reload(self) -> Deferred[None]:
         """SIGHUP: replace the workers one at a time, each only after its successor serves."""
