@@ -9,8 +9,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail
 
+from tests.driverio import put, read
 from tests.s3helpers import later
-from tests.test_drivers import put, read
 from vaultaire.drivers.failover import FailoverDriver
 from vaultaire.drivers.memory import MemoryDriver
 from vaultaire.drivers.mirror import MirrorDriver
