@@ -445,3 +445,19 @@ def test_ctrl_c_is_the_supervisors_to_handle(workers_sigint: Daemon) -> None:
     for pid in pids:
         assert is_gone(pid), pid
     assert "Traceback" not in workers.log_text()
+
+
+def test_ctrl_c_stops_a_single_process_daemon_that_inherited_sigint_ignored(tmp_path: Path) -> None:
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job of a script starts it
+    try:
+        d = Daemon(tmp_path / "single", workers=1).start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert d.proc is not None
+        os.kill(d.pid, signal.SIGINT)
+        d.proc.wait(20)
+        assert "Received SIGINT, shutting down." in d.log_text()
+    finally:
+        d.stop()
