@@ -114,7 +114,10 @@ def main(argv: list[str]) -> None:
     from vaultaire.service import make_service
 
     # Never block the event loop on the pipe (a supervisor that stopped reading): drop a line instead.
-    os.set_blocking(CONTROL_FD, False)
+    try:
+        os.set_blocking(CONTROL_FD, False)
+    except OSError:
+        pass  # not spawned by a supervisor (no pipe): Control drops what it cannot write
     control = Control(CONTROL_FD)
     try:
         service = make_service(settings, reactor, notify=control)
