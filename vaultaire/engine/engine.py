@@ -731,6 +731,10 @@ class Engine:
         placement = replaced.placement or container.placement
         if not replaced.parts and self._readers_keep(placement):
             await self.discard(placement, list(replaced.locators))
+        elif self.space is not None and await self.space.short(placement):
+            # A disk below its reserve: emptying it through S3 must free space now, not after
+            # the grace period; a read of these blobs that started earlier may be cut short.
+            await self.discard(placement, list(replaced.locators))
 
     async def collect_garbage(self, batch: int = 1000) -> int:
         """The sweep (periodic, once per data directory): dead writers' blobs, then

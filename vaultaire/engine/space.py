@@ -72,6 +72,11 @@ class SpaceGuard:
                 pass  # not there (yet): the write itself will say what is wrong
         return spaces
 
+    async def short(self, placement: str) -> bool:
+        """Is any disk this placement (or the catalog) writes to below its reserve?"""
+        spaces: list[DiskSpace] = await self._run(self._sample, self._paths(placement))
+        return any(space.below_reserve for space in spaces)
+
     async def admit(self, placement: str, incoming: int | None) -> None:
         """Raise InsufficientStorage if ``incoming`` bytes would take a disk below its reserve."""
         paths = self._paths(placement)
