@@ -73,8 +73,11 @@ class SpaceGuard:
         return spaces
 
     async def short(self, placement: str) -> bool:
-        """Is any disk this placement (or the catalog) writes to below its reserve?"""
-        spaces: list[DiskSpace] = await self._run(self._sample, self._paths(placement))
+        """Is a local disk of this placement below its reserve (so freeing its blobs now helps)?"""
+        roots = local_roots(self._drivers[placement]) if placement in self._drivers else []
+        if not roots:
+            return False
+        spaces: list[DiskSpace] = await self._run(self._sample, roots)
         return any(space.below_reserve for space in spaces)
 
     async def admit(self, placement: str, incoming: int | None) -> None:
