@@ -268,6 +268,33 @@ def test_a_killed_worker_is_restarted_and_service_continues(workers: Daemon) -> 
     assert "restarting it in" in workers.log_text()
 
 
+def test_a_worker_whose_event_loop_hangs_is_killed_and_replaced(tmp_path: Path) -> None:
+    config = tmp_path / "heartbeat.toml"
+    config.write_text("[server]\nheartbeat_timeout = 4\n")
+    d = Daemon(tmp_path / "vaultaire", workers=2, extra_args=["--config", str(config)]).start()
+    try:
+        before = set(pids_over_new_connections(d))
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGSTOP)  # alive, but its event loop answers nothing from now on
+        # No S3 request meanwhile: a connection the kernel hands to the stopped worker would wait.
+        wait_for(lambda: is_gone(victim), 40, "the hung worker to be killed")
+
+        def replaced() -> bool:
+            samples = metrics(d)
+            return samples["vaultaire_workers_running"] == 2 and samples["vaultaire_worker_hung_kills_total"] >= 1
+
+        wait_for(replaced, 30, "the supervisor to replace the hung worker")
+        wait_for(lambda: len(set(pids_over_new_connections(d, 20)) - before) == 1, 30, "the new worker to serve")
+        assert f"(pid {victim}) has not answered for" in d.log_text()
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="after-hang")
+        s3.put_object(Bucket="after-hang", Key="k", Body=b"served")
+        assert s3.get_object(Bucket="after-hang", Key="k")["Body"].read() == b"served"
+    finally:
+        d.stop()
+
+
 def test_sigterm_stops_the_supervisor_and_every_worker(workers: Daemon) -> None:
     pids = set(pids_over_new_connections(workers))
     assert len(pids) == 2
@@ -377,17 +404,22 @@ def test_a_stopping_worker_finishes_its_requests_first(workers: Daemon) -> None:
     s3.put_object(Bucket="drain", Key="big", Body=body)
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "drain", "Key": "big"}, ExpiresIn=300)
     conn = connect(workers)
+    serving = serving_pid(conn)  # the same keep-alive connection then downloads
     conn.request("GET", url.split(str(workers.port), 1)[1])
     response = conn.getresponse()
     assert response.status == 200
     received = [response.read(2**20)]
     os.kill(workers.pid, signal.SIGHUP)  # both workers are replaced, one of them mid-download
+    # Read no further until the downloading worker has been replaced and told to stop.
+    wait_for(lambda: f"(pid {serving}) replaced by" in workers.log_text(), 60, "the downloading worker's replacement")
+    assert not is_gone(serving)  # it is finishing this download
     while chunk := response.read(2**20):
         received.append(chunk)
-        time.sleep(0.15)  # a slow reader: the download outlasts the reload
     conn.close()
     assert b"".join(received) == body
+    wait_for(lambda: is_gone(serving), 30, "the replaced worker to exit once its download ended")
     wait_for(lambda: "reloaded 2 workers" in workers.log_text(), 30, "the reload to finish")
+    assert serving not in pids_over_new_connections(workers, 20)
 
 
 def test_workers_serve_an_ssl_endpoint(tmp_path: Path) -> None:
@@ -450,3 +482,19 @@ def test_ctrl_c_is_the_supervisors_to_handle(workers_sigint: Daemon) -> None:
     for pid in pids:
         assert is_gone(pid), pid
     assert "Traceback" not in workers.log_text()
+
+
+def test_ctrl_c_stops_a_single_process_daemon_that_inherited_sigint_ignored(tmp_path: Path) -> None:
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job of a script starts it
+    try:
+        d = Daemon(tmp_path / "single", workers=1).start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert d.proc is not None
+        os.kill(d.pid, signal.SIGINT)
+        d.proc.wait(20)
+        assert "Received SIGINT, shutting down." in d.log_text()
+    finally:
+        d.stop()

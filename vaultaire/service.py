@@ -96,6 +96,8 @@ class VaultaireService(StartGuard):
         self.health = health
         self.meter = meter
         self.ready: Deferred[None] | None = None
+        # Called once the service serves (a worker starts its heartbeat then).
+        self.ready_hooks: list[Callable[[], object]] = []
 
     def startService(self) -> None:
         self.events.start()
@@ -118,6 +120,8 @@ class VaultaireService(StartGuard):
                     self.fail_start(cannot_listen(e))
                     return
             self.notify("ready", "")
+            for hook in self.ready_hooks:
+                hook()
             return
         log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
