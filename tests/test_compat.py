@@ -12,9 +12,19 @@ import pytest_twisted
 import treq
 from twisted.internet import threads
 
-from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, raw_exchange, signed_head
-from tests.test_api import xml_values
-from tests.test_multipart import complete, create, put_part
+from tests.s3helpers import (
+    ACCESS,
+    REGION,
+    SECRET,
+    Server,
+    complete_upload,
+    create_upload,
+    error_code,
+    raw_exchange,
+    signed_head,
+    upload_part,
+    xml_values,
+)
 from vaultaire import sigv4
 
 
@@ -24,6 +34,18 @@ async def server(tmp_path):
     await s.start("bucket")
     yield s
     await s.stop()
+
+
+async def create(server: Server, key: str = "big") -> str:
+    return await create_upload(server, f"/bucket/{key}")
+
+
+async def put_part(server: Server, upload: str, number: int, body: bytes, key: str = "big") -> str:
+    return await upload_part(server, f"/bucket/{key}", upload, number, body)
+
+
+async def complete(server: Server, upload: str, parts: list[tuple[int, str]], key: str = "big", headers=None):
+    return await complete_upload(server, f"/bucket/{key}", upload, parts, headers)
 
 
 def b64(raw: bytes) -> str:
