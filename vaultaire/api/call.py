@@ -107,9 +107,9 @@ class OperationBase:
             if total > limit:
                 raise S3Error("InvalidRequest", "The request body is too large.")
             chunks.append(chunk)
-        body = b"".join(chunks)
+        whole = b"".join(chunks)
         # A Content-MD5 is a protection the client asked for, whatever the operation: kept.
         expected = content_md5(call.headers)
-        if expected is not None and hashlib.md5(body).digest() != expected:
+        if expected is not None and hashlib.md5(whole).digest() != expected:
             raise S3Error("BadDigest")
-        return body
+        return whole
