@@ -10,7 +10,7 @@ from attrs import evolve
 from twisted.python import usage
 
 from vaultaire.config import ConfigError, build, load_file, worker_count
-from vaultaire.reuseport import parse_listen
+from vaultaire.reuseport import listen_backlog, parse_listen
 
 
 class Options(usage.Options):
@@ -74,7 +74,7 @@ def makeService(options: Options) -> Any:
                 settings = evolve(settings, listen=DEVELOPMENT_LISTEN, development_loopback=True)
         count = worker_count(settings)
         try:
-            spec = parse_listen(settings.listen) if count > 1 else None
+            spec = parse_listen(settings.listen, listen_backlog(settings.backlog)) if count > 1 else None
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"bad endpoint: {e}") from None
         if count > 1 and spec is None:

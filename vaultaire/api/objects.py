@@ -16,6 +16,7 @@ from vaultaire.api.headers import (
     read_conditions,
     storage_class,
     stored_headers,
+    user_metadata,
     write_condition,
 )
 from vaultaire.api.incoming import IncomingBody, content_md5
@@ -25,7 +26,6 @@ from vaultaire.engine import CopyPlan
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.model import Artifact, ByteRange
 
-MAX_METADATA_BYTES = 2048
 DELETE_BODY_LIMIT = 2 * 2**20  # 1000 keys of up to 1024 bytes, escaped
 MAX_DELETE_KEYS = 1000
 
@@ -45,15 +45,7 @@ class _NotModified(Exception):
 
 class ObjectOperations(OperationBase):
     def _metadata(self, call: S3Call) -> tuple[tuple[str, str], ...]:
-        meta = sorted((k[len("x-amz-meta-") :], v) for k, v in call.headers.items() if k.startswith("x-amz-meta-"))
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in meta)
-        if size > MAX_METADATA_BYTES:
-            raise S3Error(
-                "MetadataTooLarge",
-                f"Your metadata headers are {size} bytes; at most {MAX_METADATA_BYTES} are allowed.",
-                MaxSizeAllowed=str(MAX_METADATA_BYTES),
-            )
-        return tuple(meta)
+        return user_metadata(call.headers.items())
 
     async def put_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None and call.identity is not None
@@ -80,7 +72,6 @@ class ObjectOperations(OperationBase):
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
             declared_size=incoming.size,
         )
-        incoming.check_size(artifact.size)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         self._echo_checksum(call, incoming)

@@ -12,12 +12,12 @@ from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.api import checksums, post_policy
+from vaultaire.api import checksums, post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.call import S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
-from vaultaire.api.headers import STORED_HEADERS, storage_class
+from vaultaire.api.headers import STORED_HEADERS, storage_class, user_metadata
 from vaultaire.api.xmlout import element
 from vaultaire.engine import ChunkSource
 
@@ -73,6 +73,8 @@ class PostObjectOperation:
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
         call.ctx.tenant = identity.tenant
+        unsupported.check_owner(call.headers, identity.tenant.id)
+        unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
             raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
@@ -83,7 +85,7 @@ class PostObjectOperation:
         container = await self._container(call)  # type: ignore[attr-defined]
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
-        metadata = tuple(sorted((n[len("x-amz-meta-") :], v) for n, v in fields.items() if n.startswith("x-amz-meta-")))
+        metadata = user_metadata(fields.items())
         kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
         source = _Bounded(form, size.maximum)
