@@ -114,3 +114,15 @@ def test_boto3_retries_a_complete_whose_answer_was_lost(module_daemon: Daemon) -
     assert done["ETag"] == first_etag
     assert done["ChecksumCRC32"] == delivered[0].split(b"<ChecksumCRC32>")[1].split(b"</ChecksumCRC32>")[0].decode()
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
+
+
+def test_boto3_pages_through_list_buckets(module_daemon: Daemon) -> None:
+    s3 = module_daemon.boto3_client()
+    prefix = f"pages-{os.getpid()}-"
+    names = [f"{prefix}{i}" for i in range(3)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    first = s3.list_buckets(MaxBuckets=2, Prefix=prefix)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2] and first["Prefix"] == prefix
+    pages = s3.get_paginator("list_buckets").paginate(Prefix=prefix, BucketRegion="us-east-1", MaxBuckets=1)
+    assert [b["Name"] for page in pages for b in page["Buckets"]] == names
