@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.header
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -109,3 +110,36 @@ def test_boto3_retries_a_complete_whose_answer_was_lost(module_daemon: Daemon) -
     assert done["ETag"] == first_etag
     assert done["ChecksumCRC32"] == delivered[0].split(b"<ChecksumCRC32>")[1].split(b"</ChecksumCRC32>")[0].decode()
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
+
+
+def test_boto3_pages_through_list_buckets(module_daemon: Daemon) -> None:
+    s3 = module_daemon.boto3_client()
+    prefix = f"pages-{os.getpid()}-"
+    names = [f"{prefix}{i}" for i in range(3)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    first = s3.list_buckets(MaxBuckets=2, Prefix=prefix)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2] and first["Prefix"] == prefix
+    pages = s3.get_paginator("list_buckets").paginate(Prefix=prefix, BucketRegion="us-east-1", MaxBuckets=1)
+    assert [b["Name"] for page in pages for b in page["Buckets"]] == names
+
+
+def test_boto3_presigned_post_with_filename_and_checksum(module_daemon: Daemon) -> None:
+    """boto3's own policy (its expiration format, ${filename} in the key) and a checksum field."""
+    import urllib3
+
+    s3 = module_daemon.boto3_client()
+    bucket = f"forms-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    post = s3.generate_presigned_post(
+        Bucket=bucket,
+        Key="uploads/${filename}",
+        Conditions=[["starts-with", "$key", "uploads/"], ["content-length-range", 0, 1000]],
+        ExpiresIn=600,
+    )
+    digest = base64.b64encode(hashlib.sha256(b"form body").digest()).decode()
+    fields = {**post["fields"], "x-amz-checksum-sha256": digest, "file": ("note.txt", b"form body", "text/plain")}
+    answer = urllib3.PoolManager().request("POST", post["url"], fields=fields)
+    assert answer.status == 204, answer.data
+    got = s3.get_object(Bucket=bucket, Key="uploads/note.txt", ChecksumMode="ENABLED")
+    assert got["Body"].read() == b"form body" and got["ChecksumSHA256"] == digest
