@@ -174,6 +174,10 @@ class S3Request(server.Request):
             self.setHeader(b"Connection", b"close")
             self.channel.persistent = False
             self.channel.linger_on_close = True
+        elif self.channel is not None and getattr(getattr(self.channel, "site", None), "draining", False):
+            # The process is stopping: a client must not send its next request down this connection.
+            self.setHeader(b"Connection", b"close")
+            self.channel.persistent = False
 
     def connectionLost(self, reason: Failure) -> None:
         if self.body is not None and not self.body.ended:
@@ -377,6 +381,8 @@ class S3Site(server.Site):
         kwargs.setdefault("timeout", self.limits.idle_timeout)
         super().__init__(resource, *args, **kwargs)
         self._channels: set[S3Channel] = set()
+        # Set when the process stops: responses say "Connection: close".
+        self.draining = False
         # Connections closed by a limit, by reason: head, body, send, refused.
         self.dropped: Counter[str] = Counter()
         self._on_drop = on_drop
