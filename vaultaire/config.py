@@ -227,10 +227,11 @@ def validate(settings: Settings) -> None:
         "upload_expiry",
         "usage_flush_seconds",
         "usage_rollup_seconds",
-        "free_grace",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
+    if settings.free_grace < 0:
+        raise ConfigError("setting 'free_grace' must not be negative (0 frees replaced blobs at once)")
     if settings.price_per_tb_month < 0:
         raise ConfigError("setting 'price_per_tb_month' must not be negative")
     if settings.metrics_tenant_limit < 0:

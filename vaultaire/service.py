@@ -243,7 +243,12 @@ def make_service(
 
     environ = environ if environ is not None else os.environ
     top = VaultaireService(settings, engine, events, environ, reactor, health, meter, notify)
-    s3_site = S3Site(api.resource(), limits=connection_limits(settings), reactor=reactor)
+    s3_site = S3Site(
+        api.resource(),
+        limits=connection_limits(settings),
+        on_drop=lambda reason: metrics.connections_dropped.labels(reason=reason).inc(),
+        reactor=reactor,
+    )
     try:
         backlog = listen_backlog(settings.backlog)
         spec = parse_listen(settings.listen, backlog) if worker else None

@@ -150,6 +150,13 @@ class Metrics:
             # With several workers (prometheus multiprocess mode): the sum over live ones.
             multiprocess_mode="livesum",
         )
+        self.connections_dropped = Counter(
+            "vaultaire_connections_dropped",
+            "S3 connections closed by a limit: head (request head too slow), body (body too slow),"
+            " send (response not read), refused (over max_connections).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.driver_up = Gauge(
             "vaultaire_driver_up",
             "1 when the driver (or placement) answered its last health probe ok, else 0.",
