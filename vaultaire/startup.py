@@ -100,7 +100,11 @@ class StartGuard(MultiService):
             self.bind()
         except CannotListenError as e:
             self.say(cannot_listen(e))
+            self.abandon()
             raise SystemExit(1) from None
+
+    def abandon(self) -> None:
+        """Undo what building the service left behind, when it never starts (a subclass's)."""
 
     def bind(self) -> None:
         """Open the listening ports (the children's); a subclass may do more around it."""

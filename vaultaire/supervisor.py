@@ -402,15 +402,19 @@ class Supervisor(StartGuard):
             await d
             await self._stop_workers()
             await self.engine.stop()
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
-            runtime = os.path.dirname(self.metrics_dir)
-            if os.path.basename(runtime).startswith("vaultaire-"):  # the default one in /dev/shm: ours
-                try:
-                    os.rmdir(runtime)
-                except OSError:
-                    pass  # not empty: something else lives there
+            self.abandon()
 
         return ensureDeferred(after())
+
+    def abandon(self) -> None:
+        """Remove the metric files, and the runtime directory if it is our default one."""
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        runtime = os.path.dirname(self.metrics_dir)
+        if os.path.basename(runtime).startswith("vaultaire-"):  # the default one in /dev/shm: ours
+            try:
+                os.rmdir(runtime)
+            except OSError:
+                pass  # not empty: something else lives there
 
     async def _stop_workers(self) -> None:
         workers = list(self.workers.values())
