@@ -209,10 +209,22 @@ class VaultaireService(MultiService):
         return ensureDeferred(after())
 
 
-def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
-    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
+def build_engine(
+    settings: Settings,
+    data: str,
+    catalog: SQLiteCatalog,
+    reactor: Any,
+    scrub_staging: bool,
+    rclone_role: str = "private",
+) -> Engine:
+    """The engine over the configured placements (the daemon's, a worker's or the supervisor's).
+
+    ``rclone_role``: "private" for the single-process daemon, "publish" for a supervisor
+    (it runs rclone once for all its workers), "attach" for a worker."""
     try:
-        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging)
+        placements = build_placements(
+            settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role
+        )
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
     return Engine(
@@ -282,7 +294,9 @@ def make_service(
     started = time.time()
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = build_engine(settings, data, catalog, reactor, scrub_staging=not worker)
+    engine = build_engine(
+        settings, data, catalog, reactor, scrub_staging=not worker, rclone_role="attach" if worker else "private"
+    )
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,

@@ -418,7 +418,8 @@ def make_supervisor(
     # Made here, before any worker starts, so that all of them read the same key.
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = build_engine(settings, data, catalog, reactor, scrub_staging=True)  # before any worker runs
+    # Before any worker runs: it scrubs staged blobs, and starts the one rclone per driver the workers share.
+    engine = build_engine(settings, data, catalog, reactor, scrub_staging=True, rclone_role="publish")
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
     ops_site = Site(
         ops_resource(

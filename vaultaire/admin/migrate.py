@@ -57,6 +57,8 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
             await driver.start()
         except DriverUnavailable as e:
             raise AdminError(f"driver {driver.name!r} is unavailable: {e}") from None
+        except DriverError as e:  # cannot work at all: a missing rclone binary, an unknown remote
+            raise AdminError(str(e)) from None
     try:
         report = await migrate(engine, container, args.placement)
     except NoSuchPlacement as e:

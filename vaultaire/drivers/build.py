@@ -18,7 +18,12 @@ from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 
 
 def build_driver(
-    name: str, table: Mapping[str, Any], data_dir: str, reactor: Any, scrub_staging: bool = True
+    name: str,
+    table: Mapping[str, Any],
+    data_dir: str,
+    reactor: Any,
+    scrub_staging: bool = True,
+    rclone_role: str = "private",
 ) -> Driver:
     kind = table["type"]
     if kind == "local":
@@ -31,6 +36,14 @@ def build_driver(
         if "timeout" in settings:
             settings["timeout"] = float(settings["timeout"])
         return S3Driver(S3DriverConfig(**settings), reactor, name=name)
+    if kind == "rclone":
+        from vaultaire.drivers.rclone import RcloneDriver, RcloneDriverConfig
+
+        settings = {k: v for k, v in table.items() if k != "type"}
+        if "timeout" in settings:
+            settings["timeout"] = float(settings["timeout"])
+        run_dir = os.path.join(data_dir, "run", "rclone")
+        return RcloneDriver(RcloneDriverConfig(**settings), reactor, name, run_dir, role=rclone_role)
     raise ValueError(f"unknown driver type {kind!r}")
 
 
@@ -40,14 +53,17 @@ def build_placements(
     data_dir: str,
     reactor: Any,
     scrub_staging: bool = True,
+    rclone_role: str = "private",
 ) -> dict[str, Driver]:
     """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``.
 
     ``scrub_staging`` is off in worker processes: only the supervisor may remove
-    staged files, since a sibling worker may be writing one."""
+    staged files, since a sibling worker may be writing one. ``rclone_role`` says
+    who runs rclone for rclone drivers (see vaultaire.drivers.rclone): the
+    supervisor of workers publishes one process per driver, its workers attach."""
     tables = {"local": {"type": "local"}, **drivers}
     built: dict[str, Driver] = {
-        name: build_driver(name, table, data_dir, reactor, scrub_staging) for name, table in tables.items()
+        name: build_driver(name, table, data_dir, reactor, scrub_staging, rclone_role) for name, table in tables.items()
     }
     for name, table in placements.items():
         members = [built[m] for m in table["drivers"]]
