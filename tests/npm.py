@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 
-def npm_modules(js_dir: Path, package: str, cache_name: str) -> Path:
+def npm_modules(js_dir: Path, package: str, cache_name: str, required: bool = False) -> Path:
     """``node_modules`` holding ``js_dir/package.json``'s dependencies (``package`` is one of them).
 
     Installed into ``$VAULTAIRE_NPM_CACHE/<cache_name>`` (default ``~/.cache/vaultaire-npm``) and
-    reused while the manifest is unchanged; the test skips, saying why, when npm cannot install it.
+    reused while the manifest is unchanged; the test skips, saying why, when npm cannot install it,
+    or fails when the package is ``required`` (a real component the feature is tested against).
     """
+    give_up = pytest.fail if required else pytest.skip
     if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip(f"node and npm are needed to install {package}")
+        give_up(f"node and npm are needed to install {package}")
     root = Path(os.environ.get("VAULTAIRE_NPM_CACHE") or Path.home() / ".cache" / "vaultaire-npm")
     cache = root / cache_name
     cache.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,7 @@ def npm_modules(js_dir: Path, package: str, cache_name: str) -> Path:
                 timeout=300,
             )
         except subprocess.TimeoutExpired:
-            pytest.skip(f"npm install of {package} timed out")
+            give_up(f"npm install of {package} timed out")
         if result.returncode != 0 or not installed.exists():
-            pytest.skip(f"npm install of {package} failed:\n{result.stderr[-2000:]}")
+            give_up(f"npm install of {package} failed:\n{result.stderr[-2000:]}")
     return cache / "node_modules"

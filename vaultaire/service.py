@@ -219,8 +219,8 @@ def build_engine(
 ) -> Engine:
     """The engine over the configured placements (the daemon's, a worker's or the supervisor's).
 
-    ``rclone_role``: "private" for the single-process daemon, "publish" for a supervisor
-    (it runs rclone once for all its workers), "attach" for a worker."""
+    ``rclone_role`` (see vaultaire.drivers.rclone): "publish" for the daemon or a
+    supervisor (it runs rclone once for all its workers), "attach" for a worker."""
     try:
         placements = build_placements(
             settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role
@@ -295,7 +295,7 @@ def make_service(
     box = SecretBox(load_master_key(settings, data, create=True))
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
     engine = build_engine(
-        settings, data, catalog, reactor, scrub_staging=not worker, rclone_role="attach" if worker else "private"
+        settings, data, catalog, reactor, scrub_staging=not worker, rclone_role="attach" if worker else "publish"
     )
     events = EventLog(
         os.path.join(data, "events"),

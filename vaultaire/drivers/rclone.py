@@ -16,13 +16,16 @@ configuration) and it is created at start if missing.
 
 Who runs rclone (``role``):
 
-* ``private``: this process runs its own (the single-process daemon,
-  ``vaultaire-admin migrate``, tests);
-* ``publish``: the supervisor of ``--workers N`` runs the one process all its
-  workers share, and writes where it listens and its keys to
-  ``<data>/run/rclone/<driver>.json`` (mode 0600) for them;
-* ``attach``: a worker reads that file and only talks to it; restarting a
-  dead rclone is the supervisor's job.
+* ``publish``: the daemon (or the supervisor of ``--workers N``) runs one
+  process per driver, and writes where it listens and its keys to
+  ``<data>/run/rclone/<driver>.json`` (mode 0600) for the others;
+* ``attach``: a worker reads that file and only talks to that process;
+  restarting a dead rclone is the supervisor's job;
+* ``shared``: ``vaultaire-admin migrate`` uses the daemon's process when one
+  answers, else runs its own. One process per remote matters: rclone caches
+  directory listings (``--dir-cache-time``), so a blob written by another
+  rclone may stay invisible to the daemon's for minutes;
+* ``private``: this process runs its own (tests).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from vaultaire.remotes import split_remote
 
 log = Logger()
 
-ROLES = ("private", "publish", "attach")
+ROLES = ("private", "publish", "attach", "shared")
 
 
 @frozen
@@ -96,7 +99,23 @@ class RcloneDriver:
     # -- life cycle
 
     def start(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._attach() if self.role == "attach" else self._run())
+        if self.role == "attach":
+            return Deferred.fromCoroutine(self._attach())
+        if self.role == "shared":
+            return Deferred.fromCoroutine(self._share())
+        return Deferred.fromCoroutine(self._run())
+
+    async def _share(self) -> None:
+        try:
+            self._read_handoff()
+            await self._ensure_bucket()
+            log.info("driver {name}: using the daemon's rclone", name=self.name)
+            return
+        except DriverUnavailable:  # no daemon, or it died and left its file behind
+            if self._s3 is not None:
+                await self._s3.stop()
+            self._s3 = None
+        await self._run()
 
     async def _run(self) -> None:
         binary = find_binary(self.config.rclone)

@@ -168,12 +168,6 @@ class RcloneServe:
             "--addr",
             f"127.0.0.1:{self.port}",
             "--use-json-log",
-            # Another rclone (vaultaire-admin migrate's) may change the remote behind this
-            # one's back: directory listings must not be trusted from a cache.
-            "--dir-cache-time",
-            "0s",
-            "--poll-interval",
-            "0s",
             *self.spec.args,
             self.spec.root,
         ]
