@@ -58,16 +58,19 @@ class Server:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # A group of its own: stopping it stops what it forked too (sshd's per-connection children).
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         wait_listening(self.port, self.proc, self.log_path, self.name)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
 
@@ -99,7 +102,7 @@ class Azurite(Server):
         # Azurite waits for its clients' idle connections to time out on a SIGTERM; it holds
         # nothing a test needs afterwards.
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def rclone_section(self, name: str) -> str:
@@ -132,6 +135,25 @@ def ensure_sshd() -> None:
     pytest.fail(f"apt-get could not install openssh-server:\n{update.stderr[-1000:]}\n{install.stderr[-2000:]}")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc), children first found first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 class Sshd(Server):
     """``sshd -D`` on a loopback port: a generated host key, and one user key authorised for us."""
 
@@ -161,6 +183,18 @@ class Sshd(Server):
 
     def command(self) -> list[str]:
         return [SSHD, "-D", "-e", "-f", str(self.config)]
+
+    def stop(self) -> None:
+        """The listener and every session it forked (each in a session of its own, so not its group)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        sessions = descendants(self.proc.pid)
+        super().stop()
+        for pid in sessions:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def rclone_section(self, name: str) -> str:
         return (
