@@ -16,6 +16,9 @@ class Catalog(Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
+    def probe(self) -> Deferred[dict[str, object]]:
+        """Health: {"status": "ok" | "degraded" (serving, refusing writes) | "error", ...}; never raises."""
+
     def ensure_tenant(self, name: str) -> Deferred[Tenant]: ...
 
     def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]: ...

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from vaultaire.diskspace import AUTO_RESERVE
 from vaultaire.drivers.interface import Driver
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryDriver
@@ -23,12 +24,13 @@ def build_driver(
     data_dir: str,
     reactor: Any,
     scrub_staging: bool = True,
+    reserve: int = AUTO_RESERVE,
     rclone_role: str = "private",
 ) -> Driver:
     kind = table["type"]
     if kind == "local":
         root = table.get("root") or os.path.join(data_dir, "blobs")
-        return LocalDriver(root, reactor, name=name, scrub_staging=scrub_staging)
+        return LocalDriver(root, reactor, name=name, scrub_staging=scrub_staging, reserve=reserve)
     if kind == "memory":
         return MemoryDriver(name)
     if kind == "s3":
@@ -53,6 +55,7 @@ def build_placements(
     data_dir: str,
     reactor: Any,
     scrub_staging: bool = True,
+    reserve: int = AUTO_RESERVE,
     rclone_role: str = "private",
 ) -> dict[str, Driver]:
     """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``.
@@ -63,7 +66,8 @@ def build_placements(
     supervisor of workers publishes one process per driver, its workers attach."""
     tables = {"local": {"type": "local"}, **drivers}
     built: dict[str, Driver] = {
-        name: build_driver(name, table, data_dir, reactor, scrub_staging, rclone_role) for name, table in tables.items()
+        name: build_driver(name, table, data_dir, reactor, scrub_staging, reserve, rclone_role)
+        for name, table in tables.items()
     }
     for name, table in placements.items():
         members = [built[m] for m in table["drivers"]]
