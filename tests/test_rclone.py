@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -335,6 +336,7 @@ def test_mirror_across_local_and_sftp_with_sftp_down(setup: dict[str, Any]) -> N
     assert new_on_sftp & referenced == {after[0][0]}
 
 
+@pytest.mark.slow
 def test_one_gib_through_rclone_with_flat_memory(setup: dict[str, Any], tmp_path: Path) -> None:
     daemon: Daemon = setup["daemon"]
     source = tmp_path / "one-gib.bin"
@@ -369,6 +371,27 @@ def test_one_gib_through_rclone_with_flat_memory(setup: dict[str, Any], tmp_path
     assert min(s.samples for s in samplers) > 10, message
     assert daemon_mib < 150 and rclone_mib < 200, message
     s3.delete_object(Bucket="big-rclone", Key="g")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"remote": "od:"}, "must end in a folder name"),
+        ({"remote": "od:Photos"}, "must end in a folder name"),
+        ({"remote": "od:vault", "args": ["--auth-key", "a,b"]}, "must not set --addr, --auth-key or --config"),
+        ({"remote": "od:vault", "args": ["--config=/x"]}, "must not set"),
+        ({"remote": "od:vault", "args": [3]}, "'args' must be a list of strings"),
+        ({"remote": "od:vault", "timeout": 0}, "'timeout' must be positive"),
+        ({"remote": "od:vault", "bucket": "x"}, "unknown setting 'bucket' for a rclone driver"),
+        ({}, "'remote' is required"),
+    ],
+)
+def test_rclone_driver_settings_are_checked_with_the_config(table: dict[str, Any], message: str) -> None:
+    from vaultaire.config import ConfigError, build
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build({"drivers": {"od": {"type": "rclone", **table}}}, {})
+    build({"drivers": {"od": {"type": "rclone", "remote": "od:some/vault", "args": ["--transfers", "8"]}}}, {})
 
 
 def test_start_up_says_in_one_line_what_is_wrong_with_rclone(tmp_path: Path) -> None:
