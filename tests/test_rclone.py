@@ -249,6 +249,24 @@ def test_rclone_killed_mid_transfer_means_503s_a_restart_and_nothing_acknowledge
     print(f"\nrclone killed: {len(acknowledged)} writes acknowledged, {len(refused)} refused ({set(refused)})")
 
 
+def test_a_hung_rclone_is_killed_and_restarted(setup: dict[str, Any]) -> None:
+    daemon: Daemon = setup["daemon"]
+    s3 = daemon.boto3_client()
+    s3.create_bucket(Bucket="hung", CreateBucketConfiguration={"LocationConstraint": "rcl"})
+    s3.put_object(Bucket="hung", Key="before", Body=b"kept")
+    old = rclone_pid(daemon, "rcl")
+    os.kill(old, signal.SIGSTOP)  # alive, listening, answering nothing
+    try:
+        wait_for(lambda: serving_anew(daemon, "rcl", old), 90, "a new rclone serving")
+    finally:
+        try:
+            os.kill(old, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # killed, as it should be
+    assert "has not answered 3 health checks: killing it" in daemon.log_text()
+    assert s3.get_object(Bucket="hung", Key="before")["Body"].read() == b"kept"
+
+
 def test_migration_from_local_to_azurite_and_back(setup: dict[str, Any]) -> None:
     daemon: Daemon = setup["daemon"]
     conf = setup["rclone_conf"]

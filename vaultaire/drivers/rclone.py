@@ -40,7 +40,7 @@ from typing import Any
 
 import treq
 from attrs import field, frozen
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.logger import Logger
 
 from vaultaire.drivers.interface import BlobReader, BlobWriter
@@ -52,6 +52,7 @@ from vaultaire.remotes import split_remote
 log = Logger()
 
 ROLES = ("private", "publish", "attach", "shared")
+WATCH_TIMEOUT = 5.0  # seconds a running rclone may take to answer a health probe
 
 
 @frozen
@@ -162,7 +163,7 @@ class RcloneDriver:
             name=self.name,
         )
         if old is not None:
-            old.stop()
+            old.stop().addErrback(lambda f: log.failure("closing rclone connections", f))
 
     async def _ensure_bucket(self) -> None:
         assert self._s3 is not None
@@ -212,7 +213,16 @@ class RcloneDriver:
         self._read_handoff()
 
     async def _answers(self) -> bool:
-        return (await self.health()).get("status") == "ok"
+        """Does rclone answer a HEAD of the bucket within WATCH_TIMEOUT? (``timeout`` is meant for
+        slow remotes, and is far too long to notice a hung process.)"""
+        if self._s3 is None:
+            return False
+        probe = self._s3.health().addTimeout(WATCH_TIMEOUT, self._reactor)
+        try:
+            report = await probe
+        except CancelledError:
+            return False
+        return report.get("status") == "ok"
 
     def stop(self) -> Deferred[None]:
         async def stop() -> None:

@@ -41,8 +41,12 @@ FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
 READY_SECONDS = 30.0  # how long a new process may take to listen
 STOP_SECONDS = 5.0  # how long a stopping process may take before it is killed
-WATCH_SECONDS = 5.0
+WATCH_SECONDS = 3.0
 WATCH_FAILURES = 3  # probes in a row that find a running process not answering: kill it
+
+# Messages rclone logs as errors that are not: its VFS removes a directory that became empty
+# after a delete, and says so at ERROR when a sibling blob has been written there meanwhile.
+_BENIGN = ("Dir.Remove not empty",)
 
 # rclone's JSON log levels -> ours. NOTICE is rclone's default level for ordinary news.
 _LEVELS = {
@@ -101,6 +105,8 @@ class _RcloneProtocol(ProcessProtocol):
             text = str(event["msg"])
         except (ValueError, KeyError, AttributeError, TypeError):
             level, text = LogLevel.warn, line  # not JSON: Go's own complaints (a panic, say)
+        if text in _BENIGN:
+            level = LogLevel.debug
         self.last_message = text
         log.emit(level, "[rclone {name}] {text}", name=self._name, text=text)
 
