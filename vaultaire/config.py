@@ -228,6 +228,7 @@ _DRIVER_SETTINGS: dict[str, dict[str, tuple[type, bool]]] = {
         "args": (list, False),
         "timeout": (float, False),
         "retries": (int, False),
+        "max_connections": (int, False),
     },
 }
 _POLICIES = ("mirror", "failover")

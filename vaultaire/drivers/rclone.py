@@ -66,6 +66,9 @@ class RcloneDriverConfig:
     # Seconds: a slow remote may take long to confirm an upload the last byte of which it has.
     timeout: float = 120.0
     retries: int = 3
+    # Connections kept open to rclone: on loopback they are cheap, and a request beyond
+    # the pool opens (and closes) a connection of its own.
+    max_connections: int = 64
 
 
 def find_binary(configured: str) -> str | None:
@@ -158,6 +161,7 @@ class RcloneDriver:
                 secret_key=secret,
                 timeout=self.config.timeout,
                 retries=self.config.retries,
+                max_connections=self.config.max_connections,
             ),
             self._reactor,
             name=self.name,
