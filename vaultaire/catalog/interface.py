@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -32,7 +33,10 @@ class Catalog(Protocol):
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]: ...
 
-    def containers(self, tenant_id: str) -> Deferred[list[Container]]: ...
+    def containers(
+        self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> Deferred[list[Container]]:
+        """The tenant's containers in name order: those starting with ``prefix``, after ``after``."""
 
     def delete_container(self, container: Container) -> Deferred[None]:
         """Raises ContainerNotEmpty while any artifact remains."""
@@ -70,10 +74,27 @@ class Catalog(Protocol):
     ) -> Deferred[ListingPage]:
         """A page in UTF-8 binary key order, keys strictly greater than ``after``."""
 
-    def garbage(self, limit: int) -> Deferred[list[tuple[str, str]]]:
-        """(placement, locator) pairs whose blobs are no longer referenced."""
+    # Every blob on a driver is, for the catalog, exactly one of: intended (a live or dead
+    # writer's, recorded before its first byte), referenced (an artifact or part), or garbage.
+    # The transaction that commits a reference to a blob (put_artifact, put_part, move_*)
+    # settles its intent; one that drops a reference queues the blob as garbage.
+
+    def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
+        """Durably record that this process is about to write these blobs."""
+
+    def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
+        """Move the intents of writers that are gone to the garbage; returns their
+        (placement, locator). Never takes the intent of a writer still alive."""
+
+    def garbage(
+        self, limit: int, queued_before: float = float("inf"), placements: Iterable[str] | None = None
+    ) -> Deferred[list[tuple[str, str]]]:
+        """(placement, locator) pairs whose blobs are no longer referenced, queued at or
+        before ``queued_before``, on ``placements`` when given; oldest first."""
 
     def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
-        """Queue blobs that no row references (a failed write's leftovers) for the sweep."""
+        """Queue blobs that no row references (a failed write's leftovers) for the sweep;
+        settles their intents."""
 
-    def forget_garbage(self, locators: list[str]) -> Deferred[None]: ...
+    def forget_garbage(self, locators: list[str]) -> Deferred[None]:
+        """The blobs are deleted: forget their garbage rows and intents."""
