@@ -25,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 from daemon import Daemon, catalog_rows, read_status, run_twistd
 from remotes import Azurite, Sshd
-from test_memory import SIZE, RssSampler, streamed_get, streamed_put, write_source
+from test_memory import SIZE, RssSampler, connection, streamed_get, streamed_put, write_source
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,7 +50,8 @@ def write_setup(base: Path, azurite: Azurite | None, sshd: Sshd | None) -> tuple
     rclone_conf.write_text("\n".join(sections))
     os.chmod(rclone_conf, 0o600)
     toml = base / "vaultaire.toml"
-    config = "[multipart]\nmin_part_size = 65536\n\n" + "\n".join(
+    # free_grace: deleted blobs wait that long for reads in progress, then the sweep frees them.
+    config = "[multipart]\nmin_part_size = 65536\n\n[placement]\nfree_grace = 1\n\n" + "\n".join(
         d + f'rclone_config = "{rclone_conf}"\n' if "rclone" in d else d for d in drivers
     )
     toml.write_text(config)
@@ -66,6 +67,11 @@ def rclone_pid(daemon: Daemon, driver: str) -> int:
     pid = health(daemon)["drivers"][driver]["rclone"]["pid"]
     assert isinstance(pid, int)
     return pid
+
+
+def garbage(daemon: Daemon) -> set[str]:
+    """Blob locators queued for the garbage sweep."""
+    return {row[0] for row in catalog_rows(daemon.data_dir, "SELECT locator FROM garbage")}
 
 
 def serving_anew(daemon: Daemon, driver: str, old_pid: int) -> bool:
@@ -175,8 +181,8 @@ def test_put_get_range_multipart_list_delete(setup: dict[str, Any], driver: str)
     for key in [*bodies, "multi"]:
         s3.delete_object(Bucket=bucket, Key=key)
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
-    # Deleted blobs are gone from the remote (freed after commit, or by the next sweep).
-    assert set(remote_files(setup["rclone_conf"], remote)) - before == set()
+    # Deleted blobs wait for the sweep (reads in progress may still need them): queued, not leaked.
+    assert set(remote_files(setup["rclone_conf"], remote)) - before <= garbage(daemon)
 
 
 def test_rclone_runs_as_a_child_with_its_secret_off_the_command_line_and_its_log_in_ours(setup: dict[str, Any]) -> None:
@@ -203,9 +209,33 @@ def test_rclone_runs_as_a_child_with_its_secret_off_the_command_line_and_its_log
     assert 'vaultaire_driver_latency_seconds{driver="sf"}' in metrics
 
 
+def slow_put(url: str, size: int, started: threading.Event) -> tuple[int, bytes]:
+    """A PUT whose body trickles in (64 KiB every 50 ms): it is mid-stream when rclone dies."""
+    conn, target = connection(url)
+    try:
+        conn.putrequest("PUT", target)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        sent = 0
+        try:
+            while sent < size:
+                chunk = os.urandom(min(65536, size - sent))
+                conn.send(chunk)
+                sent += len(chunk)
+                if sent >= 1024 * 1024:
+                    started.set()
+                time.sleep(0.05)
+        except OSError:
+            pass  # the daemon answered (an error) and closed before the body was all sent
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def test_rclone_killed_mid_transfer_means_503s_a_restart_and_nothing_acknowledged_lost(setup: dict[str, Any]) -> None:
     daemon: Daemon = setup["daemon"]
-    s3 = daemon.boto3_client()
+    s3 = daemon.boto3_client(signature_version="s3v4")
     s3.create_bucket(Bucket="killed", CreateBucketConfiguration={"LocationConstraint": "rcl"})
     acknowledged: dict[str, str] = {}
     refused: list[str] = []
@@ -214,7 +244,7 @@ def test_rclone_killed_mid_transfer_means_503s_a_restart_and_nothing_acknowledge
     def writer(n: int) -> None:
         i = 0
         while not halt.is_set():
-            key, body = f"w{n}/{i}", os.urandom(128 * 1024)
+            key, body = f"w{n}/{i}", os.urandom(256 * 1024)
             try:
                 s3.put_object(Bucket="killed", Key=key, Body=body)
                 acknowledged[key] = hashlib.md5(body).hexdigest()
@@ -225,20 +255,28 @@ def test_rclone_killed_mid_transfer_means_503s_a_restart_and_nothing_acknowledge
             i += 1
 
     old = rclone_pid(daemon, "rcl")
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
-    for t in threads:
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "killed", "Key": "slow"}, ExpiresIn=600)
+    streaming = threading.Event()
+    outcome: list[tuple[int, bytes]] = []
+    slow = threading.Thread(target=lambda: outcome.append(slow_put(url, 8 * 2**20, streaming)))
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for t in [slow, *threads]:
         t.start()
     try:
-        wait_for(lambda: len(acknowledged) >= 10, 60, "10 writes acknowledged")
+        wait_for(lambda: len(acknowledged) >= 10 and streaming.is_set(), 60, "writes acknowledged, one streaming")
         os.kill(old, signal.SIGKILL)
-        wait_for(lambda: "SlowDown" in refused, 30, "a write refused with SlowDown")
+        slow.join(60)
         wait_for(lambda: serving_anew(daemon, "rcl", old), 60, "a new rclone serving")
         count = len(acknowledged)
         wait_for(lambda: len(acknowledged) >= count + 10, 60, "writes acknowledged after the restart")
     finally:
         halt.set()
-        for t in threads:
+        for t in [slow, *threads]:
             t.join(60)
+    # The upload streaming into the dead rclone is refused with 503 SlowDown (clients retry), never a hang.
+    assert outcome and outcome[0][0] == 503 and b"<Code>SlowDown</Code>" in outcome[0][1], outcome
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket="killed", Key="slow")
     report = health(daemon)["drivers"]["rcl"]
     assert report["rclone"]["pid"] != old and report["rclone"]["restarts"] >= 1
     assert set(refused) <= {"SlowDown", "ServiceUnavailable"}, refused
@@ -306,9 +344,22 @@ def test_migration_from_local_to_azurite_and_back(setup: dict[str, Any]) -> None
             s3.get_object(Bucket="moving", Key="multi", Range=f"bytes={PART - 5}-{PART + 4}")["Body"].read()
             == (bodies["multi"][PART - 5 : PART + 5])
         )
-        # Moved, not copied: the target holds the container's blobs, the source none of them.
-        assert len(set(remote_files(conf, target_remote)) - before[target_remote]) == blobs
-        assert set(remote_files(conf, source_remote)) - before[source_remote] == set()
+        # Moved, not copied: the target holds the container's blobs; the source's wait for the sweep.
+        assert len(set(remote_files(conf, target_remote)) - before[target_remote] - garbage(daemon)) == blobs
+        assert set(remote_files(conf, source_remote)) - before[source_remote] <= garbage(daemon)
+
+
+def test_the_garbage_sweep_frees_blobs_on_every_remote(setup: dict[str, Any]) -> None:
+    """What deletes and migrations queued is freed on every remote by the sweep (run at start)."""
+    daemon: Daemon = setup["daemon"]
+    queued = garbage(daemon)
+    assert queued  # the tests above deleted and moved blobs on each remote
+    time.sleep(1.5)  # free_grace = 1
+    daemon.restart()  # the first sweep runs once the engine (and every rclone) has started
+    wait_for(lambda: garbage(daemon) == set(), 60, "the garbage queue empty")
+    for driver in ("rcl", "az", "sf"):
+        on_remote = set(remote_files(setup["rclone_conf"], REMOTES[driver].format(base=setup["base"])))
+        assert on_remote & queued == set(), driver
 
 
 def test_mirror_across_local_and_sftp_with_sftp_down(setup: dict[str, Any]) -> None:

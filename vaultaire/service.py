@@ -96,6 +96,9 @@ class VaultaireService(StartGuard):
         self.health = health
         self.meter = meter
         self.ready: Deferred[None] | None = None
+        # The sweeps, started once the engine (and so every driver) has started: a sweep
+        # before that would find drivers that cannot work yet (an rclone not yet running).
+        self.periodic: list[TimerService] = []
 
     def startService(self) -> None:
         self.events.start()
@@ -109,6 +112,8 @@ class VaultaireService(StartGuard):
             self.fail_start(failed)
             return
         self.health.ready = True
+        for timer in self.periodic:
+            timer.setServiceParent(self)
         await self.health.probe()
         if self.notify is not None:
             if self.late_listener is not None:
@@ -284,5 +289,5 @@ def make_service(
     for period, work in periodic_work(settings, engine, metrics):
         timer = TimerService(period, work)
         timer.clock = reactor
-        timer.setServiceParent(top)
+        top.periodic.append(timer)  # started by _boot, once the engine has
     return top
