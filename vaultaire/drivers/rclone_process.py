@@ -32,7 +32,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from vaultaire.errors import DriverError, DriverUnavailable
+from vaultaire.errors import DriverError
 
 log = Logger()
 
@@ -209,7 +209,7 @@ class RcloneServe:
                 return
             except _PortTaken:
                 continue  # someone took the free port between our probe and rclone's bind
-        raise DriverUnavailable(f"rclone for driver {self.name!r} could not get a loopback port")
+        raise DriverError(f"driver {self.name!r}: rclone could not get a loopback port")
 
     async def _wait_listening(self, proc: _RcloneProtocol) -> None:
         deadline = time.monotonic() + READY_SECONDS
@@ -224,7 +224,8 @@ class RcloneServe:
                 return
             if time.monotonic() > deadline:
                 proc.signal("KILL")
-                raise DriverUnavailable(f"driver {self.name!r}: rclone did not listen within {READY_SECONDS:.0f}s")
+                # Not "unavailable": the engine would start without it, and nothing would retry.
+                raise DriverError(f"driver {self.name!r}: rclone did not listen within {READY_SECONDS:.0f}s")
             await _sleep(self._reactor, 0.05)
 
     async def _listening(self) -> bool:
