@@ -1,8 +1,7 @@
 """Real remotes for the rclone driver's tests: Azurite (Azure Blob) and OpenSSH's sshd (SFTP).
 
 Each is installed when missing (Azurite from npm into the tests' cache, sshd
-from Debian's ``openssh-server`` with apt-get when running as root, as CI
-does) and started on a free 127.0.0.1 port with its data in a directory of
+from Debian's ``openssh-server`` with apt-get, as CI does as root) and started on a free 127.0.0.1 port with its data in a directory of
 the test's; ``stop`` and ``start`` again keep the port, the data and, for
 sshd, the host key, so rclone reconnects to the same server.
 """
@@ -10,7 +9,6 @@ sshd, the host key, so rclone reconnects to the same server.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,8 +19,9 @@ import pytest
 from daemon import free_port
 from npm import npm_modules
 
+from tests.commands import apt_program
+
 TESTS = Path(__file__).parent
-SSHD = "/usr/sbin/sshd"
 # Azurite's well-known development account (documented by Microsoft; not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -81,7 +80,7 @@ class Azurite(Server):
 
     def __init__(self, base: Path) -> None:
         super().__init__(base)
-        modules = npm_modules(TESTS / "azurite_js", "azurite", "azurite", required=True)
+        modules = npm_modules(TESTS / "azurite_js", "azurite", "azurite")
         self.binary = str(modules / ".bin" / "azurite-blob")
 
     def command(self) -> list[str]:
@@ -112,29 +111,6 @@ class Azurite(Server):
         )
 
 
-def ensure_sshd() -> None:
-    """OpenSSH's server from Debian's package, installed when missing (the tests run as root in CI)."""
-    if os.path.exists(SSHD):
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail(f"{SSHD} is missing: install Debian's openssh-server (the tests install it when run as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for _ in range(30):  # apt is shared: wait for another install to let go of the lock
-        update = subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True, env=env)
-        install = subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if install.returncode == 0 and os.path.exists(SSHD):
-            return
-        if "lock" not in (update.stderr + install.stderr):
-            break
-        time.sleep(5)
-    pytest.fail(f"apt-get could not install openssh-server:\n{update.stderr[-1000:]}\n{install.stderr[-2000:]}")
-
-
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (read from /proc), children first found first."""
     children: dict[int, list[int]] = {}
@@ -160,7 +136,7 @@ class Sshd(Server):
     name = "sshd"
 
     def __init__(self, base: Path) -> None:
-        ensure_sshd()
+        self.sshd = apt_program("sshd", "openssh-server")
         super().__init__(base)
         self.user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
         self.host_key = self.base / "host_ed25519"
@@ -182,7 +158,7 @@ class Sshd(Server):
         (self.base / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {kind} {key}\n")
 
     def command(self) -> list[str]:
-        return [SSHD, "-D", "-e", "-f", str(self.config)]
+        return [self.sshd, "-D", "-e", "-f", str(self.config)]
 
     def stop(self) -> None:
         """The listener and every session it forked (each in a session of its own, so not its group)."""
