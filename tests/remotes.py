@@ -2,8 +2,9 @@
 
 Each is installed when missing (Azurite from npm into the tests' cache, sshd
 from Debian's ``openssh-server`` with apt-get, as CI does as root) and started
-on a free 127.0.0.1 port with its data in a directory of the test's; ``stop`` and ``start`` again keep the port, the data and, for
-sshd, the host key, so rclone reconnects to the same server.
+on a free 127.0.0.1 port with its data in a directory of the test's; ``stop``
+and ``start`` again keep the port, the data and, for sshd, the host key, so
+rclone reconnects to the same server.
 """
 
 from __future__ import annotations
