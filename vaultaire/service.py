@@ -96,6 +96,9 @@ class VaultaireService(StartGuard):
         self.health = health
         self.meter = meter
         self.ready: Deferred[None] | None = None
+        # The sweeps, started once the engine (and so every driver) has started: a sweep
+        # before that would find drivers that cannot work yet (an rclone not yet running).
+        self.periodic: list[TimerService] = []
         # Called once the service serves (a worker starts its heartbeat then).
         self.ready_hooks: list[Callable[[], object]] = []
 
@@ -111,6 +114,8 @@ class VaultaireService(StartGuard):
             self.fail_start(failed)
             return
         self.health.ready = True
+        for timer in self.periodic:
+            timer.setServiceParent(self)
         await self.health.probe()
         if self.notify is not None:
             if self.late_listener is not None:
@@ -216,7 +221,9 @@ def make_service(
 
     data = os.path.abspath(settings.data)
     started = time.time()
-    engine = open_data_directory(settings, reactor, scrub_staging=not worker)
+    engine = open_data_directory(
+        settings, reactor, scrub_staging=not worker, rclone_role="attach" if worker else "publish"
+    )
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,
@@ -291,5 +298,5 @@ def make_service(
     for period, work in periodic_work(settings, engine, metrics):
         timer = TimerService(period, work)
         timer.clock = reactor
-        timer.setServiceParent(top)
+        top.periodic.append(timer)  # started by _boot, once the engine has
     return top

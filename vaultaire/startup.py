@@ -152,8 +152,18 @@ def _thread_runner(reactor: Any) -> Callable[..., Deferred[Any]]:
     return lambda fn, *args: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
-def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
-    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
+def build_engine(
+    settings: Settings,
+    data: str,
+    catalog: SQLiteCatalog,
+    reactor: Any,
+    scrub_staging: bool,
+    rclone_role: str = "private",
+) -> Engine:
+    """The engine over the configured placements (the daemon's, a worker's or the supervisor's).
+
+    ``rclone_role`` (see vaultaire.drivers.rclone): "publish" for the daemon or a
+    supervisor (it runs rclone once for all its workers), "attach" for a worker."""
     try:
         placements = build_placements(
             settings.drivers,
@@ -162,6 +172,7 @@ def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor:
             reactor,
             scrub_staging=scrub_staging,
             reserve=settings.free_space_reserve,
+            rclone_role=rclone_role,
         )
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
@@ -177,7 +188,7 @@ def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor:
     )
 
 
-def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool) -> Engine:
+def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, rclone_role: str = "private") -> Engine:
     """Check (or make) the data directory and build the engine over its catalog.
 
     The master key is made here, at first start, before any worker exists, so
@@ -194,7 +205,7 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool) -
     box = SecretBox(load_master_key(settings, data, create=True))
     headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
-    return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging)
+    return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role)
 
 
 async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bootstrap: bool) -> str | None:

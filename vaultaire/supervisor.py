@@ -438,8 +438,9 @@ def make_supervisor(
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    # The engine's start scrubs staged blobs: before any worker runs.
-    engine = open_data_directory(settings, reactor, scrub_staging=True)
+    # The engine's start scrubs staged blobs, and starts the one rclone per driver the
+    # workers share: before any worker runs.
+    engine = open_data_directory(settings, reactor, scrub_staging=True, rclone_role="publish")
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
     ops = ops_resource(
         AggregatedMetrics(top.metrics_dir, top),  # type: ignore[arg-type]

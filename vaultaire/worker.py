@@ -10,7 +10,6 @@ has a blocked loop, and the supervisor replaces it).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -28,6 +27,7 @@ from twisted.logger import (
 )
 
 from vaultaire.config import Settings, build
+from vaultaire.deathsig import die_with_parent
 
 CONTROL_FD = 3
 
@@ -37,9 +37,6 @@ def tick_seconds(heartbeat_timeout: float) -> float:
     return min(1.0, heartbeat_timeout / 4)
 
 
-_PR_SET_PDEATHSIG = 1
-
-
 def settings_argument(settings: Settings) -> str:
     return json.dumps(asdict(settings))
 
@@ -47,21 +44,6 @@ def settings_argument(settings: Settings) -> str:
 def settings_from_argument(text: str) -> Settings:
     # The same normalising (lists to tuples) and checks as settings from a file.
     return build(json.loads(text), {})
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when the supervisor dies, however it dies.
-
-    A kill -9 of the supervisor must not leave orphan workers holding the
-    port and writing to the data directory.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the supervisor's stop still ends its workers
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
 
 
 class JSONLinesObserver:
