@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from vaultaire.api import cors
@@ -119,6 +120,8 @@ class CorsOperations:
         origin = call.headers["origin"]
         try:
             sets = await self._rule_sets(call, call.ctx.tenant)
+        except CancelledError:
+            raise  # the client went away: nothing failed, there is no one to answer
         except Exception:
             log.failure("CORS rules could not be read for {bucket}", bucket=call.target.bucket)
             return

@@ -10,8 +10,9 @@ runs on its timer only, once per data directory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
@@ -38,6 +39,8 @@ class BlobKeeper:
         # Blobs an overwrite or delete replaced stay this long, so reads already streaming
         # them finish (see release); the sweep frees them after.
         self.free_grace = free_grace
+        # Is a placement's local disk below its free-space reserve? (set by the engine's space guard)
+        self.under_pressure: Callable[[str], Awaitable[bool]] | None = None
 
     async def discard_pairs(self, queued: list[tuple[str, str]]) -> int:
         """(placement, locator) pairs no reader ever saw: parts of an upload that ended
@@ -71,6 +74,10 @@ class BlobKeeper:
                 # Expected while a driver is down: one line, no traceback; the sweep retries.
                 log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
                 failed.append(locator)
+            except CancelledError:
+                # The request's client went away mid-free: nothing failed, and no traceback; the blob
+                # stays queued like any other not freed now (the rest of this batch goes on).
+                failed.append(locator)
             except Exception:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
                 failed.append(locator)
@@ -92,6 +99,10 @@ class BlobKeeper:
         are opened as the read reaches them; an upstream object is fetched by range)."""
         placement = replaced.placement or container.placement
         if self.free_grace <= 0 or (not replaced.parts and self._readers_keep(placement)):
+            await self.discard(placement, list(replaced.locators))
+        elif self.under_pressure is not None and await self.under_pressure(placement):
+            # A disk below its reserve: emptying it through S3 must free space now, not after
+            # the grace period; a read of these blobs that started earlier may be cut short.
             await self.discard(placement, list(replaced.locators))
 
     async def collect(self, batch: int = 1000) -> int:

@@ -116,6 +116,8 @@ class Engine:
         self.quota = QuotaGuard(catalog)
         # Free disk space checked when a write starts (None: not checked, as for tests in memory).
         self.space = space
+        if space is not None:
+            self.blobs.under_pressure = space.short
 
     # -- life cycle
 
