@@ -63,11 +63,17 @@ class BlobReader(Protocol):
 
 
 class Driver(Protocol):
+    """A byte store. Implementations declare the protocol's own return types
+    (``Deferred[BlobReader]``, not ``Deferred[TheirReader]``): a Deferred is
+    invariant in its result, so a narrower one would not be a Driver to mypy."""
+
     name: str
 
-    def start(self) -> Deferred[None]: ...
+    def start(self) -> Deferred[None]:
+        """Check the store can work; fails with a DriverError saying why not."""
 
-    def stop(self) -> Deferred[None]: ...
+    def stop(self) -> Deferred[None]:
+        """Release connections; blobs being read or written may be cut short."""
 
     def open_writer(self, locator: str, size_hint: int | None = None) -> BlobWriter:
         """A writer for a new blob. ``size_hint`` is the exact size when the
@@ -83,4 +89,5 @@ class Driver(Protocol):
     def stat(self, locator: str) -> Deferred[int | None]:
         """The blob's size in bytes, or None when there is no such blob."""
 
-    def health(self) -> Deferred[dict[str, object]]: ...
+    def health(self) -> Deferred[dict[str, object]]:
+        """``{"status": "ok" | "error" | ..., ...}`` with details; never fails."""

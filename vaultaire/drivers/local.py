@@ -11,15 +11,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vaultaire.drivers.bytes_reader import BytesReader
+from vaultaire.drivers.interface import BlobReader
 from vaultaire.errors import DriverError
 
 T = TypeVar("T")
@@ -288,7 +290,7 @@ class LocalDriver:
         # A file needs no size up front; the engine checks the size it announced.
         return LocalBlobWriter(self._run, self._path(locator))
 
-    def open_reader(self, locator: str, start: int, end: int) -> Deferred[LocalBlobReader | BytesReader]:
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
         path = self._path(locator)
         if end - start + 1 <= INLINE_READ_MAX:
             # A small blob is read on the reactor thread: open, pread and close from
@@ -301,11 +303,12 @@ class LocalDriver:
                 return fail(DriverError(f"blob {locator} is shorter than the catalog says"))
             return succeed(BytesReader(data))
 
-        def opened(fd: int) -> LocalBlobReader:
+        def opened(fd: int) -> BlobReader:
             return LocalBlobReader(self._run, fd, start, end)
 
-        def missing(failure: Any) -> None:
+        def missing(failure: Failure) -> NoReturn:
             failure.trap(OSError)
+            assert isinstance(failure.value, OSError)  # trap re-raised anything else
             raise DriverError(f"blob {locator} cannot be opened: {failure.value.strerror}")
 
         return self._run(os.open, path, os.O_RDONLY | os.O_CLOEXEC).addCallbacks(opened, missing)

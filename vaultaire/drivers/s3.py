@@ -46,6 +46,7 @@ from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
 from vaultaire import sigv4
+from vaultaire.drivers.interface import BlobReader
 from vaultaire.errors import DriverError, DriverUnavailable
 
 log = Logger()
@@ -262,8 +263,8 @@ class S3Driver:
             return S3BlobWriter(self, locator, size_hint)
         return S3MultipartWriter(self, locator)
 
-    def open_reader(self, locator: str, start: int, end: int) -> Deferred[S3BlobReader]:
-        async def open_() -> S3BlobReader:
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
+        async def open_() -> BlobReader:
             headers = {"range": f"bytes={start}-{end}"} if end >= start else {}
             try:
                 response = await self.request("GET", locator, headers=headers, ok=(200, 206))
