@@ -160,7 +160,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         headers=tuple((k, v) for k, v in extra["headers"]),
         storage_class=extra.get("class", "STANDARD"),
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
-        checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,  # type: ignore[arg-type]
+        checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,
         placement=extra.get("placement", ""),
     )
 
@@ -200,7 +200,8 @@ def _upload(row: tuple[Any, ...]) -> Upload:
 
 
 def _part(row: tuple[Any, ...]) -> Part:
-    return Part(*row[:7], placement=row[7] or "")
+    upload_id, number, locator, size, md5, modified, checksum, placement = row
+    return Part(upload_id, number, locator, size, md5, modified, checksum, placement or "")  # NULL: older catalogs
 
 
 def _container(row: tuple[Any, ...]) -> Container:
@@ -365,9 +366,11 @@ class SQLiteCatalog:
                 self._conn.close()
                 self._conn = None
 
-        d = self._run(close)
-        d.addBoth(lambda r: (self._pool.stop(), r)[1])
-        return d
+        def stop_pool(result: object) -> object:
+            self._pool.stop()
+            return result
+
+        return self._run(close).addBoth(stop_pool)
 
     # -- tenants and keys
 
@@ -472,7 +475,7 @@ class SQLiteCatalog:
             args: tuple[str, ...] = ()
             if tenant_id is not None:
                 sql, args = sql + " WHERE c.tenant_id = ?", (tenant_id,)
-            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]  # type: ignore[misc]
+            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]
 
         return self._run(work)
 
