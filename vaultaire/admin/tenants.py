@@ -75,7 +75,7 @@ async def delete(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     tenant = sub.add_parser("tenant", help="create, list, show, suspend, resume or delete tenants")
     actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, run, help_text in (

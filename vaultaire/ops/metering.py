@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from vaultaire.model import Tenant, UsageRow
 from vaultaire.ops.metrics import Metrics
@@ -67,7 +68,7 @@ class Meter:
         rows = [UsageRow(t, c, h, 0, *counts) for (t, c, h), counts in pending.items()]
         d = self._sink(rows) if rows else succeed(None)
 
-        def failed(failure: object) -> None:
+        def failed(failure: Failure) -> None:
             log.failure("writing metered usage failed; it is kept for the next flush", failure)
             for key, counts in pending.items():
                 mine = self._pending.setdefault(key, [0, 0, 0, 0])
