@@ -126,10 +126,10 @@ class S3Api(
         request.setHeader(b"x-amz-id-2", base64.b64encode(request_id.encode()))
         request.setHeader(b"Server", b"Vaultaire")
         if request.path == self.health_path.encode():
-            code, body = health_document(self.version, self.started, self.health)
+            code, document = health_document(self.version, self.started, self.health)
             request.setResponseCode(code)
             request.setHeader(b"Content-Type", b"application/json")
-            return body
+            return document
         ctx = RequestContext(request_id)
         request.notifyFinish().addErrback(lambda _: ctx.cancel())
         call: S3Call | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
 
@@ -16,7 +16,9 @@ from vaultaire.api.addressing import Target
 from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
 from vaultaire.api.http import S3Request
+from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.xmlout import element, xml_document
+from vaultaire.engine import Engine
 from vaultaire.model import Container, RequestContext
 
 SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
@@ -66,7 +68,15 @@ _NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
 class OperationBase:
     """What every operation family needs from the app: the engine and small shared steps."""
 
-    engine: Any
+    engine: Engine
+
+    if TYPE_CHECKING:
+        # Shared steps ObjectOperations defines; S3Api mixes every family in, so the others use them too.
+        def _metadata(self, call: S3Call) -> tuple[tuple[str, str], ...]: ...
+
+        def _echo_checksum(self, call: S3Call, incoming: IncomingBody) -> None: ...
+
+        def _check_body_integrity(self, call: S3Call, body: bytes) -> None: ...
 
     def _xml(self, call: S3Call, root: Any) -> bytes:
         body = xml_document(root)
