@@ -12,10 +12,10 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from attrs import frozen
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -354,7 +354,7 @@ class Engine:
                     # hashlib drops the GIL: hash and write run on two cores at once.
                     hashed = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), absorb, chunk)
                     await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
-                        lambda f: f.value.subFailure.raiseException()
+                        lambda f: cast(FirstError, f.value).subFailure.raiseException()
                     )
             if verify is not None:
                 verify({name: hasher.digest() for name, hasher in all_hashers.items()})
