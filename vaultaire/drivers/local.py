@@ -84,10 +84,10 @@ class LocalBlobWriter:
             raise DriverError("write after commit or abort")
         return self._run(self._write, data).addErrback(self._failed)
 
-    def _failed(self, failure: Any) -> None:
-        if failure.check(OSError):
+    def _failed(self, failure: Failure) -> Failure:
+        if isinstance(failure.value, OSError):
             raise DriverError(f"local disk write failed: {failure.value.strerror}")
-        return failure  # type: ignore[no-any-return]
+        return failure
 
     def _commit(self) -> None:
         with self._lock:
