@@ -67,7 +67,7 @@ class Tenants(Protocol):
         """A new active tenant; raises TenantExists if the name is taken."""
 
     def tenant(self, name: str) -> Deferred[Tenant]:
-        """Raises NoSuchTenant."""
+        """The tenant so named; raises NoSuchTenant."""
 
     def tenants(self) -> Deferred[list[Tenant]]:
         """Every tenant, by name."""
@@ -104,7 +104,8 @@ class Tenants(Protocol):
         """The key with its secret unsealed, and its tenant; None for an unknown key.
         On every request's path: a point read, fast."""
 
-    def count_credentials(self) -> Deferred[int]: ...
+    def count_credentials(self) -> Deferred[int]:
+        """How many access keys exist, of every tenant."""
 
 
 class Containers(Protocol):
@@ -114,7 +115,8 @@ class Containers(Protocol):
         """A new, empty container with its totals at zero. Raises ContainerExists if the
         tenant already has one of that name."""
 
-    def container(self, tenant_id: str, name: str) -> Deferred[Container | None]: ...
+    def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
+        """The tenant's container of that name, or None. On every request's path: a point read, fast."""
 
     def containers(self, tenant_id: str) -> Deferred[list[Container]]:
         """The tenant's containers, by name."""
@@ -285,6 +287,10 @@ class Accounting(Protocol):
 
     def all_tenant_totals(self) -> Deferred[dict[str, StoredTotals]]:
         """Tenant id to totals, for every tenant that has a container."""
+
+    def check_quota(self, tenant_id: str, more_bytes: int, more_objects: int) -> Deferred[None]:
+        """Raises QuotaExceeded if the tenant cannot take that much more now. Advisory: the
+        commit that stores it checks again, atomically."""
 
     def add_traffic(self, rows: list[UsageRow]) -> Deferred[None]:
         """Add each row's bytes in/out and request counts to its (tenant, container, hour)
