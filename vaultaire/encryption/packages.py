@@ -1,0 +1,145 @@
+"""The at-rest format of an encrypted blob: AES-256-GCM in independent packages.
+
+A blob's plaintext is cut into packages of ``PACKAGE`` bytes (the last one
+shorter, or empty for an empty blob). Each package is sealed on its own, so a
+range read decrypts only the packages it touches. The nonce is the blob's
+4-byte prefix followed by the package's 8-byte index, and the associated data
+says the index and whether the package is the last: a package moved, dropped,
+duplicated or cut off, or a stream truncated after a whole package, fails to
+open. Every blob has its own data key, so (key, nonce) pairs never repeat.
+
+Pure functions and small stateful coders, no I/O: the engine feeds them.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from attrs import frozen
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+PACKAGE = 64 * 1024
+TAG = 16
+SEALED_PACKAGE = PACKAGE + TAG
+
+
+class TamperedError(Exception):
+    """A package did not open: the stored bytes are not what was written."""
+
+
+def package_count(plain_size: int) -> int:
+    """Packages of a blob of ``plain_size`` bytes (an empty blob still has one)."""
+    return max(1, -(-plain_size // PACKAGE))
+
+
+def sealed_size(plain_size: int) -> int:
+    return plain_size + TAG * package_count(plain_size)
+
+
+@frozen
+class SealedRange:
+    """Which stored bytes hold a plaintext range, and how to cut the opened packages."""
+
+    first_package: int
+    stored_start: int
+    stored_end: int  # inclusive
+    skip: int  # plaintext bytes to drop from the first opened package
+    length: int  # plaintext bytes wanted
+
+
+def sealed_range(start: int, end: int, plain_size: int) -> SealedRange:
+    """The stored bytes to read for plaintext bytes ``start..end`` (inclusive)."""
+    if not 0 <= start <= end < plain_size:
+        raise ValueError(f"range {start}-{end} is outside a blob of {plain_size} bytes")
+    first, last = start // PACKAGE, end // PACKAGE
+    stored_end = min((last + 1) * SEALED_PACKAGE, sealed_size(plain_size)) - 1
+    return SealedRange(first, first * SEALED_PACKAGE, stored_end, start - first * PACKAGE, end - start + 1)
+
+
+def _nonce(prefix: bytes, index: int) -> bytes:
+    return prefix + struct.pack(">Q", index)
+
+
+def _associated(index: int, last: bool) -> bytes:
+    return struct.pack(">QB", index, 1 if last else 0)
+
+
+class Sealer:
+    """Plaintext in, sealed packages out; holds back at most one package until ``finish``."""
+
+    def __init__(self, key: bytes, prefix: bytes) -> None:
+        if len(key) != 32 or len(prefix) != 4:
+            raise ValueError("a data key is 32 bytes and a nonce prefix 4")
+        self._aead = AESGCM(key)
+        self._prefix = prefix
+        self._pending = bytearray()
+        self._index = 0
+
+    def update(self, data: bytes) -> bytes:
+        self._pending += data
+        out = []
+        # Strictly more than one package waiting: the last one may still be the blob's last.
+        while len(self._pending) > PACKAGE:
+            out.append(self._seal(bytes(self._pending[:PACKAGE]), last=False))
+            del self._pending[:PACKAGE]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        sealed = self._seal(bytes(self._pending), last=True)
+        self._pending.clear()
+        return sealed
+
+    def _seal(self, plain: bytes, *, last: bool) -> bytes:
+        index = self._index
+        self._index += 1
+        return self._aead.encrypt(_nonce(self._prefix, index), plain, _associated(index, last))
+
+
+class Opener:
+    """Sealed packages ``first..last`` in, plaintext out, verified package by package.
+
+    ``last`` defaults to the blob's last package; a range read stops earlier.
+    """
+
+    def __init__(
+        self, key: bytes, prefix: bytes, plain_size: int, first_package: int = 0, last_package: int | None = None
+    ) -> None:
+        self._aead = AESGCM(key)
+        self._prefix = prefix
+        self._blob_last = package_count(plain_size) - 1
+        self._end = self._blob_last if last_package is None else last_package
+        if not 0 <= first_package <= self._end <= self._blob_last:
+            raise ValueError(f"packages {first_package}-{last_package} are not in a blob of {plain_size} bytes")
+        self._index = first_package
+        self._pending = bytearray()
+
+    def update(self, data: bytes) -> bytes:
+        self._pending += data
+        out = []
+        while len(self._pending) >= SEALED_PACKAGE and self._index < self._end:
+            out.append(self._open(bytes(self._pending[:SEALED_PACKAGE])))
+            del self._pending[:SEALED_PACKAGE]
+        if self._index == self._end and len(self._pending) > SEALED_PACKAGE:
+            raise TamperedError("the stored blob is longer than its size says")
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """Open the stream's final package: a stream cut short or grown long is tampering."""
+        whole = self._end < self._blob_last
+        size = len(self._pending)
+        if self._index != self._end or (size != SEALED_PACKAGE if whole else not TAG <= size <= SEALED_PACKAGE):
+            raise TamperedError(f"the stored blob does not end where its size says (package {self._index})")
+        plain = self._open(bytes(self._pending))
+        self._pending.clear()
+        return plain
+
+    def _open(self, sealed: bytes) -> bytes:
+        index = self._index
+        associated = _associated(index, index == self._blob_last)
+        try:
+            plain = self._aead.decrypt(_nonce(self._prefix, index), sealed, associated)
+        except InvalidTag:
+            raise TamperedError(f"package {index} of the stored blob does not open") from None
+        self._index += 1
+        return plain
