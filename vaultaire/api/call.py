@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.web.server import Request
 
@@ -17,7 +17,7 @@ from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
 from vaultaire.api.http import S3Request
 from vaultaire.api.incoming import IncomingBody
-from vaultaire.api.xmlout import element, xml_document
+from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.engine import Engine
 from vaultaire.model import Container, RequestContext
 
@@ -78,7 +78,7 @@ class OperationBase:
 
         def _check_body_integrity(self, call: S3Call, body: bytes) -> None: ...
 
-    def _xml(self, call: S3Call, root: Any) -> bytes:
+    def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)
         call.set_header("Content-Type", "application/xml")
         call.set_header("Content-Length", str(len(body)))
@@ -88,7 +88,7 @@ class OperationBase:
         assert call.target.bucket is not None
         return await self.engine.container(call.ctx, call.target.bucket)
 
-    def _owner(self, call: S3Call) -> Any:
+    def _owner(self, call: S3Call) -> Element:
         tenant = call.ctx.tenant
         assert tenant is not None
         return element("Owner", element("ID", tenant.id), element("DisplayName", tenant.name))
