@@ -25,6 +25,7 @@ from typing import Any
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 AWS = os.path.join(os.path.dirname(sys.executable), "aws")
+ADMIN = os.path.join(os.path.dirname(sys.executable), "vaultaire-admin")
 
 ACCESS_KEY = "VTTESTACCESSKEY00001"
 SECRET_KEY = "test-secret-key-for-vaultaire-0123456789"
@@ -69,6 +70,24 @@ def run_twistd(
     return subprocess.run(
         twistd_command(*args), cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def write_config(directory: Path, text: str, name: str = "vaultaire.toml") -> str:
+    """Write a daemon config file ``name`` holding ``text`` into ``directory``; returns its path for ``--config``."""
+    path = Path(directory) / name
+    path.write_text(text)
+    return str(path)
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """A start-up refusal: non-zero exit and exactly one ``vaultaire: ...`` line on stderr naming each needle."""
+    lines = result.stderr.splitlines()
+    assert result.returncode != 0, (result.returncode, result.stdout, result.stderr)
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}\nstdout:\n{result.stdout}"
+    assert lines[0].startswith("vaultaire: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
 
 
 class Daemon:
@@ -349,6 +368,22 @@ def catalog_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def referenced_blobs(data_dir: Path) -> int:
+    """Blobs the catalog references: one per single-PUT artifact, one per part (stored or uploaded)."""
+    total = 0
+    for (extra,) in catalog_rows(data_dir, "SELECT metadata FROM artifacts"):
+        total += len(json.loads(extra).get("parts", [])) or 1
+    return int(total + catalog_rows(data_dir, "SELECT COUNT(*) FROM parts")[0][0])
+
+
+def assert_no_leak(data_dir: Path) -> None:
+    """No staged blob, no garbage queued, and exactly the blob files the catalog references."""
+    files = blob_files(data_dir)
+    assert [p for p in files if p.name.endswith(".part")] == []
+    assert catalog_rows(data_dir, "SELECT COUNT(*) FROM garbage") == [(0,)]
+    assert len(files) == referenced_blobs(data_dir)
 
 
 def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:

@@ -7,12 +7,14 @@ our own SigV4 client code, so a test can also send exactly the wrong thing.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +53,7 @@ class Server:
         upstream: str | None = None,
         placements: Mapping[str, Any] | None = None,
         cors_default: tuple[Any, ...] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.data = data
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
@@ -76,7 +79,8 @@ class Server:
                 name="s3",
             )
         drivers = {self.driver.name: self.driver, **(placements or {})}
-        self.engine = Engine(self.catalog, drivers, reactor, default_placement=self.driver.name)
+        # ``clock`` is the engine's: a test that needs time to pass (upload expiry) moves it.
+        self.engine = Engine(self.catalog, drivers, reactor, default_placement=self.driver.name, clock=clock)
         self.events = EventLog(os.path.join(data, "events"))
         self.metrics = Metrics()
         self.api = S3Api(
@@ -161,6 +165,78 @@ def error_code(response: Any) -> str | None:
     if "<Code>" not in body:
         return None
     return body.split("<Code>", 1)[1].split("</Code>", 1)[0]
+
+
+def xml_values(body: bytes, tag: str) -> list[str]:
+    """The text of every element named ``tag`` (any namespace), in document order.
+
+    Parsed, not split: a body that is not well-formed XML fails the test here.
+    """
+    root = ET.fromstring(body)
+    return [el.text or "" for el in root.iter() if el.tag == tag or el.tag.endswith("}" + tag)]
+
+
+def md5_header(body: bytes) -> dict[str, str]:
+    return {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+
+
+def location_body(name: str) -> bytes:
+    """A CreateBucket body asking for placement ``name``."""
+    return (
+        '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<LocationConstraint>{name}</LocationConstraint></CreateBucketConfiguration>"
+    ).encode()
+
+
+# -- multipart uploads through the in-process server
+
+
+def multipart_etag(parts: Iterable[bytes]) -> str:
+    """S3's ETag of a completed multipart upload (unquoted): MD5 of the parts' MD5s, dash, count."""
+    digests = [hashlib.md5(p).digest() for p in parts]
+    return hashlib.md5(b"".join(digests)).hexdigest() + f"-{len(digests)}"
+
+
+def complete_body(parts: Iterable[tuple[int, str]]) -> bytes:
+    """A CompleteMultipartUpload document listing (part number, ETag) pairs in the order given."""
+    inner = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in parts)
+    return f"<CompleteMultipartUpload>{inner}</CompleteMultipartUpload>".encode()
+
+
+async def create_upload(server: Server, path: str, headers: Mapping[str, str] | None = None) -> str:
+    """CreateMultipartUpload on ``path`` ("/bucket/key"); returns the upload id."""
+    r = await server.request("POST", path, query="uploads=", headers=headers)
+    assert r.code == 200, r.body
+    (upload,) = xml_values(r.body, "UploadId")
+    return upload
+
+
+async def upload_part(server: Server, path: str, upload: str, number: int, body: bytes) -> str:
+    """UploadPart; returns the part's quoted ETag."""
+    r = await server.request("PUT", path, body, query=f"partNumber={number}&uploadId={upload}")
+    assert r.code == 200, r.body
+    return str(r.headers.getRawHeaders("etag")[0])
+
+
+async def complete_upload(
+    server: Server,
+    path: str,
+    upload: str,
+    parts: Iterable[tuple[int, str]],
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """CompleteMultipartUpload; returns the response, whatever it says."""
+    return await server.request("POST", path, complete_body(parts), query=f"uploadId={upload}", headers=headers)
+
+
+async def upload_multipart(server: Server, path: str, parts: list[bytes], complete: bool = True) -> str:
+    """Create an upload, send ``parts`` as parts 1..n and (unless told not to) complete it; returns its id."""
+    upload = await create_upload(server, path)
+    etags = [await upload_part(server, path, upload, n, data) for n, data in enumerate(parts, 1)]
+    if complete:
+        r = await complete_upload(server, path, upload, enumerate(etags, 1))
+        assert r.code == 200, r.body
+    return upload
 
 
 def later(seconds: float) -> Deferred[None]:

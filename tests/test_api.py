@@ -13,9 +13,9 @@ from email.utils import formatdate
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
-from tests.s3helpers import ACCESS, SECRET, Server, error_code, later, raw_exchange, signed_head
+from tests.s3helpers import ACCESS, SECRET, Server, error_code, later, raw_exchange, signed_head, xml_values
 from vaultaire import sigv4
 
 
@@ -30,14 +30,6 @@ async def server(tmp_path, upstream):
 async def make_bucket(server: Server, name: str = "bucket") -> None:
     r = await server.request("PUT", f"/{name}")
     assert r.code == 200, r.body
-
-
-def xml_values(body: bytes, tag: str) -> list[str]:
-    text = body.decode()
-    out = []
-    for piece in text.split(f"<{tag}>")[1:]:
-        out.append(piece.split(f"</{tag}>", 1)[0])
-    return out
 
 
 # -- containers
@@ -471,10 +463,6 @@ async def test_every_operation_is_an_event_and_a_metric(server):
     assert get["bytes_out"] == 5 and events[3]["error"] == "NoSuchKey"
     body, _ = server.metrics.render()
     assert b'vaultaire_requests_total{operation="GetObject",status="404"} 1.0' in body
-
-
-def test_reactor_is_running():
-    assert reactor.running
 
 
 @pytest_twisted.ensureDeferred

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from daemon import ACCESS_KEY, SECRET_KEY, Daemon, free_port, run_twistd, self_signed_certificate
+from daemon import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    Daemon,
+    assert_one_line_failure,
+    free_port,
+    run_twistd,
+    self_signed_certificate,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -26,16 +34,6 @@ def endpoints() -> list[str]:
         "--ops",
         f"tcp:{free_port()}:interface=127.0.0.1",
     ]
-
-
-def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    lines = result.stderr.splitlines()
-    assert result.returncode != 0, (result.returncode, result.stdout, result.stderr)
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}\nstdout:\n{result.stdout}"
-    assert lines[0].startswith("vaultaire: "), lines[0]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # -- start-up failures: one line on stderr, non-zero exit

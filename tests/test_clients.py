@@ -7,7 +7,6 @@ import http.client
 import itertools
 import json
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +18,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from daemon import Daemon
+
+from tests.commands import curl, run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -457,10 +458,7 @@ def test_aws_cli_round_trip(module_daemon: Daemon, aws_home: Path, tmp_path: Pat
 
     url = aws(aws_home, "s3", "presign", f"s3://{bucket}/dir/upload file.bin", "--expires-in", "300").stdout.strip()
     fetched = tmp_path / "curl.bin"
-    curl = subprocess.run(
-        ["curl", "-sS", "--fail", "--noproxy", "*", "-o", str(fetched), url], capture_output=True, text=True, timeout=60
-    )
-    assert curl.returncode == 0, curl.stderr
+    run([curl(), "-sS", "--fail", "--noproxy", "*", "-o", str(fetched), url], timeout=60)
     assert fetched.read_bytes() == source.read_bytes()
 
     assert "delete:" in aws(aws_home, "s3", "rm", f"s3://{bucket}/dir/upload file.bin").stdout

@@ -63,9 +63,13 @@ def test_implementations_take_the_parameters_their_contract_names(implementation
         assert list(inspect.signature(implemented).parameters) == list(inspect.signature(declared).parameters), name
 
 
+# Upkeep only SQLite needs, which its callers ask for by isinstance: the space kept beside the file.
+SQLITE_ONLY = {"restore_headroom"}
+
+
 def test_the_catalog_contract_lists_every_public_method_of_sqlite() -> None:
     """Whatever SQLiteCatalog offers, callers may come to use: a second catalog must offer it too."""
-    extra = sorted(set(_public_methods(SQLiteCatalog)) - set(_protocol_methods(Catalog)))
+    extra = sorted(set(_public_methods(SQLiteCatalog)) - set(_protocol_methods(Catalog)) - SQLITE_ONLY)
     assert not extra, f"SQLiteCatalog has public methods the Catalog protocol lacks: {extra}"
 
 

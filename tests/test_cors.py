@@ -6,8 +6,6 @@ then boto3's put/get/delete_bucket_cors against a real daemon.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,8 @@ import pytest
 import pytest_twisted
 import treq
 
-from tests.s3helpers import ACCESS, SECRET, Server, error_code
-from tests.test_api import xml_values
-from tests.test_post_object import BOUNDARY, form, v4_fields
+from tests.postform import BOUNDARY, form, v4_fields
+from tests.s3helpers import ACCESS, SECRET, Server, error_code, md5_header, xml_values
 from vaultaire.api import cors
 from vaultaire.api.cors import Rule
 from vaultaire.api.errors import S3Error
@@ -267,8 +264,7 @@ def test_cors_section_in_the_toml_file(tmp_path: Path) -> None:
 
 
 def test_twistd_refuses_a_bad_default_rule_in_one_line(tmp_path: Path) -> None:
-    from daemon import ACCESS_KEY, SECRET_KEY, free_port, run_twistd
-    from test_cli import assert_one_line_failure
+    from daemon import ACCESS_KEY, SECRET_KEY, assert_one_line_failure, free_port, run_twistd
 
     config = tmp_path / "v.toml"
     config.write_text('[[cors.rules]]\nallowed_origins = ["*"]\nallowed_methods = ["GET", "OPTIONS"]\n')
@@ -287,10 +283,6 @@ def test_twistd_refuses_a_bad_default_rule_in_one_line(tmp_path: Path) -> None:
 
 
 # -- in process: the ?cors subresource
-
-
-def md5_header(body: bytes) -> dict[str, str]:
-    return {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
 
 
 async def put_cors(server: Server, bucket: str, *rules: str, access: str = ACCESS, secret: str = SECRET) -> Any:

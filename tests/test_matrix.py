@@ -24,6 +24,8 @@ import pytest
 from daemon import Daemon, self_signed_certificate
 from npm import npm_modules
 
+from tests.commands import curl, run
+
 pytestmark = pytest.mark.timeout(180)
 
 BIN = Path(sys.executable).parent
@@ -107,15 +109,6 @@ def make_tree(root: Path) -> dict[str, bytes]:
 
 def read_tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def run(
-    cmd: list[str], *, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 # -- boto3
@@ -256,10 +249,10 @@ def test_aws_cli(srv: Daemon, aws_home: Path, tmp_path: Path) -> None:
     assert keys == sorted(["single", *(f"tree/{k}" for k in files)])
 
     url = aws("s3", "presign", f"s3://{b}/single", "--expires-in", "300").stdout.strip()
-    curl = ["curl", "-sS", "--fail", "-o", str(tmp_path / "presigned.out"), url]
+    fetch = [curl(), "-sS", "--fail", "--noproxy", "*", "-o", str(tmp_path / "presigned.out"), url]
     if srv.scheme == "https":
-        curl[1:1] = ["--cacert", cert_of(srv) or ""]
-    run(curl, timeout=30)
+        fetch[1:1] = ["--cacert", cert_of(srv) or ""]
+    run(fetch, timeout=30)
     assert (tmp_path / "presigned.out").read_bytes() == body
 
     aws("s3api", "copy-object", "--bucket", b, "--key", "copied", "--copy-source", f"{b}/single")

@@ -7,26 +7,23 @@ import json
 import os
 import random
 import subprocess
-import sys
 import uuid
 from typing import Any
 
 import pytest
 import pytest_twisted
-from daemon import Daemon
+from daemon import ADMIN, Daemon, write_config
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from upstreams import ACCESS as UP_ACCESS
 from upstreams import SECRET as UP_SECRET
 from upstreams import keys
 
-from tests.s3helpers import Server, later
-from tests.test_placement import write_config
+from tests.s3helpers import Server, complete_upload, later, upload_multipart, xml_values
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 from vaultaire.engine.migrate import migrate
 from vaultaire.errors import DriverError
 
-ADMIN = os.path.join(os.path.dirname(sys.executable), "vaultaire-admin")
 BUCKET = "moving-bucket"
 
 
@@ -52,22 +49,6 @@ async def server(tmp_path, seaweed):
     await s.stop()
 
 
-async def upload_multipart(server: Server, key: str, parts: list[bytes], complete: bool = True) -> str:
-    r = await server.request("POST", f"/{BUCKET}/{key}", query="uploads=")
-    upload_id = r.body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
-    body = "<CompleteMultipartUpload>"
-    for n, data in enumerate(parts, 1):
-        r = await server.request("PUT", f"/{BUCKET}/{key}", data, query=f"partNumber={n}&uploadId={upload_id}")
-        assert r.code == 200, r.body
-        body += f"<Part><PartNumber>{n}</PartNumber><ETag>{r.headers.getRawHeaders('etag')[0]}</ETag></Part>"
-    if complete:
-        r = await server.request(
-            "POST", f"/{BUCKET}/{key}", (body + "</CompleteMultipartUpload>").encode(), query=f"uploadId={upload_id}"
-        )
-        assert r.code == 200, r.body
-    return upload_id
-
-
 async def placements_of(server: Server) -> set[str]:
     page = await server.catalog.list_artifacts(1, "", "", None, 10000)
     found = set()
@@ -85,9 +66,9 @@ async def test_migration_under_concurrent_reads_and_writes_loses_nothing(server)
         r = await server.request("PUT", f"/{BUCKET}/k{i}", expected[f"k{i}"])
         assert r.code == 200
     expected["multi"] = b"".join(parts := [os.urandom(200_000), os.urandom(100_000)])
-    await upload_multipart(server, "multi", parts)
+    await upload_multipart(server, f"/{BUCKET}/multi", parts)
     pending_parts = [os.urandom(150_000), os.urandom(50_000)]
-    pending = await upload_multipart(server, "pending", pending_parts[:1], complete=False)
+    pending = await upload_multipart(server, f"/{BUCKET}/pending", pending_parts[:1], complete=False)
 
     stop = False
     failures: list[str] = []
@@ -148,14 +129,8 @@ async def test_migration_under_concurrent_reads_and_writes_loses_nothing(server)
     r = await server.request("PUT", f"/{BUCKET}/pending", pending_parts[1], query=f"partNumber=2&uploadId={pending}")
     assert r.code == 200
     r = await server.request("GET", f"/{BUCKET}/pending", query=f"uploadId={pending}")
-    etags = [e.split(b"</ETag>")[0].decode() for e in r.body.split(b"<ETag>")[1:]]
-    body = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in enumerate(etags, 1))
-    r = await server.request(
-        "POST",
-        f"/{BUCKET}/pending",
-        f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode(),
-        query=f"uploadId={pending}",
-    )
+    etags = xml_values(r.body, "ETag")
+    r = await complete_upload(server, f"/{BUCKET}/pending", pending, enumerate(etags, 1))
     assert r.code == 200, r.body
     expected["pending"] = b"".join(pending_parts)
 

@@ -11,8 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from upstreams import ACCESS, SECRET, client, keys, second_vaultaire
 
-from tests.s3helpers import Server, error_code, later
-from tests.test_placement import location_body
+from tests.s3helpers import Server, error_code, later, location_body
 from vaultaire.drivers.mirror import MirrorDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 
@@ -45,9 +44,12 @@ async def test_mirror_loses_no_acknowledged_write_when_an_upstream_dies_and_repa
         assert r.code == 200, r.body
         acknowledged: dict[str, bytes] = {}
         refused = 0
+        killed = False  # set, and the upstream dead, before any write that sees it
+        begun_after_kill = refused_after_kill = 0
 
         async def put(key: str, size: int) -> None:
-            nonlocal refused
+            nonlocal refused, begun_after_kill, refused_after_kill
+            after_kill = killed
             body = os.urandom(size)
             r = await server.request("PUT", f"/mirrored-bucket/{key}", body)
             if r.code == 200:
@@ -55,21 +57,32 @@ async def test_mirror_loses_no_acknowledged_write_when_an_upstream_dies_and_repa
             else:
                 assert (r.code, error_code(r)) in ((503, "SlowDown"), (503, "ServiceUnavailable")), r.body
                 refused += 1
+            begun_after_kill += after_kill
+            refused_after_kill += after_kill and r.code != 200
 
         for i in range(10):
             await put(f"before/{i}", 64 * 1024)
         assert len(acknowledged) == 10
 
-        # Three clients writing one after another while the second upstream dies under them.
+        # Three clients writing one after another; the second upstream dies under them once six of
+        # their writes are acknowledged (an event, not a timer: a busy machine only slows it down).
         async def client_writes(n: int) -> None:
+            nonlocal killed
             for i in range(25):
                 await put(f"during/{n}/{i}", 256 * 1024)
+                if not killed and sum(k.startswith("during/") for k in acknowledged) >= 6:
+                    other.kill9()
+                    killed = True
                 await later(0.02)
 
-        reactor.callLater(0.4, other.kill9)
         await gatherResults([Deferred.fromCoroutine(client_writes(n)) for n in range(3)])
-        assert not other.running
-        assert any(k.startswith("during/") for k in acknowledged) and refused > 0
+        assert killed and not other.running
+        during = sum(k.startswith("during/") for k in acknowledged)
+        assert 6 <= during <= 75 - begun_after_kill
+        # Every write begun with an upstream dead was refused (those in flight at the kill may go
+        # either way, each acknowledged or refused, never both).
+        assert 0 < begun_after_kill and 75 - during - 3 <= begun_after_kill == refused_after_kill
+        assert during + refused == 75
 
         # Down: every acknowledged write still reads back; new writes are refused, never half-done.
         for key, body in acknowledged.items():
@@ -107,13 +120,13 @@ async def test_mirror_loses_no_acknowledged_write_when_an_upstream_dies_and_repa
         client(seaweed.endpoint).delete_object(Bucket="vaultaire-blobs", Key=sw.config.prefix + locator)
         r = await server.request("GET", "/mirrored-bucket/before/5")
         assert (r.code, r.body == acknowledged["before/5"]) == (200, True)
-        for _ in range(100):
-            if await sw.stat(locator) is not None:
-                break
+        deadline = reactor.seconds() + 30  # the repair runs after the read has answered
+        while await sw.stat(locator) is None and reactor.seconds() < deadline:
             await later(0.05)
         assert await sw.stat(locator) == len(acknowledged["before/5"])
         assert mirror.repairs == 1
-        print(f"\nmirror: {len(acknowledged)} acknowledged, {refused} refused while an upstream was down")
+        # The tally: the 10 before (2 deleted), the acknowledged during, "after"; refused: the rest, "while-down".
+        assert (len(acknowledged), refused) == (10 - 2 + during + 1, 75 - during + 1)
     finally:
         await server.stop()
         other.stop()

@@ -7,10 +7,18 @@ import os
 
 import pytest_twisted
 
-from tests.s3helpers import Server, error_code
-from tests.test_api import xml_values
+from tests.s3helpers import (
+    Server,
+    complete_body,
+    complete_upload,
+    create_upload,
+    error_code,
+    upload_part,
+    xml_values,
+)
 
 MIB = 2**20
+BIG = "/bucket/big"
 
 
 @pytest_twisted.async_yield_fixture
@@ -21,37 +29,12 @@ async def server(tmp_path, upstream):
     await s.stop()
 
 
-async def create(server: Server, key: str = "big") -> str:
-    r = await server.request(
-        "POST", f"/bucket/{key}", query="uploads=", headers={"Content-Type": "text/x", "x-amz-meta-a": "1"}
-    )
-    assert r.code == 200, r.body
-    return xml_values(r.body, "UploadId")[0]
-
-
-async def put_part(server: Server, upload: str, number: int, body: bytes, key: str = "big") -> str:
-    r = await server.request("PUT", f"/bucket/{key}", body, query=f"partNumber={number}&uploadId={upload}")
-    assert r.code == 200, r.body
-    return r.headers.getRawHeaders("etag")[0]
-
-
-def complete_body(parts: list[tuple[int, str]]) -> bytes:
-    inner = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in parts)
-    return f"<CompleteMultipartUpload>{inner}</CompleteMultipartUpload>".encode()
-
-
-async def complete(server: Server, upload: str, parts: list[tuple[int, str]], key: str = "big", headers=None):
-    return await server.request(
-        "POST", f"/bucket/{key}", complete_body(parts), query=f"uploadId={upload}", headers=headers
-    )
-
-
 @pytest_twisted.ensureDeferred
 async def test_upload_complete_and_read_across_parts(server):
-    upload = await create(server)
+    upload = await create_upload(server, BIG, {"Content-Type": "text/x", "x-amz-meta-a": "1"})
     bodies = [os.urandom(5 * MIB), os.urandom(5 * MIB + 1), os.urandom(123)]
-    etags = [await put_part(server, upload, i + 1, b) for i, b in enumerate(bodies)]
-    r = await complete(server, upload, list(zip([1, 2, 3], etags, strict=True)))
+    etags = [await upload_part(server, BIG, upload, i + 1, b) for i, b in enumerate(bodies)]
+    r = await complete_upload(server, BIG, upload, list(zip([1, 2, 3], etags, strict=True)))
     assert r.code == 200, r.body
     whole = b"".join(bodies)
     expected = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in bodies)).hexdigest() + "-3"
@@ -74,36 +57,36 @@ async def test_upload_complete_and_read_across_parts(server):
 
 @pytest_twisted.ensureDeferred
 async def test_completion_errors(server):
-    upload = await create(server)
-    small = await put_part(server, upload, 1, b"x" * 100)
-    second = await put_part(server, upload, 2, b"y" * 100)
-    r = await complete(server, upload, [(1, small), (2, second)])
+    upload = await create_upload(server, BIG)
+    small = await upload_part(server, BIG, upload, 1, b"x" * 100)
+    second = await upload_part(server, BIG, upload, 2, b"y" * 100)
+    r = await complete_upload(server, BIG, upload, [(1, small), (2, second)])
     assert (r.code, error_code(r)) == (400, "EntityTooSmall")
-    r = await complete(server, upload, [(2, second), (1, small)])
+    r = await complete_upload(server, BIG, upload, [(2, second), (1, small)])
     assert (r.code, error_code(r)) == (400, "InvalidPartOrder")
-    r = await complete(server, upload, [(1, '"00000000000000000000000000000000"')])
+    r = await complete_upload(server, BIG, upload, [(1, '"00000000000000000000000000000000"')])
     assert (r.code, error_code(r)) == (400, "InvalidPart")
-    r = await complete(server, upload, [(7, small)])
+    r = await complete_upload(server, BIG, upload, [(7, small)])
     assert (r.code, error_code(r)) == (400, "InvalidPart")
     r = await server.request("POST", "/bucket/big", b"<nope", query=f"uploadId={upload}")
     assert (r.code, error_code(r)) == (400, "MalformedXML")
-    r = await complete(server, "no-such-upload", [(1, small)])
+    r = await complete_upload(server, BIG, "no-such-upload", [(1, small)])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
     r = await server.request("PUT", "/bucket/big", b"z", query="partNumber=1&uploadId=nope")
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
     r = await server.request("PUT", "/bucket/big", b"z", query=f"partNumber=10001&uploadId={upload}")
     assert (r.code, error_code(r)) == (400, "InvalidArgument")
     # a single small part is fine: the last part may be any size
-    r = await complete(server, upload, [(1, small)])
+    r = await complete_upload(server, BIG, upload, [(1, small)])
     assert r.code == 200
     assert len(server.blob_files()) == 1  # part 2 was uploaded but not chosen: freed
 
 
 @pytest_twisted.ensureDeferred
 async def test_resent_part_replaces_and_abort_frees(server):
-    upload = await create(server)
-    await put_part(server, upload, 1, b"first")
-    etag = await put_part(server, upload, 1, b"second")
+    upload = await create_upload(server, BIG)
+    await upload_part(server, BIG, upload, 1, b"first")
+    etag = await upload_part(server, BIG, upload, 1, b"second")
     assert len(server.blob_files()) == 1
     r = await server.request("GET", "/bucket/big", query=f"uploadId={upload}")
     assert xml_values(r.body, "ETag") == [etag] and xml_values(r.body, "Size") == ["6"]
@@ -116,10 +99,10 @@ async def test_resent_part_replaces_and_abort_frees(server):
 
 @pytest_twisted.ensureDeferred
 async def test_overwriting_and_deleting_a_multipart_artifact_frees_its_parts(server):
-    upload = await create(server)
-    e1 = await put_part(server, upload, 1, os.urandom(5 * MIB))
-    e2 = await put_part(server, upload, 2, b"tail")
-    assert (await complete(server, upload, [(1, e1), (2, e2)])).code == 200
+    upload = await create_upload(server, BIG)
+    e1 = await upload_part(server, BIG, upload, 1, os.urandom(5 * MIB))
+    e2 = await upload_part(server, BIG, upload, 2, b"tail")
+    assert (await complete_upload(server, BIG, upload, [(1, e1), (2, e2)])).code == 200
     assert len(server.blob_files()) == 2
     await server.request("PUT", "/bucket/big", b"plain now")
     assert len(server.blob_files()) == 1
@@ -129,10 +112,10 @@ async def test_overwriting_and_deleting_a_multipart_artifact_frees_its_parts(ser
 
 @pytest_twisted.ensureDeferred
 async def test_list_parts_pagination_and_list_uploads(server):
-    upload = await create(server, "a/one")
+    upload = await create_upload(server, "/bucket/a/one")
     for n in range(1, 6):
-        await put_part(server, upload, n, bytes([n]) * 10, key="a/one")
-    other = await create(server, "b")
+        await upload_part(server, "/bucket/a/one", upload, n, bytes([n]) * 10)
+    other = await create_upload(server, "/bucket/b")
     r = await server.request("GET", "/bucket/a/one", query=f"uploadId={upload}&max-parts=2")
     assert xml_values(r.body, "PartNumber") == ["1", "2"] and xml_values(r.body, "IsTruncated") == ["true"]
     r = await server.request("GET", "/bucket/a/one", query=f"uploadId={upload}&max-parts=2&part-number-marker=4")
@@ -151,7 +134,7 @@ async def test_list_parts_pagination_and_list_uploads(server):
 async def test_upload_part_copy_with_range(server):
     source = os.urandom(6 * MIB)
     await server.request("PUT", "/bucket/source", source)
-    upload = await create(server, "copied")
+    upload = await create_upload(server, "/bucket/copied")
     r = await server.request(
         "PUT",
         "/bucket/copied",
@@ -167,7 +150,7 @@ async def test_upload_part_copy_with_range(server):
         headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": f"bytes={5 * MIB}-{6 * MIB - 1}"},
     )
     e2 = xml_values(r.body, "ETag")[0]
-    assert (await complete(server, upload, [(1, e1), (2, e2)], key="copied")).code == 200
+    assert (await complete_upload(server, "/bucket/copied", upload, [(1, e1), (2, e2)])).code == 200
     r = await server.request("GET", "/bucket/copied")
     assert r.body == source
 
@@ -175,20 +158,20 @@ async def test_upload_part_copy_with_range(server):
 @pytest_twisted.ensureDeferred
 async def test_conditional_completion(server):
     await server.request("PUT", "/bucket/big", b"exists")
-    upload = await create(server)
-    e1 = await put_part(server, upload, 1, b"new")
-    r = await complete(server, upload, [(1, e1)], headers={"If-None-Match": "*"})
+    upload = await create_upload(server, BIG)
+    e1 = await upload_part(server, BIG, upload, 1, b"new")
+    r = await complete_upload(server, BIG, upload, [(1, e1)], headers={"If-None-Match": "*"})
     assert (r.code, error_code(r)) == (412, "PreconditionFailed")
     etag = '"' + hashlib.md5(b"exists").hexdigest() + '"'
-    r = await complete(server, upload, [(1, e1)], headers={"If-Match": etag})
+    r = await complete_upload(server, BIG, upload, [(1, e1)], headers={"If-Match": etag})
     assert r.code == 200
     assert (await server.request("GET", "/bucket/big")).body == b"new"
 
 
 @pytest_twisted.ensureDeferred
 async def test_expiry_aborts_old_uploads_and_frees_parts(server):
-    upload = await create(server)
-    await put_part(server, upload, 1, b"abandoned")
+    upload = await create_upload(server, BIG)
+    await upload_part(server, BIG, upload, 1, b"abandoned")
     assert len(server.blob_files()) == 1
     assert await server.engine.expire_uploads(max_age=3600) == 0
     assert await server.engine.expire_uploads(max_age=-1) == 1
@@ -199,7 +182,7 @@ async def test_expiry_aborts_old_uploads_and_frees_parts(server):
 
 @pytest_twisted.ensureDeferred
 async def test_uploads_are_scoped_to_their_tenant(server):
-    upload = await create(server)
+    upload = await create_upload(server, BIG)
     await server.engine.ensure_credential("intruder", "INTRUDERKEY", "intruder-secret-0123")
     r = await server.request("PUT", "/bucket", access="INTRUDERKEY", secret="intruder-secret-0123")
     assert r.code == 200  # its own container of the same name
@@ -241,7 +224,7 @@ async def test_composite_and_full_object_checksums(server):
     )
     r = await server.request("POST", "/bucket/comp", wrong, query=f"uploadId={upload}")
     assert (r.code, error_code(r)) == (400, "InvalidPart")
-    r = await complete(server, upload, list(zip([1, 2], etags, strict=True)), key="comp")
+    r = await complete_upload(server, "/bucket/comp", upload, list(zip([1, 2], etags, strict=True)))
     assert r.code == 200, r.body
     assert xml_values(r.body, "ChecksumCRC32") == [expected] and xml_values(r.body, "ChecksumType") == ["COMPOSITE"]
     r = await server.request("HEAD", "/bucket/comp", headers={"x-amz-checksum-mode": "ENABLED"})
@@ -254,8 +237,8 @@ async def test_composite_and_full_object_checksums(server):
     )
     upload = xml_values(r.body, "UploadId")[0]
     assert r.headers.getRawHeaders("x-amz-checksum-type") == ["FULL_OBJECT"]
-    etags = [await put_part(server, upload, n, body, key="full") for n, body in ((1, first), (2, second))]
-    r = await complete(server, upload, list(zip([1, 2], etags, strict=True)), key="full")
+    etags = [await upload_part(server, "/bucket/full", upload, n, body) for n, body in ((1, first), (2, second))]
+    r = await complete_upload(server, "/bucket/full", upload, list(zip([1, 2], etags, strict=True)))
     whole = base64.b64encode(crt.crc64nvme(first + second).to_bytes(8, "big")).decode()
     assert xml_values(r.body, "ChecksumCRC64NVME") == [whole] and xml_values(r.body, "ChecksumType") == ["FULL_OBJECT"]
     r = await server.request(

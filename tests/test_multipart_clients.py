@@ -3,8 +3,8 @@
 Every client uploads a file big enough to go multipart, downloads it again, and every
 byte is compared (both sides hashed while streaming). The multipart ETag is checked
 against the md5-of-md5s of the client's own part size, so the part boundaries are right
-too. The last test checks that nothing leaked: no unfinished uploads, no staged blobs,
-and exactly one blob per stored part (one per single-PUT artifact).
+too. After every client, nothing leaked: no unfinished uploads, no staged blobs, and
+exactly one blob per stored part (one per single-PUT artifact).
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import hashlib
 import itertools
 import json
 import os
-import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon, blob_files, catalog_rows
+from daemon import Daemon, assert_no_leak, catalog_rows
+
+from tests.commands import run
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -100,11 +101,23 @@ def head_etag(daemon: Daemon, bucket: str, key: str) -> tuple[str, int]:
     return head["ETag"].strip('"'), head["ContentLength"]
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout + result.stderr
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(module_daemon: Daemon) -> Iterator[None]:
+    """After each client: no unfinished upload, no staged blob, no garbage, exactly the blobs the
+    catalog references; and the client's big file went up as a multipart artifact."""
+    data = module_daemon.data_dir
+    multipart_before = _multipart_artifacts(data)
+    yield
+    assert catalog_rows(data, "SELECT COUNT(*) FROM uploads") == [(0,)]
+    assert catalog_rows(data, "SELECT COUNT(*) FROM parts") == [(0,)]
+    assert_no_leak(data)
+    assert _multipart_artifacts(data) > multipart_before
+
+
+def _multipart_artifacts(data: Path) -> int:
+    return sum(
+        bool(json.loads(extra).get("parts")) for (extra,) in catalog_rows(data, "SELECT metadata FROM artifacts")
+    )
 
 
 # -- the clients
@@ -162,14 +175,14 @@ def test_rclone_copy_5m_chunks(module_daemon: Daemon, tmp_path: Path) -> None:
         "--low-level-retries",
         "1",
     ]
-    run([RCLONE, "copy", str(src), f"vt:{bucket}/dir", *common], env)
+    run([RCLONE, "copy", str(src), f"vt:{bucket}/dir", *common], env=env)
     assert head_etag(module_daemon, bucket, "dir/r.bin") == (made.etags[part], made.size)
     assert head_etag(module_daemon, bucket, "dir/small.bin") == (small.md5, small.size)
-    run([RCLONE, "copy", f"vt:{bucket}/dir", str(back), *common], env)
+    run([RCLONE, "copy", f"vt:{bucket}/dir", str(back), *common], env=env)
     assert_same(made, back / "r.bin")
     assert_same(small, back / "small.bin")
     # rclone's own comparison (sizes and hashes, the multipart one from its metadata) agrees
-    run([RCLONE, "check", str(src), f"vt:{bucket}/dir", "--download", *common], env)
+    run([RCLONE, "check", str(src), f"vt:{bucket}/dir", "--download", *common], env=env)
 
 
 def test_boto3_transfer_manager(module_daemon: Daemon, tmp_path: Path) -> None:
@@ -219,10 +232,10 @@ def test_s3cmd_put_get(module_daemon: Daemon, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(tmp_path)
     s3cmd = [sys.executable, S3CMD, "-c", str(cfg)]
-    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(made.path), f"s3://{bucket}/s3cmd/s.bin"], env)
+    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(made.path), f"s3://{bucket}/s3cmd/s.bin"], env=env)
     assert head_etag(module_daemon, bucket, "s3cmd/s.bin") == (made.etags[part], made.size)
     down = tmp_path / "s.down"
-    run([*s3cmd, "get", "--force", f"s3://{bucket}/s3cmd/s.bin", str(down)], env)
+    run([*s3cmd, "get", "--force", f"s3://{bucket}/s3cmd/s.bin", str(down)], env=env)
     assert_same(made, down)
 
 
@@ -245,29 +258,3 @@ def test_minio_fput_fget(module_daemon: Daemon, tmp_path: Path) -> None:
     down = tmp_path / "m.down"
     client.fget_object(bucket, "minio/64.bin", str(down))
     assert_same(made, down)
-
-
-# -- and afterwards nothing leaked
-
-
-def test_zz_no_leaks(module_daemon: Daemon) -> None:
-    """Runs last in this module: every client above left exactly its artifacts' blobs."""
-    s3 = module_daemon.boto3_client()
-    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    for bucket in buckets:
-        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], bucket
-    data = module_daemon.data_dir
-    assert catalog_rows(data, "SELECT COUNT(*) FROM uploads") == [(0,)]
-    assert catalog_rows(data, "SELECT COUNT(*) FROM parts") == [(0,)]
-    assert catalog_rows(data, "SELECT COUNT(*) FROM garbage") == [(0,)]
-    blobs = 0
-    multipart = 0
-    for (extra,) in catalog_rows(data, "SELECT metadata FROM artifacts"):
-        parts = json.loads(extra).get("parts", [])
-        blobs += len(parts) or 1  # a single-PUT artifact is one blob
-        multipart += bool(parts)
-    files = blob_files(data)
-    assert [p for p in files if p.name.endswith(".part")] == []
-    assert len(files) == blobs
-    if len(buckets) >= 5:  # the whole module ran: every client's big file went multipart
-        assert multipart >= 5

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import time
 import urllib.parse
@@ -20,10 +19,19 @@ from typing import Any
 import pytest
 import pytest_twisted
 from botocore.exceptions import ClientError
-from daemon import Daemon, blob_files, catalog_rows
+from daemon import Daemon, assert_no_leak, blob_files, write_config
 
-from tests.s3helpers import Server, error_code, later
-from tests.test_api import xml_values
+from tests.s3helpers import (
+    Server,
+    complete_body,
+    complete_upload,
+    create_upload,
+    error_code,
+    later,
+    multipart_etag,
+    upload_part,
+    xml_values,
+)
 
 PART_SIZE = 8 * 1024
 PARTS = 120
@@ -34,40 +42,12 @@ FALLBACK_DELAYS_MS = [50, 100, 200, 500, 1000, 2000]
 ROUNDS = 2
 
 
-def write_config(path: Path, **multipart: int) -> Path:
-    path.write_text("[multipart]\n" + "".join(f"{k} = {v}\n" for k, v in multipart.items()))
-    return path
-
-
-def staged(data_dir: Path) -> list[Path]:
-    return [p for p in blob_files(data_dir) if p.name.endswith(".part")]
-
-
-def referenced_blobs(data_dir: Path) -> int:
-    """Blobs the catalog holds: one per single-PUT artifact, one per part (stored or uploaded)."""
-    total = 0
-    for (extra,) in catalog_rows(data_dir, "SELECT metadata FROM artifacts"):
-        total += len(json.loads(extra).get("parts", [])) or 1
-    return total + catalog_rows(data_dir, "SELECT COUNT(*) FROM parts")[0][0]
-
-
-def assert_no_leak(daemon: Daemon) -> None:
-    data = daemon.data_dir
-    assert staged(data) == []
-    assert catalog_rows(data, "SELECT COUNT(*) FROM garbage") == [(0,)]
-    assert len(blob_files(data)) == referenced_blobs(data)
-
-
 def read_md5(s3: Any, bucket: str, key: str, **kw: Any) -> tuple[str, dict[str, Any]]:
     got = s3.get_object(Bucket=bucket, Key=key, **kw)
     h = hashlib.md5()
     for chunk in got["Body"].iter_chunks(2**20):
         h.update(chunk)
     return h.hexdigest(), got
-
-
-def multipart_etag(parts: list[bytes]) -> str:
-    return hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + f"-{len(parts)}"
 
 
 def upload_parts(s3: Any, bucket: str, key: str, parts: list[bytes]) -> tuple[str, list[dict[str, Any]]]:
@@ -80,11 +60,6 @@ def upload_parts(s3: Any, bucket: str, key: str, parts: list[bytes]) -> tuple[st
     with ThreadPoolExecutor(8) as pool:
         done = list(pool.map(one, range(len(parts))))
     return upload, done
-
-
-def complete_xml(done: list[dict[str, Any]]) -> bytes:
-    inner = "".join(f"<Part><PartNumber>{p['PartNumber']}</PartNumber><ETag>{p['ETag']}</ETag></Part>" for p in done)
-    return f"<CompleteMultipartUpload>{inner}</CompleteMultipartUpload>".encode()
 
 
 def send_complete(s3: Any, bucket: str, key: str, upload: str, body: bytes) -> http.client.HTTPConnection:
@@ -113,8 +88,8 @@ def response_status(conn: http.client.HTTPConnection) -> int | None:
 
 @pytest.mark.timeout(240)
 def test_kill9_during_complete_leaves_old_or_new(tmp_path: Path, record_property: Any) -> None:
-    cfg = write_config(tmp_path / "vaultaire.toml", min_part_size=1024)
-    daemon = Daemon(tmp_path / "v", extra_args=["--config", str(cfg)]).start()
+    cfg = write_config(tmp_path, "[multipart]\nmin_part_size = 1024\n")
+    daemon = Daemon(tmp_path / "v", extra_args=["--config", cfg]).start()
     try:
         s3 = daemon.boto3_client(max_pool_connections=16)
         bucket, key = "crash", "obj"
@@ -142,7 +117,7 @@ def test_kill9_during_complete_leaves_old_or_new(tmp_path: Path, record_property
             old_md5 = hashlib.md5(old).hexdigest()
             s3.put_object(Bucket=bucket, Key=key, Body=old)
             upload, done = upload_parts(s3, bucket, key, new_parts)
-            conn = send_complete(s3, bucket, key, upload, complete_xml(done))
+            conn = send_complete(s3, bucket, key, upload, complete_body((p["PartNumber"], p["ETag"]) for p in done))
             if delay:
                 time.sleep(delay)
             daemon.kill9()
@@ -172,7 +147,7 @@ def test_kill9_during_complete_leaves_old_or_new(tmp_path: Path, record_property
                 listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload, MaxParts=1000)
                 assert len(listed["Parts"]) == PARTS, where
                 s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
-            assert_no_leak(daemon)
+            assert_no_leak(daemon.data_dir)
         record_property("outcomes", outcomes)
         print("complete outcomes (delay s, kind, status):", outcomes)
         kinds = {kind for _, kind, _ in outcomes}
@@ -200,14 +175,14 @@ def test_abort_frees_space(daemon: Daemon) -> None:
     assert info.value.response["Error"]["Code"] == "NoSuchUpload"
     assert s3.list_multipart_uploads(Bucket="abort").get("Uploads", []) == []
     assert s3.get_object(Bucket="abort", Key="k")["Body"].read() == b"keep me"
-    assert_no_leak(daemon)
+    assert_no_leak(daemon.data_dir)
 
 
 @pytest.mark.timeout(60)
 def test_expired_upload_is_collected_at_restart(tmp_path: Path) -> None:
     """The expiry timer also fires when the daemon starts: an upload older than it is gone."""
-    cfg = write_config(tmp_path / "vaultaire.toml", upload_expiry=1)
-    daemon = Daemon(tmp_path / "v", extra_args=["--config", str(cfg)]).start()
+    cfg = write_config(tmp_path, "[multipart]\nupload_expiry = 1\n")
+    daemon = Daemon(tmp_path / "v", extra_args=["--config", cfg]).start()
     try:
         s3 = daemon.boto3_client()
         s3.create_bucket(Bucket="exp")
@@ -230,7 +205,7 @@ def test_expired_upload_is_collected_at_restart(tmp_path: Path) -> None:
         with pytest.raises(ClientError) as info:
             s3.upload_part(Bucket="exp", Key="stale", UploadId=upload, PartNumber=4, Body=b"late")
         assert info.value.response["Error"]["Code"] == "NoSuchUpload"
-        assert_no_leak(daemon)
+        assert_no_leak(daemon.data_dir)
     finally:
         daemon.stop()
 
@@ -243,31 +218,15 @@ async def test_expire_uploads_in_process(tmp_path: Path) -> None:
     try:
         assert (await server.request("PUT", "/bucket")).code == 200
 
-        async def create(key: str) -> str:
-            r = await server.request("POST", f"/bucket/{key}", query="uploads=")
-            assert r.code == 200, r.body
-            return xml_values(r.body, "UploadId")[0]
-
-        async def part(key: str, upload: str, n: int, body: bytes) -> str:
-            r = await server.request("PUT", f"/bucket/{key}", body, query=f"partNumber={n}&uploadId={upload}")
-            assert r.code == 200, r.body
-            return r.headers.getRawHeaders("etag")[0]
-
-        old = await create("old")
-        await part("old", old, 1, b"a" * 1000)
-        await part("old", old, 2, b"b" * 1000)
-        done = await create("done")  # completed: its parts now belong to an artifact
-        etag = await part("done", done, 1, b"kept")
+        old = await create_upload(server, "/bucket/old")
+        await upload_part(server, "/bucket/old", old, 1, b"a" * 1000)
+        await upload_part(server, "/bucket/old", old, 2, b"b" * 1000)
+        done = await create_upload(server, "/bucket/done")  # completed: its parts now belong to an artifact
+        etag = await upload_part(server, "/bucket/done", done, 1, b"kept")
         await later(1.0)
-        young = await create("young")
-        await part("young", young, 1, b"young")
-        r = await server.request(
-            "POST",
-            "/bucket/done",
-            query=f"uploadId={done}",
-            body=f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>"
-            "</CompleteMultipartUpload>".encode(),
-        )
+        young = await create_upload(server, "/bucket/young")
+        await upload_part(server, "/bucket/young", young, 1, b"young")
+        r = await complete_upload(server, "/bucket/done", done, [(1, etag)])
         assert r.code == 200, r.body
         assert len(server.blob_files()) == 4
         assert await server.engine.expire_uploads(max_age=0.5) == 1

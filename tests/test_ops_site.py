@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -66,13 +68,27 @@ async def test_health_extra_fields() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_unhealthy_is_503() -> None:
-    code, _, body = await _get(_client(health=lambda: {"status": "degraded", "catalog": "down"}), "/health")
+async def test_failing_is_503() -> None:
+    code, _, body = await _get(_client(health=lambda: {"status": "failing", "catalog": "down"}), "/health")
     assert code == 503
     doc = json.loads(body)
-    assert doc["status"] == "degraded"
+    assert doc["status"] == "failing"
     assert doc["catalog"] == "down"
     assert doc["version"] == "1.2.3"
+
+
+@pytest_twisted.ensureDeferred
+async def test_degraded_but_serving_is_200() -> None:
+    # A mirror member down, a disk below its write reserve: the node still serves, keep it in rotation.
+    code, _, body = await _get(_client(health=lambda: {"status": "degraded"}), "/health")
+    assert code == 200
+    assert json.loads(body)["status"] == "degraded"
+
+
+@pytest_twisted.ensureDeferred
+async def test_starting_is_503() -> None:
+    code, _, _ = await _get(_client(health=lambda: {"status": "starting"}), "/health")
+    assert code == 503
 
 
 @pytest_twisted.ensureDeferred
@@ -83,7 +99,7 @@ async def test_health_check_raising_is_503() -> None:
     code, _, body = await _get(_client(health=health), "/health")
     assert code == 503
     doc = json.loads(body)
-    assert doc["status"] == "error"
+    assert doc["status"] == "failing"
     assert "catalog unreachable" in doc["error"]
     assert doc["uptime_seconds"] == 12.5
 
@@ -152,11 +168,29 @@ def test_observe_never_raises() -> None:
     assert 'vaultaire_requests_total{operation="PutObject",status="500"} 1.0' in body
 
 
+def _sample(text: str, name: str) -> float:
+    """The value of the unlabelled sample ``name`` in a Prometheus text exposition."""
+    values = [float(line.split()[1]) for line in text.splitlines() if line.split(" ", 1)[0] == name]
+    assert len(values) == 1, f"{name}: {values} in\n{text}"
+    return values[0]
+
+
+def _vm_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def test_process_metrics_present() -> None:
-    body = Metrics().render()[0].decode()
-    assert "python_info" in body
-    if "process_resident_memory_bytes" not in body:
-        pytest.skip("process metrics need /proc")
+    # The daemon runs on Linux (systemd units, /proc): RSS, fds and CPU must be there, and true.
+    before = _vm_rss_bytes()
+    text = Metrics().render()[0].decode()
+    after = _vm_rss_bytes()
+    assert "python_info{" in text
+    rss = _sample(text, "process_resident_memory_bytes")
+    assert 0.8 * min(before, after) <= rss <= 1.2 * max(before, after), (rss, before, after)
+    assert _sample(text, "process_open_fds") == pytest.approx(len(os.listdir("/proc/self/fd")), abs=5)
+    assert _sample(text, "process_max_fds") == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert _sample(text, "process_cpu_seconds_total") > 0
 
 
 @pytest_twisted.ensureDeferred

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 import pytest_twisted
-from daemon import free_port, run_twistd
+from daemon import free_port, run_twistd, write_config
 from twisted.internet import reactor
 from upstreams import ACCESS as UP_ACCESS
 from upstreams import SECRET as UP_SECRET
 from upstreams import keys
 
-from tests.s3helpers import Server, error_code
+from tests.s3helpers import Server, error_code, location_body
 from vaultaire.config import ConfigError, build, load_file
 from vaultaire.drivers.build import build_placements
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
-
-
-def location_body(name: str) -> bytes:
-    return (
-        '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        f"<LocationConstraint>{name}</LocationConstraint></CreateBucketConfiguration>"
-    ).encode()
 
 
 @pytest_twisted.async_yield_fixture
@@ -84,12 +76,6 @@ async def test_the_region_means_the_default_placement_and_unknown_names_are_refu
 
 
 # -- the configuration
-
-
-def write_config(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "vaultaire.toml"
-    path.write_text(text)
-    return str(path)
 
 
 def test_config_names_drivers_and_placements(tmp_path):

@@ -5,19 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
-import time
-from datetime import UTC, datetime
 
 import pytest_twisted
 import treq
 
-from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code
-from tests.test_api import xml_values
+from tests.postform import BOUNDARY, form, policy, v4_fields
+from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, xml_values
 from vaultaire import sigv4
-
-BOUNDARY = "----vaultaireformboundary7MA4YWxk"
 
 
 @pytest_twisted.async_yield_fixture
@@ -26,42 +21,6 @@ async def server(tmp_path):
     await s.start("forms")
     yield s
     await s.stop()
-
-
-def policy(conditions: list, expires_in: float = 600) -> str:
-    expiration = datetime.fromtimestamp(time.time() + expires_in, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    return base64.b64encode(json.dumps({"expiration": expiration, "conditions": conditions}).encode()).decode()
-
-
-def v4_fields(conditions: list, *, secret: str = SECRET, expires_in: float = 600) -> dict[str, str]:
-    now = datetime.now(UTC)
-    date, amz_date = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
-    credential = f"{ACCESS}/{date}/{REGION}/s3/aws4_request"
-    conditions = conditions + [
-        {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
-        {"x-amz-credential": credential},
-        {"x-amz-date": amz_date},
-    ]
-    doc = policy(conditions, expires_in)
-    signature = sigv4.signature(sigv4.signing_key(secret, date, REGION, "s3"), doc)
-    return {
-        "x-amz-algorithm": "AWS4-HMAC-SHA256",
-        "x-amz-credential": credential,
-        "x-amz-date": amz_date,
-        "policy": doc,
-        "x-amz-signature": signature,
-    }
-
-
-def form(fields: dict[str, str], content: bytes, filename: str = "photo.jpg") -> bytes:
-    out = b""
-    for name, value in fields.items():
-        out += f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-    out += (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-    return out + content + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 async def post(server: Server, body: bytes):

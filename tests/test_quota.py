@@ -10,8 +10,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, threads
 
-from tests.s3helpers import Server, error_code, raw_exchange, signed_head
-from tests.test_post_object import BOUNDARY, form, v4_fields
+from tests.postform import BOUNDARY, form, v4_fields
+from tests.s3helpers import Server, complete_upload, create_upload, error_code, raw_exchange, signed_head
 from vaultaire.errors import QuotaExceeded
 from vaultaire.model import Artifact
 
@@ -146,8 +146,7 @@ async def test_commit_refuses_what_races_past_the_early_checks(server):
 @pytest_twisted.ensureDeferred
 async def test_parts_and_copies_count(server):
     await limit(server, 1000)
-    r = await server.request("POST", "/bucket/mp", query="uploads=")
-    upload_id = r.body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
+    upload_id = await create_upload(server, "/bucket/mp")
     r = await server.request("PUT", "/bucket/mp", b"1" * 600, query=f"partNumber=1&uploadId={upload_id}")
     assert r.code == 200
     assert await stored(server) == (600, 0)  # a part is stored bytes, not yet an object
@@ -172,8 +171,7 @@ async def test_parts_and_copies_count(server):
 @pytest_twisted.ensureDeferred
 async def test_completed_upload_keeps_its_bytes_counted_once(server):
     await limit(server, None)
-    r = await server.request("POST", "/bucket/mp", query="uploads=")
-    upload_id = r.body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
+    upload_id = await create_upload(server, "/bucket/mp")
     etags = []
     for n in (1, 2, 3):
         r = await server.request(
@@ -181,9 +179,7 @@ async def test_completed_upload_keeps_its_bytes_counted_once(server):
         )
         etags.append(r.headers.getRawHeaders("etag")[0])
     assert await stored(server) == (300, 0)
-    chosen = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{etags[n - 1]}</ETag></Part>" for n in (1, 3))
-    body = f"<CompleteMultipartUpload>{chosen}</CompleteMultipartUpload>".encode()
-    r = await server.request("POST", "/bucket/mp", body, query=f"uploadId={upload_id}")
+    r = await complete_upload(server, "/bucket/mp", upload_id, [(n, etags[n - 1]) for n in (1, 3)])
     assert r.code == 200, r.body
     assert await stored(server) == (200, 1)  # the unchosen part is gone, the others became the object
 

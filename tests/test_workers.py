@@ -381,9 +381,26 @@ def test_workers_serve_an_ssl_endpoint(tmp_path: Path) -> None:
         d.stop()
 
 
-def test_ctrl_c_is_the_supervisors_to_handle(workers: Daemon) -> None:
+@pytest.fixture(params=["sigint-default", "sigint-ignored"])
+def workers_sigint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemon]:
+    """Workers started with SIGINT as inherited, and as a background job of a script has it: ignored."""
+    previous = signal.getsignal(signal.SIGINT)
+    if request.param == "sigint-ignored":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child inherits the disposition through exec
+    try:
+        d = Daemon(tmp_path / "vaultaire", workers=2).start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def test_ctrl_c_is_the_supervisors_to_handle(workers_sigint: Daemon) -> None:
     # Ctrl-C in a terminal sends SIGINT to every process of the group: the workers leave it
-    # to the supervisor, which stops each of them once.
+    # to the supervisor, which stops each of them once, whatever SIGINT disposition it inherited.
+    workers = workers_sigint
     pids = set(pids_over_new_connections(workers))
     for pid in pids:
         os.kill(pid, signal.SIGINT)

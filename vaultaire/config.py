@@ -30,6 +30,14 @@ class Settings:
     max_clock_skew: int = 900
     # Base domains for virtual-hosted-style requests (bucket.DOMAIN); path style always works.
     domains: tuple[str, ...] = ()
+    # Files the workers map into memory (prometheus multiprocess metrics): on tmpfs, never on
+    # the data disk, where a full disk turns growing a mapping into SIGBUS. Empty:
+    # $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else /dev/shm/vaultaire-<uid>-<hash of data>.
+    runtime_dir: str = ""
+    # Writes are refused (507) when they would leave less free space than this on the catalog's
+    # or a local driver's filesystem, so reads, listings and deletes keep working on a full disk.
+    # -1: the smaller of 1% of the filesystem and 1 GiB; 0: no reserve.
+    free_space_reserve: int = -1
     # S3 worker processes sharing the listening port (SO_REUSEPORT); 0 means one per core.
     # 1 keeps everything in one process (no supervisor).
     workers: int = 0
@@ -74,6 +82,8 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "max_clock_skew": "max_clock_skew",
         "domains": "domains",
         "workers": "workers",
+        "runtime_dir": "runtime_dir",
+        "free_space_reserve": "free_space_reserve",
     },
     "multipart": {
         "min_part_size": "min_part_size",
@@ -181,6 +191,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'metrics_tenant_limit' must not be negative")
     if settings.workers < 0:
         raise ConfigError("setting 'workers' must be 0 (one per core) or a positive number of processes")
+    if settings.free_space_reserve < -1:
+        raise ConfigError("setting 'free_space_reserve' is bytes (0: none) or -1 (min of 1% and 1 GiB)")
     if settings.min_part_size < 0:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):

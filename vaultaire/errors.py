@@ -64,6 +64,10 @@ class QuotaExceeded(VaultaireError):
     """The write would take the tenant past its quota; the message says which and by how much."""
 
 
+class InsufficientStorage(VaultaireError):
+    """A disk is below its free-space reserve, or full: the write is refused, reads and deletes go on."""
+
+
 class NoSuchTenant(VaultaireError):
     pass
 

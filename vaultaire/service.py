@@ -3,44 +3,32 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
-from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogPublisher,
-)
-from twisted.web.server import Site
+from twisted.logger import Logger
 
 from vaultaire import __version__
 from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.http import S3Site
-from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import DrainingSite, drain
-from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
-from vaultaire.errors import DriverError
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ReusePortService, parse_listen
-from vaultaire.sealing import SecretBox, load_master_key
+from vaultaire.startup import Notify, StartGuard, cannot_listen, open_data_directory, ops_listener, start_engine
 
 log = Logger()
 
@@ -48,18 +36,6 @@ HEALTH_PROBE_SECONDS = 10.0
 GARBAGE_SWEEP_SECONDS = 600.0
 UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
 DRAIN_SECONDS = 10.0  # how long a stopping worker waits for its requests in flight
-
-
-def apply_log_level(level: str) -> None:
-    """Filter what twistd's observers get by the configured level.
-
-    twistd sets up its observers before our service exists, so they are
-    wrapped in place rather than configured.
-    """
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    for observer in list(globalLogPublisher._observers):
-        globalLogPublisher.removeObserver(observer)
-        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
 
 
 class HealthCache:
@@ -89,22 +65,7 @@ class HealthCache:
         return self.last if self.ready else {"status": "starting"}
 
 
-async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bootstrap: bool) -> str | None:
-    """Start the engine (and, with ``bootstrap``, make the first keys); None, or one line saying why not."""
-    try:
-        await engine.start()
-        if bootstrap:
-            await ensure_first_credentials(engine, data, environ)
-    except (BootstrapError, DriverError) as e:
-        # Bad keys in the environment, a driver that cannot work at all (an upstream bucket missing).
-        return str(e)
-    except Exception as e:
-        log.failure("vaultaire: the engine failed to start")
-        return f"the engine failed to start: {e}"
-    return None
-
-
-class VaultaireService(MultiService):
+class VaultaireService(StartGuard):
     """Binds the ports first (clear error if taken), then starts the engine."""
 
     def __init__(
@@ -116,7 +77,7 @@ class VaultaireService(MultiService):
         reactor: Any,
         health: HealthCache,
         meter: Meter,
-        notify: Callable[[str, str], None] | None = None,
+        notify: Notify | None = None,
     ) -> None:
         super().__init__()
         # Set in a worker process: tells the supervisor ("ready", "") or ("fatal", why).
@@ -135,24 +96,7 @@ class VaultaireService(MultiService):
         self.meter = meter
         self.ready: Deferred[None] | None = None
 
-    def privilegedStartService(self) -> None:
-        for child in self:
-            if hasattr(child, "_raiseSynchronously"):
-                child._raiseSynchronously = True
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            message = f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}"
-            if self.notify is not None:
-                self.notify("fatal", message)
-            else:
-                # twistd has redirected sys.stderr into its log by now: say it on the real one.
-                sys.__stderr__.write(f"vaultaire: {message}\n")
-            raise SystemExit(1) from None
-
     def startService(self) -> None:
-        if self.settings.log_level != "info":
-            apply_log_level(self.settings.log_level)
         self.events.start()
         super().startService()
         self.ready = ensureDeferred(self._boot())
@@ -161,7 +105,7 @@ class VaultaireService(MultiService):
         # A worker's supervisor has made the first keys before spawning it.
         failed = await start_engine(self.engine, self.settings.data, self.environ, bootstrap=self.notify is None)
         if failed is not None:
-            self._fail_start(failed)
+            self.fail_start(failed)
             return
         self.health.ready = True
         await self.health.probe()
@@ -170,7 +114,7 @@ class VaultaireService(MultiService):
                 try:
                     self.late_listener.startService()
                 except CannotListenError as e:
-                    self._fail_start(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}")
+                    self.fail_start(cannot_listen(e))
                     return
             self.notify("ready", "")
             return
@@ -181,15 +125,6 @@ class VaultaireService(MultiService):
             ops=self.settings.ops,
             data=os.path.abspath(self.settings.data),
         )
-
-    def _fail_start(self, message: str) -> None:
-        """Stop cleanly, but exit non-zero: a daemon that cannot serve must not look healthy."""
-        if self.notify is not None:
-            self.notify("fatal", message)
-        else:
-            sys.__stderr__.write(f"vaultaire: {message}\n")
-        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-        self.reactor.stop()
 
     def stopService(self) -> Deferred[None]:
         listener, self.late_listener = self.late_listener, None
@@ -209,21 +144,6 @@ class VaultaireService(MultiService):
         return ensureDeferred(after())
 
 
-def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
-    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
-    try:
-        placements = build_placements(settings.drivers, settings.placements, data, reactor, scrub_staging=scrub_staging)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"drivers cannot be set up: {e}") from None
-    return Engine(
-        catalog,
-        placements,
-        reactor,
-        default_placement=settings.default_placement,
-        min_part_size=settings.min_part_size,
-    )
-
-
 def oldest_names(tenants: list[Tenant]) -> list[str]:
     return [t.name for t in sorted(tenants, key=lambda t: (t.created, t.name))]
 
@@ -241,7 +161,20 @@ def periodic_work(
     def guarded(work: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
         return lambda: ensureDeferred(work()).addErrback(lambda f: log.failure("periodic work failed", f))
 
+    async def keep_headroom() -> None:
+        if isinstance(engine.catalog, SQLiteCatalog):
+            await engine.catalog.restore_headroom()
+
+    async def reconcile_placements() -> None:
+        # Failover placements move blobs back to their primary: here, once per data directory.
+        for driver in engine.drivers.values():
+            reconcile = getattr(driver, "reconcile_if_due", None)
+            if reconcile is not None:
+                await reconcile()
+
     return [
+        (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),
+        (HEALTH_PROBE_SECONDS, guarded(reconcile_placements)),
         (GARBAGE_SWEEP_SECONDS, guarded(engine.collect_garbage)),
         (UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))),
         (settings.usage_flush_seconds, guarded(refresh_stored)),
@@ -253,7 +186,7 @@ def make_service(
     settings: Settings,
     reactor: Any = None,
     environ: Mapping[str, str] | None = None,
-    notify: Callable[[str, str], None] | None = None,
+    notify: Notify | None = None,
 ) -> VaultaireService:
     """The whole daemon in one process, or (``notify`` given) one S3 worker of a supervisor.
 
@@ -272,17 +205,8 @@ def make_service(
         raise ConfigError(str(e)) from None
 
     data = os.path.abspath(settings.data)
-    try:
-        os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
-    if not os.access(data, os.W_OK):
-        raise ConfigError(f"data directory {data!r} is not writable")
-
     started = time.time()
-    box = SecretBox(load_master_key(settings, data, create=True))
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = build_engine(settings, data, catalog, reactor, scrub_staging=not worker)
+    engine = open_data_directory(settings, reactor, scrub_staging=not worker)
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,
@@ -323,12 +247,11 @@ def make_service(
                 return metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
 
             top.drain = lambda: ensureDeferred(drain(site, in_flight, reactor, DRAIN_SECONDS))
-        if not worker:  # a supervisor serves the ops site of its workers
-            ops_site = Site(ops_resource(metrics, version=__version__, started=started, health=health))
-            ops_site.log = lambda request: None  # type: ignore[method-assign]
-            strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"bad endpoint: {e}") from None
+    if not worker:  # a supervisor serves the ops site of its workers
+        ops = ops_resource(metrics, version=__version__, started=started, health=health)
+        ops_listener(settings, ops, reactor).setServiceParent(top)
 
     probe = TimerService(HEALTH_PROBE_SECONDS, health.probe)
     probe.clock = reactor

@@ -25,32 +25,20 @@ from attrs import evolve
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from twisted.application import strports
 from twisted.application.internet import TimerService
-from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
-from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from vaultaire import __version__
-from vaultaire.catalog.sqlite import SQLiteCatalog
-from vaultaire.config import ConfigError, Settings
+from vaultaire.config import Settings
 from vaultaire.engine import Engine
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
-from vaultaire.sealing import SecretBox, load_master_key
-from vaultaire.service import (
-    HEALTH_PROBE_SECONDS,
-    HealthCache,
-    apply_log_level,
-    build_engine,
-    periodic_work,
-    start_engine,
-)
+from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, periodic_work
+from vaultaire.startup import StartGuard, open_data_directory, ops_listener, runtime_directory, start_engine
 from vaultaire.worker import CONTROL_FD, settings_argument
 
 __all__ = ["Supervisor", "make_supervisor"]
@@ -180,7 +168,7 @@ class AggregatedMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class Supervisor(MultiService):
+class Supervisor(StartGuard):
     def __init__(
         self,
         settings: Settings,
@@ -204,10 +192,10 @@ class Supervisor(MultiService):
         self._pending: dict[int, Any] = {}  # index -> scheduled restart
         self._running_workers = False
         self._reloading = False
-        # The workers' metric files (prometheus-client multiprocess mode). In the data
-        # directory, emptied at each start: a kill -9 leaves nothing behind elsewhere.
-        self.metrics_dir = os.path.join(os.path.abspath(settings.data), "run", "metrics")
-        os.makedirs(self.metrics_dir, exist_ok=True)
+        # The workers' metric files (prometheus-client multiprocess mode), memory-mapped: in the
+        # runtime directory on tmpfs, never on the data disk (full disk: SIGBUS). Emptied at each start.
+        self.metrics_dir = os.path.join(runtime_directory(settings, environ), "metrics")
+        os.makedirs(self.metrics_dir, mode=0o700, exist_ok=True)
         self.health = HealthCache(engine)
         # The per-tenant stored gauges: read from the catalog here, once for all workers.
         self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
@@ -215,16 +203,10 @@ class Supervisor(MultiService):
 
     # -- start
 
-    def privilegedStartService(self) -> None:
-        for child in self:
-            if hasattr(child, "_raiseSynchronously"):
-                child._raiseSynchronously = True
-        try:
-            port = probe_free(self.spec)
-            super().privilegedStartService()
-        except CannotListenError as e:
-            sys.__stderr__.write(f"vaultaire: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}\n")
-            raise SystemExit(1) from None
+    def bind(self) -> None:
+        # The S3 port is the workers' to bind: here it is only checked free (port 0 picked).
+        port = probe_free(self.spec)
+        super().bind()
         # Port 0 becomes the port the probe got, so every worker binds the same one.
         self.spec = self.spec.with_port(port)
         self.settings = evolve(
@@ -235,8 +217,6 @@ class Supervisor(MultiService):
         # Counters of an earlier run's workers must not be summed into this run's.
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         os.makedirs(self.metrics_dir)
-        if self.settings.log_level != "info":
-            apply_log_level(self.settings.log_level)
         super().startService()
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         self.ready = ensureDeferred(self._boot())
@@ -245,7 +225,7 @@ class Supervisor(MultiService):
         # The engine's start scrubs staged blobs: no worker runs yet.
         failed = await start_engine(self.engine, self.settings.data, self.environ, bootstrap=True)
         if failed is not None:
-            self._fail_start(failed)
+            self.fail_start(failed)
             return
         await self.health.probe()
         self._running_workers = True
@@ -253,7 +233,7 @@ class Supervisor(MultiService):
         results = await DeferredList(spawned, consumeErrors=True)
         failures = [r for ok, r in results if not ok]
         if failures:
-            self._fail_start(failures[0].getErrorMessage())
+            self.fail_start(failures[0].getErrorMessage())
             return
         self.health.ready = True
         for period, work in (
@@ -271,12 +251,6 @@ class Supervisor(MultiService):
             ops=self.settings.ops,
             data=self.settings.data,
         )
-
-    def _fail_start(self, message: str) -> None:
-        """Stop the workers and exit non-zero: a daemon that cannot serve must not look healthy."""
-        sys.__stderr__.write(f"vaultaire: {message}\n")
-        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-        self.reactor.stop()
 
     # -- workers
 
@@ -365,7 +339,7 @@ class Supervisor(MultiService):
         if self.health.ready:
             doc["workers"] = {"running": len(self.workers), "wanted": self.count}
             if not self.workers:
-                doc["status"] = "error"  # nobody serves S3 right now
+                doc["status"] = "failing"  # nobody serves S3 right now
         return doc
 
     # -- stop
@@ -383,6 +357,12 @@ class Supervisor(MultiService):
             await self._stop_workers()
             await self.engine.stop()
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            runtime = os.path.dirname(self.metrics_dir)
+            if os.path.basename(runtime).startswith("vaultaire-"):  # the default one in /dev/shm: ours
+                try:
+                    os.rmdir(runtime)
+                except OSError:
+                    pass  # not empty: something else lives there
 
         return ensureDeferred(after())
 
@@ -408,29 +388,14 @@ def make_supervisor(
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    data = os.path.abspath(settings.data)
-    try:
-        os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
-    if not os.access(data, os.W_OK):
-        raise ConfigError(f"data directory {data!r} is not writable")
-    # Made here, before any worker starts, so that all of them read the same key.
-    box = SecretBox(load_master_key(settings, data, create=True))
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box)
-    engine = build_engine(settings, data, catalog, reactor, scrub_staging=True)  # before any worker runs
+    # The engine's start scrubs staged blobs: before any worker runs.
+    engine = open_data_directory(settings, reactor, scrub_staging=True)
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
-    ops_site = Site(
-        ops_resource(
-            AggregatedMetrics(top.metrics_dir, top),  # type: ignore[arg-type]
-            version=__version__,
-            started=top.started,
-            health=top.health_report,
-        )
+    ops = ops_resource(
+        AggregatedMetrics(top.metrics_dir, top),  # type: ignore[arg-type]
+        version=__version__,
+        started=top.started,
+        health=top.health_report,
     )
-    ops_site.log = lambda request: None  # type: ignore[method-assign]
-    try:
-        strports.service(settings.ops, ops_site, reactor=reactor).setServiceParent(top)
-    except (ValueError, TypeError, KeyError) as e:
-        raise ConfigError(f"bad endpoint: {e}") from None
+    ops_listener(settings, ops, reactor).setServiceParent(top)
     return top

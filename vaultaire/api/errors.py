@@ -39,6 +39,8 @@ CODES: dict[str, tuple[int, str]] = {
     ),
     "ConditionalRequestConflict": (409, "A conflicting operation occurred. Please retry."),
     "QuotaExceeded": (403, "The quota of this account is exceeded."),
+    # Not an AWS code (S3 never runs out of room); the status is WebDAV's, as MinIO answers a full drive.
+    "InsufficientStorage": (507, "The server has not enough free disk space to store this request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
@@ -126,6 +128,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("EntityTooSmall", PartNumber=str(exc))
     if isinstance(exc, domain.IncompleteBody):
         return S3Error("IncompleteBody")
+    if isinstance(exc, domain.InsufficientStorage):
+        return S3Error("InsufficientStorage", str(exc) or None)
     if isinstance(exc, domain.DriverUnavailable):
         # SDKs back off and retry on SlowDown: the upstream is down or overloaded.
         return S3Error("SlowDown", "The storage upstream is unavailable; please retry.")

@@ -42,7 +42,7 @@ class ListingOperations(OperationBase):
                 element("LastModified", iso(a.modified)),
                 element("ETag", a.etag),
                 element("Size", a.size),
-                element("StorageClass", "STANDARD"),
+                element("StorageClass", a.storage_class),
                 self._owner(call) if fetch_owner else None,
             )
             for a in page.artifacts

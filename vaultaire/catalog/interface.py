@@ -56,6 +56,9 @@ class Lifecycle(Protocol):
     def stop(self) -> Deferred[None]:
         """Release connections and threads once queued work is done; no call may follow."""
 
+    def probe(self) -> Deferred[dict[str, object]]:
+        """Health: {"status": "ok" | "degraded" (serving, refusing writes) | "error", ...}; never raises."""
+
 
 class Tenants(Protocol):
     """Accounts, by their unique name, and the access keys that act for them."""

@@ -25,11 +25,14 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import accounting
+from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
+from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
     ContainerNotEmpty,
     EntityTooSmall,
+    InsufficientStorage,
     InvalidPart,
     InvalidPartOrder,
     MigrationInProgress,
@@ -235,9 +238,17 @@ class SQLiteCatalog:
     """The Catalog contract on one SQLite file."""
 
     def __init__(
-        self, path: str, reactor: IReactorFromThreads, box: SecretBox, clock: Callable[[], float] = time.time
+        self,
+        path: str,
+        reactor: IReactorFromThreads,
+        box: SecretBox,
+        clock: Callable[[], float] = time.time,
+        headroom: Headroom | None = None,
     ) -> None:
         self._path = path
+        # Space given back when a write meets a full disk, so deletes still commit.
+        self.headroom = headroom
+        self._reserve_setting = headroom.reserve_setting if headroom is not None else AUTO_RESERVE
         self._reactor = reactor
         self._box = box
         self._opened: dict[str, str] = {}  # sealed -> secret: AES-GCM once per key, not per request
@@ -279,8 +290,46 @@ class SQLiteCatalog:
                 if not batch:
                     self._draining = False
                     return
-            outcomes = self._commit_batch(batch)
+            outcomes = self._on_full_disk(batch, self._commit_batch(batch))
             self._reactor.callFromThread(_fire_all, outcomes)
+
+    def _on_full_disk(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]], outcomes: list[Any]
+    ) -> list[Any]:
+        """Writes that met a full disk: retried once after releasing the headroom, else refused cleanly."""
+        full = {id(d) for d, o in outcomes if isinstance(o, Failure) and is_full(o.value)}
+        if not full:
+            return outcomes
+        if self.headroom is not None and self.headroom.release():
+            retried = dict((id(d), (d, o)) for d, o in self._commit_batch([w for w in batch if id(w[1]) in full]))
+            outcomes = [retried.get(id(d), (d, o)) for d, o in outcomes]
+        refused = InsufficientStorage("The server's disk is full; the catalog could not record the change.")
+        return [(d, Failure(refused)) if isinstance(o, Failure) and is_full(o.value) else (d, o) for d, o in outcomes]
+
+    def probe(self) -> Deferred[dict[str, object]]:
+        """A read on the catalog thread (so a stuck writer shows), and the free space of its disk."""
+
+        def probe() -> dict[str, object]:
+            t0 = time.monotonic()
+            try:
+                self._db().execute("SELECT 1 FROM tenants LIMIT 1").fetchall()
+                space = sample(os.path.dirname(os.path.abspath(self._path)), self._reserve_setting)
+            except (sqlite3.Error, OSError) as e:
+                return {"status": "error", "error": f"{type(e).__name__}: {e}"}
+            report: dict[str, object] = {"status": "ok", **space.report()}
+            if space.read_only or space.below_reserve:
+                report["status"] = "degraded"
+                report["reason"] = "writes are refused: " + ("read-only" if space.read_only else "below the reserve")
+            report["latency_seconds"] = round(time.monotonic() - t0, 6)
+            return report
+
+        return self._run(probe).addErrback(lambda f: {"status": "error", "error": f.getErrorMessage()})
+
+    def restore_headroom(self) -> Deferred[bool]:
+        """Take the headroom back once the disk has room (on the catalog thread, between writes)."""
+        if self.headroom is None:
+            return succeed(False)
+        return self._run(self.headroom.restore)
 
     def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
         db = self._db()

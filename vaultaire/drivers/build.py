@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from vaultaire.diskspace import AUTO_RESERVE
 from vaultaire.drivers.interface import Driver
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryDriver
@@ -18,12 +19,17 @@ from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
 
 
 def build_driver(
-    name: str, table: Mapping[str, Any], data_dir: str, reactor: Any, scrub_staging: bool = True
+    name: str,
+    table: Mapping[str, Any],
+    data_dir: str,
+    reactor: Any,
+    scrub_staging: bool = True,
+    reserve: int = AUTO_RESERVE,
 ) -> Driver:
     kind = table["type"]
     if kind == "local":
         root = table.get("root") or os.path.join(data_dir, "blobs")
-        return LocalDriver(root, reactor, name=name, scrub_staging=scrub_staging)
+        return LocalDriver(root, reactor, name=name, scrub_staging=scrub_staging, reserve=reserve)
     if kind == "memory":
         return MemoryDriver(name)
     if kind == "s3":
@@ -40,6 +46,7 @@ def build_placements(
     data_dir: str,
     reactor: Any,
     scrub_staging: bool = True,
+    reserve: int = AUTO_RESERVE,
 ) -> dict[str, Driver]:
     """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``.
 
@@ -47,7 +54,7 @@ def build_placements(
     staged files, since a sibling worker may be writing one."""
     tables = {"local": {"type": "local"}, **drivers}
     built: dict[str, Driver] = {
-        name: build_driver(name, table, data_dir, reactor, scrub_staging) for name, table in tables.items()
+        name: build_driver(name, table, data_dir, reactor, scrub_staging, reserve) for name, table in tables.items()
     }
     for name, table in placements.items():
         members = [built[m] for m in table["drivers"]]

@@ -7,9 +7,14 @@
   locator a line, appended and fsynced before the commit is acknowledged), so
   a restart forgets nothing.
 * Reads try the members in order and take the first that has the blob.
-* Once the primary answers again, ``reconcile`` (run from the health probe)
-  copies every journalled blob to the primary, deletes it from where it was,
-  and drops it from the journal; a blob deleted meanwhile is simply skipped.
+* Once the primary answers again, ``reconcile`` copies every journalled blob
+  to the primary, deletes it from where it was, and drops it from the
+  journal; a blob deleted meanwhile is simply skipped. It runs from the
+  periodic work done once per data directory (the single daemon, or the
+  supervisor of workers), never from a health probe: ``health`` only looks.
+* Every process appends to the one journal; appends and the rewrite that
+  drops reconciled entries hold an ``flock`` of ``<journal>.lock``, so no
+  append is lost to a concurrent rewrite.
 * A delete must succeed on every member (a blob may be on any of them), or it
   fails and stays queued as garbage for the next sweep.
 
@@ -18,8 +23,10 @@ Members are placements of their own, started and stopped by the engine.
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -45,9 +52,19 @@ class Journal:
     def _run(self, fn: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
 
-    def _append(self, locator: str) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive across processes (workers append while the supervisor rewrites)."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
+        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _append(self, locator: str) -> None:
+        with self._locked(), open(self.path, "a", encoding="utf-8") as f:
             f.write(locator + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -66,14 +83,15 @@ class Journal:
         return self._run(self._read)
 
     def _forget(self, done: set[str]) -> None:
-        # Entries appended while reconciling ran are kept: only what was done goes.
-        remaining = [loc for loc in self._read() if loc not in done]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(loc + "\n" for loc in remaining)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        with self._locked():
+            # Entries appended while reconciling ran are kept: only what was done goes.
+            remaining = [loc for loc in self._read() if loc not in done]
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(loc + "\n" for loc in remaining)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
 
     def forget(self, done: set[str]) -> Deferred[None]:
         return self._run(self._forget, done)
@@ -192,6 +210,23 @@ class FailoverDriver:
 
     # -- reconciliation
 
+    def reconcile_if_due(self) -> Deferred[int]:
+        """The once-per-deployment upkeep: reconcile if the primary is up and the journal has work."""
+
+        async def run() -> int:
+            if self.primary.name in self._down:
+                try:
+                    if (await self.primary.health()).get("status") != "ok":
+                        return 0
+                except Exception:
+                    return 0
+                self._down.discard(self.primary.name)
+            if not await self.journal.read():
+                return 0
+            return await self.reconcile()
+
+        return Deferred.fromCoroutine(run())
+
     def reconcile(self) -> Deferred[int]:
         """Move journalled blobs back to the primary; fires with how many moved.
 
@@ -253,8 +288,6 @@ class FailoverDriver:
                 else:
                     self._down.add(name)
             pending = len(await self.journal.read())
-            if pending and self.primary.name not in self._down:
-                self.reconcile()  # in the background: a health probe never waits on copies
             up = sum(1 for m in self.members if m.name not in self._down)
             primary_ok = self.primary.name not in self._down
             status = overall_status(up, len(self.members))

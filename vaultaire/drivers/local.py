@@ -20,9 +20,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.drivers.interface import BlobReader
-from vaultaire.errors import DriverError
+from vaultaire.errors import DriverError, InsufficientStorage
 
 T = TypeVar("T")
 
@@ -85,6 +86,8 @@ class LocalBlobWriter:
         return self._run(self._write, data).addErrback(self._failed)
 
     def _failed(self, failure: Failure) -> Failure:
+        if isinstance(failure.value, OSError) and is_full(failure.value):
+            raise InsufficientStorage("The server's disk is full; delete objects and retry.")
         if isinstance(failure.value, OSError):
             raise DriverError(f"local disk write failed: {failure.value.strerror}")
         return failure
@@ -248,12 +251,17 @@ class LocalDriver:
         reactor: IReactorThreads | IReactorFromThreads,
         name: str = "local",
         scrub_staging: bool = True,
+        reserve: int = AUTO_RESERVE,
     ) -> None:
         self.name = name
+        # Free space kept on this filesystem (the engine refuses writes below it); see diskspace.
+        self.reserve = reserve
         # Only the one process that owns the directory may scrub: with several
         # workers, a staged file may be another live worker's upload.
         self._scrub = scrub_staging
         self._root = os.path.abspath(root)
+        # The engine samples free space here before a write (engine/space.py).
+        self.disk_root = self._root
         self._run = _ThreadRunner(reactor)
 
     def _path(self, locator: str) -> str:
@@ -336,13 +344,27 @@ class LocalDriver:
         return self._run(size)
 
     def health(self) -> Deferred[dict[str, object]]:
+        """ok; degraded (serving reads and deletes, refusing writes) on a disk below its
+        reserve or read-only; error when the directory cannot be examined."""
+
         def probe() -> dict[str, object]:
             t0 = time.monotonic()
-            st = os.statvfs(self._root)
-            return {
-                "status": "ok",
-                "free_bytes": st.f_bavail * st.f_frsize,
+            try:
+                space = sample(self._root, self.reserve)
+            except OSError as e:
+                return {"status": "error", "error": f"{self._root}: {e.strerror}"}
+            status = "ok"
+            if space.read_only:
+                status, why = "degraded", "the disk is read-only: writes are refused"
+            elif space.below_reserve:
+                status, why = "degraded", "free space is below the reserve: writes are refused"
+            report: dict[str, object] = {
+                "status": status,
+                **space.report(),
                 "latency_seconds": round(time.monotonic() - t0, 6),
             }
+            if status != "ok":
+                report["reason"] = why
+            return report
 
         return self._run(probe)

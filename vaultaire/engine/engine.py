@@ -24,6 +24,7 @@ from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
+from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
@@ -97,6 +98,7 @@ class Engine:
         default_placement: str = "local",
         clock: Callable[[], float] = time.time,
         min_part_size: int = 5 * 2**20,
+        space: SpaceGuard | None = None,
     ) -> None:
         self.min_part_size = min_part_size
         if default_placement not in drivers:
@@ -107,6 +109,8 @@ class Engine:
         self._default = default_placement
         self._clock = clock
         self.quota = QuotaGuard(catalog)
+        # Free disk space checked when a write starts (None: not checked, as for tests in memory).
+        self.space = space
 
     # -- life cycle
 
@@ -127,17 +131,30 @@ class Engine:
         await self.catalog.stop()
 
     async def health(self) -> dict[str, object]:
+        """A pure probe of the catalog and every placement; changes nothing.
+
+        "ok"; "degraded" while still serving (a mirror member down, a disk below
+        its reserve: reads and deletes work, writes may be refused); "failing"
+        when requests cannot be served (the catalog, or the default placement, errs).
+        """
         report: dict[str, object] = {}
-        status = "ok"
+        statuses: list[object] = []
         for name, driver in self.drivers.items():
             try:
                 h = await driver.health()
             except Exception as e:  # a health probe must report, not raise
                 h = {"status": "error", "error": str(e)}
             report[name] = h
-            if h.get("status") != "ok":
-                status = "degraded"
-        return {"status": status, "drivers": report}
+            statuses.append(h.get("status"))
+        catalog = await self.catalog.probe()
+        default = report.get(self._default)
+        if catalog.get("status") == "error" or (isinstance(default, dict) and default.get("status") == "error"):
+            status = "failing"
+        elif catalog.get("status") != "ok" or any(s != "ok" for s in statuses):
+            status = "degraded"
+        else:
+            status = "ok"
+        return {"status": status, "catalog": catalog, "drivers": report}
 
     # -- tenants and credentials
 
@@ -309,6 +326,8 @@ class Engine:
         replacing: Callable[[], Awaitable[int]] = _nothing_replaced,
     ) -> tuple[str, int, str]:
         """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
+        if self.space is not None:
+            await self.space.admit(container.placement, declared_size)
         reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
         try:
             return await self._stream_blob(container, source, hashers, verify, reservation, declared_size)
@@ -459,6 +478,8 @@ class Engine:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
     ) -> Upload:
+        if self.space is not None:
+            await self.space.admit(container.placement, 0)  # an upload whose parts could not land
         upload = Upload(
             id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
             container_id=container.id,

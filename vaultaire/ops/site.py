@@ -29,6 +29,9 @@ _RESERVED = frozenset({"version", "uptime_seconds"})
 
 _log = Logger()
 
+# Health states in which the node still serves requests: a load balancer keeps it.
+SERVING = frozenset({"ok", "degraded"})
+
 
 def health_document(
     version: str,
@@ -38,8 +41,10 @@ def health_document(
 ) -> tuple[int, bytes]:
     """The health JSON and its HTTP status, shared by the ops and S3 ports.
 
-    ``health()`` may add fields; a ``"status"`` other than ``"ok"`` from it
-    makes the answer 503, and so does ``health()`` raising.
+    ``health()`` may add fields. What a load balancer should act on is the
+    HTTP status: 200 while the node serves ("ok", and "degraded": a mirror
+    member down, a disk below its write reserve), 503 otherwise ("failing",
+    "starting", or ``health()`` raising).
     """
     doc: dict[str, object] = {
         "status": "ok",
@@ -52,9 +57,9 @@ def health_document(
             if name not in _RESERVED:
                 doc[name] = value
     except Exception as e:
-        doc["status"] = "error"
+        doc["status"] = "failing"
         doc["error"] = f"{type(e).__name__}: {e}"
-    code = 200 if doc["status"] == "ok" else 503
+    code = 200 if doc["status"] in SERVING else 503
     body = json.dumps(doc, separators=(",", ":"), default=str).encode("utf-8") + b"\n"
     return code, body
 

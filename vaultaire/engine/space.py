@@ -1,0 +1,83 @@
+"""Writes refused before their body is read when a disk is below its free-space reserve.
+
+A full data disk must still serve reads, listings and deletes, and a delete
+must be able to commit and free space. So new bytes stop at a reserve: the
+catalog's filesystem and the filesystem of every local driver a placement
+writes to are sampled (``statvfs``, off the reactor) when a write starts,
+with the size the client announced. Like the quota's first check, this runs
+before ``100 Continue``: a refused client never sends its body.
+
+The reserve is a margin, not a lock: uploads already streaming and bodies of
+unknown size may still eat into it; the local driver answers a truly full
+disk with the same error, and the catalog keeps headroom to delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from vaultaire.diskspace import DiskSpace, sample
+from vaultaire.errors import InsufficientStorage
+
+__all__ = ["SpaceGuard", "describe_shortage", "local_roots"]
+
+Run = Callable[..., Deferred[Any]]
+
+
+def local_roots(driver: Any) -> list[str]:
+    """The directories a placement writes to on local disks: its own, or its members'."""
+    root = getattr(driver, "disk_root", None)
+    if isinstance(root, str):
+        return [root]
+    return [r for member in getattr(driver, "members", ()) for r in local_roots(member)]
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def describe_shortage(space: DiskSpace, incoming: int) -> str:
+    if space.read_only:
+        return "The server's disk is read-only; writes are refused until it is writable again."
+    wanted = f" for {_mib(incoming)} more" if incoming else ""
+    return (
+        f"The server's disk is below its free-space reserve{wanted}: {_mib(space.free)} free,"
+        f" {_mib(space.reserve)} kept free so reads and deletes keep working. Delete objects"
+        " (or ask the operator for more disk) and retry."
+    )
+
+
+class SpaceGuard:
+    def __init__(self, catalog_dir: str | None, drivers: Mapping[str, Any], reserve: int, run: Run) -> None:
+        self._catalog_dir = catalog_dir
+        self._drivers = drivers
+        self._reserve = reserve
+        self._run = run
+
+    def _paths(self, placement: str) -> Sequence[str]:
+        paths = list(local_roots(self._drivers[placement])) if placement in self._drivers else []
+        if self._catalog_dir is not None:
+            paths.append(self._catalog_dir)
+        return paths
+
+    def _sample(self, paths: Sequence[str]) -> list[DiskSpace]:
+        spaces = []
+        for path in paths:
+            try:
+                spaces.append(sample(path, self._reserve))
+            except OSError:
+                pass  # not there (yet): the write itself will say what is wrong
+        return spaces
+
+    async def admit(self, placement: str, incoming: int | None) -> None:
+        """Raise InsufficientStorage if ``incoming`` bytes would take a disk below its reserve."""
+        paths = self._paths(placement)
+        if not paths:
+            return  # only remote stores: their own problem, answered as their errors
+        spaces: list[DiskSpace] = await self._run(self._sample, paths)
+        for space in spaces:
+            if not space.room_for(incoming or 0):
+                raise InsufficientStorage(describe_shortage(space, incoming or 0))

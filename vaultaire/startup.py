@@ -1,0 +1,245 @@
+"""What the single daemon and the supervisor of workers both do to start.
+
+One data-directory bootstrap (the directory checked, the master key, the
+catalog and the engine over the configured placements), one start-up guard
+(a port that cannot be bound, an engine that cannot start: one line saying
+why and a non-zero exit) and one way to build the ops site. ``service.py``
+(the daemon, or one worker) and ``supervisor.py`` build on these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
+)
+from twisted.web.resource import IResource
+from twisted.web.server import Site
+
+from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
+from vaultaire.catalog.headroom import Headroom
+from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.config import ConfigError, Settings
+from vaultaire.drivers.build import build_placements
+from vaultaire.engine import Engine
+from vaultaire.engine.space import SpaceGuard
+from vaultaire.errors import DriverError
+from vaultaire.sealing import SecretBox, load_master_key
+
+__all__ = [
+    "Notify",
+    "StartGuard",
+    "apply_log_level",
+    "build_engine",
+    "cannot_listen",
+    "open_data_directory",
+    "ops_listener",
+    "runtime_directory",
+    "start_engine",
+]
+
+log = Logger()
+
+# A worker's line to its supervisor: ("ready", "") or ("fatal", why).
+Notify = Callable[[str, str], None]
+
+
+def apply_log_level(level: str) -> None:
+    """Filter what twistd's observers get by the configured level.
+
+    twistd sets up its observers before our service exists, so they are
+    wrapped in place rather than configured.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    for observer in list(globalLogPublisher._observers):
+        globalLogPublisher.removeObserver(observer)
+        globalLogPublisher.addObserver(FilteringLogObserver(observer, [predicate]))
+
+
+def cannot_listen(e: CannotListenError) -> str:
+    return f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}"
+
+
+class StartGuard(MultiService):
+    """A service tree that either starts serving or says why not in one line and exits non-zero.
+
+    A daemon that cannot serve must not look healthy: a port already taken
+    stops it before it drops privileges, an engine that cannot start stops it
+    once the reactor runs. A worker (``notify`` set) tells its supervisor;
+    the daemon and the supervisor write to the real stderr.
+    """
+
+    settings: Settings
+    notify: Notify | None = None
+    reactor: Any = None
+
+    def privilegedStartService(self) -> None:
+        # strports services only log a failed listen unless told to raise.
+        for child in self:
+            if hasattr(child, "_raiseSynchronously"):
+                child._raiseSynchronously = True
+        try:
+            self.bind()
+        except CannotListenError as e:
+            self.say(cannot_listen(e))
+            raise SystemExit(1) from None
+
+    def bind(self) -> None:
+        """Open the listening ports (the children's); a subclass may do more around it."""
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        if self.settings.log_level != "info":
+            apply_log_level(self.settings.log_level)
+        if self.notify is None:
+            self.own_stop_signals()
+        super().startService()
+
+    def own_stop_signals(self) -> None:
+        """SIGINT and SIGTERM stop this daemon, whatever dispositions it inherited.
+
+        A background job of a non-interactive shell starts with SIGINT ignored,
+        and the reactor only takes SIGINT over from Python's default handler:
+        without this, Ctrl-C or ``kill -INT`` would do nothing. (A worker leaves
+        SIGINT to its supervisor and handles SIGTERM itself.)
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signo, name in ((signal.SIGINT, "sigInt"), (signal.SIGTERM, "sigTerm")):
+            handler = getattr(self.reactor, name, None)
+            if handler is not None:
+                signal.signal(signo, handler)
+
+    def say(self, message: str) -> None:
+        if self.notify is not None:
+            self.notify("fatal", message)
+        else:
+            # twistd has redirected sys.stderr into its log by now: say it on the real one.
+            stderr = sys.__stderr__
+            if stderr is not None:
+                stderr.write(f"vaultaire: {message}\n")
+
+    def fail_start(self, message: str) -> None:
+        """Stop cleanly, but exit non-zero."""
+        self.say(message)
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        self.reactor.stop()
+
+
+def _thread_runner(reactor: Any) -> Callable[..., Deferred[Any]]:
+    return lambda fn, *args: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+
+def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
+    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
+    try:
+        placements = build_placements(
+            settings.drivers,
+            settings.placements,
+            data,
+            reactor,
+            scrub_staging=scrub_staging,
+            reserve=settings.free_space_reserve,
+        )
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"drivers cannot be set up: {e}") from None
+    run = _thread_runner(reactor)
+    return Engine(
+        catalog,
+        placements,
+        reactor,
+        default_placement=settings.default_placement,
+        min_part_size=settings.min_part_size,
+        space=SpaceGuard(data, placements, settings.free_space_reserve, run),
+    )
+
+
+def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool) -> Engine:
+    """Check (or make) the data directory and build the engine over its catalog.
+
+    The master key is made here, at first start, before any worker exists, so
+    that every process reads the same one. ``scrub_staging`` only where no
+    other process can be writing (the daemon, the supervisor; never a worker).
+    """
+    data = os.path.abspath(settings.data)
+    try:
+        os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
+    if not os.access(data, os.W_OK):
+        raise ConfigError(f"data directory {data!r} is not writable")
+    box = SecretBox(load_master_key(settings, data, create=True))
+    headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
+    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
+    return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging)
+
+
+async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bootstrap: bool) -> str | None:
+    """Start the engine (and, with ``bootstrap``, make the first keys); None, or one line saying why not."""
+    try:
+        await engine.start()
+        if bootstrap:
+            await ensure_first_credentials(engine, data, environ)
+    except (BootstrapError, DriverError) as e:
+        # Bad keys in the environment, a driver that cannot work at all (an upstream bucket missing).
+        return str(e)
+    except Exception as e:
+        log.failure("vaultaire: the engine failed to start")
+        return f"the engine failed to start: {e}"
+    return None
+
+
+def runtime_directory(settings: Settings, environ: Mapping[str, str]) -> str:
+    """This data directory's runtime directory, made (mode 0700) and checked to be ours.
+
+    Off the data disk on purpose: the workers' metric files are memory-mapped,
+    and a mapping that grows on a full filesystem is SIGBUS, not an error.
+    """
+    path = settings.runtime_dir
+    if not path:
+        # systemd gives a colon-separated list when the unit names several.
+        path = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if not path:
+        data = os.path.abspath(settings.data)
+        tag = hashlib.sha256(data.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        path = os.path.join(base, f"vaultaire-{os.getuid()}-{tag}")
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as e:
+        raise ConfigError(f"runtime directory {path!r} cannot be created: {e.strerror}") from None
+    # /dev/shm is shared by every user: refuse a directory someone else made or swapped for a link.
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise ConfigError(f"runtime directory {path!r} must be a directory of this user, writable by no one else")
+    return path
+
+
+def ops_listener(settings: Settings, resource: IResource, reactor: Any) -> IService:
+    """The ops port (/health, /version, /metrics) on its endpoint; not logged per request."""
+    site = Site(resource)
+    # Scrapers and probes every few seconds would drown the access log.
+    site.log = lambda request: None  # type: ignore[method-assign]
+    try:
+        return strports.service(settings.ops, site, reactor=reactor)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"bad endpoint: {e}") from None
