@@ -379,11 +379,12 @@ def referenced_blobs(data_dir: Path) -> int:
 
 
 def assert_no_leak(data_dir: Path) -> None:
-    """No staged blob, no garbage queued, and exactly the blob files the catalog references."""
-    files = blob_files(data_dir)
-    assert [p for p in files if p.name.endswith(".part")] == []
-    assert catalog_rows(data_dir, "SELECT COUNT(*) FROM garbage") == [(0,)]
-    assert len(files) == referenced_blobs(data_dir)
+    """Once dead writers' intents are swept: nothing staged, and every blob file is referenced by the
+    catalog or queued as garbage (replaced blobs wait out the read grace period), and every referenced
+    blob is there."""
+    ledger = wait_blobs_settled(data_dir)
+    assert [p for p in blob_files(data_dir) if p.name.endswith(".part")] == []
+    assert len(ledger["referenced"]) == referenced_blobs(data_dir)
 
 
 def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
@@ -448,3 +449,46 @@ def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
     )
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return key, cert
+
+
+def blob_ledger(data_dir: Path) -> dict[str, set[str]]:
+    """Blob files on disk (staged ones as ``LOCATOR.part``) beside what the catalog says of blobs:
+    referenced (artifacts, manifests' parts, uploads' parts), queued as garbage, intended."""
+    import json as _json
+
+    root = data_dir / "blobs"
+    files = {str(p.relative_to(root)) for p in blob_files(data_dir)}
+    referenced: set[str] = set()
+    for locator, extra in catalog_rows(data_dir, "SELECT locator, metadata FROM artifacts"):
+        parts = _json.loads(extra).get("parts") or []
+        referenced |= {p[0] for p in parts} if parts else {locator}
+    referenced |= {r[0] for r in catalog_rows(data_dir, "SELECT locator FROM parts")}
+    garbage = {r[0] for r in catalog_rows(data_dir, "SELECT locator FROM garbage")}
+    intents = {r[0] for r in catalog_rows(data_dir, "SELECT locator FROM intents")}
+    return {"files": files, "referenced": referenced, "garbage": garbage, "intents": intents}
+
+
+def unaccounted_blobs(ledger: dict[str, set[str]]) -> tuple[set[str], set[str]]:
+    """(files no catalog row knows, referenced blobs with no file): both empty when they agree."""
+    known = ledger["referenced"] | ledger["garbage"] | ledger["intents"]
+    orphans = {f for f in ledger["files"] if f.removesuffix(".part") not in known}
+    missing = ledger["referenced"] - ledger["files"]
+    return orphans, missing
+
+
+def wait_blobs_settled(data_dir: Path, timeout: float = 60.0) -> dict[str, set[str]]:
+    """After a restart: wait for the sweep to turn dead writers' intents into freed blobs, then
+    return the ledger. Raises if files and catalog still disagree at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ledger = blob_ledger(data_dir)
+        orphans, missing = unaccounted_blobs(ledger)
+        staged = {f for f in ledger["files"] if f.endswith(".part")}
+        settled = not ledger["intents"] and not orphans and not missing and not staged
+        if settled or time.monotonic() > deadline:
+            assert settled, (
+                f"blobs and catalog disagree: {len(orphans)} orphan files, {len(missing)} referenced blobs missing,"
+                f" {len(ledger['intents'])} intents, {len(staged)} staged files left"
+            )
+            return ledger
+        time.sleep(0.1)

@@ -21,12 +21,12 @@ from urllib.parse import quote
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from vaultaire import __version__, sigv4
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
-from vaultaire.api.http import S3Site
+from vaultaire.api.http import ConnectionLimits, S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
@@ -53,9 +53,11 @@ class Server:
         upstream: str | None = None,
         placements: Mapping[str, Any] | None = None,
         cors_default: tuple[Any, ...] = (),
+        limits: ConnectionLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.data = data
+        self.limits = limits
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
         self.upstream = upstream
         self.driver: Any
@@ -103,7 +105,8 @@ class Server:
         await self.engine.start()
         await self.engine.ensure_credential("default", ACCESS, SECRET)
         self.events.start()
-        self.port = reactor.listenTCP(0, S3Site(self.api.resource()), interface="127.0.0.1")
+        self.site = S3Site(self.api.resource(), limits=self.limits)
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}"
         for name in buckets:
             response = await self.request("PUT", f"/{name}")
@@ -277,3 +280,13 @@ def signed_head(server: Server, method: str, path: str, length: int | None, extr
     )
     lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class Chunks:
+    """A ChunkSource over fixed chunks: an upload body for the engine without HTTP."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self._chunks = list(chunks)
+
+    def read(self) -> Deferred[bytes]:
+        return succeed(self._chunks.pop(0) if self._chunks else b"")

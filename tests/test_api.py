@@ -43,7 +43,7 @@ async def test_bucket_lifecycle(server):
     r = await server.request("GET", "/")
     assert xml_values(r.body, "Name") == ["photos"]
     r = await server.request("PUT", "/photos")
-    assert (r.code, error_code(r)) == (409, "BucketAlreadyOwnedByYou")
+    assert r.code == 200  # S3's legacy answer in us-east-1 (409 elsewhere: tests/test_compat.py)
     r = await server.request("HEAD", "/photos")
     assert r.code == 200 and r.headers.getRawHeaders("x-amz-bucket-region") == ["us-east-1"]
     r = await server.request("HEAD", "/nothere")
@@ -469,7 +469,7 @@ async def test_every_operation_is_an_event_and_a_metric(server):
 async def test_put_without_content_length_is_refused(server):
     await make_bucket(server)
     port = server.port.getHost().port
-    head = signed_head(server, "PUT", "/bucket/k", None, {"transfer-encoding": "chunked"})
-    got = await threads.deferToThread(raw_exchange, port, head, [b"5\r\nhello\r\n0\r\n\r\n"], False)
+    head = signed_head(server, "PUT", "/bucket/k", None, {})
+    got = await threads.deferToThread(raw_exchange, port, head, [b"hello"], False)
     assert got.startswith(b"HTTP/1.1 411") and b"MissingContentLength" in got
     assert (await server.request("HEAD", "/bucket/k")).code == 404

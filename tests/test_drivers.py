@@ -125,9 +125,7 @@ async def test_abort_leaves_nothing(driver, known_size):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_wrong_size_hint_fails_the_commit(driver, driver_factory):
-    if driver_factory.kind == "local":
-        pytest.skip("the local driver needs no size; the engine checks the size it was told")
+async def test_a_wrong_size_hint_fails_the_commit(driver):
     writer = driver.open_writer("1/bb/short", 100)
     await writer.write(b"x" * 60)
     with pytest.raises(DriverError):

@@ -23,6 +23,9 @@ class Settings:
 
     data: str = "vaultaire-data"
     listen: str = "tcp:8080"
+    # Set when no listen address was given and the daemon runs on development keys:
+    # ``listen`` is then loopback only (see vaultaire.bootstrap.DEVELOPMENT_LISTEN).
+    development_loopback: bool = False
     ops: str = "tcp:9100:interface=127.0.0.1"
     region: str = "us-east-1"
     # The S3 port answers this path for load balancers; '_' can never start a bucket name.
@@ -50,6 +53,10 @@ class Settings:
     upload_expiry: int = 7 * 24 * 3600
     # Where a container's bytes live when CreateBucket names no LocationConstraint.
     default_placement: str = "local"
+    # Blobs an overwrite or delete replaced are freed this many seconds later when a read
+    # already streaming them may still need them (a multipart object's later parts, an
+    # upstream's blob); a GET that started finishes with its bytes if it lasts less than this.
+    free_grace: int = 3600
     # [drivers.NAME] tables (type = "local" | "s3" | "memory", and the type's settings);
     # a "local" driver on <data>/blobs exists unless the file defines one of that name.
     drivers: dict[str, Any] = Factory(dict)
@@ -69,6 +76,21 @@ class Settings:
     # Server-wide CORS rules ([[cors.rules]] tables) for containers without their own
     # configuration; checked as S3 checks a PutBucketCors body when the service is built.
     cors_rules: tuple[Any, ...] = ()
+    # Connections (see vaultaire/api/http.py). The listen backlog: 0 means 1024, and never
+    # more than the kernel's net.core.somaxconn.
+    backlog: int = 0
+    # Seconds a client has to send a whole request head (request line and headers).
+    header_timeout: float = 30.0
+    # A body must bring at least min_body_rate bytes per second, measured over windows of
+    # body_timeout seconds (so a body silent for body_timeout is always dropped).
+    body_timeout: float = 60.0
+    min_body_rate: int = 500
+    # Seconds a response may wait on a client that does not read it.
+    send_timeout: float = 60.0
+    # Seconds a kept-alive connection may stay idle between requests.
+    idle_timeout: float = 75.0
+    # Open S3 connections per process; more are answered 503 SlowDown and closed.
+    max_connections: int = 1024
 
 
 # TOML table -> {key in the table: Settings field}
@@ -84,12 +106,21 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "workers": "workers",
         "runtime_dir": "runtime_dir",
         "free_space_reserve": "free_space_reserve",
+        "backlog": "backlog",
+    },
+    "connections": {
+        "header_timeout": "header_timeout",
+        "body_timeout": "body_timeout",
+        "min_body_rate": "min_body_rate",
+        "send_timeout": "send_timeout",
+        "idle_timeout": "idle_timeout",
+        "max_connections": "max_connections",
     },
     "multipart": {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
     },
-    "placement": {"default": "default_placement"},
+    "placement": {"default": "default_placement", "free_grace": "free_grace"},
     "security": {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
@@ -142,12 +173,16 @@ def load_file(path: str) -> dict[str, Any]:
     return values
 
 
+_CONNECTION_SECONDS = ("header_timeout", "body_timeout", "send_timeout", "idle_timeout")
+
+
 def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Settings:
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(merged.get("price_per_tb_month"), int) and not isinstance(merged["price_per_tb_month"], bool):
-        merged["price_per_tb_month"] = float(merged["price_per_tb_month"])
+    for name in ("price_per_tb_month", *_CONNECTION_SECONDS):
+        if isinstance(merged.get(name), int) and not isinstance(merged[name], bool):
+            merged[name] = float(merged[name])
     for name in ("domains", "cors_rules"):
         if isinstance(merged.get(name), list):
             merged[name] = tuple(merged[name])
@@ -182,7 +217,14 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     if not settings.health_path.startswith("/_"):
         raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
-    for name in ("max_clock_skew", "events_max_bytes", "upload_expiry", "usage_flush_seconds", "usage_rollup_seconds"):
+    for name in (
+        "max_clock_skew",
+        "events_max_bytes",
+        "upload_expiry",
+        "usage_flush_seconds",
+        "usage_rollup_seconds",
+        "free_grace",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
     if settings.price_per_tb_month < 0:
@@ -191,6 +233,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'metrics_tenant_limit' must not be negative")
     if settings.workers < 0:
         raise ConfigError("setting 'workers' must be 0 (one per core) or a positive number of processes")
+    for name in _CONNECTION_SECONDS:
+        if not 0 < getattr(settings, name) < 86400:
+            raise ConfigError(f"setting {name!r} must be a number of seconds above 0 and below a day")
+    if settings.backlog < 0 or settings.min_body_rate < 0:
+        raise ConfigError("settings 'backlog' and 'min_body_rate' must not be negative")
+    if settings.max_connections < 1:
+        raise ConfigError("setting 'max_connections' must be at least 1")
     if settings.free_space_reserve < -1:
         raise ConfigError("setting 'free_space_reserve' is bytes (0: none) or -1 (min of 1% and 1 GiB)")
     if settings.min_part_size < 0:

@@ -67,6 +67,8 @@ class Artifact:
     # The placement holding its blobs: the container's when written, another during a migration.
     # Empty in catalogs older than migrations, meaning the container's.
     placement: str = ""
+    # The multipart upload that made it, so a retried CompleteMultipartUpload can be answered again.
+    upload_id: str = ""
 
     @property
     def etag(self) -> str:
@@ -136,6 +138,7 @@ class WriteCondition:
 
     must_not_exist: bool = False
     etag_must_be: str | None = None  # the md5 hex the current artifact must have
+    must_exist: bool = False  # If-Match: any ETag at all, "*"; also implied by etag_must_be
 
 
 @frozen

@@ -22,7 +22,49 @@ from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 
-__all__ = ["ListenSpec", "ReusePortService", "parse_listen", "probe_free", "reuseport_socket"]
+__all__ = [
+    "ListenSpec",
+    "ReusePortService",
+    "listen_backlog",
+    "parse_listen",
+    "probe_free",
+    "reuseport_socket",
+    "with_backlog",
+]
+
+# Twisted's default backlog is 50: under a burst of connections the rest wait in
+# SYN retries for seconds. Production servers (nginx on Linux, Go) ask for more.
+DEFAULT_BACKLOG = 1024
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+
+
+def listen_backlog(setting: int, somaxconn_path: str = SOMAXCONN_PATH) -> int:
+    """The backlog to ask for: the setting (0 means 1024), capped by the kernel's somaxconn.
+
+    Linux silently caps a larger value anyway; capping here keeps what we
+    report true.
+    """
+    wanted = setting or DEFAULT_BACKLOG
+    try:
+        with open(somaxconn_path) as f:
+            return max(1, min(wanted, int(f.read().strip())))
+    except (OSError, ValueError):
+        return wanted  # not Linux: the kernel caps it its own way
+
+
+def with_backlog(description: str, backlog: int) -> str:
+    """A tcp:/ssl:/unix: endpoint string with ``backlog=`` added unless it names one itself."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind not in ("tcp", "ssl", "unix"):
+        return description  # systemd: the socket unit sets it (Backlog=)
+    if _names_backlog(description):
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+def _names_backlog(description: str) -> bool:
+    # Not _parseServer's keywords: it fills in backlog=50 when the string names none.
+    return any(part.strip().lower().startswith("backlog=") for part in description.split(":")[1:])
 
 
 @frozen
@@ -45,8 +87,11 @@ class ListenSpec:
         return f"{kind}:{self.port}" + (f":{options}" if options else "")
 
 
-def parse_listen(description: str) -> ListenSpec | None:
-    """The listen address of a tcp:/ssl: endpoint string; None for any other kind (systemd:, unix:)."""
+def parse_listen(description: str, backlog: int = DEFAULT_BACKLOG) -> ListenSpec | None:
+    """The listen address of a tcp:/ssl: endpoint string; None for any other kind (systemd:, unix:).
+
+    ``backlog`` applies unless the string names one itself.
+    """
     kind = description.split(":", 1)[0].strip().lower()
     if kind not in ("tcp", "ssl"):
         return None
@@ -56,7 +101,8 @@ def parse_listen(description: str) -> ListenSpec | None:
         tls = None
     else:
         port, _factory, tls = args
-    return ListenSpec(kind, kwargs.get("interface", ""), int(port), int(kwargs.get("backlog", 50)), tls)
+    chosen = int(kwargs["backlog"]) if _names_backlog(description) else backlog
+    return ListenSpec(kind, kwargs.get("interface", ""), int(port), chosen, tls)
 
 
 def _family(interface: str) -> socket.AddressFamily:

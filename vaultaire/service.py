@@ -14,20 +14,21 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from vaultaire import __version__
+from vaultaire.announce import serving_line
 from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
-from vaultaire.api.http import S3Site
+from vaultaire.api.http import ConnectionLimits, S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
-from vaultaire.draining import DrainingSite, drain
+from vaultaire.draining import drain
 from vaultaire.engine import Engine
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
-from vaultaire.reuseport import ReusePortService, parse_listen
+from vaultaire.reuseport import ReusePortService, listen_backlog, parse_listen, with_backlog
 from vaultaire.startup import Notify, StartGuard, cannot_listen, open_data_directory, ops_listener, start_engine
 
 log = Logger()
@@ -35,7 +36,7 @@ log = Logger()
 HEALTH_PROBE_SECONDS = 10.0
 GARBAGE_SWEEP_SECONDS = 600.0
 UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
-DRAIN_SECONDS = 10.0  # how long a stopping worker waits for its requests in flight
+DRAIN_SECONDS = 10.0  # how long a stopping process waits for its requests in flight
 
 
 class HealthCache:
@@ -118,13 +119,7 @@ class VaultaireService(StartGuard):
                     return
             self.notify("ready", "")
             return
-        log.info(
-            "Vaultaire {version} serving S3 on {listen}, ops on {ops}, data in {data}",
-            version=__version__,
-            listen=self.settings.listen,
-            ops=self.settings.ops,
-            data=os.path.abspath(self.settings.data),
-        )
+        log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
     def stopService(self) -> Deferred[None]:
         listener, self.late_listener = self.late_listener, None
@@ -182,6 +177,17 @@ def periodic_work(
     ]
 
 
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        min_body_rate=settings.min_body_rate,
+        send_timeout=settings.send_timeout,
+        idle_timeout=settings.idle_timeout,
+        max_connections=settings.max_connections,
+    )
+
+
 def make_service(
     settings: Settings,
     reactor: Any = None,
@@ -233,20 +239,21 @@ def make_service(
 
     environ = environ if environ is not None else os.environ
     top = VaultaireService(settings, engine, events, environ, reactor, health, meter, notify)
-    s3_site = DrainingSite(api.resource()) if worker else S3Site(api.resource())
+    s3_site = S3Site(api.resource(), limits=connection_limits(settings), reactor=reactor)
     try:
-        spec = parse_listen(settings.listen) if worker else None
+        backlog = listen_backlog(settings.backlog)
+        spec = parse_listen(settings.listen, backlog) if worker else None
         if spec is not None:
             top.late_listener = ReusePortService(spec, s3_site, reactor)
         else:
-            strports.service(settings.listen, s3_site, reactor=reactor).setServiceParent(top)
-        if isinstance(s3_site, DrainingSite):
-            site = s3_site
+            listen = with_backlog(settings.listen, backlog)
+            strports.service(listen, s3_site, reactor=reactor).setServiceParent(top)
 
-            def in_flight() -> float:
-                return metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
+        # A worker and the single process drain alike: SIGTERM must not cut uploads in flight.
+        def in_flight() -> float:
+            return metrics.registry.get_sample_value("vaultaire_requests_in_flight") or 0.0
 
-            top.drain = lambda: ensureDeferred(drain(site, in_flight, reactor, DRAIN_SECONDS))
+        top.drain = lambda: ensureDeferred(drain(s3_site, in_flight, reactor, DRAIN_SECONDS))
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"bad endpoint: {e}") from None
     if not worker:  # a supervisor serves the ops site of its workers

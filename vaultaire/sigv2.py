@@ -114,7 +114,7 @@ def verify(
             raise SigV2Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
         try:
             sent = parsedate_to_datetime(stamp).timestamp()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, IndexError):  # OverflowError: a huge zone offset
             raise SigV2Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from None
         if abs(now - sent) > max_skew:
             raise SigV2Error(

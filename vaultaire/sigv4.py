@@ -314,11 +314,12 @@ def _amz_date_from_headers(headers: Mapping[str, str]) -> str:
         if value is not None and not _AMZ_DATE.fullmatch(value.strip()):
             try:
                 parsed = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                parsed = None
-            if parsed is None or parsed.tzinfo is None:
+                # An offset like +99999999999999999999, or year 9999 -0100, overflows here.
+                value = parsed.astimezone(UTC).strftime(AMZ_DATE_FORMAT) if parsed.tzinfo else None
+            except (TypeError, ValueError, OverflowError, IndexError):
+                value = None
+            if value is None:
                 raise SigV4Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
-            value = parsed.astimezone(UTC).strftime(AMZ_DATE_FORMAT)
     if value is None or not _AMZ_DATE.fullmatch(value.strip()):
         raise SigV4Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
     return value.strip()
@@ -519,7 +520,8 @@ def verify(
                 _QUERY_MALFORMED,
                 "X-Amz-Expires must be less than a week (in seconds) that is 604800",
             )
-        if now > request_time + timedelta(seconds=expires):
+        # Compared as timestamps: request_time + expires overflows datetime near year 9999.
+        if now.timestamp() > request_time.timestamp() + expires:
             raise SigV4Error("AccessDenied", "Request has expired")
         if request_time - now > skew:
             raise SigV4Error("AccessDenied", "Request is not valid yet")

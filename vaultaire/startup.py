@@ -169,6 +169,7 @@ def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor:
         reactor,
         default_placement=settings.default_placement,
         min_part_size=settings.min_part_size,
+        free_grace=settings.free_grace,
         space=SpaceGuard(data, placements, settings.free_space_reserve, run),
     )
 

@@ -32,6 +32,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from vaultaire import __version__
+from vaultaire.announce import serving_line
 from vaultaire.config import Settings
 from vaultaire.engine import Engine
 from vaultaire.ops.metrics import Metrics
@@ -248,14 +249,7 @@ class Supervisor(StartGuard):
             timer = TimerService(period, work)
             timer.clock = self.reactor
             timer.setServiceParent(self)
-        log.info(
-            "Vaultaire {version} serving S3 on {listen} with {count} workers, ops on {ops}, data in {data}",
-            version=__version__,
-            listen=self.settings.listen,
-            count=self.count,
-            ops=self.settings.ops,
-            data=self.settings.data,
-        )
+        log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data), self.count))
 
     # -- workers
 

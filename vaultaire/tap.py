@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+from attrs import evolve
 from twisted.python import usage
 
 from vaultaire.config import ConfigError, build, load_file, worker_count
-from vaultaire.reuseport import parse_listen
+from vaultaire.reuseport import listen_backlog, parse_listen
 
 
 class Options(usage.Options):
@@ -21,7 +23,12 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML config file (see etc/vaultaire.toml)."],
         ["data", "d", None, "Data directory (catalog, blobs, events). Default: ./vaultaire-data"],
-        ["listen", "l", None, "S3 endpoint. Default: tcp:8080"],
+        [
+            "listen",
+            "l",
+            None,
+            "S3 endpoint. Default: tcp:8080, or tcp:8080:interface=127.0.0.1 on development keys",
+        ],
         ["ops", "o", None, "Ops endpoint (/health, /version, /metrics). Default: tcp:9100:interface=127.0.0.1"],
         ["region", "r", None, "The region this server answers as. Default: us-east-1"],
         ["workers", "w", None, "S3 worker processes on the one port; 1 = a single process. Default: one per core"],
@@ -35,6 +42,23 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--workers must be a number, not {self['workers']!r}") from None
 
 
+def _choose_pid_file(options: Options, data: str) -> None:
+    """twistd's default pid file lands in the working directory (the repository root, when
+    following the README): in the foreground no pid file is needed, and a daemon's goes into
+    its data directory. A --pidfile given on the command line is kept."""
+    parent = getattr(options, "parent", None)
+    if parent is None or parent.get("pidfile") != os.path.abspath("twistd.pid"):
+        return
+    if parent.get("nodaemon"):
+        parent["pidfile"] = ""
+        return
+    from twisted.scripts._twistd_unix import checkPID
+
+    path = os.path.join(os.path.abspath(data), "twistd.pid")  # made by the service, which is built
+    checkPID(path)  # twistd checked the default one only: refuse to start twice on one data directory
+    parent["pidfile"] = path
+
+
 def makeService(options: Options) -> Any:
     try:
         file_values = load_file(options["config"]) if options["config"] else {}
@@ -42,9 +66,15 @@ def makeService(options: Options) -> Any:
             file_values,
             {k: options[k] for k in ("data", "listen", "ops", "region", "workers")},
         )
+        if options["listen"] is None and "listen" not in file_values:
+            # Freshly minted development keys must not face every network the host is on.
+            from vaultaire.bootstrap import DEVELOPMENT_LISTEN, development_keys_expected
+
+            if development_keys_expected(settings.data, os.environ):
+                settings = evolve(settings, listen=DEVELOPMENT_LISTEN, development_loopback=True)
         count = worker_count(settings)
         try:
-            spec = parse_listen(settings.listen) if count > 1 else None
+            spec = parse_listen(settings.listen, listen_backlog(settings.backlog)) if count > 1 else None
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"bad endpoint: {e}") from None
         if count > 1 and spec is None:
@@ -58,10 +88,13 @@ def makeService(options: Options) -> Any:
             assert spec is not None
             from vaultaire.supervisor import make_supervisor
 
-            return make_supervisor(settings, count, spec)
-        from vaultaire.service import make_service
+            service = make_supervisor(settings, count, spec)
+        else:
+            from vaultaire.service import make_service
 
-        return make_service(settings)
+            service = make_service(settings)
+        _choose_pid_file(options, settings.data)
+        return service
     except ConfigError as e:
         sys.stderr.write(f"vaultaire: {e}\n")
         raise SystemExit(2) from None

@@ -87,7 +87,7 @@ def _decode(raw: str) -> str:
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise S3Error("InvalidURI", "The key or bucket name is not valid UTF-8.") from None
+        raise S3Error("InvalidURI") from None  # S3: "Couldn't parse the specified URI."
 
 
 def check_bucket_name(name: str) -> None:

@@ -13,8 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
+from vaultaire.api import unsupported
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.buckets import BucketOperations
@@ -28,6 +32,7 @@ from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.post_object import PostObjectOperation
+from vaultaire.api.redaction import redact_uri
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
 from vaultaire.model import RequestContext
@@ -111,7 +116,7 @@ class S3Api(
         }
 
     def resource(self) -> Any:
-        return self.app.resource()
+        return _FrontDoor(self, self.app.resource())
 
     @app.route("/", branch=True, methods=["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"])
     async def _entry(self, request: S3Request) -> bytes | None:
@@ -141,12 +146,20 @@ class S3Api(
                 host = (request.getHeader(b"host") or b"").decode("latin-1")
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, headers_of(request))
-                call.operation = detect(method, target, call.headers)
-                if call.operation not in _NOT_SIGNED_UP_FRONT:
+                refused: S3Error | None = None
+                try:
+                    call.operation = detect(method, target, call.headers)
+                except S3Error as e:
+                    refused = e  # S3 authenticates first: an anonymous caller learns nothing of what we lack
+                if refused is not None or call.operation not in _NOT_SIGNED_UP_FRONT:
                     call.identity = await self.auth.authenticate(
                         method, target.raw_path, target.raw_query, call.headers, target.v2_path
                     )
                     ctx.tenant = call.identity.tenant
+                    if refused is not None:
+                        raise refused
+                    unsupported.check_owner(call.headers, call.identity.tenant.id)
+                    unsupported.refuse(call.operation, call.headers)
                     if "origin" in call.headers:  # before the handler: a GET streams its headers out
                         await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)
@@ -157,7 +170,11 @@ class S3Api(
                 if error is None:
                     if ctx.cancelled or isinstance(e, Cancelled):
                         raise
-                    log.failure("internal error in {operation}", operation=call.operation if call else "?")
+                    log.failure(
+                        "internal error in {operation} for {uri}",
+                        operation=call.operation if call else "?",
+                        uri=redact_uri(request.uri),
+                    )
                     error = S3Error("InternalError")
                 if call is not None and "origin" in call.headers:
                     await self.apply_cors(call)  # so a page can read the error
@@ -167,6 +184,7 @@ class S3Api(
                 request.write(body)
         finally:
             self.metrics.in_flight.dec()
+            _release_producer(request)
             self._record(request, call, method, started, request_id, error)
         return None
 
@@ -178,6 +196,9 @@ class S3Api(
             request.loseConnection()
             return None
         request.setResponseCode(error.status)
+        if error.close_connection and request.channel is not None:
+            request.setHeader(b"Connection", b"close")
+            request.channel.persistent = False
         resource = call.target.resource if call else "/"
         body = error.to_xml(resource, request_id)
         request.responseHeaders.removeHeader(b"Content-Range")
@@ -218,6 +239,57 @@ class S3Api(
                 error=error.code if error else None,
             )
         )
+
+
+def _release_producer(request: S3Request) -> None:
+    """Unregister a body reader the handler left registered.
+
+    A client that goes away mid-download makes the transport stop the reader,
+    which then fails without unregistering itself; Twisted would log a critical
+    "Producer was not unregistered" (with the URI, signature and all) when the
+    request is finished.
+    """
+    if request.producer is None:
+        return
+    if request.channel is not None:
+        request.unregisterProducer()
+    else:
+        request.producer = None
+
+
+class _FrontDoor(Resource):
+    """Klein's resource, except for requests Klein cannot route.
+
+    Klein decodes the path and host as UTF-8 before any route runs, and on
+    failure logs a traceback and answers a bare 400. Such requests go straight
+    to the one path instead, which answers S3's InvalidURI like any other error.
+    """
+
+    isLeaf = True
+
+    def __init__(self, api: S3Api, klein: Any) -> None:
+        super().__init__()
+        self._api = api
+        self._klein = klein
+
+    def render(self, request: S3Request) -> Any:
+        try:
+            b"/".join(request.prepath + request.postpath).decode("utf-8")
+            request.getRequestHostname().decode("utf-8")
+        except UnicodeDecodeError:
+            d = Deferred.fromCoroutine(self._api.handle(request))
+            d.addCallback(self._finish, request)
+            d.addErrback(lambda f: log.failure("answering {uri} failed", f, uri=redact_uri(request.uri)))
+            return NOT_DONE_YET
+        return self._klein.render(request)
+
+    @staticmethod
+    def _finish(body: bytes | None, request: S3Request) -> None:
+        if request.finished or request._disconnected:
+            return
+        if body:
+            request.write(body)
+        request.finish()
 
 
 __all__ = ["S3Api"]

@@ -56,6 +56,7 @@ class Authenticator:
             raise S3Error("AccessDenied", "Anonymous access is not allowed; sign the request.")
         credential, tenant = await self._credential(claimed.access_key)
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
+        right_region = self._accepts(claimed.region)
         try:
             signature = sigv4.verify(
                 claimed,
@@ -65,17 +66,24 @@ class Authenticator:
                 raw_query,
                 headers,
                 now=now,
-                region=self._region,
+                region=claimed.region if right_region else self._region,
                 max_skew=self._max_skew,
             )
         except sigv4.SigV4Error as e:
             if e.code == "SignatureDoesNotMatch":
                 raise S3Error(e.code, e.message, AWSAccessKeyId=claimed.access_key) from None
+            if not right_region:
+                # Clients (s3cmd at its defaults, SDKs) read <Region> to retry in the right one.
+                raise S3Error(e.code, e.message, Region=self._region) from None
             raise S3Error(e.code, e.message) from None
         key = sigv4.signing_key(credential.secret_key, claimed.date, claimed.region, claimed.service)
         return Identity(
             tenant, claimed.access_key, signature, claimed.payload_hash, claimed.amz_date, claimed.scope, key
         )
+
+    def _accepts(self, region: str) -> bool:
+        """The configured region, or "US": S3's old name of us-east-1, s3cmd's default."""
+        return region == self._region or (region == "US" and self._region == "us-east-1")
 
     async def _credential(self, access_key: str) -> tuple[Credential, Tenant]:
         found = await self._lookup(access_key)
@@ -111,6 +119,19 @@ class Authenticator:
         policy = fields.get("policy")
         if policy is None:
             raise S3Error("AccessDenied", "Anonymous POST uploads are not allowed; sign a policy.")
+        v4 = ("x-amz-algorithm", "x-amz-credential", "x-amz-signature")
+        wanted = v4 if any(name in fields for name in v4) else ("awsaccesskeyid", "signature")
+        for name in wanted:
+            if not fields.get(name):
+                # A signed form missing part of its signature is malformed (400), as in S3.
+                shown = {"awsaccesskeyid": "AWSAccessKeyId", "signature": "Signature"}.get(name, name)
+                raise S3Error(
+                    "InvalidArgument",
+                    f"Bucket POST must contain a field named '{shown}'. "
+                    "If it is specified, please check the order of the fields.",
+                    ArgumentName=shown,
+                    ArgumentValue="",
+                )
         if "x-amz-signature" in fields:
             if fields.get("x-amz-algorithm") != sigv4.ALGORITHM:
                 raise S3Error("InvalidArgument", "x-amz-algorithm must be AWS4-HMAC-SHA256.")
@@ -118,18 +139,18 @@ class Authenticator:
             if len(parts) != 5 or parts[3] != "s3" or parts[4] != "aws4_request":
                 raise S3Error("InvalidArgument", "x-amz-credential is malformed.")
             access_key, date, region = parts[0], parts[1], parts[2]
-            if region != self._region:
+            if not self._accepts(region):
                 raise S3Error(
-                    "AuthorizationHeaderMalformed", f"the region '{region}' is wrong; expecting '{self._region}'"
+                    "AuthorizationHeaderMalformed",
+                    f"the region '{region}' is wrong; expecting '{self._region}'",
+                    Region=self._region,
                 )
             credential, tenant = await self._credential(access_key)
             key = sigv4.signing_key(credential.secret_key, date, region, "s3")
             expected = sigv4.signature(key, policy)
             sent = fields["x-amz-signature"]
         else:
-            access_key = fields.get("awsaccesskeyid", "")
-            if not access_key or "signature" not in fields:
-                raise S3Error("AccessDenied", "The form carries a policy but no signature.")
+            access_key = fields["awsaccesskeyid"]
             credential, tenant = await self._credential(access_key)
             expected = base64.b64encode(
                 hmac.new(credential.secret_key.encode(), policy.encode(), hashlib.sha1).digest()

@@ -2,28 +2,102 @@
 
 from __future__ import annotations
 
-from vaultaire.api import xmlparse
+import base64
+
+from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import check_bucket_name
 from vaultaire.api.call import OperationBase, S3Call, iso
+from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
+from vaultaire.errors import ContainerExists
+
+MAX_BUCKETS = 10_000  # S3's ceiling for max-buckets
+
+
+def _max_buckets(q: dict[str, str]) -> int | None:
+    """Without max-buckets S3 lists every bucket in one page; with it, 1 to 10,000 a page."""
+    raw = q.get("max-buckets")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_BUCKETS:
+        raise S3Error(
+            "InvalidArgument",
+            f"max-buckets must be an integer from 1 to {MAX_BUCKETS}.",
+            ArgumentName="max-buckets",
+            ArgumentValue=raw,
+        )
+    return value
+
+
+def _token(name: str) -> str:
+    # Opaque to clients, as S3's is; it carries the last name listed.
+    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
+
+
+def _continuation(token: str) -> str:
+    try:
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (ValueError, UnicodeError):
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            ArgumentName="continuation-token",
+            ArgumentValue=token,
+        ) from None
 
 
 class BucketOperations(OperationBase):
     region: str
 
     async def list_buckets(self, call: S3Call) -> bytes:
-        containers = await self.engine.list_containers(call.ctx)
+        q = call.target.query
+        prefix = q.get("prefix", "")
+        limit = _max_buckets(q)
+        after = _continuation(q["continuation-token"]) if "continuation-token" in q else None
+        region = q.get("bucket-region")
+        if region is not None and region != self.region:
+            containers = []  # every bucket of this server lives in its one region
+        else:
+            wanted = None if limit is None else limit + 1
+            containers = await self.engine.list_containers(call.ctx, prefix, after, wanted)
+        truncated = limit is not None and len(containers) > limit
+        if truncated:
+            containers = containers[:limit]
         buckets = [
-            element("Bucket", element("Name", c.name), element("CreationDate", iso(c.created))) for c in containers
+            element(
+                "Bucket",
+                element("Name", c.name),
+                element("CreationDate", iso(c.created)),
+                element("BucketRegion", self.region),
+            )
+            for c in containers
         ]
+        tail = []
+        if truncated:
+            tail.append(element("ContinuationToken", _token(containers[-1].name)))
+        if "prefix" in q:
+            tail.append(element("Prefix", prefix))
         return self._xml(
-            call, element("ListAllMyBucketsResult", self._owner(call), element("Buckets", *buckets), xmlns=True)
+            call,
+            element("ListAllMyBucketsResult", self._owner(call), element("Buckets", *buckets), *tail, xmlns=True),
         )
 
     async def create_bucket(self, call: S3Call) -> bytes:
         assert call.target.bucket is not None
         check_bucket_name(call.target.bucket)
         body = await self._small_body(call)
+        algorithm, expected, _trailer = checksums.declared(call.headers)
+        if algorithm is not None and expected is not None:
+            hasher = checksums.new_hasher(algorithm)
+            hasher.update(body)
+            if hasher.digest() != expected:
+                raise S3Error(
+                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
+                )
         placement = None
         if body.strip():
             constraint = xmlparse.location_constraint(body)
@@ -31,7 +105,16 @@ class BucketOperations(OperationBase):
             # any other constraint names a placement, or is refused (InvalidLocationConstraint).
             if constraint and constraint != self.region:
                 placement = constraint
-        await self.engine.create_container(call.ctx, call.target.bucket, placement)
+        try:
+            await self.engine.create_container(call.ctx, call.target.bucket, placement)
+        except ContainerExists:
+            # S3's legacy answer in us-east-1: creating a bucket you already own (in the same
+            # place) succeeds, and create-if-missing scripts rely on it. Elsewhere it is 409.
+            if self.region != "us-east-1":
+                raise
+            existing = await self._container(call)
+            if existing.placement != (placement or self.engine.default_placement):
+                raise
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""

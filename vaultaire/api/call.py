@@ -5,6 +5,7 @@ Operation modules import this, never ``app.py``: the app imports them.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
@@ -16,7 +17,7 @@ from vaultaire.api.addressing import Target
 from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
 from vaultaire.api.http import S3Request
-from vaultaire.api.incoming import IncomingBody
+from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.engine import Engine
 from vaultaire.model import Container, RequestContext
@@ -53,11 +54,21 @@ class S3Call:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
 
 
+def header_text(raw: bytes) -> str:
+    """A header value as text: UTF-8 when it is, so that SigV4, which signs the UTF-8 of the
+    canonical request, signs exactly the bytes the client sent (botocore sends UTF-8);
+    otherwise ISO-8859-1, HTTP/1.1's reading of bytes outside US-ASCII."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def headers_of(request: Request) -> dict[str, str]:
     """Lower-case names; repeated headers joined with ',' as SigV4 canonicalises them."""
     out: dict[str, str] = {}
     for name, values in request.requestHeaders.getAllRawHeaders():
-        out[name.decode("latin-1").lower()] = ",".join(v.decode("latin-1") for v in values)
+        out[name.decode("latin-1").lower()] = ",".join(header_text(v) for v in values)
     return out
 
 
@@ -105,4 +116,9 @@ class OperationBase:
             if total > limit:
                 raise S3Error("InvalidRequest", "The request body is too large.")
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        # A Content-MD5 is a protection the client asked for, whatever the operation: kept.
+        expected = content_md5(call.headers)
+        if expected is not None and hashlib.md5(body).digest() != expected:
+            raise S3Error("BadDigest")
+        return body

@@ -14,6 +14,8 @@ import zlib
 from collections.abc import Callable
 from typing import Protocol
 
+from attrs import frozen
+
 from vaultaire.api.crc_combine import POLYNOMIALS, crc_combine
 from vaultaire.api.errors import S3Error
 from vaultaire.model import Part, Upload
@@ -132,6 +134,78 @@ def multipart_checksum(upload: Upload, parts: list[Part], sent: dict[int, str] |
     hasher = new_hasher(algorithm)
     hasher.update(b"".join(raw))
     return algorithm, base64.b64encode(hasher.digest()).decode() + f"-{len(parts)}"
+
+
+# x-amz-checksum-* headers that describe a checksum rather than carry one
+_NOT_A_CHECKSUM = frozenset({"x-amz-checksum-type", "x-amz-checksum-algorithm", "x-amz-checksum-mode"})
+
+
+@frozen
+class CompleteClaims:
+    """What a CompleteMultipartUpload request states of the whole object, to be verified."""
+
+    algorithm: str | None = None
+    value: str | None = None  # base64, "-N" suffix allowed for a composite checksum
+    kind: str | None = None  # x-amz-checksum-type
+    size: int | None = None  # x-amz-mp-object-size
+
+
+def complete_claims(headers: dict[str, str]) -> CompleteClaims:
+    """The whole-object checksum, checksum type and size a Complete request states."""
+    named = [
+        n[len("x-amz-checksum-") :] for n in headers if n.startswith("x-amz-checksum-") and n not in _NOT_A_CHECKSUM
+    ]
+    if len(named) > 1:
+        raise S3Error(
+            "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        )
+    algorithm = named[0] if named else None
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        # Stated but not checkable: refused rather than accepted unchecked.
+        raise S3Error("NotImplemented", f"The checksum algorithm {algorithm.upper()} is not supported yet.")
+    value = headers[header_name(algorithm)].strip() if algorithm is not None else None
+    kind = headers.get("x-amz-checksum-type", "").strip().upper() or None
+    if kind is not None and kind not in ("COMPOSITE", "FULL_OBJECT"):
+        raise S3Error("InvalidRequest", f"Checksum type {kind!r} is not valid.")
+    raw_size = headers.get("x-amz-mp-object-size")
+    size = None
+    if raw_size is not None:
+        if not raw_size.strip().isdigit():
+            raise S3Error("InvalidRequest", "The x-amz-mp-object-size header must be a non-negative integer.")
+        size = int(raw_size)
+    return CompleteClaims(algorithm, value, kind, size)
+
+
+def check_complete(upload: Upload, parts: list[Part], result: tuple[str, str] | None, claims: CompleteClaims) -> None:
+    """Refuse a completion whose stated whole-object checksum, type or size does not hold."""
+    if claims.size is not None and claims.size != sum(p.size for p in parts):
+        raise S3Error(
+            "InvalidRequest",
+            f"The provided 'x-amz-mp-object-size' header value {claims.size} does not match what was computed.",
+        )
+    if claims.kind is not None and upload.checksum_type is not None and claims.kind != upload.checksum_type:
+        raise S3Error(
+            "InvalidRequest",
+            f"The upload was created using the {upload.checksum_type} checksum mode. "
+            "The complete request must use the same checksum mode.",
+        )
+    if claims.algorithm is None or claims.value is None:
+        return
+    if claims.algorithm != upload.checksum_algorithm:
+        raise S3Error(
+            "InvalidRequest",
+            f"The upload was created using a {upload.checksum_algorithm or 'null'} checksum. "
+            "The complete request must use the same checksum algorithm.",
+        )
+    if result is None:  # some part came without a checksum: the whole cannot be known
+        raise S3Error("InvalidRequest", f"The {claims.algorithm.upper()} checksum of this upload is not known.")
+    computed, _, count = result[1].partition("-")
+    claimed, _, claimed_count = claims.value.partition("-")
+    decode_value(claims.algorithm, claimed)  # a malformed value is InvalidRequest, as on PutObject
+    if claimed != computed or (claimed_count and claimed_count != count):
+        raise S3Error(
+            "BadDigest", f"The {claims.algorithm.upper()} you specified did not match the calculated checksum."
+        )
 
 
 def checksum_type(algorithm: str, requested: str | None) -> str:

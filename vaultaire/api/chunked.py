@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from attrs import frozen
 from twisted.internet.defer import Deferred
 
 from vaultaire import sigv4
-from vaultaire.api.errors import S3Error
+from vaultaire.api.errors import S3Error, framing_error
 from vaultaire.engine import ChunkSource
 from vaultaire.errors import IncompleteBody
 
 MAX_LINE = 4096  # a chunk header or trailer line; real ones are under 200 bytes
+MAX_TRAILER_BYTES = 16 * 1024  # all trailer lines together; real ones are one checksum and a signature
+# Plain hex digits only: int(x, 16) would also take "-1", "+a", " 1" and "1_0", and a
+# negative size left the decoder looping forever without consuming a byte.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 OUTPUT_BATCH = 1024 * 1024
+MAX_BODY = 5 * 2**30  # when no decoded length is declared: S3's largest single upload
 
 
 @frozen
@@ -47,9 +53,11 @@ class AwsChunkedSource:
         self._pos = 0  # parse position in _buffer: slicing the rest off per chunk would be quadratic
         self._state = "header"  # header, data, data-end, trailer, done
         self._remaining = 0
-        self._chunk_signature = ""
+        self._chunk_signature = b""  # bytes: compare_digest refuses non-ASCII str
         self._chunk_hash = hashlib.sha256()
         self._trailer_lines: list[bytes] = []
+        self._trailer_bytes = 0
+        self._declared = 0  # the sum of the chunk sizes announced so far
         self.trailers: dict[str, str] = {}
         self.decoded = 0
 
@@ -83,7 +91,7 @@ class AwsChunkedSource:
         end = self._buffer.find(b"\r\n", self._pos)
         if end < 0:
             if len(self._buffer) - self._pos > MAX_LINE:
-                raise S3Error("InvalidRequest", "An aws-chunked header line is too long.")
+                raise framing_error("InvalidRequest", "An aws-chunked header line is too long.")
             return None
         line = self._buffer[self._pos : end]
         self._pos = end + 2
@@ -115,7 +123,7 @@ class AwsChunkedSource:
                 if len(self._buffer) - self._pos < 2:
                     return progressed
                 if self._buffer[self._pos : self._pos + 2] != b"\r\n":
-                    raise S3Error("InvalidRequest", "An aws-chunked chunk is longer than its declared size.")
+                    raise framing_error("InvalidRequest", "An aws-chunked chunk is longer than its declared size.")
                 self._pos += 2
                 progressed = True
                 self._end_chunk()
@@ -129,21 +137,30 @@ class AwsChunkedSource:
                     self._finish_trailers()
                     self._state = "done"
                     return True
+                self._trailer_bytes += len(line) + 2
+                if self._trailer_bytes > MAX_TRAILER_BYTES:
+                    raise framing_error("InvalidRequest", "The aws-chunked trailer is too long.")
                 self._trailer_lines.append(line)
             else:
                 return progressed
 
     def _start_chunk(self, line: bytes) -> None:
         size_text, _, extension = line.partition(b";")
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise S3Error("InvalidRequest", "An aws-chunked chunk size is not hexadecimal.") from None
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise framing_error("IncompleteBody", "An aws-chunked chunk size is not a plain hexadecimal number.")
+        size = int(size_text, 16)
+        self._declared += size
+        limit = self._decoded_length if self._decoded_length is not None else MAX_BODY
+        if self._declared > limit:
+            # Checked before a byte of it is read: a chunk can never carry more than was declared.
+            raise framing_error(
+                "IncompleteBody", f"An aws-chunked chunk of {size} bytes overruns the declared length of {limit} bytes."
+            )
         if self._signing:
             name, _, value = extension.partition(b"=")
             if name.strip() != b"chunk-signature" or not value:
                 raise S3Error("InvalidRequest", "An aws-chunked chunk is missing its chunk-signature.")
-            self._chunk_signature = value.strip().decode("ascii", "replace")
+            self._chunk_signature = value.strip()
             self._chunk_hash = hashlib.sha256()
         if size == 0:
             self._end_chunk()
@@ -162,7 +179,7 @@ class AwsChunkedSource:
             self._previous,
             self._chunk_hash.hexdigest(),
         )
-        if not hmac.compare_digest(expected, self._chunk_signature):
+        if not hmac.compare_digest(expected.encode("ascii"), self._chunk_signature):
             raise S3Error("SignatureDoesNotMatch", "The signature of an aws-chunked chunk does not match.")
         self._previous = expected
 
@@ -172,10 +189,10 @@ class AwsChunkedSource:
         for line in self._trailer_lines:
             name, sep, value = line.partition(b":")
             if not sep:
-                raise S3Error("InvalidRequest", "An aws-chunked trailer line is malformed.")
+                raise framing_error("InvalidRequest", "An aws-chunked trailer line is malformed.")
             key = name.strip().lower().decode("ascii", "replace")
             if key == "x-amz-trailer-signature":
-                signature = value.strip().decode("ascii", "replace")
+                signature = value.strip()
                 continue
             self.trailers[key] = value.strip().decode("ascii", "replace")
             signed_part += name.strip().lower() + b":" + value.strip() + b"\n"
@@ -185,5 +202,5 @@ class AwsChunkedSource:
             expected = sigv4.trailer_signature(
                 self._signing.key, self._signing.amz_date, self._signing.scope, self._previous, signed_part
             )
-            if not hmac.compare_digest(expected, signature):
+            if not hmac.compare_digest(expected.encode("ascii"), signature):
                 raise S3Error("SignatureDoesNotMatch", "The signature of the aws-chunked trailer does not match.")

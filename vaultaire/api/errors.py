@@ -6,6 +6,8 @@ place, so every error a client sees has Code, Message, Resource, RequestId.
 
 from __future__ import annotations
 
+import errno
+
 from vaultaire import errors as domain
 from vaultaire.api.xmlout import element, xml_document
 
@@ -72,6 +74,10 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+    ),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
     "ServiceUnavailable": (503, "Service is unable to handle request."),
     "SlowDown": (503, "Please reduce your request rate."),
@@ -87,6 +93,10 @@ CODES: dict[str, tuple[int, str]] = {
 class S3Error(Exception):
     """An S3 error response: code, status, message and extra XML fields."""
 
+    # True when the request's framing cannot be trusted any more (a broken
+    # aws-chunked body): the answer then ends the connection.
+    close_connection = False
+
     def __init__(self, code: str, message: str | None = None, **extra: str) -> None:
         status, default = CODES[code]
         super().__init__(message or default)
@@ -100,6 +110,13 @@ class S3Error(Exception):
         children += [element(k, v) for k, v in self.extra.items()]
         children += [element("Resource", resource), element("RequestId", request_id)]
         return xml_document(element("Error", *children))
+
+
+def framing_error(code: str, message: str) -> S3Error:
+    """An error in a body's own framing: answered, then the connection is closed."""
+    error = S3Error(code, message)
+    error.close_connection = True
+    return error
 
 
 def from_domain(exc: BaseException, container: str | None, key: str | None) -> S3Error | None:
@@ -130,6 +147,9 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("IncompleteBody")
     if isinstance(exc, domain.InsufficientStorage):
         return S3Error("InsufficientStorage", str(exc) or None)
+    if out_of_descriptors(exc):
+        # Clients back off on SlowDown, which is what a process out of descriptors needs.
+        return S3Error("SlowDown", "The server is out of file descriptors; please retry.")
     if isinstance(exc, domain.DriverUnavailable):
         # SDKs back off and retry on SlowDown: the upstream is down or overloaded.
         return S3Error("SlowDown", "The storage upstream is unavailable; please retry.")
@@ -144,3 +164,23 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
             LocationConstraint=str(exc),
         )
     return None
+
+
+_NO_DESCRIPTOR = (errno.EMFILE, errno.ENFILE)
+# What the layers below say when they could not get a descriptor: strerror(EMFILE/ENFILE),
+# and SQLite's word for any failed open (it does not pass the errno on).
+_NO_DESCRIPTOR_TEXT = ("Too many open files", "unable to open database file")
+
+
+def out_of_descriptors(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the process running out of file descriptors."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _NO_DESCRIPTOR:
+            return True
+        if any(text in str(seen) for text in _NO_DESCRIPTOR_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -30,7 +30,7 @@ def boundary_of(content_type: str) -> bytes:
     m = _BOUNDARY.search(content_type)
     if not m:
         raise S3Error("MalformedPOSTRequest", "The form has no boundary.")
-    return m.group(1).encode("latin-1")
+    return m.group(1).encode("utf-8")  # header values are text decoded from UTF-8 when they are
 
 
 class FormReader:

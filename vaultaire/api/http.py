@@ -7,19 +7,63 @@ rendered as soon as its headers are complete; the handler authenticates,
 checks the container, and only then asks for the body (``open_body``), which
 is when ``100 Continue`` goes out. The body then streams through an
 ``BytePipe`` with backpressure on the socket.
+
+Slow and stuck clients are bounded (``ConnectionLimits``): a deadline for a
+whole request head, a minimum body rate, a send timeout for a client that
+stops reading, an idle timeout between requests, and a cap on connections,
+above which a connection is answered ``503 SlowDown`` and closed.
 """
 
 from __future__ import annotations
 
 import io
+import secrets
 from typing import Any
 
+from attrs import frozen
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, ISSLTransport
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
+from vaultaire.api.errors import S3Error
 from vaultaire.engine.pipe import BytePipe
 from vaultaire.errors import IncompleteBody
+
+log = Logger()
+
+# Methods whose requests S3 reads a body for: without a length they are refused (411),
+# never read as empty with the body left to be parsed as the next request.
+_BODY_METHODS = (b"PUT", b"POST")
+
+
+@frozen
+class ConnectionLimits:
+    """How long and how slow a client may be (seconds, bytes per second), and how many."""
+
+    header_timeout: float = 30.0
+    body_timeout: float = 60.0
+    min_body_rate: int = 500
+    send_timeout: float = 60.0
+    idle_timeout: float = 75.0
+    max_connections: int = 1024
+
+
+def _is_tls(transport: Any) -> bool:
+    return isinstance(transport, TLSMemoryBIOProtocol) or ISSLTransport.providedBy(transport)
+
+
+def error_response(error: S3Error) -> bytes:
+    """A whole HTTP response for an error answered below the S3 layer, closing the connection."""
+    body = error.to_xml("/", secrets.token_hex(8).upper())
+    reason = http.RESPONSES.get(error.status, b"Error")
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\nServer: Vaultaire\r\n\r\n%s" % (error.status, reason, len(body), body)
+    )
 
 
 def incomplete(expected: int | None, received: int) -> IncompleteBody:
@@ -37,6 +81,8 @@ class S3Request(server.Request):
         self.body: BytePipe | None = None
         self.body_length: int | None = 0
         self.rendered_early = False
+        # A PUT or POST that gave neither Content-Length nor Transfer-Encoding.
+        self.length_missing = False
         self._continue_wanted = False
         self._continue_sent = False
         self.bytes_out = 0
@@ -67,6 +113,23 @@ class S3Request(server.Request):
             return
         super().requestReceived(command, path, version)
 
+    def process(self) -> None:
+        if self.length_missing:
+            # Twisted reads a missing length as 0: the body would be parsed as the next request.
+            self.answer_error(S3Error("MissingContentLength"))
+            return
+        super().process()
+
+    def answer_error(self, error: S3Error) -> None:
+        """Answer an error found below the S3 layer (the channel's own checks)."""
+        body = error.to_xml(self.uri.decode("latin-1").split("?", 1)[0], secrets.token_hex(8).upper())
+        self.setResponseCode(error.status)
+        self.setHeader(b"Content-Type", b"application/xml")
+        self.setHeader(b"Content-Length", str(len(body)).encode())
+        self.setHeader(b"Server", b"Vaultaire")
+        self.write(body)
+        self.finish()
+
     def open_body(self) -> BytePipe:
         """The handler accepts the body: send ``100 Continue`` if the client waits for it."""
         if self.body is None:
@@ -77,6 +140,8 @@ class S3Request(server.Request):
             self._continue_sent = True
             if self.channel is not None:
                 self.channel.send_continue()
+        if self.channel is not None:
+            self.channel.watch_body(self.body)
         return self.body
 
     def lazy_body(self) -> LazyBody:
@@ -115,7 +180,7 @@ class S3Request(server.Request):
         must be told so in these headers, or it would send its next request
         down a connection that is closing.
         """
-        if self.body_pending and self.channel is not None:
+        if (self.body_pending or self.length_missing) and self.channel is not None:
             self.setHeader(b"Connection", b"close")
             self.channel.persistent = False
             self.channel.linger_on_close = True
@@ -129,15 +194,41 @@ class S3Request(server.Request):
 # After an early answer, how long and how much of the unread body is read and dropped.
 LINGER_SECONDS = 5.0
 LINGER_BYTES = 64 * 2**20
+# A connection refused for being one too many is held this long at most.
+REFUSAL_LINGER_SECONDS = 1.0
+
+_DEFAULT_LIMITS = ConnectionLimits()
 
 
 class S3Channel(http.HTTPChannel):
-    """Renders a request with a body at end of headers, and answers 100-continue on demand."""
+    """Renders a request with a body at end of headers, answers 100-continue on demand,
+    and drops clients too slow to be anything but an attack or a dead peer."""
 
     linger_on_close = False
     _lingering = False
-    _linger_call: Any = None
+    _linger_call: IDelayedCall | None = None
     _lingered = 0
+    # The request head's deadline: runs from a request's first byte (or the connection's opening).
+    _awaiting_head = True
+    _head_call: IDelayedCall | None = None
+    # The response's deadline: runs while the client reads nothing of what is sent.
+    _send_call: IDelayedCall | None = None
+    # The body's rate: checked every body_timeout seconds while the handler reads it.
+    _body_call: IDelayedCall | None = None
+    _body_pipe: BytePipe | None = None
+    _body_mark = 0
+    _body_paused = False  # we stopped reading (the handler or disk is behind): not the client's fault
+    _body_excused = False
+
+    @property
+    def limits(self) -> ConnectionLimits:
+        return getattr(getattr(self, "site", None), "limits", None) or _DEFAULT_LIMITS
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._start_head_clock()
+
+    # -- lingering close
 
     def loseConnection(self) -> None:
         """Close after an early answer without losing it to a TCP reset.
@@ -145,19 +236,29 @@ class S3Channel(http.HTTPChannel):
         A client that did not wait for 100 Continue is still sending its body.
         Closing a socket with unread bytes makes the kernel send RST, and the
         client may then lose the response it had not read yet (the error it
-        needed). So: send the response and a FIN, read and drop what is still
-        coming for a while, then close ("lingering close", as nginx does).
+        needed). So: send the response (and, over plain TCP, a FIN), read and
+        drop what is still coming for a while, then close ("lingering close",
+        as nginx does). Over TLS there is no half-close: the socket under the
+        TLS layer must not be shut for writing while TLS still has to write
+        (its response bytes, its close_notify); the response says
+        ``Connection: close`` and the client ends the connection once it has
+        read it.
         """
         if not self.linger_on_close or self._lingering or self.transport is None:
             super().loseConnection()
             return
         self._lingering = True
+        self._stop_clocks()
         self._networkProducer.unregisterProducer()
-        self.transport.loseWriteConnection()
+        if not _is_tls(self.transport):
+            self.transport.loseWriteConnection()
         self.transport.resumeProducing()  # the body pipe may have paused the socket
-        from twisted.internet import reactor
+        self._linger_call = self.callLater(LINGER_SECONDS, self._end_linger)
 
-        self._linger_call = reactor.callLater(LINGER_SECONDS, self.transport.loseConnection)
+    def _end_linger(self) -> None:
+        self._linger_call = None
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._lingering:
@@ -165,25 +266,119 @@ class S3Channel(http.HTTPChannel):
             if self._lingered > LINGER_BYTES:
                 self.transport.loseConnection()
             return
+        if self._awaiting_head and self._head_call is None:
+            self._start_head_clock()
         super().dataReceived(data)
 
     def connectionLost(self, reason: Failure) -> None:
+        self._stop_clocks()
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
+        self._linger_call = None
+        site = getattr(self, "site", None)
+        if isinstance(site, S3Site):
+            site.forget(self)
         super().connectionLost(reason)
 
+    # -- deadlines
+
+    def _start_head_clock(self) -> None:
+        self._head_call = self.callLater(self.limits.header_timeout, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self._head_call = None
+        log.info(
+            "dropped a client that did not send a request head within {seconds}s", seconds=self.limits.header_timeout
+        )
+        self.timeoutConnection()  # closes, and aborts if the close does not complete
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: the client is not reading what we send."""
+        super().pauseProducing()
+        if self._send_call is None and not self._lingering:
+            self._send_call = self.callLater(self.limits.send_timeout, self._send_timed_out)
+
+    def resumeProducing(self) -> None:
+        # Cancelled first: resuming may fill the buffer again at once, and pause with a new deadline.
+        if self._send_call is not None:
+            self._send_call.cancel()
+            self._send_call = None
+        super().resumeProducing()
+
+    def _send_timed_out(self) -> None:
+        self._send_call = None
+        log.info("dropped a client that read nothing for {seconds}s", seconds=self.limits.send_timeout)
+        if self.transport is not None:
+            # A close would wait for the unread bytes to drain, forever: abort, which also
+            # stops the response's producer (and closes the blob it reads).
+            self.transport.abortConnection()
+
+    def watch_body(self, pipe: BytePipe) -> None:
+        """Start checking the body's rate (the handler has begun to read it)."""
+        if self._body_call is not None or pipe.ended or self._lingering:
+            return
+        self._body_pipe = pipe
+        self._body_mark = pipe.received
+        self._body_excused = self._body_paused
+        self._body_call = self.callLater(self.limits.body_timeout, self._body_tick)
+
+    def _body_tick(self) -> None:
+        self._body_call = None
+        pipe = self._body_pipe
+        if pipe is None or pipe.ended or self._lingering or self.transport is None:
+            return
+        limits = self.limits
+        arrived = pipe.received - self._body_mark
+        excused = self._body_excused or self._body_paused or self._waitingForTransport
+        self._body_mark = pipe.received
+        self._body_excused = False
+        if not excused and (arrived == 0 or arrived < limits.min_body_rate * limits.body_timeout):
+            log.info(
+                "dropped a request body that brought {bytes} bytes in {seconds}s",
+                bytes=arrived,
+                seconds=limits.body_timeout,
+            )
+            self._body_pipe = None
+            # The handler answers 400 RequestTimeout, and the connection closes after it.
+            pipe.fail(S3Error("RequestTimeout"))
+            return
+        self._body_call = self.callLater(limits.body_timeout, self._body_tick)
+
+    def _stop_clocks(self) -> None:
+        for name in ("_head_call", "_send_call", "_body_call"):
+            call = getattr(self, name)
+            if call is not None and call.active():
+                call.cancel()
+            setattr(self, name, None)
+        self._body_pipe = None
+
+    # -- request framing
+
     def allHeadersReceived(self) -> None:
+        if self._head_call is not None:
+            self._head_call.cancel()
+            self._head_call = None
+        self._awaiting_head = False
         req = self.requests[-1]
         req.parseCookies()
         self.persistent = self.checkPersistence(req, self._version)
         req.gotLength(self.length)
         if self.length == 0:
+            if self._command in _BODY_METHODS and not req.requestHeaders.hasHeader(b"Content-Length"):
+                # Neither a length nor chunked framing (or "Transfer-Encoding: identity"):
+                # the body's end cannot be known. Answered 411 from process(), then closed.
+                req.length_missing = True
+                self.persistent = False
             return  # no body: rendered as usual from allContentReceived
         expect = req.requestHeaders.getRawHeaders(b"Expect")
         expect_continue = bool(expect) and expect[0].lower() == b"100-continue" and self._version == b"HTTP/1.1"
         req.render_early(self._command, self._path, self._version, expect_continue)
 
     def allContentReceived(self) -> None:
+        if self._body_call is not None:
+            self._body_call.cancel()
+            self._body_call = None
+        self._body_pipe = None
         if not self.requests or self.requests[-1].finished:
             # The response went out before the body ended; this connection is
             # closing, so only the parser state needs resetting.
@@ -194,6 +389,12 @@ class S3Channel(http.HTTPChannel):
             self._transferDecoder = None
             return
         super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:
+        self._awaiting_head = True
+        super().requestDone(request)
+        if self._awaiting_head and self._head_call is None and self._buffer and not self._lingering:
+            self._start_head_clock()  # part of the next request's head is already here
 
     def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
         # Twisted writes names in Http-Header-Case; S3 sends x-amz-* in lower
@@ -211,19 +412,75 @@ class S3Channel(http.HTTPChannel):
     def send_continue(self) -> None:
         self._send100Continue()
 
+    # The transport itself, not self._networkProducer: over TLS that is a no-op
+    # (TLSMemoryBIOProtocol does not provide IPushProducer), and an upload faster
+    # than the disk would pile up in memory; the TLS wrapper passes these calls
+    # to the TCP transport under it.
     def pause_body(self) -> None:
-        self._networkProducer.pauseProducing()
+        self._body_paused = self._body_excused = True
+        self.transport.pauseProducing()
 
     def resume_body(self) -> None:
-        if not self._waitingForTransport:
-            self._networkProducer.resumeProducing()
+        self._body_paused = False
+        if not self._waitingForTransport and self.transport is not None:
+            self.transport.resumeProducing()
+
+
+class _Refusal(Protocol):
+    """Answers one connection too many with 503 SlowDown, then closes it."""
+
+    def __init__(self, call_later: Any) -> None:
+        self._call_later = call_later
+        self._close_call: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(error_response(S3Error("SlowDown", "The server has too many connections; retry.")))
+        if not _is_tls(self.transport):
+            self.transport.loseWriteConnection()  # FIN after the answer; the request is read and dropped
+        self._close_call = self._call_later(REFUSAL_LINGER_SECONDS, self.transport.loseConnection)
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._close_call is not None and self._close_call.active():
+            self._close_call.cancel()
 
 
 class S3Site(server.Site):
-    """A Site using our channel and request; access logging is the event log's job."""
+    """A Site using our channel and request, with connection limits; it knows its open
+    connections, to cap them and to drain them at shutdown. Access logging is the event
+    log's job."""
 
     protocol = S3Channel
     requestFactory = S3Request
+
+    def __init__(self, resource: Any, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+        self.limits = limits or _DEFAULT_LIMITS
+        kwargs.setdefault("timeout", self.limits.idle_timeout)
+        super().__init__(resource, *args, **kwargs)
+        self._channels: set[S3Channel] = set()
+        self.refused = 0  # connections answered 503 for being one too many
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if len(self._channels) >= self.limits.max_connections:
+            self.refused += 1
+            return _Refusal(self.reactor.callLater)
+        channel = super().buildProtocol(addr)
+        if channel is not None:
+            self._channels.add(channel)
+        return channel
+
+    def forget(self, channel: S3Channel) -> None:
+        self._channels.discard(channel)
+
+    def open_connections(self) -> list[S3Channel]:
+        return [c for c in list(self._channels) if c.transport is not None and c.transport.connected]
+
+    def close_gently(self) -> None:
+        for channel in self.open_connections():
+            channel.transport.loseConnection()  # after the buffered bytes are sent
 
     def log(self, request: Any) -> None:
         pass

@@ -12,6 +12,8 @@ import binascii
 import hashlib
 from collections.abc import Mapping
 
+from twisted.internet.defer import Deferred
+
 from vaultaire import sigv4
 from vaultaire.api import checksums
 from vaultaire.api.auth import Identity
@@ -53,6 +55,24 @@ def signed_payload_sha256(mode: str) -> bytes | None:
     return digest
 
 
+class _Capped:
+    """A body of unknown size, refused once it passes ``limit`` bytes."""
+
+    def __init__(self, source: ChunkSource, limit: int) -> None:
+        self._source = source
+        self._limit = limit
+        self._seen = 0
+
+    def read(self) -> Deferred[bytes]:
+        def count(data: bytes) -> bytes:
+            self._seen += len(data)
+            if self._seen > self._limit:
+                raise S3Error("EntityTooLarge", MaxSizeAllowed=str(self._limit))
+            return data
+
+        return self._source.read().addCallback(count)
+
+
 class IncomingBody:
     def __init__(self, headers: Mapping[str, str], identity: Identity, body_length: int | None) -> None:
         self.identity = identity
@@ -69,10 +89,15 @@ class IncomingBody:
             self.hashers["payload-sha256"] = hashlib.sha256()
         self._chunked: AwsChunkedSource | None = None
 
-    def _size(self, headers: Mapping[str, str], length: int | None) -> int:
-        """The size the stored bytes will have, checked against S3's single-PUT limit."""
+    def _size(self, headers: Mapping[str, str], length: int | None) -> int | None:
+        """The size the stored bytes will have, checked against S3's single-PUT limit.
+
+        None for a plain ``Transfer-Encoding: chunked`` body (``curl -T -``): its
+        size is known only at its end, so it is counted as it streams (quota
+        included) and capped at the same limit.
+        """
         if length is None and not self.streaming:
-            raise S3Error("MissingContentLength")
+            return None
         size = length or 0
         if self.streaming:
             # Clients send aws-chunked with Transfer-Encoding: chunked and no
@@ -87,6 +112,8 @@ class IncomingBody:
 
     def source(self, raw: ChunkSource) -> ChunkSource:
         """The decoded bytes of the raw body."""
+        if self.size is None:
+            return _Capped(raw, MAX_PUT_SIZE)
         if not self.streaming:
             return raw
         signing = None
@@ -114,11 +141,6 @@ class IncomingBody:
             raise S3Error(
                 "BadDigest", f"The {self.algorithm.upper()} you specified did not match the calculated checksum."
             )
-
-    def check_size(self, stored: int) -> None:
-        if stored != self.size:
-            # The channel ends a body at Content-Length, so this means a short body.
-            raise S3Error("IncompleteBody")
 
     def checksum_header(self) -> tuple[str, str] | None:
         """The checksum to echo in the response, as S3 does."""

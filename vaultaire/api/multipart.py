@@ -14,10 +14,10 @@ from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
 from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.objects import copy_source
-from vaultaire.api.ranges import resolve_range
+from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.xmlout import element
 from vaultaire.engine.conditions import Outcome, evaluate
-from vaultaire.model import Artifact, ByteRange
+from vaultaire.model import Artifact, ByteRange, Part, Upload
 
 MAX_PARTS = 10_000
 MAX_LISTED = 1000
@@ -120,7 +120,6 @@ class MultipartOperations(OperationBase):
             checksum=part_checksum,
             declared_size=incoming.size,
         )
-        incoming.check_size(part.size)
         call.set_header("ETag", f'"{part.md5}"')
         call.set_header("Content-Length", "0")
         self._echo_checksum(call, incoming)
@@ -141,15 +140,7 @@ class MultipartOperations(OperationBase):
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
             if wanted_range is None:
                 return None
-            chosen = resolve_range(wanted_range, original.size)
-            if chosen is None or not wanted_range.startswith("bytes=") or wanted_range.startswith("bytes=-"):
-                raise S3Error(
-                    "InvalidArgument",
-                    "The x-amz-copy-source-range value must be of the form bytes=first-last.",
-                    ArgumentName="x-amz-copy-source-range",
-                    ArgumentValue=wanted_range,
-                )
-            return chosen
+            return resolve_copy_range(wanted_range, original.size)
 
         _original, part = await self.engine.copy_part(call.ctx, source, source_key, target, upload_id, number, resolve)
         return self._xml(
@@ -168,13 +159,15 @@ class MultipartOperations(OperationBase):
         condition = write_condition(call.headers)
         body = await self._small_body(call, COMPLETE_BODY_LIMIT)
         chosen, sent_checksums = xmlparse.complete_request(body, MAX_PARTS)
+        claims = checksums.complete_claims(call.headers)
+
+        def checksum_of(upload: Upload, parts: list[Part]) -> tuple[str, str] | None:
+            result = checksums.multipart_checksum(upload, parts, sent_checksums)
+            checksums.check_complete(upload, parts, result, claims)
+            return result
+
         artifact, _parts = await self.engine.complete_upload(
-            call.ctx,
-            container,
-            upload_id,
-            chosen,
-            condition,
-            lambda upload, parts: checksums.multipart_checksum(upload, parts, sent_checksums),
+            call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
         extra = []
         if artifact.checksum is not None:

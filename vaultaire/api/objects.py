@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -15,6 +16,7 @@ from vaultaire.api.headers import (
     read_conditions,
     storage_class,
     stored_headers,
+    user_metadata,
     write_condition,
 )
 from vaultaire.api.incoming import IncomingBody, content_md5
@@ -24,9 +26,16 @@ from vaultaire.engine import CopyPlan
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.model import Artifact, ByteRange
 
-MAX_METADATA_BYTES = 2048
 DELETE_BODY_LIMIT = 2 * 2**20  # 1000 keys of up to 1024 bytes, escaped
 MAX_DELETE_KEYS = 1000
+
+
+def mail_safe(value: str) -> str:
+    """A metadata value as S3 returns it: as stored when printable US-ASCII (an RFC 2047
+    encoded-word a client sent included), else one RFC 2047 encoded-word of its UTF-8."""
+    if all(" " <= c <= "~" or c == "\t" for c in value):
+        return value
+    return "=?UTF-8?B?" + base64.b64encode(value.encode("utf-8")).decode("ascii") + "?="
 
 
 class _NotModified(Exception):
@@ -36,15 +45,7 @@ class _NotModified(Exception):
 
 class ObjectOperations(OperationBase):
     def _metadata(self, call: S3Call) -> tuple[tuple[str, str], ...]:
-        meta = sorted((k[len("x-amz-meta-") :], v) for k, v in call.headers.items() if k.startswith("x-amz-meta-"))
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in meta)
-        if size > MAX_METADATA_BYTES:
-            raise S3Error(
-                "MetadataTooLarge",
-                f"Your metadata headers are {size} bytes; at most {MAX_METADATA_BYTES} are allowed.",
-                MaxSizeAllowed=str(MAX_METADATA_BYTES),
-            )
-        return tuple(meta)
+        return user_metadata(call.headers.items())
 
     async def put_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None and call.identity is not None
@@ -71,7 +72,6 @@ class ObjectOperations(OperationBase):
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
             declared_size=incoming.size,
         )
-        incoming.check_size(artifact.size)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         self._echo_checksum(call, incoming)
@@ -94,7 +94,7 @@ class ObjectOperations(OperationBase):
         if artifact.storage_class != "STANDARD":
             call.set_header("x-amz-storage-class", artifact.storage_class)
         for name, value in artifact.metadata:
-            call.set_header(f"x-amz-meta-{name}", value)
+            call.set_header(f"x-amz-meta-{name}", mail_safe(value))
         if artifact.checksum and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
             # Only the whole object has this checksum: not a range or a part of it.
             if "range" not in call.headers and "partNumber" not in call.target.query:

@@ -13,13 +13,13 @@ from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.api import post_policy
+from vaultaire.api import checksums, post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
-from vaultaire.api.headers import STORED_HEADERS, storage_class
+from vaultaire.api.headers import STORED_HEADERS, storage_class, user_metadata
 from vaultaire.api.xmlout import element
 from vaultaire.engine import ChunkSource
 
@@ -46,6 +46,18 @@ class _Bounded:
         return self._source.read().addCallback(count)
 
 
+def _declared_checksum(fields: dict[str, str]) -> tuple[str | None, bytes | None]:
+    """The x-amz-checksum-* field of a form: verified against the file, never just accepted."""
+    for name in fields:
+        if name.startswith("x-amz-checksum-") and name[len("x-amz-checksum-") :] not in checksums.ALGORITHMS:
+            if name not in ("x-amz-checksum-algorithm", "x-amz-checksum-type"):
+                raise S3Error("NotImplemented", f"The checksum field {name} is not supported yet.")
+    algorithm, expected, _trailer = checksums.declared({k: v for k, v in fields.items() if k != "x-amz-trailer"})
+    if algorithm is not None:
+        checksums.new_hasher(algorithm)  # refuses what cannot be computed here, before the file streams
+    return algorithm, expected
+
+
 class PostObjectOperation(OperationBase):
     """Needs from its host: engine, auth, clock, _container, _xml."""
 
@@ -62,18 +74,24 @@ class PostObjectOperation(OperationBase):
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
         call.ctx.tenant = identity.tenant
-        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
-        container = await self._container(call)
+        unsupported.check_owner(call.headers, identity.tenant.id)
+        unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
             raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
-        key = key.replace("${filename}", form.filename or "")
+        # S3 checks the policy's key conditions against the key with ${filename} filled in.
+        key = fields["key"] = key.replace("${filename}", form.filename or "")
+        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
+        algorithm, expected = _declared_checksum(fields)
+        container = await self._container(call)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
-        metadata = tuple(sorted((n[len("x-amz-meta-") :], v) for n, v in fields.items() if n.startswith("x-amz-meta-")))
+        metadata = user_metadata(fields.items())
         kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
         source = _Bounded(form, size.maximum)
+
+        hashers = {"checksum": checksums.new_hasher(algorithm)} if algorithm is not None else {}
 
         def verify(digests: Any) -> None:
             if source.size < size.minimum:
@@ -81,6 +99,10 @@ class PostObjectOperation(OperationBase):
                     "EntityTooSmall",
                     "Your proposed upload is smaller than the minimum allowed size",
                     MinSizeAllowed=str(size.minimum),
+                )
+            if algorithm is not None and digests["checksum"] != expected:
+                raise S3Error(
+                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
                 )
 
         artifact = await self.engine.put(
@@ -92,7 +114,9 @@ class PostObjectOperation(OperationBase):
             metadata=metadata,
             headers=kept,
             storage_class=storage_class(fields),
+            hashers=hashers,
             verify=verify,
+            keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

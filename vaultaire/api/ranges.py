@@ -30,3 +30,30 @@ def resolve_range(header: str | None, size: int) -> ByteRange | None:
     if suffix == 0 or size == 0:
         raise S3Error("InvalidRange", RangeRequested=header, ActualObjectSize=str(size))
     return ByteRange(max(0, size - suffix), size - 1)
+
+
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def resolve_copy_range(header: str, size: int) -> ByteRange:
+    """x-amz-copy-source-range: exactly ``bytes=first-last``, wholly inside the source.
+
+    Unlike a GET's Range, nothing is clamped: S3 refuses a range past the source's end.
+    """
+    m = _COPY_RANGE.match(header.strip())
+    if not m or int(m.group(2)) < int(m.group(1)):
+        raise S3Error(
+            "InvalidArgument",
+            "The x-amz-copy-source-range value must be of the form bytes=first-last.",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=header,
+        )
+    first, last = int(m.group(1)), int(m.group(2))
+    if last >= size:
+        raise S3Error(
+            "InvalidArgument",
+            f"Range specified is not valid for source object of size: {size}",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=header,
+        )
+    return ByteRange(first, last)

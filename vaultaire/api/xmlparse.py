@@ -1,22 +1,57 @@
-"""Reading S3 request XML safely: size-capped, no DTDs, no entities."""
+"""Reading S3 request XML safely: size-capped, depth-capped, no DTDs, no entities.
+
+Parsing goes through defusedxml's expat parser, which refuses a DTD (and so
+any entity declaration) whatever the document's encoding: a byte search for
+``<!DOCTYPE`` misses a UTF-16 document, which then expanded its entities.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 from vaultaire.api.errors import S3Error
 
+# Callers cap request bodies (64 KiB to 2 MiB); this is the backstop.
+MAX_XML_BYTES = 4 * 2**20
+# S3's request documents nest four levels at most (Delete/Object/Key).
+MAX_DEPTH = 32
+
+_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema."
+
+
+class _DepthLimited(ET.TreeBuilder):
+    """A tree builder that refuses documents nested deeper than MAX_DEPTH."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+
+    def start(self, tag: Any, attrs: Any) -> ET.Element:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise S3Error("MalformedXML", f"The XML you provided nests deeper than {MAX_DEPTH} levels.")
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> ET.Element:
+        self._depth -= 1
+        return super().end(tag)
+
 
 def parse(body: bytes) -> ET.Element:
-    # A DOCTYPE is the door to entity expansion and external fetches; S3 XML never needs one.
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise S3Error("MalformedXML", "The XML you provided must not declare a DTD or entities.")
+    if len(body) > MAX_XML_BYTES:
+        raise S3Error("MalformedXML", "The XML you provided is too large.")
+    parser = DefusedXMLParser(target=_DepthLimited(), forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        return ET.fromstring(body)
-    except ET.ParseError:
-        raise S3Error(
-            "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema."
-        ) from None
+        parser.feed(body)
+        return parser.close()  # type: ignore[no-any-return]
+    except DefusedXmlException:
+        raise S3Error("MalformedXML", "The XML you provided must not declare a DTD or entities.") from None
+    except (ET.ParseError, ValueError, UnicodeError):
+        raise S3Error("MalformedXML", _MALFORMED) from None
 
 
 def _local(tag: str) -> str:

@@ -30,7 +30,7 @@ The contract is split by concern, so each part can be read (and implemented) on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -121,8 +121,11 @@ class Containers(Protocol):
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
         """The tenant's container of that name, or None. On every request's path: a point read, fast."""
 
-    def containers(self, tenant_id: str) -> Deferred[list[Container]]:
-        """The tenant's containers, by name."""
+    def containers(
+        self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> Deferred[list[Container]]:
+        """The tenant's containers in name order: those starting with ``prefix``, after ``after``,
+        at most ``limit`` (None: all)."""
 
     def delete_container(self, container: Container) -> Deferred[None]:
         """In one transaction: the container, its settings, its unfinished uploads (their
@@ -241,16 +244,32 @@ class Uploads(Protocol):
 class Garbage(Protocol):
     """Blobs no row references any more, waiting to be freed on their placement."""
 
-    def garbage(self, limit: int) -> Deferred[list[tuple[str, str]]]:
-        """Up to ``limit`` (placement, locator) pairs, oldest first. Reading does not
-        remove them: only ``forget_garbage`` does, once the blob is freed."""
+    # Every blob on a driver is, for the catalog, exactly one of: intended (a live or dead
+    # writer's, recorded before its first byte), referenced (an artifact or part), or garbage.
+    # The transaction that commits a reference to a blob (put_artifact, put_part, move_*)
+    # settles its intent; one that drops a reference queues the blob as garbage.
+
+    def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
+        """Durably record that this process is about to write these blobs."""
+
+    def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
+        """Move the intents of writers that are gone to the garbage; returns their
+        (placement, locator). Never takes the intent of a writer still alive."""
+
+    def garbage(
+        self, limit: int, queued_before: float = float("inf"), placements: Iterable[str] | None = None
+    ) -> Deferred[list[tuple[str, str]]]:
+        """Up to ``limit`` (placement, locator) pairs whose blobs are no longer referenced,
+        queued at or before ``queued_before``, on ``placements`` when given; oldest first.
+        Reading does not remove them: only ``forget_garbage`` does, once the blob is freed."""
 
     def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
         """Queue blobs that no row references (a failed write's leftovers) for the sweep;
-        a locator already queued stays queued once."""
+        settles their intents. A locator already queued stays queued once."""
 
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
-        """The blobs are freed: drop them from the queue (unknown locators are ignored)."""
+        """The blobs are deleted: forget their garbage rows and intents (unknown locators
+        are ignored)."""
 
 
 class Migrations(Protocol):

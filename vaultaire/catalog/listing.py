@@ -44,8 +44,8 @@ def list_page(
     last: bytes | None = None
     count = 0
     if limit <= 0:
-        probe = fetch(lower, inclusive, upper, 1)
-        return rows, prefixes, any(True for _ in probe), None
+        # S3 answers an empty, untruncated page to max-keys=0, whatever the container holds.
+        return rows, prefixes, False, None
     while True:
         wanted = limit + 1 - count
         # fetch may return a lazy cursor: after a jump the rest is never read,

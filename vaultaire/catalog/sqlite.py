@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting
+from vaultaire.catalog import accounting, blobs
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
@@ -36,6 +36,7 @@ from vaultaire.errors import (
     InvalidPart,
     InvalidPartOrder,
     MigrationInProgress,
+    NoSuchArtifact,
     NoSuchContainer,
     NoSuchTenant,
     NoSuchUpload,
@@ -138,12 +139,6 @@ CREATE TABLE IF NOT EXISTS container_settings (
 ) WITHOUT ROWID;
 -- An unsigned CORS preflight names a container but no tenant.
 CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
--- Blobs no longer referenced, queued in the same transaction that dropped them.
-CREATE TABLE IF NOT EXISTS garbage (
-    locator TEXT PRIMARY KEY,
-    placement TEXT NOT NULL,
-    queued REAL NOT NULL
-);
 """
 
 _ARTIFACT_COLUMNS = "container_id, key, locator, size, md5, modified, content_type, metadata"
@@ -165,6 +160,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
         checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,
         placement=extra.get("placement", ""),
+        upload_id=extra.get("upload", ""),
     )
 
 
@@ -178,6 +174,7 @@ def _extra(artifact: Artifact) -> str:
             "parts": [list(p) for p in artifact.parts],
             "checksum": list(artifact.checksum) if artifact.checksum else None,
             "placement": artifact.placement,
+            "upload": artifact.upload_id,
         }
     )
 
@@ -259,6 +256,8 @@ class SQLiteCatalog:
         self._queue: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
         self._queue_lock = threading.Lock()
         self._draining = False
+        # Write intents are recorded under this process's name (see catalog/blobs.py).
+        self._lease = blobs.WriterLease(path + ".writers")
 
     # -- running work on the catalog thread
 
@@ -385,6 +384,7 @@ class SQLiteCatalog:
             conn.executescript(SCHEMA)
             self._conn = conn
             conn.executescript(accounting.SCHEMA)
+            conn.executescript(blobs.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
@@ -401,6 +401,7 @@ class SQLiteCatalog:
 
     def start(self) -> Deferred[None]:
         os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
+        self._lease.acquire()
         self._pool.start()
         # The schema exists once the writer has opened the file; then the reader may.
         return self._run(lambda: None if self._db() else None).addCallback(lambda _: self._open_reader())
@@ -417,6 +418,8 @@ class SQLiteCatalog:
 
         def stop_pool(result: object) -> object:
             self._pool.stop()
+            # Released last: intents still recorded under this name are a dead writer's from now on.
+            self._lease.release()
             return result
 
         return self._run(close).addBoth(stop_pool)
@@ -585,13 +588,23 @@ class SQLiteCatalog:
 
         return self._read(work)
 
-    def containers(self, tenant_id: str) -> Deferred[list[Container]]:
+    def containers(
+        self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> Deferred[list[Container]]:
         def work() -> list[Container]:
-            rows = self._db().execute(
-                "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ? ORDER BY name",
-                (tenant_id,),
-            )
-            return [_container(r) for r in rows]
+            sql = "SELECT id, tenant_id, name, placement, created FROM containers WHERE tenant_id = ?"
+            args: list[Any] = [tenant_id]
+            if prefix:
+                sql += " AND name >= ? AND substr(name, 1, ?) = ?"
+                args += [prefix, len(prefix), prefix]
+            if after is not None:
+                sql += " AND name > ?"
+                args.append(after)
+            sql += " ORDER BY name"
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            return [_container(r) for r in self._db().execute(sql, args)]
 
         return self._run(work)
 
@@ -695,11 +708,7 @@ class SQLiteCatalog:
         if not placement:
             row = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
             placement = row[0] if row else "local"
-        now = self._clock()
-        db.executemany(
-            "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
-            [(loc, placement, now) for loc in locators],
-        )
+        blobs.queue(db, placement, locators, self._clock())
 
     def _queue_parts(self, db: sqlite3.Connection, container_id: int, rows: Iterable[tuple[str, str | None]]) -> None:
         """Queue (locator, placement) pairs of parts, each on its own placement."""
@@ -715,7 +724,10 @@ class SQLiteCatalog:
         row = db.execute("SELECT md5 FROM artifacts WHERE container_id = ? AND key = ?", (container_id, key)).fetchone()
         if condition.must_not_exist and row is not None:
             raise PreconditionFailed("the key exists")
-        if condition.etag_must_be is not None and (row is None or row[0] != condition.etag_must_be):
+        if (condition.must_exist or condition.etag_must_be is not None) and row is None:
+            # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
+            raise NoSuchArtifact("the key does not exist")
+        if condition.etag_must_be is not None and row[0] != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     def _write_artifact(self, db: sqlite3.Connection, artifact: Artifact) -> None:
@@ -741,6 +753,7 @@ class SQLiteCatalog:
             old = self._replace(db, artifact.container_id, key)
             self._account_replacement(db, artifact.container_id, artifact.size, old)
             self._write_artifact(db, artifact)
+            blobs.settle(db, artifact.locators)
             return old
 
         return self._write(work)
@@ -852,6 +865,7 @@ class SQLiteCatalog:
                     part.placement or None,
                 ),
             )
+            blobs.settle(db, [part.locator])
             return old
 
         return self._write(work)
@@ -877,16 +891,17 @@ class SQLiteCatalog:
         modified: float,
         condition: WriteCondition | None,
         checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
-    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part]]]:
+    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part], list[tuple[str, str]]]]:
         """Turn an upload into a manifest artifact in one transaction; no byte moves.
 
-        Returns (new artifact, replaced artifact, the chosen parts). Parts
-        uploaded but not chosen are queued as garbage with the replaced artifact.
+        Returns (new artifact, replaced artifact, the chosen parts, the (placement,
+        locator) of parts uploaded but not chosen). Those are queued as garbage with
+        the replaced artifact.
         ``checksum_of`` derives the artifact's checksum from the chosen parts
         (it may raise to refuse the completion).
         """
 
-        def work(db: sqlite3.Connection) -> tuple[Artifact, Artifact | None, list[Part]]:
+        def work(db: sqlite3.Connection) -> tuple[Artifact, Artifact | None, list[Part], list[tuple[str, str]]]:
             upload = self._upload(db, container_id, upload_id)
             stored = {
                 p.number: p
@@ -929,6 +944,7 @@ class SQLiteCatalog:
                 parts=tuple((p.locator, p.size) for p in picked),
                 checksum=checksum_of(upload, picked),
                 placement=placements.pop() if placements else "",
+                upload_id=upload_id,
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
@@ -936,23 +952,31 @@ class SQLiteCatalog:
             self._account_replacement(db, container_id, -unchosen, old)
             self._write_artifact(db, artifact)
             chosen_numbers = {p.number for p in picked}
-            self._queue_parts(
-                db, container_id, [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]
-            )
+            unchosen = [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]
+            self._queue_parts(db, container_id, unchosen)
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
-            return artifact, old, picked
+            return (
+                artifact,
+                old,
+                picked,
+                [(placement or (here[0] if here else "local"), loc) for loc, placement in unchosen],
+            )
 
         return self._write(work)
 
-    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[None]:
-        def work(db: sqlite3.Connection) -> None:
+    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[list[tuple[str, str]]]:
+        """Drop the upload; its parts' blobs are queued, and returned as (placement, locator)."""
+
+        def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
             self._upload(db, container_id, upload_id)
             rows = db.execute("SELECT locator, size, placement FROM parts WHERE upload_id = ?", (upload_id,)).fetchall()
             self._queue_parts(db, container_id, [(r[0], r[2]) for r in rows])
             accounting.account(db, container_id, -sum(r[1] for r in rows), 0, self._clock())
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+            here = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
+            return [(r[2] or (here[0] if here else "local"), r[0]) for r in rows]
 
         return self._write(work)
 
@@ -1019,14 +1043,47 @@ class SQLiteCatalog:
 
         return self._run(work)
 
-    # -- garbage
+    # -- blobs not referenced: write intents and garbage (statements in catalog/blobs.py)
 
-    def garbage(self, limit: int) -> Deferred[list[tuple[str, str]]]:
-        def work() -> list[tuple[str, str]]:
-            rows = self._db().execute("SELECT placement, locator FROM garbage ORDER BY queued LIMIT ?", (limit,))
-            return [(r[0], r[1]) for r in rows]
+    def garbage(
+        self, limit: int, queued_before: float = float("inf"), placements: Iterable[str] | None = None
+    ) -> Deferred[list[tuple[str, str]]]:
+        """(placement, locator) of garbage queued at or before ``queued_before``, oldest first,
+        only on ``placements`` when given (garbage of another placement waits for it)."""
+        wanted = None if placements is None else list(placements)
+        return self._run(lambda: blobs.due(self._db(), queued_before, limit, wanted))
 
-        return self._run(work)
+    def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
+        """Record, durably, that these blobs are about to be written by this process."""
+        self._lease.acquire()  # never an intent under a name no lock keeps alive
+        owner = self._lease.owner
+        return self._write(lambda db: blobs.intend(db, owner, placement, locators, self._clock()))
+
+    def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
+        """Move the intents of writers that died (kill -9, power loss) to the garbage.
+
+        Returns their (placement, locator): nothing ever referenced them, so
+        no reader can have them open and they may be freed at once.
+        """
+
+        def find() -> list[str]:
+            return self._lease.dead_owners(blobs.owners(self._db()))
+
+        def reclaim(dead: list[str]) -> Deferred[list[tuple[str, str]]]:
+            def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
+                found = []
+                for owner in dead:
+                    found += blobs.abandon(db, owner, self._clock())
+                return found
+
+            def buried(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+                for owner in dead:
+                    self._lease.bury(owner)
+                return found
+
+            return self._write(work).addCallback(buried)
+
+        return self._run(find).addCallback(reclaim)
 
     # -- moving a container to another placement
 
@@ -1086,6 +1143,7 @@ class SQLiteCatalog:
                 return False
             self._queue_garbage(db, old.container_id, old.locators, old.placement)
             self._write_artifact(db, moved)
+            blobs.settle(db, moved.locators)
             return True
 
         return self._write(work)
@@ -1117,27 +1175,19 @@ class SQLiteCatalog:
                 "UPDATE parts SET locator = ?, placement = ? WHERE upload_id = ? AND number = ?",
                 (moved.locator, moved.placement, old.upload_id, old.number),
             )
+            blobs.settle(db, [moved.locator])
             return True
 
         return self._write(work)
 
     def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
-        """Queue blobs no row references (a failed write's leftovers) for the next sweep."""
-
-        def work(db: sqlite3.Connection) -> None:
-            now = self._clock()
-            db.executemany(
-                "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
-                [(loc, placement, now) for loc in locators],
-            )
-
-        return self._write(work)
+        """Queue blobs no row references (a failed write's leftovers) for the next sweep;
+        their intents are settled in the same transaction."""
+        return self._write(lambda db: blobs.queue(db, placement, locators, self._clock()))
 
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
-        def work(db: sqlite3.Connection) -> None:
-            db.executemany("DELETE FROM garbage WHERE locator = ?", [(loc,) for loc in locators])
-
-        return self._write(work)
+        """The blobs are deleted: their garbage rows and intents go."""
+        return self._write(lambda db: blobs.forget(db, locators))
 
     # -- usage and quotas
 

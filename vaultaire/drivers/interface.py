@@ -18,7 +18,10 @@ The contract, in full:
   a DriverError here, not later); ``stream_to(consumer)`` registers the
   reader as a push producer on the consumer, so a slow consumer pauses the
   source; ``stop`` releases it early.
-* **delete** frees a blob; a blob already gone is not an error.
+* **delete** frees a blob; a blob already gone is not an error. A driver whose
+  open readers keep reading a blob deleted under them (a local file) says so
+  with a true ``readers_keep_blobs`` attribute; the engine then frees replaced
+  blobs at once instead of after its grace period.
 * **stat** answers a blob's size, or None when it is not there.
 * **health** reports ``{"status": "ok" | "error" | ..., ...}`` and never raises.
 * **start** fails with a clear DriverError when the driver cannot work at all

@@ -52,9 +52,12 @@ def _fsync_dir(path: str) -> None:
 
 
 class LocalBlobWriter:
-    def __init__(self, run: _ThreadRunner, final_path: str) -> None:
+    def __init__(self, run: _ThreadRunner, final_path: str, size_hint: int | None = None) -> None:
         self._run = run
         self._final = final_path
+        # The contract: a blob announced with a size is published with exactly that size or not at all.
+        self._size_hint = size_hint
+        self._written = 0
         self._staging = final_path + STAGING_SUFFIX
         self._fd: int | None = None
         self._done = False
@@ -83,6 +86,7 @@ class LocalBlobWriter:
     def write(self, data: bytes) -> Deferred[None]:
         if self._done:
             raise DriverError("write after commit or abort")
+        self._written += len(data)
         return self._run(self._write, data).addErrback(self._failed)
 
     def _failed(self, failure: Failure) -> Failure:
@@ -108,6 +112,8 @@ class LocalBlobWriter:
 
     def commit(self) -> Deferred[None]:
         self._done = True
+        if self._size_hint is not None and self._written != self._size_hint:
+            return fail(DriverError(f"blob has {self._written} bytes, {self._size_hint} were announced"))
         return self._run(self._commit).addErrback(self._failed)
 
     def _abort(self) -> None:
@@ -245,6 +251,9 @@ def _read_range(path: str, start: int, end: int) -> bytes:
 class LocalDriver:
     """Blobs as files under ``root``; the locator is the relative path."""
 
+    # A reader holds the open file, so a blob deleted under it still reads whole.
+    readers_keep_blobs = True
+
     def __init__(
         self,
         root: str,
@@ -295,8 +304,7 @@ class LocalDriver:
         return succeed(None)
 
     def open_writer(self, locator: str, size_hint: int | None = None) -> LocalBlobWriter:
-        # A file needs no size up front; the engine checks the size it announced.
-        return LocalBlobWriter(self._run, self._path(locator))
+        return LocalBlobWriter(self._run, self._path(locator), size_hint)
 
     def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
         path = self._path(locator)
@@ -325,10 +333,12 @@ class LocalDriver:
         path = self._path(locator)
 
         def unlink() -> None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            # The staged file too: a writer that died (its intent swept) may have left either.
+            for name in (path, path + STAGING_SUFFIX):
+                try:
+                    os.unlink(name)
+                except FileNotFoundError:
+                    pass
 
         return self._run(unlink)
 

@@ -33,6 +33,8 @@ class MemoryBlobWriter:
 
 
 class MemoryDriver:
+    readers_keep_blobs = True  # a reader holds the bytes
+
     def __init__(self, name: str = "memory") -> None:
         self.name = name
         self.blobs: dict[str, bytes] = {}

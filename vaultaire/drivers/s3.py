@@ -27,6 +27,8 @@ from xml.etree import ElementTree
 
 import treq
 from attrs import frozen
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
 from treq.client import HTTPClient
 from twisted.internet import ssl
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -108,8 +110,9 @@ def _tls_policy(config: S3DriverConfig) -> IPolicyForHTTPS:
 
 def _error_code(body: bytes) -> str:
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
+        # An upstream is a server on the network like any other: no DTDs, no entities.
+        root = safe_fromstring(body, forbid_dtd=True)
+    except (ElementTree.ParseError, DefusedXmlException):
         return ""
     for child in root:
         if child.tag.rpartition("}")[2] == "Code":
@@ -527,7 +530,7 @@ class S3MultipartWriter:
     async def _create(self) -> str:
         # Not retried: a second CreateMultipartUpload would leave the first one dangling.
         r = await self._driver.request("POST", self._locator, query="uploads=", retry=False)
-        root = ElementTree.fromstring(await treq.content(r))
+        root = safe_fromstring(await treq.content(r), forbid_dtd=True)
         for child in root:
             if child.tag.rpartition("}")[2] == "UploadId" and child.text:
                 return child.text

@@ -29,6 +29,7 @@ from vaultaire.errors import (
     ConditionalConflict,
     DriverError,
     DriverUnavailable,
+    IncompleteBody,
     NoSuchArtifact,
     NoSuchContainer,
     NoSuchPlacement,
@@ -54,6 +55,9 @@ log = Logger()
 
 # Below this a thread hop costs more than hashing on the reactor thread.
 HASH_IN_THREAD_MIN = 64 * 1024
+# How long a replaced blob that a reader may still need is kept: longer than a GET of
+# 5 GiB at 2 MB/s. Readers of local single blobs hold an open file and need none.
+DEFAULT_FREE_GRACE = 3600.0
 
 
 class Hasher(Protocol):
@@ -99,8 +103,12 @@ class Engine:
         clock: Callable[[], float] = time.time,
         min_part_size: int = 5 * 2**20,
         space: SpaceGuard | None = None,
+        free_grace: float = DEFAULT_FREE_GRACE,
     ) -> None:
         self.min_part_size = min_part_size
+        # Blobs an overwrite or delete replaced stay this long, so reads already streaming
+        # them finish (see _release); the sweep frees them after.
+        self.free_grace = free_grace
         if default_placement not in drivers:
             raise ValueError(f"default placement {default_placement!r} names no driver")
         self.catalog = catalog
@@ -123,7 +131,6 @@ class Engine:
                 # An upstream that is down now may be back soon (a mirror serves without it);
                 # health shows it down. One that answered and refused (no bucket) stops the start.
                 log.warn("driver {name} is unavailable at start: {error}", name=name, error=str(e))
-        await self.collect_garbage()
 
     async def stop(self) -> None:
         for driver in self.drivers.values():
@@ -188,8 +195,10 @@ class Engine:
             raise PermissionError("no tenant in the request context")
         return ctx.tenant
 
-    async def list_containers(self, ctx: RequestContext) -> list[Container]:
-        return await self.catalog.containers(self._tenant(ctx).id)
+    async def list_containers(
+        self, ctx: RequestContext, prefix: str = "", after: str | None = None, limit: int | None = None
+    ) -> list[Container]:
+        return await self.catalog.containers(self._tenant(ctx).id, prefix, after, limit)
 
     @property
     def default_placement(self) -> str:
@@ -273,7 +282,6 @@ class Engine:
         Conditions and quota are checked before the first read of ``source``,
         so a lazily opened request body is refused before ``100 Continue``.
         """
-        driver = self._driver(container)
         if condition is not None:
             # Refuse early when it is already clear; the commit checks again atomically.
             await self._check_condition(container, key, condition)
@@ -306,13 +314,13 @@ class Engine:
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
         except PreconditionFailed:
-            await driver.delete(locator)
+            await self.discard(container.placement, [locator])
             raise ConditionalConflict(key) from None
         except BaseException:
-            await driver.delete(locator)
+            await self.discard(container.placement, [locator])
             raise
         if replaced is not None:
-            await self._free(replaced.placement or container.placement, list(replaced.locators))
+            await self.release(replaced, container)
         return artifact
 
     async def _write_blob(
@@ -346,10 +354,19 @@ class Engine:
     ) -> tuple[str, int, str]:
         """Stream into a new blob. ``declared_size`` (the Content-Length the client
         announced) goes to the driver: one that needs it up front (a streamed
-        upstream PUT) uses it."""
+        upstream PUT) uses it. A body of any other size is refused here, before
+        the commit, whatever the driver."""
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
-        writer = self._driver(container).open_writer(locator, declared_size)
+        driver = self._driver(container)
+        # Durable before the driver sees a byte: a crash from here on leaves an intent the
+        # sweep turns into garbage, never a blob the catalog does not know.
+        await self.catalog.intend_blobs(container.placement, [locator])
+        try:
+            writer = driver.open_writer(locator, declared_size)
+        except BaseException:
+            await self.discard(container.placement, [locator])
+            raise
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
@@ -375,17 +392,19 @@ class Engine:
                     await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
                         lambda f: cast(FirstError, f.value).subFailure.raiseException()
                     )
+            if declared_size is not None and size != declared_size:
+                # Before anything is committed: a short body must never replace what the key holds.
+                raise IncompleteBody(f"{size} bytes arrived, {declared_size} were announced")
             if verify is not None:
                 verify({name: hasher.digest() for name, hasher in all_hashers.items()})
             await writer.commit()
         except BaseException:
             try:
                 await writer.abort()
-            except DriverError as e:
-                # The driver could not clean up (a mirror member went down holding a copy):
-                # the sweep deletes it later, so nothing is left for good.
-                log.warn("aborted blob {locator} left behind ({error}); queued", locator=locator, error=str(e))
-                await self.catalog.queue_garbage(container.placement, [locator])
+            except Exception as e:
+                # Whatever the driver kept, discard deletes or queues it.
+                log.info("aborting blob {locator} failed ({error})", locator=locator, error=str(e))
+            await self.discard(container.placement, [locator])
             raise
         return locator, size, md5.hexdigest()
 
@@ -393,7 +412,10 @@ class Engine:
         current = await self.catalog.artifact(container.id, key)
         if condition.must_not_exist and current is not None:
             raise PreconditionFailed("the key exists")
-        if condition.etag_must_be is not None and (current is None or current.md5 != condition.etag_must_be):
+        if (condition.must_exist or condition.etag_must_be is not None) and current is None:
+            # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
+            raise NoSuchArtifact("the key does not exist")
+        if condition.etag_must_be is not None and current.md5 != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     async def copy(
@@ -522,10 +544,11 @@ class Engine:
         try:
             replaced = await self.catalog.put_part(container.id, part)
         except BaseException:
-            await self._driver(container).delete(locator)
+            await self.discard(container.placement, [locator])
             raise
         if replaced is not None:
-            await self._free(replaced.placement or container.placement, [replaced.locator])
+            # No reader streams a part before its upload completes: it can go now.
+            await self.discard(replaced.placement or container.placement, [replaced.locator])
         return part
 
     async def copy_part(
@@ -568,24 +591,60 @@ class Engine:
         chosen: list[tuple[int, str]],
         condition: WriteCondition | None = None,
         checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
+        key: str | None = None,
     ) -> tuple[Artifact, list[Part]]:
-        """One catalog transaction turns the parts into a manifest: no byte is copied."""
-        if condition is not None:
-            upload = await self.catalog.upload(container.id, upload_id)
-            await self._check_condition(container, upload.key, condition)
+        """One catalog transaction turns the parts into a manifest: no byte is copied.
+
+        With ``key``, a retry of a completion that already happened (its answer lost on
+        the way) gets the artifact it made, as S3 answers such a retry with 200.
+        """
         try:
-            artifact, replaced, picked = await self.catalog.complete_upload(
-                container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
-            )
-        except PreconditionFailed as e:
-            raise ConditionalConflict(str(e)) from None
+            if condition is not None:
+                upload = await self.catalog.upload(container.id, upload_id)
+                await self._check_condition(container, upload.key, condition)
+            try:
+                artifact, replaced, picked, unchosen = await self.catalog.complete_upload(
+                    container.id, upload_id, chosen, self.min_part_size, self._clock(), condition, checksum_of
+                )
+            except PreconditionFailed as e:
+                raise ConditionalConflict(str(e)) from None
+        except NoSuchUpload:
+            done = None if key is None else await self._completed(container, key, upload_id, chosen)
+            if done is None:
+                raise
+            return done, []
         # The transaction queued the replaced artifact's and the unchosen parts' blobs.
-        await self.collect_garbage()
+        await self._discard_pairs(unchosen)
+        if replaced is not None:
+            await self.release(replaced, container)
         return artifact, picked
 
+    async def _completed(
+        self, container: Container, key: str, upload_id: str, chosen: list[tuple[int, str]]
+    ) -> Artifact | None:
+        """The artifact this upload made with exactly these parts, if it is still the key's."""
+        current = await self.catalog.artifact(container.id, key)
+        if current is None or current.upload_id != upload_id:
+            return None
+        try:
+            digest = hashlib.md5(b"".join(bytes.fromhex(md5) for _number, md5 in chosen)).hexdigest()
+        except ValueError:  # an ETag that is not hex names no part of ours
+            return None
+        return current if current.md5 == f"{digest}-{len(chosen)}" else None
+
     async def abort_upload(self, ctx: RequestContext, container: Container, upload_id: str) -> None:
-        await self.catalog.abort_upload(container.id, upload_id)
-        await self.collect_garbage()
+        await self._discard_pairs(await self.catalog.abort_upload(container.id, upload_id))
+
+    async def _discard_pairs(self, queued: list[tuple[str, str]]) -> int:
+        """(placement, locator) pairs no reader ever saw: parts of an upload that ended
+        unfinished, blobs of writers that died."""
+        by_placement: dict[str, list[str]] = {}
+        for placement, locator in queued:
+            by_placement.setdefault(placement, []).append(locator)
+        freed = 0
+        for placement, locators in by_placement.items():
+            freed += await self.discard(placement, locators)
+        return freed
 
     async def list_uploads(
         self,
@@ -606,13 +665,12 @@ class Engine:
             stale = await self.catalog.stale_uploads(self._clock() - max_age, batch)
             for upload in stale:
                 try:
-                    await self.catalog.abort_upload(upload.container_id, upload.id)
+                    await self._discard_pairs(await self.catalog.abort_upload(upload.container_id, upload.id))
                     expired += 1
                 except NoSuchUpload:
                     pass  # completed or aborted meanwhile
             if len(stale) < batch:
                 break
-        await self.collect_garbage()
         if expired:
             log.info("expired {n} unfinished multipart uploads", n=expired)
         return expired
@@ -620,7 +678,7 @@ class Engine:
     async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
         removed = await self.catalog.delete_artifact(container.id, key)
         if removed is not None:
-            await self._free(removed.placement or container.placement, list(removed.locators))
+            await self.release(removed, container)
         return removed
 
     async def list_artifacts(
@@ -630,40 +688,66 @@ class Engine:
 
     # -- freeing blobs the catalog no longer references
 
-    async def _free(self, placement: str, locators: list[str]) -> int:
-        """Free blobs after their commit; a failure leaves them queued for the next sweep."""
+    async def discard(self, placement: str, locators: list[str]) -> int:
+        """Delete blobs nothing references (or ever will); what cannot be deleted now stays
+        queued as garbage until its placement can take it. The one way blobs are dropped.
+
+        Safe for blobs never published (a driver's delete of a missing blob is a no-op),
+        queued or not, and for an intent's blobs: each ends deleted and forgotten, or queued.
+        """
         driver = self.drivers.get(placement)
-        if driver is None:
-            return 0
-        freed = []
+        freed: list[str] = []
+        failed: list[str] = []
         for locator in locators:
+            if driver is None:  # a placement no longer configured: kept until it is again
+                failed.append(locator)
+                continue
             try:
                 await driver.delete(locator)
                 freed.append(locator)
             except DriverError as e:
-                # Expected while a driver is down: one line, no traceback; the next sweep retries.
+                # Expected while a driver is down: one line, no traceback; the sweep retries.
                 log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
+                failed.append(locator)
             except Exception:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
+                failed.append(locator)
+        # Queued before the freed ones are forgotten: a crash in between leaves only rows.
+        if failed:
+            await self.catalog.queue_garbage(placement, failed)
         if freed:
             await self.catalog.forget_garbage(freed)
         return len(freed)
 
+    def _readers_keep(self, placement: str) -> bool:
+        driver = self.drivers.get(placement)
+        return bool(driver is not None and getattr(driver, "readers_keep_blobs", False))
+
+    async def release(self, replaced: Artifact, container: Container) -> None:
+        """Free what an overwrite or delete replaced (its commit queued it) once no read
+        already streaming it can need it: at once for one blob on a driver whose open
+        readers keep it (a local file); else after ``free_grace`` (a manifest's later parts
+        are opened as the read reaches them; an upstream object is fetched by range)."""
+        placement = replaced.placement or container.placement
+        if not replaced.parts and self._readers_keep(placement):
+            await self.discard(placement, list(replaced.locators))
+
     async def collect_garbage(self, batch: int = 1000) -> int:
-        """Free queued blobs (left by a crash between commit and free); returns how many."""
+        """The sweep (periodic, once per data directory): dead writers' blobs, then
+        garbage older than the grace period, on placements configured. Returns how many."""
         total = 0
+        abandoned = await self.catalog.reclaim_abandoned()
+        if abandoned:
+            log.info("{n} blobs of writers that died are being freed", n=len(abandoned))
+            total += await self._discard_pairs(abandoned)
         while True:
-            pending = await self.catalog.garbage(batch)
+            pending = await self.catalog.garbage(batch, self._clock() - self.free_grace, list(self.drivers))
             by_placement: dict[str, list[str]] = {}
             for placement, locator in pending:
                 by_placement.setdefault(placement, []).append(locator)
             before = total
             for placement, locators in by_placement.items():
-                if placement not in self.drivers:
-                    log.warn("dropping {n} garbage blobs of unknown placement {p}", n=len(locators), p=placement)
-                    await self.catalog.forget_garbage(locators)
-                    continue
-                total += await self._free(placement, locators)
+                total += await self.discard(placement, locators)
             # Stop when the queue is drained or a round freed nothing (a driver is failing).
             if len(pending) < batch or total == before:
                 return total

@@ -10,17 +10,17 @@ The order makes it safe and resumable:
    swapped in by a compare-and-swap on the catalog row: if the key was
    overwritten or deleted meanwhile, the copy is dropped instead and the
    newer row (already on the target) wins. The old blobs are queued as
-   garbage in the swap's transaction and freed after it.
+   garbage in the swap's transaction and freed by the sweep once reads that
+   may still stream them are over (the engine's grace period).
 3. Passes repeat until one finds nothing left to move.
 
 Readers find each artifact's blobs through its own placement, so a read
 never looks in the wrong place; one that opened the old blob just before the
 swap keeps reading it (the engine retries a read whose blob vanished between
 the catalog lookup and the open). Interrupted at any point, running it again
-resumes: the catalog says what is still where. A crash between a copy and
-its swap leaves that copy unreferenced on the target (it is not queued as
-garbage, as the copy might be in flight); that is the one leak, one blob per
-crash at most.
+resumes: the catalog says what is still where. Each copy is recorded as a
+write intent before its first byte, so a crash between a copy and its swap
+leaves an intent the sweep turns into garbage: nothing leaks.
 """
 
 from __future__ import annotations
@@ -76,12 +76,16 @@ async def migrate(
         await _move_artifacts(engine, container, target, batch, report, progress)
         if report.artifacts_moved + report.parts_moved + report.skipped == moved_before:
             break
-    await engine.collect_garbage()
     return report
 
 
-async def _copy(engine: Engine, container: Container, placement: str, target: str, locator: str, size: int) -> str:
+async def _copy(
+    engine: Engine, container: Container, placement: str, target: str, locator: str, size: int, copied: list[str]
+) -> str:
+    """Copy one blob to a fresh locator on ``target``, listed in ``copied`` once its intent is recorded."""
     new = _fresh_locator(container)
+    await engine.catalog.intend_blobs(target, [new])
+    copied.append(new)
     await copy_blob(engine.placement(placement or container.placement), engine.placement(target), locator, size, new)
     return new
 
@@ -113,13 +117,10 @@ async def _move_artifact(
         if artifact.parts:
             parts = []
             for locator, size in artifact.parts:
-                new = await _copy(engine, container, artifact.placement, target, locator, size)
-                copied.append(new)
-                parts.append((new, size))
+                parts.append((await _copy(engine, container, artifact.placement, target, locator, size, copied), size))
             moved = evolve(artifact, parts=tuple(parts), placement=target)
         else:
-            new = await _copy(engine, container, artifact.placement, target, artifact.locator, artifact.size)
-            copied.append(new)
+            new = await _copy(engine, container, artifact.placement, target, artifact.locator, artifact.size, copied)
             moved = evolve(artifact, locator=new, placement=target)
         swapped = await engine.catalog.move_artifact(artifact, moved)
     except DriverError:
@@ -135,7 +136,7 @@ async def _move_artifact(
     if swapped:
         report.artifacts_moved += 1
         report.bytes_moved += artifact.size
-        await engine.collect_garbage()  # the old blobs, queued by the swap
+        await engine.release(artifact, container)  # the old blobs, queued by the swap
     else:
         report.skipped += 1
         await _drop(engine, target, copied)
@@ -159,9 +160,11 @@ async def _move_parts(
 
 
 async def _move_part(engine: Engine, container: Container, target: str, part: Part, report: MigrationReport) -> None:
+    copied: list[str] = []
     try:
-        new = await _copy(engine, container, part.placement, target, part.locator, part.size)
+        new = await _copy(engine, container, part.placement, target, part.locator, part.size, copied)
     except DriverError:
+        await _drop(engine, target, copied)
         if await _part_unchanged(engine, container, part):
             raise
         report.skipped += 1  # re-sent, completed or aborted while copying
@@ -174,7 +177,8 @@ async def _move_part(engine: Engine, container: Container, target: str, part: Pa
     if swapped:
         report.parts_moved += 1
         report.bytes_moved += part.size
-        await engine.collect_garbage()
+        # No reader streams a part of an unfinished upload: the old blob can go now.
+        await engine.discard(part.placement or container.placement, [part.locator])
     else:
         report.skipped += 1  # re-sent, completed or aborted meanwhile
         await _drop(engine, target, [new])
@@ -190,10 +194,5 @@ async def _part_unchanged(engine: Engine, container: Container, part: Part) -> b
 
 async def _drop(engine: Engine, placement: str, locators: list[str]) -> None:
     """Free copies nothing references; if that fails, the garbage sweep will."""
-    if not locators:
-        return
-    try:
-        for locator in locators:
-            await engine.placement(placement).delete(locator)
-    except DriverError:
-        await engine.catalog.queue_garbage(placement, locators)
+    if locators:
+        await engine.discard(placement, locators)

@@ -9,6 +9,15 @@ Three lines of defence, cheapest first:
 3. at commit, inside the catalog transaction (``catalog/accounting.py``): the
    one check that holds across processes and races; nothing over quota is
    ever committed.
+
+What is guaranteed with several worker processes (``--workers``): the stored
+bytes never exceed the quota (3 holds in one transaction of the one catalog).
+Reservations (1, 2) are per process, so two workers can each admit an upload
+that together do not fit: the one that commits second is refused with
+QuotaExceeded after its body was sent, and its blob is dropped. The early
+refusal is an optimisation that saves the client a useless upload, exact in
+one process and best-effort across workers; tests/test_quota_workers.py
+checks the guarantee under ``--workers 2``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,207 @@
+"""Never pretend (issue 21, items 17 and 18).
+
+A header asking for a protection Vaultaire does not give (SSE-C, SSE-S3/KMS,
+object lock, public ACLs and grants, tags) is refused with 501
+NotImplemented on every path S3 takes it, and nothing is stored; an
+expected bucket owner that is not the owner is 403. Detection of an
+operation Vaultaire lacks answers only after authentication.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+import treq
+
+from tests.s3helpers import Server, error_code
+from tests.test_api import xml_values
+from tests.test_post_object import BOUNDARY, form, v4_fields
+
+SSE_C = {
+    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+    "x-amz-server-side-encryption-customer-key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    "x-amz-server-side-encryption-customer-key-md5": "6lPu7aFAjyFovnGAPdJgFA==",
+}
+
+# (header, value) -> what a PUT asking for it must get
+REFUSED = [
+    ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+    ("x-amz-server-side-encryption", "AES256"),
+    ("x-amz-server-side-encryption", "aws:kms"),
+    ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:1:key/1"),
+    ("x-amz-server-side-encryption-context", "e30="),
+    ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
+    ("x-amz-object-lock-mode", "COMPLIANCE"),
+    ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
+    ("x-amz-object-lock-legal-hold", "ON"),
+    ("x-amz-acl", "public-read"),
+    ("x-amz-acl", "authenticated-read"),
+    ("x-amz-grant-read", 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'),
+    ("x-amz-grant-full-control", 'id="someone"'),
+    ("x-amz-tagging", "a=b"),
+]
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path):
+    s = Server(str(tmp_path))
+    await s.start("bucket")
+    yield s
+    await s.stop()
+
+
+def assert_not_implemented(r, header: str) -> None:
+    assert (r.code, error_code(r)) == (501, "NotImplemented"), r.body
+    assert xml_values(r.body, "Header") == [header], r.body
+
+
+@pytest.mark.parametrize(("header", "value"), REFUSED)
+@pytest_twisted.ensureDeferred
+async def test_put_asking_for_an_unsupported_protection_is_501_and_stores_nothing(server, header, value):
+    r = await server.request("PUT", "/bucket/k", b"secret", headers={header: value})
+    assert_not_implemented(r, header)
+    assert (await server.request("HEAD", "/bucket/k")).code == 404
+    assert server.blob_files() == []
+
+
+@pytest.mark.parametrize("acl", ["private", "bucket-owner-full-control"])
+@pytest_twisted.ensureDeferred
+async def test_acls_that_ask_for_nothing_more_are_accepted(server, acl):
+    assert (await server.request("PUT", "/bucket/k", b"x", headers={"x-amz-acl": acl})).code == 200
+    r = await server.request(
+        "PUT", "/other", headers={"x-amz-acl": acl, "x-amz-object-ownership": "BucketOwnerEnforced"}
+    )
+    assert r.code == 200, r.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_sse_c_is_refused_on_every_path(server):
+    assert (await server.request("PUT", "/bucket/plain", b"clear")).code == 200
+    for method in ("GET", "HEAD"):
+        r = await server.request(method, "/bucket/plain", headers=SSE_C)
+        assert r.code == 501, r.body
+    r = await server.request("PUT", "/bucket/copy", headers={"x-amz-copy-source": "/bucket/plain", **SSE_C})
+    assert_not_implemented(r, "x-amz-server-side-encryption-customer-algorithm")
+    source_sse_c = {k.replace("x-amz-", "x-amz-copy-source-"): v for k, v in SSE_C.items()}
+    r = await server.request("PUT", "/bucket/copy", headers={"x-amz-copy-source": "/bucket/plain", **source_sse_c})
+    assert_not_implemented(r, "x-amz-copy-source-server-side-encryption-customer-algorithm")
+    r = await server.request("POST", "/bucket/mp", query="uploads=", headers=SSE_C)
+    assert_not_implemented(r, "x-amz-server-side-encryption-customer-algorithm")
+    r = await server.request("POST", "/bucket/mp", query="uploads=")
+    upload = xml_values(r.body, "UploadId")[0]
+    r = await server.request("PUT", "/bucket/mp", b"part", query=f"partNumber=1&uploadId={upload}", headers=SSE_C)
+    assert_not_implemented(r, "x-amz-server-side-encryption-customer-algorithm")
+    r = await server.request(
+        "PUT",
+        "/bucket/mp",
+        query=f"partNumber=1&uploadId={upload}",
+        headers={"x-amz-copy-source": "/bucket/plain", **source_sse_c},
+    )
+    assert_not_implemented(r, "x-amz-copy-source-server-side-encryption-customer-algorithm")
+    assert (await server.request("HEAD", "/bucket/copy")).code == 404
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("x-amz-server-side-encryption", "aws:kms"), ("x-amz-object-lock-mode", "GOVERNANCE"), ("x-amz-tagging", "a=b")],
+)
+@pytest_twisted.ensureDeferred
+async def test_copy_and_multipart_create_refuse_too(server, header, value):
+    assert (await server.request("PUT", "/bucket/plain", b"clear")).code == 200
+    r = await server.request("PUT", "/bucket/copy", headers={"x-amz-copy-source": "/bucket/plain", header: value})
+    assert_not_implemented(r, header)
+    r = await server.request("POST", "/bucket/mp", query="uploads=", headers={header: value})
+    assert_not_implemented(r, header)
+    listing = await server.request("GET", "/bucket", query="uploads=")
+    assert xml_values(listing.body, "UploadId") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_with_object_lock_is_501(server):
+    r = await server.request("PUT", "/locked", headers={"x-amz-bucket-object-lock-enabled": "true"})
+    assert_not_implemented(r, "x-amz-bucket-object-lock-enabled")
+    assert (await server.request("HEAD", "/locked")).code == 404
+    r = await server.request("PUT", "/unlocked", headers={"x-amz-bucket-object-lock-enabled": "false"})
+    assert r.code == 200, r.body
+    r = await server.request("PUT", "/public", headers={"x-amz-acl": "public-read-write"})
+    assert_not_implemented(r, "x-amz-acl")
+    r = await server.request("PUT", "/writer", headers={"x-amz-object-ownership": "ObjectWriter"})
+    assert_not_implemented(r, "x-amz-object-ownership")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "header"),
+    [
+        ("acl", "public-read", "x-amz-acl"),
+        ("tagging", "<Tagging><TagSet/></Tagging>", "x-amz-tagging"),
+        ("x-amz-server-side-encryption", "AES256", "x-amz-server-side-encryption"),
+        ("x-amz-object-lock-mode", "COMPLIANCE", "x-amz-object-lock-mode"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_post_form_fields_asking_for_more_are_501(server, field, value, header):
+    fields = v4_fields([{"bucket": "bucket"}, ["starts-with", "$key", ""], ["starts-with", f"${field}", ""]])
+    fields.update({"key": "posted", field: value})
+    r = await treq.post(
+        server.url + "/bucket",
+        data=form(fields, b"content"),
+        headers={"Content-Type": [f"multipart/form-data; boundary={BOUNDARY}"]},
+        persistent=False,
+    )
+    r.body = await r.content()
+    assert_not_implemented(r, header)
+    assert (await server.request("HEAD", "/bucket/posted")).code == 404
+
+
+async def owner_id(server: Server) -> str:
+    r = await server.request("GET", "/")
+    return xml_values(r.body, "ID")[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_expected_bucket_owner_must_be_the_owner(server):
+    owner = await owner_id(server)
+    assert (await server.request("PUT", "/bucket/k", b"x")).code == 200
+    wrong = {"x-amz-expected-bucket-owner": "111122223333"}
+    right = {"x-amz-expected-bucket-owner": owner}
+    for method, path, query in [
+        ("GET", "/bucket/k", ""),
+        ("HEAD", "/bucket/k", ""),
+        ("GET", "/bucket", "list-type=2"),
+        ("HEAD", "/bucket", ""),
+        ("PUT", "/bucket/k2", ""),
+        ("DELETE", "/bucket/k", ""),
+    ]:
+        r = await server.request(method, path, query=query, headers=wrong)
+        assert r.code == 403, (method, path, r.body)
+        if method != "HEAD":
+            assert error_code(r) == "AccessDenied"
+    assert (await server.request("HEAD", "/bucket/k")).code == 200  # the DELETE did not happen
+    assert (await server.request("GET", "/bucket/k", headers=right)).code == 200
+    copy = {"x-amz-copy-source": "/bucket/k"}
+    r = await server.request("PUT", "/bucket/c", headers={**copy, "x-amz-source-expected-bucket-owner": "1"})
+    assert (r.code, error_code(r)) == (403, "AccessDenied")
+    r = await server.request("PUT", "/bucket/c", headers={**copy, "x-amz-source-expected-bucket-owner": owner})
+    assert r.code == 200, r.body
+
+
+# -- item 18: authenticate first, then 501
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("GET", "/bucket", "policy="),
+        ("PUT", "/bucket", "tagging="),
+        ("GET", "/bucket/k", "torrent="),
+        ("PATCH", "/bucket/k", ""),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_unsupported_operations_authenticate_first(server, method, path, query):
+    r = await server.request(method, path, query=query, sign=False)
+    assert (r.code, error_code(r)) == (403, "AccessDenied"), r.body
+    r = await server.request(method, path, query=query, secret="wrong-secret")
+    assert (r.code, error_code(r)) == (403, "SignatureDoesNotMatch"), r.body
+    r = await server.request(method, path, query=query)
+    assert r.code in (405, 501), r.body

@@ -1,0 +1,119 @@
+"""Headers that ask for a protection Vaultaire does not give yet: refused, never ignored.
+
+A storage server that answers 200 to "encrypt this with my key" or "lock this
+object until 2030" and then does neither has lied about the one thing its
+client cared about. So each such header is a row below, checked on the one
+request path after authentication and before the body is read, and answered
+501 NotImplemented naming the header, as S3 answers a header it does not
+support. The feature that honours a header removes its row.
+
+``x-amz-expected-bucket-owner`` is different: it asks nothing new, it is an
+assertion, and a wrong one is 403 AccessDenied, as S3 answers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from attrs import frozen
+
+from vaultaire.api.errors import S3Error
+
+MESSAGE = "A header you provided implies functionality that is not implemented"
+
+
+def _always(value: str) -> bool:
+    return True
+
+
+def _not_empty(value: str) -> bool:
+    return value.strip() != ""
+
+
+@frozen
+class Row:
+    """A header (or every header with this prefix) and the values of it that ask for more than we give."""
+
+    name: str
+    asks: Callable[[str], bool]
+    what: str  # what the client asks for, for the reader of this table
+    prefix: bool = False
+    operations: frozenset[str] | None = None  # None: wherever it is sent
+
+
+UNSUPPORTED: tuple[Row, ...] = (
+    Row("x-amz-server-side-encryption-customer-", _always, "SSE-C: encryption with the client's key", prefix=True),
+    Row(
+        "x-amz-copy-source-server-side-encryption-customer-",
+        _always,
+        "SSE-C: decrypting the copy source with the client's key",
+        prefix=True,
+    ),
+    Row("x-amz-server-side-encryption", _always, "SSE-S3 / SSE-KMS encryption at rest"),
+    Row("x-amz-server-side-encryption-aws-kms-key-id", _always, "SSE-KMS with a given key"),
+    Row("x-amz-server-side-encryption-context", _always, "SSE-KMS encryption context"),
+    Row("x-amz-server-side-encryption-bucket-key-enabled", _always, "SSE-KMS bucket keys"),
+    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)"),
+    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention"),
+    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold"),
+    Row(
+        "x-amz-bucket-object-lock-enabled",
+        lambda v: v.strip().lower() != "false",
+        "a bucket with object lock",
+        operations=frozenset({"CreateBucket"}),
+    ),
+    # private and bucket-owner-full-control are what every object here already is.
+    Row(
+        "x-amz-acl",
+        lambda v: v.strip().lower() not in ("private", "bucket-owner-full-control"),
+        "a canned ACL granting access to others",
+    ),
+    Row("x-amz-grant-", _always, "an ACL grant", prefix=True),
+    Row("x-amz-tagging", _not_empty, "object tags"),
+    Row("x-amz-website-redirect-location", _not_empty, "a website redirect"),
+    # BucketOwnerEnforced (ACLs disabled) is how every bucket here behaves.
+    Row(
+        "x-amz-object-ownership",
+        lambda v: v.strip() != "BucketOwnerEnforced",
+        "object ownership with ACLs enabled",
+        operations=frozenset({"CreateBucket"}),
+    ),
+)
+
+# POST Object form fields that mean the header of the same effect.
+FORM_FIELDS = {"acl": "x-amz-acl", "tagging": "x-amz-tagging"}
+
+
+def _row_for(name: str) -> Row | None:
+    for row in UNSUPPORTED:
+        if name == row.name or (row.prefix and name.startswith(row.name)):
+            return row
+    return None
+
+
+def refuse(operation: str, headers: Mapping[str, str]) -> None:
+    """NotImplemented (501) if a header asks for what this server does not do. Names are lower case."""
+    for name in sorted(headers):
+        row = _row_for(name)
+        if row is None or (row.operations is not None and operation not in row.operations):
+            continue
+        if row.asks(headers[name]):
+            raise S3Error("NotImplemented", MESSAGE, Header=name)
+
+
+def refuse_form(fields: Mapping[str, str]) -> None:
+    """The same for a POST Object form's fields (lower-case names)."""
+    refuse("PostObject", {FORM_FIELDS.get(name, name): value for name, value in fields.items()})
+
+
+def check_owner(headers: Mapping[str, str], owner_id: str) -> None:
+    """403 if the request says its bucket (or its copy source's) belongs to someone else.
+
+    A tenant reaches only its own containers today, so the owner of any
+    bucket a request can touch is the caller's tenant. When grants across
+    tenants land, this must compare with each container's own owner.
+    """
+    for name in ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"):
+        expected = headers.get(name)
+        if expected is not None and expected.strip() != owner_id:
+            raise S3Error("AccessDenied")
