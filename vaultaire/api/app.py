@@ -274,7 +274,7 @@ class _FrontDoor(Resource):
 
     def render(self, request: S3Request) -> Any:
         try:
-            b"/".join(request.prepath + request.postpath).decode("utf-8")
+            b"/".join((request.prepath or []) + (request.postpath or [])).decode("utf-8")
             request.getRequestHostname().decode("utf-8")
         except UnicodeDecodeError:
             d = Deferred.fromCoroutine(self._api.handle(request))

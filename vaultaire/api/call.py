@@ -108,10 +108,10 @@ class OperationBase:
         length = call.request.body_length
         if length is not None and length > limit:
             raise S3Error("InvalidRequest", "The request body is too large.")
-        body = call.request.open_body()
+        pipe = call.request.open_body()
         chunks = []
         total = 0
-        while chunk := await body.read():
+        while chunk := await pipe.read():
             total += len(chunk)
             if total > limit:
                 raise S3Error("InvalidRequest", "The request body is too large.")

@@ -209,12 +209,13 @@ class Uploads(Protocol):
         modified: float,
         condition: WriteCondition | None,
         checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
-    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part]]]:
+    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part], list[tuple[str, str]]]]:
         """Turn an upload into a manifest artifact in one transaction; no byte moves.
 
         ``chosen`` is (part number, MD5 hex) in the client's order. Returns (new artifact,
-        replaced artifact, the chosen parts). The upload and its part rows go; parts
-        uploaded but not chosen are queued as garbage with the replaced artifact's blobs.
+        replaced artifact, the chosen parts, the (placement, locator) of the parts uploaded
+        but not chosen). The upload and its part rows go; the unchosen parts are queued as
+        garbage with the replaced artifact's blobs.
         ``checksum_of`` derives the artifact's checksum from the chosen parts (it may
         raise to refuse the completion); it runs inside the transaction, so it must not
         block or call back into the catalog.
@@ -225,9 +226,9 @@ class Uploads(Protocol):
         MigrationInProgress (chosen parts on different placements), QuotaExceeded.
         """
 
-    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[None]:
-        """Drop the upload: its parts queued as garbage and taken off the totals. Raises
-        NoSuchUpload."""
+    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[list[tuple[str, str]]]:
+        """Drop the upload: its parts queued as garbage, and returned as (placement, locator),
+        and taken off the totals. Raises NoSuchUpload."""
 
     def list_uploads(
         self, container_id: int, prefix: str, delimiter: str, key_marker: str | None, id_marker: str | None, limit: int

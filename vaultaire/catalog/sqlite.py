@@ -948,8 +948,8 @@ class SQLiteCatalog:
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
-            unchosen = sum(p.size for p in stored.values()) - artifact.size
-            self._account_replacement(db, container_id, -unchosen, old)
+            unchosen_bytes = sum(p.size for p in stored.values()) - artifact.size
+            self._account_replacement(db, container_id, -unchosen_bytes, old)
             self._write_artifact(db, artifact)
             chosen_numbers = {p.number for p in picked}
             unchosen = [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]

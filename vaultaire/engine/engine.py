@@ -415,7 +415,7 @@ class Engine:
         if (condition.must_exist or condition.etag_must_be is not None) and current is None:
             # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
             raise NoSuchArtifact("the key does not exist")
-        if condition.etag_must_be is not None and current.md5 != condition.etag_must_be:
+        if condition.etag_must_be is not None and current is not None and current.md5 != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     async def copy(
