@@ -73,9 +73,10 @@ def test_the_catalog_contract_lists_every_public_method_of_sqlite() -> None:
     assert not extra, f"SQLiteCatalog has public methods the Catalog protocol lacks: {extra}"
 
 
-def test_every_catalog_method_documents_its_guarantee() -> None:
-    undocumented = [name for name, method in _protocol_methods(Catalog).items() if not inspect.getdoc(method)]
-    assert not undocumented, f"Catalog methods without a docstring: {undocumented}"
+@pytest.mark.parametrize("protocol", [Catalog, Driver, BlobWriter, BlobReader])
+def test_every_contract_method_documents_its_guarantee(protocol: type) -> None:
+    undocumented = [name for name, method in _protocol_methods(protocol).items() if not inspect.getdoc(method)]
+    assert not undocumented, f"{protocol.__name__} methods without a docstring: {undocumented}"
 
 
 @pytest.mark.parametrize(
