@@ -116,3 +116,25 @@ def test_a_pull_producer_is_refused_by_blob_consumers() -> None:
     for consumer in (WriterConsumer(MemoryDriver().open_writer("x")), _PipeConsumer()):
         with pytest.raises(TypeError):
             consumer.registerProducer(Pull(), False)
+
+
+def test_optional_capabilities_are_where_callers_look_for_them(tmp_path: Any) -> None:
+    """The engine and the periodic work find these by isinstance: a rename would silently turn them off."""
+    from twisted.internet import reactor
+
+    from vaultaire.drivers.failover import FailoverDriver
+    from vaultaire.drivers.interface import Composite, KeepsBlobsForReaders, OnLocalDisk, Reconciling
+    from vaultaire.drivers.mirror import MirrorDriver
+    from vaultaire.engine.space import local_roots
+
+    memory = MemoryDriver("m")
+    assert isinstance(memory, KeepsBlobsForReaders) and memory.readers_keep_blobs
+    disks = [LocalDriver(str(tmp_path / name), reactor, name=name) for name in ("a", "b")]
+    assert all(isinstance(d, OnLocalDisk) for d in disks)
+    mirror = MirrorDriver("mirror", [disks[0], memory], reactor)
+    failover = FailoverDriver("failover", [mirror, disks[1]], reactor, journal_dir=str(tmp_path / "journal"))
+    assert isinstance(mirror, Composite) and isinstance(failover, Composite)
+    assert isinstance(failover, Reconciling) and not isinstance(mirror, Reconciling)
+    # The free-space guard watches every local disk a placement writes to, however nested.
+    assert local_roots(failover) == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert local_roots(memory) == []

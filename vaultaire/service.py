@@ -22,6 +22,7 @@ from vaultaire.api.http import ConnectionLimits, S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import drain
+from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
@@ -163,9 +164,8 @@ def periodic_work(
     async def reconcile_placements() -> None:
         # Failover placements move blobs back to their primary: here, once per data directory.
         for driver in engine.drivers.values():
-            reconcile = getattr(driver, "reconcile_if_due", None)
-            if reconcile is not None:
-                await reconcile()
+            if isinstance(driver, Reconciling):
+                await driver.reconcile_if_due()
 
     return [
         (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),

@@ -20,7 +20,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
-from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.drivers.interface import BlobReader, Driver, KeepsBlobsForReaders
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
@@ -721,7 +721,7 @@ class Engine:
 
     def _readers_keep(self, placement: str) -> bool:
         driver = self.drivers.get(placement)
-        return bool(driver is not None and getattr(driver, "readers_keep_blobs", False))
+        return isinstance(driver, KeepsBlobsForReaders) and driver.readers_keep_blobs
 
     async def release(self, replaced: Artifact, container: Container) -> None:
         """Free what an overwrite or delete replaced (its commit queued it) once no read
