@@ -8,7 +8,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.s3helpers import ACCESS, REGION, SECRET
+import treq
+
+from tests.s3helpers import ACCESS, REGION, SECRET, Server
 from vaultaire import sigv4
 
 BOUNDARY = "----vaultaireformboundary7MA4YWxk"
@@ -51,3 +53,16 @@ def form(fields: dict[str, str], content: bytes, filename: str = "photo.jpg") ->
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode()
     return out + content + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+async def post(server: Server, body: bytes, bucket: str = "forms") -> Any:
+    """POST a form built by ``form`` to ``bucket``; the response, with its body read as ``.body``."""
+    r = await treq.post(
+        f"{server.url}/{bucket}",
+        data=body,
+        headers={"Content-Type": [f"multipart/form-data; boundary={BOUNDARY}"]},
+        persistent=False,
+        allow_redirects=False,
+    )
+    r.body = await r.content()
+    return r

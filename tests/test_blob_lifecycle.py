@@ -70,7 +70,7 @@ async def engine(tmp_path: Path) -> Any:
 
 
 async def read_all(engine: Engine, container: Any, key: str) -> bytes:
-    from tests.test_drivers import Collector
+    from tests.driverio import Collector
 
     _, _, reader = await engine.open(engine.test_ctx, container, key, lambda a: None)  # type: ignore[attr-defined]
     sink = Collector()

@@ -12,10 +12,22 @@ import pytest_twisted
 import treq
 from twisted.internet import threads
 
-from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, raw_exchange, signed_head
-from tests.test_api import xml_values
-from tests.test_multipart import complete, create, put_part
+from tests.s3helpers import (
+    ACCESS,
+    REGION,
+    SECRET,
+    Server,
+    complete_upload,
+    create_upload,
+    error_code,
+    raw_exchange,
+    signed_head,
+    upload_part,
+    xml_values,
+)
 from vaultaire import sigv4
+
+BIG = "/bucket/big"  # the multipart tests' key
 
 
 @pytest_twisted.async_yield_fixture
@@ -39,28 +51,28 @@ def crc32(data: bytes) -> bytes:
 
 @pytest_twisted.ensureDeferred
 async def test_retried_complete_answers_the_same_etag_and_checksum(server):
-    r = await server.request("POST", "/bucket/big", query="uploads=", headers={"x-amz-checksum-algorithm": "CRC32"})
+    r = await server.request("POST", BIG, query="uploads=", headers={"x-amz-checksum-algorithm": "CRC32"})
     upload = xml_values(r.body, "UploadId")[0]
-    etag = await put_part(server, upload, 1, b"hello")
-    first = await complete(server, upload, [(1, etag)])
+    etag = await upload_part(server, BIG, upload, 1, b"hello")
+    first = await complete_upload(server, BIG, upload, [(1, etag)])
     assert first.code == 200, first.body
-    again = await complete(server, upload, [(1, etag)])
+    again = await complete_upload(server, BIG, upload, [(1, etag)])
     assert again.code == 200, again.body
     assert xml_values(again.body, "ETag") == xml_values(first.body, "ETag")
     assert xml_values(again.body, "ChecksumCRC32") == xml_values(first.body, "ChecksumCRC32") != []
     # Other parts than the ones completed are not the same completion.
-    r = await complete(server, upload, [(1, '"' + "0" * 32 + '"')])
+    r = await complete_upload(server, BIG, upload, [(1, '"' + "0" * 32 + '"')])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
     # Once the key holds something else, the upload is simply gone.
-    await server.request("PUT", "/bucket/big", b"other")
-    r = await complete(server, upload, [(1, etag)])
+    await server.request("PUT", BIG, b"other")
+    r = await complete_upload(server, BIG, upload, [(1, etag)])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
 
 
 @pytest_twisted.ensureDeferred
 async def test_complete_of_an_unknown_upload_is_still_no_such_upload(server):
-    await server.request("PUT", "/bucket/big", b"plain")
-    r = await complete(server, "nope", [(1, '"' + hashlib.md5(b"plain").hexdigest() + '"')])
+    await server.request("PUT", BIG, b"plain")
+    r = await complete_upload(server, BIG, "nope", [(1, '"' + hashlib.md5(b"plain").hexdigest() + '"')])
     assert (r.code, error_code(r)) == (404, "NoSuchUpload")
 
 
@@ -69,37 +81,37 @@ async def test_complete_of_an_unknown_upload_is_still_no_such_upload(server):
 async def test_complete_checks_the_whole_object_checksum(server, kind):
     r = await server.request(
         "POST",
-        "/bucket/big",
+        BIG,
         query="uploads=",
         headers={"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": kind},
     )
     upload = xml_values(r.body, "UploadId")[0]
-    etag = await put_part(server, upload, 1, b"hello")
+    etag = await upload_part(server, BIG, upload, 1, b"hello")
     right = b64(crc32(crc32(b"hello"))) if kind == "COMPOSITE" else b64(crc32(b"hello"))
     wrong = b64(crc32(b"something else"))
-    r = await complete(server, upload, [(1, etag)], headers={"x-amz-checksum-crc32": wrong})
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"x-amz-checksum-crc32": wrong})
     assert (r.code, error_code(r)) == (400, "BadDigest")
-    r = await complete(server, upload, [(1, etag)], headers={"x-amz-checksum-sha256": b64(b"x" * 32)})
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"x-amz-checksum-sha256": b64(b"x" * 32)})
     assert (r.code, error_code(r)) == (400, "InvalidRequest")
     other = "FULL_OBJECT" if kind == "COMPOSITE" else "COMPOSITE"
-    r = await complete(server, upload, [(1, etag)], headers={"x-amz-checksum-type": other})
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"x-amz-checksum-type": other})
     assert (r.code, error_code(r)) == (400, "InvalidRequest")
-    r = await complete(server, upload, [(1, etag)], headers={"x-amz-mp-object-size": "6"})
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"x-amz-mp-object-size": "6"})
     assert (r.code, error_code(r)) == (400, "InvalidRequest")
-    r = await complete(
-        server, upload, [(1, etag)], headers={"x-amz-checksum-crc32": right, "x-amz-mp-object-size": "5"}
+    r = await complete_upload(
+        server, BIG, upload, [(1, etag)], headers={"x-amz-checksum-crc32": right, "x-amz-mp-object-size": "5"}
     )
     assert r.code == 200, r.body
 
 
 @pytest_twisted.ensureDeferred
 async def test_complete_refuses_a_checksum_it_cannot_check(server):
-    upload = await create(server)
-    etag = await put_part(server, upload, 1, b"hello")
+    upload = await create_upload(server, BIG)
+    etag = await upload_part(server, BIG, upload, 1, b"hello")
     # The upload has no checksum algorithm: a stated CRC32 cannot be verified, so it is refused.
-    r = await complete(server, upload, [(1, etag)], headers={"x-amz-checksum-crc32": b64(crc32(b"hello"))})
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"x-amz-checksum-crc32": b64(crc32(b"hello"))})
     assert (r.code, error_code(r)) == (400, "InvalidRequest")
-    r = await complete(server, upload, [(1, etag)], headers={"x-amz-checksum-sha512": b64(b"x" * 64)})
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"x-amz-checksum-sha512": b64(b"x" * 64)})
     assert (r.code, error_code(r)) == (501, "NotImplemented")
 
 
@@ -110,10 +122,10 @@ async def test_complete_refuses_a_checksum_it_cannot_check(server):
 @pytest_twisted.ensureDeferred
 async def test_copy_range_outside_the_source_is_refused(server, wanted):
     await server.request("PUT", "/bucket/source", b"12345")
-    upload = await create(server)
+    upload = await create_upload(server, BIG)
     r = await server.request(
         "PUT",
-        "/bucket/big",
+        BIG,
         query=f"partNumber=1&uploadId={upload}",
         headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": wanted},
     )
@@ -123,10 +135,10 @@ async def test_copy_range_outside_the_source_is_refused(server, wanted):
 @pytest_twisted.ensureDeferred
 async def test_copy_range_inside_the_source_is_copied(server):
     await server.request("PUT", "/bucket/source", b"12345")
-    upload = await create(server)
+    upload = await create_upload(server, BIG)
     r = await server.request(
         "PUT",
-        "/bucket/big",
+        BIG,
         query=f"partNumber=1&uploadId={upload}",
         headers={"x-amz-copy-source": "/bucket/source", "x-amz-copy-source-range": "bytes=1-4"},
     )
@@ -214,9 +226,9 @@ async def test_if_match_on_a_missing_key_is_no_such_key(server):
     assert (r.code, error_code(r)) == (404, "NoSuchKey")
     r = await server.request("PUT", "/bucket/missing", b"x", headers={"If-Match": "*"})
     assert (r.code, error_code(r)) == (404, "NoSuchKey")
-    upload = await create(server, "missing")
-    etag = await put_part(server, upload, 1, b"x", key="missing")
-    r = await complete(server, upload, [(1, etag)], key="missing", headers={"If-Match": "*"})
+    upload = await create_upload(server, "/bucket/missing")
+    etag = await upload_part(server, "/bucket/missing", upload, 1, b"x")
+    r = await complete_upload(server, "/bucket/missing", upload, [(1, etag)], headers={"If-Match": "*"})
     assert (r.code, error_code(r)) == (404, "NoSuchKey")
 
 
@@ -329,8 +341,8 @@ async def test_stated_body_digests_are_checked_on_create_bucket_and_complete(ser
     assert (r.code, error_code(r)) == (400, "BadDigest")
     r = await server.request("PUT", "/fresh-1", body, headers={"x-amz-checksum-crc32": b64(crc32(body))})
     assert r.code == 200, r.body
-    upload = await create(server)
-    etag = await put_part(server, upload, 1, b"hello")
-    r = await complete(server, upload, [(1, etag)], headers={"Content-MD5": wrong_md5})
+    upload = await create_upload(server, BIG)
+    etag = await upload_part(server, BIG, upload, 1, b"hello")
+    r = await complete_upload(server, BIG, upload, [(1, etag)], headers={"Content-MD5": wrong_md5})
     assert (r.code, error_code(r)) == (400, "BadDigest")
-    assert (await complete(server, upload, [(1, etag)])).code == 200
+    assert (await complete_upload(server, BIG, upload, [(1, etag)])).code == 200

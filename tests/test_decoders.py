@@ -122,7 +122,7 @@ def decode_aws_chunked(pieces: list[bytes], signed: bool, declared: int | None) 
         return e
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=aws_chunked_case(), cuts=cuts)
 def test_aws_chunked_decoder_always_ends(case, cuts):
     body, signed, declared = case
@@ -132,7 +132,7 @@ def test_aws_chunked_decoder_always_ends(case, cuts):
         assert 400 <= outcome.status < 500
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.binary(max_size=3000), sizes=st.lists(st.integers(1, 1500), max_size=5), signed=st.booleans(), cuts=cuts)
 def test_aws_chunked_decoder_reads_valid_bodies_in_any_split(data, sizes, signed, cuts):
     body = aws_chunked(data, sizes, signed, None)
@@ -183,7 +183,7 @@ def read_form(pieces: list[bytes]) -> bytes | Exception:
         return e
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(body=form_case(), cuts=cuts)
 def test_form_reader_always_ends(body, cuts):
     with deadline(BOUND_SECONDS), peak_memory(memory_limit(body)):
@@ -221,7 +221,7 @@ def http_chunked(data: bytes, sizes: list[int]) -> bytes:
     return out + b"0\r\n\r\n"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     data=st.binary(max_size=3000),
     sizes=st.lists(st.integers(1, 1500), max_size=5),

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import pytest_twisted
 
+from tests.postform import form, post, v4_fields
 from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code
-from tests.test_post_object import form, post, v4_fields
 from vaultaire import sigv4
 
 

@@ -10,7 +10,7 @@ import os
 import pytest_twisted
 import treq
 
-from tests.postform import BOUNDARY, form, policy, v4_fields
+from tests.postform import form, policy, post, v4_fields
 from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code, xml_values
 from vaultaire import sigv4
 
@@ -21,18 +21,6 @@ async def server(tmp_path):
     await s.start("forms")
     yield s
     await s.stop()
-
-
-async def post(server: Server, body: bytes):
-    r = await treq.post(
-        server.url + "/forms",
-        data=body,
-        headers={"Content-Type": [f"multipart/form-data; boundary={BOUNDARY}"]},
-        persistent=False,
-        allow_redirects=False,
-    )
-    r.body = await r.content()
-    return r
 
 
 @pytest_twisted.ensureDeferred

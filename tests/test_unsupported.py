@@ -13,9 +13,8 @@ import pytest
 import pytest_twisted
 import treq
 
-from tests.s3helpers import Server, error_code
-from tests.test_api import xml_values
-from tests.test_post_object import BOUNDARY, form, v4_fields
+from tests.postform import BOUNDARY, form, v4_fields
+from tests.s3helpers import Server, error_code, xml_values
 
 SSE_C = {
     "x-amz-server-side-encryption-customer-algorithm": "AES256",

@@ -156,7 +156,8 @@ class Authenticator:
                 hmac.new(credential.secret_key.encode(), policy.encode(), hashlib.sha1).digest()
             ).decode()
             sent = fields["signature"]
-        if not hmac.compare_digest(expected, sent):
+        # As bytes: compare_digest refuses a str with non-ASCII characters (a form field can hold anything).
+        if not hmac.compare_digest(expected.encode("ascii"), sent.encode("utf-8", "surrogateescape")):
             raise S3Error(
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",

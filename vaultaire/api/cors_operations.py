@@ -10,6 +10,7 @@ other; the headers on an actual request only let the page *read* the answer.
 
 from __future__ import annotations
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from vaultaire.api import cors
@@ -116,6 +117,8 @@ class CorsOperations(OperationBase):
         origin = call.headers["origin"]
         try:
             sets = await self._rule_sets(call, call.ctx.tenant)
+        except CancelledError:
+            raise  # the client went away: nothing failed, there is no one to answer
         except Exception:
             log.failure("CORS rules could not be read for {bucket}", bucket=call.target.bucket)
             return

@@ -280,6 +280,12 @@ class S3Channel(http.HTTPChannel):
         if not self.linger_on_close or self._lingering or self.transport is None:
             super().loseConnection()
             return
+        if getattr(self.transport, "disconnected", False):
+            # Item 9 (helper "input"): a request can finish while its transport is being torn down
+            # (a vanished downloader's reader fails inside stopProducing); lingering on a closed
+            # socket raised "file descriptor cannot be a negative integer" from the reactor.
+            super().loseConnection()
+            return
         self._lingering = True
         self._stop_clocks()
         # The transport, or Twisted's stand-in when it is no push producer: both unregister.

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
 from attrs import frozen
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -708,6 +708,10 @@ class Engine:
             except DriverError as e:
                 # Expected while a driver is down: one line, no traceback; the sweep retries.
                 log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
+                failed.append(locator)
+            except CancelledError:
+                # The request's client went away mid-free: nothing failed, and no traceback; the blob
+                # stays queued like any other not freed now (the rest of this batch goes on).
                 failed.append(locator)
             except Exception:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
