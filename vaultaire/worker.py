@@ -3,7 +3,9 @@
 Arguments: the settings as JSON and the supervisor's pid. The worker serves
 S3 on its own SO_REUSEPORT socket and talks back to the supervisor on two
 pipes: log events as JSON lines on stdout, and its state on descriptor 3
-(``ready`` once it serves, ``fatal <reason>`` when it cannot start).
+(``ready`` once it serves, ``fatal <reason>`` when it cannot start, then
+``tick`` from its event loop every second or so: a worker whose ticks stop
+has a blocked loop, and the supervisor replaces it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import IO, Any, cast
 
 from attrs import asdict
 from twisted.internet.base import ReactorBase
+from twisted.internet.task import LoopingCall
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
@@ -30,6 +33,13 @@ from zope.interface import implementer
 from vaultaire.config import Settings, build
 
 CONTROL_FD = 3
+
+
+def tick_seconds(heartbeat_timeout: float) -> float:
+    """How often a worker ticks: often enough that a few lost ticks never look like a hang."""
+    return min(1.0, heartbeat_timeout / 4)
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -111,6 +121,11 @@ def main(argv: list[str]) -> None:
 
     from vaultaire.service import make_service
 
+    # Never block the event loop on the pipe (a supervisor that stopped reading): drop a line instead.
+    try:
+        os.set_blocking(CONTROL_FD, False)
+    except OSError:
+        pass  # not spawned by a supervisor (no pipe): Control drops what it cannot write
     control = Control(CONTROL_FD)
     try:
         service = make_service(settings, reactor, notify=control)
@@ -128,6 +143,10 @@ def main(argv: list[str]) -> None:
             reactor.callFromThread(reactor.stop)
 
     signal.signal(signal.SIGTERM, stop)
+    # The heartbeat: ticks from the event loop itself, so a blocked loop stops them.
+    heartbeat = LoopingCall(control, "tick", "")
+    heartbeat.clock = reactor
+    service.ready_hooks.append(lambda: heartbeat.start(tick_seconds(settings.heartbeat_timeout), now=False))
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # Our own SIGTERM handler (above) instead of the reactor's, which would also take SIGINT.

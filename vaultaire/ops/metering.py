@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vaultaire.errors import InsufficientStorage
 from vaultaire.model import Tenant, UsageRow
 from vaultaire.ops.metrics import Metrics
 
@@ -69,7 +70,11 @@ class Meter:
         d = self._sink(rows) if rows else succeed(None)
 
         def failed(failure: Failure) -> None:
-            log.failure("writing metered usage failed; it is kept for the next flush", failure)
+            if failure.check(InsufficientStorage):
+                # Expected while the disk is full: one line, not a traceback every flush.
+                log.warn("metered usage kept for the next flush: {why}", why=failure.getErrorMessage())
+            else:
+                log.failure("writing metered usage failed; it is kept for the next flush", failure)
             for key, counts in pending.items():
                 mine = self._pending.setdefault(key, [0, 0, 0, 0])
                 for i, n in enumerate(counts):
