@@ -18,10 +18,12 @@ from vaultaire.announce import serving_line
 from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
-from vaultaire.api.http import ConnectionLimits, S3Site
+from vaultaire.api.deadlines import ConnectionLimits
+from vaultaire.api.http import S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import drain
+from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
@@ -172,9 +174,8 @@ def periodic_work(
     async def reconcile_placements() -> None:
         # Failover placements move blobs back to their primary: here, once per data directory.
         for driver in engine.drivers.values():
-            reconcile = getattr(driver, "reconcile_if_due", None)
-            if reconcile is not None:
-                await reconcile()
+            if isinstance(driver, Reconciling):
+                await driver.reconcile_if_due()
 
     return [
         (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),

@@ -31,6 +31,7 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     globalLogPublisher,
 )
+from twisted.web.http import Request
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
@@ -250,11 +251,16 @@ def runtime_directory(settings: Settings, environ: Mapping[str, str]) -> str:
     return path
 
 
+class _QuietSite(Site):
+    """Scrapers and probes every few seconds would drown the access log."""
+
+    def log(self, request: Request) -> None:
+        pass
+
+
 def ops_listener(settings: Settings, resource: IResource, reactor: Any) -> Service:
     """The ops port (/health, /version, /metrics) on its endpoint; not logged per request."""
-    site = Site(resource)
-    # Scrapers and probes every few seconds would drown the access log.
-    site.log = lambda request: None  # type: ignore[method-assign]
+    site = _QuietSite(resource)
     try:
         return strports.service(settings.ops, site, reactor=reactor)
     except (ValueError, TypeError, KeyError) as e:

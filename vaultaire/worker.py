@@ -14,17 +14,20 @@ import json
 import os
 import signal
 import sys
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from attrs import asdict
+from twisted.internet.base import ReactorBase
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
     FilteringLogObserver,
+    ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
     globalLogBeginner,
 )
+from zope.interface import implementer
 
 from vaultaire.config import Settings, build
 from vaultaire.deathsig import die_with_parent
@@ -46,6 +49,7 @@ def settings_from_argument(text: str) -> Settings:
     return build(json.loads(text), {})
 
 
+@implementer(ILogObserver)
 class JSONLinesObserver:
     """Log events as one JSON line each, for the supervisor to re-log at their level."""
 
@@ -91,7 +95,11 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    # The installed reactor is a ReactorBase: its declared type (IReactorCore and friends)
+    # lacks callFromThread and run's installSignalHandlers, which every real reactor has.
+    reactor = cast(ReactorBase, installed)
 
     from vaultaire.service import make_service
 
@@ -114,17 +122,17 @@ def main(argv: list[str]) -> None:
     def stop(signo: int, frame: Any) -> None:
         if not stopping:  # a second SIGTERM must not stop a stopping reactor again
             stopping.append(True)
-            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+            reactor.callFromThread(reactor.stop)
 
     signal.signal(signal.SIGTERM, stop)
     # The heartbeat: ticks from the event loop itself, so a blocked loop stops them.
     heartbeat = LoopingCall(control, "tick", "")
     heartbeat.clock = reactor
     service.ready_hooks.append(lambda: heartbeat.start(tick_seconds(settings.heartbeat_timeout), now=False))
-    reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # Our own SIGTERM handler (above) instead of the reactor's, which would also take SIGINT.
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)
 
 
 if __name__ == "__main__":

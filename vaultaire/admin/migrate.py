@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "migrate",
         help="move a container's blobs to another placement, while it stays in use; resumes if interrupted",

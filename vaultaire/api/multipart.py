@@ -7,10 +7,9 @@ catalog transaction that turns them into a manifest, so no byte is copied.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from vaultaire.api import checksums, xmlparse
-from vaultaire.api.call import S3Call, iso
+from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
 from vaultaire.api.incoming import IncomingBody
@@ -40,10 +39,8 @@ def _bounded_int(q: dict[str, str], name: str, default: int, low: int, high: int
     return value
 
 
-class MultipartOperations:
+class MultipartOperations(OperationBase):
     """Needs from its host: engine, _container, _xml, _metadata, _owner, _small_body, _echo_checksum."""
-
-    engine: Any
 
     def _upload_id(self, call: S3Call) -> str:
         upload_id = call.target.query.get("uploadId", "")
@@ -63,13 +60,13 @@ class MultipartOperations:
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
             call.target.key,
             content_type=call.headers.get("content-type") or "binary/octet-stream",
-            metadata=self._metadata(call),  # type: ignore[attr-defined]
+            metadata=self._metadata(call),
             headers=stored_headers(call.headers),
             storage_class=storage_class(call.headers),
             checksum_algorithm=algorithm,
@@ -78,7 +75,7 @@ class MultipartOperations:
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "InitiateMultipartUploadResult",
@@ -94,7 +91,7 @@ class MultipartOperations:
         upload_id = self._upload_id(call)
         number = self._part_number(call)
         incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         upload = await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
         algorithm = upload.checksum_algorithm
         if algorithm is not None and incoming.algorithm not in (None, algorithm):
@@ -125,7 +122,7 @@ class MultipartOperations:
         )
         call.set_header("ETag", f'"{part.md5}"')
         call.set_header("Content-Length", "0")
-        self._echo_checksum(call, incoming)  # type: ignore[attr-defined]
+        self._echo_checksum(call, incoming)
         return b""
 
     async def upload_part_copy(self, call: S3Call) -> bytes:
@@ -133,7 +130,7 @@ class MultipartOperations:
         upload_id = self._upload_id(call)
         number = self._part_number(call)
         source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
-        target = await self._container(call)  # type: ignore[attr-defined]
+        target = await self._container(call)
         source = await self.engine.container(call.ctx, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
@@ -146,7 +143,7 @@ class MultipartOperations:
             return resolve_copy_range(wanted_range, original.size)
 
         _original, part = await self.engine.copy_part(call.ctx, source, source_key, target, upload_id, number, resolve)
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "CopyPartResult",
@@ -158,9 +155,9 @@ class MultipartOperations:
 
     async def complete_multipart_upload(self, call: S3Call) -> bytes:
         upload_id = self._upload_id(call)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         condition = write_condition(call.headers)
-        body = await self._small_body(call, COMPLETE_BODY_LIMIT)  # type: ignore[attr-defined]
+        body = await self._small_body(call, COMPLETE_BODY_LIMIT)
         chosen, sent_checksums = xmlparse.complete_request(body, MAX_PARTS)
         claims = checksums.complete_claims(call.headers)
 
@@ -179,7 +176,7 @@ class MultipartOperations:
                 element(f"Checksum{algorithm.upper()}", value),
                 element("ChecksumType", "COMPOSITE" if "-" in value else "FULL_OBJECT"),
             ]
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "CompleteMultipartUploadResult",
@@ -194,7 +191,7 @@ class MultipartOperations:
 
     async def abort_multipart_upload(self, call: S3Call) -> bytes:
         upload_id = self._upload_id(call)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         await self.engine.abort_upload(call.ctx, container, upload_id)
         call.request.setResponseCode(204)
         return b""
@@ -204,11 +201,11 @@ class MultipartOperations:
         q = call.target.query
         marker = _bounded_int(q, "part-number-marker", 0, 0, MAX_PARTS)
         limit = min(_bounded_int(q, "max-parts", MAX_LISTED, 0, 2**31), MAX_LISTED)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         upload, parts = await self.engine.list_parts(call.ctx, container, upload_id, marker, limit + 1)
         truncated = len(parts) > limit
         parts = parts[:limit]
-        owner = self._owner(call)  # type: ignore[attr-defined]
+        owner = self._owner(call)
         entries = [
             element(
                 "Part",
@@ -219,7 +216,7 @@ class MultipartOperations:
             )
             for p in parts
         ]
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "ListPartsResult",
@@ -244,11 +241,11 @@ class MultipartOperations:
         key_marker = q.get("key-marker") or None
         id_marker = q.get("upload-id-marker") or None
         limit = min(_bounded_int(q, "max-uploads", MAX_LISTED, 0, 2**31), MAX_LISTED)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         uploads, prefixes, truncated = await self.engine.list_uploads(
             call.ctx, container, prefix, delimiter, key_marker, id_marker, limit
         )
-        owner = self._owner(call)  # type: ignore[attr-defined]
+        owner = self._owner(call)
         head = [
             element("Bucket", container.name),
             element("KeyMarker", key_marker or ""),
@@ -274,6 +271,4 @@ class MultipartOperations:
             for u in uploads
         ]
         common = [element("CommonPrefixes", element("Prefix", p)) for p in prefixes]
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
-            call, element("ListMultipartUploadsResult", *head, *entries, *common, xmlns=True)
-        )
+        return self._xml(call, element("ListMultipartUploadsResult", *head, *entries, *common, xmlns=True))
