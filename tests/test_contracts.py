@@ -25,6 +25,7 @@ from vaultaire.drivers.copy import WriterConsumer
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
 from vaultaire.drivers.local import LocalBlobReader, LocalBlobWriter, LocalDriver
 from vaultaire.drivers.memory import MemoryBlobWriter, MemoryDriver
+from vaultaire.drivers.rclone import RcloneDriver
 from vaultaire.engine.pipe import _PipeConsumer
 from vaultaire.worker import JSONLinesObserver
 
@@ -49,6 +50,7 @@ def _protocol_methods(protocol: type) -> dict[str, Any]:
         (LocalDriver, Driver),
         (MemoryDriver, Driver),
         (s3.S3Driver, Driver),
+        (RcloneDriver, Driver),
         (LocalBlobWriter, BlobWriter),
         (MemoryBlobWriter, BlobWriter),
         (BytesReader, BlobReader),

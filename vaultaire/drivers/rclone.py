@@ -276,7 +276,7 @@ class RcloneDriver:
             upstream = self._upstream()
         except DriverError as e:
             return fail(e)
-        return upstream.open_reader(locator, start, end)  # type: ignore[return-value]
+        return upstream.open_reader(locator, start, end)
 
     def delete(self, locator: str) -> Deferred[None]:
         try:

@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from attrs import frozen
@@ -87,8 +87,9 @@ class _RcloneProtocol(ProcessProtocol):
         self._buffers: dict[int, bytes] = {}
 
     def connectionMade(self) -> None:
-        self.pid = self.transport.pid  # type: ignore[union-attr]
-        self.transport.closeStdin()  # type: ignore[union-attr]
+        assert self.transport is not None  # makeConnection has just set it
+        self.pid = self.transport.pid
+        self.transport.closeStdin()
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         *lines, rest = (self._buffers.get(fd, b"") + data).split(b"\n")
@@ -114,8 +115,10 @@ class _RcloneProtocol(ProcessProtocol):
         self.ended.callback((getattr(reason.value, "exitCode", None), getattr(reason.value, "signal", None)))
 
     def signal(self, name: str) -> None:
+        if self.transport is None:
+            return  # never started
         try:
-            self.transport.signalProcess(name)  # type: ignore[union-attr]
+            self.transport.signalProcess(name)
         except Exception:
             pass  # already gone
 
@@ -238,7 +241,7 @@ class RcloneServe:
             protocol = await endpoint.connect(factory)
         except ConnectError:
             return False
-        assert protocol.transport is not None
+        assert isinstance(protocol, Protocol) and protocol.transport is not None  # forProtocol(Protocol) built it
         protocol.transport.loseConnection()
         return True
 
@@ -286,7 +289,7 @@ class RcloneServe:
 
         ensureDeferred(restart()).addErrback(lambda f: log.failure("restarting rclone failed", f))
 
-    def watch(self, probe: Callable[[], Deferred[bool]]) -> None:
+    def watch(self, probe: Callable[[], Awaitable[bool]]) -> None:
         """Every few seconds ``probe`` asks the process a question; one that runs but does
         not answer several times in a row is hung, and is killed (then restarted)."""
 
