@@ -73,7 +73,8 @@ class Deadlines:
         log.debug(
             "dropped a client that did not send a request head within {seconds}s", seconds=self.limits.header_timeout
         )
-        self.timeoutConnection()  # type: ignore[attr-defined]  # closes, and aborts if that hangs
+        # Closes, and aborts if that hangs.
+        self.timeoutConnection()  # type: ignore[attr-defined]  # a mixin: HTTPChannel (TimeoutMixin) has it
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: the client is not reading what we send."""
