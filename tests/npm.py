@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.commands import apt_program
 
 
 def npm_modules(js_dir: Path, package: str, cache_name: str) -> Path:
     """``node_modules`` holding ``js_dir/package.json``'s dependencies (``package`` is one of them).
 
     Installed into ``$VAULTAIRE_NPM_CACHE/<cache_name>`` (default ``~/.cache/vaultaire-npm``) and
-    reused while the manifest is unchanged; the test skips, saying why, when npm cannot install it.
+    reused while the manifest is unchanged. Node and npm are installed with apt-get when missing;
+    the test fails, saying why, when they or the package cannot be installed.
     """
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip(f"node and npm are needed to install {package}")
+    apt_program("node", "nodejs")
+    apt_program("npm", "npm")
     root = Path(os.environ.get("VAULTAIRE_NPM_CACHE") or Path.home() / ".cache" / "vaultaire-npm")
     cache = root / cache_name
     cache.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,7 @@ def npm_modules(js_dir: Path, package: str, cache_name: str) -> Path:
                 timeout=300,
             )
         except subprocess.TimeoutExpired:
-            pytest.skip(f"npm install of {package} timed out")
+            pytest.fail(f"npm install of {package} timed out")
         if result.returncode != 0 or not installed.exists():
-            pytest.skip(f"npm install of {package} failed:\n{result.stderr[-2000:]}")
+            pytest.fail(f"npm install of {package} failed:\n{result.stderr[-2000:]}")
     return cache / "node_modules"

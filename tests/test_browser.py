@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -25,10 +24,11 @@ import pytest
 from daemon import Daemon
 from npm import npm_modules
 
+from tests.commands import apt_program
+
 pytestmark = pytest.mark.timeout(900)  # a first run may apt-get install Chromium
 
 JS_DIR = Path(__file__).parent / "browser_js"
-CHROMIUM = "/usr/bin/chromium"
 
 # The server-wide default: GET from any loopback page, for containers without rules of their own.
 DEFAULT_CORS = """
@@ -41,22 +41,8 @@ expose_headers = ["ETag"]
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Debian's Chromium; installed with apt-get when missing and running as root."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip(f"no Chromium at {CHROMIUM}, and installing it needs root and apt-get (apt-get install chromium)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            pytest.skip(f"{' '.join(command)} timed out: no Chromium to test with")
-        if result.returncode != 0:
-            pytest.skip(f"{' '.join(command)} failed, no Chromium to test with:\n{result.stderr[-2000:]}")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is missing")
-    return CHROMIUM
+    """Debian's Chromium; installed with apt-get when missing (the test fails if it cannot be)."""
+    return apt_program("chromium", "chromium")
 
 
 @pytest.fixture(scope="module")

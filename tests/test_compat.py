@@ -38,6 +38,18 @@ async def server(tmp_path):
     await s.stop()
 
 
+async def create(server: Server, key: str = "big") -> str:
+    return await create_upload(server, f"/bucket/{key}")
+
+
+async def put_part(server: Server, upload: str, number: int, body: bytes, key: str = "big") -> str:
+    return await upload_part(server, f"/bucket/{key}", upload, number, body)
+
+
+async def complete(server: Server, upload: str, parts: list[tuple[int, str]], key: str = "big", headers=None):
+    return await complete_upload(server, f"/bucket/{key}", upload, parts, headers)
+
+
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
@@ -312,15 +324,29 @@ async def test_wrong_region_error_names_the_right_one(server):
 
 
 @pytest_twisted.ensureDeferred
-async def test_header_bytes_outside_utf8_are_read_as_latin1(server):
-    """A value that is not UTF-8 is read as ISO-8859-1: signed, stored and returned, never a 500."""
+async def test_header_bytes_outside_utf8_are_signed_as_sent_and_read_as_latin1(server):
+    """A value that is not UTF-8: the signature covers its bytes as sent; the value is read as
+    ISO-8859-1, stored and returned as S3 does (RFC 2047); never a 500."""
     url = server.url + "/bucket/k"
-    # sign_headers signs the UTF-8 of "é"; the bytes on the wire are its ISO-8859-1 form.
-    hdrs = {"x-amz-meta-x": "caf\xe9", "content-disposition": "attachment; filename=caf\xe9"}
-    hdrs.update(sigv4.sign_headers("PUT", url, hdrs, sigv4.EMPTY_SHA256, ACCESS, SECRET, REGION, now=datetime.now(UTC)))
-    head = "PUT /bucket/k HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-    got = await threads.deferToThread(raw_exchange, server.port.getHost().port, head.encode("latin-1"), [], False)
+
+    async def put(signed_value: str) -> bytes:
+        # The wire carries "caf" and the byte 0xE9 (a surrogate stands for it in str);
+        # the signature covers what ``signed_value`` encodes to.
+        signed = {"x-amz-meta-x": signed_value, "content-disposition": "attachment; filename=" + signed_value}
+        now = datetime.now(UTC)
+        auth = sigv4.sign_headers("PUT", url, signed, sigv4.EMPTY_SHA256, ACCESS, SECRET, REGION, now=now)
+        sent = {"x-amz-meta-x": "caf\udce9", "content-disposition": "attachment; filename=caf\udce9", **auth}
+        head = "PUT /bucket/k HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in sent.items()) + "\r\n"
+        raw = head.encode("utf-8", "surrogateescape")
+        assert b"x-amz-meta-x: caf\xe9\r\n" in raw
+        return await threads.deferToThread(raw_exchange, server.port.getHost().port, raw, [], False)
+
+    # Signed over the UTF-8 of "café" while sending ISO-8859-1 bytes: not the bytes sent.
+    got = await put("caf\xe9")
+    assert got.startswith(b"HTTP/1.1 403") and b"SignatureDoesNotMatch" in got, got
+    # Signed over the bytes sent (a surrogate stands for the byte 0xE9).
+    got = await put("caf\udce9")
     assert got.startswith(b"HTTP/1.1 200"), got
     r = await server.request("HEAD", "/bucket/k")
     assert r.headers.getRawHeaders("x-amz-meta-x") == [

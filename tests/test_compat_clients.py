@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import base64
 import email.header
+import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from daemon import Daemon
 
+from tests.commands import run
+
 BIN = Path(sys.executable).parent
 MIB = 2**20
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 def test_s3cmd_without_bucket_location(module_daemon: Daemon, tmp_path: Path) -> None:
@@ -40,17 +36,17 @@ def test_s3cmd_without_bucket_location(module_daemon: Daemon, tmp_path: Path) ->
     env["HOME"] = str(tmp_path)
     s3cmd = [sys.executable, str(BIN / "s3cmd"), "-c", str(cfg)]
     bucket = f"s3cmd-default-{os.getpid()}"
-    run([*s3cmd, "mb", f"s3://{bucket}"], env)
+    run([*s3cmd, "mb", f"s3://{bucket}"], env=env, timeout=180)
     small = tmp_path / "small.bin"
     small.write_bytes(os.urandom(1000))
-    run([*s3cmd, "put", str(small), f"s3://{bucket}/small.bin"], env)
+    run([*s3cmd, "put", str(small), f"s3://{bucket}/small.bin"], env=env, timeout=180)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(6 * MIB))
-    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(big), f"s3://{bucket}/big.bin"], env)
+    run([*s3cmd, "put", "--multipart-chunk-size-mb", "5", str(big), f"s3://{bucket}/big.bin"], env=env, timeout=180)
     down = tmp_path / "big.down"
-    run([*s3cmd, "get", "--force", f"s3://{bucket}/big.bin", str(down)], env)
+    run([*s3cmd, "get", "--force", f"s3://{bucket}/big.bin", str(down)], env=env, timeout=180)
     assert down.read_bytes() == big.read_bytes()
-    listed = run([*s3cmd, "ls", f"s3://{bucket}/"], env).stdout
+    listed = run([*s3cmd, "ls", f"s3://{bucket}/"], env=env, timeout=180).stdout
     assert f"s3://{bucket}/small.bin" in listed and f"s3://{bucket}/big.bin" in listed
 
 
@@ -114,3 +110,36 @@ def test_boto3_retries_a_complete_whose_answer_was_lost(module_daemon: Daemon) -
     assert done["ETag"] == first_etag
     assert done["ChecksumCRC32"] == delivered[0].split(b"<ChecksumCRC32>")[1].split(b"</ChecksumCRC32>")[0].decode()
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
+
+
+def test_boto3_pages_through_list_buckets(module_daemon: Daemon) -> None:
+    s3 = module_daemon.boto3_client()
+    prefix = f"pages-{os.getpid()}-"
+    names = [f"{prefix}{i}" for i in range(3)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    first = s3.list_buckets(MaxBuckets=2, Prefix=prefix)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2] and first["Prefix"] == prefix
+    pages = s3.get_paginator("list_buckets").paginate(Prefix=prefix, BucketRegion="us-east-1", MaxBuckets=1)
+    assert [b["Name"] for page in pages for b in page["Buckets"]] == names
+
+
+def test_boto3_presigned_post_with_filename_and_checksum(module_daemon: Daemon) -> None:
+    """boto3's own policy (its expiration format, ${filename} in the key) and a checksum field."""
+    import urllib3
+
+    s3 = module_daemon.boto3_client()
+    bucket = f"forms-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    post = s3.generate_presigned_post(
+        Bucket=bucket,
+        Key="uploads/${filename}",
+        Conditions=[["starts-with", "$key", "uploads/"], ["content-length-range", 0, 1000]],
+        ExpiresIn=600,
+    )
+    digest = base64.b64encode(hashlib.sha256(b"form body").digest()).decode()
+    fields = {**post["fields"], "x-amz-checksum-sha256": digest, "file": ("note.txt", b"form body", "text/plain")}
+    answer = urllib3.PoolManager().request("POST", post["url"], fields=fields)
+    assert answer.status == 204, answer.data
+    got = s3.get_object(Bucket=bucket, Key="uploads/note.txt", ChecksumMode="ENABLED")
+    assert got["Body"].read() == b"form body" and got["ChecksumSHA256"] == digest

@@ -12,6 +12,8 @@ import hashlib
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -171,6 +173,7 @@ async def test_a_request_head_sent_one_byte_at_a_time_is_dropped_at_its_deadline
 
     took = await threads.deferToThread(dribble)
     assert FAST.header_timeout * 0.9 <= took <= FAST.header_timeout + MARGIN
+    assert server.site.dropped["head"] == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -214,6 +217,7 @@ async def test_a_crawling_upload_gets_request_timeout_and_is_not_stored(server):
     assert b"Connection: close" in got
     assert took >= FAST.body_timeout * 0.9
     assert (await server.request("HEAD", "/bucket/crawl")).code == 404
+    assert server.site.dropped["body"] == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -277,6 +281,7 @@ async def test_a_reader_that_stops_reading_is_dropped_and_its_blob_closed(server
 
     received, _ = await threads.deferToThread(stall)
     assert received < len(body)  # cut short, not waited for
+    assert server.site.dropped["send"] == 1
     for _ in range(100):
         if blob_descriptors(server.data) == 0:
             break
@@ -324,7 +329,7 @@ async def test_one_connection_too_many_is_answered_slow_down(capped):
     refused, served = await threads.deferToThread(over)
     assert refused.startswith(b"HTTP/1.1 503") and b"<Code>SlowDown</Code>" in refused, refused
     assert served.startswith(b"HTTP/1.1 200"), served
-    assert capped.site.refused == 1
+    assert capped.site.dropped["refused"] == 1
 
 
 @pytest.mark.parametrize(
@@ -396,3 +401,17 @@ def test_connection_settings_from_the_file(tmp_path):
         path.write_text(f"[connections]\n{bad}\n")
         with pytest.raises(ConfigError):
             build(load_file(str(path)), {})
+
+
+def test_a_low_open_files_limit_is_raised_to_fit_the_cap():
+    # In a child process: the limit is process-wide.
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (512, 4096))\n"
+        "from twisted.web.resource import Resource\n"
+        "from vaultaire.api.http import ConnectionLimits, S3Site\n"
+        "S3Site(Resource(), limits=ConnectionLimits(max_connections=1000)).startFactory()\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert int(out.stdout) == 1000 + 256

@@ -28,8 +28,8 @@ import pytest
 import pytest_twisted
 
 from tests.logwatch import watching
+from tests.postform import v4_fields
 from tests.s3helpers import ACCESS, REGION, SECRET, Server, later
-from tests.test_post_object import v4_fields
 from vaultaire import sigv4
 
 SEED = int(os.environ.get("VAULTAIRE_FUZZ_SEED", "20260121"))

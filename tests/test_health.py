@@ -25,7 +25,7 @@ from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryDriver
 from vaultaire.drivers.mirror import MirrorDriver
 from vaultaire.engine.space import SpaceGuard
-from vaultaire.errors import DriverUnavailable
+from vaultaire.errors import DriverUnavailable, InsufficientStorage
 from vaultaire.ops.site import health_document
 
 HUGE = 2**62  # a reserve no disk can honour: every write is below it
@@ -149,3 +149,39 @@ async def test_a_write_that_fits_above_the_reserve_is_taken(server: Server) -> N
     head = signed_head(server, "PUT", "/bucket/too-big", 64 * 2**20, {"expect": "100-continue"})
     got = await threads.deferToThread(raw_exchange, port, head, [], True)
     assert got.startswith(b"HTTP/1.1 507"), got[:200]  # the announced size counts
+
+
+def test_a_full_disk_postpones_metered_usage_in_one_line() -> None:
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    from vaultaire.model import Tenant
+    from vaultaire.ops.metering import Meter
+    from vaultaire.ops.metrics import Metrics
+
+    written: list[object] = []
+    full = [True]
+
+    def sink(rows: list[Any]) -> Deferred[None]:
+        if full[0]:
+            return fail(InsufficientStorage("The server's disk is full"))
+        written.extend(rows)
+        return Deferred.fromCoroutine(_nothing())
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        meter = Meter(sink, Metrics(), lambda: 7200.0)
+        tenant = Tenant(id="t1", name="t", status="active", created=0.0)
+        meter.record(tenant, "bucket", "GET", "GetObject", 10, 0)
+        meter.flush()
+        full[0] = False
+        meter.flush()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len(written) == 1  # kept, then written
+    mine = [e for e in events if "metered usage" in str(e.get("log_format", ""))]
+    assert [e["log_level"] for e in mine] == [LogLevel.warn] and "log_failure" not in mine[0]
+
+
+async def _nothing() -> None:
+    return None

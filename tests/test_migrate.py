@@ -138,7 +138,6 @@ async def test_migration_under_concurrent_reads_and_writes_loses_nothing(server)
         r = await server.request("GET", f"/{BUCKET}/{key}")
         assert r.code == 200 and hashlib.md5(r.body).hexdigest() == hashlib.md5(data).hexdigest(), key
     assert await placements_of(server) == {"cold"}
-    server.engine.free_grace = 0  # the grace period for reads in progress is over
     await server.engine.collect_garbage()
     assert server.blob_files() == []  # nothing left on local disk
     r = await server.request("GET", f"/{BUCKET}", query="location")

@@ -30,7 +30,7 @@ PART = 5 * MIB
 
 @pytest_twisted.async_yield_fixture
 async def server(tmp_path: Any, upstream: str | None) -> Any:
-    s = Server(str(tmp_path), upstream=upstream)
+    s = Server(str(tmp_path), upstream=upstream, free_grace=3600)
     await s.start("bucket")
     yield s
     await s.stop()

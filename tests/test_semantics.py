@@ -55,6 +55,7 @@ async def test_copy_onto_itself(server):
     assert r.code == 200
     r = await server.request("GET", "/bucket/k")
     assert r.body == b"data" and r.headers.getRawHeaders("x-amz-meta-v") == ["2"]
+    await server.sweep()
     assert len(server.blob_files()) == 1  # the replaced blob was freed
 
 
@@ -99,6 +100,7 @@ async def test_delete_objects(server):
     quiet = b"<Delete><Quiet>true</Quiet><Object><Key>c</Key></Object></Delete>"
     r = await server.request("POST", "/bucket", quiet, query="delete=", headers=md5_header(quiet))
     assert r.code == 200 and b"<Deleted>" not in r.body
+    await server.sweep()
     assert server.blob_files() == []
 
 
@@ -171,6 +173,7 @@ async def test_conditional_writes(server):
     assert r.body == b"third"
     r = await server.request("PUT", "/bucket/absent", b"x", headers={"If-Match": etag})
     assert (r.code, error_code(r)) == (404, "NoSuchKey")  # as S3 answers If-Match on a missing key
+    await server.sweep()
     assert len(server.blob_files()) == 1
 
 

@@ -674,7 +674,7 @@ def test_missing_dates() -> None:
 def test_both_auth_forms_rejected() -> None:
     _, query = _presigned()
     err = _code(parse_request, "GET", "/b/k", query, _signed())
-    assert err.code == "InvalidRequest"
+    assert err.code == "InvalidArgument"  # as S3 answers it, with "Only one auth mechanism allowed"
 
 
 def test_non_ascii_signature_is_a_mismatch() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,11 @@ def test_normal_gets_keep_their_latency_with_500_slow_connections(tmp_path: Path
         assert slow.dropped >= SLOW, f"only {slow.dropped} slow connections were dropped"
         assert attacked["p99_ms"] < 2000, (baseline, attacked)
         assert s3.get_object(Bucket="slow", Key="small")["ContentLength"] == 4096
+        with urllib.request.urlopen(d.ops_url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for reason in ("head", "body"):
+            line = f'vaultaire_connections_dropped_total{{reason="{reason}"}} '
+            assert any(row.startswith(line) and float(row.split()[-1]) > 0 for row in text.splitlines()), reason
         assert "loris" not in [o["Key"] for o in s3.list_objects_v2(Bucket="slow").get("Contents", [])]
     finally:
         if slow is not None:

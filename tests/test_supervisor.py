@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from vaultaire.config import Settings
 from vaultaire.reuseport import ListenSpec, parse_listen
-from vaultaire.supervisor import MAX_RESTART_DELAY, STABLE_SECONDS, Supervisor, WorkerProcess
+from vaultaire.supervisor import HUNG_KILL_GRACE, MAX_RESTART_DELAY, STABLE_SECONDS, Supervisor, WorkerProcess
 
 
 @pytest.fixture
@@ -23,6 +25,7 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
     sup._running_workers = True
     sup.health.ready = True
     yield sup
+    shutil.rmtree(os.path.dirname(sup.metrics_dir), ignore_errors=True)  # its runtime directory in /dev/shm
 
 
 def died(sup: Supervisor, index: int, lived: float) -> float:
@@ -78,3 +81,34 @@ def test_listen_spec_keeps_the_endpoint_options_with_a_resolved_port() -> None:
     )
     assert parse_listen("systemd:domain=INET:index=0") is None
     assert parse_listen("unix:/tmp/s3.sock") is None
+
+
+class Signalled(WorkerProcess):
+    def __init__(self, index: int, sup: Supervisor) -> None:
+        super().__init__(index, sup._exited)
+        self.signals: list[str] = []
+
+    def signal(self, name: str) -> None:
+        self.signals.append(name)
+
+
+def test_a_worker_that_stops_ticking_gets_sigterm_then_sigkill_and_is_restarted(supervisor: Supervisor) -> None:
+    timeout = supervisor.settings.heartbeat_timeout
+    quiet, ticking = Signalled(1, supervisor), Signalled(2, supervisor)
+    for worker in (quiet, ticking):
+        worker.ready.callback(None)
+        supervisor.workers[worker.index] = worker
+    quiet.last_tick = time.monotonic() - timeout - 1
+    ticking.childDataReceived(3, b"tick\n")
+    supervisor.check_heartbeats()
+    assert (quiet.signals, ticking.signals, supervisor.hung_kills) == (["TERM"], [], 1)
+    supervisor.check_heartbeats()  # once is enough: no second SIGTERM while it dies
+    assert quiet.signals == ["TERM"]
+    reactor: Any = supervisor.reactor
+    reactor.advance(HUNG_KILL_GRACE)  # a blocked (or stopped) loop never acts on SIGTERM
+    assert quiet.signals == ["TERM", "KILL"]
+    before = set(reactor.getDelayedCalls())
+    quiet.processEnded(_exit(-9))
+    (restart,) = set(reactor.getDelayedCalls()) - before
+    restart.cancel()  # it would spawn a real process
+    assert supervisor.restarts == 1 and 1 not in supervisor.workers

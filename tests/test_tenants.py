@@ -98,9 +98,8 @@ def test_two_tenants_are_invisible_to_each_other(config_daemon):
         "AbortMultipartUpload": lambda: alice.abort_multipart_upload(Bucket="bob-only", Key="mp", UploadId=upload),
     }
     for name, attempt in attempts.items():
-        code = code_of(attempt)
         # HEAD responses carry no body, so botocore reports the bare status.
-        assert code in ("NoSuchBucket", "404"), (name, code)
+        assert code_of(attempt) == ("404" if name.startswith("Head") else "NoSuchBucket"), name
     # A presigned URL of alice's for bob's container is refused the same way.
     url = alice.generate_presigned_url("get_object", Params={"Bucket": "bob-only", "Key": "secret.txt"})
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -189,7 +188,7 @@ def test_secrets_never_at_rest_in_clear_nor_in_logs_events_metrics(config_daemon
     client.put_object(Bucket="dave-data", Key="k", Body=b"v")
     client.get_object(Bucket="dave-data", Key="k")
     secret = keys["secret_key"]
-    catalog_bytes = b"".join(p.read_bytes() for p in d.data_dir.glob("catalog.sqlite3*"))
+    catalog_bytes = b"".join(p.read_bytes() for p in d.data_dir.rglob("catalog.sqlite3*") if p.is_file())
     assert secret.encode() not in catalog_bytes and d.secret_key.encode() not in catalog_bytes
     assert keys["access_key"].encode() in catalog_bytes  # the row is there, sealed
     listing = admin(d, "key", "list").stdout + admin(d, "key", "list", "--json").stdout

@@ -41,6 +41,8 @@ class Settings:
     # or a local driver's filesystem, so reads, listings and deletes keep working on a full disk.
     # -1: the smaller of 1% of the filesystem and 1 GiB; 0: no reserve.
     free_space_reserve: int = -1
+    # A worker whose event loop has not ticked for this many seconds is killed and replaced.
+    heartbeat_timeout: int = 30
     # S3 worker processes sharing the listening port (SO_REUSEPORT); 0 means one per core.
     # 1 keeps everything in one process (no supervisor).
     workers: int = 0
@@ -105,6 +107,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "domains": "domains",
         "workers": "workers",
         "runtime_dir": "runtime_dir",
+        "heartbeat_timeout": "heartbeat_timeout",
         "free_space_reserve": "free_space_reserve",
         "backlog": "backlog",
     },
@@ -218,15 +221,17 @@ def validate(settings: Settings) -> None:
     if not settings.health_path.startswith("/_"):
         raise ConfigError("setting 'health_path' must start with '/_' so it can never be a bucket name")
     for name in (
+        "heartbeat_timeout",
         "max_clock_skew",
         "events_max_bytes",
         "upload_expiry",
         "usage_flush_seconds",
         "usage_rollup_seconds",
-        "free_grace",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
+    if settings.free_grace < 0:
+        raise ConfigError("setting 'free_grace' must not be negative (0 frees replaced blobs at once)")
     if settings.price_per_tb_month < 0:
         raise ConfigError("setting 'price_per_tb_month' must not be negative")
     if settings.metrics_tenant_limit < 0:

@@ -96,6 +96,8 @@ class VaultaireService(StartGuard):
         self.health = health
         self.meter = meter
         self.ready: Deferred[None] | None = None
+        # Called once the service serves (a worker starts its heartbeat then).
+        self.ready_hooks: list[Callable[[], object]] = []
 
     def startService(self) -> None:
         self.events.start()
@@ -118,6 +120,8 @@ class VaultaireService(StartGuard):
                     self.fail_start(cannot_listen(e))
                     return
             self.notify("ready", "")
+            for hook in self.ready_hooks:
+                hook()
             return
         log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
@@ -239,7 +243,12 @@ def make_service(
 
     environ = environ if environ is not None else os.environ
     top = VaultaireService(settings, engine, events, environ, reactor, health, meter, notify)
-    s3_site = S3Site(api.resource(), limits=connection_limits(settings), reactor=reactor)
+    s3_site = S3Site(
+        api.resource(),
+        limits=connection_limits(settings),
+        on_drop=lambda reason: metrics.connections_dropped.labels(reason=reason).inc(),
+        reactor=reactor,
+    )
     try:
         backlog = listen_backlog(settings.backlog)
         spec = parse_listen(settings.listen, backlog) if worker else None

@@ -123,7 +123,9 @@ def verify(
     matched = False
     for path in paths:
         text = string_to_sign(method, path, raw_query, headers, when)
-        expected = base64.b64encode(hmac.new(secret_key.encode(), text.encode("utf-8"), hashlib.sha1).digest()).decode()
+        expected = base64.b64encode(
+            hmac.new(secret_key.encode(), text.encode("utf-8", "surrogateescape"), hashlib.sha1).digest()
+        ).decode()
         matched = hmac.compare_digest(expected, claim.signature) or matched
     if not matched:
         raise SigV2Error(

@@ -232,7 +232,8 @@ def credential_scope(date: str, region: str, service: str) -> str:
 
 def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
     """The SigV4 string to sign for a canonical request."""
-    digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+    # surrogateescape: a header byte that is not UTF-8 is signed as the byte the client sent.
+    digest = hashlib.sha256(canonical_request.encode("utf-8", "surrogateescape")).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
@@ -438,7 +439,7 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
         raise SigV4Error("InvalidRequest", "SigV2 is not supported")
     if auth is not None and query_auth:
         raise SigV4Error(
-            "InvalidRequest",
+            "InvalidArgument",  # S3's code for this refusal (400), not InvalidRequest
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
             "Signature query string parameter or the Authorization header should be specified",
         )

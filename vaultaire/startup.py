@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
@@ -235,7 +235,7 @@ def runtime_directory(settings: Settings, environ: Mapping[str, str]) -> str:
     return path
 
 
-def ops_listener(settings: Settings, resource: IResource, reactor: Any) -> IService:
+def ops_listener(settings: Settings, resource: IResource, reactor: Any) -> Service:
     """The ops port (/health, /version, /metrics) on its endpoint; not logged per request."""
     site = Site(resource)
     # Scrapers and probes every few seconds would drown the access log.

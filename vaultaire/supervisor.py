@@ -40,7 +40,7 @@ from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, periodic_work
 from vaultaire.startup import StartGuard, open_data_directory, ops_listener, runtime_directory, start_engine
-from vaultaire.worker import CONTROL_FD, settings_argument
+from vaultaire.worker import CONTROL_FD, settings_argument, tick_seconds
 
 __all__ = ["Supervisor", "make_supervisor"]
 
@@ -52,6 +52,8 @@ FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
 # How long a stopping worker may take to finish its requests before it is killed.
 STOP_TIMEOUT = 15.0
+# How long a worker killed for not ticking gets to act on SIGTERM before SIGKILL.
+HUNG_KILL_GRACE = 5.0
 
 
 class WorkerProcess(ProcessProtocol):
@@ -65,6 +67,9 @@ class WorkerProcess(ProcessProtocol):
         self.exited: Deferred[int | None] = Deferred()
         self.fatal: str | None = None
         self.stopping = False
+        # When its event loop last said anything on the control pipe (ready, then ticks).
+        self.last_tick = time.monotonic()
+        self.hung = False  # killed for not ticking: replaced, not stopped
         self._on_exit = on_exit
         self._buffers: dict[int, bytes] = {1: b"", 2: b"", CONTROL_FD: b""}
 
@@ -81,6 +86,7 @@ class WorkerProcess(ProcessProtocol):
 
     def _line(self, fd: int, line: str) -> None:
         if fd == CONTROL_FD:
+            self.last_tick = time.monotonic()
             state, _, reason = line.partition(" ")
             if state == "ready" and not self.ready.called:
                 self.ready.callback(None)
@@ -144,6 +150,11 @@ class WorkersCollector:
         restarts = CounterMetricFamily("vaultaire_worker_restarts", "Workers restarted after they died.")
         restarts.add_metric([], sup.restarts)
         yield restarts
+        hung = CounterMetricFamily(
+            "vaultaire_worker_hung_kills", "Workers killed and replaced because their event loop stopped ticking."
+        )
+        hung.add_metric([], sup.hung_kills)
+        yield hung
         cpu = CounterMetricFamily("vaultaire_worker_cpu_seconds", "CPU time of each worker.", labels=["worker"])
         rss = GaugeMetricFamily("vaultaire_worker_resident_memory_bytes", "RSS of each worker.", labels=["worker"])
         for worker in list(sup.workers.values()):
@@ -188,6 +199,7 @@ class Supervisor(StartGuard):
         self.reactor = reactor
         self.workers: dict[int, WorkerProcess] = {}
         self.restarts = 0
+        self.hung_kills = 0
         self.ready: Deferred[None] | None = None
         self._delays: dict[int, float] = {}
         self._pending: dict[int, Any] = {}  # index -> scheduled restart
@@ -238,6 +250,7 @@ class Supervisor(StartGuard):
             return
         self.health.ready = True
         for period, work in (
+            (tick_seconds(self.settings.heartbeat_timeout), self.check_heartbeats),
             (HEALTH_PROBE_SECONDS, self.health.probe),
             *periodic_work(self.settings, self.engine, self.stored_metrics),
         ):
@@ -299,6 +312,39 @@ class Supervisor(StartGuard):
         self.restarts += 1
         self._pending[worker.index] = self.reactor.callLater(delay, self._spawn, worker.index)
 
+    def check_heartbeats(self) -> None:
+        """Kill (SIGTERM, then SIGKILL) and so replace a serving worker whose event loop stopped ticking.
+
+        A blocked loop answers no request and may not even act on SIGTERM (its
+        handler only asks the loop to stop; a stopped process keeps it pending):
+        SIGKILL follows after HUNG_KILL_GRACE seconds. Its exit restarts it.
+        """
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.stopping or worker.hung or not worker.ready.called:
+                continue
+            silent = now - worker.last_tick
+            if silent < self.settings.heartbeat_timeout:
+                continue
+            worker.hung = True
+            self.hung_kills += 1
+            log.error(
+                "worker {index} (pid {pid}) has not answered for {silent:.0f}s: its event loop is blocked;"
+                " killing it to replace it",
+                index=worker.index,
+                pid=worker.pid,
+                silent=silent,
+            )
+            worker.signal("TERM")
+            kill = self.reactor.callLater(HUNG_KILL_GRACE, worker.signal, "KILL")
+
+            def exited(code: int | None, kill: Any = kill) -> int | None:
+                if kill.active():
+                    kill.cancel()
+                return code
+
+            worker.exited.addCallback(exited)
+
     def reload(self) -> Deferred[None]:
         """SIGHUP: replace the workers one at a time, each only after its successor serves."""
         if self._reloading or not self._running_workers:
@@ -319,6 +365,12 @@ class Supervisor(StartGuard):
                         log.error("reload stopped: a new worker {index} failed: {e}", index=index, e=e)
                         return
                     self.workers[index] = new
+                    log.info(
+                        "worker {index} (pid {pid}) replaced by pid {new}; it finishes its requests and stops",
+                        index=index,
+                        pid=old.pid,
+                        new=new.pid,
+                    )
                     old.signal("TERM")
                     await old.exited
                 log.info("reloaded {n} workers", n=len(self.workers))

@@ -88,7 +88,7 @@ def makeService(options: Options) -> Any:
             assert spec is not None
             from vaultaire.supervisor import make_supervisor
 
-            service = make_supervisor(settings, count, spec)
+            service: Any = make_supervisor(settings, count, spec)
         else:
             from vaultaire.service import make_service
 

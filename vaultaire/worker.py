@@ -3,7 +3,9 @@
 Arguments: the settings as JSON and the supervisor's pid. The worker serves
 S3 on its own SO_REUSEPORT socket and talks back to the supervisor on two
 pipes: log events as JSON lines on stdout, and its state on descriptor 3
-(``ready`` once it serves, ``fatal <reason>`` when it cannot start).
+(``ready`` once it serves, ``fatal <reason>`` when it cannot start, then
+``tick`` from its event loop every second or so: a worker whose ticks stop
+has a blocked loop, and the supervisor replaces it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from typing import IO, Any
 
 from attrs import asdict
+from twisted.internet.task import LoopingCall
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -27,6 +30,13 @@ from twisted.logger import (
 from vaultaire.config import Settings, build
 
 CONTROL_FD = 3
+
+
+def tick_seconds(heartbeat_timeout: float) -> float:
+    """How often a worker ticks: often enough that a few lost ticks never look like a hang."""
+    return min(1.0, heartbeat_timeout / 4)
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -103,6 +113,11 @@ def main(argv: list[str]) -> None:
 
     from vaultaire.service import make_service
 
+    # Never block the event loop on the pipe (a supervisor that stopped reading): drop a line instead.
+    try:
+        os.set_blocking(CONTROL_FD, False)
+    except OSError:
+        pass  # not spawned by a supervisor (no pipe): Control drops what it cannot write
     control = Control(CONTROL_FD)
     try:
         service = make_service(settings, reactor, notify=control)
@@ -120,6 +135,10 @@ def main(argv: list[str]) -> None:
             reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
 
     signal.signal(signal.SIGTERM, stop)
+    # The heartbeat: ticks from the event loop itself, so a blocked loop stops them.
+    heartbeat = LoopingCall(control, "tick", "")
+    heartbeat.clock = reactor
+    service.ready_hooks.append(lambda: heartbeat.start(tick_seconds(settings.heartbeat_timeout), now=False))
     reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
     # Our own SIGTERM handler (above) instead of the reactor's, which would also take SIGINT.

@@ -22,7 +22,7 @@ from vaultaire.api import unsupported
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.buckets import BucketOperations
-from vaultaire.api.call import Handler, S3Call, headers_of
+from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
 from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
@@ -153,7 +153,11 @@ class S3Api(
                     refused = e  # S3 authenticates first: an anonymous caller learns nothing of what we lack
                 if refused is not None or call.operation not in _NOT_SIGNED_UP_FRONT:
                     call.identity = await self.auth.authenticate(
-                        method, target.raw_path, target.raw_query, call.headers, target.v2_path
+                        method,
+                        target.raw_path,
+                        target.raw_query,
+                        signed_headers_of(request, call.headers),
+                        target.v2_path,
                     )
                     ctx.tenant = call.identity.tenant
                     if refused is not None:

@@ -54,8 +54,7 @@ class S3Call:
 
 
 def header_text(raw: bytes) -> str:
-    """A header value as text: UTF-8 when it is, so that SigV4, which signs the UTF-8 of the
-    canonical request, signs exactly the bytes the client sent (botocore sends UTF-8);
+    """A header value as text for the operations: UTF-8 when it is (botocore sends UTF-8),
     otherwise ISO-8859-1, HTTP/1.1's reading of bytes outside US-ASCII."""
     try:
         return raw.decode("utf-8")
@@ -68,6 +67,21 @@ def headers_of(request: Request) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, values in request.requestHeaders.getAllRawHeaders():
         out[name.decode("latin-1").lower()] = ",".join(header_text(v) for v in values)
+    return out
+
+
+def signed_headers_of(request: Request, headers: dict[str, str]) -> dict[str, str]:
+    """The headers as the signature checks see them: the bytes the client sent, whatever they
+    are (UTF-8, and any other byte as a surrogate that the signers encode back to itself).
+
+    Only values that are not UTF-8 differ from ``headers``, which they would not survive
+    into the catalog as they are (SQLite refuses surrogates).
+    """
+    if all(value.isascii() for value in headers.values()):
+        return headers
+    out: dict[str, str] = {}
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        out[name.decode("latin-1").lower()] = ",".join(v.decode("utf-8", "surrogateescape") for v in values)
     return out
 
 
@@ -107,9 +121,9 @@ class OperationBase:
             if total > limit:
                 raise S3Error("InvalidRequest", "The request body is too large.")
             chunks.append(chunk)
-        body = b"".join(chunks)
+        whole = b"".join(chunks)
         # A Content-MD5 is a protection the client asked for, whatever the operation: kept.
         expected = content_md5(call.headers)
-        if expected is not None and hashlib.md5(body).digest() != expected:
+        if expected is not None and hashlib.md5(whole).digest() != expected:
             raise S3Error("BadDigest")
-        return body
+        return whole

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
-from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, ISSLTransport
 from twisted.internet.protocol import Protocol
@@ -29,6 +30,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
+from vaultaire.api.deadlines import DEFAULT_LIMITS, ConnectionLimits, Deadlines
 from vaultaire.api.errors import S3Error
 from vaultaire.engine.pipe import BytePipe
 from vaultaire.errors import IncompleteBody
@@ -38,18 +40,6 @@ log = Logger()
 # Methods whose requests S3 reads a body for: without a length they are refused (411),
 # never read as empty with the body left to be parsed as the next request.
 _BODY_METHODS = (b"PUT", b"POST")
-
-
-@frozen
-class ConnectionLimits:
-    """How long and how slow a client may be (seconds, bytes per second), and how many."""
-
-    header_timeout: float = 30.0
-    body_timeout: float = 60.0
-    min_body_rate: int = 500
-    send_timeout: float = 60.0
-    idle_timeout: float = 75.0
-    max_connections: int = 1024
 
 
 def _is_tls(transport: Any) -> bool:
@@ -197,10 +187,8 @@ LINGER_BYTES = 64 * 2**20
 # A connection refused for being one too many is held this long at most.
 REFUSAL_LINGER_SECONDS = 1.0
 
-_DEFAULT_LIMITS = ConnectionLimits()
 
-
-class S3Channel(http.HTTPChannel):
+class S3Channel(Deadlines, http.HTTPChannel):
     """Renders a request with a body at end of headers, answers 100-continue on demand,
     and drops clients too slow to be anything but an attack or a dead peer."""
 
@@ -208,21 +196,6 @@ class S3Channel(http.HTTPChannel):
     _lingering = False
     _linger_call: IDelayedCall | None = None
     _lingered = 0
-    # The request head's deadline: runs from a request's first byte (or the connection's opening).
-    _awaiting_head = True
-    _head_call: IDelayedCall | None = None
-    # The response's deadline: runs while the client reads nothing of what is sent.
-    _send_call: IDelayedCall | None = None
-    # The body's rate: checked every body_timeout seconds while the handler reads it.
-    _body_call: IDelayedCall | None = None
-    _body_pipe: BytePipe | None = None
-    _body_mark = 0
-    _body_paused = False  # we stopped reading (the handler or disk is behind): not the client's fault
-    _body_excused = False
-
-    @property
-    def limits(self) -> ConnectionLimits:
-        return getattr(getattr(self, "site", None), "limits", None) or _DEFAULT_LIMITS
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -287,76 +260,6 @@ class S3Channel(http.HTTPChannel):
         super().connectionLost(reason)
 
     # -- deadlines
-
-    def _start_head_clock(self) -> None:
-        self._head_call = self.callLater(self.limits.header_timeout, self._head_timed_out)
-
-    def _head_timed_out(self) -> None:
-        self._head_call = None
-        log.info(
-            "dropped a client that did not send a request head within {seconds}s", seconds=self.limits.header_timeout
-        )
-        self.timeoutConnection()  # closes, and aborts if the close does not complete
-
-    def pauseProducing(self) -> None:
-        """The transport's buffer is full: the client is not reading what we send."""
-        super().pauseProducing()
-        if self._send_call is None and not self._lingering:
-            self._send_call = self.callLater(self.limits.send_timeout, self._send_timed_out)
-
-    def resumeProducing(self) -> None:
-        # Cancelled first: resuming may fill the buffer again at once, and pause with a new deadline.
-        if self._send_call is not None:
-            self._send_call.cancel()
-            self._send_call = None
-        super().resumeProducing()
-
-    def _send_timed_out(self) -> None:
-        self._send_call = None
-        log.info("dropped a client that read nothing for {seconds}s", seconds=self.limits.send_timeout)
-        if self.transport is not None:
-            # A close would wait for the unread bytes to drain, forever: abort, which also
-            # stops the response's producer (and closes the blob it reads).
-            self.transport.abortConnection()
-
-    def watch_body(self, pipe: BytePipe) -> None:
-        """Start checking the body's rate (the handler has begun to read it)."""
-        if self._body_call is not None or pipe.ended or self._lingering:
-            return
-        self._body_pipe = pipe
-        self._body_mark = pipe.received
-        self._body_excused = self._body_paused
-        self._body_call = self.callLater(self.limits.body_timeout, self._body_tick)
-
-    def _body_tick(self) -> None:
-        self._body_call = None
-        pipe = self._body_pipe
-        if pipe is None or pipe.ended or self._lingering or self.transport is None:
-            return
-        limits = self.limits
-        arrived = pipe.received - self._body_mark
-        excused = self._body_excused or self._body_paused or self._waitingForTransport
-        self._body_mark = pipe.received
-        self._body_excused = False
-        if not excused and (arrived == 0 or arrived < limits.min_body_rate * limits.body_timeout):
-            log.info(
-                "dropped a request body that brought {bytes} bytes in {seconds}s",
-                bytes=arrived,
-                seconds=limits.body_timeout,
-            )
-            self._body_pipe = None
-            # The handler answers 400 RequestTimeout, and the connection closes after it.
-            pipe.fail(S3Error("RequestTimeout"))
-            return
-        self._body_call = self.callLater(limits.body_timeout, self._body_tick)
-
-    def _stop_clocks(self) -> None:
-        for name in ("_head_call", "_send_call", "_body_call"):
-            call = getattr(self, name)
-            if call is not None and call.active():
-                call.cancel()
-            setattr(self, name, None)
-        self._body_pipe = None
 
     # -- request framing
 
@@ -462,16 +365,63 @@ class S3Site(server.Site):
     protocol = S3Channel
     requestFactory = S3Request
 
-    def __init__(self, resource: Any, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
-        self.limits = limits or _DEFAULT_LIMITS
+    def __init__(
+        self,
+        resource: Any,
+        *args: Any,
+        limits: ConnectionLimits | None = None,
+        on_drop: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.limits = limits or DEFAULT_LIMITS
         kwargs.setdefault("timeout", self.limits.idle_timeout)
         super().__init__(resource, *args, **kwargs)
         self._channels: set[S3Channel] = set()
-        self.refused = 0  # connections answered 503 for being one too many
+        # Connections closed by a limit, by reason: head, body, send, refused.
+        self.dropped: Counter[str] = Counter()
+        self._on_drop = on_drop
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self._fit_open_files_limit()
+
+    def _fit_open_files_limit(self) -> None:
+        """Make room for max_connections under RLIMIT_NOFILE, or say that there is none.
+
+        Each connection is a descriptor and requests need more (blobs, the
+        catalog). A soft limit below what the cap needs is raised up to the hard
+        limit, as Go's runtime does at start (the epoll reactor has no 1024 ceiling).
+        """
+        try:
+            import resource
+
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            needed = self.limits.max_connections + 256
+            if soft == resource.RLIM_INFINITY or soft >= needed:
+                return
+            raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+            if raised > soft:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                soft = raised
+        except (ImportError, OSError, ValueError):
+            return
+        if soft < needed:
+            log.warn(
+                "max_connections {connections} leaves no room under the open-files limit {limit}:"
+                " requests may get 503 SlowDown for want of descriptors; raise LimitNOFILE or lower"
+                " max_connections",
+                connections=self.limits.max_connections,
+                limit=soft,
+            )
+
+    def count_drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+        if self._on_drop is not None:
+            self._on_drop(reason)
 
     def buildProtocol(self, addr: Any) -> Any:
         if len(self._channels) >= self.limits.max_connections:
-            self.refused += 1
+            self.count_drop("refused")
             return _Refusal(self.reactor.callLater)
         channel = super().buildProtocol(addr)
         if channel is not None:

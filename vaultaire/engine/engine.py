@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.engine.blobs import DEFAULT_FREE_GRACE, BlobKeeper
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
@@ -55,9 +56,6 @@ log = Logger()
 
 # Below this a thread hop costs more than hashing on the reactor thread.
 HASH_IN_THREAD_MIN = 64 * 1024
-# How long a replaced blob that a reader may still need is kept: longer than a GET of
-# 5 GiB at 2 MB/s. Readers of local single blobs hold an open file and need none.
-DEFAULT_FREE_GRACE = 3600.0
 
 
 class Hasher(Protocol):
@@ -106,9 +104,8 @@ class Engine:
         free_grace: float = DEFAULT_FREE_GRACE,
     ) -> None:
         self.min_part_size = min_part_size
-        # Blobs an overwrite or delete replaced stay this long, so reads already streaming
-        # them finish (see _release); the sweep frees them after.
-        self.free_grace = free_grace
+        # Every blob dropped goes through the keeper: deleted, or queued for its sweep.
+        self.blobs = BlobKeeper(catalog, drivers, clock, free_grace)
         if default_placement not in drivers:
             raise ValueError(f"default placement {default_placement!r} names no driver")
         self.catalog = catalog
@@ -119,6 +116,8 @@ class Engine:
         self.quota = QuotaGuard(catalog)
         # Free disk space checked when a write starts (None: not checked, as for tests in memory).
         self.space = space
+        if space is not None:
+            self.blobs.under_pressure = space.short
 
     # -- life cycle
 
@@ -314,13 +313,13 @@ class Engine:
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
         except PreconditionFailed:
-            await self.discard(container.placement, [locator])
+            await self.blobs.discard(container.placement, [locator])
             raise ConditionalConflict(key) from None
         except BaseException:
-            await self.discard(container.placement, [locator])
+            await self.blobs.discard(container.placement, [locator])
             raise
         if replaced is not None:
-            await self.release(replaced, container)
+            await self.blobs.release(replaced, container)
         return artifact
 
     async def _write_blob(
@@ -365,7 +364,7 @@ class Engine:
         try:
             writer = driver.open_writer(locator, declared_size)
         except BaseException:
-            await self.discard(container.placement, [locator])
+            await self.blobs.discard(container.placement, [locator])
             raise
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
@@ -404,7 +403,7 @@ class Engine:
             except Exception as e:
                 # Whatever the driver kept, discard deletes or queues it.
                 log.info("aborting blob {locator} failed ({error})", locator=locator, error=str(e))
-            await self.discard(container.placement, [locator])
+            await self.blobs.discard(container.placement, [locator])
             raise
         return locator, size, md5.hexdigest()
 
@@ -544,11 +543,11 @@ class Engine:
         try:
             replaced = await self.catalog.put_part(container.id, part)
         except BaseException:
-            await self.discard(container.placement, [locator])
+            await self.blobs.discard(container.placement, [locator])
             raise
         if replaced is not None:
             # No reader streams a part before its upload completes: it can go now.
-            await self.discard(replaced.placement or container.placement, [replaced.locator])
+            await self.blobs.discard(replaced.placement or container.placement, [replaced.locator])
         return part
 
     async def copy_part(
@@ -614,9 +613,9 @@ class Engine:
                 raise
             return done, []
         # The transaction queued the replaced artifact's and the unchosen parts' blobs.
-        await self._discard_pairs(unchosen)
+        await self.blobs.discard_pairs(unchosen)
         if replaced is not None:
-            await self.release(replaced, container)
+            await self.blobs.release(replaced, container)
         return artifact, picked
 
     async def _completed(
@@ -633,18 +632,7 @@ class Engine:
         return current if current.md5 == f"{digest}-{len(chosen)}" else None
 
     async def abort_upload(self, ctx: RequestContext, container: Container, upload_id: str) -> None:
-        await self._discard_pairs(await self.catalog.abort_upload(container.id, upload_id))
-
-    async def _discard_pairs(self, queued: list[tuple[str, str]]) -> int:
-        """(placement, locator) pairs no reader ever saw: parts of an upload that ended
-        unfinished, blobs of writers that died."""
-        by_placement: dict[str, list[str]] = {}
-        for placement, locator in queued:
-            by_placement.setdefault(placement, []).append(locator)
-        freed = 0
-        for placement, locators in by_placement.items():
-            freed += await self.discard(placement, locators)
-        return freed
+        await self.blobs.discard_pairs(await self.catalog.abort_upload(container.id, upload_id))
 
     async def list_uploads(
         self,
@@ -665,7 +653,7 @@ class Engine:
             stale = await self.catalog.stale_uploads(self._clock() - max_age, batch)
             for upload in stale:
                 try:
-                    await self._discard_pairs(await self.catalog.abort_upload(upload.container_id, upload.id))
+                    await self.blobs.discard_pairs(await self.catalog.abort_upload(upload.container_id, upload.id))
                     expired += 1
                 except NoSuchUpload:
                     pass  # completed or aborted meanwhile
@@ -678,7 +666,7 @@ class Engine:
     async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
         removed = await self.catalog.delete_artifact(container.id, key)
         if removed is not None:
-            await self.release(removed, container)
+            await self.blobs.release(removed, container)
         return removed
 
     async def list_artifacts(
@@ -686,72 +674,21 @@ class Engine:
     ) -> ListingPage:
         return await self.catalog.list_artifacts(container.id, prefix, delimiter, after, limit)
 
-    # -- freeing blobs the catalog no longer references
+    # -- freeing blobs the catalog no longer references (vaultaire/engine/blobs.py)
+
+    @property
+    def free_grace(self) -> float:
+        return self.blobs.free_grace
+
+    @free_grace.setter
+    def free_grace(self, seconds: float) -> None:
+        self.blobs.free_grace = seconds
 
     async def discard(self, placement: str, locators: list[str]) -> int:
-        """Delete blobs nothing references (or ever will); what cannot be deleted now stays
-        queued as garbage until its placement can take it. The one way blobs are dropped.
-
-        Safe for blobs never published (a driver's delete of a missing blob is a no-op),
-        queued or not, and for an intent's blobs: each ends deleted and forgotten, or queued.
-        """
-        driver = self.drivers.get(placement)
-        freed: list[str] = []
-        failed: list[str] = []
-        for locator in locators:
-            if driver is None:  # a placement no longer configured: kept until it is again
-                failed.append(locator)
-                continue
-            try:
-                await driver.delete(locator)
-                freed.append(locator)
-            except DriverError as e:
-                # Expected while a driver is down: one line, no traceback; the sweep retries.
-                log.warn("freeing blob {locator} failed ({error}); it stays queued", locator=locator, error=str(e))
-                failed.append(locator)
-            except CancelledError:
-                # The request's client went away mid-free: nothing failed, and no traceback; the blob
-                # stays queued like any other not freed now (the rest of this batch goes on).
-                failed.append(locator)
-            except Exception:
-                log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
-                failed.append(locator)
-        # Queued before the freed ones are forgotten: a crash in between leaves only rows.
-        if failed:
-            await self.catalog.queue_garbage(placement, failed)
-        if freed:
-            await self.catalog.forget_garbage(freed)
-        return len(freed)
-
-    def _readers_keep(self, placement: str) -> bool:
-        driver = self.drivers.get(placement)
-        return bool(driver is not None and getattr(driver, "readers_keep_blobs", False))
+        return await self.blobs.discard(placement, locators)
 
     async def release(self, replaced: Artifact, container: Container) -> None:
-        """Free what an overwrite or delete replaced (its commit queued it) once no read
-        already streaming it can need it: at once for one blob on a driver whose open
-        readers keep it (a local file); else after ``free_grace`` (a manifest's later parts
-        are opened as the read reaches them; an upstream object is fetched by range)."""
-        placement = replaced.placement or container.placement
-        if not replaced.parts and self._readers_keep(placement):
-            await self.discard(placement, list(replaced.locators))
+        await self.blobs.release(replaced, container)
 
     async def collect_garbage(self, batch: int = 1000) -> int:
-        """The sweep (periodic, once per data directory): dead writers' blobs, then
-        garbage older than the grace period, on placements configured. Returns how many."""
-        total = 0
-        abandoned = await self.catalog.reclaim_abandoned()
-        if abandoned:
-            log.info("{n} blobs of writers that died are being freed", n=len(abandoned))
-            total += await self._discard_pairs(abandoned)
-        while True:
-            pending = await self.catalog.garbage(batch, self._clock() - self.free_grace, list(self.drivers))
-            by_placement: dict[str, list[str]] = {}
-            for placement, locator in pending:
-                by_placement.setdefault(placement, []).append(locator)
-            before = total
-            for placement, locators in by_placement.items():
-                total += await self.discard(placement, locators)
-            # Stop when the queue is drained or a round freed nothing (a driver is failing).
-            if len(pending) < batch or total == before:
-                return total
+        return await self.blobs.collect(batch)

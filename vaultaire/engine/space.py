@@ -72,6 +72,14 @@ class SpaceGuard:
                 pass  # not there (yet): the write itself will say what is wrong
         return spaces
 
+    async def short(self, placement: str) -> bool:
+        """Is a local disk of this placement below its reserve (so freeing its blobs now helps)?"""
+        roots = local_roots(self._drivers[placement]) if placement in self._drivers else []
+        if not roots:
+            return False
+        spaces: list[DiskSpace] = await self._run(self._sample, roots)
+        return any(space.below_reserve for space in spaces)
+
     async def admit(self, placement: str, incoming: int | None) -> None:
         """Raise InsufficientStorage if ``incoming`` bytes would take a disk below its reserve."""
         paths = self._paths(placement)

@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from vaultaire.errors import InsufficientStorage
 from vaultaire.model import Tenant, UsageRow
 from vaultaire.ops.metrics import Metrics
 
@@ -67,8 +69,12 @@ class Meter:
         rows = [UsageRow(t, c, h, 0, *counts) for (t, c, h), counts in pending.items()]
         d = self._sink(rows) if rows else succeed(None)
 
-        def failed(failure: object) -> None:
-            log.failure("writing metered usage failed; it is kept for the next flush", failure)
+        def failed(failure: Failure) -> None:
+            if failure.check(InsufficientStorage):
+                # Expected while the disk is full: one line, not a traceback every flush.
+                log.warn("metered usage kept for the next flush: {why}", why=failure.getErrorMessage())
+            else:
+                log.failure("writing metered usage failed; it is kept for the next flush", failure)
             for key, counts in pending.items():
                 mine = self._pending.setdefault(key, [0, 0, 0, 0])
                 for i, n in enumerate(counts):

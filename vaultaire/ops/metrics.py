@@ -150,6 +150,13 @@ class Metrics:
             # With several workers (prometheus multiprocess mode): the sum over live ones.
             multiprocess_mode="livesum",
         )
+        self.connections_dropped = Counter(
+            "vaultaire_connections_dropped",
+            "S3 connections closed by a limit: head (request head too slow), body (body too slow),"
+            " send (response not read), refused (over max_connections).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.driver_up = Gauge(
             "vaultaire_driver_up",
             "1 when the driver (or placement) answered its last health probe ok, else 0.",
@@ -172,6 +179,20 @@ class Metrics:
             ["driver"],
             registry=self.registry,
             # With several workers: each probes; the latest probe is the answer.
+            multiprocess_mode="mostrecent",
+        )
+        self.driver_free = Gauge(
+            "vaultaire_driver_free_bytes",
+            "Free bytes on a local driver's filesystem, as its last health probe saw them.",
+            ["driver"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.driver_reserve = Gauge(
+            "vaultaire_driver_reserve_bytes",
+            "Free bytes kept on a local driver's filesystem: writes are refused (507) below it.",
+            ["driver"],
+            registry=self.registry,
             multiprocess_mode="mostrecent",
         )
         # Stored totals come from the catalog, not from counting: read fresh, exported as is.
@@ -225,6 +246,10 @@ class Metrics:
                 errors = health.get("errors")
                 if isinstance(errors, int):
                     self.driver_errors.labels(driver=name).set(errors)
+                free, reserve = health.get("free_bytes"), health.get("reserve_bytes")
+                if isinstance(free, int) and isinstance(reserve, int):
+                    self.driver_free.labels(driver=name).set(free)
+                    self.driver_reserve.labels(driver=name).set(reserve)
         except Exception:
             _log.failure("recording driver metrics failed")
 
