@@ -71,7 +71,9 @@ class S3Api(
         clock: Callable[[], float] = time.time,
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
+        sse_c_plain_http: bool = False,
     ) -> None:
+        self.sse_c_plain_http = sse_c_plain_http
         self.meter = meter
         self.domains = domains
         self.cors_default = cors_default

@@ -93,6 +93,11 @@ class OperationBase:
     """What every operation family needs from the app: the engine and small shared steps."""
 
     engine: Any
+    # SSE-C keys over plain HTTP: refused (as S3 does) unless the deployment allows it.
+    sse_c_plain_http: bool = False
+
+    def _sse_c_secure(self, call: S3Call) -> bool:
+        return self.sse_c_plain_http or bool(call.request.isSecure())
 
     def _xml(self, call: S3Call, root: Any) -> bytes:
         body = xml_document(root)

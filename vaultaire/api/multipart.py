@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from vaultaire.api import checksums, xmlparse
+from vaultaire.api import checksums, encryption, xmlparse
 from vaultaire.api.call import S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
@@ -17,6 +17,7 @@ from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.objects import copy_source
 from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.xmlout import element
+from vaultaire.encryption.keys import Protection
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.model import Artifact, ByteRange, Part, Upload
 
@@ -54,6 +55,15 @@ class MultipartOperations:
     def _part_number(self, call: S3Call) -> int:
         return _bounded_int(call.target.query, "partNumber", -1, 1, MAX_PARTS)
 
+    def _part_protection(self, call: S3Call, upload: Upload) -> Protection | None:
+        """A part is sealed as its upload says; an SSE-C upload's parts each bring the same key."""
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
+        encryption.check_offered(upload.sealing, offered)
+        if upload.sealing is None:
+            return None
+        self.engine.sealed.check(upload.sealing, offered)
+        return offered or Protection(upload.sealing.mode)
+
     async def create_multipart_upload(self, call: S3Call) -> bytes:
         assert call.target.key is not None
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").lower() or None
@@ -63,6 +73,7 @@ class MultipartOperations:
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
+        protection = encryption.for_write(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
         container = await self._container(call)  # type: ignore[attr-defined]
         upload = await self.engine.create_upload(
             call.ctx,
@@ -74,7 +85,9 @@ class MultipartOperations:
             storage_class=storage_class(call.headers),
             checksum_algorithm=algorithm,
             checksum_type=kind,
+            protection=protection,
         )
+        encryption.echo(call, upload.sealing)
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)
@@ -96,6 +109,7 @@ class MultipartOperations:
         incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
         container = await self._container(call)  # type: ignore[attr-defined]
         upload = await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
+        protection = self._part_protection(call, upload)
         algorithm = upload.checksum_algorithm
         if algorithm is not None and incoming.algorithm not in (None, algorithm):
             raise S3Error("InvalidRequest", f"This upload's parts carry {algorithm.upper()} checksums.")
@@ -122,7 +136,9 @@ class MultipartOperations:
             verify=incoming.verify,
             checksum=part_checksum,
             declared_size=incoming.size,
+            protection=protection,
         )
+        encryption.echo(call, upload.sealing)
         call.set_header("ETag", f'"{part.md5}"')
         call.set_header("Content-Length", "0")
         self._echo_checksum(call, incoming)  # type: ignore[attr-defined]
@@ -137,15 +153,22 @@ class MultipartOperations:
         source = await self.engine.container(call.ctx, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)  # type: ignore[attr-defined]
+        upload = await self.engine.upload(call.ctx, target, upload_id)
+        protection = self._part_protection(call, upload)
 
         def resolve(original: Artifact) -> ByteRange | None:
+            encryption.check_offered(original.sealing, offered)
             if evaluate(conditions, original) is not Outcome.PROCEED:
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
             if wanted_range is None:
                 return None
             return resolve_copy_range(wanted_range, original.size)
 
-        _original, part = await self.engine.copy_part(call.ctx, source, source_key, target, upload_id, number, resolve)
+        _original, part = await self.engine.copy_part(
+            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection
+        )
+        encryption.echo(call, upload.sealing)
         return self._xml(  # type: ignore[attr-defined,no-any-return]
             call,
             element(
@@ -172,6 +195,7 @@ class MultipartOperations:
         artifact, _parts = await self.engine.complete_upload(
             call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
+        encryption.echo(call, artifact.sealing)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

@@ -46,12 +46,12 @@ from vaultaire.errors import (
     TenantNotEmpty,
 )
 from vaultaire.model import (
-    Sealing,
     Artifact,
     Container,
     Credential,
     ListingPage,
     Part,
+    Sealing,
     StoredTotals,
     Tenant,
     Upload,

@@ -31,7 +31,11 @@ _NONCE = 12
 
 
 class WrongKey(Exception):
-    """The key given does not open this artifact's data keys."""
+    """The key given does not open this artifact's data keys (``missing``: none was given)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.missing = why == "missing"
 
 
 @frozen

@@ -95,7 +95,7 @@ class OpeningReader:
             except BaseException:
                 if self._failed is None:
                     raise  # else the reader failed because a package did not open: say that
-            self._chain.addCallback(lambda _: None if self._failed or self._stopped else self._emit(self._opener.finish()))
+            self._chain.addCallback(lambda _: None if self._failed or self._stopped else self._finish())
             self._chain.addErrback(self._fail)
             await self._chain
             if self._failed is not None:
@@ -151,6 +151,9 @@ class OpeningReader:
         if plain and not self._stopped:
             self._written += len(plain)
             self._consumer.write(plain)
+
+    def _finish(self) -> None:
+        self._emit(self._opener.finish())
 
     def _fail(self, failure: Failure) -> None:
         if self._failed is None:
