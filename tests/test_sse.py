@@ -125,7 +125,8 @@ async def test_sse_s3_multipart_each_part_its_own_sealed_blob(server):
         assert r.code == 200, r.body
         assert header(r, "x-amz-server-side-encryption") == "AES256"
         etags.append(header(r, "etag"))
-    r = await server.request("POST", path, complete_body(zip([1, 2, 3], etags, strict=True)), query=f"uploadId={upload}")
+    done = complete_body(zip([1, 2, 3], etags, strict=True))
+    r = await server.request("POST", path, done, query=f"uploadId={upload}")
     assert r.code == 200, r.body
     assert header(r, "x-amz-server-side-encryption") == "AES256"
     whole = b"".join(bodies)
@@ -201,3 +202,116 @@ async def test_a_flipped_byte_fails_the_read_never_returns_other_bytes(server):
         pass  # the connection was cut: treq says the response was incomplete
     else:
         assert r.code != 200 or (len(r.body) < len(data) and data.startswith(r.body))
+
+
+@pytest_twisted.ensureDeferred
+async def test_sse_c_put_get_head_with_the_key_only(server):
+    data = body_of(PACKAGE + 99)
+    r = await server.request("PUT", "/bucket/c", data, headers=customer(KEY_A))
+    assert r.code == 200, r.body
+    assert header(r, "x-amz-server-side-encryption-customer-algorithm") == "AES256"
+    assert (
+        header(r, "x-amz-server-side-encryption-customer-key-md5")
+        == customer(KEY_A)["x-amz-server-side-encryption-customer-key-MD5"]
+    )
+    etag = header(r, "etag")
+    assert etag != f'"{hashlib.md5(data).hexdigest()}"'  # S3: not the plaintext MD5 for SSE-C
+    no_plaintext_on_disk(server)
+    r = await server.request("GET", "/bucket/c", headers=customer(KEY_A))
+    assert r.code == 200 and r.body == data and header(r, "etag") == etag
+    r = await server.request("GET", "/bucket/c", headers={"Range": "bytes=5-70000", **customer(KEY_A)})
+    assert r.body == data[5:70001]
+    r = await server.request("HEAD", "/bucket/c", headers=customer(KEY_A))
+    assert r.code == 200 and header(r, "x-amz-server-side-encryption-customer-algorithm") == "AES256"
+    # Missing key: 400; wrong key: 403 (GET and HEAD alike, as S3 answers).
+    r = await server.request("GET", "/bucket/c")
+    assert (r.code, error_code(r)) == (400, "InvalidRequest")
+    r = await server.request("HEAD", "/bucket/c")
+    assert r.code == 400
+    r = await server.request("GET", "/bucket/c", headers=customer(KEY_B))
+    assert (r.code, error_code(r)) == (403, "AccessDenied")
+    r = await server.request("HEAD", "/bucket/c", headers=customer(KEY_B))
+    assert r.code == 403
+    # A key offered for an object that has none is a mistake too.
+    await server.request("PUT", "/bucket/plain", b"clear")
+    r = await server.request("GET", "/bucket/plain", headers=customer(KEY_A))
+    assert (r.code, error_code(r)) == (400, "InvalidRequest")
+
+
+@pytest_twisted.ensureDeferred
+async def test_sse_c_bad_headers_are_s3s_400s(server):
+    good = customer(KEY_A)
+    md5 = "x-amz-server-side-encryption-customer-key-MD5"
+    cases = [
+        ({**good, md5: customer(KEY_B)[md5]}, "InvalidArgument"),
+        ({k: v for k, v in good.items() if k != md5}, "InvalidRequest"),
+        ({**good, "x-amz-server-side-encryption-customer-algorithm": "DES"}, "InvalidEncryptionAlgorithmError"),
+        ({**good, "x-amz-server-side-encryption-customer-key": base64.b64encode(b"short").decode()}, "InvalidArgument"),
+        ({**good, **SSE_S3}, "InvalidArgument"),
+    ]
+    for headers, code in cases:
+        r = await server.request("PUT", "/bucket/c", b"x", headers=headers)
+        assert (r.code, error_code(r)) == (400, code), (headers, r.body)
+    assert server.blob_files() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_sse_c_over_plain_http_is_refused_unless_allowed(tmp_path):
+    strict = Server(str(tmp_path), sse_c_plain_http=False)
+    await strict.start("bucket")
+    try:
+        r = await strict.request("PUT", "/bucket/c", b"x", headers=customer(KEY_A))
+        assert (r.code, error_code(r)) == (400, "InvalidRequest")
+        assert b"secure connection" in r.body
+        assert (await strict.request("PUT", "/bucket/s", b"x", headers=SSE_S3)).code == 200
+    finally:
+        await strict.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sse_c_copy_and_multipart(server):
+    data = body_of(2 * PACKAGE + 3)
+    await server.request("PUT", "/bucket/c", data, headers=customer(KEY_A))
+    source_a = customer(KEY_A, "x-amz-copy-source-server-side-encryption-customer-")
+    source_b = customer(KEY_B, "x-amz-copy-source-server-side-encryption-customer-")
+    r = await server.request("PUT", "/other/x", headers={"x-amz-copy-source": "/bucket/c"})
+    assert r.code == 400
+    r = await server.request("PUT", "/other/x", headers={"x-amz-copy-source": "/bucket/c", **source_b})
+    assert r.code == 403
+    # SSE-C source -> SSE-C target under another key, -> SSE-S3, -> plain
+    r = await server.request(
+        "PUT", "/other/x", headers={"x-amz-copy-source": "/bucket/c", **source_a, **customer(KEY_B)}
+    )
+    assert r.code == 200, r.body
+    assert header(r, "x-amz-server-side-encryption-customer-algorithm") == "AES256"
+    r = await server.request("GET", "/other/x", headers=customer(KEY_B))
+    assert r.body == data
+    r = await server.request("PUT", "/other/y", headers={"x-amz-copy-source": "/bucket/c", **source_a, **SSE_S3})
+    assert r.code == 200
+    assert (await server.request("GET", "/other/y")).body == data
+    # Multipart under one customer key: every part must bring it.
+    r = await server.request("POST", "/other/mp", query="uploads=", headers=customer(KEY_A))
+    assert r.code == 200 and header(r, "x-amz-server-side-encryption-customer-algorithm") == "AES256"
+    (upload,) = xml_values(r.body, "UploadId")
+    part = body_of(5 * MIB)
+    r = await server.request("PUT", "/other/mp", part, query=f"partNumber=1&uploadId={upload}")
+    assert r.code == 400
+    r = await server.request("PUT", "/other/mp", part, query=f"partNumber=1&uploadId={upload}", headers=customer(KEY_B))
+    assert r.code == 403
+    r = await server.request("PUT", "/other/mp", part, query=f"partNumber=1&uploadId={upload}", headers=customer(KEY_A))
+    assert r.code == 200, r.body
+    e1 = header(r, "etag")
+    r = await server.request(
+        "PUT",
+        "/other/mp",
+        query=f"partNumber=2&uploadId={upload}",
+        headers={"x-amz-copy-source": "/bucket/c", **source_a, **customer(KEY_A)},
+    )
+    assert r.code == 200, r.body
+    (e2,) = xml_values(r.body, "ETag")
+    r = await server.request("POST", "/other/mp", complete_body([(1, e1), (2, e2)]), query=f"uploadId={upload}")
+    assert r.code == 200, r.body
+    r = await server.request("GET", "/other/mp", headers=customer(KEY_A))
+    assert r.body == part + data
+    assert (await server.request("GET", "/other/mp", headers=customer(KEY_B))).code == 403
+    no_plaintext_on_disk(server)
