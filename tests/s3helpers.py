@@ -58,9 +58,11 @@ class Server:
         clock: Callable[[], float] = time.time,
         free_grace: float = 0,
         sse_c_plain_http: bool = True,
+        master_key: bytes | None = None,
     ) -> None:
         self.data = data
-        master_key = os.urandom(32)
+        # Pass the same key to open a data directory again (encrypted blobs, sealed secrets).
+        master_key = master_key or os.urandom(32)
         self.limits = limits
         self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(master_key))
         self.upstream = upstream

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sqlite3
 
 import pytest_twisted
 
@@ -315,3 +316,38 @@ async def test_sse_c_copy_and_multipart(server):
     assert r.body == part + data
     assert (await server.request("GET", "/other/mp", headers=customer(KEY_B))).code == 403
     no_plaintext_on_disk(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_data_directory_from_before_encryption_still_works(tmp_path):
+    key = os.urandom(32)
+    old = Server(str(tmp_path), master_key=key)
+    await old.start("bucket")
+    await old.request("PUT", "/bucket/plain", b"written before")
+    r = await old.request("POST", "/bucket/mp", query="uploads=")
+    (upload,) = xml_values(r.body, "UploadId")
+    r = await old.request("PUT", "/bucket/mp", body_of(5 * MIB), query=f"partNumber=1&uploadId={upload}")
+    e1 = header(r, "etag")
+    await old.stop()
+    # Make the catalog what an older version wrote: no sealed_key column, no sealing in the JSON.
+    db = sqlite3.connect(os.path.join(str(tmp_path), "catalog.sqlite3"))
+    with db:
+        db.execute("ALTER TABLE parts DROP COLUMN sealed_key")
+        db.execute("UPDATE artifacts SET metadata = json_remove(metadata, '$.sealing')")
+        db.execute("UPDATE uploads SET extra = json_remove(extra, '$.sealing')")
+    db.close()
+
+    new = Server(str(tmp_path), master_key=key)
+    await new.start()
+    try:
+        r = await new.request("GET", "/bucket/plain")
+        assert r.body == b"written before" and header(r, "x-amz-server-side-encryption") is None
+        r = await new.request("PUT", "/bucket/mp", b"tail", query=f"partNumber=2&uploadId={upload}")
+        e2 = header(r, "etag")
+        r = await new.request("POST", "/bucket/mp", complete_body([(1, e1), (2, e2)]), query=f"uploadId={upload}")
+        assert r.code == 200, r.body
+        assert (await new.request("GET", "/bucket/mp")).body == body_of(5 * MIB) + b"tail"
+        assert (await new.request("PUT", "/bucket/enc", b"new", headers=SSE_S3)).code == 200
+        assert (await new.request("GET", "/bucket/enc")).body == b"new"
+    finally:
+        await new.stop()
