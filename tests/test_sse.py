@@ -351,3 +351,65 @@ async def test_a_data_directory_from_before_encryption_still_works(tmp_path):
         assert (await new.request("GET", "/bucket/enc")).body == b"new"
     finally:
         await new.stop()
+
+
+def encryption_config(algorithm: str, bucket_key: str | None = None) -> bytes:
+    key = f"<BucketKeyEnabled>{bucket_key}</BucketKeyEnabled>" if bucket_key else ""
+    return (
+        '<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule>'
+        f"<ApplyServerSideEncryptionByDefault><SSEAlgorithm>{algorithm}</SSEAlgorithm>"
+        f"</ApplyServerSideEncryptionByDefault>{key}</Rule></ServerSideEncryptionConfiguration>"
+    ).encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bucket_default_encryption_sse_s3(server):
+    r = await server.request("GET", "/bucket", query="encryption=")
+    assert (r.code, error_code(r)) == (404, "ServerSideEncryptionConfigurationNotFoundError")
+    r = await server.request("PUT", "/bucket", encryption_config("aws:kms"), query="encryption=")
+    assert r.code == 501
+    r = await server.request("PUT", "/bucket", encryption_config("AES256", "true"), query="encryption=")
+    assert r.code == 501
+    r = await server.request("PUT", "/bucket", encryption_config("DES"), query="encryption=")
+    assert (r.code, error_code(r)) == (400, "MalformedXML")
+    r = await server.request("PUT", "/bucket", encryption_config("AES256", "false"), query="encryption=")
+    assert r.code == 200, r.body
+    r = await server.request("GET", "/bucket", query="encryption=")
+    assert r.code == 200 and xml_values(r.body, "SSEAlgorithm") == ["AES256"]
+
+    data = body_of(PACKAGE + 1)
+    r = await server.request("PUT", "/bucket/by-default", data)
+    assert header(r, "x-amz-server-side-encryption") == "AES256"
+    r = await server.request("POST", "/bucket/mp", query="uploads=")
+    assert header(r, "x-amz-server-side-encryption") == "AES256"
+    await server.request("PUT", "/other/plain", data)
+    r = await server.request("PUT", "/bucket/copied", headers={"x-amz-copy-source": "/other/plain"})
+    assert r.code == 200 and header(r, "x-amz-server-side-encryption") == "AES256"
+    # A request's own SSE-C key wins over the default.
+    r = await server.request("PUT", "/bucket/own-key", data, headers=customer(KEY_A))
+    assert header(r, "x-amz-server-side-encryption") is None
+    assert header(r, "x-amz-server-side-encryption-customer-algorithm") == "AES256"
+    for key in ("by-default", "copied"):
+        r = await server.request("GET", f"/bucket/{key}")
+        assert r.body == data and header(r, "x-amz-server-side-encryption") == "AES256"
+    no_plaintext_on_disk_except(server, {"other"})
+
+    r = await server.request("DELETE", "/bucket", query="encryption=")
+    assert r.code == 204
+    r = await server.request("PUT", "/bucket/after", b"plain again")
+    assert header(r, "x-amz-server-side-encryption") is None
+
+
+def no_plaintext_on_disk_except(server: Server, containers: set[str]) -> None:
+    """Blob files of every container but those named hold no plaintext (ids from the catalog)."""
+    db = sqlite3.connect(os.path.join(server.data, "catalog.sqlite3"))
+    try:
+        skip = {str(row[0]) for row in db.execute("SELECT id, name FROM containers") if row[1] in containers}
+    finally:
+        db.close()
+    blobs = os.path.join(server.data, "blobs")
+    for path in server.blob_files():
+        if os.path.relpath(path, blobs).split(os.sep)[0] in skip:
+            continue
+        with open(path, "rb") as f:
+            assert MARKER not in f.read(), path

@@ -32,6 +32,10 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "ServerSideEncryptionConfigurationNotFoundError": (
+        404,
+        "The server side encryption configuration was not found",
+    ),
     "InvalidEncryptionAlgorithmError": (
         400,
         "The Encryption request you specified is not valid. Supported value: AES256.",

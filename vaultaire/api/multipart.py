@@ -75,6 +75,7 @@ class MultipartOperations:
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
         container = await self._container(call)  # type: ignore[attr-defined]
+        protection = protection or await self._default_protection(call, container)  # type: ignore[attr-defined]
         upload = await self.engine.create_upload(
             call.ctx,
             container,

@@ -57,6 +57,7 @@ class ObjectOperations(OperationBase):
         condition = write_condition(call.headers)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
+        protection = protection or await self._default_protection(call, container)  # type: ignore[attr-defined]
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -191,13 +192,19 @@ class ObjectOperations(OperationBase):
         secure = self._sse_c_secure(call)
         protection = encryption.for_write(call.headers, secure)
         offered = encryption.for_read(call.headers, secure, source=True)
+        # S3: the copy is encrypted as the request says, else as the target bucket's default.
+        explicit = protection is not None
+        if protection is None:
+            protection = await self._default_protection(call, target)  # type: ignore[attr-defined]
 
         def plan(original: Artifact) -> CopyPlan:
             encryption.check_offered(original.sealing, offered)
             if evaluate(conditions, original) is not Outcome.PROCEED:
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
             onto_itself = source.id == target.id and source_key == call.target.key
-            same_protection = protection is None and original.sealing is None
+            # A copy that asks for encryption, or that the default encrypts differently, changes the object.
+            was = original.sealing.mode if original.sealing else None
+            same_protection = not explicit and was == (protection.mode if protection else None)
             if onto_itself and directive == "COPY" and klass in (None, original.storage_class) and same_protection:
                 raise S3Error(
                     "InvalidRequest",

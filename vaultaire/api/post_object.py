@@ -116,6 +116,8 @@ class PostObjectOperation:
             hashers=hashers,
             verify=verify,
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
+            # SSE form fields are refused (unsupported.py); the bucket's default still applies.
+            protection=await self._default_protection(call, container),  # type: ignore[attr-defined]
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")
