@@ -12,7 +12,9 @@ import os
 import sqlite3
 
 import pytest_twisted
+import treq
 
+from tests.postform import BOUNDARY, form, v4_fields
 from tests.s3helpers import Server, complete_body, error_code, xml_values
 from vaultaire.encryption.packages import PACKAGE, sealed_size
 
@@ -413,3 +415,22 @@ def no_plaintext_on_disk_except(server: Server, containers: set[str]) -> None:
             continue
         with open(path, "rb") as f:
             assert MARKER not in f.read(), path
+
+
+@pytest_twisted.ensureDeferred
+async def test_post_object_follows_the_bucket_default(server):
+    r = await server.request("PUT", "/bucket", encryption_config("AES256"), query="encryption=")
+    assert r.code == 200
+    fields = v4_fields([{"bucket": "bucket"}, ["starts-with", "$key", ""]])
+    fields["key"] = "posted"
+    r = await treq.post(
+        server.url + "/bucket",
+        data=form(fields, body_of(1000)),
+        headers={"Content-Type": [f"multipart/form-data; boundary={BOUNDARY}"]},
+        persistent=False,
+    )
+    await r.content()
+    assert r.code in (200, 204), r.code
+    r = await server.request("GET", "/bucket/posted")
+    assert r.body == body_of(1000) and header(r, "x-amz-server-side-encryption") == "AES256"
+    no_plaintext_on_disk(server)
