@@ -135,3 +135,30 @@ def test_sse_c_over_plain_http_is_refused_by_default(tmp_path: Path) -> None:
         assert blob_files(d.data_dir) == []
     finally:
         d.stop()
+
+
+def test_boto3_bucket_default_encryption(s3: Any, tls_daemon: Daemon) -> None:
+    s3.create_bucket(Bucket="sse-default")
+    with pytest.raises(ClientError) as info:
+        s3.get_bucket_encryption(Bucket="sse-default")
+    assert info.value.response["Error"]["Code"] == "ServerSideEncryptionConfigurationNotFoundError"
+    s3.put_bucket_encryption(
+        Bucket="sse-default",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    rules = s3.get_bucket_encryption(Bucket="sse-default")["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.put_object(Bucket="sse-default", Key="k", Body=b"x")["ServerSideEncryption"] == "AES256"
+    assert s3.head_object(Bucket="sse-default", Key="k")["ServerSideEncryption"] == "AES256"
+    with pytest.raises(ClientError) as info:
+        s3.put_bucket_encryption(
+            Bucket="sse-default",
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k1"}}]
+            },
+        )
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    s3.delete_bucket_encryption(Bucket="sse-default")
+    assert "ServerSideEncryption" not in s3.put_object(Bucket="sse-default", Key="k2", Body=b"x")
