@@ -13,10 +13,13 @@ import sqlite3
 
 import pytest_twisted
 import treq
+from twisted.internet import reactor
 
 from tests.postform import BOUNDARY, form, v4_fields
 from tests.s3helpers import Server, complete_body, error_code, xml_values
+from vaultaire.drivers.local import LocalDriver
 from vaultaire.encryption.packages import PACKAGE, sealed_size
+from vaultaire.engine.migrate import migrate
 
 MIB = 2**20
 SSE_S3 = {"x-amz-server-side-encryption": "AES256"}
@@ -434,3 +437,41 @@ async def test_post_object_follows_the_bucket_default(server):
     r = await server.request("GET", "/bucket/posted")
     assert r.body == body_of(1000) and header(r, "x-amz-server-side-encryption") == "AES256"
     no_plaintext_on_disk(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_migration_moves_ciphertext_whole(tmp_path):
+    cold = LocalDriver(str(tmp_path / "cold"), reactor)
+    s = Server(str(tmp_path / "hot"), placements={"cold": cold})
+    await s.start("bucket")
+    try:
+        single = body_of(3 * PACKAGE + 5)
+        await s.request("PUT", "/bucket/single", single, headers=SSE_S3)
+        await s.request("PUT", "/bucket/c", single, headers=customer(KEY_A))
+        r = await s.request("POST", "/bucket/mp", query="uploads=", headers=SSE_S3)
+        (upload,) = xml_values(r.body, "UploadId")
+        parts = [body_of(5 * MIB), body_of(PACKAGE + 3)]
+        etags = []
+        for n, b in enumerate(parts, 1):
+            r = await s.request("PUT", "/bucket/mp", b, query=f"partNumber={n}&uploadId={upload}")
+            etags.append(header(r, "etag"))
+        tenant = (await s.catalog.credential("TESTACCESSKEY"))[1]
+        container = await s.catalog.container(tenant.id, "bucket")
+        report = await migrate(s.engine, container, "cold")
+        assert report.artifacts_moved == 2 and report.parts_moved == 2
+        await s.sweep()
+        assert s.blob_files() == []  # nothing left on the old placement
+        r = await s.request(
+            "POST", "/bucket/mp", complete_body(zip([1, 2], etags, strict=True)), query=f"uploadId={upload}"
+        )
+        assert r.code == 200, r.body
+        assert (await s.request("GET", "/bucket/single")).body == single
+        assert (await s.request("GET", "/bucket/c", headers=customer(KEY_A))).body == single
+        r = await s.request("GET", "/bucket/mp", headers={"Range": f"bytes={5 * MIB - 9}-{5 * MIB + 9}"})
+        assert r.body == b"".join(parts)[5 * MIB - 9 : 5 * MIB + 10]
+        for dirpath, _dirs, files in os.walk(str(tmp_path / "cold")):
+            for name in files:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    assert MARKER not in f.read()
+    finally:
+        await s.stop()
