@@ -77,17 +77,21 @@ class Sealer:
         self._index = 0
 
     def update(self, data: bytes) -> bytes:
-        # Packages are sealed straight from views of the input: cutting a bytearray from the
-        # front once per package would copy the rest of a 1 MiB chunk sixteen times.
-        buf = bytes(self._pending) + data if self._pending else data
-        view = memoryview(buf)
+        # Packages are sealed straight from views of the input, the held-back head completed
+        # first: copying whole chunks (or cutting a bytearray from the front once per package)
+        # costs more than the cipher itself.
+        view = memoryview(data)
         out = []
         at = 0
         # Strictly more than one package waiting: the last one may still be the blob's last.
-        while len(buf) - at > PACKAGE:
+        if self._pending and len(self._pending) + len(view) > PACKAGE:
+            at = PACKAGE - len(self._pending)
+            out.append(self._seal(bytes(self._pending) + view[:at], last=False))
+            self._pending = bytearray()
+        while len(view) - at > PACKAGE:
             out.append(self._seal(view[at : at + PACKAGE], last=False))
             at += PACKAGE
-        self._pending = bytearray(view[at:])
+        self._pending += view[at:]
         return b"".join(out)
 
     def finish(self) -> bytes:
@@ -120,14 +124,17 @@ class Opener:
         self._pending = bytearray()
 
     def update(self, data: bytes) -> bytes:
-        buf = bytes(self._pending) + data if self._pending else data
-        view = memoryview(buf)
+        view = memoryview(data)
         out = []
         at = 0
-        while len(buf) - at >= SEALED_PACKAGE and self._index < self._end:
+        if self._pending and len(self._pending) + len(view) >= SEALED_PACKAGE and self._index < self._end:
+            at = SEALED_PACKAGE - len(self._pending)
+            out.append(self._open(bytes(self._pending) + view[:at]))
+            self._pending = bytearray()
+        while len(view) - at >= SEALED_PACKAGE and self._index < self._end:
             out.append(self._open(view[at : at + SEALED_PACKAGE]))
             at += SEALED_PACKAGE
-        self._pending = bytearray(view[at:])
+        self._pending += view[at:]
         if self._index == self._end and len(self._pending) > SEALED_PACKAGE:
             raise TamperedError("the stored blob is longer than its size says")
         return b"".join(out)

@@ -142,11 +142,13 @@ class OpeningReader:
 
     def _emit(self, plain: bytes) -> None:
         self.opened += len(plain)
+        # Cut only at the range's two ends: slicing every chunk would copy every byte once more.
         if self._skip:
             cut = min(self._skip, len(plain))
             plain = plain[cut:]
             self._skip -= cut
-        plain = plain[: self._remaining]
+        if len(plain) > self._remaining:
+            plain = plain[: self._remaining]
         self._remaining -= len(plain)
         if plain and not self._stopped:
             self._written += len(plain)
