@@ -28,30 +28,51 @@ Run = Callable[..., Deferred[Any]]
 
 
 class SealingWriter:
-    """A BlobWriter that seals plaintext into packages and writes them to ``inner``."""
+    """A BlobWriter that seals plaintext into packages and writes them to ``inner``.
+
+    Sealing chunk N+1 overlaps writing chunk N: ``write`` returns once its chunk is
+    sealed and the previous chunk's write has finished, with its own write under way
+    (one write at a time reaches the driver, and one sealed chunk at most waits).
+    """
 
     def __init__(self, inner: BlobWriter, sealer: Sealer, run: Run) -> None:
         self._inner = inner
         self._sealer = sealer
         self._run = run
+        self._writing: Deferred[None] | None = None
 
     def write(self, data: bytes) -> Deferred[None]:
         return Deferred.fromCoroutine(self._write(data))
 
     async def _write(self, data: bytes) -> None:
         sealed = self._sealer.update(data) if len(data) < THREAD_MIN else await self._run(self._sealer.update, data)
+        await self._drain()
         if sealed:
-            await self._inner.write(sealed)
+            self._writing = self._inner.write(sealed)
+
+    async def _drain(self) -> None:
+        """Wait for the write under way; its failure is this call's."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
     def commit(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._commit())
 
     async def _commit(self) -> None:
+        await self._drain()
         await self._inner.write(self._sealer.finish())
         await self._inner.commit()
 
     def abort(self) -> Deferred[None]:
-        return self._inner.abort()
+        return Deferred.fromCoroutine(self._abort())
+
+    async def _abort(self) -> None:
+        try:
+            await self._drain()
+        except Exception:
+            pass  # the write's failure is why we abort; the driver's abort drops what it kept
+        await self._inner.abort()
 
 
 @implementer(IConsumer, IPushProducer)
