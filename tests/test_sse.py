@@ -315,8 +315,12 @@ async def test_sse_c_copy_and_multipart(server):
     )
     assert r.code == 200, r.body
     (e2,) = xml_values(r.body, "ETag")
-    r = await server.request("POST", "/other/mp", complete_body([(1, e1), (2, e2)]), query=f"uploadId={upload}")
+    done = complete_body([(1, e1), (2, e2)])
+    r = await server.request("POST", "/other/mp", done, query=f"uploadId={upload}", headers=customer(KEY_B))
+    assert (r.code, error_code(r)) == (403, "AccessDenied")  # a key sent with the completion must be the upload's
+    r = await server.request("POST", "/other/mp", done, query=f"uploadId={upload}", headers=customer(KEY_A))
     assert r.code == 200, r.body
+    assert header(r, "x-amz-server-side-encryption-customer-algorithm") == "AES256"
     r = await server.request("GET", "/other/mp", headers=customer(KEY_A))
     assert r.body == part + data
     assert (await server.request("GET", "/other/mp", headers=customer(KEY_B))).code == 403

@@ -19,6 +19,7 @@ from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine.conditions import Outcome, evaluate
+from vaultaire.errors import NoSuchUpload
 from vaultaire.model import Artifact, ByteRange, Part, Upload
 
 MAX_PARTS = 10_000
@@ -63,6 +64,18 @@ class MultipartOperations:
             return None
         self.engine.sealed.check(upload.sealing, offered)
         return offered or Protection(upload.sealing.mode)
+
+    async def _check_complete_key(self, call: S3Call, container: Any, upload_id: str) -> None:
+        """An SSE-C key sent with CompleteMultipartUpload (s3transfer sends it) must be the upload's."""
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
+        if offered is None:
+            return
+        try:
+            upload = await self.engine.upload(call.ctx, container, upload_id)
+        except NoSuchUpload:
+            return  # the completion answers it (a retry of one that happened gets its 200)
+        encryption.check_offered(upload.sealing, offered)
+        self.engine.sealed.check(upload.sealing, offered)
 
     async def create_multipart_upload(self, call: S3Call) -> bytes:
         assert call.target.key is not None
@@ -186,6 +199,7 @@ class MultipartOperations:
         condition = write_condition(call.headers)
         body = await self._small_body(call, COMPLETE_BODY_LIMIT)  # type: ignore[attr-defined]
         chosen, sent_checksums = xmlparse.complete_request(body, MAX_PARTS)
+        await self._check_complete_key(call, container, upload_id)
         claims = checksums.complete_claims(call.headers)
 
         def checksum_of(upload: Upload, parts: list[Part]) -> tuple[str, str] | None:
