@@ -8,6 +8,7 @@ the aws cli, kill it, restart it on the same data directory and ports.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -265,6 +266,9 @@ class Daemon:
                 pass
             self.proc.wait(10)
         self._close_log()
+        # A supervisor killed -9 leaves its runtime directory (metric files) in /dev/shm.
+        tag = hashlib.sha256(os.path.abspath(self.data_dir).encode()).hexdigest()[:16]
+        shutil.rmtree(f"/dev/shm/vaultaire-{os.getuid()}-{tag}", ignore_errors=True)
 
     def _close_log(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:

@@ -124,8 +124,7 @@ async def test_a_failed_commit_queues_the_blob_when_its_delete_fails(engine: Eng
     flaky.down = True  # type: ignore[attr-defined]
     from vaultaire.errors import ConditionalConflict
 
-    # The condition holds at the early check (the key exists) but is checked again at commit;
-    # refuse it there by making the early check pass and the commit fail.
+    # A writer that raced past the early check: skip it, so the commit's own check refuses.
     async def skip_early(*args: Any) -> None:
         return None
 

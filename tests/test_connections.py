@@ -415,3 +415,17 @@ def test_a_low_open_files_limit_is_raised_to_fit_the_cap():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert int(out.stdout) == 1000 + 256
+
+
+@pytest_twisted.ensureDeferred
+async def test_responses_of_a_draining_process_close_their_connections(server):
+    assert (await server.request("PUT", "/bucket/k", b"v")).code == 200
+    server.site.draining = True
+
+    def keep_alive() -> bytes:
+        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as s:
+            s.sendall(b"GET /_vaultaire/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            return read_response(s, 10)  # the server closes after the answer
+
+    got = await threads.deferToThread(keep_alive)
+    assert got.startswith(b"HTTP/1.1 200") and b"Connection: close" in got, got

@@ -235,6 +235,7 @@ def test_running_out_of_descriptors_is_slow_down_never_500(tmp_path: Path) -> No
             if response.getheader("Connection") == "close":
                 break
         victim.close()
+        print("statuses under fd exhaustion (PUT, LIST, PUT, LIST):", statuses)
         assert 503 in statuses, statuses
         for s in held:
             s.close()

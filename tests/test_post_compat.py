@@ -32,7 +32,9 @@ def signed(document: str) -> dict[str, str]:
     return fields
 
 
-def expiration(seconds: float = 600, fmt: str = "%Y-%m-%dT%H:%M:%S.000Z") -> str:
+def expiration(seconds: float = 86400, fmt: str = "%Y-%m-%dT%H:%M:%S.000Z") -> str:
+    # A day ahead: parametrized documents are built when the suite is collected, maybe many minutes
+    # before their test runs, and must not expire meanwhile.
     return datetime.fromtimestamp(time.time() + seconds, UTC).strftime(fmt)
 
 

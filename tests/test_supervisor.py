@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,8 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
     sup._running_workers = True
     sup.health.ready = True
     yield sup
-    shutil.rmtree(os.path.dirname(sup.metrics_dir), ignore_errors=True)  # its runtime directory in /dev/shm
+    sup.abandon()
+    assert not os.path.exists(os.path.dirname(sup.metrics_dir))  # its runtime directory in /dev/shm is gone
 
 
 def died(sup: Supervisor, index: int, lived: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -385,6 +386,9 @@ def test_port_in_use_gives_one_line_and_fails(tmp_path: Path) -> None:
         assert result.returncode != 0
         assert len(lines) == 1 and lines[0].startswith("vaultaire: cannot listen on"), result.stderr
         assert str(port) in lines[0]
+        # Nothing left behind in /dev/shm by a supervisor that never started.
+        tag = hashlib.sha256(str(tmp_path / "d").encode()).hexdigest()[:16]
+        assert not os.path.exists(f"/dev/shm/vaultaire-{os.getuid()}-{tag}")
 
 
 def test_workers_setting_is_checked(tmp_path: Path) -> None:

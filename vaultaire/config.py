@@ -9,6 +9,8 @@ from typing import Any
 
 from attrs import Factory, evolve, fields, frozen
 
+from vaultaire.remotes import split_remote
+
 
 class ConfigError(Exception):
     """A setting is wrong; the message is one line a person can act on."""
@@ -59,7 +61,7 @@ class Settings:
     # already streaming them may still need them (a multipart object's later parts, an
     # upstream's blob); a GET that started finishes with its bytes if it lasts less than this.
     free_grace: int = 3600
-    # [drivers.NAME] tables (type = "local" | "s3" | "memory", and the type's settings);
+    # [drivers.NAME] tables (type = "local" | "s3" | "rclone" | "memory", and the type's settings);
     # a "local" driver on <data>/blobs exists unless the file defines one of that name.
     drivers: dict[str, Any] = Factory(dict)
     # [placements.NAME] tables: policy = "mirror" | "failover" over drivers = [...].
@@ -276,6 +278,15 @@ _DRIVER_SETTINGS: dict[str, dict[str, tuple[type, bool]]] = {
         "retries": (int, False),
         "max_connections": (int, False),
     },
+    "rclone": {
+        "remote": (str, True),
+        "rclone_config": (str, False),
+        "rclone": (str, False),
+        "args": (list, False),
+        "timeout": (float, False),
+        "retries": (int, False),
+        "max_connections": (int, False),
+    },
 }
 _POLICIES = ("mirror", "failover")
 
@@ -283,6 +294,20 @@ _POLICIES = ("mirror", "failover")
 def _check_name(kind: str, name: str) -> None:
     if not name or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 63:
         raise ConfigError(f"{kind} name {name!r} must be 1 to 63 letters, digits, '-' or '_'")
+
+
+def _validate_rclone(where: str, table: dict[str, Any]) -> None:
+    try:
+        split_remote(table["remote"])
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    args = table.get("args", [])
+    if not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"{where}: 'args' must be a list of strings (more flags for rclone serve s3)")
+    if any(a.split("=")[0] in ("--addr", "--auth-key", "--config") for a in args):
+        raise ConfigError(f"{where}: 'args' must not set --addr, --auth-key or --config: Vaultaire sets them")
+    if table.get("timeout", 1) <= 0 or table.get("retries", 0) < 0:
+        raise ConfigError(f"{where}: 'timeout' must be positive and 'retries' not negative")
 
 
 def _validate_backends(settings: Settings) -> None:
@@ -312,6 +337,8 @@ def _validate_backends(settings: Settings) -> None:
                 raise ConfigError(f"{where}: {key!r} is required for a {kind} driver")
         if kind == "s3" and not str(table["endpoint"]).startswith(("http://", "https://")):
             raise ConfigError(f"{where}: endpoint must start with http:// or https://")
+        if kind == "rclone":
+            _validate_rclone(where, table)
     drivers = set(settings.drivers) | {"local"}
     for name, table in settings.placements.items():
         _check_name("placement", name)

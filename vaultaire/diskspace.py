@@ -67,7 +67,7 @@ def sample(path: str, reserve_setting: int) -> DiskSpace:
     )
 
 
-def is_full(error: BaseException) -> bool:
+def is_full(error: BaseException | None) -> bool:
     """An OSError (or SQLite error) that says the filesystem has no room left."""
     if isinstance(error, OSError):
         return error.errno in _FULL_ERRNOS
@@ -75,5 +75,5 @@ def is_full(error: BaseException) -> bool:
     if code is not None:
         import sqlite3
 
-        return code == sqlite3.SQLITE_FULL
+        return bool(code == sqlite3.SQLITE_FULL)
     return "database or disk is full" in str(error)

@@ -25,6 +25,7 @@ _POLL_SECONDS = 0.05
 async def drain(site: S3Site, in_flight: Callable[[], float], reactor: Any, timeout: float) -> None:
     """Wait for the requests in flight, then for the connections to close; at most ``timeout`` seconds."""
     deadline = reactor.seconds() + timeout
+    site.draining = True  # responses still going out end their connections
     while in_flight() > 0 and reactor.seconds() < deadline:
         await deferLater(reactor, _POLL_SECONDS)
     site.close_gently()

@@ -20,8 +20,7 @@ from attrs import frozen
 from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 
 __all__ = [
     "ListenSpec",
@@ -153,7 +152,7 @@ def probe_free(spec: ListenSpec, wait: float = 2.0) -> int:
 class ReusePortService(Service):
     """Listens on ``spec`` with a socket of this process' own (SO_REUSEPORT)."""
 
-    def __init__(self, spec: ListenSpec, factory: Factory, reactor: Any) -> None:
+    def __init__(self, spec: ListenSpec, factory: IProtocolFactory, reactor: Any) -> None:
         self.spec = spec
         self.factory = factory
         self.reactor = reactor
@@ -164,7 +163,7 @@ class ReusePortService(Service):
         super().startService()
 
     def _listen(self) -> None:
-        factory: Any = self.factory
+        factory: IProtocolFactory = self.factory
         if self.spec.kind == "ssl":
             from twisted.protocols.tls import TLSMemoryBIOFactory
 

@@ -18,10 +18,12 @@ from vaultaire.announce import serving_line
 from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
-from vaultaire.api.http import ConnectionLimits, S3Site
+from vaultaire.api.deadlines import ConnectionLimits
+from vaultaire.api.http import S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import drain
+from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
@@ -96,6 +98,9 @@ class VaultaireService(StartGuard):
         self.health = health
         self.meter = meter
         self.ready: Deferred[None] | None = None
+        # The sweeps, started once the engine (and so every driver) has started: a sweep
+        # before that would find drivers that cannot work yet (an rclone not yet running).
+        self.periodic: list[TimerService] = []
         # Called once the service serves (a worker starts its heartbeat then).
         self.ready_hooks: list[Callable[[], object]] = []
 
@@ -111,6 +116,8 @@ class VaultaireService(StartGuard):
             self.fail_start(failed)
             return
         self.health.ready = True
+        for timer in self.periodic:
+            timer.setServiceParent(self)
         await self.health.probe()
         if self.notify is not None:
             if self.late_listener is not None:
@@ -167,9 +174,8 @@ def periodic_work(
     async def reconcile_placements() -> None:
         # Failover placements move blobs back to their primary: here, once per data directory.
         for driver in engine.drivers.values():
-            reconcile = getattr(driver, "reconcile_if_due", None)
-            if reconcile is not None:
-                await reconcile()
+            if isinstance(driver, Reconciling):
+                await driver.reconcile_if_due()
 
     return [
         (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),
@@ -216,7 +222,9 @@ def make_service(
 
     data = os.path.abspath(settings.data)
     started = time.time()
-    engine = open_data_directory(settings, reactor, scrub_staging=not worker)
+    engine = open_data_directory(
+        settings, reactor, scrub_staging=not worker, rclone_role="attach" if worker else "publish"
+    )
     events = EventLog(
         os.path.join(data, "events"),
         max_bytes=settings.events_max_bytes,
@@ -292,5 +300,5 @@ def make_service(
     for period, work in periodic_work(settings, engine, metrics):
         timer = TimerService(period, work)
         timer.clock = reactor
-        timer.setServiceParent(top)
+        top.periodic.append(timer)  # started by _boot, once the engine has
     return top

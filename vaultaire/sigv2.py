@@ -53,7 +53,11 @@ def parse(raw_query: str, headers: Mapping[str, str]) -> V2Claim | None:
     if "AWSAccessKeyId=" not in raw_query:
         return None
     params = dict(parse_qsl(raw_query, keep_blank_values=True))
-    access, signature, expires = params.get("AWSAccessKeyId"), params.get("Signature"), params.get("Expires")
+    access, signature, expires = (
+        params.get("AWSAccessKeyId", ""),
+        params.get("Signature", ""),
+        params.get("Expires", ""),
+    )
     if not access or not signature or not expires:
         raise SigV2Error(
             "AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"

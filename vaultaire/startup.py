@@ -31,6 +31,7 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     globalLogPublisher,
 )
+from twisted.web.http import Request
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
@@ -101,7 +102,11 @@ class StartGuard(MultiService):
             self.bind()
         except CannotListenError as e:
             self.say(cannot_listen(e))
+            self.abandon()
             raise SystemExit(1) from None
+
+    def abandon(self) -> None:
+        """Undo what building the service left behind, when it never starts (a subclass's)."""
 
     def bind(self) -> None:
         """Open the listening ports (the children's); a subclass may do more around it."""
@@ -149,8 +154,18 @@ def _thread_runner(reactor: Any) -> Callable[..., Deferred[Any]]:
     return lambda fn, *args: deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
-def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor: Any, scrub_staging: bool) -> Engine:
-    """The engine over the configured placements (the daemon's, a worker's or the supervisor's)."""
+def build_engine(
+    settings: Settings,
+    data: str,
+    catalog: SQLiteCatalog,
+    reactor: Any,
+    scrub_staging: bool,
+    rclone_role: str = "private",
+) -> Engine:
+    """The engine over the configured placements (the daemon's, a worker's or the supervisor's).
+
+    ``rclone_role`` (see vaultaire.drivers.rclone): "publish" for the daemon or a
+    supervisor (it runs rclone once for all its workers), "attach" for a worker."""
     try:
         placements = build_placements(
             settings.drivers,
@@ -159,6 +174,7 @@ def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor:
             reactor,
             scrub_staging=scrub_staging,
             reserve=settings.free_space_reserve,
+            rclone_role=rclone_role,
         )
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
@@ -176,7 +192,7 @@ def build_engine(settings: Settings, data: str, catalog: SQLiteCatalog, reactor:
     )
 
 
-def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool) -> Engine:
+def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, rclone_role: str = "private") -> Engine:
     """Check (or make) the data directory and build the engine over its catalog.
 
     The master key is made here, at first start, before any worker exists, so
@@ -193,7 +209,7 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool) -
     box = SecretBox(load_master_key(settings, data, create=True))
     headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
-    return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging)
+    return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role)
 
 
 async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bootstrap: bool) -> str | None:
@@ -238,11 +254,16 @@ def runtime_directory(settings: Settings, environ: Mapping[str, str]) -> str:
     return path
 
 
+class _QuietSite(Site):
+    """Scrapers and probes every few seconds would drown the access log."""
+
+    def log(self, request: Request) -> None:
+        pass
+
+
 def ops_listener(settings: Settings, resource: IResource, reactor: Any) -> Service:
     """The ops port (/health, /version, /metrics) on its endpoint; not logged per request."""
-    site = Site(resource)
-    # Scrapers and probes every few seconds would drown the access log.
-    site.log = lambda request: None  # type: ignore[method-assign]
+    site = _QuietSite(resource)
     try:
         return strports.service(settings.ops, site, reactor=reactor)
     except (ValueError, TypeError, KeyError) as e:

@@ -74,8 +74,9 @@ class WorkerProcess(ProcessProtocol):
         self._buffers: dict[int, bytes] = {1: b"", 2: b"", CONTROL_FD: b""}
 
     def connectionMade(self) -> None:
-        self.pid = self.transport.pid  # type: ignore[union-attr]
-        self.transport.closeStdin()  # type: ignore[union-attr]
+        assert self.transport is not None  # makeConnection has just set it
+        self.pid = self.transport.pid
+        self.transport.closeStdin()
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         buffered = self._buffers.get(fd, b"") + data
@@ -114,8 +115,10 @@ class WorkerProcess(ProcessProtocol):
         self.exited.callback(code)
 
     def signal(self, name: str) -> None:
+        if self.transport is None:
+            return  # never started
         try:
-            self.transport.signalProcess(name)  # type: ignore[union-attr]
+            self.transport.signalProcess(name)
         except Exception:
             pass  # already gone
 
@@ -172,9 +175,9 @@ class AggregatedMetrics:
     def __init__(self, directory: str, supervisor: Supervisor) -> None:
         self.registry = CollectorRegistry()
         MultiProcessCollector(self.registry, path=directory)
-        self.registry.register(supervisor.stored_metrics.stored)  # type: ignore[arg-type]
+        self.registry.register(supervisor.stored_metrics.stored)
         ProcessCollector(registry=self.registry)
-        self.registry.register(WorkersCollector(supervisor))  # type: ignore[arg-type]
+        self.registry.register(WorkersCollector(supervisor))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -243,7 +246,9 @@ class Supervisor(StartGuard):
         await self.health.probe()
         self._running_workers = True
         spawned = [self._spawn(i).ready for i in range(1, self.count + 1)]
-        results = await DeferredList(spawned, consumeErrors=True)
+        results: list[tuple[bool, Any]] = await DeferredList(  # a Failure where not ok
+            spawned, consumeErrors=True
+        )
         failures = [r for ok, r in results if not ok]
         if failures:
             self.fail_start(failures[0].getErrorMessage())
@@ -402,22 +407,31 @@ class Supervisor(StartGuard):
             await d
             await self._stop_workers()
             await self.engine.stop()
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
-            runtime = os.path.dirname(self.metrics_dir)
-            if os.path.basename(runtime).startswith("vaultaire-"):  # the default one in /dev/shm: ours
-                try:
-                    os.rmdir(runtime)
-                except OSError:
-                    pass  # not empty: something else lives there
+            self.abandon()
 
         return ensureDeferred(after())
+
+    def abandon(self) -> None:
+        """Remove the metric files, and the runtime directory if it is our default one."""
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        runtime = os.path.dirname(self.metrics_dir)
+        if os.path.basename(runtime).startswith("vaultaire-"):  # the default one in /dev/shm: ours
+            try:
+                os.rmdir(runtime)
+            except OSError:
+                pass  # not empty: something else lives there
 
     async def _stop_workers(self) -> None:
         workers = list(self.workers.values())
         for worker in workers:
             worker.stopping = True
             worker.signal("TERM")
-        kill = self.reactor.callLater(STOP_TIMEOUT, lambda: [w.signal("KILL") for w in workers])
+
+        def kill_all() -> None:
+            for worker in workers:
+                worker.signal("KILL")
+
+        kill = self.reactor.callLater(STOP_TIMEOUT, kill_all)
         await DeferredList([w.exited for w in workers])
         if kill.active():
             kill.cancel()
@@ -434,11 +448,12 @@ def make_supervisor(
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    # The engine's start scrubs staged blobs: before any worker runs.
-    engine = open_data_directory(settings, reactor, scrub_staging=True)
+    # The engine's start scrubs staged blobs, and starts the one rclone per driver the
+    # workers share: before any worker runs.
+    engine = open_data_directory(settings, reactor, scrub_staging=True, rclone_role="publish")
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
     ops = ops_resource(
-        AggregatedMetrics(top.metrics_dir, top),  # type: ignore[arg-type]
+        AggregatedMetrics(top.metrics_dir, top),
         version=__version__,
         started=top.started,
         health=top.health_report,

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from attrs import evolve
+from twisted.application.service import MultiService
 from twisted.python import usage
 
 from vaultaire.config import ConfigError, build, load_file, worker_count
@@ -88,7 +89,7 @@ def makeService(options: Options) -> Any:
             assert spec is not None
             from vaultaire.supervisor import make_supervisor
 
-            service: Any = make_supervisor(settings, count, spec)
+            service: MultiService = make_supervisor(settings, count, spec)
         else:
             from vaultaire.service import make_service
 

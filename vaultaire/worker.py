@@ -10,24 +10,27 @@ has a blocked loop, and the supervisor replaces it).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
 import sys
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from attrs import asdict
+from twisted.internet.base import ReactorBase
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
     FilteringLogObserver,
+    ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
     globalLogBeginner,
 )
+from zope.interface import implementer
 
 from vaultaire.config import Settings, build
+from vaultaire.deathsig import die_with_parent
 
 CONTROL_FD = 3
 
@@ -35,9 +38,6 @@ CONTROL_FD = 3
 def tick_seconds(heartbeat_timeout: float) -> float:
     """How often a worker ticks: often enough that a few lost ticks never look like a hang."""
     return min(1.0, heartbeat_timeout / 4)
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def settings_argument(settings: Settings) -> str:
@@ -49,21 +49,7 @@ def settings_from_argument(text: str) -> Settings:
     return build(json.loads(text), {})
 
 
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when the supervisor dies, however it dies.
-
-    A kill -9 of the supervisor must not leave orphan workers holding the
-    port and writing to the data directory.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the supervisor's stop still ends its workers
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
-
-
+@implementer(ILogObserver)
 class JSONLinesObserver:
     """Log events as one JSON line each, for the supervisor to re-log at their level."""
 
@@ -109,7 +95,11 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    # The installed reactor is a ReactorBase: its declared type (IReactorCore and friends)
+    # lacks callFromThread and run's installSignalHandlers, which every real reactor has.
+    reactor = cast(ReactorBase, installed)
 
     from vaultaire.service import make_service
 
@@ -132,17 +122,17 @@ def main(argv: list[str]) -> None:
     def stop(signo: int, frame: Any) -> None:
         if not stopping:  # a second SIGTERM must not stop a stopping reactor again
             stopping.append(True)
-            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+            reactor.callFromThread(reactor.stop)
 
     signal.signal(signal.SIGTERM, stop)
     # The heartbeat: ticks from the event loop itself, so a blocked loop stops them.
     heartbeat = LoopingCall(control, "tick", "")
     heartbeat.clock = reactor
     service.ready_hooks.append(lambda: heartbeat.start(tick_seconds(settings.heartbeat_timeout), now=False))
-    reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # Our own SIGTERM handler (above) instead of the reactor's, which would also take SIGINT.
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)
 
 
 if __name__ == "__main__":

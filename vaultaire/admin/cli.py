@@ -49,7 +49,8 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         return _fail(str(e))
     ctx = AdminContext(settings, getattr(args, "json", False), reactor)
     try:
-        return await args.run(args, ctx)
+        code: int = await args.run(args, ctx)
+        return code
     except (AdminError, ConfigError, TenantNotEmpty) as e:
         return _fail(str(e))
     except NoSuchTenant as e:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.sealing import SecretBox, load_master_key
@@ -23,9 +24,9 @@ class AdminContext:
         self.as_json = as_json
         self.reactor = reactor
         self.out = out
-        self._catalog: SQLiteCatalog | None = None
+        self._catalog: Catalog | None = None
 
-    async def catalog(self) -> SQLiteCatalog:
+    async def catalog(self) -> Catalog:
         """The daemon's own catalog file; SQLite's WAL lets both write safely at once."""
         if self._catalog is None:
             data = os.path.abspath(self.settings.data)
@@ -34,6 +35,7 @@ class AdminContext:
             except OSError as e:
                 raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
             box = SecretBox(load_master_key(self.settings, data, create=True))
+            # Typed as the contract: the admin tool needs nothing SQLite-specific.
             self._catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), self.reactor, box)
             await self._catalog.start()
         return self._catalog

@@ -42,7 +42,7 @@ async def revoke(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     key = sub.add_parser("key", help="create, list or revoke access keys")
     actions = key.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser("create", help="a new key pair for a tenant (the secret is printed once)", parents=[common])

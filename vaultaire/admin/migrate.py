@@ -46,8 +46,14 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
     catalog = await ctx.catalog()
     container = await _find(ctx, args.container, args.tenant)
     # The daemon owns staged files: this process must never scrub them.
+    # It uses the daemon's rclone processes, if it runs: see vaultaire.drivers.rclone.
     drivers = build_placements(
-        settings.drivers, settings.placements, os.path.abspath(settings.data), ctx.reactor, scrub_staging=False
+        settings.drivers,
+        settings.placements,
+        os.path.abspath(settings.data),
+        ctx.reactor,
+        scrub_staging=False,
+        rclone_role="shared",
     )
     if args.placement not in drivers:
         raise AdminError(f"no placement named {args.placement!r} (known: {', '.join(sorted(drivers))})")
@@ -57,6 +63,8 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
             await driver.start()
         except DriverUnavailable as e:
             raise AdminError(f"driver {driver.name!r} is unavailable: {e}") from None
+        except DriverError as e:  # cannot work at all: a missing rclone binary, an unknown remote
+            raise AdminError(str(e)) from None
     try:
         report = await migrate(engine, container, args.placement)
     except NoSuchPlacement as e:
@@ -75,7 +83,7 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "migrate",
         help="move a container's blobs to another placement, while it stays in use; resumes if interrupted",

@@ -32,7 +32,7 @@ async def set_quota(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     quota = sub.add_parser("quota", help="set a tenant's quota")
     actions = quota.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Awaitable, Callable
 
 from vaultaire.admin.context import AdminContext
 from vaultaire.model import StoredTotals, Tenant
@@ -60,7 +61,7 @@ async def show(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def _set_status(status: str):  # type: ignore[no-untyped-def]
+def _set_status(status: str) -> Callable[[argparse.Namespace, AdminContext], Awaitable[int]]:
     async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
         tenant = await (await ctx.catalog()).set_tenant_status(args.name, status)
         ctx.emit(tenant_json(tenant), text=f"tenant {tenant.name} is {status}")
@@ -75,7 +76,7 @@ async def delete(args: argparse.Namespace, ctx: AdminContext) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     tenant = sub.add_parser("tenant", help="create, list, show, suspend, resume or delete tenants")
     actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, run, help_text in (

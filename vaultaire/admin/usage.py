@@ -53,7 +53,7 @@ def _footer(bill: Bill) -> str:
     )
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("usage", help="a tenant's usage and bill for a month", parents=[common])
     p.add_argument("--tenant", required=True)
     p.add_argument("--month", default=time.strftime("%Y-%m", time.gmtime()), help="YYYY-MM (UTC); default: this month")

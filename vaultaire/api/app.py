@@ -143,10 +143,10 @@ class S3Api(
         request.setHeader(b"x-amz-id-2", base64.b64encode(request_id.encode()))
         request.setHeader(b"Server", b"Vaultaire")
         if request.path == self.health_path.encode():
-            code, body = health_document(self.version, self.started, self.health)
+            code, document = health_document(self.version, self.started, self.health)
             request.setResponseCode(code)
             request.setHeader(b"Content-Type", b"application/json")
-            return body
+            return document
         ctx = RequestContext(request_id)
         request.notifyFinish().addErrback(lambda _: ctx.cancel())
         call: S3Call | None = None
@@ -290,7 +290,7 @@ class _FrontDoor(Resource):
 
     def render(self, request: S3Request) -> Any:
         try:
-            b"/".join(request.prepath + request.postpath).decode("utf-8")
+            b"/".join((request.prepath or []) + (request.postpath or [])).decode("utf-8")
             request.getRequestHostname().decode("utf-8")
         except UnicodeDecodeError:
             d = Deferred.fromCoroutine(self._api.handle(request))

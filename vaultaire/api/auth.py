@@ -86,6 +86,9 @@ class Authenticator:
         return region == self._region or (region == "US" and self._region == "us-east-1")
 
     async def _credential(self, access_key: str) -> tuple[Credential, Tenant]:
+        # Keys are printable ASCII; anything else (bytes that were not UTF-8, say) names none.
+        if not (access_key.isascii() and access_key.isprintable()):
+            raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
         found = await self._lookup(access_key)
         if found is None:
             raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)

@@ -8,10 +8,8 @@ never stored and ignored.
 
 from __future__ import annotations
 
-from typing import Any
-
 from vaultaire.api import xmlparse
-from vaultaire.api.call import S3Call
+from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import SSE_S3, Protection
@@ -55,13 +53,11 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-class EncryptionOperations:
-    """Needs from its host: engine, _container, _xml, _small_body."""
-
-    engine: Any
+class EncryptionOperations(OperationBase):
+    """Put/Get/DeleteBucketEncryption and the default they set."""
 
     async def get_bucket_encryption(self, call: S3Call) -> bytes:
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         algorithm = await self.engine.container_setting(call.ctx, container, SETTING)
         if algorithm is None:
             raise S3Error(
@@ -78,18 +74,18 @@ class EncryptionOperations:
             ),
             xmlns=True,
         )
-        return self._xml(call, document)  # type: ignore[attr-defined,no-any-return]
+        return self._xml(call, document)
 
     async def put_bucket_encryption(self, call: S3Call) -> bytes:
-        container = await self._container(call)  # type: ignore[attr-defined]
-        body = await self._small_body(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
+        body = await self._small_body(call)
         algorithm = parse(body)
         await self.engine.put_container_setting(call.ctx, container, SETTING, algorithm)
         call.set_header("Content-Length", "0")
         return b""
 
     async def delete_bucket_encryption(self, call: S3Call) -> bytes:
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         await self.engine.delete_container_setting(call.ctx, container, SETTING)
         call.request.setResponseCode(204)
         return b""

@@ -10,13 +10,11 @@ other; the headers on an actual request only let the page *read* the answer.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from vaultaire.api import cors
-from vaultaire.api.call import S3Call
+from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.model import Tenant
 
@@ -30,32 +28,31 @@ _NOT_ALLOWED = (
 _NOT_ENABLED = "CORSResponse: CORS is not enabled for this bucket."
 
 
-class CorsOperations:
+class CorsOperations(OperationBase):
     """Needs from its host: engine, cors_default, _container, _xml, _small_body, _check_body_integrity."""
 
-    engine: Any
     cors_default: tuple[cors.Rule, ...]
 
     # -- GetBucketCors, PutBucketCors, DeleteBucketCors
 
     async def get_bucket_cors(self, call: S3Call) -> bytes:
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         document = await self.engine.container_setting(call.ctx, container, cors.SETTING)
         if document is None:
             raise S3Error("NoSuchCORSConfiguration", BucketName=container.name)
-        return self._xml(call, cors.to_xml(cors.loads(document)))  # type: ignore[attr-defined,no-any-return]
+        return self._xml(call, cors.to_xml(cors.loads(document)))
 
     async def put_bucket_cors(self, call: S3Call) -> bytes:
-        container = await self._container(call)  # type: ignore[attr-defined]
-        body = await self._small_body(call)  # type: ignore[attr-defined]
-        self._check_body_integrity(call, body)  # type: ignore[attr-defined]
+        container = await self._container(call)
+        body = await self._small_body(call)
+        self._check_body_integrity(call, body)
         rules = cors.parse_xml(body)
         await self.engine.put_container_setting(call.ctx, container, cors.SETTING, cors.dumps(rules))
         call.set_header("Content-Length", "0")
         return b""
 
     async def delete_bucket_cors(self, call: S3Call) -> bytes:
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         await self.engine.delete_container_setting(call.ctx, container, cors.SETTING)
         call.request.setResponseCode(204)
         return b""

@@ -77,7 +77,7 @@ class Deadlines:
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: the client is not reading what we send."""
-        super().pauseProducing()  # type: ignore[misc]
+        super().pauseProducing()  # type: ignore[misc]  # a mixin: HTTPChannel, next in the MRO, has it
         if self._send_call is None and not self._lingering:
             self._send_call = self.callLater(self.limits.send_timeout, self._send_timed_out)
 
@@ -86,7 +86,7 @@ class Deadlines:
         if self._send_call is not None:
             self._send_call.cancel()
             self._send_call = None
-        super().resumeProducing()  # type: ignore[misc]
+        super().resumeProducing()  # type: ignore[misc]  # a mixin: HTTPChannel, next in the MRO, has it
 
     def _send_timed_out(self) -> None:
         self._send_call = None

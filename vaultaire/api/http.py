@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import io
 import secrets
+import typing
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, ISSLTransport
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -36,6 +37,30 @@ from vaultaire.engine.pipe import BytePipe
 from vaultaire.errors import IncompleteBody
 
 log = Logger()
+
+
+class Stream(typing.Protocol):
+    """A channel's transport as it is: TCP, or TLS handing these calls to the TCP under it.
+    Its declared type, ITransport, says less (no half-close, no producer or consumer side)."""
+
+    connected: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def writeSequence(self, data: Iterable[bytes]) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def loseWriteConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
 
 # Methods whose requests S3 reads a body for: without a length they are refused (411),
 # never read as empty with the body left to be parsed as the next request.
@@ -64,6 +89,8 @@ def incomplete(expected: int | None, received: int) -> IncompleteBody:
 
 class S3Request(server.Request):
     """A request whose body is streamed to its handler instead of spooled."""
+
+    channel: S3Channel  # always ours (S3Site's); None once the request is done, as in Twisted
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("parsePOSTFormSubmission", False)  # never parse a form into memory
@@ -174,6 +201,10 @@ class S3Request(server.Request):
             self.setHeader(b"Connection", b"close")
             self.channel.persistent = False
             self.channel.linger_on_close = True
+        elif self.channel is not None and getattr(getattr(self.channel, "site", None), "draining", False):
+            # The process is stopping: a client must not send its next request down this connection.
+            self.setHeader(b"Connection", b"close")
+            self.channel.persistent = False
 
     def connectionLost(self, reason: Failure) -> None:
         if self.body is not None and not self.body.ended:
@@ -196,6 +227,11 @@ class S3Channel(Deadlines, http.HTTPChannel):
     _lingering = False
     _linger_call: IDelayedCall | None = None
     _lingered = 0
+
+    @property
+    def stream(self) -> Stream:
+        """The transport, typed as what it is (see Stream)."""
+        return cast(Stream, self.transport)
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -228,10 +264,11 @@ class S3Channel(Deadlines, http.HTTPChannel):
             return
         self._lingering = True
         self._stop_clocks()
-        self._networkProducer.unregisterProducer()
+        # The transport, or Twisted's stand-in when it is no push producer: both unregister.
+        cast(Stream, self._networkProducer).unregisterProducer()
         if not _is_tls(self.transport):
-            self.transport.loseWriteConnection()
-        self.transport.resumeProducing()  # the body pipe may have paused the socket
+            self.stream.loseWriteConnection()
+        self.stream.resumeProducing()  # the body pipe may have paused the socket
         self._linger_call = self.callLater(LINGER_SECONDS, self._end_linger)
 
     def _end_linger(self) -> None:
@@ -243,13 +280,13 @@ class S3Channel(Deadlines, http.HTTPChannel):
         if self._lingering:
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
-                self.transport.loseConnection()
+                self.stream.loseConnection()
             return
         if self._awaiting_head and self._head_call is None:
             self._start_head_clock()
         super().dataReceived(data)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop_clocks()
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
@@ -316,7 +353,7 @@ class S3Channel(Deadlines, http.HTTPChannel):
             for value in values:
                 out.extend((name, b": ", value, b"\r\n"))
         out.append(b"\r\n")
-        self.transport.writeSequence(out)
+        self.stream.writeSequence(out)
 
     def send_continue(self) -> None:
         self._send100Continue()
@@ -327,12 +364,12 @@ class S3Channel(Deadlines, http.HTTPChannel):
     # to the TCP transport under it.
     def pause_body(self) -> None:
         self._body_paused = self._body_excused = True
-        self.transport.pauseProducing()
+        self.stream.pauseProducing()
 
     def resume_body(self) -> None:
         self._body_paused = False
         if not self._waitingForTransport and self.transport is not None:
-            self.transport.resumeProducing()
+            self.stream.resumeProducing()
 
 
 class _Refusal(Protocol):
@@ -346,13 +383,13 @@ class _Refusal(Protocol):
         assert self.transport is not None
         self.transport.write(error_response(S3Error("SlowDown", "The server has too many connections; retry.")))
         if not _is_tls(self.transport):
-            self.transport.loseWriteConnection()  # FIN after the answer; the request is read and dropped
+            cast(Stream, self.transport).loseWriteConnection()  # FIN after the answer; the request is read and dropped
         self._close_call = self._call_later(REFUSAL_LINGER_SECONDS, self.transport.loseConnection)
 
     def dataReceived(self, data: bytes) -> None:
         pass
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._close_call is not None and self._close_call.active():
             self._close_call.cancel()
 
@@ -362,7 +399,8 @@ class S3Site(server.Site):
     connections, to cap them and to drain them at shutdown. Access logging is the event
     log's job."""
 
-    protocol = S3Channel
+    # Our channel itself, where Twisted's default wraps one in its HTTP/2-negotiating protocol.
+    protocol = S3Channel  # type: ignore[assignment]  # HTTPFactory declares the wrapper's type
     requestFactory = S3Request
 
     def __init__(
@@ -377,6 +415,8 @@ class S3Site(server.Site):
         kwargs.setdefault("timeout", self.limits.idle_timeout)
         super().__init__(resource, *args, **kwargs)
         self._channels: set[S3Channel] = set()
+        # Set when the process stops: responses say "Connection: close".
+        self.draining = False
         # Connections closed by a limit, by reason: head, body, send, refused.
         self.dropped: Counter[str] = Counter()
         self._on_drop = on_drop
@@ -432,11 +472,11 @@ class S3Site(server.Site):
         self._channels.discard(channel)
 
     def open_connections(self) -> list[S3Channel]:
-        return [c for c in list(self._channels) if c.transport is not None and c.transport.connected]
+        return [c for c in list(self._channels) if c.transport is not None and c.stream.connected]
 
     def close_gently(self) -> None:
         for channel in self.open_connections():
-            channel.transport.loseConnection()  # after the buffered bytes are sent
+            channel.stream.loseConnection()  # after the buffered bytes are sent
 
     def log(self, request: Any) -> None:
         pass

@@ -7,10 +7,9 @@ catalog transaction that turns them into a manifest, so no byte is copied.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from vaultaire.api import checksums, encryption, xmlparse
-from vaultaire.api.call import S3Call, iso
+from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
 from vaultaire.api.incoming import IncomingBody
@@ -20,7 +19,7 @@ from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import NoSuchUpload
-from vaultaire.model import Artifact, ByteRange, Part, Upload
+from vaultaire.model import Artifact, ByteRange, Container, Part, Upload
 
 MAX_PARTS = 10_000
 MAX_LISTED = 1000
@@ -42,10 +41,8 @@ def _bounded_int(q: dict[str, str], name: str, default: int, low: int, high: int
     return value
 
 
-class MultipartOperations:
+class MultipartOperations(OperationBase):
     """Needs from its host: engine, _container, _xml, _metadata, _owner, _small_body, _echo_checksum."""
-
-    engine: Any
 
     def _upload_id(self, call: S3Call) -> str:
         upload_id = call.target.query.get("uploadId", "")
@@ -58,16 +55,16 @@ class MultipartOperations:
 
     def _part_protection(self, call: S3Call, upload: Upload) -> Protection | None:
         """A part is sealed as its upload says; an SSE-C upload's parts each bring the same key."""
-        offered = encryption.for_read(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))
         encryption.check_offered(upload.sealing, offered)
         if upload.sealing is None:
             return None
         self.engine.sealed.check(upload.sealing, offered)
         return offered or Protection(upload.sealing.mode)
 
-    async def _check_complete_key(self, call: S3Call, container: Any, upload_id: str) -> None:
+    async def _check_complete_key(self, call: S3Call, container: Container, upload_id: str) -> None:
         """An SSE-C key sent with CompleteMultipartUpload (s3transfer sends it) must be the upload's."""
-        offered = encryption.for_read(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))
         if offered is None:
             return
         try:
@@ -86,15 +83,15 @@ class MultipartOperations:
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
-        protection = encryption.for_write(call.headers, self._sse_c_secure(call))  # type: ignore[attr-defined]
-        container = await self._container(call)  # type: ignore[attr-defined]
-        protection = protection or await self._default_protection(call, container)  # type: ignore[attr-defined]
+        protection = encryption.for_write(call.headers, self._sse_c_secure(call))
+        container = await self._container(call)
+        protection = protection or await self._default_protection(call, container)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
             call.target.key,
             content_type=call.headers.get("content-type") or "binary/octet-stream",
-            metadata=self._metadata(call),  # type: ignore[attr-defined]
+            metadata=self._metadata(call),
             headers=stored_headers(call.headers),
             storage_class=storage_class(call.headers),
             checksum_algorithm=algorithm,
@@ -105,7 +102,7 @@ class MultipartOperations:
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "InitiateMultipartUploadResult",
@@ -121,7 +118,7 @@ class MultipartOperations:
         upload_id = self._upload_id(call)
         number = self._part_number(call)
         incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         upload = await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
         protection = self._part_protection(call, upload)
         algorithm = upload.checksum_algorithm
@@ -155,7 +152,7 @@ class MultipartOperations:
         encryption.echo(call, upload.sealing)
         call.set_header("ETag", f'"{part.md5}"')
         call.set_header("Content-Length", "0")
-        self._echo_checksum(call, incoming)  # type: ignore[attr-defined]
+        self._echo_checksum(call, incoming)
         return b""
 
     async def upload_part_copy(self, call: S3Call) -> bytes:
@@ -163,11 +160,11 @@ class MultipartOperations:
         upload_id = self._upload_id(call)
         number = self._part_number(call)
         source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
-        target = await self._container(call)  # type: ignore[attr-defined]
+        target = await self._container(call)
         source = await self.engine.container(call.ctx, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
-        offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)  # type: ignore[attr-defined]
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)
         upload = await self.engine.upload(call.ctx, target, upload_id)
         protection = self._part_protection(call, upload)
 
@@ -183,7 +180,7 @@ class MultipartOperations:
             call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection
         )
         encryption.echo(call, upload.sealing)
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "CopyPartResult",
@@ -195,9 +192,9 @@ class MultipartOperations:
 
     async def complete_multipart_upload(self, call: S3Call) -> bytes:
         upload_id = self._upload_id(call)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         condition = write_condition(call.headers)
-        body = await self._small_body(call, COMPLETE_BODY_LIMIT)  # type: ignore[attr-defined]
+        body = await self._small_body(call, COMPLETE_BODY_LIMIT)
         chosen, sent_checksums = xmlparse.complete_request(body, MAX_PARTS)
         await self._check_complete_key(call, container, upload_id)
         claims = checksums.complete_claims(call.headers)
@@ -218,7 +215,7 @@ class MultipartOperations:
                 element(f"Checksum{algorithm.upper()}", value),
                 element("ChecksumType", "COMPOSITE" if "-" in value else "FULL_OBJECT"),
             ]
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "CompleteMultipartUploadResult",
@@ -233,7 +230,7 @@ class MultipartOperations:
 
     async def abort_multipart_upload(self, call: S3Call) -> bytes:
         upload_id = self._upload_id(call)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         await self.engine.abort_upload(call.ctx, container, upload_id)
         call.request.setResponseCode(204)
         return b""
@@ -243,11 +240,11 @@ class MultipartOperations:
         q = call.target.query
         marker = _bounded_int(q, "part-number-marker", 0, 0, MAX_PARTS)
         limit = min(_bounded_int(q, "max-parts", MAX_LISTED, 0, 2**31), MAX_LISTED)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         upload, parts = await self.engine.list_parts(call.ctx, container, upload_id, marker, limit + 1)
         truncated = len(parts) > limit
         parts = parts[:limit]
-        owner = self._owner(call)  # type: ignore[attr-defined]
+        owner = self._owner(call)
         entries = [
             element(
                 "Part",
@@ -258,7 +255,7 @@ class MultipartOperations:
             )
             for p in parts
         ]
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
+        return self._xml(
             call,
             element(
                 "ListPartsResult",
@@ -283,11 +280,11 @@ class MultipartOperations:
         key_marker = q.get("key-marker") or None
         id_marker = q.get("upload-id-marker") or None
         limit = min(_bounded_int(q, "max-uploads", MAX_LISTED, 0, 2**31), MAX_LISTED)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         uploads, prefixes, truncated = await self.engine.list_uploads(
             call.ctx, container, prefix, delimiter, key_marker, id_marker, limit
         )
-        owner = self._owner(call)  # type: ignore[attr-defined]
+        owner = self._owner(call)
         head = [
             element("Bucket", container.name),
             element("KeyMarker", key_marker or ""),
@@ -313,6 +310,4 @@ class MultipartOperations:
             for u in uploads
         ]
         common = [element("CommonPrefixes", element("Prefix", p)) for p in prefixes]
-        return self._xml(  # type: ignore[attr-defined,no-any-return]
-            call, element("ListMultipartUploadsResult", *head, *entries, *common, xmlns=True)
-        )
+        return self._xml(call, element("ListMultipartUploadsResult", *head, *entries, *common, xmlns=True))

@@ -57,7 +57,7 @@ class ObjectOperations(OperationBase):
         condition = write_condition(call.headers)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
-        protection = protection or await self._default_protection(call, container)  # type: ignore[attr-defined]
+        protection = protection or await self._default_protection(call, container)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -195,7 +195,7 @@ class ObjectOperations(OperationBase):
         # S3: the copy is encrypted as the request says, else as the target bucket's default.
         explicit = protection is not None
         if protection is None:
-            protection = await self._default_protection(call, target)  # type: ignore[attr-defined]
+            protection = await self._default_protection(call, target)
 
         def plan(original: Artifact) -> CopyPlan:
             encryption.check_offered(original.sealing, offered)

@@ -7,6 +7,7 @@ engine like a PUT body, counted against the policy's content-length-range.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -14,7 +15,8 @@ from twisted.internet.defer import Deferred
 
 from vaultaire.api import checksums, post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
-from vaultaire.api.call import S3Call
+from vaultaire.api.auth import Authenticator
+from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
 from vaultaire.api.headers import STORED_HEADERS, storage_class, user_metadata
@@ -56,12 +58,11 @@ def _declared_checksum(fields: dict[str, str]) -> tuple[str | None, bytes | None
     return algorithm, expected
 
 
-class PostObjectOperation:
+class PostObjectOperation(OperationBase):
     """Needs from its host: engine, auth, clock, _container, _xml."""
 
-    engine: Any
-    auth: Any
-    clock: Any
+    auth: Authenticator
+    clock: Callable[[], float]
 
     async def post_object(self, call: S3Call) -> bytes:
         assert call.target.bucket is not None
@@ -82,7 +83,7 @@ class PostObjectOperation:
         key = fields["key"] = key.replace("${filename}", form.filename or "")
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
-        container = await self._container(call)  # type: ignore[attr-defined]
+        container = await self._container(call)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         metadata = user_metadata(fields.items())
@@ -117,7 +118,7 @@ class PostObjectOperation:
             verify=verify,
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
             # SSE form fields are refused (unsupported.py); the bucket's default still applies.
-            protection=await self._default_protection(call, container),  # type: ignore[attr-defined]
+            protection=await self._default_protection(call, container),
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")
@@ -131,7 +132,7 @@ class PostObjectOperation:
         status = fields.get("success_action_status", "204")
         if status == "201":
             call.request.setResponseCode(201)
-            return self._xml(  # type: ignore[attr-defined,no-any-return]
+            return self._xml(
                 call,
                 element(
                     "PostResponse",

@@ -39,4 +39,6 @@ def element(name: str, *content: Element | str | int | bool | None, xmlns: bool 
 def xml_document(root: Element) -> bytes:
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
     root.render(out)
-    return "".join(out).encode("utf-8")
+    # Echoed client input (a header read as latin-1 or with surrogateescape) may hold lone
+    # surrogates, which UTF-8 cannot carry: they become "?" rather than a 500.
+    return "".join(out).encode("utf-8", "replace")

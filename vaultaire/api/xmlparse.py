@@ -47,7 +47,7 @@ def parse(body: bytes) -> ET.Element:
     parser = DefusedXMLParser(target=_DepthLimited(), forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
         parser.feed(body)
-        return parser.close()  # type: ignore[no-any-return]
+        return parser.close()
     except DefusedXmlException:
         raise S3Error("MalformedXML", "The XML you provided must not declare a DTD or entities.") from None
     except (ET.ParseError, ValueError, UnicodeError):

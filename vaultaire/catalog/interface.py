@@ -1,51 +1,143 @@
-"""The catalog contract. SQLite implements it; a PostgreSQL one can for several gateways."""
+"""The catalog contract. SQLite implements it; a PostgreSQL one can for several gateways.
+
+A second implementation is written from this module alone; ``tests/test_catalog_contract.py``
+checks the SQLite one against it, and mypy checks every caller uses only what is here.
+
+Guarantees every implementation gives:
+
+* **Deferreds, never blocking.** Every method returns a Deferred at once; the blocking
+  work (I/O, locks, fsync) runs off the reactor thread. Errors arrive as failures of that
+  Deferred, never as a synchronous raise.
+* **One write, one transaction.** Each method that changes something is atomic: either
+  all of its effects are committed or none (a refused write changes nothing), and it is
+  durable before its Deferred fires. Reads see every commit that fired before they were
+  called, from any process sharing the catalog.
+* **Domain errors only.** Refusals are the ``vaultaire.errors`` types named in each
+  method's docstring; anything else is a failure of the store itself.
+* **Bytes are accounted in the transaction that changes them.** Every change to what a
+  container stores (artifacts and the parts of unfinished uploads) updates its tenant's
+  stored totals and metered byte-seconds in the same transaction, and is refused with
+  ``QuotaExceeded`` there if it would take the tenant past its quota, however many
+  writers race.
+* **No blob is lost track of.** A blob a change stops referencing (replaced, deleted,
+  aborted, moved) is queued as garbage ``(placement, locator)`` in that same transaction;
+  the engine frees it later and only then forgets it.
+* **Keys are compared as UTF-8 bytes** (S3's listing order), containers by id.
+
+The contract is split by concern, so each part can be read (and implemented) on its own;
+:class:`Catalog` is all of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.model import Artifact, Container, Credential, ListingPage, Tenant, WriteCondition
+from vaultaire.model import (
+    Artifact,
+    Container,
+    Credential,
+    ListingPage,
+    Part,
+    StoredTotals,
+    Tenant,
+    Upload,
+    UsageRow,
+    WriteCondition,
+)
 
 
-class Catalog(Protocol):
-    """Every call returns a Deferred and does its blocking work off the reactor."""
+class Lifecycle(Protocol):
+    def start(self) -> Deferred[None]:
+        """Open the store, creating or upgrading its schema before firing."""
 
-    def start(self) -> Deferred[None]: ...
-
-    def stop(self) -> Deferred[None]: ...
+    def stop(self) -> Deferred[None]:
+        """Release connections and threads once queued work is done; no call may follow."""
 
     def probe(self) -> Deferred[dict[str, object]]:
         """Health: {"status": "ok" | "degraded" (serving, refusing writes) | "error", ...}; never raises."""
 
-    def ensure_tenant(self, name: str) -> Deferred[Tenant]: ...
 
-    def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]: ...
+class Tenants(Protocol):
+    """Accounts, by their unique name, and the access keys that act for them."""
 
-    def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]: ...
+    def ensure_tenant(self, name: str) -> Deferred[Tenant]:
+        """The tenant so named, created active if missing; two concurrent calls get one tenant."""
 
-    def count_credentials(self) -> Deferred[int]: ...
+    def create_tenant(self, name: str) -> Deferred[Tenant]:
+        """A new active tenant; raises TenantExists if the name is taken."""
+
+    def tenant(self, name: str) -> Deferred[Tenant]:
+        """The tenant so named; raises NoSuchTenant."""
+
+    def tenants(self) -> Deferred[list[Tenant]]:
+        """Every tenant, by name."""
+
+    def oldest_tenant_names(self, limit: int) -> Deferred[list[str]]:
+        """The names of the ``limit`` oldest tenants (by creation, then name): a stable set
+        every process computes alike."""
+
+    def set_tenant_status(self, name: str, status: str) -> Deferred[Tenant]:
+        """Set the status (``active``, ``suspended``...); returns the tenant as now stored.
+        Raises NoSuchTenant."""
+
+    def set_quota(self, name: str, max_bytes: int | None, max_objects: int | None) -> Deferred[Tenant]:
+        """Replace both limits (None: unlimited); returns the tenant as now stored. Raises
+        NoSuchTenant. Existing data over a new limit stays; only growth is refused."""
+
+    def delete_tenant(self, name: str) -> Deferred[Tenant]:
+        """Remove a tenant and its access keys in one transaction; returns what was removed.
+        Its metered usage stays, for the bill. Raises NoSuchTenant, or TenantNotEmpty while
+        it owns a container."""
+
+    def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]:
+        """Store an access key for the tenant, replacing any key with that access key id
+        (secret and owner). The secret is stored sealed, never in plain text."""
+
+    def credentials(self, tenant_id: str | None) -> Deferred[list[tuple[str, str, float]]]:
+        """(access key, tenant name, created) for one tenant's keys or every key when None,
+        by tenant name then creation. Never a secret."""
+
+    def revoke_credential(self, access_key: str) -> Deferred[bool]:
+        """Delete the access key; False if there was none."""
+
+    def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
+        """The key with its secret unsealed, and its tenant; None for an unknown key.
+        On every request's path: a point read, fast."""
+
+    def count_credentials(self) -> Deferred[int]:
+        """How many access keys exist, of every tenant."""
+
+
+class Containers(Protocol):
+    """Containers of a tenant, and small opaque per-container documents (CORS...)."""
 
     def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
-        """Raises ContainerExists if the tenant already has one of that name."""
+        """A new, empty container with its totals at zero. Raises ContainerExists if the
+        tenant already has one of that name."""
 
-    def container(self, tenant_id: str, name: str) -> Deferred[Container | None]: ...
+    def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
+        """The tenant's container of that name, or None. On every request's path: a point read, fast."""
 
     def containers(
         self, tenant_id: str, prefix: str = "", after: str | None = None, limit: int | None = None
     ) -> Deferred[list[Container]]:
-        """The tenant's containers in name order: those starting with ``prefix``, after ``after``."""
+        """The tenant's containers in name order: those starting with ``prefix``, after ``after``,
+        at most ``limit`` (None: all)."""
 
     def delete_container(self, container: Container) -> Deferred[None]:
-        """Raises ContainerNotEmpty while any artifact remains."""
+        """In one transaction: the container, its settings, its unfinished uploads (their
+        parts queued as garbage) and its stored totals (billed up to now). Raises
+        ContainerNotEmpty while any artifact remains, and then changes nothing."""
 
     def setting(self, container: Container, name: str) -> Deferred[str | None]:
         """A per-container setting (an opaque document), or None when unset."""
 
     def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
-        """Set or replace; raises NoSuchContainer if the container is gone."""
+        """Set or replace; raises NoSuchContainer if the container is gone (checked in the
+        same transaction: a setting never outlives its container)."""
 
     def delete_setting(self, container: Container, name: str) -> Deferred[bool]:
         """True if there was one to delete."""
@@ -54,25 +146,104 @@ class Catalog(Protocol):
         """For every container so named (the tenant's, or every tenant's when None), in
         creation order, its setting or None: one read for the hot path."""
 
-    def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]: ...
+
+class Artifacts(Protocol):
+    """The namespace: one artifact per (container, key)."""
+
+    def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
+        """The artifact at the key, or None. On every GET's path: a point read, fast."""
 
     def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:
         """Insert or replace in one transaction; returns the replaced artifact.
 
         ``condition`` is checked inside the same transaction (PreconditionFailed),
-        so two conditional writers can never both win.
+        so two conditional writers can never both win. The stored totals change by
+        the size difference (and one object if new): QuotaExceeded refuses the write.
 
-        The replaced artifact's locator is queued as garbage in the same
-        transaction, so a crash before it is freed leaks nothing for good.
+        The replaced artifact's locators are queued as garbage in the same
+        transaction, so a crash before they are freed leaks nothing for good.
         """
 
     def delete_artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
-        """Remove the key (its locator queued as garbage); returns what was removed."""
+        """Remove the key (its locators queued as garbage, its bytes and object taken off
+        the totals); returns what was removed, None if there was nothing."""
 
     def list_artifacts(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> Deferred[ListingPage]:
-        """A page in UTF-8 binary key order, keys strictly greater than ``after``."""
+        """A page in UTF-8 binary key order, keys strictly greater than ``after``.
+
+        Only keys starting with ``prefix``; with a ``delimiter`` (empty: none), keys that
+        contain it after the prefix roll up into one common prefix each. Artifacts and
+        prefixes together are at most ``limit``; ``next_marker`` is the page's last key or
+        prefix, to continue after when ``truncated``. Its cost grows with the page, not the
+        container.
+        """
+
+
+class Uploads(Protocol):
+    """Multipart uploads in progress and their parts (each part its own blob)."""
+
+    def create_upload(self, upload: Upload) -> Deferred[None]:
+        """Record a new upload under its (unique, caller-chosen) id."""
+
+    def upload(self, container_id: int, upload_id: str) -> Deferred[Upload]:
+        """Raises NoSuchUpload, also for an id that belongs to another container."""
+
+    def put_part(self, container_id: int, part: Part) -> Deferred[Part | None]:
+        """Record a part, replacing one of the same number; returns the replaced part (its
+        blob queued as garbage). The part's bytes count in the stored totals
+        (QuotaExceeded). Raises NoSuchUpload if the upload is gone (completed or aborted
+        meanwhile), and then the caller owns the part's blob."""
+
+    def parts(self, container_id: int, upload_id: str, after: int, limit: int) -> Deferred[tuple[Upload, list[Part]]]:
+        """The upload and up to ``limit`` of its parts numbered above ``after``, in order.
+        Raises NoSuchUpload."""
+
+    def complete_upload(
+        self,
+        container_id: int,
+        upload_id: str,
+        chosen: list[tuple[int, str]],
+        min_part_size: int,
+        modified: float,
+        condition: WriteCondition | None,
+        checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
+    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part], list[tuple[str, str]]]]:
+        """Turn an upload into a manifest artifact in one transaction; no byte moves.
+
+        ``chosen`` is (part number, MD5 hex) in the client's order. Returns (new artifact,
+        replaced artifact, the chosen parts, the (placement, locator) of the parts uploaded
+        but not chosen). The upload and its part rows go; the unchosen parts are queued as
+        garbage with the replaced artifact's blobs.
+        ``checksum_of`` derives the artifact's checksum from the chosen parts (it may
+        raise to refuse the completion); it runs inside the transaction, so it must not
+        block or call back into the catalog.
+
+        Raises NoSuchUpload, InvalidPartOrder (numbers not ascending), InvalidPart (a part
+        missing or of another MD5), EntityTooSmall (a part but the last under
+        ``min_part_size``), PreconditionFailed (``condition``, checked in the transaction),
+        MigrationInProgress (chosen parts on different placements), QuotaExceeded.
+        """
+
+    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[list[tuple[str, str]]]:
+        """Drop the upload: its parts queued as garbage, and returned as (placement, locator),
+        and taken off the totals. Raises NoSuchUpload."""
+
+    def list_uploads(
+        self, container_id: int, prefix: str, delimiter: str, key_marker: str | None, id_marker: str | None, limit: int
+    ) -> Deferred[tuple[list[Upload], list[str], bool]]:
+        """Uploads in (key, created, id) order after the markers, ``prefix`` and
+        ``delimiter`` as in ``list_artifacts``: (uploads, common prefixes, truncated), at
+        most ``limit`` of both together. With only ``key_marker``, uploads of keys greater
+        than it; with both, the ones after that upload of that key too."""
+
+    def stale_uploads(self, created_before: float, limit: int) -> Deferred[list[Upload]]:
+        """Up to ``limit`` uploads of any container created before the time, oldest first."""
+
+
+class Garbage(Protocol):
+    """Blobs no row references any more, waiting to be freed on their placement."""
 
     # Every blob on a driver is, for the catalog, exactly one of: intended (a live or dead
     # writer's, recorded before its first byte), referenced (an artifact or part), or garbage.
@@ -89,12 +260,73 @@ class Catalog(Protocol):
     def garbage(
         self, limit: int, queued_before: float = float("inf"), placements: Iterable[str] | None = None
     ) -> Deferred[list[tuple[str, str]]]:
-        """(placement, locator) pairs whose blobs are no longer referenced, queued at or
-        before ``queued_before``, on ``placements`` when given; oldest first."""
+        """Up to ``limit`` (placement, locator) pairs whose blobs are no longer referenced,
+        queued at or before ``queued_before``, on ``placements`` when given; oldest first.
+        Reading does not remove them: only ``forget_garbage`` does, once the blob is freed."""
 
     def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
         """Queue blobs that no row references (a failed write's leftovers) for the sweep;
-        settles their intents."""
+        settles their intents. A locator already queued stays queued once."""
 
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
-        """The blobs are deleted: forget their garbage rows and intents."""
+        """The blobs are deleted: forget their garbage rows and intents (unknown locators
+        are ignored)."""
+
+
+class Migrations(Protocol):
+    """Moving a container's blobs to another placement while it serves."""
+
+    def begin_migration(self, container_id: int, target: str) -> Deferred[str]:
+        """Point the container's new writes at ``target``; returns the placement it had.
+
+        In the same transaction, every artifact and part that does not yet say
+        where its blobs are gets the old placement written down, so that after
+        the switch nothing is read from the wrong driver. Raises NoSuchContainer.
+        """
+
+    def misplaced_artifacts(
+        self, container_id: int, target: str, after: str | None, limit: int
+    ) -> Deferred[list[Artifact]]:
+        """Up to ``limit`` artifacts whose blobs are not on ``target``, in key order after ``after``."""
+
+    def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
+        """Swap in ``moved`` (the same artifact, its blobs copied elsewhere) if the key still
+        holds exactly ``old``'s blobs; the old blobs are queued as garbage. False, changing
+        nothing, if the key changed meanwhile (the caller then frees its copies)."""
+
+    def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
+        """Up to ``limit`` parts of the container's unfinished uploads whose blobs are not on ``target``."""
+
+    def move_part(self, container_id: int, old: Part, moved: Part) -> Deferred[bool]:
+        """Like ``move_artifact``, for a part of an unfinished upload."""
+
+
+class Accounting(Protocol):
+    """What tenants store now, and metered usage by hour for the bill."""
+
+    def tenant_totals(self, tenant_id: str) -> Deferred[StoredTotals]:
+        """Bytes and objects the tenant stores now (unfinished parts' bytes included). A
+        point read on the upload path."""
+
+    def all_tenant_totals(self) -> Deferred[dict[str, StoredTotals]]:
+        """Tenant id to totals, for every tenant that has a container."""
+
+    def check_quota(self, tenant_id: str, more_bytes: int, more_objects: int) -> Deferred[None]:
+        """Raises QuotaExceeded if the tenant cannot take that much more now. Advisory: the
+        commit that stores it checks again, atomically."""
+
+    def add_traffic(self, rows: list[UsageRow]) -> Deferred[None]:
+        """Add each row's bytes in/out and request counts to its (tenant, container, hour)
+        row; its ``byte_seconds`` are ignored (storage is integrated by the catalog)."""
+
+    def rollup_usage(self) -> Deferred[int]:
+        """Integrate every non-empty container's stored bytes up to now into the hourly
+        rows; returns how many containers were brought up to date."""
+
+    def usage(self, tenant_id: str, first_hour: int, end_hour: int) -> Deferred[list[UsageRow]]:
+        """Hourly rows of ``first_hour <= hour < end_hour``, by hour then container,
+        brought up to date first so the current hour's storage is counted."""
+
+
+class Catalog(Lifecycle, Tenants, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, Protocol):
+    """The whole contract: every method the engine, the services and the admin tool call."""

@@ -161,7 +161,7 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         headers=tuple((k, v) for k, v in extra["headers"]),
         storage_class=extra.get("class", "STANDARD"),
         parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
-        checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,  # type: ignore[arg-type]
+        checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,
         placement=extra.get("placement", ""),
         upload_id=extra.get("upload", ""),
         sealing=_sealing(extra.get("sealing")),
@@ -218,7 +218,9 @@ def _upload(row: tuple[Any, ...]) -> Upload:
 
 
 def _part(row: tuple[Any, ...]) -> Part:
-    return Part(*row[:7], placement=row[7] or "", sealed_key=row[8] or "")
+    upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key = row
+    # NULL placement and sealed_key: older catalogs (the container's placement; plaintext).
+    return Part(upload_id, number, locator, size, md5, modified, checksum, placement or "", sealed_key or "")
 
 
 def _container(row: tuple[Any, ...]) -> Container:
@@ -435,10 +437,13 @@ class SQLiteCatalog:
                 self._conn.close()
                 self._conn = None
 
-        d = self._run(close)
-        # Released last: intents still recorded under this name are a dead writer's from now on.
-        d.addBoth(lambda r: (self._pool.stop(), self._lease.release(), r)[2])
-        return d
+        def stop_pool(result: object) -> object:
+            self._pool.stop()
+            # Released last: intents still recorded under this name are a dead writer's from now on.
+            self._lease.release()
+            return result
+
+        return self._run(close).addBoth(stop_pool)
 
     # -- tenants and keys
 
@@ -543,7 +548,7 @@ class SQLiteCatalog:
             args: tuple[str, ...] = ()
             if tenant_id is not None:
                 sql, args = sql + " WHERE c.tenant_id = ?", (tenant_id,)
-            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]  # type: ignore[misc]
+            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]
 
         return self._run(work)
 
@@ -970,8 +975,8 @@ class SQLiteCatalog:
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
-            unchosen = sum(p.size for p in stored.values()) - artifact.size
-            self._account_replacement(db, container_id, -unchosen, old)
+            unchosen_bytes = sum(p.size for p in stored.values()) - artifact.size
+            self._account_replacement(db, container_id, -unchosen_bytes, old)
             self._write_artifact(db, artifact)
             chosen_numbers = {p.number for p in picked}
             unchosen = [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]

@@ -25,6 +25,7 @@ def build_driver(
     reactor: Any,
     scrub_staging: bool = True,
     reserve: int = AUTO_RESERVE,
+    rclone_role: str = "private",
 ) -> Driver:
     kind = table["type"]
     if kind == "local":
@@ -37,6 +38,14 @@ def build_driver(
         if "timeout" in settings:
             settings["timeout"] = float(settings["timeout"])
         return S3Driver(S3DriverConfig(**settings), reactor, name=name)
+    if kind == "rclone":
+        from vaultaire.drivers.rclone import RcloneDriver, RcloneDriverConfig
+
+        settings = {k: v for k, v in table.items() if k != "type"}
+        if "timeout" in settings:
+            settings["timeout"] = float(settings["timeout"])
+        run_dir = os.path.join(data_dir, "run", "rclone")
+        return RcloneDriver(RcloneDriverConfig(**settings), reactor, name, run_dir, role=rclone_role)
     raise ValueError(f"unknown driver type {kind!r}")
 
 
@@ -47,14 +56,18 @@ def build_placements(
     reactor: Any,
     scrub_staging: bool = True,
     reserve: int = AUTO_RESERVE,
+    rclone_role: str = "private",
 ) -> dict[str, Driver]:
     """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``.
 
     ``scrub_staging`` is off in worker processes: only the supervisor may remove
-    staged files, since a sibling worker may be writing one."""
+    staged files, since a sibling worker may be writing one. ``rclone_role`` says
+    who runs rclone for rclone drivers (see vaultaire.drivers.rclone): the
+    supervisor of workers publishes one process per driver, its workers attach."""
     tables = {"local": {"type": "local"}, **drivers}
     built: dict[str, Driver] = {
-        name: build_driver(name, table, data_dir, reactor, scrub_staging, reserve) for name, table in tables.items()
+        name: build_driver(name, table, data_dir, reactor, scrub_staging, reserve, rclone_role)
+        for name, table in tables.items()
     }
     for name, table in placements.items():
         members = [built[m] for m in table["drivers"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from zope.interface import implementer
 
 from vaultaire.drivers.interface import BlobWriter, Driver
@@ -24,7 +24,10 @@ class WriterConsumer:
         self._outstanding = 0
         self.error: BaseException | None = None
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        # Blob readers push (the driver contract); a pull producer would never be asked for data.
+        if not IPushProducer.providedBy(producer):
+            raise TypeError(f"{producer!r} is not a push producer")
         self._producer = producer
 
     def unregisterProducer(self) -> None:
@@ -51,7 +54,12 @@ class WriterConsumer:
     def drained(self) -> Deferred[Any]:
         """Fires when every write so far has been accepted by the writer."""
         d: Deferred[Any] = Deferred()
-        self._tail.addBoth(lambda result: (d.callback(None), result)[1])
+
+        def fire(result: object) -> object:
+            d.callback(None)
+            return result
+
+        self._tail.addBoth(fire)
         return d
 
 

@@ -185,7 +185,9 @@ class FailoverDriver:
 
     def delete(self, locator: str) -> Deferred[None]:
         async def delete() -> None:
-            results = await DeferredList([m.delete(locator) for m in self.members], consumeErrors=True)
+            results: list[tuple[bool, Any]] = await DeferredList(  # value: a Failure where not ok
+                [m.delete(locator) for m in self.members], consumeErrors=True
+            )
             for member, (ok, value) in zip(self.members, results, strict=True):
                 if not ok:
                     self.member_failed(member, value.value)

@@ -29,11 +29,15 @@ The contract, in full:
 
 Every failure of the byte store is a ``vaultaire.errors.DriverError``; the S3
 layer answers it with 503, so clients retry.
+
+Some drivers have more: the optional capabilities below (``KeepsBlobsForReaders``,
+``OnLocalDisk``, ``Composite``, ``Reconciling``), which callers test with isinstance.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer
@@ -66,11 +70,17 @@ class BlobReader(Protocol):
 
 
 class Driver(Protocol):
+    """A byte store. Implementations declare the protocol's own return types
+    (``Deferred[BlobReader]``, not ``Deferred[TheirReader]``): a Deferred is
+    invariant in its result, so a narrower one would not be a Driver to mypy."""
+
     name: str
 
-    def start(self) -> Deferred[None]: ...
+    def start(self) -> Deferred[None]:
+        """Check the store can work; fails with a DriverError saying why not."""
 
-    def stop(self) -> Deferred[None]: ...
+    def stop(self) -> Deferred[None]:
+        """Release connections; blobs being read or written may be cut short."""
 
     def open_writer(self, locator: str, size_hint: int | None = None) -> BlobWriter:
         """A writer for a new blob. ``size_hint`` is the exact size when the
@@ -86,4 +96,39 @@ class Driver(Protocol):
     def stat(self, locator: str) -> Deferred[int | None]:
         """The blob's size in bytes, or None when there is no such blob."""
 
-    def health(self) -> Deferred[dict[str, object]]: ...
+    def health(self) -> Deferred[dict[str, object]]:
+        """``{"status": "ok" | "error" | ..., ...}`` with details; never fails."""
+
+
+# -- optional capabilities: a driver has them or not, and callers ask with isinstance.
+
+
+@runtime_checkable
+class KeepsBlobsForReaders(Protocol):
+    """Open readers keep reading a blob deleted under them (a local file, bytes in memory)
+    when this is true: the engine then frees replaced blobs at once, not after a grace."""
+
+    readers_keep_blobs: bool
+
+
+@runtime_checkable
+class OnLocalDisk(Protocol):
+    """Writes its blobs under this directory of a local filesystem (its free space is watched)."""
+
+    disk_root: str
+
+
+@runtime_checkable
+class Composite(Protocol):
+    """A placement over other drivers (mirror, failover)."""
+
+    members: Sequence[Driver]
+
+
+@runtime_checkable
+class Reconciling(Protocol):
+    """Has upkeep of its own, run once per deployment by the periodic work."""
+
+    def reconcile_if_due(self) -> Deferred[int]:
+        """Do the upkeep if it is due (failover: move blobs back to a primary that is up);
+        fires with how many blobs it moved."""

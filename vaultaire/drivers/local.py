@@ -11,16 +11,18 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.drivers.bytes_reader import BytesReader
+from vaultaire.drivers.interface import BlobReader
 from vaultaire.errors import DriverError, InsufficientStorage
 
 T = TypeVar("T")
@@ -87,12 +89,12 @@ class LocalBlobWriter:
         self._written += len(data)
         return self._run(self._write, data).addErrback(self._failed)
 
-    def _failed(self, failure: Any) -> None:
-        if failure.check(OSError) and is_full(failure.value):
+    def _failed(self, failure: Failure) -> Failure:
+        if isinstance(failure.value, OSError) and is_full(failure.value):
             raise InsufficientStorage("The server's disk is full; delete objects and retry.")
-        if failure.check(OSError):
+        if isinstance(failure.value, OSError):
             raise DriverError(f"local disk write failed: {failure.value.strerror}")
-        return failure  # type: ignore[no-any-return]
+        return failure
 
     def _commit(self) -> None:
         with self._lock:
@@ -304,7 +306,7 @@ class LocalDriver:
     def open_writer(self, locator: str, size_hint: int | None = None) -> LocalBlobWriter:
         return LocalBlobWriter(self._run, self._path(locator), size_hint)
 
-    def open_reader(self, locator: str, start: int, end: int) -> Deferred[LocalBlobReader | BytesReader]:
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
         path = self._path(locator)
         if end - start + 1 <= INLINE_READ_MAX:
             # A small blob is read on the reactor thread: open, pread and close from
@@ -317,11 +319,12 @@ class LocalDriver:
                 return fail(DriverError(f"blob {locator} is shorter than the catalog says"))
             return succeed(BytesReader(data))
 
-        def opened(fd: int) -> LocalBlobReader:
+        def opened(fd: int) -> BlobReader:
             return LocalBlobReader(self._run, fd, start, end)
 
-        def missing(failure: Any) -> None:
+        def missing(failure: Failure) -> NoReturn:
             failure.trap(OSError)
+            assert isinstance(failure.value, OSError)  # trap re-raised anything else
             raise DriverError(f"blob {locator} cannot be opened: {failure.value.strerror}")
 
         return self._run(os.open, path, os.O_RDONLY | os.O_CLOEXEC).addCallbacks(opened, missing)

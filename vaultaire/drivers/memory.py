@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, fail, succeed
 
 from vaultaire.drivers.bytes_reader import BytesReader
+from vaultaire.drivers.interface import BlobReader
 from vaultaire.errors import DriverError
 
 
@@ -47,7 +48,7 @@ class MemoryDriver:
     def open_writer(self, locator: str, size_hint: int | None = None) -> MemoryBlobWriter:
         return MemoryBlobWriter(self.blobs, locator, size_hint)
 
-    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BytesReader]:
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
         if locator not in self.blobs:
             return fail(DriverError(f"blob {locator} is missing"))
         return succeed(BytesReader(self.blobs[locator][start : end + 1]))

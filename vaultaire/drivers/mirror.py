@@ -22,6 +22,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from vaultaire.drivers.copy import copy_blob
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
@@ -63,8 +64,10 @@ class MirrorWriter:
 
     def commit(self) -> Deferred[None]:
         async def commit() -> None:
-            results = await DeferredList([w.commit() for _, w in self._writers], consumeErrors=True)
-            failures = []
+            results: list[tuple[bool, Any]] = await DeferredList(  # value: a Failure where not ok
+                [w.commit() for _, w in self._writers], consumeErrors=True
+            )
+            failures: list[Failure] = []
             for (member, _), (ok, value) in zip(self._writers, results, strict=True):
                 if ok:
                     self._committed.append(member)
@@ -188,7 +191,9 @@ class MirrorDriver:
 
     def delete(self, locator: str) -> Deferred[None]:
         async def delete() -> None:
-            results = await DeferredList([m.delete(locator) for m in self.members], consumeErrors=True)
+            results: list[tuple[bool, Any]] = await DeferredList(  # value: a Failure where not ok
+                [m.delete(locator) for m in self.members], consumeErrors=True
+            )
             for member, (ok, value) in zip(self.members, results, strict=True):
                 if not ok:
                     self.member_failed(member, value.value)

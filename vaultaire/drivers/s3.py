@@ -21,7 +21,7 @@ import hashlib
 import time
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 from xml.etree import ElementTree
 
@@ -34,7 +34,7 @@ from twisted.internet import ssl
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, TimeoutError
 from twisted.internet.interfaces import IConsumer, IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -48,6 +48,7 @@ from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
 from vaultaire import sigv4
+from vaultaire.drivers.interface import BlobReader
 from vaultaire.errors import DriverError, DriverUnavailable
 
 log = Logger()
@@ -144,7 +145,9 @@ class S3Driver:
             path += "/" + quote(self.config.prefix + locator, safe="/~")
         return self._base + path + (f"?{query}" if query else "")
 
-    def _signed(self, method: str, url: str, headers: dict[str, str], payload_hash: str) -> dict[str, list[str]]:
+    def _signed(
+        self, method: str, url: str, headers: dict[str, str], payload_hash: str
+    ) -> dict[str | bytes, list[str | bytes]]:
         c = self.config
         all_headers = dict(headers)
         all_headers.update(
@@ -240,7 +243,8 @@ class S3Driver:
         return Deferred.fromCoroutine(check())
 
     def stop(self) -> Deferred[None]:
-        return self._pool.closeCachedConnections()
+        closed: Deferred[None] = self._pool.closeCachedConnections()  # untyped in Twisted
+        return closed
 
     def health(self) -> Deferred[dict[str, object]]:
         async def probe() -> dict[str, object]:
@@ -265,8 +269,8 @@ class S3Driver:
             return S3BlobWriter(self, locator, size_hint)
         return S3MultipartWriter(self, locator)
 
-    def open_reader(self, locator: str, start: int, end: int) -> Deferred[S3BlobReader]:
-        async def open_() -> S3BlobReader:
+    def open_reader(self, locator: str, start: int, end: int) -> Deferred[BlobReader]:
+        async def open_() -> BlobReader:
             headers = {"range": f"bytes={start}-{end}"} if end >= start else {}
             try:
                 response = await self.request("GET", locator, headers=headers, ok=(200, 206))
@@ -307,14 +311,23 @@ def _sleep(reactor: Any, seconds: float) -> Deferred[None]:
     return d
 
 
+def _body_producer(protocol: Protocol | None) -> IPushProducer | None:
+    """The transport ``deliverBody`` gave a body protocol: a push producer (Twisted's
+    TransportProxyProducer) that its ``transport: ITransport`` annotation does not say."""
+    if protocol is None or protocol.transport is None:
+        return None
+    return cast(IPushProducer, protocol.transport)
+
+
 class _Discard(Protocol):
     """Takes an unwanted response body by closing its connection, not by reading it."""
 
     def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.transport.stopProducing()
+        producer = _body_producer(self)
+        assert producer is not None
+        producer.stopProducing()
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         pass
 
 
@@ -649,13 +662,13 @@ class S3BlobReader:
 
     def _pause_upstream(self) -> None:
         self._upstream_paused = True
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.pauseProducing()
+        if (producer := _body_producer(self._protocol)) is not None:
+            producer.pauseProducing()
 
     def _resume_upstream(self) -> None:
         self._upstream_paused = False
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.resumeProducing()
+        if (producer := _body_producer(self._protocol)) is not None:
+            producer.resumeProducing()
 
     # upstream side
 
@@ -701,8 +714,8 @@ class S3BlobReader:
         waiting_for_upstream = not self._paused and not self._upstream_paused
         idle = self._reactor.seconds() - self._last
         if waiting_for_upstream and idle >= self._timeout:
-            if self._protocol is not None and self._protocol.transport is not None:
-                self._protocol.transport.stopProducing()
+            if (producer := _body_producer(self._protocol)) is not None:
+                producer.stopProducing()
             return
         if not waiting_for_upstream:
             self._last = self._reactor.seconds()  # a slow client is not a stalled upstream
@@ -744,8 +757,8 @@ class S3BlobReader:
         if not self._done.called:
             self._done.errback(DriverError("reader stopped before the end"))
             self._done.addErrback(lambda f: None)
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.stopProducing()
+        if (producer := _body_producer(self._protocol)) is not None:
+            producer.stopProducing()
         elif self._protocol is None:
             self._response.deliverBody(_Discard())
 
@@ -757,5 +770,5 @@ class _BodyReceiver(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self._reader.received(data)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._reader.ended(reason)

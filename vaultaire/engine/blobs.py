@@ -16,7 +16,7 @@ from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
-from vaultaire.drivers.interface import Driver
+from vaultaire.drivers.interface import Driver, KeepsBlobsForReaders
 from vaultaire.errors import DriverError
 from vaultaire.model import Artifact, Container
 
@@ -90,7 +90,7 @@ class BlobKeeper:
 
     def _readers_keep(self, placement: str) -> bool:
         driver = self.drivers.get(placement)
-        return bool(driver is not None and getattr(driver, "readers_keep_blobs", False))
+        return isinstance(driver, KeepsBlobsForReaders) and driver.readers_keep_blobs
 
     async def release(self, replaced: Artifact, container: Container) -> None:
         """Free what an overwrite or delete replaced (its commit queued it) once no read

@@ -12,10 +12,10 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from attrs import evolve, frozen
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -410,7 +410,7 @@ class Engine:
                     # hashlib drops the GIL: hash and write run on two cores at once.
                     hashed = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), absorb, chunk)
                     await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
-                        lambda f: f.value.subFailure.raiseException()
+                        lambda f: cast(FirstError, f.value).subFailure.raiseException()
                     )
             if declared_size is not None and size != declared_size:
                 # Before anything is committed: a short body must never replace what the key holds.
@@ -435,7 +435,7 @@ class Engine:
         if (condition.must_exist or condition.etag_must_be is not None) and current is None:
             # S3: If-Match on a missing key is 404 NoSuchKey, not 412.
             raise NoSuchArtifact("the key does not exist")
-        if condition.etag_must_be is not None and current.md5 != condition.etag_must_be:
+        if condition.etag_must_be is not None and current is not None and current.md5 != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
     async def copy(

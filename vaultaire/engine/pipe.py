@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from zope.interface import implementer
 
 from vaultaire.drivers.interface import BlobReader
@@ -124,7 +124,10 @@ class _PipeConsumer:
         if self.producer is not None:
             self.producer.resumeProducing()
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        # Blob readers push (the driver contract); a pull producer would never be asked for data.
+        if not IPushProducer.providedBy(producer):
+            raise TypeError(f"{producer!r} is not a push producer")
         self.producer = producer
 
     def unregisterProducer(self) -> None:

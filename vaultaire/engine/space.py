@@ -20,6 +20,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from vaultaire.diskspace import DiskSpace, sample
+from vaultaire.drivers.interface import Composite, Driver, OnLocalDisk
 from vaultaire.errors import InsufficientStorage
 
 __all__ = ["SpaceGuard", "describe_shortage", "local_roots"]
@@ -27,12 +28,13 @@ __all__ = ["SpaceGuard", "describe_shortage", "local_roots"]
 Run = Callable[..., Deferred[Any]]
 
 
-def local_roots(driver: Any) -> list[str]:
+def local_roots(driver: Driver) -> list[str]:
     """The directories a placement writes to on local disks: its own, or its members'."""
-    root = getattr(driver, "disk_root", None)
-    if isinstance(root, str):
-        return [root]
-    return [r for member in getattr(driver, "members", ()) for r in local_roots(member)]
+    if isinstance(driver, OnLocalDisk):
+        return [driver.disk_root]
+    if isinstance(driver, Composite):
+        return [r for member in driver.members for r in local_roots(member)]
+    return []
 
 
 def _mib(n: int) -> str:

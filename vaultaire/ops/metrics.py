@@ -197,7 +197,7 @@ class Metrics:
         )
         # Stored totals come from the catalog, not from counting: read fresh, exported as is.
         self.stored = StoredCollector(self.tenant_label)
-        self.registry.register(self.stored)  # type: ignore[arg-type]
+        self.registry.register(self.stored)
         # RSS, CPU, open fds and Python version, as the default registry would have.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

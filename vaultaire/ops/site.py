@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import cast
+from typing import Protocol
 
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
-from vaultaire.ops.metrics import Metrics
-
 __all__ = ["OpsResource", "health_document", "ops_resource"]
 
 HealthCheck = Callable[[], Mapping[str, object]]
+
+
+class MetricsSource(Protocol):
+    """What /metrics renders: one process's Metrics, or the supervisor's sum of its workers'."""
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its content type."""
+
 
 JSON_TYPE = b"application/json"
 TEXT_TYPE = b"text/plain; charset=utf-8"
@@ -71,7 +77,7 @@ class OpsResource(Resource):
 
     def __init__(
         self,
-        metrics: Metrics,
+        metrics: MetricsSource,
         *,
         version: str,
         started: float,
@@ -130,7 +136,7 @@ def _plain(request: Request, code: int, body: bytes) -> bytes:
 
 
 def ops_resource(
-    metrics: Metrics,
+    metrics: MetricsSource,
     *,
     version: str,
     started: float,
@@ -138,8 +144,4 @@ def ops_resource(
     clock: Callable[[], float] = time.time,
 ) -> IResource:
     """The root resource for the ops port."""
-    # cast: twisted's @implementer is invisible to mypy without mypy-zope.
-    return cast(
-        IResource,
-        OpsResource(metrics, version=version, started=started, health=health, clock=clock),
-    )
+    return OpsResource(metrics, version=version, started=started, health=health, clock=clock)
