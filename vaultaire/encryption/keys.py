@@ -62,7 +62,7 @@ class Keyring:
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != 32:
             raise ValueError("the master key must be 32 bytes")
-        self._master = master_key
+        self._master = AESGCM(master_key)  # built once: every SSE-S3 read unwraps a data key with it
         self._proof_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"vaultaire sse-c key proof"
         ).derive(master_key)
@@ -91,7 +91,7 @@ class Keyring:
             if offered is None or not offered.customer_key:
                 raise WrongKey("missing")
             return AESGCM(offered.customer_key), b"vaultaire sse-c data key"
-        return AESGCM(self._master), b"vaultaire sse-s3 data key"
+        return self._master, b"vaultaire sse-s3 data key"
 
     def new_blob(self, protection: Protection) -> tuple[BlobKey, str]:
         """A fresh data key and prefix, and its wrapped form for the catalog."""
