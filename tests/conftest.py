@@ -1,4 +1,4 @@
-"""Shared fixtures: a real `twistd vaultaire` process per test (or per module)."""
+"""Shared fixtures: a real `twistd vaultaire` process per test (or per module), or the stack in process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -36,6 +37,17 @@ def module_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield d
     finally:
         d.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path: Path) -> Any:
+    """The whole S3 stack in process with one bucket, ``bucket`` (a module may define its own ``server``)."""
+    from tests.s3helpers import Server
+
+    s = Server(str(tmp_path))
+    await s.start("bucket")
+    yield s
+    await s.stop()
 
 
 @pytest.fixture

@@ -36,14 +36,6 @@ OVERFLOWING_DATES = [
 ]
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
 async def send(server: Server, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> treq.response:
     r = await treq.request(
         method,

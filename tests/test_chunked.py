@@ -15,14 +15,6 @@ from tests.s3helpers import ACCESS, REGION, SECRET, Server, error_code
 from vaultaire import sigv4
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
 def crc32_b64(data: bytes) -> str:
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 

@@ -30,14 +30,6 @@ from vaultaire import sigv4
 BIG = "/bucket/big"  # the multipart tests' key
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
 async def create(server: Server, key: str = "big") -> str:
     return await create_upload(server, f"/bucket/{key}")
 

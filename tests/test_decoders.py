@@ -22,7 +22,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.http import _ChunkedTransferDecoder, _DataLoss, _MalformedChunkedDataError
 
 from tests.decoding import DecoderHung, Pieces, deadline, drain, peak_memory, result_of, split
-from tests.s3helpers import ACCESS, REGION, SECRET, Server
+from tests.s3helpers import ACCESS, REGION, SECRET
 from vaultaire import sigv4
 from vaultaire.api.chunked import AwsChunkedSource, ChunkSigning
 from vaultaire.api.errors import S3Error
@@ -249,14 +249,6 @@ def test_twisted_chunked_decoder_always_ends(data, sizes, mutate, cuts):
 
 
 # -- the decoder inside the daemon: one bad request must not take the worker
-
-
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
 
 
 def until_closed(port: int, request: bytes) -> bytes:

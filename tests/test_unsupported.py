@@ -35,14 +35,6 @@ REFUSED = [
 ]
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
 def assert_not_implemented(r, header: str) -> None:
     assert (r.code, error_code(r)) == (501, "NotImplemented"), r.body
     assert xml_values(r.body, "Header") == [header], r.body

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-
 from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import check_bucket_name
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
+from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
 
@@ -33,23 +32,6 @@ def _max_buckets(q: dict[str, str]) -> int | None:
     return value
 
 
-def _token(name: str) -> str:
-    # Opaque to clients, as S3's is; it carries the last name listed.
-    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
-
-
-def _continuation(token: str) -> str:
-    try:
-        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
-    except (ValueError, UnicodeError):
-        raise S3Error(
-            "InvalidArgument",
-            "The continuation token provided is incorrect",
-            ArgumentName="continuation-token",
-            ArgumentValue=token,
-        ) from None
-
-
 class BucketOperations(OperationBase):
     region: str
 
@@ -57,7 +39,7 @@ class BucketOperations(OperationBase):
         q = call.target.query
         prefix = q.get("prefix", "")
         limit = _max_buckets(q)
-        after = _continuation(q["continuation-token"]) if "continuation-token" in q else None
+        after = decode_token(q["continuation-token"]) if "continuation-token" in q else None
         region = q.get("bucket-region")
         if region is not None and region != self.region:
             containers = []  # every bucket of this server lives in its one region
@@ -78,7 +60,7 @@ class BucketOperations(OperationBase):
         ]
         tail = []
         if truncated:
-            tail.append(element("ContinuationToken", _token(containers[-1].name)))
+            tail.append(element("ContinuationToken", encode_token(containers[-1].name)))
         if "prefix" in q:
             tail.append(element("Prefix", prefix))
         return self._xml(
@@ -90,14 +72,7 @@ class BucketOperations(OperationBase):
         assert call.target.bucket is not None
         check_bucket_name(call.target.bucket)
         body = await self._small_body(call)
-        algorithm, expected, _trailer = checksums.declared(call.headers)
-        if algorithm is not None and expected is not None:
-            hasher = checksums.new_hasher(algorithm)
-            hasher.update(body)
-            if hasher.digest() != expected:
-                raise S3Error(
-                    "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum."
-                )
+        checksums.check_stated(call.headers, body)
         placement = None
         if body.strip():
             constraint = xmlparse.location_constraint(body)

@@ -109,6 +109,20 @@ def declared(headers: dict[str, str]) -> tuple[str | None, bytes | None, bool]:
     return algorithm, decode_value(algorithm, headers[header_name(algorithm)]), False
 
 
+def check_stated(headers: dict[str, str], body: bytes) -> str | None:
+    """Check a whole small body against its ``x-amz-checksum-*`` header, if it has one.
+
+    Returns the algorithm stated (None: none); a mismatch is BadDigest, as S3 answers.
+    """
+    algorithm, expected, _trailer = declared(headers)
+    if algorithm is not None and expected is not None:
+        hasher = new_hasher(algorithm)
+        hasher.update(body)
+        if hasher.digest() != expected:
+            raise S3Error("BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum.")
+    return algorithm
+
+
 def multipart_checksum(upload: Upload, parts: list[Part], sent: dict[int, str] | None = None) -> tuple[str, str] | None:
     """The checksum of a completed upload, as S3 defines it, from its parts' checksums.
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
+from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 
 MAX_LIST_KEYS = 1000
@@ -26,7 +25,7 @@ class ListingOperations(OperationBase):
         encoding = _encoding(q)
         if v2:
             token = q.get("continuation-token")
-            after = _decode_token(token) if token is not None else q.get("start-after") or None
+            after = decode_token(token) if token is not None else q.get("start-after") or None
         else:
             after = q.get("marker") or None
         page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, after, max_keys)
@@ -61,7 +60,7 @@ class ListingOperations(OperationBase):
         head += _listing_flags(delimiter, encoding, page.truncated, enc)
         if page.truncated and page.next_marker is not None:
             if v2:
-                head.append(element("NextContinuationToken", _encode_token(page.next_marker)))
+                head.append(element("NextContinuationToken", encode_token(page.next_marker)))
             elif delimiter:
                 head.append(element("NextMarker", enc(page.next_marker)))
         return self._xml(call, element("ListBucketResult", *head, *contents, *prefixes, xmlns=True))
@@ -153,19 +152,3 @@ def _encoding(q: Mapping[str, str]) -> str | None:
 def _url_encode(text: str) -> str:
     # encoding-type=url: SDKs decode with unquote_plus, so '+' must travel as %2B.
     return quote(text, safe="/~")
-
-
-def _encode_token(marker: str) -> str:
-    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii")
-
-
-def _decode_token(token: str) -> str:
-    try:
-        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
-    except (binascii.Error, ValueError, UnicodeError):
-        raise S3Error(
-            "InvalidArgument",
-            "The continuation token provided is incorrect",
-            ArgumentName="continuation-token",
-            ArgumentValue=token,
-        ) from None
