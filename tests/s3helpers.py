@@ -30,6 +30,7 @@ from vaultaire.api.http import ConnectionLimits, S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
+from vaultaire.encryption.keys import Keyring
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import Metrics
@@ -56,10 +57,14 @@ class Server:
         limits: ConnectionLimits | None = None,
         clock: Callable[[], float] = time.time,
         free_grace: float = 0,
+        sse_c_plain_http: bool = True,
+        master_key: bytes | None = None,
     ) -> None:
         self.data = data
+        # Pass the same key to open a data directory again (encrypted blobs, sealed secrets).
+        master_key = master_key or os.urandom(32)
         self.limits = limits
-        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
+        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(master_key))
         self.upstream = upstream
         self.driver: Any
         if upstream is None:
@@ -85,7 +90,13 @@ class Server:
         # ``clock`` is the engine's: a test that needs time to pass (upload expiry) moves it.
         # Replaced blobs are freed at once unless a test asks for the daemon's grace period.
         self.engine = Engine(
-            self.catalog, drivers, reactor, default_placement=self.driver.name, clock=clock, free_grace=free_grace
+            self.catalog,
+            drivers,
+            reactor,
+            default_placement=self.driver.name,
+            clock=clock,
+            free_grace=free_grace,
+            keyring=Keyring(master_key),
         )
         self.events = EventLog(os.path.join(data, "events"))
         self.metrics = Metrics()
@@ -100,6 +111,7 @@ class Server:
             started=time.time(),
             domains=domains,
             cors_default=cors_default,
+            sse_c_plain_http=sse_c_plain_http,  # in-process tests speak plain HTTP on loopback
         )
         self.port: Any = None
         self.url = ""

@@ -70,6 +70,8 @@ class Settings:
     # Neither given: DATA/master.key, created (mode 0600) at first start.
     master_key: str = ""
     master_key_file: str = ""
+    # SSE-C keys are refused over plain HTTP (400, as S3 does); true allows them (loopback, tests).
+    sse_c_plain_http: bool = False
     # Usage metering: request counters reach the catalog every flush_seconds; stored
     # byte-hours are exact at every change and closed off hourly by the rollup.
     usage_flush_seconds: int = 10
@@ -129,6 +131,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
     "security": {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
+        "sse_c_plain_http": "sse_c_plain_http",
     },
     "metering": {
         "flush_seconds": "usage_flush_seconds",

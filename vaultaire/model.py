@@ -45,6 +45,16 @@ class Container:
 
 
 @frozen
+class Sealing:
+    """How an artifact's (or upload's) blobs are encrypted at rest; None on a model field: plaintext."""
+
+    mode: str  # "AES256" (SSE-S3) or "SSE-C"
+    keys: tuple[str, ...] = ()  # each blob's wrapped data key, in blob order (a manifest's: per part)
+    key_proof: str = ""  # SSE-C: an HMAC of the customer key (the key itself is never stored)
+    key_md5: str = ""  # SSE-C: base64 MD5 of the customer key, echoed to clients as S3 does
+
+
+@frozen
 class Artifact:
     """What S3 calls an object: a key in a container and where its bytes live."""
 
@@ -69,6 +79,7 @@ class Artifact:
     placement: str = ""
     # The multipart upload that made it, so a retried CompleteMultipartUpload can be answered again.
     upload_id: str = ""
+    sealing: Sealing | None = None  # encrypted at rest (and how), or None
 
     @property
     def etag(self) -> str:
@@ -94,6 +105,7 @@ class Upload:
     storage_class: str = "STANDARD"
     checksum_algorithm: str | None = None
     checksum_type: str | None = None  # "COMPOSITE" or "FULL_OBJECT" when an algorithm is set
+    sealing: Sealing | None = None  # how its parts are encrypted (keys empty: each part has its own)
 
 
 @frozen
@@ -108,6 +120,7 @@ class Part:
     modified: float
     checksum: str | None = None  # base64, of the upload's checksum algorithm
     placement: str = ""  # where its blob is; empty in catalogs older than migrations: the container's
+    sealed_key: str = ""  # its blob's wrapped data key when the upload is encrypted
 
 
 @frozen

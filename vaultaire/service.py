@@ -247,6 +247,7 @@ def make_service(
         domains=tuple(d.lower() for d in settings.domains),
         meter=meter,
         cors_default=cors_default,
+        sse_c_plain_http=settings.sse_c_plain_http,
     )
 
     environ = environ if environ is not None else os.environ

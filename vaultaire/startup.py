@@ -40,6 +40,7 @@ from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.build import build_placements
+from vaultaire.encryption.keys import Keyring
 from vaultaire.engine import Engine
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import DriverError
@@ -186,6 +187,8 @@ def build_engine(
         min_part_size=settings.min_part_size,
         free_grace=settings.free_grace,
         space=SpaceGuard(data, placements, settings.free_space_reserve, run),
+        # The master key that seals secret keys also wraps the data keys of encrypted blobs.
+        keyring=Keyring(load_master_key(settings, data, create=True)),
     )
 
 

@@ -21,6 +21,7 @@ from twisted.web.server import NOT_DONE_YET
 from vaultaire.api import unsupported
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
+from vaultaire.api.bucket_encryption import EncryptionOperations
 from vaultaire.api.buckets import BucketOperations
 from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
 from vaultaire.api.cors import Rule as CorsRule
@@ -48,7 +49,13 @@ _NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
 
 
 class S3Api(
-    BucketOperations, ListingOperations, ObjectOperations, MultipartOperations, PostObjectOperation, CorsOperations
+    BucketOperations,
+    ListingOperations,
+    ObjectOperations,
+    MultipartOperations,
+    PostObjectOperation,
+    CorsOperations,
+    EncryptionOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -71,7 +78,9 @@ class S3Api(
         clock: Callable[[], float] = time.time,
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
+        sse_c_plain_http: bool = False,
     ) -> None:
+        self.sse_c_plain_http = sse_c_plain_http
         self.meter = meter
         self.domains = domains
         self.cors_default = cors_default
@@ -113,6 +122,9 @@ class S3Api(
             "PutBucketCors": self.put_bucket_cors,
             "DeleteBucketCors": self.delete_bucket_cors,
             "CorsPreflight": self.cors_preflight,
+            "GetBucketEncryption": self.get_bucket_encryption,
+            "PutBucketEncryption": self.put_bucket_encryption,
+            "DeleteBucketEncryption": self.delete_bucket_encryption,
         }
 
     def resource(self) -> Any:

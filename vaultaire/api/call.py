@@ -19,6 +19,7 @@ from vaultaire.api.errors import S3Error
 from vaultaire.api.http import S3Request
 from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
+from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
 from vaultaire.model import Container, RequestContext
 
@@ -94,6 +95,11 @@ class OperationBase:
     """What every operation family needs from the app: the engine and small shared steps."""
 
     engine: Engine
+    # SSE-C keys over plain HTTP: refused (as S3 does) unless the deployment allows it.
+    sse_c_plain_http: bool = False
+
+    def _sse_c_secure(self, call: S3Call) -> bool:
+        return self.sse_c_plain_http or bool(call.request.isSecure())
 
     if TYPE_CHECKING:
         # Shared steps ObjectOperations defines; S3Api mixes every family in, so the others use them too.
@@ -102,6 +108,9 @@ class OperationBase:
         def _echo_checksum(self, call: S3Call, incoming: IncomingBody) -> None: ...
 
         def _check_body_integrity(self, call: S3Call, body: bytes) -> None: ...
+
+        # EncryptionOperations (bucket_encryption.py) defines it.
+        async def _default_protection(self, call: S3Call, container: Container) -> Protection | None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

@@ -10,6 +10,8 @@ import errno
 
 from vaultaire import errors as domain
 from vaultaire.api.xmlout import element, xml_document
+from vaultaire.encryption.keys import WrongKey
+from vaultaire.engine.sealed import Unprotected
 
 # code -> (HTTP status, default message), messages as S3 words them
 CODES: dict[str, tuple[int, str]] = {
@@ -30,6 +32,14 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "ServerSideEncryptionConfigurationNotFoundError": (
+        404,
+        "The server side encryption configuration was not found",
+    ),
+    "InvalidEncryptionAlgorithmError": (
+        400,
+        "The Encryption request you specified is not valid. Supported value: AES256.",
+    ),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
@@ -135,6 +145,16 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error("ConditionalRequestConflict")
     if isinstance(exc, domain.PreconditionFailed):
         return S3Error("PreconditionFailed", Condition="If-Match" if "ETag" in str(exc) else "If-None-Match")
+    if isinstance(exc, WrongKey):
+        if exc.missing:
+            return S3Error(
+                "InvalidRequest",
+                "The object was stored using a form of Server Side Encryption. "
+                "The correct parameters must be provided to retrieve the object.",
+            )
+        return S3Error("AccessDenied")
+    if isinstance(exc, Unprotected):
+        return S3Error("NotImplemented", "This server has no key for encryption at rest.")
     if isinstance(exc, domain.NoSuchUpload):
         return S3Error("NoSuchUpload", UploadId=str(exc))
     if isinstance(exc, domain.InvalidPart):

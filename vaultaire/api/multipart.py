@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from vaultaire.api import checksums, xmlparse
+from vaultaire.api import checksums, encryption, xmlparse
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
@@ -16,8 +16,10 @@ from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.objects import copy_source
 from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.xmlout import element
+from vaultaire.encryption.keys import Protection
 from vaultaire.engine.conditions import Outcome, evaluate
-from vaultaire.model import Artifact, ByteRange, Part, Upload
+from vaultaire.errors import NoSuchUpload
+from vaultaire.model import Artifact, ByteRange, Container, Part, Upload
 
 MAX_PARTS = 10_000
 MAX_LISTED = 1000
@@ -51,6 +53,27 @@ class MultipartOperations(OperationBase):
     def _part_number(self, call: S3Call) -> int:
         return _bounded_int(call.target.query, "partNumber", -1, 1, MAX_PARTS)
 
+    def _part_protection(self, call: S3Call, upload: Upload) -> Protection | None:
+        """A part is sealed as its upload says; an SSE-C upload's parts each bring the same key."""
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))
+        encryption.check_offered(upload.sealing, offered)
+        if upload.sealing is None:
+            return None
+        self.engine.sealed.check(upload.sealing, offered)
+        return offered or Protection(upload.sealing.mode)
+
+    async def _check_complete_key(self, call: S3Call, container: Container, upload_id: str) -> None:
+        """An SSE-C key sent with CompleteMultipartUpload (s3transfer sends it) must be the upload's."""
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))
+        if offered is None:
+            return
+        try:
+            upload = await self.engine.upload(call.ctx, container, upload_id)
+        except NoSuchUpload:
+            return  # the completion answers it (a retry of one that happened gets its 200)
+        encryption.check_offered(upload.sealing, offered)
+        self.engine.sealed.check(upload.sealing, offered)
+
     async def create_multipart_upload(self, call: S3Call) -> bytes:
         assert call.target.key is not None
         algorithm = call.headers.get("x-amz-checksum-algorithm", "").lower() or None
@@ -60,7 +83,9 @@ class MultipartOperations(OperationBase):
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
+        protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
+        protection = protection or await self._default_protection(call, container)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -71,7 +96,9 @@ class MultipartOperations(OperationBase):
             storage_class=storage_class(call.headers),
             checksum_algorithm=algorithm,
             checksum_type=kind,
+            protection=protection,
         )
+        encryption.echo(call, upload.sealing)
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)
@@ -93,6 +120,7 @@ class MultipartOperations(OperationBase):
         incoming = IncomingBody(call.headers, call.identity, call.request.body_length)
         container = await self._container(call)
         upload = await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
+        protection = self._part_protection(call, upload)
         algorithm = upload.checksum_algorithm
         if algorithm is not None and incoming.algorithm not in (None, algorithm):
             raise S3Error("InvalidRequest", f"This upload's parts carry {algorithm.upper()} checksums.")
@@ -119,7 +147,9 @@ class MultipartOperations(OperationBase):
             verify=incoming.verify,
             checksum=part_checksum,
             declared_size=incoming.size,
+            protection=protection,
         )
+        encryption.echo(call, upload.sealing)
         call.set_header("ETag", f'"{part.md5}"')
         call.set_header("Content-Length", "0")
         self._echo_checksum(call, incoming)
@@ -134,15 +164,22 @@ class MultipartOperations(OperationBase):
         source = await self.engine.container(call.ctx, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)
+        upload = await self.engine.upload(call.ctx, target, upload_id)
+        protection = self._part_protection(call, upload)
 
         def resolve(original: Artifact) -> ByteRange | None:
+            encryption.check_offered(original.sealing, offered)
             if evaluate(conditions, original) is not Outcome.PROCEED:
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
             if wanted_range is None:
                 return None
             return resolve_copy_range(wanted_range, original.size)
 
-        _original, part = await self.engine.copy_part(call.ctx, source, source_key, target, upload_id, number, resolve)
+        _original, part = await self.engine.copy_part(
+            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection
+        )
+        encryption.echo(call, upload.sealing)
         return self._xml(
             call,
             element(
@@ -159,6 +196,7 @@ class MultipartOperations(OperationBase):
         condition = write_condition(call.headers)
         body = await self._small_body(call, COMPLETE_BODY_LIMIT)
         chosen, sent_checksums = xmlparse.complete_request(body, MAX_PARTS)
+        await self._check_complete_key(call, container, upload_id)
         claims = checksums.complete_claims(call.headers)
 
         def checksum_of(upload: Upload, parts: list[Part]) -> tuple[str, str] | None:
@@ -169,6 +207,7 @@ class MultipartOperations(OperationBase):
         artifact, _parts = await self.engine.complete_upload(
             call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
+        encryption.echo(call, artifact.sealing)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

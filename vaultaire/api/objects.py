@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from vaultaire.api import checksums, xmlparse
+from vaultaire.api import checksums, encryption, xmlparse
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.call import OperationBase, S3Call, http_date, iso
 from vaultaire.api.errors import S3Error, from_domain
@@ -55,7 +55,9 @@ class ObjectOperations(OperationBase):
         kept_headers = stored_headers(call.headers)
         klass = storage_class(call.headers)
         condition = write_condition(call.headers)
+        protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
+        protection = protection or await self._default_protection(call, container)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -71,9 +73,11 @@ class ObjectOperations(OperationBase):
             verify=incoming.verify,
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
             declared_size=incoming.size,
+            protection=protection,
         )
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
+        encryption.echo(call, artifact.sealing)
         self._echo_checksum(call, incoming)
         if klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -89,6 +93,7 @@ class ObjectOperations(OperationBase):
         call.set_header("Last-Modified", http_date(artifact.modified))
         call.set_header("Content-Type", artifact.content_type)
         call.set_header("Accept-Ranges", "bytes")
+        encryption.echo(call, artifact.sealing)
         for name, value in artifact.headers:
             call.set_header(name, value)
         if artifact.storage_class != "STANDARD":
@@ -123,8 +128,12 @@ class ObjectOperations(OperationBase):
         part_number = call.target.query.get("partNumber")
         if part_number is not None and range_header:
             raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
+        offered = encryption.for_read(call.headers, self._sse_c_secure(call))
 
         def decide(artifact: Artifact) -> ByteRange | None:
+            # The key before the conditions: S3 tells nothing about an SSE-C object without it.
+            encryption.check_offered(artifact.sealing, offered)
+            self.engine.sealed.check(artifact.sealing, offered)
             outcome = evaluate(conditions, artifact)
             if outcome is Outcome.FAILED:
                 raise S3Error("PreconditionFailed", Condition="If-Match")
@@ -141,7 +150,7 @@ class ObjectOperations(OperationBase):
                 self._artifact_headers(call, artifact)
                 self._length_headers(call, artifact, wanted)
                 return b""
-            artifact, wanted, reader = await self.engine.open(call.ctx, container, call.target.key, decide)
+            artifact, wanted, reader = await self.engine.open(call.ctx, container, call.target.key, decide, offered)
         except _NotModified as e:
             call.request.setResponseCode(304)
             call.set_header("ETag", e.artifact.etag)
@@ -180,12 +189,23 @@ class ObjectOperations(OperationBase):
         klass = storage_class(call.headers) if "x-amz-storage-class" in call.headers else None
         replaced_metadata = self._metadata(call) if directive == "REPLACE" else ()
         condition = write_condition(call.headers)
+        secure = self._sse_c_secure(call)
+        protection = encryption.for_write(call.headers, secure)
+        offered = encryption.for_read(call.headers, secure, source=True)
+        # S3: the copy is encrypted as the request says, else as the target bucket's default.
+        explicit = protection is not None
+        if protection is None:
+            protection = await self._default_protection(call, target)
 
         def plan(original: Artifact) -> CopyPlan:
+            encryption.check_offered(original.sealing, offered)
             if evaluate(conditions, original) is not Outcome.PROCEED:
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
             onto_itself = source.id == target.id and source_key == call.target.key
-            if onto_itself and directive == "COPY" and klass in (None, original.storage_class):
+            # A copy that asks for encryption, or that the default encrypts differently, changes the object.
+            was = original.sealing.mode if original.sealing else None
+            same_protection = not explicit and was == (protection.mode if protection else None)
+            if onto_itself and directive == "COPY" and klass in (None, original.storage_class) and same_protection:
                 raise S3Error(
                     "InvalidRequest",
                     "This copy request is illegal because it is trying to copy an object to itself without "
@@ -198,12 +218,20 @@ class ObjectOperations(OperationBase):
                     metadata=replaced_metadata,
                     headers=stored_headers(call.headers),
                     storage_class=klass or "STANDARD",
+                    protection=protection,
                 )
-            return CopyPlan(original.content_type, original.metadata, original.headers, klass or original.storage_class)
+            return CopyPlan(
+                original.content_type,
+                original.metadata,
+                original.headers,
+                klass or original.storage_class,
+                protection,
+            )
 
         _original, copied = await self.engine.copy(
-            call.ctx, source, source_key, target, call.target.key, plan, condition
+            call.ctx, source, source_key, target, call.target.key, plan, condition, offered
         )
+        encryption.echo(call, copied.sealing)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
         return self._xml(

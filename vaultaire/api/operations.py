@@ -44,6 +44,9 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "cors"): "GetBucketCors",
     ("bucket", "PUT", "cors"): "PutBucketCors",
     ("bucket", "DELETE", "cors"): "DeleteBucketCors",
+    ("bucket", "GET", "encryption"): "GetBucketEncryption",
+    ("bucket", "PUT", "encryption"): "PutBucketEncryption",
+    ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
 }
 
 _ALLOWED_METHODS = {

@@ -117,6 +117,8 @@ class PostObjectOperation(OperationBase):
             hashers=hashers,
             verify=verify,
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
+            # SSE form fields are refused (unsupported.py); the bucket's default still applies.
+            protection=await self._default_protection(call, container),
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from attrs import evolve
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
@@ -50,6 +51,7 @@ from vaultaire.model import (
     Credential,
     ListingPage,
     Part,
+    Sealing,
     StoredTotals,
     Tenant,
     Upload,
@@ -127,6 +129,7 @@ CREATE TABLE IF NOT EXISTS parts (
     modified REAL NOT NULL,
     checksum TEXT,
     placement TEXT,
+    sealed_key TEXT,
     PRIMARY KEY (upload_id, number)
 ) WITHOUT ROWID;
 -- Per-container settings (name = "cors", ...): opaque documents to the catalog,
@@ -161,7 +164,20 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,
         placement=extra.get("placement", ""),
         upload_id=extra.get("upload", ""),
+        sealing=_sealing(extra.get("sealing")),
     )
+
+
+def _sealing(stored: dict[str, Any] | None) -> Sealing | None:
+    if not stored:
+        return None  # written before encryption, or plaintext
+    return Sealing(stored["mode"], tuple(stored.get("keys", ())), stored.get("proof", ""), stored.get("md5", ""))
+
+
+def _sealing_json(sealing: Sealing | None) -> dict[str, Any] | None:
+    if sealing is None:
+        return None
+    return {"mode": sealing.mode, "keys": list(sealing.keys), "proof": sealing.key_proof, "md5": sealing.key_md5}
 
 
 def _extra(artifact: Artifact) -> str:
@@ -175,12 +191,13 @@ def _extra(artifact: Artifact) -> str:
             "checksum": list(artifact.checksum) if artifact.checksum else None,
             "placement": artifact.placement,
             "upload": artifact.upload_id,
+            "sealing": _sealing_json(artifact.sealing),
         }
     )
 
 
 _UPLOAD_COLUMNS = "id, container_id, key, created, content_type, extra"
-_PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum, placement"
+_PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key"
 
 
 def _upload(row: tuple[Any, ...]) -> Upload:
@@ -196,12 +213,14 @@ def _upload(row: tuple[Any, ...]) -> Upload:
         storage_class=extra["class"],
         checksum_algorithm=extra["checksum"],
         checksum_type=extra.get("checksum_type"),
+        sealing=_sealing(extra.get("sealing")),
     )
 
 
 def _part(row: tuple[Any, ...]) -> Part:
-    upload_id, number, locator, size, md5, modified, checksum, placement = row
-    return Part(upload_id, number, locator, size, md5, modified, checksum, placement or "")  # NULL: older catalogs
+    upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key = row
+    # NULL placement and sealed_key: older catalogs (the container's placement; plaintext).
+    return Part(upload_id, number, locator, size, md5, modified, checksum, placement or "", sealed_key or "")
 
 
 def _container(row: tuple[Any, ...]) -> Container:
@@ -219,6 +238,8 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     """Bring a catalog written by an older version up to this schema, in one transaction."""
     if "placement" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
         db.execute("ALTER TABLE parts ADD COLUMN placement TEXT")  # NULL: the container's placement
+    if "sealed_key" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
+        db.execute("ALTER TABLE parts ADD COLUMN sealed_key TEXT")  # NULL: a plaintext part
     columns = {r[1] for r in db.execute("PRAGMA table_info(tenants)")}
     for column in ("max_bytes", "max_objects"):
         if column not in columns:
@@ -820,6 +841,7 @@ class SQLiteCatalog:
                     "class": upload.storage_class,
                     "checksum": upload.checksum_algorithm,
                     "checksum_type": upload.checksum_type,
+                    "sealing": _sealing_json(upload.sealing),
                 }
             )
             db.execute(
@@ -853,7 +875,7 @@ class SQLiteCatalog:
                 self._queue_garbage(db, container_id, [old.locator], old.placement)
             accounting.account(db, container_id, part.size - (old.size if old else 0), 0, self._clock())
             db.execute(
-                f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     part.upload_id,
                     part.number,
@@ -863,6 +885,7 @@ class SQLiteCatalog:
                     part.modified,
                     part.checksum,
                     part.placement or None,
+                    part.sealed_key or None,
                 ),
             )
             blobs.settle(db, [part.locator])
@@ -945,6 +968,10 @@ class SQLiteCatalog:
                 checksum=checksum_of(upload, picked),
                 placement=placements.pop() if placements else "",
                 upload_id=upload_id,
+                # Each part keeps its own data key: the manifest lists them in part order.
+                sealing=None
+                if upload.sealing is None
+                else evolve(upload.sealing, keys=tuple(p.sealed_key for p in picked)),
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.

@@ -14,17 +14,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.encryption.keys import Keyring, Protection
 from vaultaire.engine.blobs import DEFAULT_FREE_GRACE, BlobKeeper
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
+from vaultaire.engine.sealed import BlobSeal, Sealed
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import (
     ConditionalConflict,
@@ -79,6 +81,7 @@ class CopyPlan:
     metadata: tuple[tuple[str, str], ...]
     headers: tuple[tuple[str, str], ...]
     storage_class: str
+    protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
 
 
 async def _nothing_replaced() -> int:
@@ -102,8 +105,11 @@ class Engine:
         min_part_size: int = 5 * 2**20,
         space: SpaceGuard | None = None,
         free_grace: float = DEFAULT_FREE_GRACE,
+        keyring: Keyring | None = None,
     ) -> None:
         self.min_part_size = min_part_size
+        # Encryption at rest; without a keyring (tools that only move blobs) it is refused.
+        self.sealed = Sealed(keyring, reactor)
         # Every blob dropped goes through the keeper: deleted, or queued for its sweep.
         self.blobs = BlobKeeper(catalog, drivers, clock, free_grace)
         if default_placement not in drivers:
@@ -269,8 +275,11 @@ class Engine:
         verify: Verifier | None = None,
         keep_checksum: tuple[str, str] | None = None,
         declared_size: int | None = None,
+        protection: Protection | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
+
+        With ``protection`` the blob is encrypted at rest under a fresh data key.
 
         ``keep_checksum`` is (algorithm, hasher name): that hasher's digest is
         stored with the artifact as its checksum.
@@ -289,9 +298,15 @@ class Engine:
             current = await self.catalog.artifact(container.id, key)
             return current.size if current is not None else 0
 
+        seal = self.sealed.new_blob(protection)
         locator, size, md5 = await self._write_blob(
-            ctx, container, source, hashers, verify, declared_size, replaced_size
+            ctx, container, source, hashers, verify, declared_size, replaced_size, seal
         )
+        sealing = self.sealed.describe(protection)
+        if sealing is not None and sealing.key_proof:
+            # S3: an SSE-C object's ETag is not the MD5 of its plaintext, which would tell
+            # anyone who can list the bucket something about content they cannot read.
+            md5 = hashlib.md5(bytes.fromhex(md5) + sealing.key_proof.encode()).hexdigest()
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
@@ -309,6 +324,7 @@ class Engine:
             storage_class=storage_class,
             checksum=checksum,
             placement=container.placement,
+            sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
         )
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
@@ -331,13 +347,14 @@ class Engine:
         verify: Verifier | None,
         declared_size: int | None,
         replacing: Callable[[], Awaitable[int]] = _nothing_replaced,
+        seal: BlobSeal | None = None,
     ) -> tuple[str, int, str]:
         """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
         if self.space is not None:
             await self.space.admit(container.placement, declared_size)
         reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
         try:
-            return await self._stream_blob(container, source, hashers, verify, reservation, declared_size)
+            return await self._stream_blob(container, source, hashers, verify, reservation, declared_size, seal)
         finally:
             if reservation is not None:
                 reservation.release()
@@ -350,11 +367,12 @@ class Engine:
         verify: Verifier | None,
         reservation: Reservation | None,
         declared_size: int | None = None,
+        seal: BlobSeal | None = None,
     ) -> tuple[str, int, str]:
-        """Stream into a new blob. ``declared_size`` (the Content-Length the client
-        announced) goes to the driver: one that needs it up front (a streamed
-        upstream PUT) uses it. A body of any other size is refused here, before
-        the commit, whatever the driver."""
+        """Stream into a new blob (encrypted by ``seal``, hashed as plaintext).
+        ``declared_size`` (the Content-Length the client announced) goes to the
+        driver: one that needs it up front (a streamed upstream PUT) uses it.
+        A body of any other size is refused here, before the commit, whatever the driver."""
         blob = uuid.uuid4().hex
         locator = f"{container.id}/{blob[:2]}/{blob}"
         driver = self._driver(container)
@@ -362,7 +380,10 @@ class Engine:
         # sweep turns into garbage, never a blob the catalog does not know.
         await self.catalog.intend_blobs(container.placement, [locator])
         try:
-            writer = driver.open_writer(locator, declared_size)
+            if seal is None:
+                writer = driver.open_writer(locator, declared_size)
+            else:
+                writer = seal.wrap(driver.open_writer(locator, seal.stored_size(declared_size)))
         except BaseException:
             await self.blobs.discard(container.placement, [locator])
             raise
@@ -426,13 +447,16 @@ class Engine:
         target_key: str,
         plan: Callable[[Artifact], CopyPlan],
         condition: WriteCondition | None = None,
+        offered: Protection | None = None,
     ) -> tuple[Artifact, Artifact]:
         """Stream an artifact into a new one (same or other container); returns (source, copy).
+
+        ``offered`` is the source's customer key (SSE-C); the plan says the copy's protection.
 
         ``plan`` sees the source artifact first and decides the copy's
         metadata, or raises (a failed copy-source condition, say).
         """
-        original, _, reader = await self.open(ctx, source, source_key, lambda a: None)
+        original, _, reader = await self.open(ctx, source, source_key, lambda a: None, offered)
         try:
             decided = plan(original)
         except BaseException:
@@ -450,6 +474,7 @@ class Engine:
                 storage_class=decided.storage_class,
                 condition=condition,
                 declared_size=original.size,
+                protection=decided.protection,
             )
         except BaseException:
             reader.stop()  # refused before reading (a condition, the quota): release the source blob
@@ -457,7 +482,12 @@ class Engine:
         return original, copied
 
     async def open(
-        self, ctx: RequestContext, container: Container, key: str, resolve: Callable[[Artifact], ByteRange | None]
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        resolve: Callable[[Artifact], ByteRange | None],
+        offered: Protection | None = None,
     ) -> tuple[Artifact, ByteRange | None, BlobReader]:
         """Find the artifact, resolve the wanted range against it, open its blob.
 
@@ -467,9 +497,10 @@ class Engine:
         for attempt in (1, 2):
             artifact = await self.artifact(ctx, container, key)
             wanted = resolve(artifact)
+            self.sealed.check(artifact.sealing, offered)
             start, end = (wanted.start, wanted.end) if wanted else (0, artifact.size - 1)
             try:
-                reader = await self._reader(container, artifact, start, end)
+                reader = await self._reader(container, artifact, start, end, offered)
             except DriverError:
                 if attempt == 2:
                     raise
@@ -477,12 +508,29 @@ class Engine:
             return artifact, wanted, reader
         raise AssertionError("unreachable")
 
-    async def _reader(self, container: Container, artifact: Artifact, start: int, end: int) -> BlobReader:
+    async def _reader(
+        self, container: Container, artifact: Artifact, start: int, end: int, offered: Protection | None = None
+    ) -> BlobReader:
         # The artifact's own placement: during a migration it may not be the container's.
         driver = self.placement(artifact.placement or container.placement)
+        sealing = artifact.sealing
+        if sealing is None:
+            if not artifact.parts:
+                return await driver.open_reader(artifact.locator, start, end)
+            return ManifestReader(driver, artifact.parts, start, end)
         if not artifact.parts:
-            return await driver.open_reader(artifact.locator, start, end)
-        return ManifestReader(driver, artifact.parts, start, end)
+            token = sealing.keys[0]
+            return await self.sealed.open_reader(
+                driver, sealing, token, artifact.locator, artifact.size, start, end, offered
+            )
+        blobs = {loc: (token, size) for (loc, size), token in zip(artifact.parts, sealing.keys, strict=True)}
+
+        def open_part(locator: str, first: int, last: int) -> Deferred[BlobReader]:
+            token, size = blobs[locator]
+            opened = self.sealed.open_reader(driver, sealing, token, locator, size, first, last, offered)
+            return Deferred.fromCoroutine(opened)
+
+        return ManifestReader(driver, artifact.parts, start, end, open_part)
 
     # -- multipart uploads
 
@@ -498,6 +546,7 @@ class Engine:
         storage_class: str = "STANDARD",
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
+        protection: Protection | None = None,
     ) -> Upload:
         if self.space is not None:
             await self.space.admit(container.placement, 0)  # an upload whose parts could not land
@@ -512,6 +561,7 @@ class Engine:
             storage_class=storage_class,
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
+            sealing=self.sealed.describe(protection),
         )
         await self.catalog.create_upload(upload)
         return upload
@@ -531,15 +581,31 @@ class Engine:
         verify: Verifier | None = None,
         checksum: Callable[[], str | None] = lambda: None,
         declared_size: int | None = None,
+        protection: Protection | None = None,
     ) -> Part:
         """Stream one part to its own blob; a part sent again replaces (and frees) the old one.
+
+        An encrypted upload's parts each get their own data key (``protection`` is the upload's).
 
         Callers look the upload up before streaming (the S3 layer must, to answer
         NoSuchUpload before 100 Continue); the commit checks it again in its
         transaction, so an upload aborted meanwhile still refuses the part.
         """
-        locator, size, md5 = await self._write_blob(ctx, container, source, hashers, verify, declared_size)
-        part = Part(upload_id, number, locator, size, md5, self._clock(), checksum(), placement=container.placement)
+        seal = self.sealed.new_blob(protection)
+        locator, size, md5 = await self._write_blob(
+            ctx, container, source, hashers, verify, declared_size, _nothing_replaced, seal
+        )
+        part = Part(
+            upload_id,
+            number,
+            locator,
+            size,
+            md5,
+            self._clock(),
+            checksum(),
+            placement=container.placement,
+            sealed_key=seal.token if seal is not None else "",
+        )
         try:
             replaced = await self.catalog.put_part(container.id, part)
         except BaseException:
@@ -559,10 +625,14 @@ class Engine:
         upload_id: str,
         number: int,
         resolve: Callable[[Artifact], ByteRange | None],
+        offered: Protection | None = None,
+        protection: Protection | None = None,
     ) -> tuple[Artifact, Part]:
-        """UploadPartCopy: a range of an artifact streamed into a part."""
+        """UploadPartCopy: a range of an artifact streamed into a part.
+
+        ``offered`` opens an SSE-C source; ``protection`` is the target upload's."""
         await self.catalog.upload(target.id, upload_id)
-        original, wanted, reader = await self.open(ctx, source, source_key, resolve)
+        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered)
         try:
             part = await self.put_part(
                 ctx,
@@ -571,6 +641,7 @@ class Engine:
                 number,
                 reader_source(reader),
                 declared_size=wanted.length if wanted else original.size,
+                protection=protection,
             )
         except BaseException:
             reader.stop()

@@ -7,7 +7,7 @@ and backpressure passes straight through to each part reader in turn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer
@@ -31,8 +31,16 @@ def part_ranges(parts: Sequence[tuple[str, int]], start: int, end: int) -> list[
 class ManifestReader:
     """A BlobReader over several blobs, in order."""
 
-    def __init__(self, driver: Driver, parts: Sequence[tuple[str, int]], start: int, end: int) -> None:
-        self._driver = driver
+    def __init__(
+        self,
+        driver: Driver,
+        parts: Sequence[tuple[str, int]],
+        start: int,
+        end: int,
+        open_blob: Callable[[str, int, int], Deferred[BlobReader]] | None = None,
+    ) -> None:
+        # ``open_blob`` opens one part's range (an encrypted part's opens and decrypts it).
+        self._open = open_blob or driver.open_reader
         self._pieces = part_ranges(parts, start, end)
         self._current: BlobReader | None = None
         self._stopped = False
@@ -45,7 +53,7 @@ class ManifestReader:
         for locator, first, last in self._pieces:
             if self._stopped:
                 break
-            self._current = await self._driver.open_reader(locator, first, last)
+            self._current = await self._open(locator, first, last)
             if self._stopped:
                 self._current.stop()
                 break

@@ -32,6 +32,7 @@ from attrs import define, evolve
 from twisted.logger import Logger
 
 from vaultaire.drivers.copy import copy_blob
+from vaultaire.encryption.packages import sealed_size
 from vaultaire.engine.engine import Engine
 from vaultaire.errors import DriverError, NoSuchPlacement, NoSuchUpload
 from vaultaire.model import Artifact, Container, Part
@@ -79,6 +80,11 @@ async def migrate(
     return report
 
 
+def _stored(plain_size: int, sealed: bool) -> int:
+    """A blob's size on its driver: an encrypted one holds its packages' tags too (copied as is)."""
+    return sealed_size(plain_size) if sealed else plain_size
+
+
 async def _copy(
     engine: Engine, container: Container, placement: str, target: str, locator: str, size: int, copied: list[str]
 ) -> str:
@@ -117,10 +123,13 @@ async def _move_artifact(
         if artifact.parts:
             parts = []
             for locator, size in artifact.parts:
-                parts.append((await _copy(engine, container, artifact.placement, target, locator, size, copied), size))
+                stored = _stored(size, artifact.sealing is not None)
+                new_part = await _copy(engine, container, artifact.placement, target, locator, stored, copied)
+                parts.append((new_part, size))
             moved = evolve(artifact, parts=tuple(parts), placement=target)
         else:
-            new = await _copy(engine, container, artifact.placement, target, artifact.locator, artifact.size, copied)
+            stored = _stored(artifact.size, artifact.sealing is not None)
+            new = await _copy(engine, container, artifact.placement, target, artifact.locator, stored, copied)
             moved = evolve(artifact, locator=new, placement=target)
         swapped = await engine.catalog.move_artifact(artifact, moved)
     except DriverError:
@@ -162,7 +171,8 @@ async def _move_parts(
 async def _move_part(engine: Engine, container: Container, target: str, part: Part, report: MigrationReport) -> None:
     copied: list[str] = []
     try:
-        new = await _copy(engine, container, part.placement, target, part.locator, part.size, copied)
+        stored = _stored(part.size, bool(part.sealed_key))
+        new = await _copy(engine, container, part.placement, target, part.locator, stored, copied)
     except DriverError:
         await _drop(engine, target, copied)
         if await _part_unchanged(engine, container, part):

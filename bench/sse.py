@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Encryption at rest: SSE-S3 against plain in the same run, on one real daemon.
+
+Starts one ``twistd vaultaire`` (one process, plain HTTP on 127.0.0.1) and measures,
+alternating plain and SSE-S3 so both see the same machine:
+
+* 1 GiB PUT (curl -T, presigned; the SSE one signs ``x-amz-server-side-encryption``), MB/s,
+* 1 GiB GET (curl -o /dev/null), MB/s,
+* the daemon's peak RSS during each of those transfers (VmRSS sampled every 20 ms),
+* 4 KiB GETs with wrk (2 threads, 16 connections, --seconds each), req/s,
+* a 1 MiB range GET from the middle of the encrypted 1 GiB object: time, and the bytes the
+  daemon read (``rchar`` of /proc/PID/io) next to the plaintext bytes the packages it had
+  to open hold (computed from the package format).
+
+Run by hand (never from the tests):
+
+    .venv/bin/python bench/sse.py [--size-mib 1024] [--seconds 10] [--scratch /tmp/vbench-sse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from daemon import ACCESS_KEY, REGION, SECRET_KEY, Daemon  # noqa: E402
+
+from vaultaire.encryption.packages import PACKAGE, sealed_range  # noqa: E402
+from vaultaire.sigv4 import presign_url  # noqa: E402
+
+MIB = 2**20
+SSE = {"x-amz-server-side-encryption": "AES256"}
+
+
+class PeakRss:
+    """The largest VmRSS of ``pid`` seen while running."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with open(f"/proc/{self.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rchar(pid: int) -> int:
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise RuntimeError("no rchar")
+
+
+def url_for(d: Daemon, method: str, key: str, headers: dict[str, str] | None = None) -> str:
+    return presign_url(
+        method,
+        f"{d.endpoint_url}/bench/{key}",
+        ACCESS_KEY,
+        SECRET_KEY,
+        REGION,
+        now=datetime.now(UTC),
+        expires=3600,
+        extra_signed_headers=headers,
+    )
+
+
+def curl(args: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(["curl", "-sS", "-f", "--max-time", "900", *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def source_file(path: Path, size: int) -> None:
+    if path.exists() and path.stat().st_size == size:
+        return
+    block = os.urandom(MIB)
+    with open(path, "wb") as f:
+        for _ in range(size // MIB):
+            f.write(block)
+
+
+def wrk(url: str, seconds: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def main() -> None:
+    a = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("--size-mib", type=int, default=1024)
+    a.add_argument("--seconds", type=int, default=10)
+    a.add_argument("--scratch", default=None)
+    o = a.parse_args()
+    scratch = Path(o.scratch or tempfile.mkdtemp(prefix="vbench-sse-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    size = o.size_mib * MIB
+    src = scratch / "source.bin"
+    source_file(src, size)
+    small = scratch / "small.bin"
+    small.write_bytes(os.urandom(4096))
+    d = Daemon(scratch / "daemon", workers=1).start()
+    try:
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="bench")
+        pid = d.pid
+        rows = []
+        for label, headers in (("plain", {}), ("sse-s3", SSE)):
+            extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+            key = f"big-{label}"
+            with PeakRss(pid) as put_rss:
+                put_s = curl(["-T", str(src), *extra, url_for(d, "PUT", key, headers)])
+            with PeakRss(pid) as get_rss:
+                get_s = curl(["-o", "/dev/null", url_for(d, "GET", key)])
+            curl(["-T", str(small), *extra, url_for(d, "PUT", f"small-{label}", headers)])
+            rps = wrk(url_for(d, "GET", f"small-{label}"), o.seconds)
+            rows.append((label, size / put_s / 1e6, size / get_s / 1e6, put_rss.peak_kib, get_rss.peak_kib, rps))
+        print(f"object {o.size_mib} MiB, 4 KiB GETs {o.seconds} s each, one daemon process (pid {pid})")
+        print("| mode | PUT MB/s | GET MB/s | peak RSS PUT MiB | peak RSS GET MiB | 4 KiB GET req/s |")
+        print("|---|---|---|---|---|---|")
+        for label, put, get, prss, grss, rps in rows:
+            print(f"| {label} | {put:.0f} | {get:.0f} | {prss / 1024:.0f} | {grss / 1024:.0f} | {rps:.0f} |")
+        plain, enc = rows
+        print(
+            f"ratios sse/plain: PUT {enc[1] / plain[1]:.2f}, GET {enc[2] / plain[2]:.2f}, "
+            f"4 KiB GET {enc[5] / plain[5]:.2f}"
+        )
+
+        start = size // 2 - MIB // 2 + 1234  # not on a package boundary
+        end = start + MIB - 1
+        before = rchar(pid)
+        took = curl(["-o", "/dev/null", "-H", f"Range: bytes={start}-{end}", url_for(d, "GET", "big-sse-s3")])
+        read = rchar(pid) - before
+        where = sealed_range(start, end, size)
+        packages = end // PACKAGE - where.first_package + 1
+        print(
+            f"1 MiB range GET at byte {start} of the encrypted object: {took * 1000:.1f} ms; "
+            f"{packages} packages opened = {packages * PACKAGE} plaintext bytes decrypted; "
+            f"daemon read {read} bytes (rchar, incl. the request) for {where.stored_end - where.stored_start + 1} "
+            "stored bytes wanted"
+        )
+    finally:
+        d.stop()
+
+
+if __name__ == "__main__":
+    main()
