@@ -25,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 from daemon import Daemon, catalog_rows, read_status, run_twistd
 from remotes import Azurite, Sshd
-from test_memory import SIZE, RssSampler, connection, streamed_get, streamed_put, write_source
+from streaming import SIZE, RssSampler, connection, streamed_get, streamed_put, write_source
 
 pytestmark = pytest.mark.timeout(240)
 
