@@ -349,6 +349,18 @@ class Daemon:
         return result
 
 
+def ops_metrics(d: Daemon) -> dict[str, float]:
+    """The ops port's samples: 'name{labels}' -> value."""
+    with urllib.request.urlopen(d.ops_url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 def read_status(pid: int) -> dict[str, int]:
     """VmRSS/VmHWM (kB) from /proc/PID/status."""
     out: dict[str, int] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from daemon import Daemon
+from daemon import Daemon, ops_metrics
 
 from vaultaire.config import ConfigError, Settings
 from vaultaire.startup import runtime_directory
@@ -103,17 +103,6 @@ def ops_health(d: Daemon) -> tuple[int, dict[str, object]]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
-
-
-def ops_metrics(d: Daemon) -> dict[str, float]:
-    with urllib.request.urlopen(d.ops_url + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def worker_restarts(d: Daemon) -> float:

@@ -11,13 +11,21 @@ import socket
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from daemon import ACCESS_KEY, SECRET_KEY, Daemon, catalog_rows, free_port, run_twistd, self_signed_certificate
+from daemon import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    Daemon,
+    catalog_rows,
+    free_port,
+    ops_metrics,
+    run_twistd,
+    self_signed_certificate,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -124,18 +132,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def metrics(d: Daemon) -> dict[str, float]:
-    """The ops port's samples: 'name{labels}' -> value."""
-    with urllib.request.urlopen(d.ops_url + "/metrics", timeout=5) as r:
-        text = r.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
-
-
 def test_both_workers_take_connections_and_are_children_of_the_supervisor(workers: Daemon) -> None:
     pids = pids_over_new_connections(workers)
     assert len(set(pids)) == 2, pids  # SO_REUSEPORT spreads new connections over both
@@ -161,7 +157,7 @@ def test_metrics_on_the_ops_port_sum_over_workers(workers: Daemon) -> None:
         finally:
             conn.close()
     assert len(served) == 2, served
-    samples = metrics(workers)
+    samples = ops_metrics(workers)
     counted = sum(v for k, v in samples.items() if k.startswith("vaultaire_requests_total{") and 'status="403"' in k)
     assert counted == 30
     assert samples["vaultaire_workers_running"] == 2
@@ -259,7 +255,7 @@ def test_a_killed_worker_is_restarted_and_service_continues(workers: Daemon) -> 
     assert s3.get_object(Bucket="survive", Key="before")["Body"].read() == b"kept"
 
     def replaced() -> bool:
-        samples = metrics(workers)
+        samples = ops_metrics(workers)
         return samples["vaultaire_workers_running"] == 2 and samples["vaultaire_worker_restarts_total"] == 1
 
     wait_for(replaced, 20, "the supervisor to restart the worker")
@@ -282,7 +278,7 @@ def test_a_worker_whose_event_loop_hangs_is_killed_and_replaced(tmp_path: Path) 
         wait_for(lambda: is_gone(victim), 40, "the hung worker to be killed")
 
         def replaced() -> bool:
-            samples = metrics(d)
+            samples = ops_metrics(d)
             return samples["vaultaire_workers_running"] == 2 and samples["vaultaire_worker_hung_kills_total"] >= 1
 
         wait_for(replaced, 30, "the supervisor to replace the hung worker")
@@ -323,8 +319,8 @@ def test_only_the_supervisor_scrubs_staged_blobs(workers: Daemon) -> None:
     staged.write_bytes(b"a live worker's upload")
     victim = min(pids_over_new_connections(workers))
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: metrics(workers).get("vaultaire_worker_restarts_total") == 1, 20, "a restart")
-    wait_for(lambda: metrics(workers).get("vaultaire_workers_running") == 2, 20, "two workers")
+    wait_for(lambda: ops_metrics(workers).get("vaultaire_worker_restarts_total") == 1, 20, "a restart")
+    wait_for(lambda: ops_metrics(workers).get("vaultaire_workers_running") == 2, 20, "two workers")
     assert staged.exists()  # a starting worker never deletes another's staged file
     workers.restart()  # the supervisor starts before any worker: now it is a dead write's
     assert not staged.exists()
@@ -479,7 +475,7 @@ def test_ctrl_c_is_the_supervisors_to_handle(workers_sigint: Daemon) -> None:
     for pid in pids:
         os.kill(pid, signal.SIGINT)
     assert set(pids_over_new_connections(workers, 20)) == pids
-    assert metrics(workers)["vaultaire_worker_restarts_total"] == 0
+    assert ops_metrics(workers)["vaultaire_worker_restarts_total"] == 0
     assert workers.proc is not None
     os.kill(workers.pid, signal.SIGINT)
     workers.proc.wait(20)

@@ -1,10 +1,11 @@
-"""Children that die with their parent: PR_SET_PDEATHSIG, shared by workers and rclone."""
+"""Children that die with their parent (PR_SET_PDEATHSIG) and are signalled safely: workers and rclone."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import signal
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -23,6 +24,16 @@ def die_with_parent(parent: int) -> None:
         pass  # not Linux: the parent's stop still ends its children
     if os.getppid() != parent:  # it died before prctl took effect
         os._exit(1)
+
+
+def signal_child(transport: Any, name: str) -> None:
+    """Send ``name`` (e.g. "TERM") to a child process through its transport, if it still runs."""
+    if transport is None:
+        return  # never started
+    try:
+        transport.signalProcess(name)
+    except Exception:
+        pass  # already gone
 
 
 def main(argv: list[str]) -> None:

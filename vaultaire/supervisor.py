@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from vaultaire import __version__
 from vaultaire.announce import serving_line
 from vaultaire.config import Settings
+from vaultaire.deathsig import signal_child
 from vaultaire.engine import Engine
 from vaultaire.ops.metrics import Metrics
 from vaultaire.ops.site import ops_resource
@@ -115,12 +116,7 @@ class WorkerProcess(ProcessProtocol):
         self.exited.callback(code)
 
     def signal(self, name: str) -> None:
-        if self.transport is None:
-            return  # never started
-        try:
-            self.transport.signalProcess(name)
-        except Exception:
-            pass  # already gone
+        signal_child(self.transport, name)
 
 
 def _proc_stat(pid: int) -> tuple[float, int] | None:

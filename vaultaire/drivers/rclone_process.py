@@ -32,6 +32,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from vaultaire.deathsig import signal_child
 from vaultaire.errors import DriverError
 
 log = Logger()
@@ -115,12 +116,7 @@ class _RcloneProtocol(ProcessProtocol):
         self.ended.callback((getattr(reason.value, "exitCode", None), getattr(reason.value, "signal", None)))
 
     def signal(self, name: str) -> None:
-        if self.transport is None:
-            return  # never started
-        try:
-            self.transport.signalProcess(name)
-        except Exception:
-            pass  # already gone
+        signal_child(self.transport, name)
 
 
 class RcloneServe:
