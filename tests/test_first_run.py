@@ -108,7 +108,12 @@ def test_start_line_and_development_keys_on_every_start(tmp_path: Path) -> None:
     d = Daemon(tmp_path / "dev", access_key=None, secret_key=None, workers=1).start()
     try:
         creds = d.data_dir / "dev-credentials.json"
-        assert f"serving S3 on http://127.0.0.1:{d.port}," in d.log_text()
+        # The line follows the first health probe, so /health may answer before it is written.
+        line = f"serving S3 on http://127.0.0.1:{d.port},"
+        deadline = time.monotonic() + 30
+        while line not in d.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert line in d.log_text()
         d.restart()
         second = d.log_text().split("==== start 2")[1]
         assert "export AWS_ACCESS_KEY_ID" not in second
