@@ -55,6 +55,14 @@ class Sealing:
 
 
 @frozen
+class Retention:
+    """Object Lock retention of one version: nobody deletes it, or shortens this, before ``until``."""
+
+    mode: str  # "GOVERNANCE" or "COMPLIANCE"
+    until: float  # epoch seconds, compared with the server's clock
+
+
+@frozen
 class Artifact:
     """What S3 calls an object: a key in a container and where its bytes live."""
 
@@ -80,6 +88,14 @@ class Artifact:
     # The multipart upload that made it, so a retried CompleteMultipartUpload can be answered again.
     upload_id: str = ""
     sealing: Sealing | None = None  # encrypted at rest (and how), or None
+    # Versioning: "null" is S3's id of the version an unversioned or suspended container writes.
+    version_id: str = "null"
+    delete_marker: bool = False  # a version that says "deleted": no bytes, no locator
+    is_latest: bool = True  # the current version of its key (set by the catalog when it reads)
+    tags: tuple[tuple[str, str], ...] = ()  # object tags, in the order they were given
+    retention: Retention | None = None  # Object Lock retention, or None
+    legal_hold: bool = False  # Object Lock legal hold: no delete while on, whatever the retention
+    acl: str = ""  # the access module's serialized ACL of this version; "" is the owner's default
 
     @property
     def etag(self) -> str:
@@ -106,6 +122,11 @@ class Upload:
     checksum_algorithm: str | None = None
     checksum_type: str | None = None  # "COMPOSITE" or "FULL_OBJECT" when an algorithm is set
     sealing: Sealing | None = None  # how its parts are encrypted (keys empty: each part has its own)
+    # Given at CreateMultipartUpload, carried to the artifact CompleteMultipartUpload makes:
+    tags: tuple[tuple[str, str], ...] = ()
+    retention: Retention | None = None
+    legal_hold: bool = False
+    acl: str = ""
 
 
 @frozen

@@ -168,6 +168,17 @@ class Artifacts(Protocol):
         """Remove the key (its locators queued as garbage, its bytes and object taken off
         the totals); returns what was removed, None if there was nothing."""
 
+    def amend_artifact(
+        self, container_id: int, key: str, version_id: str | None, change: Callable[[Artifact], Artifact]
+    ) -> Deferred[Artifact]:
+        """Replace one version's attributes (tags, retention, legal hold, ACL) in one transaction.
+
+        ``version_id`` None means the current version. ``change`` runs inside the transaction
+        on the stored version and returns the new one (only its attributes may differ: never
+        its bytes, size or id); an exception it raises (a lock refusal) aborts the change and
+        reaches the caller. NoSuchArtifact if there is no such version (or it is a delete marker).
+        """
+
     def list_artifacts(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> Deferred[ListingPage]:

@@ -47,6 +47,7 @@ from vaultaire.errors import (
 )
 from vaultaire.model import (
     Artifact,
+    Retention,
     Container,
     Credential,
     ListingPage,
@@ -165,7 +166,15 @@ def _artifact(row: tuple[Any, ...]) -> Artifact:
         placement=extra.get("placement", ""),
         upload_id=extra.get("upload", ""),
         sealing=_sealing(extra.get("sealing")),
+        tags=tuple((k, v) for k, v in extra.get("tags", ())),
+        retention=_retention(extra.get("retention")),
+        legal_hold=bool(extra.get("hold", False)),
+        acl=extra.get("acl", ""),
     )
+
+
+def _retention(stored: list[Any] | None) -> Retention | None:
+    return Retention(stored[0], stored[1]) if stored else None
 
 
 def _sealing(stored: dict[str, Any] | None) -> Sealing | None:
@@ -192,6 +201,10 @@ def _extra(artifact: Artifact) -> str:
             "placement": artifact.placement,
             "upload": artifact.upload_id,
             "sealing": _sealing_json(artifact.sealing),
+            "tags": [list(kv) for kv in artifact.tags],
+            "retention": [artifact.retention.mode, artifact.retention.until] if artifact.retention else None,
+            "hold": artifact.legal_hold,
+            "acl": artifact.acl,
         }
     )
 
@@ -214,6 +227,10 @@ def _upload(row: tuple[Any, ...]) -> Upload:
         checksum_algorithm=extra["checksum"],
         checksum_type=extra.get("checksum_type"),
         sealing=_sealing(extra.get("sealing")),
+        tags=tuple((k, v) for k, v in extra.get("tags", ())),
+        retention=_retention(extra.get("retention")),
+        legal_hold=bool(extra.get("hold", False)),
+        acl=extra.get("acl", ""),
     )
 
 
@@ -796,6 +813,25 @@ class SQLiteCatalog:
 
         return self._write(work)
 
+    def amend_artifact(
+        self, container_id: int, key: str, version_id: str | None, change: Callable[[Artifact], Artifact]
+    ) -> Deferred[Artifact]:
+        def work(db: sqlite3.Connection) -> Artifact:
+            raw = key.encode("utf-8")
+            old = self._replace(db, container_id, raw)
+            if old is None or old.delete_marker or version_id not in (None, old.version_id):
+                raise NoSuchArtifact(key)
+            new = change(old)
+            same = ("container_id", "key", "locator", "size", "md5", "version_id", "parts", "placement")
+            if any(getattr(new, name) != getattr(old, name) for name in same):
+                raise ValueError("amend_artifact changes attributes only")
+            db.execute(
+                "UPDATE artifacts SET metadata = ? WHERE container_id = ? AND key = ?", (_extra(new), container_id, raw)
+            )
+            return new
+
+        return self._write(work)
+
     def list_artifacts(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> Deferred[ListingPage]:
@@ -842,6 +878,10 @@ class SQLiteCatalog:
                     "checksum": upload.checksum_algorithm,
                     "checksum_type": upload.checksum_type,
                     "sealing": _sealing_json(upload.sealing),
+                    "tags": [list(kv) for kv in upload.tags],
+                    "retention": [upload.retention.mode, upload.retention.until] if upload.retention else None,
+                    "hold": upload.legal_hold,
+                    "acl": upload.acl,
                 }
             )
             db.execute(
@@ -972,6 +1012,10 @@ class SQLiteCatalog:
                 sealing=None
                 if upload.sealing is None
                 else evolve(upload.sealing, keys=tuple(p.sealed_key for p in picked)),
+                tags=upload.tags,
+                retention=upload.retention,
+                legal_hold=upload.legal_hold,
+                acl=upload.acl,
             )
             old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
