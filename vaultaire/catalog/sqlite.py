@@ -47,11 +47,11 @@ from vaultaire.errors import (
 )
 from vaultaire.model import (
     Artifact,
-    Retention,
     Container,
     Credential,
     ListingPage,
     Part,
+    Retention,
     Sealing,
     StoredTotals,
     Tenant,
