@@ -19,11 +19,7 @@ from tests.s3helpers import Server, error_code, xml_values
 
 # (header, value) -> what a PUT asking for it must get
 REFUSED = [
-    ("x-amz-server-side-encryption", "aws:kms"),
     ("x-amz-server-side-encryption", "aws:kms:dsse"),
-    ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:1:key/1"),
-    ("x-amz-server-side-encryption-context", "e30="),
-    ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
     ("x-amz-object-lock-mode", "COMPLIANCE"),
     ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
     ("x-amz-object-lock-legal-hold", "ON"),
@@ -61,7 +57,11 @@ async def test_acls_that_ask_for_nothing_more_are_accepted(server, acl):
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("x-amz-server-side-encryption", "aws:kms"), ("x-amz-object-lock-mode", "GOVERNANCE"), ("x-amz-tagging", "a=b")],
+    [
+        ("x-amz-server-side-encryption", "aws:kms:dsse"),
+        ("x-amz-object-lock-mode", "GOVERNANCE"),
+        ("x-amz-tagging", "a=b"),
+    ],
 )
 @pytest_twisted.ensureDeferred
 async def test_copy_and_multipart_create_refuse_too(server, header, value):
@@ -92,7 +92,7 @@ async def test_create_bucket_with_object_lock_is_501(server):
     [
         ("acl", "public-read", "x-amz-acl"),
         ("tagging", "<Tagging><TagSet/></Tagging>", "x-amz-tagging"),
-        ("x-amz-server-side-encryption", "AES256", "x-amz-server-side-encryption"),
+        ("x-amz-server-side-encryption", "aws:kms:dsse", "x-amz-server-side-encryption"),
         ("x-amz-object-lock-mode", "COMPLIANCE", "x-amz-object-lock-mode"),
     ],
 )

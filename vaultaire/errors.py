@@ -95,3 +95,18 @@ class NoSuchPlacement(VaultaireError):
 
 class MigrationInProgress(DriverUnavailable):
     """What was asked needs blobs that a migration is moving between placements: retry shortly."""
+
+
+# -- SSE-KMS keys (encryption/kms.py)
+
+
+class NoSuchKmsKey(VaultaireError):
+    """No KMS key has this id, alias or ARN (or the tenant may not use it)."""
+
+
+class KmsKeyDisabled(VaultaireError):
+    """The KMS key exists but is disabled: nothing is wrapped or unwrapped with it."""
+
+
+class KmsKeyExists(VaultaireError):
+    pass

@@ -252,7 +252,7 @@ class S3Api(
                 bytes_out=request.bytes_out,
                 status=status,
                 duration=duration,
-                error=error.code if error else None,
+                error=(error.event or error.code) if error else None,
             )
         )
 

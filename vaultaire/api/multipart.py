@@ -16,7 +16,7 @@ from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.objects import copy_source
 from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.xmlout import element
-from vaultaire.encryption.keys import Protection
+from vaultaire.encryption.keys import Protection, protection_of
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import NoSuchUpload
 from vaultaire.model import Artifact, ByteRange, Container, Part, Upload
@@ -60,7 +60,7 @@ class MultipartOperations(OperationBase):
         if upload.sealing is None:
             return None
         self.engine.sealed.check(upload.sealing, offered)
-        return offered or Protection(upload.sealing.mode)
+        return offered or protection_of(upload.sealing)
 
     async def _check_complete_key(self, call: S3Call, container: Container, upload_id: str) -> None:
         """An SSE-C key sent with CompleteMultipartUpload (s3transfer sends it) must be the upload's."""
@@ -86,6 +86,7 @@ class MultipartOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -98,7 +99,7 @@ class MultipartOperations(OperationBase):
             checksum_type=kind,
             protection=protection,
         )
-        encryption.echo(call, upload.sealing)
+        encryption.echo(call, upload.sealing, written=True)
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)

@@ -58,6 +58,7 @@ class ObjectOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -77,7 +78,7 @@ class ObjectOperations(OperationBase):
         )
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
-        encryption.echo(call, artifact.sealing)
+        encryption.echo(call, artifact.sealing, written=True)
         self._echo_checksum(call, incoming)
         if klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -196,6 +197,7 @@ class ObjectOperations(OperationBase):
         explicit = protection is not None
         if protection is None:
             protection = await self._default_protection(call, target)
+        protection = encryption.for_object(protection, target.name, call.target.key)
 
         def plan(original: Artifact) -> CopyPlan:
             encryption.check_offered(original.sealing, offered)
@@ -231,7 +233,7 @@ class ObjectOperations(OperationBase):
         _original, copied = await self.engine.copy(
             call.ctx, source, source_key, target, call.target.key, plan, condition, offered
         )
-        encryption.echo(call, copied.sealing)
+        encryption.echo(call, copied.sealing, written=True)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
         return self._xml(

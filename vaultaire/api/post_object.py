@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.api import checksums, post_policy, unsupported
+from vaultaire.api import checksums, encryption, post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.call import OperationBase, S3Call
@@ -83,7 +83,11 @@ class PostObjectOperation(OperationBase):
         key = fields["key"] = key.replace("${filename}", form.filename or "")
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
+        # The form's x-amz-server-side-encryption* fields are the headers of a PUT, checked alike.
+        protection = encryption.for_write(fields, self._sse_c_secure(call))
         container = await self._container(call)
+        protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, key)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         metadata = user_metadata(fields.items())
@@ -117,9 +121,9 @@ class PostObjectOperation(OperationBase):
             hashers=hashers,
             verify=verify,
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
-            # SSE form fields are refused (unsupported.py); the bucket's default still applies.
-            protection=await self._default_protection(call, container),
+            protection=protection,
         )
+        encryption.echo(call, artifact.sealing, written=True)
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")
         if redirect:

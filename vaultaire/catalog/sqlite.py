@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs
+from vaultaire.catalog import accounting, blobs, sqlite_keys
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
@@ -180,13 +180,29 @@ def _retention(stored: list[Any] | None) -> Retention | None:
 def _sealing(stored: dict[str, Any] | None) -> Sealing | None:
     if not stored:
         return None  # written before encryption, or plaintext
-    return Sealing(stored["mode"], tuple(stored.get("keys", ())), stored.get("proof", ""), stored.get("md5", ""))
+    return Sealing(
+        stored["mode"],
+        tuple(stored.get("keys", ())),
+        stored.get("proof", ""),
+        stored.get("md5", ""),
+        stored.get("kms", ""),
+        stored.get("context", ""),
+        bool(stored.get("bucket_key", False)),
+    )
 
 
 def _sealing_json(sealing: Sealing | None) -> dict[str, Any] | None:
     if sealing is None:
         return None
-    return {"mode": sealing.mode, "keys": list(sealing.keys), "proof": sealing.key_proof, "md5": sealing.key_md5}
+    stored: dict[str, Any] = {
+        "mode": sealing.mode,
+        "keys": list(sealing.keys),
+        "proof": sealing.key_proof,
+        "md5": sealing.key_md5,
+    }
+    if sealing.kms_key:
+        stored.update(kms=sealing.kms_key, context=sealing.context, bucket_key=sealing.bucket_key)
+    return stored
 
 
 def _extra(artifact: Artifact) -> str:
@@ -269,7 +285,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog:
+class SQLiteCatalog(sqlite_keys.KeyStoreMixin):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -423,6 +439,7 @@ class SQLiteCatalog:
             self._conn = conn
             conn.executescript(accounting.SCHEMA)
             conn.executescript(blobs.SCHEMA)
+            conn.executescript(sqlite_keys.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
