@@ -48,7 +48,7 @@ async def reseal(args: argparse.Namespace, ctx: AdminContext) -> int:
         # SSE-C data keys are wrapped by the customer's key, SSE-KMS ones by their KMS key.
         return keyring.rewrap_data_key(token) if mode == SSE_S3 else None
 
-    counts = await catalog.reseal(data_key, source.rewrap_material, box.reseal)
+    counts = await catalog.reseal(data_key, source.rewrap_material, lambda access, sealed: box.reseal(sealed, access))
     counts["newest"] = keyring.newest_id  # type: ignore[assignment]
     ctx.emit(
         counts,
