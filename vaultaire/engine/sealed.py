@@ -8,20 +8,28 @@ the engine and clients see are plaintext sizes; a driver's are sealed sizes.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from attrs import evolve
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 
 from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
-from vaultaire.encryption.keys import SSE_C, SSE_KMS, BlobKey, Keyring, Protection
+from vaultaire.encryption.keys import SSE_C, SSE_KMS, SSE_S3, BlobKey, Keyring, Protection
 from vaultaire.encryption.kms import KeySource
-from vaultaire.encryption.packages import PACKAGE, Opener, Sealer, sealed_range, sealed_size
-from vaultaire.encryption.streams import OpeningReader, SealingWriter
+from vaultaire.encryption.packages import PACKAGE, SEALED_PACKAGE, Opener, Sealer, sealed_range, sealed_size
+from vaultaire.encryption.streams import THREAD_MIN, OpeningReader, SealingWriter
 from vaultaire.model import Sealing
+
+# Sealed bytes a driver hands over whole that are opened on the reactor thread, not streamed:
+# what the streams themselves open without a thread hop, rounded up to whole packages.
+INLINE_OPEN_MAX = max(THREAD_MIN, SEALED_PACKAGE)
+# SSE-S3 data keys kept opened (about 200 bytes each).
+OPENED_KEYS = 10_000
 
 
 class Unprotected(Exception):
@@ -63,6 +71,11 @@ class Sealed:
         self.keyring = keyring
         self.kms = kms
         self._reactor = reactor
+        # SSE-S3 data keys opened lately, with their ciphers, by wrapped token: a small GET then
+        # costs one package's decryption, not an unwrap and two key schedules as well. SSE-C keys
+        # are never kept (the customer's key opens them, per request); SSE-KMS ones are not either
+        # (each read asks the key source, so a disabled key takes effect at once).
+        self._opened: OrderedDict[str, tuple[BlobKey, AESGCM]] = OrderedDict()
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
@@ -103,11 +116,17 @@ class Sealed:
         if sealing is not None:
             self._keyring().check(sealing, offered)
 
-    async def _open_key(self, sealing: Sealing, token: str, offered: Protection | None) -> BlobKey:
-        if sealing.mode == SSE_KMS:
-            plain = await self._kms().unwrap(sealing.kms_key, token, sealing.context)
-            return BlobKey(plain[:32], plain[32:])
-        return self._keyring().open_blob(sealing.mode, token, offered)
+    def _open_master_wrapped(self, token: str) -> tuple[BlobKey, AESGCM]:
+        """An SSE-S3 data key and its cipher, from the cache or unwrapped now."""
+        opened = self._opened.get(token)
+        if opened is not None:
+            self._opened.move_to_end(token)
+            return opened
+        key = self._keyring().open_blob(SSE_S3, token, None)
+        opened = self._opened[token] = (key, AESGCM(key.key))
+        if len(self._opened) > OPENED_KEYS:
+            self._opened.popitem(last=False)
+        return opened
 
     async def open_reader(
         self,
@@ -121,11 +140,23 @@ class Sealed:
         offered: Protection | None,
     ) -> BlobReader:
         """A plaintext reader of bytes ``start..end`` of a sealed blob: only the packages they touch are read."""
-        key = await self._open_key(sealing, token, offered)
+        aead: AESGCM | None = None
+        if sealing.mode == SSE_KMS:
+            plain = await self._kms().unwrap(sealing.kms_key, token, sealing.context)
+            key = BlobKey(plain[:32], plain[32:])
+        elif sealing.mode == SSE_S3:
+            key, aead = self._open_master_wrapped(token)
+        else:
+            key = self._keyring().open_blob(sealing.mode, token, offered)
         if end < start:
             return BytesReader(b"")  # nothing wanted (an empty artifact): no package need be read
         where = sealed_range(start, end, plain_size)
         last = end // PACKAGE
         inner = await driver.open_reader(locator, where.stored_start, where.stored_end)
-        opener = Opener(key.key, key.prefix, plain_size, where.first_package, last)
+        opener = Opener(key.key, key.prefix, plain_size, where.first_package, last, aead)
+        if isinstance(inner, BytesReader) and len(inner.data) <= INLINE_OPEN_MAX:
+            # The driver read it whole already (a small blob or range, from the page cache): open it
+            # here and now. The streaming reader's chain of Deferreds costs more than the cipher.
+            plain = opener.update(inner.data) + opener.finish()
+            return BytesReader(plain[where.skip : where.skip + where.length])
         return OpeningReader(inner, opener, where.skip, where.length, self._run)
