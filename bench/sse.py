@@ -202,7 +202,8 @@ def main() -> None:
         for enc in rows[1:]:
             p_cpu, e_cpu = cpu_rows[plain[0]], cpu_rows[enc[0]]
             print(
-                f"ratios {enc[0]}/plain by daemon CPU per GiB: PUT {p_cpu[0] / e_cpu[0]:.2f}, GET {p_cpu[1] / e_cpu[1]:.2f}"
+                f"ratios {enc[0]}/plain by daemon CPU per GiB: "
+                f"PUT {p_cpu[0] / e_cpu[0]:.2f}, GET {p_cpu[1] / e_cpu[1]:.2f}"
             )
             print(
                 f"ratios {enc[0]}/plain: PUT {enc[1] / plain[1]:.2f}, GET {enc[2] / plain[2]:.2f}, "
