@@ -23,6 +23,10 @@ class ContainerNotEmpty(VaultaireError):
     pass
 
 
+class ContainerNameTaken(VaultaireError):
+    """Another tenant holds the name: container names are unique across the deployment."""
+
+
 class NoSuchArtifact(VaultaireError):
     pass
 
