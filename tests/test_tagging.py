@@ -333,6 +333,21 @@ async def test_bucket_tags(server: Server) -> None:
     refused(await server.request("GET", "/bucket", query="tagging="), 404, "NoSuchTagSet")
 
 
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_configuration_tags(server: Server) -> None:
+    tags = "<Tags><Tag><Key>team</Key><Value>storage</Value></Tag><Tag><Key>tier</Key><Value></Value></Tag></Tags>"
+    body = f"<CreateBucketConfiguration>{tags}</CreateBucketConfiguration>".encode()
+    assert (await server.request("PUT", "/tagged", body)).code == 200
+    assert await tags_of(server, "/tagged") == [("team", "storage"), ("tier", "")]
+    for inner, code in (
+        ("<Tag><Key>aws:x</Key><Value>y</Value></Tag>", "InvalidTag"),
+        ("<Tag><Key>k</Key></Tag>", "MalformedXML"),
+    ):
+        bad = f"<CreateBucketConfiguration><Tags>{inner}</Tags></CreateBucketConfiguration>".encode()
+        refused(await server.request("PUT", "/refused", bad), 400, code)
+    assert (await server.request("HEAD", "/refused")).code == 404  # nothing was created
+
+
 # -- boto3 against the in-process stack
 
 
@@ -402,6 +417,9 @@ def boto3_tagging(s3: Any) -> None:
     with pytest.raises(ClientError) as e:
         s3.get_bucket_tagging(Bucket="bucket")
     assert e.value.response["Error"]["Code"] == "NoSuchTagSet"
+
+    s3.create_bucket(Bucket="born-tagged", CreateBucketConfiguration={"Tags": [{"Key": "born", "Value": "tagged"}]})
+    assert s3.get_bucket_tagging(Bucket="born-tagged")["TagSet"] == [{"Key": "born", "Value": "tagged"}]
 
 
 @pytest_twisted.ensureDeferred

@@ -59,6 +59,22 @@ def parse_document(body: bytes | str, *, bucket: bool = False) -> Tags:
     return checked(lambda: tagrules.validate(tuple(found), bucket=bucket))
 
 
+def create_bucket_tags(body: bytes) -> Tags:
+    """The tags a CreateBucketConfiguration gives the new bucket (its ``Tags`` element), checked."""
+    if not body.strip():
+        return ()
+    root = xmlparse.parse(body)
+    found: list[tuple[str, str]] = []
+    for group in root:
+        if _local(group.tag) != "Tags":
+            continue
+        for tag in group:
+            if _local(tag.tag) != "Tag" or any(_local(child.tag) not in ("Key", "Value") for child in tag):
+                raise S3Error("MalformedXML")
+            found.append((_only_text(tag, "Key"), _only_text(tag, "Value")))
+    return checked(lambda: tagrules.validate(tuple(found), bucket=True))
+
+
 def checked(read: Callable[[], Tags]) -> Tags:
     """Run a ``vaultaire.tags`` reader, its refusal rendered as the S3 error it names."""
     try:
@@ -79,6 +95,11 @@ def tagging_document(tags: Tags, *, xmlns: bool = True) -> Element:
     """S3's ``Tagging`` answer; tags in key order, as S3 returns them."""
     entries = [element("Tag", element("Key", k), element("Value", v)) for k, v in sorted(tags)]
     return element("Tagging", element("TagSet", *entries), xmlns=xmlns)
+
+
+def setting_of(tags: Tags) -> str:
+    """How a bucket's tag set is kept in its container setting."""
+    return json.dumps([list(t) for t in tags])
 
 
 def note_tags(call: S3Call, tags: Tags) -> None:
@@ -165,7 +186,7 @@ class TaggingOperations(OperationBase):
         body = await self._small_body(call, TAGGING_BODY_LIMIT)
         self._check_body_integrity(call, body)
         tags = parse_document(body, bucket=True)
-        await self.engine.put_container_setting(call.ctx, container, SETTING, json.dumps([list(t) for t in tags]))
+        await self.engine.put_container_setting(call.ctx, container, SETTING, setting_of(tags))
         note_tags(call, tags)
         # S3 documents 200 with an empty body for PutBucketTagging (its sample shows 204).
         call.set_header("Content-Length", "0")
