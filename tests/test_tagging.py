@@ -171,6 +171,42 @@ async def test_object_tagging_errors(server: Server) -> None:
     refused(r, 400, "InvalidArgument")
 
 
+@pytest_twisted.ensureDeferred
+async def test_tags_belong_to_a_version(server: Server) -> None:
+    body = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    assert (await server.request("PUT", "/bucket", body, query="versioning=")).code == 200
+    first = await server.request("PUT", "/bucket/v", b"one", headers={"x-amz-tagging": "gen=1"})
+    second = await server.request("PUT", "/bucket/v", b"two", headers={"x-amz-tagging": "gen=2"})
+    v1, v2 = (r.headers.getRawHeaders("x-amz-version-id")[0] for r in (first, second))
+    assert await tags_of(server, "/bucket/v") == [("gen", "2")]
+    assert await tags_of(server, "/bucket/v", f"tagging=&versionId={v1}") == [("gen", "1")]
+
+    # Retagging the old version leaves the current one alone, and answers with its id.
+    r = await put_tagging(server, "/bucket/v", tagging_xml([("gen", "old")]), query=f"tagging=&versionId={v1}")
+    assert r.code == 200 and r.headers.getRawHeaders("x-amz-version-id") == [v1]
+    assert await tags_of(server, "/bucket/v", f"tagging=&versionId={v1}") == [("gen", "old")]
+    assert await tags_of(server, "/bucket/v") == [("gen", "2")]
+    r = await server.request("DELETE", "/bucket/v", query=f"tagging=&versionId={v2}")
+    assert r.code == 204 and r.headers.getRawHeaders("x-amz-version-id") == [v2]
+    assert await tags_of(server, "/bucket/v") == []
+    assert tag_count(await server.request("HEAD", "/bucket/v", query=f"versionId={v1}")) == "1"
+
+    # A version that is not there; a delete marker, current or named by its id.
+    unknown = v1[:-1] + ("0" if v1[-1] != "0" else "1")
+    refused(await server.request("GET", "/bucket/v", query=f"tagging=&versionId={unknown}"), 404, "NoSuchVersion")
+    marker = (await server.request("DELETE", "/bucket/v")).headers.getRawHeaders("x-amz-version-id")[0]
+    r = await server.request("GET", "/bucket/v", query="tagging=")
+    refused(r, 404, "NoSuchKey")
+    assert r.headers.getRawHeaders("x-amz-delete-marker") == ["true"]
+    refused(await put_tagging(server, "/bucket/v", tagging_xml([("a", "b")])), 404, "NoSuchKey")
+    r = await put_tagging(server, "/bucket/v", tagging_xml([("a", "b")]), query=f"tagging=&versionId={marker}")
+    refused(r, 405, "MethodNotAllowed")
+    assert xml_values(r.body, "Method") == ["PUT"]
+    refused(await server.request("GET", "/bucket/v", query=f"tagging=&versionId={marker}"), 405, "MethodNotAllowed")
+    # The versions behind the marker keep their tags.
+    assert await tags_of(server, "/bucket/v", f"tagging=&versionId={v1}") == [("gen", "old")]
+
+
 # -- tags given when an object is written
 
 

@@ -19,9 +19,10 @@ from attrs import evolve
 from vaultaire import tags as tagrules
 from vaultaire.api import checksums, xmlparse
 from vaultaire.api.call import OperationBase, S3Call
-from vaultaire.api.errors import S3Error
+from vaultaire.api.errors import S3Error, delete_marker_addressed
+from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import Element, element
-from vaultaire.errors import NoSuchArtifact
+from vaultaire.errors import DeleteMarkerAddressed
 from vaultaire.model import Artifact, Container
 from vaultaire.tags import Tags
 
@@ -108,68 +109,57 @@ def note_tags(call: S3Call, tags: Tags) -> None:
         call.event["tags"] = tagrules.as_dict(tags)
 
 
-def echo_version(call: S3Call, artifact: Artifact) -> None:
-    # An unversioned container's only version is "null", which S3 does not name in its answers.
-    if artifact.version_id != "null":
-        call.set_header("x-amz-version-id", artifact.version_id)
-
-
 class TaggingOperations(OperationBase):
     """The ?tagging subresource of objects and buckets."""
 
     # -- objects
 
-    def _version_id(self, call: S3Call) -> str | None:
-        self._check_version(call)
-        return call.target.query.get("versionId")
-
     async def _version(self, call: S3Call, container: Container, version_id: str | None) -> Artifact:
-        """The version a request names (the current one without ``versionId``)."""
+        """The version a request names (the current one without ``versionId``), with S3's errors:
+        404 NoSuchKey (saying so when the current version is a delete marker), NoSuchVersion, and
+        405 for a delete marker named by its id."""
         assert call.target.key is not None
-        artifact = await self.engine.artifact(call.ctx, container, call.target.key)
-        if version_id is not None and artifact.version_id != version_id:
-            raise _no_such_version(call, version_id)
-        return artifact
+        try:
+            return await self.engine.artifact(call.ctx, container, call.target.key, version_id)
+        except DeleteMarkerAddressed as e:
+            raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1")) from None
 
     async def get_object_tagging(self, call: S3Call) -> bytes:
-        version_id = self._version_id(call)
+        version_id = requested_version(call)
         container = await self._container(call)
         artifact = await self._version(call, container, version_id)
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         return self._xml(call, tagging_document(artifact.tags))
 
     async def put_object_tagging(self, call: S3Call) -> bytes:
-        version_id = self._version_id(call)
+        version_id = requested_version(call)
         container = await self._container(call)
         body = await self._small_body(call, TAGGING_BODY_LIMIT)
         checksums.check_stated(call.headers, body)
         tags = parse_document(body)
         artifact = await self._amend(call, container, version_id, tags)
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         note_tags(call, tags)
         call.set_header("Content-Length", "0")
         return b""
 
     async def delete_object_tagging(self, call: S3Call) -> bytes:
-        version_id = self._version_id(call)
+        version_id = requested_version(call)
         container = await self._container(call)
         artifact = await self._amend(call, container, version_id, ())
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         call.request.setResponseCode(204)
         return b""
 
     async def _amend(self, call: S3Call, container: Container, version_id: str | None, tags: Tags) -> Artifact:
         assert call.target.key is not None
+        # Read first for S3's errors on a delete marker; the amendment checks again in its transaction.
+        await self._version(call, container, version_id)
 
         def retag(old: Artifact) -> Artifact:
             return evolve(old, tags=tags)
 
-        try:
-            return await self.engine.amend(call.ctx, container, call.target.key, version_id, retag)
-        except NoSuchArtifact:
-            if version_id is None:
-                raise
-            raise _no_such_version(call, version_id) from None
+        return await self.engine.amend(call.ctx, container, call.target.key, version_id, retag)
 
     # -- buckets
 
@@ -197,7 +187,3 @@ class TaggingOperations(OperationBase):
         await self.engine.delete_container_setting(call.ctx, container, SETTING)
         call.request.setResponseCode(204)
         return b""
-
-
-def _no_such_version(call: S3Call, version_id: str) -> S3Error:
-    return S3Error("NoSuchVersion", Key=call.target.key or "", VersionId=version_id)
