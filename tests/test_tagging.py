@@ -504,6 +504,10 @@ def test_aws_cli_tags_and_metadata(module_daemon: Any, aws_home: Path, tmp_path:
     )
     got = json.loads(d.aws(aws_home, "s3api", "get-object-tagging", "--bucket", "cli-tags", "--key", "tagged").stdout)
     assert got["TagSet"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]
+    # s3 cp between buckets is a CopyObject: the tags go with the copy.
+    d.aws(aws_home, "s3", "cp", "s3://cli-tags/tagged", "s3://cli-tags/copied")
+    got = json.loads(d.aws(aws_home, "s3api", "get-object-tagging", "--bucket", "cli-tags", "--key", "copied").stdout)
+    assert got["TagSet"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]
     bad = d.aws(
         aws_home,
         "s3api",

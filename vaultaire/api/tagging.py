@@ -104,7 +104,8 @@ def setting_of(tags: Tags) -> str:
 
 
 def note_tags(call: S3Call, tags: Tags) -> None:
-    """Put the tags a write stored in its event (only when it stored some: events stay small)."""
+    """Put the tags an object write stored in its event (only when it stored some: events stay
+    small; a bucket's up to 50 tags are not logged)."""
     if tags:
         call.event["tags"] = tagrules.as_dict(tags)
 
@@ -177,7 +178,6 @@ class TaggingOperations(OperationBase):
         self._check_body_integrity(call, body)
         tags = parse_document(body, bucket=True)
         await self.engine.put_container_setting(call.ctx, container, SETTING, setting_of(tags))
-        note_tags(call, tags)
         # S3 documents 200 with an empty body for PutBucketTagging (its sample shows 204).
         call.set_header("Content-Length", "0")
         return b""
