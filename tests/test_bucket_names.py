@@ -183,3 +183,26 @@ def test_daemon_logs_each_conflict_once_and_admin_renames(daemon: Daemon) -> Non
 
     daemon.restart()
     assert "held by several tenants" not in daemon.log_text().split("==== start 3")[1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_renamed_bucket_is_billed_under_each_name_for_its_time(tmp_path: Any) -> None:
+    from test_usage import FakeClock, artifact, open_catalog
+
+    clock = FakeClock("2026-09-01 00:00:00")
+    catalog = await open_catalog(str(tmp_path), clock)
+    try:
+        tenant = await catalog.create_tenant("acme")
+        box = await catalog.create_container(tenant.id, "before", "local")
+        await catalog.put_artifact(artifact(box.id, "k", 1000, clock()))
+        clock.set("2026-09-01 02:00:00")
+        await catalog.rename_container(tenant.id, "before", "after")
+        clock.set("2026-09-01 03:00:00")
+        await catalog.delete_artifact(box.id, "k")
+        rows = await catalog.usage(tenant.id, 0, 2**40)
+        by_name: dict[str, int] = {}
+        for row in rows:
+            by_name[row.container] = by_name.get(row.container, 0) + row.byte_seconds
+        assert by_name == {"before": 1000 * 7200, "after": 1000 * 3600}
+    finally:
+        await catalog.stop()
