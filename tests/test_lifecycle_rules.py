@@ -253,7 +253,10 @@ def test_the_earliest_expiration_wins():
 
 
 def test_transition_after_days_to_another_placement_only_when_big_enough_by_default():
-    rule = "<ID>t</ID><Filter/><Status>Enabled</Status><Transition><Days>2</Days><StorageClass>cold</StorageClass></Transition>"
+    rule = (
+        "<ID>t</ID><Filter/><Status>Enabled</Status>"
+        "<Transition><Days>2</Days><StorageClass>cold</StorageClass></Transition>"
+    )
     config = configure(rule)
     small, big = version(modified=0), version(modified=0, size=200 * 1024)
     assert evaluate.due(config, small, 3 * DAY) is None  # S3's 128 KiB default minimum

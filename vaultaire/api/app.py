@@ -28,6 +28,7 @@ from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
+from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
@@ -56,6 +57,7 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    LifecycleOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -79,7 +81,9 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        lifecycle_day_seconds: float = 86400.0,
     ) -> None:
+        self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
         self.meter = meter
         self.domains = domains
@@ -125,6 +129,10 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # lifecycle
+            "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
+            "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
+            "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
         }
 
     def resource(self) -> Any:

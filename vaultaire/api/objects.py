@@ -75,6 +75,7 @@ class ObjectOperations(OperationBase):
             declared_size=incoming.size,
             protection=protection,
         )
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         encryption.echo(call, artifact.sealing)
@@ -129,6 +130,7 @@ class ObjectOperations(OperationBase):
         if part_number is not None and range_header:
             raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call))
+        lifecycle = await self._lifecycle(call, container)
 
         def decide(artifact: Artifact) -> ByteRange | None:
             # The key before the conditions: S3 tells nothing about an SSE-C object without it.
@@ -148,6 +150,7 @@ class ObjectOperations(OperationBase):
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                self._echo_expiration(call, lifecycle, artifact)
                 self._length_headers(call, artifact, wanted)
                 return b""
             artifact, wanted, reader = await self.engine.open(call.ctx, container, call.target.key, decide, offered)
@@ -157,6 +160,7 @@ class ObjectOperations(OperationBase):
             call.set_header("Last-Modified", http_date(e.artifact.modified))
             return b""
         self._artifact_headers(call, artifact)
+        self._echo_expiration(call, lifecycle, artifact)
         self._length_headers(call, artifact, wanted)
         call.ctx.on_cancel(reader.stop)
         await reader.stream_to(call.request)
