@@ -28,6 +28,7 @@ from twisted.python.threadpool import ThreadPool
 from vaultaire.catalog import accounting, blobs
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
+from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
@@ -269,7 +270,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog:
+class SQLiteCatalog(LifecycleStatements):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -818,7 +819,11 @@ class SQLiteCatalog:
     ) -> Deferred[Artifact]:
         def work(db: sqlite3.Connection) -> Artifact:
             raw = key.encode("utf-8")
-            old = self._replace(db, container_id, raw)
+            # A read, not _replace: the version keeps its blobs, nothing is queued as garbage.
+            row = db.execute(
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?", (container_id, raw)
+            ).fetchone()
+            old = None if row is None else _artifact(row)
             if old is None or old.delete_marker or version_id not in (None, old.version_id):
                 raise NoSuchArtifact(key)
             new = change(old)
