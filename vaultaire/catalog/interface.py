@@ -339,5 +339,19 @@ class Accounting(Protocol):
         brought up to date first so the current hour's storage is counted."""
 
 
-class Catalog(Lifecycle, Tenants, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, Protocol):
+class LifecycleScans(Protocol):
+    """What the lifecycle runner (vaultaire/lifecycle/runner.py) needs beyond the rest."""
+
+    def containers_with_setting(self, name: str, after_id: int, limit: int) -> Deferred[list[tuple[Container, str]]]:
+        """Up to ``limit`` containers of every tenant with setting ``name``, by id above
+        ``after_id``, each with the setting's value."""
+
+    def expire_artifact(self, old: Artifact) -> Deferred[Artifact | None]:
+        """Delete ``old``'s key as ``delete_artifact`` does, only if it still holds exactly
+        ``old`` (its blobs and time); the removed artifact, or None and nothing changed."""
+
+
+class Catalog(
+    Lifecycle, Tenants, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, LifecycleScans, Protocol
+):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -101,7 +101,7 @@ class Configuration:
 
     def placements(self) -> set[str]:
         """Every placement a transition of the configuration names."""
-        named = set()
+        named: set[str] = set()
         for rule in self.rules:
             named.update(t.storage_class for t in rule.transitions)
             named.update(t.storage_class for t in rule.noncurrent_transitions)

@@ -1,0 +1,211 @@
+"""The lifecycle runner in process, with a clock the test moves: expiration, transition, upload
+abort, Object Lock, a client's write racing an expiration, and a pass resumed after a crash."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import pytest_twisted
+from attrs import evolve
+from twisted.internet import reactor
+
+from tests.s3helpers import Server, error_code
+from vaultaire.drivers.local import LocalDriver
+from vaultaire.lifecycle import evaluate
+from vaultaire.lifecycle.runner import CURSOR, LifecycleRunner
+from vaultaire.ops.events import EventLog
+from vaultaire.ops.metrics import LifecycleMetrics, Metrics
+
+DAY = 86400.0
+
+
+def rule(inner: str, rule_id: str = "r", prefix: str = "") -> str:
+    return f"<Rule><ID>{rule_id}</ID><Filter><Prefix>{prefix}</Prefix></Filter><Status>Enabled</Status>{inner}</Rule>"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path: Any) -> Any:
+    cold = LocalDriver(os.path.join(str(tmp_path), "cold"), reactor, name="cold")
+    s = Server(str(tmp_path), placements={"cold": cold})
+    await s.start("bucket")
+    yield s
+    await s.stop()
+
+
+async def configure(server: Server, *rules: str, headers: dict[str, str] | None = None) -> None:
+    body = f"<LifecycleConfiguration>{''.join(rules)}</LifecycleConfiguration>".encode()
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    r = await server.request("PUT", "/bucket", body, query="lifecycle", headers={"Content-MD5": md5, **(headers or {})})
+    assert r.code == 200, r.body
+
+
+def runner(server: Server, clock: Clock, **kw: Any) -> tuple[LifecycleRunner, EventLog, LifecycleMetrics]:
+    events = EventLog(os.path.join(server.data, "lifecycle-events"))
+    metrics = LifecycleMetrics(Metrics().registry)
+    return LifecycleRunner(server.engine, events=events, metrics=metrics, clock=clock, **kw), events, metrics
+
+
+async def container(server: Server) -> Any:
+    found = await server.catalog.container((await server.catalog.tenant("default")).id, "bucket")
+    assert found is not None
+    return found
+
+
+@pytest_twisted.ensureDeferred
+async def test_expiration_deletes_what_is_due_and_keeps_the_rest(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>", "logs", "logs/"))
+    for key in ("logs/a", "logs/b", "keep/c"):
+        assert (await server.request("PUT", f"/bucket/{key}", b"x" * 10)).code == 200
+    clock = Clock()
+    run, events, metrics = runner(server, clock)
+    report = await run.run()
+    assert report.actions == {}  # not a day old yet
+    clock.now += 2 * DAY
+    events.start()
+    report = await run.run()
+    events.stop()
+    assert report.actions == {evaluate.EXPIRE: 2}
+    for key, code in (("logs/a", 404), ("logs/b", 404), ("keep/c", 200)):
+        assert (await server.request("HEAD", f"/bucket/{key}")).code == code
+    lines = [json.loads(line) for line in open(events.path)]
+    assert sorted(e["key"] for e in lines) == ["logs/a", "logs/b"]
+    assert {(e["operation"], e["rule_id"], e["container"], e["tenant"]) for e in lines} == {
+        ("LifecycleExpire", "logs", "bucket", "default")
+    }
+    assert metrics.actions.labels(action="expire")._value.get() == 2
+    assert len(server.blob_files()) == 1  # the expired blobs are freed
+    assert (await server.catalog.tenant_totals((await container(server)).tenant_id)).objects == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_overwrite_racing_the_expiration_wins(server: Server) -> None:
+    assert (await server.request("PUT", "/bucket/k", b"old")).code == 200
+    c = await container(server)
+    found = await server.catalog.artifact(c.id, "k")
+    assert (await server.request("PUT", "/bucket/k", b"new")).code == 200
+    assert await server.catalog.expire_artifact(found) is None
+    r = await server.request("GET", "/bucket/k")
+    assert (r.code, r.body) == (200, b"new")
+    current = await server.catalog.artifact(c.id, "k")
+    assert (await server.catalog.expire_artifact(current)) is not None
+    assert (await server.request("GET", "/bucket/k")).code == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_locked_version_is_never_deleted(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    assert (await server.request("PUT", "/bucket/held", b"x")).code == 200
+    c = await container(server)
+    await server.catalog.amend_artifact(c.id, "held", None, lambda a: evolve(a, legal_hold=True))
+    clock = Clock()
+    clock.now += 5 * DAY
+    run, _, _ = runner(server, clock)
+    report = await run.run()
+    assert report.locked == 1 and report.actions == {}
+    assert (await server.request("HEAD", "/bucket/held")).code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_transition_moves_the_blobs_to_the_placement(server: Server) -> None:
+    await configure(
+        server,
+        rule("<Transition><Days>1</Days><StorageClass>cold</StorageClass></Transition>"),
+        headers={"x-amz-transition-default-minimum-object-size": "varies_by_storage_class"},
+    )
+    body = os.urandom(50_000)
+    assert (await server.request("PUT", "/bucket/big", body)).code == 200
+    cold_dir = os.path.join(server.data, "cold")
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, metrics = runner(server, clock)
+    report = await run.run()
+    assert report.actions == {evaluate.TRANSITION: 1}
+    c = await container(server)
+    moved = await server.catalog.artifact(c.id, "big")
+    assert moved is not None and moved.placement == "cold" and moved.storage_class == "cold"
+    r = await server.request("GET", "/bucket/big")
+    assert (r.code, r.body) == (200, body)
+    assert r.headers.getRawHeaders("x-amz-storage-class") == ["cold"]
+    assert server.blob_files() == []  # the old blob on the container's placement is freed
+    assert sum(len(files) for _, _, files in os.walk(cold_dir)) == 1
+    assert (await run.run()).actions == {}  # nothing left to move
+    assert metrics.actions.labels(action="transition")._value.get() == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_stale_uploads_are_aborted(server: Server) -> None:
+    await configure(
+        server,
+        rule(
+            "<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload>",
+            prefix="tmp/",
+        ),
+    )
+    r = await server.request("POST", "/bucket/tmp/big", query="uploads")
+    stale = r.body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
+    r = await server.request("PUT", "/bucket/tmp/big", b"p" * 100, query=f"partNumber=1&uploadId={stale}")
+    assert r.code == 200
+    r = await server.request("POST", "/bucket/keep/big", query="uploads")
+    assert r.code == 200
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock)
+    report = await run.run()
+    assert report.actions == {evaluate.ABORT_UPLOAD: 1}
+    r = await server.request("GET", "/bucket", query="uploads")
+    assert b"keep/big" in r.body and b"tmp/big" not in r.body
+    r = await server.request("GET", "/bucket/tmp/big", query=f"uploadId={stale}")
+    assert error_code(r) == "NoSuchUpload"
+    assert server.blob_files() == []  # the part's blob is freed
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pass_that_dies_resumes_at_its_cursor(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    keys = [f"k{i}" for i in range(7)]
+    for key in keys:
+        assert (await server.request("PUT", f"/bucket/{key}", b"x")).code == 200
+    c = await container(server)
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock, batch=2)
+    real = server.catalog.list_artifacts
+    calls = []
+
+    def dying(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return real(*args)
+
+    server.catalog.list_artifacts = dying  # type: ignore[method-assign]
+    try:
+        await run.run()  # the container's failure is logged, the run goes on
+    finally:
+        server.catalog.list_artifacts = real  # type: ignore[method-assign]
+    assert await server.catalog.setting(c, CURSOR) == "k3"
+    page = await server.catalog.list_artifacts(c.id, "", "", None, 100)
+    assert [a.key for a in page.artifacts] == keys[4:]
+    resumed = []
+    server.catalog.list_artifacts = lambda *args: resumed.append(args[3]) or real(*args)  # type: ignore[method-assign]
+    try:
+        report = await run.run()
+    finally:
+        server.catalog.list_artifacts = real  # type: ignore[method-assign]
+    assert resumed[0] == "k3"  # not from the first key again
+    assert report.actions == {evaluate.EXPIRE: 3}
+    assert (await server.catalog.list_artifacts(c.id, "", "", None, 100)).artifacts == ()
+    assert await server.catalog.setting(c, CURSOR) is None

@@ -1,0 +1,313 @@
+"""The lifecycle runner: applies every container's rules, once per deployment, in the background.
+
+It runs where the other once-per-data-directory work runs (the single daemon, or the
+supervisor of workers: vaultaire/service.py ``periodic_work``), at start and then every
+``[lifecycle] day_seconds``. A run never overlaps the previous one (the timer waits for it).
+
+Each container is walked in bounded pages of keys (every call a Deferred: requests are
+served between them). After each page the key reached is written down as the container's
+``lifecycle-cursor`` setting, so a run that dies (kill -9) resumes there; a pass that reaches
+the end removes it and the next run starts from the first key again.
+
+Nothing a client wrote meanwhile is lost: an expiration deletes the key only if it still
+holds exactly the version that was found due (``Catalog.expire_artifact``), a transition
+copies the blobs to the target placement, then swaps them in only if the key still holds
+the old ones (``Catalog.move_artifact``), and only then frees the old ones; a copy whose
+swap is refused, or that a crash interrupts, is freed (or recorded as a write intent that
+the garbage sweep frees). A version Object Lock keeps (retention, legal hold) is never
+deleted.
+
+Every action is one event in the event log (operation ``Lifecycle...``, with the rule id)
+and one increment of ``vaultaire_lifecycle_actions{action=...}``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+
+from attrs import define, evolve, field
+from twisted.logger import Logger
+
+from vaultaire.drivers.copy import copy_blob
+from vaultaire.encryption.packages import sealed_size
+from vaultaire.engine import Engine
+from vaultaire.errors import DriverError, NoSuchUpload
+from vaultaire.lifecycle import evaluate, rules
+from vaultaire.lifecycle.evaluate import Action, Version
+from vaultaire.model import Artifact, Container, RequestContext, Upload
+from vaultaire.ops.events import EventLog, make_event
+from vaultaire.ops.metrics import LifecycleMetrics
+
+log = Logger()
+
+CURSOR = "lifecycle-cursor"  # container setting: the last key a pass that did not finish reached
+VERSIONING = "versioning"
+BATCH = 100
+CONTAINER_BATCH = 100
+
+# The event's operation for each kind of action.
+OPERATIONS = {
+    evaluate.EXPIRE: "LifecycleExpire",
+    evaluate.REMOVE_MARKER: "LifecycleRemoveDeleteMarker",
+    evaluate.EXPIRE_NONCURRENT: "LifecycleExpireNoncurrent",
+    evaluate.TRANSITION: "LifecycleTransition",
+    evaluate.NONCURRENT_TRANSITION: "LifecycleTransitionNoncurrent",
+    evaluate.ABORT_UPLOAD: "LifecycleAbortUpload",
+}
+
+
+@define
+class RunReport:
+    containers: int = 0
+    examined: int = 0  # versions and uploads looked at
+    actions: dict[str, int] = field(factory=dict)
+    locked: int = 0  # due for deletion but kept by Object Lock
+    skipped: int = 0  # changed by a client meanwhile, or waiting for what this build lacks
+
+
+class LifecycleRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        events: EventLog | None = None,
+        metrics: LifecycleMetrics | None = None,
+        day_seconds: float = evaluate.DAY,
+        clock: Callable[[], float] = time.time,
+        batch: int = BATCH,
+    ) -> None:
+        self.engine = engine
+        self.catalog = engine.catalog
+        self.events = events
+        self.metrics = metrics
+        self.day_seconds = day_seconds
+        self.clock = clock
+        self.batch = batch
+        self._running = False
+        self._warned: set[int] = set()
+
+    async def run(self) -> RunReport:
+        """One pass over every container with a lifecycle configuration."""
+        report = RunReport()
+        if self._running:  # a caller outside the timer (a test, an admin) while one is running
+            return report
+        self._running = True
+        try:
+            tenants = {t.id: t.name for t in await self.catalog.tenants()}
+            after_id = 0
+            while True:
+                page = await self.catalog.containers_with_setting(rules.SETTING, after_id, CONTAINER_BATCH)
+                for container, stored in page:
+                    report.containers += 1
+                    try:
+                        configuration = rules.load(stored)
+                        await self._container(container, configuration, tenants.get(container.tenant_id), report)
+                    except Exception:
+                        # One container's trouble (a placement down) must not stop the others'.
+                        log.failure("lifecycle run on container {name} failed", name=container.name)
+                if len(page) < CONTAINER_BATCH:
+                    break
+                after_id = page[-1][0].id
+        finally:
+            self._running = False
+        if self.metrics is not None:
+            self.metrics.runs.inc()
+        return report
+
+    async def _container(
+        self, container: Container, configuration: rules.Configuration, tenant: str | None, report: RunReport
+    ) -> None:
+        enabled = configuration.enabled
+        if any(rule.abort_days is not None for rule in enabled):
+            await self._uploads(container, configuration, tenant, report)
+        if any(_acts_on_versions(rule) for rule in enabled):
+            await self._versions(container, configuration, tenant, report)
+
+    async def _uploads(
+        self, container: Container, configuration: rules.Configuration, tenant: str | None, report: RunReport
+    ) -> None:
+        key_marker: str | None = None
+        id_marker: str | None = None
+        prefix = evaluate.common_prefix(configuration)
+        while True:
+            uploads, _, truncated = await self.catalog.list_uploads(
+                container.id, prefix, "", key_marker, id_marker, self.batch
+            )
+            for upload in uploads:
+                report.examined += 1
+                action = evaluate.abort_due(configuration, upload, self.clock(), self.day_seconds)
+                if action is not None:
+                    await self._abort(container, upload, action, tenant, report)
+            if not truncated or not uploads:
+                return
+            key_marker, id_marker = uploads[-1].key, uploads[-1].id
+
+    async def _abort(
+        self, container: Container, upload: Upload, action: Action, tenant: str | None, report: RunReport
+    ) -> None:
+        try:
+            await self.engine.abort_upload(self._ctx(), container, upload.id)
+        except NoSuchUpload:
+            report.skipped += 1  # completed or aborted meanwhile
+            return
+        self._record(action, container, upload.key, tenant, report, upload_id=upload.id)
+
+    async def _versions(
+        self, container: Container, configuration: rules.Configuration, tenant: str | None, report: RunReport
+    ) -> None:
+        prefix = evaluate.common_prefix(configuration)
+        after = await self.catalog.setting(container, CURSOR)
+        versioning = await self.catalog.setting(container, VERSIONING)
+        while True:
+            page = await self.catalog.list_artifacts(container.id, prefix, "", after, self.batch)
+            for artifact in page.artifacts:
+                report.examined += 1
+                # Today every artifact is its key's only, current version.
+                version = evolve(Version.of(artifact), placement=artifact.placement or container.placement)
+                action = evaluate.due(configuration, version, self.clock(), self.day_seconds)
+                if action is not None:
+                    await self._act(container, artifact, action, versioning, tenant, report)
+            if not page.truncated or page.next_marker is None:
+                break
+            after = page.next_marker
+            await self.catalog.put_setting(container, CURSOR, after)
+        await self.catalog.delete_setting(container, CURSOR)
+
+    async def _act(
+        self,
+        container: Container,
+        artifact: Artifact,
+        action: Action,
+        versioning: str | None,
+        tenant: str | None,
+        report: RunReport,
+    ) -> None:
+        if action.kind == evaluate.TRANSITION:
+            await self._transition(container, artifact, action, tenant, report)
+        elif action.kind == evaluate.EXPIRE and versioning is None:
+            if evaluate.locked(artifact, self.clock()):
+                report.locked += 1
+                return
+            removed = await self.catalog.expire_artifact(artifact)
+            if removed is None:
+                report.skipped += 1  # overwritten or deleted meanwhile: the newer write wins
+                return
+            await self.engine.release(removed, container)
+            self._record(action, container, artifact.key, tenant, report)
+        else:
+            # A versioned container's expiration (a delete marker) needs the versioned catalog.
+            report.skipped += 1
+            if container.id not in self._warned:
+                self._warned.add(container.id)
+                log.warn(
+                    "lifecycle: {action} on versioned container {name} is not applied by this build",
+                    action=action.kind,
+                    name=container.name,
+                )
+
+    async def _transition(
+        self, container: Container, artifact: Artifact, action: Action, tenant: str | None, report: RunReport
+    ) -> None:
+        target = action.placement
+        if target not in self.engine.drivers:
+            report.skipped += 1  # a placement removed from the configuration since: the rule waits
+            return
+        source = artifact.placement or container.placement
+        copied: list[str] = []
+        try:
+            if artifact.parts:
+                parts = []
+                for locator, size in artifact.parts:
+                    new = await self._copy(container, source, target, locator, _stored(size, artifact), copied)
+                    parts.append((new, size))
+                moved = evolve(artifact, parts=tuple(parts), placement=target, storage_class=target)
+            else:
+                stored = _stored(artifact.size, artifact)
+                new = await self._copy(container, source, target, artifact.locator, stored, copied)
+                moved = evolve(artifact, locator=new, placement=target, storage_class=target)
+            swapped = await self.catalog.move_artifact(artifact, moved)
+        except DriverError:
+            await self._drop(target, copied)
+            current = await self.catalog.artifact(container.id, artifact.key)
+            if current is not None and current.locators == artifact.locators:
+                raise  # a real failure: the next run tries again
+            report.skipped += 1  # overwritten or deleted while copying: its blob went under us
+            return
+        except BaseException:
+            await self._drop(target, copied)
+            raise
+        if not swapped:
+            report.skipped += 1
+            await self._drop(target, copied)
+            return
+        await self.engine.release(artifact, container)  # the old blobs, queued by the swap
+        self._record(action, container, artifact.key, tenant, report, target=target)
+
+    async def _copy(
+        self, container: Container, source: str, target: str, locator: str, size: int, copied: list[str]
+    ) -> str:
+        blob = uuid.uuid4().hex
+        new = f"{container.id}/{blob[:2]}/{blob}"
+        # Recorded before the first byte: a crash before the swap leaves garbage, never a leak.
+        await self.catalog.intend_blobs(target, [new])
+        copied.append(new)
+        await copy_blob(self.engine.placement(source), self.engine.placement(target), locator, size, new)
+        return new
+
+    async def _drop(self, placement: str, locators: list[str]) -> None:
+        if locators:
+            await self.engine.discard(placement, locators)
+
+    def _ctx(self) -> RequestContext:
+        return RequestContext("lifecycle-" + secrets.token_hex(6).upper())
+
+    def _record(
+        self,
+        action: Action,
+        container: Container,
+        key: str,
+        tenant: str | None,
+        report: RunReport,
+        **extra: str,
+    ) -> None:
+        report.actions[action.kind] = report.actions.get(action.kind, 0) + 1
+        if self.metrics is not None:
+            self.metrics.observe(action.kind)
+        if self.events is not None:
+            event = make_event(
+                time=self.clock(),
+                request_id="lifecycle-" + secrets.token_hex(6).upper(),
+                tenant=tenant,
+                operation=OPERATIONS[action.kind],
+                container=container.name,
+                key=key,
+                bytes_in=0,
+                bytes_out=0,
+                status=200,
+                duration=0.0,
+            )
+            event["rule_id"] = action.rule_id
+            event.update(extra)
+            self.events.emit(event)
+
+
+def _acts_on_versions(rule: rules.Rule) -> bool:
+    return (
+        rule.expiration_days is not None
+        or rule.expiration_date is not None
+        or bool(rule.expired_object_delete_marker)
+        or rule.has_noncurrent_expiration
+        or bool(rule.transitions)
+        or bool(rule.noncurrent_transitions)
+    )
+
+
+def _stored(plain_size: int, artifact: Artifact) -> int:
+    """A blob's size on its driver: an encrypted one holds its packages' tags too (copied as is)."""
+    return sealed_size(plain_size) if artifact.sealing is not None else plain_size
+
+
+__all__ = ["CURSOR", "LifecycleRunner", "RunReport"]
