@@ -13,6 +13,7 @@ from typing import Any
 import pytest_twisted
 from attrs import evolve
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
 
 from tests.s3helpers import Server, error_code
 from vaultaire.drivers.local import LocalDriver
@@ -92,16 +93,87 @@ async def test_expiration_deletes_what_is_due_and_keeps_the_rest(server: Server)
 
 @pytest_twisted.ensureDeferred
 async def test_an_overwrite_racing_the_expiration_wins(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
     assert (await server.request("PUT", "/bucket/k", b"old")).code == 200
-    c = await container(server)
-    found = await server.catalog.artifact(c.id, "k")
-    assert (await server.request("PUT", "/bucket/k", b"new")).code == 200
-    assert await server.catalog.expire_artifact(found) is None
+    real = server.catalog.list_versions
+
+    async def racing(*args: Any) -> Any:
+        page = await real(*args)  # the runner has read the old version...
+        assert (await server.request("PUT", "/bucket/k", b"new")).code == 200  # ...a client overwrites it
+        return page
+
+    server.catalog.list_versions = lambda *args: ensureDeferred(racing(*args))  # type: ignore[method-assign]
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock)
+    try:
+        report = await run.run()
+    finally:
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert report.skipped == 1 and report.actions == {}
     r = await server.request("GET", "/bucket/k")
     assert (r.code, r.body) == (200, b"new")
-    current = await server.catalog.artifact(c.id, "k")
-    assert (await server.catalog.expire_artifact(current)) is not None
+
+
+async def versions_of(server: Server, key: str) -> list[Any]:
+    c = await container(server)
+    page = await server.catalog.list_versions(c.id, key, "", None, None, 1000)
+    return [v for v in page.versions if v.key == key]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_versioned_key_expires_to_a_marker_then_its_versions_and_the_marker_go(server: Server) -> None:
+    await configure(
+        server,
+        rule("<Expiration><Days>1</Days></Expiration>", "current"),
+        rule("<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration>", "old"),
+    )
+    await server.catalog.put_setting(await container(server), "versioning", "Enabled")
+    for body in (b"v1", b"v2"):
+        assert (await server.request("PUT", "/bucket/k", body)).code == 200
+    clock = Clock()
+    run, _, _ = runner(server, clock)
+    clock.now += 2 * DAY
+    report = await run.run()
+    # v2 expired (a delete marker on top, v2 kept); v1 was noncurrent for a day: gone for good.
+    assert report.actions == {evaluate.EXPIRE: 1, evaluate.EXPIRE_NONCURRENT: 1}
+    left = await versions_of(server, "k")
+    assert [(v.delete_marker, v.is_latest) for v in left] == [(True, True), (False, False)]
     assert (await server.request("GET", "/bucket/k")).code == 404
+    clock.now += 2 * DAY
+    report = await run.run()
+    assert report.actions == {evaluate.EXPIRE_NONCURRENT: 1}  # v2, noncurrent since the marker
+    clock.now += 2 * DAY
+    report = await run.run()
+    assert report.actions == {evaluate.REMOVE_MARKER: 1}  # the marker, alone now
+    assert await versions_of(server, "k") == []
+    assert server.blob_files() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_newer_noncurrent_versions_are_kept_and_locked_ones_too(server: Server) -> None:
+    await configure(
+        server,
+        rule(
+            "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
+            "<NewerNoncurrentVersions>2</NewerNoncurrentVersions></NoncurrentVersionExpiration>"
+        ),
+    )
+    c = await container(server)
+    await server.catalog.put_setting(c, "versioning", "Enabled")
+    for n in range(5):
+        assert (await server.request("PUT", "/bucket/k", f"v{n}".encode())).code == 200
+    oldest = (await versions_of(server, "k"))[-1]
+    await server.catalog.amend_artifact(c.id, "k", oldest.version_id, lambda a: evolve(a, legal_hold=True))
+    clock = Clock()
+    clock.now += 3 * DAY
+    run, _, _ = runner(server, clock, batch=2)  # a key's versions over several pages
+    report = await run.run()
+    assert report.actions == {evaluate.EXPIRE_NONCURRENT: 1} and report.locked == 1
+    left = await versions_of(server, "k")
+    assert len(left) == 4 and left[-1].version_id == oldest.version_id
+    r = await server.request("GET", "/bucket/k")
+    assert (r.code, r.body) == (200, b"v4")
 
 
 @pytest_twisted.ensureDeferred
@@ -182,7 +254,7 @@ async def test_a_pass_that_dies_resumes_at_its_cursor(server: Server) -> None:
     clock = Clock()
     clock.now += 2 * DAY
     run, _, _ = runner(server, clock, batch=2)
-    real = server.catalog.list_artifacts
+    real = server.catalog.list_versions
     calls = []
 
     def dying(*args: Any) -> Any:
@@ -191,21 +263,21 @@ async def test_a_pass_that_dies_resumes_at_its_cursor(server: Server) -> None:
             raise RuntimeError("killed")
         return real(*args)
 
-    server.catalog.list_artifacts = dying  # type: ignore[method-assign]
+    server.catalog.list_versions = dying  # type: ignore[method-assign]
     try:
         await run.run()  # the container's failure is logged, the run goes on
     finally:
-        server.catalog.list_artifacts = real  # type: ignore[method-assign]
-    assert await server.catalog.setting(c, CURSOR) == "k3"
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert await server.catalog.setting(c, CURSOR) == "k2"  # the last key known to be finished
     page = await server.catalog.list_artifacts(c.id, "", "", None, 100)
     assert [a.key for a in page.artifacts] == keys[4:]
     resumed = []
-    server.catalog.list_artifacts = lambda *args: resumed.append(args[3]) or real(*args)  # type: ignore[method-assign]
+    server.catalog.list_versions = lambda *args: resumed.append(args[3]) or real(*args)  # type: ignore[method-assign]
     try:
         report = await run.run()
     finally:
-        server.catalog.list_artifacts = real  # type: ignore[method-assign]
-    assert resumed[0] == "k3"  # not from the first key again
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert resumed[0] == "k2"  # not from the first key again
     assert report.actions == {evaluate.EXPIRE: 3}
     assert (await server.catalog.list_artifacts(c.id, "", "", None, 100)).artifacts == ()
     assert await server.catalog.setting(c, CURSOR) is None

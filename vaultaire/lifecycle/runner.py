@@ -10,7 +10,7 @@ served between them). After each page the key reached is written down as the con
 the end removes it and the next run starts from the first key again.
 
 Nothing a client wrote meanwhile is lost: an expiration deletes the key only if it still
-holds exactly the version that was found due (``Catalog.expire_artifact``), a transition
+holds exactly the version that was found due (a guard inside ``Catalog.delete_version``'s transaction), a transition
 copies the blobs to the target placement, then swaps them in only if the key still holds
 the old ones (``Catalog.move_artifact``), and only then frees the old ones; a copy whose
 swap is refused, or that a crash interrupts, is freed (or recorded as a write intent that
@@ -27,6 +27,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from attrs import define, evolve, field
 from twisted.logger import Logger
@@ -87,7 +88,6 @@ class LifecycleRunner:
         self.clock = clock
         self.batch = batch
         self._running = False
-        self._warned: set[int] = set()
 
     async def run(self) -> RunReport:
         """One pass over every container with a lifecycle configuration."""
@@ -159,54 +159,99 @@ class LifecycleRunner:
         self, container: Container, configuration: rules.Configuration, tenant: str | None, report: RunReport
     ) -> None:
         prefix = evaluate.common_prefix(configuration)
-        after = await self.catalog.setting(container, CURSOR)
+        # A run that died left the last key it finished: this one goes on after it.
+        key_marker = await self.catalog.setting(container, CURSOR)
+        version_marker: str | None = None
         versioning = await self.catalog.setting(container, VERSIONING)
+        walk = _KeyWalk(container)
         while True:
-            page = await self.catalog.list_artifacts(container.id, prefix, "", after, self.batch)
-            for artifact in page.artifacts:
+            page = await self.catalog.list_versions(container.id, prefix, "", key_marker, version_marker, self.batch)
+            for artifact in page.versions:
                 report.examined += 1
-                # Today every artifact is its key's only, current version.
-                version = evolve(Version.of(artifact), placement=artifact.placement or container.placement)
-                action = evaluate.due(configuration, version, self.clock(), self.day_seconds)
-                if action is not None:
-                    await self._act(container, artifact, action, versioning, tenant, report)
-            if not page.truncated or page.next_marker is None:
+                for version, found in walk.feed(artifact):
+                    await self._evaluate(container, configuration, version, found, versioning, tenant, report)
+            if not page.truncated or page.next_key_marker is None:
                 break
-            after = page.next_marker
-            await self.catalog.put_setting(container, CURSOR, after)
+            key_marker, version_marker = page.next_key_marker, page.next_version_id_marker
+            if walk.done_key is not None:
+                await self.catalog.put_setting(container, CURSOR, walk.done_key)
+        for version, found in walk.finish():
+            await self._evaluate(container, configuration, version, found, versioning, tenant, report)
         await self.catalog.delete_setting(container, CURSOR)
 
-    async def _act(
+    async def _evaluate(
         self,
         container: Container,
+        configuration: rules.Configuration,
+        version: Version,
         artifact: Artifact,
-        action: Action,
         versioning: str | None,
         tenant: str | None,
         report: RunReport,
     ) -> None:
-        if action.kind == evaluate.TRANSITION:
+        action = evaluate.due(configuration, version, self.clock(), self.day_seconds)
+        if action is None:
+            return
+        if action.kind in (evaluate.TRANSITION, evaluate.NONCURRENT_TRANSITION):
             await self._transition(container, artifact, action, tenant, report)
-        elif action.kind == evaluate.EXPIRE and versioning is None:
-            if evaluate.locked(artifact, self.clock()):
-                report.locked += 1
-                return
-            removed = await self.catalog.expire_artifact(artifact)
-            if removed is None:
-                report.skipped += 1  # overwritten or deleted meanwhile: the newer write wins
-                return
-            await self.engine.release(removed, container)
-            self._record(action, container, artifact.key, tenant, report)
-        else:
-            # A versioned container's expiration (a delete marker) needs the versioned catalog.
-            report.skipped += 1
-            if container.id not in self._warned:
-                self._warned.add(container.id)
-                log.warn(
-                    "lifecycle: {action} on versioned container {name} is not applied by this build",
-                    action=action.kind,
-                    name=container.name,
-                )
+            return
+        try:
+            if action.kind == evaluate.EXPIRE:
+                done = await self._expire_current(container, artifact, versioning)
+            else:  # REMOVE_MARKER, EXPIRE_NONCURRENT: that one version goes for good
+                done = await self._delete_version(container, artifact, action)
+        except _Locked:
+            report.locked += 1
+            return
+        except _Changed:
+            report.skipped += 1  # a client changed the key meanwhile: its write wins
+            return
+        if done:
+            self._record(action, container, artifact.key, tenant, report, version_id=artifact.version_id)
+
+    async def _expire_current(self, container: Container, artifact: Artifact, versioning: str | None) -> bool:
+        """S3's expiration of a current version: deleted when the container was never versioned,
+        else a delete marker on top (Suspended: a null marker, replacing the null version)."""
+        now = self.clock()
+        if versioning is None:
+            change = await self.catalog.delete_version(
+                container.id, artifact.key, artifact.version_id, _unchanged(artifact, now)
+            )
+            if change.removed is None:
+                raise _Changed()
+            await self.engine.release(change.removed, container)
+            return True
+        current = await self.catalog.artifact(container.id, artifact.key)
+        if current is None or current.version_id != artifact.version_id or current.modified != artifact.modified:
+            raise _Changed()
+        if current.version_id == "null" and versioning != "Enabled" and evaluate.locked(current, now):
+            raise _Locked()  # the null marker would replace (delete) a locked null version
+        # A client's write between that check and this delete makes the marker hide it: nothing is
+        # lost (it is a noncurrent version then, as after any DELETE of the key).
+        change = await self.catalog.delete_artifact(container.id, artifact.key)
+        if change.removed is not None:
+            await self.engine.release(change.removed, container)
+        return True
+
+    async def _delete_version(self, container: Container, artifact: Artifact, action: Action) -> bool:
+        now = self.clock()
+
+        def guard(found: Artifact) -> None:
+            if found.delete_marker != artifact.delete_marker:
+                raise _Changed()
+            if action.kind == evaluate.EXPIRE_NONCURRENT and found.is_latest:
+                raise _Changed()  # current again (its successor was deleted): not for this rule
+            if action.kind == evaluate.REMOVE_MARKER and not found.is_latest:
+                raise _Changed()
+            if evaluate.locked(found, now):
+                raise _Locked()
+
+        change = await self.catalog.delete_version(container.id, artifact.key, artifact.version_id, guard)
+        if change.removed is None:
+            return False  # gone already
+        if not change.removed.delete_marker:
+            await self.engine.release(change.removed, container)
+        return True
 
     async def _transition(
         self, container: Container, artifact: Artifact, action: Action, tenant: str | None, report: RunReport
@@ -292,6 +337,68 @@ class LifecycleRunner:
             event["rule_id"] = action.rule_id
             event.update(extra)
             self.events.emit(event)
+
+
+class _Changed(Exception):
+    """The version is not what was found due any more."""
+
+
+class _Locked(Exception):
+    """Object Lock keeps the version."""
+
+
+def _unchanged(artifact: Artifact, now: float) -> Callable[[Artifact], None]:
+    """A guard: the version still holds the same blobs from the same write, and no lock keeps it."""
+
+    def guard(found: Artifact) -> None:
+        if found.locators != artifact.locators or found.modified != artifact.modified or found.delete_marker:
+            raise _Changed()
+        if evaluate.locked(found, now):
+            raise _Locked()
+
+    return guard
+
+
+class _KeyWalk:
+    """Turns a stream of versions (by key, newest first) into what the rules look at: when each
+    noncurrent version stopped being current, how many noncurrent versions are newer, and
+    whether a current delete marker is its key's only version (known at the next version)."""
+
+    def __init__(self, container: Container) -> None:
+        self._placement = container.placement
+        self.key: str | None = None
+        self.done_key: str | None = None  # the last key whose versions have all been seen
+        self._newer: float | None = None  # the time of the version just newer than the next one
+        self._noncurrent = 0
+        self._marker: Artifact | None = None  # a current delete marker, alone so far
+
+    def _version(self, artifact: Artifact, **kw: Any) -> Version:
+        return evolve(Version.of(artifact, **kw), placement=artifact.placement or self._placement)
+
+    def feed(self, artifact: Artifact) -> list[tuple[Version, Artifact]]:
+        out: list[tuple[Version, Artifact]] = []
+        if artifact.key != self.key:
+            out += self.finish()
+            self.done_key = self.key
+            self.key, self._newer, self._noncurrent = artifact.key, None, 0
+        if artifact.is_latest:
+            self._newer = artifact.modified
+            if artifact.delete_marker:
+                self._marker = artifact  # alone unless an older version follows
+            else:
+                out.append((self._version(artifact), artifact))
+            return out
+        self._marker = None
+        since = self._newer if self._newer is not None else artifact.modified
+        out.append((self._version(artifact, noncurrent_since=since, newer_noncurrent=self._noncurrent), artifact))
+        if not artifact.delete_marker:
+            self._noncurrent += 1
+        self._newer = artifact.modified
+        return out
+
+    def finish(self) -> list[tuple[Version, Artifact]]:
+        marker, self._marker = self._marker, None
+        return [] if marker is None else [(self._version(marker, only_version=True), marker)]
 
 
 def _acts_on_versions(rule: rules.Rule) -> bool:
