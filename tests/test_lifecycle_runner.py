@@ -281,3 +281,29 @@ async def test_a_pass_that_dies_resumes_at_its_cursor(server: Server) -> None:
     assert report.actions == {evaluate.EXPIRE: 3}
     assert (await server.catalog.list_artifacts(c.id, "", "", None, 100)).artifacts == ()
     assert await server.catalog.setting(c, CURSOR) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_noncurrent_versions_transition_and_the_current_one_stays(server: Server) -> None:
+    await configure(
+        server,
+        rule(
+            "<NoncurrentVersionTransition><NoncurrentDays>1</NoncurrentDays><StorageClass>cold</StorageClass>"
+            "</NoncurrentVersionTransition>"
+        ),
+        headers={"x-amz-transition-default-minimum-object-size": "varies_by_storage_class"},
+    )
+    c = await container(server)
+    await server.catalog.put_setting(c, "versioning", "Enabled")
+    for body in (b"first", b"second"):
+        assert (await server.request("PUT", "/bucket/k", body)).code == 200
+    clock = Clock()
+    clock.now += 3 * DAY
+    run, _, _ = runner(server, clock)
+    report = await run.run()
+    assert report.actions == {evaluate.NONCURRENT_TRANSITION: 1}
+    current, old = await versions_of(server, "k")
+    assert (current.placement or c.placement, old.placement, old.storage_class) == ("local", "cold", "cold")
+    r = await server.request("GET", "/bucket/k", query=f"versionId={old.version_id}")
+    assert (r.code, r.body) == (200, b"first")
+    assert (await run.run()).actions == {}
