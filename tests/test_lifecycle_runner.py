@@ -307,3 +307,30 @@ async def test_noncurrent_versions_transition_and_the_current_one_stays(server: 
     r = await server.request("GET", "/bucket/k", query=f"versionId={old.version_id}")
     assert (r.code, r.body) == (200, b"first")
     assert (await run.run()).actions == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_that_starts_its_key_over_counts_each_version_once(server: Server) -> None:
+    # The page ends on k's null version, which the run deletes: the next page lists k's remaining
+    # versions again. v2 must still count as the one newer noncurrent version to keep.
+    await configure(
+        server,
+        rule(
+            "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
+            "<NewerNoncurrentVersions>1</NewerNoncurrentVersions></NoncurrentVersionExpiration>"
+        ),
+    )
+    c = await container(server)
+    assert (await server.request("PUT", "/bucket/k", b"null")).code == 200
+    await server.catalog.put_setting(c, "versioning", "Enabled")
+    for body in (b"v1", b"v2", b"v3"):
+        assert (await server.request("PUT", "/bucket/k", body)).code == 200
+    assert (await server.request("PUT", "/bucket/z", b"z")).code == 200
+    clock = Clock()
+    clock.now += 3 * DAY
+    run, _, _ = runner(server, clock, batch=4)
+    report = await run.run()
+    assert report.actions == {evaluate.EXPIRE_NONCURRENT: 2}
+    left = await versions_of(server, "k")
+    bodies = [(await server.request("GET", "/bucket/k", query=f"versionId={v.version_id}")).body for v in left]
+    assert bodies == [b"v3", b"v2"]

@@ -371,6 +371,7 @@ class _KeyWalk:
         self._newer: float | None = None  # the time of the version just newer than the next one
         self._noncurrent = 0
         self._marker: Artifact | None = None  # a current delete marker, alone so far
+        self._seen: set[str] = set()  # the version ids of this key fed so far
 
     def _version(self, artifact: Artifact, **kw: Any) -> Version:
         return evolve(Version.of(artifact, **kw), placement=artifact.placement or self._placement)
@@ -381,6 +382,12 @@ class _KeyWalk:
             out += self.finish()
             self.done_key = self.key
             self.key, self._newer, self._noncurrent = artifact.key, None, 0
+            self._seen.clear()
+        if artifact.version_id in self._seen:
+            # A page can start over at its key (the marker was a null version we just deleted):
+            # counted once, or NewerNoncurrentVersions would keep too few.
+            return out
+        self._seen.add(artifact.version_id)
         if artifact.is_latest:
             self._newer = artifact.modified
             if artifact.delete_marker:
