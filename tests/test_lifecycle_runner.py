@@ -334,3 +334,49 @@ async def test_a_page_that_starts_its_key_over_counts_each_version_once(server: 
     left = await versions_of(server, "k")
     bodies = [(await server.request("GET", "/bucket/k", query=f"versionId={v.version_id}")).body for v in left]
     assert bodies == [b"v3", b"v2"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_suspended_expiration_never_removes_a_locked_null_version(server: Server) -> None:
+    # On a suspended bucket an expiration's null delete marker replaces the null version,
+    # wherever it is: a locked one keeps the key as it is.
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    c = await container(server)
+    assert (await server.request("PUT", "/bucket/k", b"null")).code == 200
+    await server.catalog.amend_artifact(c.id, "k", "null", lambda a: evolve(a, legal_hold=True))
+    await server.catalog.put_setting(c, "versioning", "Enabled")
+    assert (await server.request("PUT", "/bucket/k", b"v1")).code == 200
+    await server.catalog.put_setting(c, "versioning", "Suspended")
+    clock = Clock()
+    clock.now += 3 * DAY
+    run, _, _ = runner(server, clock)
+    report = await run.run()
+    assert report.locked == 1 and report.actions == {}
+    r = await server.request("GET", "/bucket/k", query="versionId=null")
+    assert (r.code, r.body) == (200, b"null")
+    assert (await server.request("GET", "/bucket/k")).body == b"v1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_versioned_write_racing_the_expiration_is_not_hidden_by_a_marker(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    await server.catalog.put_setting(await container(server), "versioning", "Enabled")
+    assert (await server.request("PUT", "/bucket/k", b"old")).code == 200
+    real = server.catalog.list_versions
+
+    async def racing(*args: Any) -> Any:
+        page = await real(*args)
+        assert (await server.request("PUT", "/bucket/k", b"new")).code == 200
+        return page
+
+    server.catalog.list_versions = lambda *args: ensureDeferred(racing(*args))  # type: ignore[method-assign]
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock)
+    try:
+        report = await run.run()
+    finally:
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert report.skipped == 1 and report.actions == {}
+    r = await server.request("GET", "/bucket/k")
+    assert (r.code, r.body) == (200, b"new")

@@ -415,6 +415,14 @@ class LifecycleScans(Protocol):
         """Up to ``limit`` containers of every tenant with setting ``name``, by id above
         ``after_id``, each with the setting's value."""
 
+    def expire_current(
+        self, container_id: int, key: str, guard: Callable[[Artifact | None, Artifact | None], None]
+    ) -> Deferred[VersionChange]:
+        """``delete_artifact`` (S3's DELETE without a version id), after ``guard`` has seen, in
+        the same transaction, the key's current data version (None: none, or a delete marker)
+        and the version the delete would remove for good (None: nothing); what it raises
+        aborts the delete and reaches the caller."""
+
 
 class Catalog(
     Lifecycle, Tenants, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, LifecycleScans, Protocol

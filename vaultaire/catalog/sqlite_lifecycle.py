@@ -11,19 +11,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.model import Container
+from vaultaire.catalog import versions
+from vaultaire.model import Artifact, Container, VersionChange
 
 T = TypeVar("T")
 
 
 class LifecycleStatements:
-    """Containers that have a setting: the runner's way to every configured container."""
+    """Containers that have a setting, and an expiration checked in its own transaction."""
 
     if TYPE_CHECKING:
 
         def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
 
         def _db(self) -> sqlite3.Connection: ...
+
+        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
+
+        _clock: Callable[[], float]
 
     def containers_with_setting(self, name: str, after_id: int, limit: int) -> Deferred[list[tuple[Container, str]]]:
         def work() -> list[tuple[Container, str]]:
@@ -37,3 +42,28 @@ class LifecycleStatements:
             ]
 
         return self._run(work)
+
+    def expire_current(
+        self, container_id: int, key: str, guard: Callable[[Artifact | None, Artifact | None], None]
+    ) -> Deferred[VersionChange]:
+        def work(db: sqlite3.Connection) -> VersionChange:
+            raw = key.encode("utf-8")
+            found = versions.current(db, container_id, raw)
+            now_current = found[0] if found is not None else None
+            # What delete_key will remove for good: the current version of a never versioned
+            # container, the null version (current or not) of a suspended one, nothing if enabled.
+            mode = versions.state(db, container_id)
+            if mode is None:
+                doomed = now_current
+            elif mode == versions.ENABLED:
+                doomed = None
+            elif now_current is not None and now_current.version_id == versions.NULL:
+                doomed = now_current
+            else:
+                stored = versions._stored(db, container_id, raw, versions.NULL)
+                doomed = stored[0] if stored is not None and not stored[0].delete_marker else None
+            guard(now_current, doomed)
+            marker, removed = versions.delete_key(db, container_id, key, self._clock())
+            return VersionChange(marker, removed)
+
+        return self._write(work)

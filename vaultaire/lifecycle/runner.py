@@ -45,7 +45,6 @@ from vaultaire.ops.metrics import LifecycleMetrics
 log = Logger()
 
 CURSOR = "lifecycle-cursor"  # container setting: the last key a pass that did not finish reached
-VERSIONING = "versioning"
 BATCH = 100
 CONTAINER_BATCH = 100
 
@@ -162,21 +161,20 @@ class LifecycleRunner:
         # A run that died left the last key it finished: this one goes on after it.
         key_marker = await self.catalog.setting(container, CURSOR)
         version_marker: str | None = None
-        versioning = await self.catalog.setting(container, VERSIONING)
         walk = _KeyWalk(container)
         while True:
             page = await self.catalog.list_versions(container.id, prefix, "", key_marker, version_marker, self.batch)
             for artifact in page.versions:
                 report.examined += 1
                 for version, found in walk.feed(artifact):
-                    await self._evaluate(container, configuration, version, found, versioning, tenant, report)
+                    await self._evaluate(container, configuration, version, found, tenant, report)
             if not page.truncated or page.next_key_marker is None:
                 break
             key_marker, version_marker = page.next_key_marker, page.next_version_id_marker
             if walk.done_key is not None:
                 await self.catalog.put_setting(container, CURSOR, walk.done_key)
         for version, found in walk.finish():
-            await self._evaluate(container, configuration, version, found, versioning, tenant, report)
+            await self._evaluate(container, configuration, version, found, tenant, report)
         await self.catalog.delete_setting(container, CURSOR)
 
     async def _evaluate(
@@ -185,7 +183,6 @@ class LifecycleRunner:
         configuration: rules.Configuration,
         version: Version,
         artifact: Artifact,
-        versioning: str | None,
         tenant: str | None,
         report: RunReport,
     ) -> None:
@@ -197,7 +194,7 @@ class LifecycleRunner:
             return
         try:
             if action.kind == evaluate.EXPIRE:
-                done = await self._expire_current(container, artifact, versioning)
+                done = await self._expire_current(container, artifact)
             else:  # REMOVE_MARKER, EXPIRE_NONCURRENT: that one version goes for good
                 done = await self._delete_version(container, artifact, action)
         except _Locked:
@@ -209,26 +206,21 @@ class LifecycleRunner:
         if done:
             self._record(action, container, artifact.key, tenant, report, version_id=artifact.version_id)
 
-    async def _expire_current(self, container: Container, artifact: Artifact, versioning: str | None) -> bool:
+    async def _expire_current(self, container: Container, artifact: Artifact) -> bool:
         """S3's expiration of a current version: deleted when the container was never versioned,
-        else a delete marker on top (Suspended: a null marker, replacing the null version)."""
+        else a delete marker on top (Suspended: a null marker, replacing the null version).
+        Checked in the delete's transaction: still that version, and nothing locked removed."""
         now = self.clock()
-        if versioning is None:
-            change = await self.catalog.delete_version(
-                container.id, artifact.key, artifact.version_id, _unchanged(artifact, now)
-            )
-            if change.removed is None:
+
+        def guard(current: Artifact | None, doomed: Artifact | None) -> None:
+            if current is None or current.version_id != artifact.version_id:
                 raise _Changed()
-            await self.engine.release(change.removed, container)
-            return True
-        current = await self.catalog.artifact(container.id, artifact.key)
-        if current is None or current.version_id != artifact.version_id or current.modified != artifact.modified:
-            raise _Changed()
-        if current.version_id == "null" and versioning != "Enabled" and evaluate.locked(current, now):
-            raise _Locked()  # the null marker would replace (delete) a locked null version
-        # A client's write between that check and this delete makes the marker hide it: nothing is
-        # lost (it is a noncurrent version then, as after any DELETE of the key).
-        change = await self.catalog.delete_artifact(container.id, artifact.key)
+            if current.locators != artifact.locators or current.modified != artifact.modified:
+                raise _Changed()
+            if doomed is not None and evaluate.locked(doomed, now):
+                raise _Locked()
+
+        change = await self.catalog.expire_current(container.id, artifact.key, guard)
         if change.removed is not None:
             await self.engine.release(change.removed, container)
         return True
@@ -345,18 +337,6 @@ class _Changed(Exception):
 
 class _Locked(Exception):
     """Object Lock keeps the version."""
-
-
-def _unchanged(artifact: Artifact, now: float) -> Callable[[Artifact], None]:
-    """A guard: the version still holds the same blobs from the same write, and no lock keeps it."""
-
-    def guard(found: Artifact) -> None:
-        if found.locators != artifact.locators or found.modified != artifact.modified or found.delete_marker:
-            raise _Changed()
-        if evaluate.locked(found, now):
-            raise _Locked()
-
-    return guard
 
 
 class _KeyWalk:
