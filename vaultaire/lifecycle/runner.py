@@ -4,18 +4,20 @@ It runs where the other once-per-data-directory work runs (the single daemon, or
 supervisor of workers: vaultaire/service.py ``periodic_work``), at start and then every
 ``[lifecycle] day_seconds``. A run never overlaps the previous one (the timer waits for it).
 
-Each container is walked in bounded pages of keys (every call a Deferred: requests are
-served between them). After each page the key reached is written down as the container's
-``lifecycle-cursor`` setting, so a run that dies (kill -9) resumes there; a pass that reaches
-the end removes it and the next run starts from the first key again.
+Each container is walked in bounded pages of versions (``Catalog.list_versions``; every call
+a Deferred: requests are served between them). After each page the last key finished is
+written down as the container's ``lifecycle-cursor`` setting, so a run that dies (kill -9)
+goes on after it; a pass that reaches the end removes it and the next run starts over.
 
-Nothing a client wrote meanwhile is lost: an expiration deletes the key only if it still
-holds exactly the version that was found due (a guard inside ``Catalog.delete_version``'s transaction), a transition
-copies the blobs to the target placement, then swaps them in only if the key still holds
-the old ones (``Catalog.move_artifact``), and only then frees the old ones; a copy whose
-swap is refused, or that a crash interrupts, is freed (or recorded as a write intent that
-the garbage sweep frees). A version Object Lock keeps (retention, legal hold) is never
-deleted.
+Nothing a client wrote meanwhile is lost, because every change is checked in its own
+transaction: an expiration of a current version (``Catalog.expire_current``) only if the key
+still holds exactly that version, a noncurrent version or delete marker
+(``Catalog.delete_version`` with a guard) only if it is still what it was. A transition copies
+the blobs to the target placement, swaps them in only if the version still holds the old ones
+(``Catalog.move_artifact``), and only then frees the old ones; a copy whose swap is refused,
+or that a crash interrupts, is freed (or left as a write intent the garbage sweep frees). A
+version Object Lock keeps (retention, legal hold) is never deleted: not by an expiration, a
+noncurrent expiration, nor by the null delete marker of a suspended bucket.
 
 Every action is one event in the event log (operation ``Lifecycle...``, with the rule id)
 and one increment of ``vaultaire_lifecycle_actions{action=...}``.
