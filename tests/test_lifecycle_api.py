@@ -90,3 +90,22 @@ async def test_expiration_header_on_put_get_and_head(server: Server) -> None:
     r = await server.request("DELETE", "/bucket", query="lifecycle")
     r = await server.request("HEAD", "/bucket/logs/a")
     assert r.headers.getRawHeaders("x-amz-expiration") is None  # the cache forgets on delete
+
+
+@pytest_twisted.ensureDeferred
+async def test_expiration_header_on_copy_and_complete(server: Server) -> None:
+    r = await server.request("PUT", "/bucket", CONFIG, query="lifecycle", headers=md5_header(CONFIG))
+    assert r.code == 200
+    assert (await server.request("PUT", "/bucket/src", b"data")).code == 200
+    r = await server.request("PUT", "/bucket/logs/copy", headers={"x-amz-copy-source": "/bucket/src"})
+    assert r.code == 200 and r.headers.getRawHeaders("x-amz-expiration")[0].endswith('rule-id="logs"')
+    r = await server.request("POST", "/bucket/logs/big", query="uploads")
+    upload = r.body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
+    r = await server.request("PUT", "/bucket/logs/big", b"part", query=f"partNumber=1&uploadId={upload}")
+    etag = r.headers.getRawHeaders("ETag")[0]
+    done = (
+        f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    ).encode()
+    r = await server.request("POST", "/bucket/logs/big", done, query=f"uploadId={upload}")
+    assert r.code == 200, r.body
+    assert r.headers.getRawHeaders("x-amz-expiration")[0].endswith('rule-id="logs"')

@@ -212,6 +212,7 @@ class MultipartOperations(OperationBase):
         )
         encryption.echo(call, artifact.sealing)
         echo_version(call, artifact)
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

@@ -245,6 +245,7 @@ class ObjectOperations(OperationBase):
                 "The source of a copy request may not specifically refer to a delete marker by version id.",
             ) from None
         echo_version(call, copied)
+        self._echo_expiration(call, await self._lifecycle(call, target), copied)
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, copied.sealing)
