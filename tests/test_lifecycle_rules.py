@@ -332,3 +332,15 @@ def test_common_prefix():
         "<ID>b</ID><Filter><Prefix>logs/2025/</Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>",
     )
     assert evaluate.common_prefix(config) == "logs/202"
+
+
+def test_day_seconds_setting(tmp_path):
+    from vaultaire.config import ConfigError, build, load_file
+
+    path = tmp_path / "v.toml"
+    path.write_text("[lifecycle]\nday_seconds = 2\n")
+    assert build(load_file(str(path)), {}).lifecycle_day_seconds == 2.0
+    assert build({}, {}).lifecycle_day_seconds == 86400.0
+    path.write_text("[lifecycle]\nday_seconds = 0\n")
+    with pytest.raises(ConfigError, match="day_seconds"):
+        build(load_file(str(path)), {})
