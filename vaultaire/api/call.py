@@ -42,7 +42,17 @@ def iso(ts: float) -> str:
 class S3Call:
     """One request in flight: what it targets, who sent it, what it did."""
 
-    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in", "cors_applied")
+    __slots__ = (
+        "request",
+        "target",
+        "ctx",
+        "identity",
+        "operation",
+        "headers",
+        "bytes_in",
+        "cors_applied",
+        "event",
+    )
 
     def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
         self.request = request
@@ -53,6 +63,8 @@ class S3Call:
         self.operation = "Unknown"
         self.bytes_in = 0
         self.cors_applied = False
+        # Fields the operation adds to its event-log line (the tags a write stored...): keep them small.
+        self.event: dict[str, object] = {}
 
     def set_header(self, name: str, value: str) -> None:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
