@@ -380,3 +380,22 @@ async def test_a_versioned_write_racing_the_expiration_is_not_hidden_by_a_marker
     assert report.skipped == 1 and report.actions == {}
     r = await server.request("GET", "/bucket/k")
     assert (r.code, r.body) == (200, b"new")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tag_filter_selects_by_the_objects_tags(server: Server) -> None:
+    await configure(
+        server,
+        "<Rule><ID>t</ID><Filter><Tag><Key>retain</Key><Value>short</Value></Tag></Filter><Status>Enabled</Status>"
+        "<Expiration><Days>1</Days></Expiration></Rule>",
+    )
+    r = await server.request("PUT", "/bucket/tagged", b"x", headers={"x-amz-tagging": "retain=short"})
+    assert r.code == 200 and r.headers.getRawHeaders("x-amz-expiration")[0].endswith('rule-id="t"')
+    r = await server.request("PUT", "/bucket/other", b"x", headers={"x-amz-tagging": "retain=long"})
+    assert r.code == 200 and r.headers.getRawHeaders("x-amz-expiration") is None
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock)
+    assert (await run.run()).actions == {evaluate.EXPIRE: 1}
+    assert (await server.request("HEAD", "/bucket/tagged")).code == 404
+    assert (await server.request("HEAD", "/bucket/other")).code == 200
