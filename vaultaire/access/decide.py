@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from attrs import evolve, frozen
+from attrs import frozen
 
 from vaultaire.access.request import AccessRequest, Principal
-
-GROUP_PREFIX = "http://acs.amazonaws.com/groups/global/"
 
 # Object operations whose ACL is the object's own; every other object operation (writes,
 # deletes, uploads) is granted by the bucket's ACL (WRITE), as S3 maps ACL permissions.
@@ -57,19 +55,8 @@ class PolicyLike(Protocol):
     def is_public(self) -> bool: ...
 
 
-class GrantLike(Protocol):
-    @property
-    def grantee(self) -> str: ...
-
-
 class AclLike(Protocol):
-    @property
-    def owner(self) -> str: ...
-
-    @property
-    def grants(self) -> tuple[GrantLike, ...]: ...
-
-    def allows(self, principal: Principal, action: str, *, is_bucket: bool) -> bool: ...
+    def allows(self, principal: Principal, action: str, *, is_bucket: bool, ignore_public: bool = False) -> bool: ...
 
 
 class BlockLike(Protocol):
@@ -145,16 +132,15 @@ def _acl_allow(
     if acl is None:
         return ""
     principal = request.principal
+    if same_tenant:
+        # A grant to the tenant's own id is its root's: its other users get from the ACL only what
+        # the groups (AllUsers, AuthenticatedUsers) get, so it is asked as for a caller from nowhere.
+        principal = _STRANGER
     ignore_public = block is not None and block.ignore_public_acls
-    grants = tuple(
-        g
-        for g in acl.grants
-        if not (ignore_public and g.grantee.startswith(GROUP_PREFIX))
-        # A grant to the tenant's own id is its root's: its users get nothing from it.
-        and not (same_tenant and g.grantee == principal.tenant_id)
-    )
-    if len(grants) != len(acl.grants):
-        acl = evolve(acl, grants=grants)  # type: ignore[misc]  # the acl module's attrs class
-    if acl.allows(principal, request.action, is_bucket=not on_object):
+    if acl.allows(principal, request.action, is_bucket=not on_object, ignore_public=ignore_public):
         return "the object's ACL" if on_object else "the bucket's ACL"
     return ""
+
+
+# An authenticated caller of no tenant (a tenant id is never empty): matches group grants only.
+_STRANGER = Principal(tenant_id="", user="", user_id="", anonymous=False)
