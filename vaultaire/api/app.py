@@ -21,6 +21,7 @@ from twisted.web.server import NOT_DONE_YET
 from vaultaire.api import unsupported
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
+from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
 from vaultaire.api.buckets import BucketOperations
 from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
@@ -49,6 +50,7 @@ _NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
 
 
 class S3Api(
+    AuthorizationStep,
     BucketOperations,
     ListingOperations,
     ObjectOperations,
@@ -81,6 +83,7 @@ class S3Api(
         sse_c_plain_http: bool = False,
     ) -> None:
         self.sse_c_plain_http = sse_c_plain_http
+        self.policies = PolicyCache()
         self.meter = meter
         self.domains = domains
         self.cors_default = cors_default
@@ -171,11 +174,14 @@ class S3Api(
                         signed_headers_of(request, call.headers),
                         target.v2_path,
                     )
-                    ctx.tenant = call.identity.tenant
+                    if call.identity is not None:
+                        ctx.tenant = call.identity.tenant
                     if refused is not None:
-                        raise refused
-                    unsupported.check_owner(call.headers, call.identity.tenant.id)
+                        # An anonymous caller learns nothing of what we lack.
+                        raise refused if call.identity is not None else S3Error("AccessDenied")
                     unsupported.refuse(call.operation, call.headers)
+                    # Before the handler, so before any byte of a body is read (or 100 Continue sent).
+                    await self.authorize(call)
                     if "origin" in call.headers:  # before the handler: a GET streams its headers out
                         await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)
@@ -240,20 +246,37 @@ class S3Api(
         self.metrics.observe(operation, status, duration, bytes_in, request.bytes_out)
         if self.meter is not None and call is not None and call.ctx.tenant is not None:
             self.meter.record(call.ctx.tenant, call.target.bucket, method, operation, request.bytes_out, bytes_in)
-        self.events.emit(
-            make_event(
-                time=started,
-                request_id=request_id,
-                tenant=tenant,
-                operation=operation,
-                container=call.target.bucket if call else None,
-                key=call.target.key if call else None,
-                bytes_in=bytes_in,
-                bytes_out=request.bytes_out,
-                status=status,
-                duration=duration,
-                error=error.code if error else None,
-            )
+        event = make_event(
+            time=started,
+            request_id=request_id,
+            tenant=tenant,
+            operation=operation,
+            container=call.target.bucket if call else None,
+            key=call.target.key if call else None,
+            bytes_in=bytes_in,
+            bytes_out=request.bytes_out,
+            status=status,
+            duration=duration,
+            error=error.code if error else None,
+        )
+        if call is not None:
+            _access_fields(event, call)
+        self.events.emit(event)
+
+
+def _access_fields(event: dict[str, object], call: S3Call) -> None:
+    """Who asked, when it is not the tenant the event is counted for, and why it was denied."""
+    identity = call.identity
+    if call.denial:
+        event["denied"] = call.denial
+    if identity is None:
+        if call.access is not None or call.denial:
+            event["principal"] = "anonymous"
+    elif identity.user or (call.ctx.tenant is not None and call.ctx.tenant.id != identity.tenant.id):
+        event["principal"] = (
+            f"arn:aws:iam::{identity.tenant.id}:user/{identity.user}"
+            if identity.user
+            else f"arn:aws:iam::{identity.tenant.id}:root"
         )
 
 
