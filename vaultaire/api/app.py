@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from vaultaire.api import unsupported
+from vaultaire.api.acl_operations import AclOperations
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.authorize import AuthorizationStep, PolicyCache
@@ -33,7 +34,9 @@ from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
+from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
+from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
@@ -58,6 +61,9 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    AclOperations,
+    OwnershipOperations,
+    PublicAccessBlockOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -81,9 +87,11 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        public_buckets: bool = True,
     ) -> None:
         self.sse_c_plain_http = sse_c_plain_http
         self.policies = PolicyCache()
+        self.public_buckets = public_buckets
         self.meter = meter
         self.domains = domains
         self.cors_default = cors_default
@@ -128,6 +136,17 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # ACLs, ownership controls, public access block (issue 14)
+            "GetBucketAcl": self.get_bucket_acl,
+            "PutBucketAcl": self.put_bucket_acl,
+            "GetObjectAcl": self.get_object_acl,
+            "PutObjectAcl": self.put_object_acl,
+            "GetBucketOwnershipControls": self.get_bucket_ownership_controls,
+            "PutBucketOwnershipControls": self.put_bucket_ownership_controls,
+            "DeleteBucketOwnershipControls": self.delete_bucket_ownership_controls,
+            "GetPublicAccessBlock": self.get_public_access_block,
+            "PutPublicAccessBlock": self.put_public_access_block,
+            "DeletePublicAccessBlock": self.delete_public_access_block,
         }
 
     def resource(self) -> Any:

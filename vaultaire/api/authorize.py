@@ -24,11 +24,12 @@ from vaultaire.access.actions import CHECKED_BY_HANDLER, SOURCE_ACTION, UNCHECKE
 from vaultaire.access.decide import Decision, decide
 from vaultaire.access.policy import MalformedPolicy, Policy, parse_policy
 from vaultaire.access.request import ANONYMOUS, AccessRequest, Principal
-from vaultaire.api import unsupported
+from vaultaire.api import ownership, unsupported
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.condition_keys import context_of
 from vaultaire.api.errors import S3Error
 from vaultaire.api.objects import copy_source
+from vaultaire.api.public_access_block import stored_block
 from vaultaire.errors import NoSuchArtifact, NoSuchUser
 from vaultaire.model import Artifact, ContainerAccess
 
@@ -225,13 +226,10 @@ class AuthorizationStep(OperationBase):
             block = self._block(access)
         return decide(request, identity_policy, bucket_policy, bucket_acl, object_acl, block, is_root)
 
-    def _block(self, access: ContainerAccess) -> acls.PublicAccessBlock | None:
-        text = access.document("public-access-block")
-        block = acls.PublicAccessBlock.loads(text) if text else None
-        if not self.public_buckets:
-            everything = acls.PublicAccessBlock(True, True, True, True)
-            return everything if block is None else block.union(everything)
-        return block
+    def _block(self, access: ContainerAccess) -> acls.PublicAccessBlock:
+        """As ``PublicAccessBlockOperations._public_access_block``, from the documents already read."""
+        own = stored_block(access.document("public-access-block"))
+        return own if self.public_buckets else own.union(acls.BLOCK_ALL)
 
     async def _peek(self, call: S3Call, access: ContainerAccess, key: str) -> Artifact | None:
         try:
@@ -242,8 +240,7 @@ class AuthorizationStep(OperationBase):
 
 def acls_enabled(access: ContainerAccess) -> bool:
     """BucketOwnerEnforced (the default: no "ownership" setting) disables ACLs, as on S3."""
-    stored = access.document("ownership")
-    return stored is not None and stored != acls.BUCKET_OWNER_ENFORCED
+    return ownership.effective(access.document("ownership")) != acls.BUCKET_OWNER_ENFORCED
 
 
 _COPIES = frozenset({"CopyObject", "UploadPartCopy"})

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from twisted.web.server import Request
 
+from vaultaire.access.acl import Acl, PublicAccessBlock
 from vaultaire.api.addressing import Target
 from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
@@ -133,6 +134,17 @@ class OperationBase:
         async def authorize(self, call: S3Call) -> None: ...
 
         async def authorize_key(self, call: S3Call, key: str) -> None: ...
+
+        # ACLs, ownership, public access block (acl_operations.py, ownership.py, public_access_block.py).
+        async def _ownership(self, call: S3Call, container: Container) -> str: ...
+
+        async def _bucket_acl(self, call: S3Call, container: Container) -> Acl: ...
+
+        async def _public_access_block(self, call: S3Call, container: Container) -> PublicAccessBlock: ...
+
+        async def _new_object_acl(self, call: S3Call, container: Container, headers: Mapping[str, str]) -> str: ...
+
+        def _bucket_creation_acl(self, call: S3Call, ownership: str, block: PublicAccessBlock) -> str: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

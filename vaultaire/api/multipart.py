@@ -86,6 +86,7 @@ class MultipartOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        acl = await self._new_object_acl(call, container, call.headers)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -97,6 +98,7 @@ class MultipartOperations(OperationBase):
             checksum_algorithm=algorithm,
             checksum_type=kind,
             protection=protection,
+            acl=acl,
         )
         encryption.echo(call, upload.sealing)
         if algorithm is not None and kind is not None:

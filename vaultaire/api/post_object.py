@@ -87,6 +87,8 @@ class PostObjectOperation(OperationBase):
         container = await self._container(call)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
+        # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
+        acl = await self._new_object_acl(call, container, {"x-amz-acl": fields["acl"]} if "acl" in fields else {})
         metadata = user_metadata(fields.items())
         kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
@@ -120,6 +122,7 @@ class PostObjectOperation(OperationBase):
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
             # SSE form fields are refused (unsupported.py); the bucket's default still applies.
             protection=await self._default_protection(call, container),
+            acl=acl,
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

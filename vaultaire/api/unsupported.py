@@ -50,6 +50,12 @@ _SSE_C_KEY = _SSE_WRITES | frozenset(
 _SSE_C_SOURCE = frozenset({"CopyObject", "UploadPartCopy"})
 
 
+# Where x-amz-acl and x-amz-grant-* are honoured (POST Object takes its form field acl only).
+_ACL_WRITES = frozenset(
+    {"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload", "PutBucketAcl", "PutObjectAcl"}
+)
+
+
 def _kms(value: str) -> bool:
     # Other values that are not AES256 name no method at all: 400 (vaultaire/api/encryption.py).
     return value.strip().startswith("aws:kms")
@@ -85,22 +91,17 @@ UNSUPPORTED: tuple[Row, ...] = (
         "a bucket with object lock",
         operations=frozenset({"CreateBucket"}),
     ),
-    # private and bucket-owner-full-control are what every object here already is.
+    # ACLs are honoured where S3 takes them (api/acl_operations.py); elsewhere only what every
+    # object already is (private, bucket-owner-full-control) is accepted.
     Row(
         "x-amz-acl",
         lambda v: v.strip().lower() not in ("private", "bucket-owner-full-control"),
         "a canned ACL granting access to others",
+        honoured=_ACL_WRITES | frozenset({"PostObject"}),
     ),
-    Row("x-amz-grant-", _always, "an ACL grant", prefix=True),
+    Row("x-amz-grant-", _always, "an ACL grant", prefix=True, honoured=_ACL_WRITES),
     Row("x-amz-tagging", _not_empty, "object tags"),
     Row("x-amz-website-redirect-location", _not_empty, "a website redirect"),
-    # BucketOwnerEnforced (ACLs disabled) is how every bucket here behaves.
-    Row(
-        "x-amz-object-ownership",
-        lambda v: v.strip() != "BucketOwnerEnforced",
-        "object ownership with ACLs enabled",
-        operations=frozenset({"CreateBucket"}),
-    ),
 )
 
 # POST Object form fields that mean the header of the same effect.
