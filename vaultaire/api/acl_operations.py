@@ -148,11 +148,14 @@ class AclOperations(OperationBase):
     """Get/PutBucketAcl, Get/PutObjectAcl, and the ACL of what other operations create."""
 
     def _caller(self, call: S3Call) -> str:
-        """The caller's tenant id; "" for an anonymous caller."""
-        return call.ctx.tenant.id if call.ctx.tenant is not None else ""
+        """The caller's tenant id; "" for an anonymous caller.
+
+        Not ``call.ctx.tenant``: once a request across tenants is allowed, that is the bucket
+        owner's (whose container, quota and bill it is), not the writer's."""
+        return call.identity.tenant.id if call.identity is not None else ""
 
     def _names(self, call: S3Call) -> dict[str, str]:
-        tenant = call.ctx.tenant
+        tenant = call.identity.tenant if call.identity is not None else None
         return {tenant.id: tenant.name} if tenant is not None else {}
 
     async def _bucket_acl(self, call: S3Call, container: Container) -> Acl:

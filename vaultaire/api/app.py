@@ -22,6 +22,7 @@ from vaultaire.api import unsupported
 from vaultaire.api.acl_operations import AclOperations
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
+from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
 from vaultaire.api.buckets import BucketOperations
 from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
@@ -52,6 +53,7 @@ _NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
 
 
 class S3Api(
+    AuthorizationStep,
     BucketOperations,
     ListingOperations,
     ObjectOperations,
@@ -88,6 +90,7 @@ class S3Api(
         public_buckets: bool = True,
     ) -> None:
         self.sse_c_plain_http = sse_c_plain_http
+        self.policies = PolicyCache()
         self.public_buckets = public_buckets
         self.meter = meter
         self.domains = domains
@@ -190,11 +193,14 @@ class S3Api(
                         signed_headers_of(request, call.headers),
                         target.v2_path,
                     )
-                    ctx.tenant = call.identity.tenant
+                    if call.identity is not None:
+                        ctx.tenant = call.identity.tenant
                     if refused is not None:
-                        raise refused
-                    unsupported.check_owner(call.headers, call.identity.tenant.id)
+                        # An anonymous caller learns nothing of what we lack.
+                        raise refused if call.identity is not None else S3Error("AccessDenied")
                     unsupported.refuse(call.operation, call.headers)
+                    # Before the handler, so before any byte of a body is read (or 100 Continue sent).
+                    await self.authorize(call)
                     if "origin" in call.headers:  # before the handler: a GET streams its headers out
                         await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)
@@ -259,20 +265,37 @@ class S3Api(
         self.metrics.observe(operation, status, duration, bytes_in, request.bytes_out)
         if self.meter is not None and call is not None and call.ctx.tenant is not None:
             self.meter.record(call.ctx.tenant, call.target.bucket, method, operation, request.bytes_out, bytes_in)
-        self.events.emit(
-            make_event(
-                time=started,
-                request_id=request_id,
-                tenant=tenant,
-                operation=operation,
-                container=call.target.bucket if call else None,
-                key=call.target.key if call else None,
-                bytes_in=bytes_in,
-                bytes_out=request.bytes_out,
-                status=status,
-                duration=duration,
-                error=error.code if error else None,
-            )
+        event = make_event(
+            time=started,
+            request_id=request_id,
+            tenant=tenant,
+            operation=operation,
+            container=call.target.bucket if call else None,
+            key=call.target.key if call else None,
+            bytes_in=bytes_in,
+            bytes_out=request.bytes_out,
+            status=status,
+            duration=duration,
+            error=error.code if error else None,
+        )
+        if call is not None:
+            _access_fields(event, call)
+        self.events.emit(event)
+
+
+def _access_fields(event: dict[str, object], call: S3Call) -> None:
+    """Who asked, when it is not the tenant the event is counted for, and why it was denied."""
+    identity = call.identity
+    if call.denial:
+        event["denied"] = call.denial
+    if identity is None:
+        if call.access is not None or call.denial:
+            event["principal"] = "anonymous"
+    elif identity.user or (call.ctx.tenant is not None and call.ctx.tenant.id != identity.tenant.id):
+        event["principal"] = (
+            f"arn:aws:iam::{identity.tenant.id}:user/{identity.user}"
+            if identity.user
+            else f"arn:aws:iam::{identity.tenant.id}:root"
         )
 
 

@@ -163,7 +163,7 @@ class MultipartOperations(OperationBase):
         number = self._part_number(call)
         source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)

@@ -186,7 +186,7 @@ class ObjectOperations(OperationBase):
                 ArgumentValue=directive,
             )
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         klass = storage_class(call.headers) if "x-amz-storage-class" in call.headers else None
         replaced_metadata = self._metadata(call) if directive == "REPLACE" else ()
@@ -263,6 +263,7 @@ class ObjectOperations(OperationBase):
                 results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
                 continue
             try:
+                await self.authorize_key(call, key)  # S3 decides each key of the batch on its own
                 await self.engine.delete(call.ctx, container, key)
             except Exception as e:
                 error = from_domain(e, container.name, key) or S3Error("InternalError")

@@ -74,13 +74,14 @@ class PostObjectOperation(OperationBase):
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
         call.ctx.tenant = identity.tenant
-        unsupported.check_owner(call.headers, identity.tenant.id)
         unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
             raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
         # S3 checks the policy's key conditions against the key with ${filename} filled in.
         key = fields["key"] = key.replace("${filename}", form.filename or "")
+        await self.authorize(call)  # the bucket (and its owner) only: the key is checked next
+        await self.authorize_key(call, key)
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
         container = await self._container(call)

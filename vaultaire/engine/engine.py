@@ -43,6 +43,7 @@ from vaultaire.model import (
     Artifact,
     ByteRange,
     Container,
+    ContainerAccess,
     Credential,
     ListingPage,
     Part,
@@ -51,6 +52,7 @@ from vaultaire.model import (
     Tenant,
     Upload,
     UsageRow,
+    User,
     WriteCondition,
 )
 
@@ -178,6 +180,14 @@ class Engine:
         tenant = await self.catalog.ensure_tenant(tenant_name)
         await self.catalog.add_credential(tenant.id, access_key, secret_key)
         return tenant
+
+    async def user(self, tenant_id: str, name: str) -> User:
+        """A user of the tenant with its identity policy; raises NoSuchUser."""
+        return await self.catalog.user(tenant_id, name)
+
+    async def containers_named(self, name: str) -> list[ContainerAccess]:
+        """Every container so named, of any tenant, with its owner and access documents."""
+        return await self.catalog.containers_named(name)
 
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
