@@ -197,10 +197,12 @@ async def test_put_acls_by_document_and_by_version(server):
     r = await server.request("GET", "/docs/k", query="acl=&versionId=null")
     assert grants(r.body) == [(me, "FULL_CONTROL"), (ALL_USERS, "READ")]
     assert r.headers.getRawHeaders("x-amz-version-id") == ["null"]
+    unknown = "0" * 32
+    assert_error(await server.request("GET", "/docs/k", query=f"acl=&versionId={unknown}"), 404, "NoSuchVersion")
+    r = await server.request("PUT", "/docs/k", document, query=f"acl=&versionId={unknown}")
+    assert_error(r, 404, "NoSuchVersion")
     r = await server.request("GET", "/docs/k", query="acl=&versionId=3HL4kqtJlcpXroDTDmJ")
-    assert_error(r, 404, "NoSuchVersion")
-    r = await server.request("PUT", "/docs/k", document, query="acl=&versionId=3HL4kqtJlcpXroDTDmJ")
-    assert_error(r, 404, "NoSuchVersion")
+    assert_error(r, 400, "InvalidArgument")
     assert_error(await server.request("GET", "/docs/none", query="acl="), 404, "NoSuchKey")
     assert_error(await server.request("PUT", "/docs/none", document, query="acl="), 404, "NoSuchKey")
     # Overwriting an object gives the new one its own (default) ACL.
@@ -215,6 +217,31 @@ async def test_put_acls_by_document_and_by_version(server):
     # Back to private: the setting is gone, not stored as a copy of the default.
     assert (await server.request("PUT", "/docs", query="acl=", headers={"x-amz-acl": "private"})).code == 200
     assert grants((await server.request("GET", "/docs", query="acl=")).body) == [(me, "FULL_CONTROL")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_version_has_its_own_acl(server):
+    await open_bucket(server, "versioned")
+    me = await owner_id(server)
+    enable = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    assert (await server.request("PUT", "/versioned", enable, query="versioning=")).code == 200
+    r = await server.request("PUT", "/versioned/k", b"old", headers={"x-amz-acl": "public-read"})
+    old = r.headers.getRawHeaders("x-amz-version-id")[0]
+    r = await server.request("PUT", "/versioned/k", b"new")
+    new = r.headers.getRawHeaders("x-amz-version-id")[0]
+    assert grants((await server.request("GET", "/versioned/k", query="acl=")).body) == [(me, "FULL_CONTROL")]
+    r = await server.request("GET", "/versioned/k", query=f"acl=&versionId={old}")
+    assert (ALL_USERS, "READ") in grants(r.body)
+    assert r.headers.getRawHeaders("x-amz-version-id") == [old]
+    # Changing the old version's ACL leaves the current one alone, and the reverse.
+    r = await server.request("PUT", "/versioned/k", query=f"acl=&versionId={old}", headers={"x-amz-acl": "private"})
+    assert r.code == 200, r.body
+    headers = {"x-amz-acl": "authenticated-read"}
+    assert (await server.request("PUT", "/versioned/k", query=f"acl=&versionId={new}", headers=headers)).code == 200
+    assert grants((await server.request("GET", "/versioned/k", query=f"acl=&versionId={old}")).body) == [
+        (me, "FULL_CONTROL")
+    ]
+    assert (AUTHENTICATED_USERS, "READ") in grants((await server.request("GET", "/versioned/k", query="acl=")).body)
 
 
 @pytest_twisted.ensureDeferred

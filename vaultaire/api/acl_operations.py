@@ -22,6 +22,7 @@ from vaultaire.access.acl import BUCKET_OWNER_ENFORCED, Acl, AclError, PublicAcc
 from vaultaire.api import xmlparse
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
+from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import Element, element
 from vaultaire.model import Artifact, Container
 
@@ -240,12 +241,9 @@ class AclOperations(OperationBase):
     async def _acl_target(self, call: S3Call, container: Container) -> Artifact:
         """The version ``?versionId=`` names (the current one without it)."""
         assert call.target.key is not None
-        artifact = await self.engine.artifact(call.ctx, container, call.target.key)
-        version = call.target.query.get("versionId")
-        if version is not None:
-            if version != artifact.version_id:
-                raise S3Error("NoSuchVersion", Key=call.target.key, VersionId=version)
-            call.set_header("x-amz-version-id", version)
+        version = requested_version(call)
+        artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
+        echo_version(call, artifact, asked=version is not None)
         return artifact
 
     async def get_object_acl(self, call: S3Call) -> bytes:
