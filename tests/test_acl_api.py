@@ -451,3 +451,19 @@ async def test_another_tenant_reads_only_what_an_acl_grants_it(server):
     assert r.code == 200, r.body
     assert xml_values(r.body, "ID")[0] == other.id  # the writer owns it
     assert (await server.request("GET", "/shared/theirs", **as_other)).body == b"theirs"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_with_an_acl_reads_no_setting_the_authorization_step_already_read(server, monkeypatch):
+    await open_bucket(server, "cheap")
+    asked: list[str] = []
+    original = server.engine.container_setting
+
+    async def counting(ctx: Any, container: Any, name: str) -> str | None:
+        asked.append(name)
+        return await original(ctx, container, name)
+
+    monkeypatch.setattr(server.engine, "container_setting", counting)
+    assert (await server.request("PUT", "/cheap/k", b"x", headers={"x-amz-acl": "public-read"})).code == 200
+    assert (await server.request("PUT", "/cheap/k", query="acl=", headers={"x-amz-acl": "private"})).code == 200
+    assert [name for name in asked if name in ("acl", "ownership", "public-access-block")] == []

@@ -20,6 +20,7 @@ from attrs import evolve
 from vaultaire.access import acl as acls
 from vaultaire.access.acl import BUCKET_OWNER_ENFORCED, Acl, AclError, PublicAccessBlock
 from vaultaire.api import xmlparse
+from vaultaire.api.access_documents import document as access_document
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.versioning import echo_version, requested_version
@@ -160,7 +161,7 @@ class AclOperations(OperationBase):
         return {tenant.id: tenant.name} if tenant is not None else {}
 
     async def _bucket_acl(self, call: S3Call, container: Container) -> Acl:
-        stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        stored = await access_document(self.engine, call, container, SETTING)
         return acls.loads(stored or "", container.tenant_id)
 
     async def _acl_documents(
