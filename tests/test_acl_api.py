@@ -441,6 +441,12 @@ async def test_another_tenant_reads_only_what_an_acl_grants_it(server):
     r = await server.request("GET", "/shared/k", **as_other)
     assert (r.code, r.body) == (200, b"mine")
     assert_error(await server.request("GET", "/shared/k", query="acl=", **as_other), 403, "AccessDenied")
+    # READ_ACP lets it see the ACL, with the owner's and its own display names.
+    headers = {"x-amz-grant-read": f'id="{other.id}"', "x-amz-grant-read-acp": f'id="{other.id}"'}
+    assert (await server.request("PUT", "/shared/k", query="acl=", headers=headers)).code == 200
+    r = await server.request("GET", "/shared/k", query="acl=", **as_other)
+    assert r.code == 200, r.body
+    assert xml_values(r.body, "DisplayName") == ["default", "other", "other"]
     assert_error(await server.request("DELETE", "/shared/k", **as_other), 403, "AccessDenied")
     assert_error(await server.request("GET", "/shared", **as_other), 403, "AccessDenied")
     # WRITE on the bucket: the other tenant writes an object it owns (ObjectWriter) and may read back.

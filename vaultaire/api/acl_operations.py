@@ -157,8 +157,13 @@ class AclOperations(OperationBase):
         return call.identity.tenant.id if call.identity is not None else ""
 
     def _names(self, call: S3Call) -> dict[str, str]:
-        tenant = call.identity.tenant if call.identity is not None else None
-        return {tenant.id: tenant.name} if tenant is not None else {}
+        """Display names of the tenants this request already knows: the caller's and the bucket owner's."""
+        names = {}
+        if call.access is not None:
+            names[call.access.owner.id] = call.access.owner.name
+        if call.identity is not None:
+            names[call.identity.tenant.id] = call.identity.tenant.name
+        return names
 
     async def _bucket_acl(self, call: S3Call, container: Container) -> Acl:
         stored = await access_document(self.engine, call, container, SETTING)
