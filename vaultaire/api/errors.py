@@ -58,6 +58,9 @@ CODES: dict[str, tuple[int, str]] = {
     # Not an AWS code (S3 never runs out of room); the status is WebDAV's, as MinIO answers a full drive.
     "InsufficientStorage": (507, "The server has not enough free disk space to store this request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    # Tagging (vaultaire/api/tagging.py)
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),

@@ -60,6 +60,14 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "publicAccessBlock"): "GetPublicAccessBlock",
     ("bucket", "PUT", "publicAccessBlock"): "PutPublicAccessBlock",
     ("bucket", "DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
+    ("object", "GET", "tagging"): "GetObjectTagging",
+    ("object", "PUT", "tagging"): "PutObjectTagging",
+    ("object", "DELETE", "tagging"): "DeleteObjectTagging",
+    ("bucket", "GET", "tagging"): "GetBucketTagging",
+    ("bucket", "PUT", "tagging"): "PutBucketTagging",
+    ("bucket", "DELETE", "tagging"): "DeleteBucketTagging",
+    ("object", "GET", "attributes"): "GetObjectAttributes",
 }
 
 _ALLOWED_METHODS = {
