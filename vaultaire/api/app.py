@@ -38,6 +38,7 @@ from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
 from vaultaire.model import RequestContext
@@ -64,6 +65,7 @@ class S3Api(
     AclOperations,
     OwnershipOperations,
     PublicAccessBlockOperations,
+    VersioningOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -119,7 +121,9 @@ class S3Api(
             "DeleteObject": self.delete_object,
             "CopyObject": self.copy_object,
             "DeleteObjects": self.delete_objects,
+            # versioning (api/versioning.py)
             "GetBucketVersioning": self.get_bucket_versioning,
+            "PutBucketVersioning": self.put_bucket_versioning,
             "ListObjectVersions": self.list_object_versions,
             "CreateMultipartUpload": self.create_multipart_upload,
             "UploadPart": self.upload_part,
@@ -246,6 +250,8 @@ class S3Api(
         request.responseHeaders.removeHeader(b"ETag")
         request.setHeader(b"Content-Type", b"application/xml")
         request.setHeader(b"Content-Length", str(len(body)).encode())
+        for name, value in error.headers.items():
+            request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
         return body
 
     def _record(
