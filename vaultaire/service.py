@@ -248,6 +248,7 @@ def make_service(
         meter=meter,
         cors_default=cors_default,
         sse_c_plain_http=settings.sse_c_plain_http,
+        public_buckets=settings.public_buckets,
     )
 
     environ = environ if environ is not None else os.environ

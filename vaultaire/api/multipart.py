@@ -86,6 +86,7 @@ class MultipartOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        acl = await self._new_object_acl(call, container, call.headers)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -97,6 +98,7 @@ class MultipartOperations(OperationBase):
             checksum_algorithm=algorithm,
             checksum_type=kind,
             protection=protection,
+            acl=acl,
         )
         encryption.echo(call, upload.sealing)
         if algorithm is not None and kind is not None:
@@ -161,7 +163,7 @@ class MultipartOperations(OperationBase):
         number = self._part_number(call)
         source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)

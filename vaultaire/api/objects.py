@@ -58,6 +58,7 @@ class ObjectOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        acl = await self._new_object_acl(call, container, call.headers)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -74,6 +75,7 @@ class ObjectOperations(OperationBase):
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
             declared_size=incoming.size,
             protection=protection,
+            acl=acl,
         )
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
@@ -184,7 +186,7 @@ class ObjectOperations(OperationBase):
                 ArgumentValue=directive,
             )
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         klass = storage_class(call.headers) if "x-amz-storage-class" in call.headers else None
         replaced_metadata = self._metadata(call) if directive == "REPLACE" else ()
@@ -196,6 +198,7 @@ class ObjectOperations(OperationBase):
         explicit = protection is not None
         if protection is None:
             protection = await self._default_protection(call, target)
+        acl = await self._new_object_acl(call, target, call.headers)  # S3 never copies the source's ACL
 
         def plan(original: Artifact) -> CopyPlan:
             encryption.check_offered(original.sealing, offered)
@@ -219,6 +222,7 @@ class ObjectOperations(OperationBase):
                     headers=stored_headers(call.headers),
                     storage_class=klass or "STANDARD",
                     protection=protection,
+                    acl=acl,
                 )
             return CopyPlan(
                 original.content_type,
@@ -226,6 +230,7 @@ class ObjectOperations(OperationBase):
                 original.headers,
                 klass or original.storage_class,
                 protection,
+                acl,
             )
 
         _original, copied = await self.engine.copy(
@@ -258,6 +263,7 @@ class ObjectOperations(OperationBase):
                 results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
                 continue
             try:
+                await self.authorize_key(call, key)  # S3 decides each key of the batch on its own
                 await self.engine.delete(call.ctx, container, key)
             except Exception as e:
                 error = from_domain(e, container.name, key) or S3Error("InternalError")

@@ -47,6 +47,17 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "encryption"): "GetBucketEncryption",
     ("bucket", "PUT", "encryption"): "PutBucketEncryption",
     ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
+    # ACLs, ownership controls, public access block (issue 14)
+    ("bucket", "GET", "acl"): "GetBucketAcl",
+    ("bucket", "PUT", "acl"): "PutBucketAcl",
+    ("object", "GET", "acl"): "GetObjectAcl",
+    ("object", "PUT", "acl"): "PutObjectAcl",
+    ("bucket", "GET", "ownershipControls"): "GetBucketOwnershipControls",
+    ("bucket", "PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("bucket", "DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
+    ("bucket", "GET", "publicAccessBlock"): "GetPublicAccessBlock",
+    ("bucket", "PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+    ("bucket", "DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
 }
 
 _ALLOWED_METHODS = {
