@@ -24,6 +24,7 @@ from vaultaire.api.addressing import parse_target
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
+from vaultaire.api.bucket_policy import BucketPolicyOperations
 from vaultaire.api.buckets import BucketOperations
 from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
 from vaultaire.api.cors import Rule as CorsRule
@@ -66,6 +67,7 @@ class S3Api(
     OwnershipOperations,
     PublicAccessBlockOperations,
     VersioningOperations,
+    BucketPolicyOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -151,6 +153,11 @@ class S3Api(
             "GetPublicAccessBlock": self.get_public_access_block,
             "PutPublicAccessBlock": self.put_public_access_block,
             "DeletePublicAccessBlock": self.delete_public_access_block,
+            # Bucket policies (api/bucket_policy.py)
+            "GetBucketPolicy": self.get_bucket_policy,
+            "PutBucketPolicy": self.put_bucket_policy,
+            "DeleteBucketPolicy": self.delete_bucket_policy,
+            "GetBucketPolicyStatus": self.get_bucket_policy_status,
         }
 
     def resource(self) -> Any:

@@ -60,6 +60,11 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "publicAccessBlock"): "GetPublicAccessBlock",
     ("bucket", "PUT", "publicAccessBlock"): "PutPublicAccessBlock",
     ("bucket", "DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    # Bucket policies (issue 14, api/bucket_policy.py)
+    ("bucket", "GET", "policy"): "GetBucketPolicy",
+    ("bucket", "PUT", "policy"): "PutBucketPolicy",
+    ("bucket", "DELETE", "policy"): "DeleteBucketPolicy",
+    ("bucket", "GET", "policyStatus"): "GetBucketPolicyStatus",
 }
 
 _ALLOWED_METHODS = {
