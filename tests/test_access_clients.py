@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +78,16 @@ def test_user_commands(d: Daemon, tmp_path: Path) -> None:
     bad = admin(d, "user", "policy", "cli", "uploader", "-", stdin='{"Version": "2012-10-17"}', check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("vaultaire-admin: MalformedPolicy:"), bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    for args, needle in (
+    refusals = (
         (("user", "create", "cli", "uploader"), "exists already"),
         (("user", "show", "cli", "ghost"), "no user named 'ghost'"),
         (("key", "create", "cli", "--user", "ghost"), "no user named 'ghost'"),
         (("user", "create", "nosuchtenant", "x"), "no tenant named"),
         (("user", "create", "cli", "bad/name"), "invalid user name"),
-    ):
-        done = admin(d, *args, check=False)
+    )
+    with ThreadPoolExecutor(len(refusals)) as pool:  # independent: run together, the machine is busy
+        outcomes = list(pool.map(lambda args: admin(d, *args, check=False), [args for args, _ in refusals]))
+    for (args, needle), done in zip(refusals, outcomes, strict=True):
         assert done.returncode == 1 and needle in done.stderr, (args, done.stderr)
     admin(d, "user", "delete", "cli", "uploader")
     assert json.loads(admin(d, "user", "list", "cli", "--json").stdout) == []
