@@ -21,6 +21,7 @@ from twisted.web.server import NOT_DONE_YET
 from vaultaire.api import unsupported
 from vaultaire.api.acl_operations import AclOperations
 from vaultaire.api.addressing import parse_target
+from vaultaire.api.attributes import AttributesOperations
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
@@ -39,6 +40,7 @@ from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.tagging import TaggingOperations
 from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
@@ -68,6 +70,8 @@ class S3Api(
     PublicAccessBlockOperations,
     VersioningOperations,
     BucketPolicyOperations,
+    TaggingOperations,
+    AttributesOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -158,6 +162,14 @@ class S3Api(
             "PutBucketPolicy": self.put_bucket_policy,
             "DeleteBucketPolicy": self.delete_bucket_policy,
             "GetBucketPolicyStatus": self.get_bucket_policy_status,
+            # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
+            "GetObjectTagging": self.get_object_tagging,
+            "PutObjectTagging": self.put_object_tagging,
+            "DeleteObjectTagging": self.delete_object_tagging,
+            "GetBucketTagging": self.get_bucket_tagging,
+            "PutBucketTagging": self.put_bucket_tagging,
+            "DeleteBucketTagging": self.delete_bucket_tagging,
+            "GetObjectAttributes": self.get_object_attributes,
         }
 
     def resource(self) -> Any:
@@ -293,6 +305,8 @@ class S3Api(
         )
         if call is not None:
             _access_fields(event, call)
+            if call.event:
+                event.update(call.event)
         self.events.emit(event)
 
 

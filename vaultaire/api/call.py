@@ -52,6 +52,7 @@ class S3Call:
         "access",
         "source_access",
         "denial",
+        "event",
     )
 
     def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
@@ -68,6 +69,8 @@ class S3Call:
         self.access: ContainerAccess | None = None
         self.source_access: ContainerAccess | None = None
         self.denial = ""
+        # Fields the operation adds to its event-log line (the tags a write stored...): keep them small.
+        self.event: dict[str, object] = {}
 
     def set_header(self, name: str, value: str) -> None:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))

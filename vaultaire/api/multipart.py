@@ -15,6 +15,7 @@ from vaultaire.api.headers import read_conditions, storage_class, stored_headers
 from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.objects import copy_source_version
 from vaultaire.api.ranges import resolve_copy_range
+from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection
@@ -84,6 +85,7 @@ class MultipartOperations(OperationBase):
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
+        tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
@@ -100,6 +102,7 @@ class MultipartOperations(OperationBase):
             checksum_type=kind,
             protection=protection,
             acl=acl,
+            tags=tags,
         )
         encryption.echo(call, upload.sealing)
         if algorithm is not None and kind is not None:
@@ -213,6 +216,7 @@ class MultipartOperations(OperationBase):
             call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
         encryption.echo(call, artifact.sealing)
+        note_tags(call, artifact.tags)
         echo_version(call, artifact)
         extra = []
         if artifact.checksum is not None:

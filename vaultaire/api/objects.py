@@ -21,6 +21,7 @@ from vaultaire.api.headers import (
 )
 from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.ranges import resolve_range
+from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import element
 from vaultaire.engine import CopyPlan
@@ -58,6 +59,7 @@ class ObjectOperations(OperationBase):
         kept_headers = stored_headers(call.headers)
         klass = storage_class(call.headers)
         condition = write_condition(call.headers)
+        tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
@@ -79,7 +81,9 @@ class ObjectOperations(OperationBase):
             declared_size=incoming.size,
             protection=protection,
             acl=acl,
+            tags=tags,
         )
+        note_tags(call, tags)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         echo_version(call, artifact)
@@ -106,6 +110,8 @@ class ObjectOperations(OperationBase):
             call.set_header("x-amz-storage-class", artifact.storage_class)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", mail_safe(value))
+        if artifact.tags:
+            call.set_header("x-amz-tagging-count", str(len(artifact.tags)))
         if artifact.checksum and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
             # Only the whole object has this checksum: not a range or a part of it.
             if "range" not in call.headers and "partNumber" not in call.target.query:
@@ -188,6 +194,16 @@ class ObjectOperations(OperationBase):
                 ArgumentName="x-amz-metadata-directive",
                 ArgumentValue=directive,
             )
+        tagging = call.headers.get("x-amz-tagging-directive", "COPY").upper()
+        if tagging not in ("COPY", "REPLACE"):
+            raise S3Error(
+                "InvalidArgument",
+                "Unknown tagging directive.",
+                ArgumentName="x-amz-tagging-directive",
+                ArgumentValue=tagging,
+            )
+        # S3 reads x-amz-tagging only with REPLACE; with COPY the source's tags are the copy's.
+        replaced_tags = request_tags(call) if tagging == "REPLACE" else ()
         target = await self._container(call)
         source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
@@ -218,6 +234,7 @@ class ObjectOperations(OperationBase):
                     "changing the object's metadata, storage class, website redirect location or encryption "
                     "attributes.",
                 )
+            copied_tags = replaced_tags if tagging == "REPLACE" else original.tags
             if directive == "REPLACE":
                 return CopyPlan(
                     content_type=call.headers.get("content-type") or "binary/octet-stream",
@@ -226,6 +243,7 @@ class ObjectOperations(OperationBase):
                     storage_class=klass or "STANDARD",
                     protection=protection,
                     acl=acl,
+                    tags=copied_tags,
                 )
             return CopyPlan(
                 original.content_type,
@@ -234,6 +252,7 @@ class ObjectOperations(OperationBase):
                 klass or original.storage_class,
                 protection,
                 acl,
+                copied_tags,
             )
 
         try:
@@ -249,6 +268,7 @@ class ObjectOperations(OperationBase):
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, copied.sealing)
+        note_tags(call, copied.tags)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
         return self._xml(

@@ -65,6 +65,14 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "PUT", "policy"): "PutBucketPolicy",
     ("bucket", "DELETE", "policy"): "DeleteBucketPolicy",
     ("bucket", "GET", "policyStatus"): "GetBucketPolicyStatus",
+    # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
+    ("object", "GET", "tagging"): "GetObjectTagging",
+    ("object", "PUT", "tagging"): "PutObjectTagging",
+    ("object", "DELETE", "tagging"): "DeleteObjectTagging",
+    ("bucket", "GET", "tagging"): "GetBucketTagging",
+    ("bucket", "PUT", "tagging"): "PutBucketTagging",
+    ("bucket", "DELETE", "tagging"): "DeleteBucketTagging",
+    ("object", "GET", "attributes"): "GetObjectAttributes",
 }
 
 _ALLOWED_METHODS = {
