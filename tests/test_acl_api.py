@@ -10,13 +10,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
 import pytest_twisted
 import treq
 
 from tests.postform import BOUNDARY, form, v4_fields
 from tests.s3helpers import Server, complete_body, error_code, upload_part, xml_values
 from vaultaire.access.acl import ALL_USERS, AUTHENTICATED_USERS
-from vaultaire.config import build, load_file
+from vaultaire.config import ConfigError, build, load_file
 
 XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 OWNERSHIP = (
@@ -383,6 +384,12 @@ def test_public_buckets_setting(tmp_path):
     path = tmp_path / "vaultaire.toml"
     path.write_text("[access]\npublic_buckets = false\n")
     assert build(load_file(str(path)), {}).public_buckets is False
+    path.write_text('[access]\npublic_buckets = "no"\n')
+    with pytest.raises(ConfigError, match="public_buckets"):
+        build(load_file(str(path)), {})
+    path.write_text("[access]\npublic = false\n")
+    with pytest.raises(ConfigError, match="access.public"):
+        load_file(str(path))
 
 
 # -- ACLs decide access (the authorization step, api/authorize.py, asks Acl.allows)
