@@ -480,3 +480,22 @@ async def test_a_write_with_an_acl_reads_no_setting_the_authorization_step_alrea
     assert (await server.request("PUT", "/cheap/k", b"x", headers={"x-amz-acl": "public-read"})).code == 200
     assert (await server.request("PUT", "/cheap/k", query="acl=", headers={"x-amz-acl": "private"})).code == 200
     assert [name for name in asked if name in ("acl", "ownership", "public-access-block")] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_bucket_owner_preferred_takes_objects_given_full_control(server):
+    other = await server.engine.ensure_credential("other", OTHER_ACCESS, OTHER_SECRET)
+    as_other = {"access": OTHER_ACCESS, "secret": OTHER_SECRET}
+    me = await owner_id(server)
+    await open_bucket(server, "drop", ownership="BucketOwnerPreferred")
+    r = await server.request("PUT", "/drop", query="acl=", headers={"x-amz-grant-write": f'id="{other.id}"'})
+    assert r.code == 200, r.body
+    given = {"x-amz-acl": "bucket-owner-full-control"}
+    assert (await server.request("PUT", "/drop/given", b"x", headers=given, **as_other)).code == 200
+    assert (await server.request("PUT", "/drop/kept", b"y", **as_other)).code == 200
+    r = await server.request("GET", "/drop/given", query="acl=")
+    assert xml_values(r.body, "ID")[0] == me and grants(r.body) == [(me, "FULL_CONTROL")]
+    assert (await server.request("GET", "/drop/given")).body == b"x"
+    # Without bucket-owner-full-control the writer keeps it.
+    r = await server.request("GET", "/drop/kept", query="acl=", **as_other)
+    assert xml_values(r.body, "ID")[0] == other.id
