@@ -31,6 +31,7 @@ from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
+from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
@@ -64,6 +65,7 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    LifecycleOperations,
     VersioningOperations,
     AclOperations,
     OwnershipOperations,
@@ -93,8 +95,10 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        lifecycle_day_seconds: float = 86400.0,
         public_buckets: bool = True,
     ) -> None:
+        self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
         self.policies = PolicyCache()
         self.public_buckets = public_buckets
@@ -144,6 +148,10 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # lifecycle
+            "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
+            "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
+            "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
             # ACLs, ownership controls, public access block (issue 14)
             "GetBucketAcl": self.get_bucket_acl,
             "PutBucketAcl": self.put_bucket_acl,

@@ -217,6 +217,7 @@ class MultipartOperations(OperationBase):
         )
         encryption.echo(call, artifact.sealing)
         echo_version(call, artifact)
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         note_tags(call, artifact.tags)
         extra = []
         if artifact.checksum is not None:

@@ -49,6 +49,10 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "encryption"): "GetBucketEncryption",
     ("bucket", "PUT", "encryption"): "PutBucketEncryption",
     ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
+    # lifecycle (vaultaire/api/lifecycle_operations.py)
+    ("bucket", "GET", "lifecycle"): "GetBucketLifecycleConfiguration",
+    ("bucket", "PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("bucket", "DELETE", "lifecycle"): "DeleteBucketLifecycle",
     # ACLs, ownership controls, public access block (issue 14)
     ("bucket", "GET", "acl"): "GetBucketAcl",
     ("bucket", "PUT", "acl"): "PutBucketAcl",
