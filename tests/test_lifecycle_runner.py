@@ -399,3 +399,39 @@ async def test_a_tag_filter_selects_by_the_objects_tags(server: Server) -> None:
     assert (await run.run()).actions == {evaluate.EXPIRE: 1}
     assert (await server.request("HEAD", "/bucket/tagged")).code == 404
     assert (await server.request("HEAD", "/bucket/other")).code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bucket_deleted_during_a_run_is_no_failure(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    for n in range(3):
+        assert (await server.request("PUT", f"/bucket/k{n}", b"x")).code == 200
+    c = await container(server)
+    real = server.catalog.list_versions
+
+    async def deleting(*args: Any) -> Any:
+        page = await real(*args)
+        for n in range(3):
+            await server.request("DELETE", f"/bucket/k{n}")
+        assert (await server.request("DELETE", "/bucket")).code == 204
+        return page
+
+    server.catalog.list_versions = lambda *args: ensureDeferred(deleting(*args))  # type: ignore[method-assign]
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock, batch=2)
+    errors: list[Any] = []
+    from twisted.logger import globalLogPublisher
+
+    def observe(event: Any) -> None:
+        if event.get("log_failure") is not None:
+            errors.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        report = await run.run()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert errors == [] and report.containers == 1
+    assert await server.catalog.container(c.tenant_id, "bucket") is None

@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from vaultaire.drivers.copy import copy_blob
 from vaultaire.encryption.packages import sealed_size
 from vaultaire.engine import Engine
-from vaultaire.errors import DriverError, NoSuchUpload
+from vaultaire.errors import DriverError, NoSuchContainer, NoSuchUpload
 from vaultaire.lifecycle import evaluate, rules
 from vaultaire.lifecycle.evaluate import Action, Version
 from vaultaire.model import Artifact, Container, RequestContext, Upload
@@ -106,6 +106,8 @@ class LifecycleRunner:
                     try:
                         configuration = rules.load(stored)
                         await self._container(container, configuration, tenants.get(container.tenant_id), report)
+                    except NoSuchContainer:
+                        pass  # deleted while the run went through it: nothing left to do there
                     except Exception:
                         # One container's trouble (a placement down) must not stop the others'.
                         log.failure("lifecycle run on container {name} failed", name=container.name)
