@@ -435,3 +435,28 @@ async def test_a_bucket_deleted_during_a_run_is_no_failure(server: Server) -> No
         server.catalog.list_versions = real  # type: ignore[method-assign]
     assert errors == [] and report.containers == 1
     assert await server.catalog.container(c.tenant_id, "bucket") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_ends_a_run_at_its_next_page_and_keeps_its_cursor(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    for n in range(6):
+        assert (await server.request("PUT", f"/bucket/k{n}", b"x")).code == 200
+    c = await container(server)
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock, batch=2)
+    real = server.catalog.list_versions
+
+    def stopping(*args: Any) -> Any:
+        run.stop()  # as the daemon's shutdown does while the first page is read
+        return real(*args)
+
+    server.catalog.list_versions = stopping  # type: ignore[method-assign]
+    try:
+        report = await run.run()
+    finally:
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert report.actions == {evaluate.EXPIRE: 2}
+    assert await server.catalog.setting(c, CURSOR) == "k0"
+    assert (await run.run()).actions == {}  # no run starts once stopped
