@@ -182,3 +182,22 @@ def boto3_attributes(s3: Any) -> None:
 async def test_boto3_get_object_attributes(server: Server) -> None:
     server.engine.min_part_size = 1
     await threads.deferToThread(boto3_attributes, boto3_client(server))
+
+
+@pytest_twisted.ensureDeferred
+async def test_attributes_of_a_version(server: Server) -> None:
+    body = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    assert (await server.request("PUT", "/bucket", body, query="versioning=")).code == 200
+    old = (await server.request("PUT", "/bucket/v", b"first")).headers.getRawHeaders("x-amz-version-id")[0]
+    await server.request("PUT", "/bucket/v", b"second, longer")
+    r = await attributes(server, "/bucket/v", "ObjectSize")
+    assert values(r, "ObjectSize") == ["14"]
+    r = await attributes(server, "/bucket/v", "ObjectSize,ETag", query=f"attributes=&versionId={old}")
+    assert values(r, "ObjectSize") == ["5"] and values(r, "ETag") == [hashlib.md5(b"first").hexdigest()]
+    assert r.headers.getRawHeaders("x-amz-version-id") == [old]
+    marker = (await server.request("DELETE", "/bucket/v")).headers.getRawHeaders("x-amz-version-id")[0]
+    r = await attributes(server, "/bucket/v", "ObjectSize")
+    assert (r.code, error_code(r)) == (404, "NoSuchKey")
+    assert r.headers.getRawHeaders("x-amz-delete-marker") == ["true"]
+    r = await attributes(server, "/bucket/v", "ObjectSize", query=f"attributes=&versionId={marker}")
+    assert (r.code, error_code(r)) == (405, "MethodNotAllowed")

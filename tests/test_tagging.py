@@ -171,6 +171,42 @@ async def test_object_tagging_errors(server: Server) -> None:
     refused(r, 400, "InvalidArgument")
 
 
+@pytest_twisted.ensureDeferred
+async def test_tags_belong_to_a_version(server: Server) -> None:
+    body = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    assert (await server.request("PUT", "/bucket", body, query="versioning=")).code == 200
+    first = await server.request("PUT", "/bucket/v", b"one", headers={"x-amz-tagging": "gen=1"})
+    second = await server.request("PUT", "/bucket/v", b"two", headers={"x-amz-tagging": "gen=2"})
+    v1, v2 = (r.headers.getRawHeaders("x-amz-version-id")[0] for r in (first, second))
+    assert await tags_of(server, "/bucket/v") == [("gen", "2")]
+    assert await tags_of(server, "/bucket/v", f"tagging=&versionId={v1}") == [("gen", "1")]
+
+    # Retagging the old version leaves the current one alone, and answers with its id.
+    r = await put_tagging(server, "/bucket/v", tagging_xml([("gen", "old")]), query=f"tagging=&versionId={v1}")
+    assert r.code == 200 and r.headers.getRawHeaders("x-amz-version-id") == [v1]
+    assert await tags_of(server, "/bucket/v", f"tagging=&versionId={v1}") == [("gen", "old")]
+    assert await tags_of(server, "/bucket/v") == [("gen", "2")]
+    r = await server.request("DELETE", "/bucket/v", query=f"tagging=&versionId={v2}")
+    assert r.code == 204 and r.headers.getRawHeaders("x-amz-version-id") == [v2]
+    assert await tags_of(server, "/bucket/v") == []
+    assert tag_count(await server.request("HEAD", "/bucket/v", query=f"versionId={v1}")) == "1"
+
+    # A version that is not there; a delete marker, current or named by its id.
+    unknown = v1[:-1] + ("0" if v1[-1] != "0" else "1")
+    refused(await server.request("GET", "/bucket/v", query=f"tagging=&versionId={unknown}"), 404, "NoSuchVersion")
+    marker = (await server.request("DELETE", "/bucket/v")).headers.getRawHeaders("x-amz-version-id")[0]
+    r = await server.request("GET", "/bucket/v", query="tagging=")
+    refused(r, 404, "NoSuchKey")
+    assert r.headers.getRawHeaders("x-amz-delete-marker") == ["true"]
+    refused(await put_tagging(server, "/bucket/v", tagging_xml([("a", "b")])), 404, "NoSuchKey")
+    r = await put_tagging(server, "/bucket/v", tagging_xml([("a", "b")]), query=f"tagging=&versionId={marker}")
+    refused(r, 405, "MethodNotAllowed")
+    assert xml_values(r.body, "Method") == ["PUT"]
+    refused(await server.request("GET", "/bucket/v", query=f"tagging=&versionId={marker}"), 405, "MethodNotAllowed")
+    # The versions behind the marker keep their tags.
+    assert await tags_of(server, "/bucket/v", f"tagging=&versionId={v1}") == [("gen", "old")]
+
+
 # -- tags given when an object is written
 
 
@@ -333,6 +369,21 @@ async def test_bucket_tags(server: Server) -> None:
     refused(await server.request("GET", "/bucket", query="tagging="), 404, "NoSuchTagSet")
 
 
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_configuration_tags(server: Server) -> None:
+    tags = "<Tags><Tag><Key>team</Key><Value>storage</Value></Tag><Tag><Key>tier</Key><Value></Value></Tag></Tags>"
+    body = f"<CreateBucketConfiguration>{tags}</CreateBucketConfiguration>".encode()
+    assert (await server.request("PUT", "/tagged", body)).code == 200
+    assert await tags_of(server, "/tagged") == [("team", "storage"), ("tier", "")]
+    for inner, code in (
+        ("<Tag><Key>aws:x</Key><Value>y</Value></Tag>", "InvalidTag"),
+        ("<Tag><Key>k</Key></Tag>", "MalformedXML"),
+    ):
+        bad = f"<CreateBucketConfiguration><Tags>{inner}</Tags></CreateBucketConfiguration>".encode()
+        refused(await server.request("PUT", "/refused", bad), 400, code)
+    assert (await server.request("HEAD", "/refused")).code == 404  # nothing was created
+
+
 # -- boto3 against the in-process stack
 
 
@@ -403,6 +454,9 @@ def boto3_tagging(s3: Any) -> None:
         s3.get_bucket_tagging(Bucket="bucket")
     assert e.value.response["Error"]["Code"] == "NoSuchTagSet"
 
+    s3.create_bucket(Bucket="born-tagged", CreateBucketConfiguration={"Tags": [{"Key": "born", "Value": "tagged"}]})
+    assert s3.get_bucket_tagging(Bucket="born-tagged")["TagSet"] == [{"Key": "born", "Value": "tagged"}]
+
 
 @pytest_twisted.ensureDeferred
 async def test_boto3_object_and_bucket_tagging(server: Server) -> None:
@@ -449,6 +503,10 @@ def test_aws_cli_tags_and_metadata(module_daemon: Any, aws_home: Path, tmp_path:
         "a=1&b=2",
     )
     got = json.loads(d.aws(aws_home, "s3api", "get-object-tagging", "--bucket", "cli-tags", "--key", "tagged").stdout)
+    assert got["TagSet"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]
+    # s3 cp between buckets is a CopyObject: the tags go with the copy.
+    d.aws(aws_home, "s3", "cp", "s3://cli-tags/tagged", "s3://cli-tags/copied")
+    got = json.loads(d.aws(aws_home, "s3api", "get-object-tagging", "--bucket", "cli-tags", "--key", "copied").stdout)
     assert got["TagSet"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]
     bad = d.aws(
         aws_home,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from vaultaire.api import encryption
 from vaultaire.api.call import OperationBase, S3Call, http_date
-from vaultaire.api.errors import S3Error
+from vaultaire.api.errors import S3Error, delete_marker_addressed
 from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import Element, element
+from vaultaire.errors import DeleteMarkerAddressed
 from vaultaire.model import Artifact
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -88,12 +89,15 @@ class AttributesOperations(OperationBase):
         version_id = requested_version(call)
         offered = encryption.for_read(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
-        artifact = await self.engine.artifact(call.ctx, container, call.target.key, version_id)
+        try:
+            artifact = await self.engine.artifact(call.ctx, container, call.target.key, version_id)
+        except DeleteMarkerAddressed as e:
+            raise delete_marker_addressed(e.marker, "GET") from None
         # As GET: an SSE-C object tells nothing of itself without its key.
         encryption.check_offered(artifact.sealing, offered)
         self.engine.sealed.check(artifact.sealing, offered)
         call.set_header("Last-Modified", http_date(artifact.modified))
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         fields: list[Element] = []
         if "ETag" in wanted:
             fields.append(element("ETag", artifact.md5))  # unquoted here, as S3 answers it

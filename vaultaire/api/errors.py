@@ -28,6 +28,11 @@ CODES: dict[str, tuple[int, str]] = {
         "Your previous request to create the named bucket succeeded and you already own it.",
     ),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the "
+        "system. Please select a different name and try again.",
+    ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
     "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
     "InternalError": (500, "We encountered an internal error. Please try again."),
@@ -168,6 +173,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return delete_marker_addressed(exc.marker, "GET")
     if isinstance(exc, domain.ContainerExists):
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
+    if isinstance(exc, domain.ContainerNameTaken):
+        return S3Error("BucketAlreadyExists", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
     if isinstance(exc, domain.ConditionalConflict):

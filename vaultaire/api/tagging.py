@@ -19,10 +19,10 @@ from attrs import evolve
 from vaultaire import tags as tagrules
 from vaultaire.api import checksums, xmlparse
 from vaultaire.api.call import OperationBase, S3Call
-from vaultaire.api.errors import S3Error
+from vaultaire.api.errors import S3Error, delete_marker_addressed
 from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import Element, element
-from vaultaire.errors import NoSuchArtifact
+from vaultaire.errors import DeleteMarkerAddressed
 from vaultaire.model import Artifact, Container
 from vaultaire.tags import Tags
 
@@ -60,6 +60,22 @@ def parse_document(body: bytes | str, *, bucket: bool = False) -> Tags:
     return checked(lambda: tagrules.validate(tuple(found), bucket=bucket))
 
 
+def create_bucket_tags(body: bytes) -> Tags:
+    """The tags a CreateBucketConfiguration gives the new bucket (its ``Tags`` element), checked."""
+    if not body.strip():
+        return ()
+    root = xmlparse.parse(body)
+    found: list[tuple[str, str]] = []
+    for group in root:
+        if _local(group.tag) != "Tags":
+            continue
+        for tag in group:
+            if _local(tag.tag) != "Tag" or any(_local(child.tag) not in ("Key", "Value") for child in tag):
+                raise S3Error("MalformedXML")
+            found.append((_only_text(tag, "Key"), _only_text(tag, "Value")))
+    return checked(lambda: tagrules.validate(tuple(found), bucket=True))
+
+
 def checked(read: Callable[[], Tags]) -> Tags:
     """Run a ``vaultaire.tags`` reader, its refusal rendered as the S3 error it names."""
     try:
@@ -82,8 +98,14 @@ def tagging_document(tags: Tags, *, xmlns: bool = True) -> Element:
     return element("Tagging", element("TagSet", *entries), xmlns=xmlns)
 
 
+def setting_of(tags: Tags) -> str:
+    """How a bucket's tag set is kept in its container setting."""
+    return json.dumps([list(t) for t in tags])
+
+
 def note_tags(call: S3Call, tags: Tags) -> None:
-    """Put the tags a write stored in its event (only when it stored some: events stay small)."""
+    """Put the tags an object write stored in its event (only when it stored some: events stay
+    small; a bucket's up to 50 tags are not logged)."""
     if tags:
         call.event["tags"] = tagrules.as_dict(tags)
 
@@ -93,53 +115,52 @@ class TaggingOperations(OperationBase):
 
     # -- objects
 
-    def _version_id(self, call: S3Call) -> str | None:
-        return requested_version(call)
-
     async def _version(self, call: S3Call, container: Container, version_id: str | None) -> Artifact:
-        """The version a request names (the current one without ``versionId``)."""
+        """The version a request names (the current one without ``versionId``), with S3's errors:
+        404 NoSuchKey (saying so when the current version is a delete marker), NoSuchVersion, and
+        405 for a delete marker named by its id."""
         assert call.target.key is not None
-        return await self.engine.artifact(call.ctx, container, call.target.key, version_id)
+        try:
+            return await self.engine.artifact(call.ctx, container, call.target.key, version_id)
+        except DeleteMarkerAddressed as e:
+            raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1")) from None
 
     async def get_object_tagging(self, call: S3Call) -> bytes:
-        version_id = self._version_id(call)
+        version_id = requested_version(call)
         container = await self._container(call)
         artifact = await self._version(call, container, version_id)
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         return self._xml(call, tagging_document(artifact.tags))
 
     async def put_object_tagging(self, call: S3Call) -> bytes:
-        version_id = self._version_id(call)
+        version_id = requested_version(call)
         container = await self._container(call)
         body = await self._small_body(call, TAGGING_BODY_LIMIT)
         checksums.check_stated(call.headers, body)
         tags = parse_document(body)
         artifact = await self._amend(call, container, version_id, tags)
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         note_tags(call, tags)
         call.set_header("Content-Length", "0")
         return b""
 
     async def delete_object_tagging(self, call: S3Call) -> bytes:
-        version_id = self._version_id(call)
+        version_id = requested_version(call)
         container = await self._container(call)
         artifact = await self._amend(call, container, version_id, ())
-        echo_version(call, artifact)
+        echo_version(call, artifact, asked=version_id is not None)
         call.request.setResponseCode(204)
         return b""
 
     async def _amend(self, call: S3Call, container: Container, version_id: str | None, tags: Tags) -> Artifact:
         assert call.target.key is not None
+        # Read first for S3's errors on a delete marker; the amendment checks again in its transaction.
+        await self._version(call, container, version_id)
 
         def retag(old: Artifact) -> Artifact:
             return evolve(old, tags=tags)
 
-        try:
-            return await self.engine.amend(call.ctx, container, call.target.key, version_id, retag)
-        except NoSuchArtifact:
-            if version_id is None:
-                raise
-            raise _no_such_version(call, version_id) from None
+        return await self.engine.amend(call.ctx, container, call.target.key, version_id, retag)
 
     # -- buckets
 
@@ -156,8 +177,7 @@ class TaggingOperations(OperationBase):
         body = await self._small_body(call, TAGGING_BODY_LIMIT)
         self._check_body_integrity(call, body)
         tags = parse_document(body, bucket=True)
-        await self.engine.put_container_setting(call.ctx, container, SETTING, json.dumps([list(t) for t in tags]))
-        note_tags(call, tags)
+        await self.engine.put_container_setting(call.ctx, container, SETTING, setting_of(tags))
         # S3 documents 200 with an empty body for PutBucketTagging (its sample shows 204).
         call.set_header("Content-Length", "0")
         return b""
@@ -167,7 +187,3 @@ class TaggingOperations(OperationBase):
         await self.engine.delete_container_setting(call.ctx, container, SETTING)
         call.request.setResponseCode(204)
         return b""
-
-
-def _no_such_version(call: S3Call, version_id: str) -> S3Error:
-    return S3Error("NoSuchVersion", Key=call.target.key or "", VersionId=version_id)

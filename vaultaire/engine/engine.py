@@ -227,6 +227,15 @@ class Engine(VersioningEngine):
             raise NoSuchContainer(name)
         return found
 
+    async def container_named(self, name: str) -> Container | None:
+        """The container of that name whatever its tenant (None: no such name, or one several
+        tenants hold from before names were unique). For access across tenants and anonymous requests."""
+        return await self.catalog.container_named(name)
+
+    async def name_conflicts(self) -> list[tuple[str, list[str]]]:
+        """Names several tenants hold: (name, tenant names, oldest container first)."""
+        return await self.catalog.name_conflicts()
+
     async def delete_container(self, ctx: RequestContext, name: str) -> None:
         await self.catalog.delete_container(await self.container(ctx, name))
 
