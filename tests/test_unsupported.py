@@ -2,7 +2,7 @@
 
 A header asking for a protection Vaultaire does not give (SSE-KMS, SSE-S3 or SSE-C
 where an operation does not honour them yet (POST Object),
-object lock, ACLs and tags where no operation takes them) is refused with 501
+object lock, ACL grants on operations that take none, tags where no operation takes them) is refused with 501
 NotImplemented on every path S3 takes it, and nothing is stored; an
 expected bucket owner that is not the owner is 403. Detection of an
 operation Vaultaire lacks answers only after authentication.
@@ -155,7 +155,7 @@ async def test_expected_bucket_owner_must_be_the_owner(server):
 @pytest.mark.parametrize(
     ("method", "path", "query"),
     [
-        ("GET", "/bucket", "policy="),
+        ("GET", "/bucket", "website="),
         ("PUT", "/bucket", "logging="),
         ("GET", "/bucket/k", "torrent="),
         ("PATCH", "/bucket/k", ""),
