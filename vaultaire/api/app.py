@@ -20,6 +20,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from vaultaire.api import unsupported
 from vaultaire.api.addressing import parse_target
+from vaultaire.api.attributes import AttributesOperations
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.bucket_encryption import EncryptionOperations
 from vaultaire.api.buckets import BucketOperations
@@ -28,12 +29,14 @@ from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
+from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.tagging import TaggingOperations
 from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
@@ -57,7 +60,10 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    LifecycleOperations,
     VersioningOperations,
+    TaggingOperations,
+    AttributesOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -81,7 +87,9 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        lifecycle_day_seconds: float = 86400.0,
     ) -> None:
+        self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
         self.meter = meter
         self.domains = domains
@@ -129,6 +137,18 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # lifecycle
+            "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
+            "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
+            "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
+            # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
+            "GetObjectTagging": self.get_object_tagging,
+            "PutObjectTagging": self.put_object_tagging,
+            "DeleteObjectTagging": self.delete_object_tagging,
+            "GetBucketTagging": self.get_bucket_tagging,
+            "PutBucketTagging": self.put_bucket_tagging,
+            "DeleteBucketTagging": self.delete_bucket_tagging,
+            "GetObjectAttributes": self.get_object_attributes,
         }
 
     def resource(self) -> Any:
@@ -246,21 +266,22 @@ class S3Api(
         self.metrics.observe(operation, status, duration, bytes_in, request.bytes_out)
         if self.meter is not None and call is not None and call.ctx.tenant is not None:
             self.meter.record(call.ctx.tenant, call.target.bucket, method, operation, request.bytes_out, bytes_in)
-        self.events.emit(
-            make_event(
-                time=started,
-                request_id=request_id,
-                tenant=tenant,
-                operation=operation,
-                container=call.target.bucket if call else None,
-                key=call.target.key if call else None,
-                bytes_in=bytes_in,
-                bytes_out=request.bytes_out,
-                status=status,
-                duration=duration,
-                error=error.code if error else None,
-            )
+        event = make_event(
+            time=started,
+            request_id=request_id,
+            tenant=tenant,
+            operation=operation,
+            container=call.target.bucket if call else None,
+            key=call.target.key if call else None,
+            bytes_in=bytes_in,
+            bytes_out=request.bytes_out,
+            status=status,
+            duration=duration,
+            error=error.code if error else None,
         )
+        if call is not None and call.event:
+            event.update(call.event)
+        self.events.emit(event)
 
 
 def _release_producer(request: S3Request) -> None:

@@ -6,6 +6,8 @@ from vaultaire.api import checksums, xmlparse
 from vaultaire.api.addressing import check_bucket_name
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
+from vaultaire.api.tagging import SETTING as TAGGING
+from vaultaire.api.tagging import create_bucket_tags, setting_of
 from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
@@ -80,8 +82,11 @@ class BucketOperations(OperationBase):
             # any other constraint names a placement, or is refused (InvalidLocationConstraint).
             if constraint and constraint != self.region:
                 placement = constraint
+        tags = create_bucket_tags(body)
         try:
-            await self.engine.create_container(call.ctx, call.target.bucket, placement)
+            container = await self.engine.create_container(call.ctx, call.target.bucket, placement)
+            if tags:
+                await self.engine.put_container_setting(call.ctx, container, TAGGING, setting_of(tags))
         except ContainerExists:
             # S3's legacy answer in us-east-1: creating a bucket you already own (in the same
             # place) succeeds, and create-if-missing scripts rely on it. Elsewhere it is 409.

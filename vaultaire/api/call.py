@@ -21,7 +21,10 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
-from vaultaire.model import Container, RequestContext
+from vaultaire.model import Artifact, Container, RequestContext
+
+if TYPE_CHECKING:
+    from vaultaire.lifecycle.rules import Configuration
 
 SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
 
@@ -39,7 +42,17 @@ def iso(ts: float) -> str:
 class S3Call:
     """One request in flight: what it targets, who sent it, what it did."""
 
-    __slots__ = ("request", "target", "ctx", "identity", "operation", "headers", "bytes_in", "cors_applied")
+    __slots__ = (
+        "request",
+        "target",
+        "ctx",
+        "identity",
+        "operation",
+        "headers",
+        "bytes_in",
+        "cors_applied",
+        "event",
+    )
 
     def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
         self.request = request
@@ -50,6 +63,8 @@ class S3Call:
         self.operation = "Unknown"
         self.bytes_in = 0
         self.cors_applied = False
+        # Fields the operation adds to its event-log line (the tags a write stored...): keep them small.
+        self.event: dict[str, object] = {}
 
     def set_header(self, name: str, value: str) -> None:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
@@ -111,6 +126,11 @@ class OperationBase:
 
         # EncryptionOperations (bucket_encryption.py) defines it.
         async def _default_protection(self, call: S3Call, container: Container) -> Protection | None: ...
+
+        # LifecycleOperations (lifecycle_operations.py) defines them: the x-amz-expiration header.
+        async def _lifecycle(self, call: S3Call, container: Container) -> Configuration | None: ...
+
+        def _echo_expiration(self, call: S3Call, configuration: Configuration | None, artifact: Artifact) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)
