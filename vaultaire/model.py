@@ -31,6 +31,7 @@ class Credential:
     secret_key: str
     tenant_id: str
     created: float = 0.0
+    user: str = ""  # the user of the tenant it acts for; "" is the tenant's root user
 
 
 @frozen
@@ -120,6 +121,34 @@ class Artifact:
     def locators(self) -> tuple[str, ...]:
         """Every blob this artifact owns."""
         return tuple(loc for loc, _size in self.parts) if self.parts else (self.locator,)
+
+
+# -- versioning (issue 13): what a versioned write or delete did, and a page of versions
+
+
+@frozen
+class VersionChange:
+    """What one put or delete did to a key's versions.
+
+    ``written``: the version it added (a data version, or a delete marker), None if none.
+    ``removed``: the version it took away for good (its blobs, if any, queued as garbage
+    in the same transaction), None if none: an unversioned or suspended write replacing
+    the ``null`` version, or the delete of one version.
+    """
+
+    written: Artifact | None = None
+    removed: Artifact | None = None
+
+
+@frozen
+class VersionsPage:
+    """One page of ListObjectVersions: versions by key, newest first within a key."""
+
+    versions: tuple[Artifact, ...]  # data versions and delete markers, ``is_latest`` set
+    prefixes: tuple[str, ...]
+    truncated: bool
+    next_key_marker: str | None  # the page's last key or common prefix
+    next_version_id_marker: str | None  # the page's last version's id (None after a common prefix)
 
 
 @frozen
@@ -238,3 +267,33 @@ class RequestContext:
         hooks, self._cancel_hooks = self._cancel_hooks, []
         for hook in hooks:
             hook()
+
+
+# -- access control (issue 14)
+
+
+@frozen
+class User:
+    """A user of a tenant (not its root): may do only what its identity policy allows."""
+
+    tenant_id: str
+    name: str
+    id: str  # stable and unique (aws:userid); a user deleted and created again gets a new one
+    policy: str | None = None  # the identity policy's JSON text; None: none, nothing is allowed
+    created: float = 0.0
+
+
+@frozen
+class ContainerAccess:
+    """A container found by name, its owner, and the documents its access is decided by."""
+
+    container: Container
+    owner: Tenant
+    # Container settings that decide access ("policy", "acl", "public-access-block", "ownership").
+    documents: tuple[tuple[str, str], ...] = ()
+
+    def document(self, name: str) -> str | None:
+        for key, value in self.documents:
+            if key == name:
+                return value
+        return None

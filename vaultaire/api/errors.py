@@ -7,14 +7,17 @@ place, so every error a client sees has Code, Message, Resource, RequestId.
 from __future__ import annotations
 
 import errno
+from email.utils import formatdate
 
 from twisted.logger import Logger
 
 from vaultaire import errors as domain
+from vaultaire.access.acl import AclError
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.encryption.keys import WrongKey
 from vaultaire.encryption.packages import TamperedError
 from vaultaire.engine.sealed import Unprotected
+from vaultaire.model import Artifact
 
 # code -> (HTTP status, default message), messages as S3 words them
 CODES: dict[str, tuple[int, str]] = {
@@ -29,12 +32,18 @@ CODES: dict[str, tuple[int, str]] = {
         "Your previous request to create the named bucket succeeded and you already own it.",
     ),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the "
+        "system. Please select a different name and try again.",
+    ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
     "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
     "ServerSideEncryptionConfigurationNotFoundError": (
         404,
         "The server side encryption configuration was not found",
@@ -60,6 +69,9 @@ CODES: dict[str, tuple[int, str]] = {
     # Not an AWS code (S3 never runs out of room); the status is WebDAV's, as MinIO answers a full drive.
     "InsufficientStorage": (507, "The server has not enough free disk space to store this request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    # Tagging (vaultaire/api/tagging.py)
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
@@ -89,6 +101,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
     "RequestTimeout": (
         400,
@@ -103,6 +116,28 @@ CODES: dict[str, tuple[int, str]] = {
         "Check your key and signing method.",
     ),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),
+    # ACLs, object ownership, public access block (api/acl_operations.py, ownership.py, public_access_block.py)
+    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+    ),
+    "InvalidBucketAclWithBlockPublicAccessError": (
+        400,
+        "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
+    ),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    ),
+    "MissingSecurityHeader": (400, "Your request was missing a required header"),
+    "UnexpectedContent": (400, "This request does not support content"),
+    "UnresolvableGrantByEmailAddress": (400, "The e-mail address you provided does not match any account on record."),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
+    # Bucket policies (api/bucket_policy.py)
+    "MalformedPolicy": (400, "Policies must be valid JSON and the first byte must be '{'"),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
 }
 
 
@@ -122,12 +157,26 @@ class S3Error(Exception):
         self.status = status
         self.message = message or default
         self.extra = extra
+        # Response headers the error carries (x-amz-delete-marker...), set by whoever raises it.
+        self.headers: dict[str, str] = {}
 
     def to_xml(self, resource: str, request_id: str) -> bytes:
         children = [element("Code", self.code), element("Message", self.message)]
         children += [element(k, v) for k, v in self.extra.items()]
         children += [element("Resource", resource), element("RequestId", request_id)]
         return xml_document(element("Error", *children))
+
+
+def delete_marker_addressed(marker: Artifact | None, method: str) -> S3Error:
+    """S3's 405 for a request that names a delete marker by its version id."""
+    error = S3Error("MethodNotAllowed", Method=method, ResourceType="DeleteMarker")
+    if marker is not None:
+        error.headers = {
+            "x-amz-delete-marker": "true",
+            "x-amz-version-id": marker.version_id,
+            "Last-Modified": formatdate(marker.modified, usegmt=True),
+        }
+    return error
 
 
 def framing_error(code: str, message: str) -> S3Error:
@@ -141,12 +190,24 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
     """The S3 error a domain error means, or None if it is not one of ours."""
     if isinstance(exc, S3Error):
         return exc
+    if isinstance(exc, AclError):
+        return S3Error(exc.code, exc.message or None, **exc.extra)
     if isinstance(exc, domain.NoSuchContainer):
         return S3Error("NoSuchBucket", BucketName=container or "")
+    if isinstance(exc, domain.NoSuchVersion):
+        return S3Error("NoSuchVersion", Key=key or "", VersionId=str(exc))
     if isinstance(exc, domain.NoSuchArtifact):
-        return S3Error("NoSuchKey", Key=key or "")
+        error = S3Error("NoSuchKey", Key=key or "")
+        if exc.marker is not None:
+            # S3: the key's current version is a delete marker, and it says so.
+            error.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": exc.marker.version_id}
+        return error
+    if isinstance(exc, domain.DeleteMarkerAddressed):
+        return delete_marker_addressed(exc.marker, "GET")
     if isinstance(exc, domain.ContainerExists):
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
+    if isinstance(exc, domain.ContainerNameTaken):
+        return S3Error("BucketAlreadyExists", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
     if isinstance(exc, domain.ConditionalConflict):

@@ -13,8 +13,10 @@ from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
 from vaultaire.api.incoming import IncomingBody
-from vaultaire.api.objects import copy_source
+from vaultaire.api.objects import copy_source_version
 from vaultaire.api.ranges import resolve_copy_range
+from vaultaire.api.tagging import note_tags, request_tags
+from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection, protection_of
 from vaultaire.engine.conditions import Outcome, evaluate
@@ -83,10 +85,12 @@ class MultipartOperations(OperationBase):
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
+        tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
         protection = encryption.for_object(protection, container.name, call.target.key)
+        acl = await self._new_object_acl(call, container, call.headers)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -98,6 +102,8 @@ class MultipartOperations(OperationBase):
             checksum_algorithm=algorithm,
             checksum_type=kind,
             protection=protection,
+            tags=tags,
+            acl=acl,
         )
         encryption.echo(call, upload.sealing, written=True)
         if algorithm is not None and kind is not None:
@@ -160,9 +166,9 @@ class MultipartOperations(OperationBase):
 
         upload_id = self._upload_id(call)
         number = self._part_number(call)
-        source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
+        source_bucket, source_key, source_version = copy_source_version(call.headers["x-amz-copy-source"])
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)
@@ -177,9 +183,11 @@ class MultipartOperations(OperationBase):
                 return None
             return resolve_copy_range(wanted_range, original.size)
 
-        _original, part = await self.engine.copy_part(
-            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection
+        original, part = await self.engine.copy_part(
+            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection, source_version
         )
+        if original.version_id != "null" or source_version is not None:
+            call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, upload.sealing)
         return self._xml(
             call,
@@ -209,6 +217,9 @@ class MultipartOperations(OperationBase):
             call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
         encryption.echo(call, artifact.sealing)
+        echo_version(call, artifact)
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
+        note_tags(call, artifact.tags)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS kms_keys (
 _COLUMNS = "id, name, material, enabled, created, tenant_id"
 _BATCH = 500  # rows re-sealed per transaction: short enough never to hold the daemon's writes up
 
+# Tables of artifact rows (the current version of each key; noncurrent versions), their keys, and a
+# key below every row's.
+_VERSIONED = (
+    ("artifacts", "container_id, key", (-1, b"")),
+    ("versions", "container_id, key, rank", (-1, b"", -(2**63))),
+)
+
 # (mode, token) -> the token re-wrapped under the newest master key, or None to leave it.
 Rewrap = Callable[[str, str], "str | None"]
 
@@ -111,21 +118,21 @@ class KeyStoreMixin:
         changes meanwhile is re-read, never overwritten with an older copy."""
         counts = {"artifacts": 0, "parts": 0, "kms_keys": 0, "secrets": 0}
 
-        def artifacts(db: sqlite3.Connection, after: tuple[int, bytes]) -> tuple[int, bytes] | None:
+        def batch(db: sqlite3.Connection, table: str, columns: str, after: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            """One batch of a table's rows (current versions, or the noncurrent ones) past ``after``."""
+            names = columns.split(", ")
             rows = db.execute(
-                "SELECT container_id, key, metadata FROM artifacts WHERE (container_id, key) > (?, ?)"
-                " ORDER BY container_id, key LIMIT ?",
+                f"SELECT {columns}, metadata FROM {table} WHERE ({columns}) > ({', '.join('?' * len(names))})"
+                f" ORDER BY {columns} LIMIT ?",
                 (*after, _BATCH),
             ).fetchall()
-            for container_id, key, extra in rows:
-                changed = _rewrap_extra(extra, data_key)
+            for row in rows:
+                changed = _rewrap_extra(row[-1], data_key)
                 if changed is not None:
-                    db.execute(
-                        "UPDATE artifacts SET metadata = ? WHERE container_id = ? AND key = ?",
-                        (changed, container_id, key),
-                    )
+                    where = " AND ".join(f"{name} = ?" for name in names)
+                    db.execute(f"UPDATE {table} SET metadata = ? WHERE {where}", (changed, *row[:-1]))
                     counts["artifacts"] += 1
-            return (rows[-1][0], rows[-1][1]) if len(rows) == _BATCH else None
+            return tuple(rows[-1][:-1]) if len(rows) == _BATCH else None
 
         def uploads(db: sqlite3.Connection) -> None:
             for upload_id, extra in db.execute("SELECT id, extra FROM uploads").fetchall():
@@ -158,10 +165,10 @@ class KeyStoreMixin:
                     counts["secrets"] += 1
 
         async def run() -> dict[str, int]:
-            after: tuple[int, bytes] | None = (-1, b"")
-            while after is not None:
-                start = after
-                after = await self._write(partial(artifacts, after=start))
+            for table, columns, first in _VERSIONED:
+                after: tuple[Any, ...] | None = first
+                while after is not None:
+                    after = await self._write(partial(batch, table=table, columns=columns, after=after))
             await self._write(uploads)
             await self._write(keys)
             return counts

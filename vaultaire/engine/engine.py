@@ -29,8 +29,10 @@ from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
 from vaultaire.engine.sealed import BlobSeal, Sealed, sealed_etag
 from vaultaire.engine.space import SpaceGuard
+from vaultaire.engine.versioning import VersioningEngine
 from vaultaire.errors import (
     ConditionalConflict,
+    DeleteMarkerAddressed,
     DriverError,
     DriverUnavailable,
     IncompleteBody,
@@ -38,12 +40,14 @@ from vaultaire.errors import (
     NoSuchContainer,
     NoSuchPlacement,
     NoSuchUpload,
+    NoSuchVersion,
     PreconditionFailed,
 )
 from vaultaire.model import (
     Artifact,
     ByteRange,
     Container,
+    ContainerAccess,
     Credential,
     ListingPage,
     Part,
@@ -52,6 +56,8 @@ from vaultaire.model import (
     Tenant,
     Upload,
     UsageRow,
+    User,
+    VersionChange,
     WriteCondition,
 )
 
@@ -83,6 +89,8 @@ class CopyPlan:
     headers: tuple[tuple[str, str], ...]
     storage_class: str
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
+    tags: tuple[tuple[str, str], ...] = ()  # the copy's object tags
+    acl: str = ""  # the copy's ACL (vaultaire.access.acl, serialized); S3 never copies the source's
 
 
 def _tenant_id(ctx: RequestContext) -> str:
@@ -99,7 +107,7 @@ class ChunkSource(Protocol):
     def read(self) -> Deferred[bytes]: ...
 
 
-class Engine:
+class Engine(VersioningEngine):
     def __init__(
         self,
         catalog: Catalog,
@@ -187,6 +195,14 @@ class Engine:
         await self.catalog.add_credential(tenant.id, access_key, secret_key)
         return tenant
 
+    async def user(self, tenant_id: str, name: str) -> User:
+        """A user of the tenant with its identity policy; raises NoSuchUser."""
+        return await self.catalog.user(tenant_id, name)
+
+    async def containers_named(self, name: str) -> list[ContainerAccess]:
+        """Every container so named, of any tenant, with its owner and access documents."""
+        return await self.catalog.containers_named(name)
+
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
 
@@ -231,6 +247,15 @@ class Engine:
             raise NoSuchContainer(name)
         return found
 
+    async def container_named(self, name: str) -> Container | None:
+        """The container of that name whatever its tenant (None: no such name, or one several
+        tenants hold from before names were unique). For access across tenants and anonymous requests."""
+        return await self.catalog.container_named(name)
+
+    async def name_conflicts(self) -> list[tuple[str, list[str]]]:
+        """Names several tenants hold: (name, tenant names, oldest container first)."""
+        return await self.catalog.name_conflicts()
+
     async def delete_container(self, ctx: RequestContext, name: str) -> None:
         await self.catalog.delete_container(await self.container(ctx, name))
 
@@ -250,13 +275,50 @@ class Engine:
         unauthenticated request (a CORS preflight), every tenant's."""
         return await self.catalog.settings_by_name(None if tenant is None else tenant.id, container, name)
 
+    # -- ACLs (issue 14): a version's attributes changed in place, grantees that must exist
+
+    async def amend_artifact(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes (None: the current version) in one transaction."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
+
+    async def tenant_exists(self, tenant_id: str) -> bool:
+        """Whether a tenant has this id (an ACL's grantee). Rare: only ACLs naming other tenants ask."""
+        return any(tenant.id == tenant_id for tenant in await self.catalog.tenants())
+
     # -- artifacts
 
-    async def artifact(self, ctx: RequestContext, container: Container, key: str) -> Artifact:
-        found = await self.catalog.artifact(container.id, key)
+    async def artifact(
+        self, ctx: RequestContext, container: Container, key: str, version_id: str | None = None
+    ) -> Artifact:
+        """The current version (or the one so named) as data: NoSuchArtifact (carrying the delete
+        marker when one is current), NoSuchVersion, or DeleteMarkerAddressed for a marker's id."""
+        found = await self.catalog.artifact(container.id, key, version_id)
         if found is None:
-            raise NoSuchArtifact(key)
+            raise NoSuchArtifact(key) if version_id is None else NoSuchVersion(version_id)
+        if found.delete_marker:
+            if version_id is None:
+                raise NoSuchArtifact(key, marker=found)
+            raise DeleteMarkerAddressed(key, marker=found)
         return found
+
+    async def amend(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes (tags...) in one transaction; ``change`` may raise to refuse.
+        ``version_id`` None: the current version. NoSuchArtifact if there is no such version."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
 
     def _driver(self, container: Container) -> Driver:
         """Where the container's new blobs go."""
@@ -285,6 +347,8 @@ class Engine:
         keep_checksum: tuple[str, str] | None = None,
         declared_size: int | None = None,
         protection: Protection | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+        acl: str = "",
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
@@ -304,8 +368,11 @@ class Engine:
             await self._check_condition(container, key, condition)
 
         async def replaced_size() -> int:
+            # Only the null version is replaced; with versioning on, the current one stays (and counts).
+            if await self.catalog.setting(container, "versioning") == "Enabled":
+                return 0
             current = await self.catalog.artifact(container.id, key)
-            return current.size if current is not None else 0
+            return current.size if current is not None and current.version_id == "null" else 0
 
         protection = await self.sealed.prepare(protection, _tenant_id(ctx))
         seal = await self.sealed.new_blob(protection)
@@ -332,18 +399,21 @@ class Engine:
             checksum=checksum,
             placement=container.placement,
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
+            tags=tags,
+            acl=acl,
         )
         try:
-            replaced = await self.catalog.put_artifact(artifact, condition)
+            change = await self.catalog.put_artifact(artifact, condition)
         except PreconditionFailed:
             await self.blobs.discard(container.placement, [locator])
             raise ConditionalConflict(key) from None
         except BaseException:
             await self.blobs.discard(container.placement, [locator])
             raise
-        if replaced is not None:
-            await self.blobs.release(replaced, container)
-        return artifact
+        if change.removed is not None:
+            await self.blobs.release(change.removed, container)
+        assert change.written is not None
+        return change.written
 
     async def _write_blob(
         self,
@@ -455,15 +525,17 @@ class Engine:
         plan: Callable[[Artifact], CopyPlan],
         condition: WriteCondition | None = None,
         offered: Protection | None = None,
+        source_version: str | None = None,
     ) -> tuple[Artifact, Artifact]:
-        """Stream an artifact into a new one (same or other container); returns (source, copy).
+        """Stream an artifact (its current version, or ``source_version``) into a new one (same
+        or other container); returns (source, copy).
 
         ``offered`` is the source's customer key (SSE-C); the plan says the copy's protection.
 
         ``plan`` sees the source artifact first and decides the copy's
         metadata, or raises (a failed copy-source condition, say).
         """
-        original, _, reader = await self.open(ctx, source, source_key, lambda a: None, offered)
+        original, _, reader = await self.open(ctx, source, source_key, lambda a: None, offered, source_version)
         try:
             decided = plan(original)
         except BaseException:
@@ -482,6 +554,8 @@ class Engine:
                 condition=condition,
                 declared_size=original.size,
                 protection=decided.protection,
+                tags=decided.tags,
+                acl=decided.acl,
             )
         except BaseException:
             reader.stop()  # refused before reading (a condition, the quota): release the source blob
@@ -495,14 +569,16 @@ class Engine:
         key: str,
         resolve: Callable[[Artifact], ByteRange | None],
         offered: Protection | None = None,
+        version_id: str | None = None,
     ) -> tuple[Artifact, ByteRange | None, BlobReader]:
-        """Find the artifact, resolve the wanted range against it, open its blob.
+        """Find the artifact (its current version, or ``version_id``), resolve the wanted range
+        against it, open its blob.
 
         An overwrite may free the blob between the catalog read and the open;
         then the newer artifact is read instead, once.
         """
         for attempt in (1, 2):
-            artifact = await self.artifact(ctx, container, key)
+            artifact = await self.artifact(ctx, container, key, version_id)
             wanted = resolve(artifact)
             self.sealed.check(artifact.sealing, offered)
             start, end = (wanted.start, wanted.end) if wanted else (0, artifact.size - 1)
@@ -554,6 +630,8 @@ class Engine:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         protection: Protection | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+        acl: str = "",
     ) -> Upload:
         if self.space is not None:
             await self.space.admit(container.placement, 0)  # an upload whose parts could not land
@@ -569,6 +647,8 @@ class Engine:
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
             sealing=self.sealed.describe(await self.sealed.prepare(protection, _tenant_id(ctx))),
+            tags=tags,
+            acl=acl,
         )
         await self.catalog.create_upload(upload)
         return upload
@@ -638,12 +718,14 @@ class Engine:
         resolve: Callable[[Artifact], ByteRange | None],
         offered: Protection | None = None,
         protection: Protection | None = None,
+        source_version: str | None = None,
     ) -> tuple[Artifact, Part]:
-        """UploadPartCopy: a range of an artifact streamed into a part.
+        """UploadPartCopy: a range of an artifact (its current version, or ``source_version``)
+        streamed into a part.
 
         ``offered`` opens an SSE-C source; ``protection`` is the target upload's."""
         await self.catalog.upload(target.id, upload_id)
-        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered)
+        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered, source_version)
         try:
             part = await self.put_part(
                 ctx,
@@ -745,11 +827,12 @@ class Engine:
             log.info("expired {n} unfinished multipart uploads", n=expired)
         return expired
 
-    async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
-        removed = await self.catalog.delete_artifact(container.id, key)
-        if removed is not None:
-            await self.blobs.release(removed, container)
-        return removed
+    async def delete(self, ctx: RequestContext, container: Container, key: str) -> VersionChange:
+        """DELETE of the key: removes it, or adds a delete marker (``written``) when versioned."""
+        change = await self.catalog.delete_artifact(container.id, key)
+        if change.removed is not None:
+            await self.blobs.release(change.removed, container)
+        return change
 
     async def list_artifacts(
         self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
