@@ -30,6 +30,7 @@ from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
+from vaultaire.api.object_lock import ObjectLockOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.post_object import PostObjectOperation
@@ -56,6 +57,7 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    ObjectLockOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -125,6 +127,13 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # Object Lock
+            "GetObjectLockConfiguration": self.get_object_lock_configuration,
+            "PutObjectLockConfiguration": self.put_object_lock_configuration,
+            "GetObjectRetention": self.get_object_retention,
+            "PutObjectRetention": self.put_object_retention,
+            "GetObjectLegalHold": self.get_object_legal_hold,
+            "PutObjectLegalHold": self.put_object_legal_hold,
         }
 
     def resource(self) -> Any:

@@ -9,6 +9,7 @@ from vaultaire.api.errors import S3Error
 from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
+from vaultaire.objectlock import SETTING as LOCK_SETTING
 
 MAX_BUCKETS = 10_000  # S3's ceiling for max-buckets
 
@@ -80,8 +81,9 @@ class BucketOperations(OperationBase):
             # any other constraint names a placement, or is refused (InvalidLocationConstraint).
             if constraint and constraint != self.region:
                 placement = constraint
+        locked = call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
         try:
-            await self.engine.create_container(call.ctx, call.target.bucket, placement)
+            created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
         except ContainerExists:
             # S3's legacy answer in us-east-1: creating a bucket you already own (in the same
             # place) succeeds, and create-if-missing scripts rely on it. Elsewhere it is 409.
@@ -90,6 +92,12 @@ class BucketOperations(OperationBase):
             existing = await self._container(call)
             if existing.placement != (placement or self.engine.default_placement):
                 raise
+            # Asking for Object Lock on a bucket that has none is never answered "done".
+            if locked and await self.engine.container_setting(call.ctx, existing, LOCK_SETTING) is None:
+                raise
+        else:
+            if locked:
+                await self.enable_lock_at_creation(call, created)
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,8 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
-from vaultaire.model import Container, RequestContext
+from vaultaire.model import Artifact, Container, RequestContext, Retention
+from vaultaire.objectlock import LockRequest
 
 SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
 
@@ -111,6 +112,23 @@ class OperationBase:
 
         # EncryptionOperations (bucket_encryption.py) defines it.
         async def _default_protection(self, call: S3Call, container: Container) -> Protection | None: ...
+
+        # ObjectLockOperations (object_lock.py) defines these.
+        def lock_requested(self, fields: Mapping[str, str]) -> tuple[Retention | None, bool | None]: ...
+
+        async def lock_for_write(
+            self,
+            call: S3Call,
+            container: Container,
+            asked: tuple[Retention | None, bool | None],
+            integrity: bool | None = None,
+        ) -> LockRequest | None: ...
+
+        def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
+
+        async def delete_bypass(self, call: S3Call, container: Container) -> bool: ...
+
+        async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

@@ -12,6 +12,7 @@ from vaultaire import errors as domain
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.encryption.keys import WrongKey
 from vaultaire.engine.sealed import Unprotected
+from vaultaire.objectlock import ObjectLocked
 
 # code -> (HTTP status, default message), messages as S3 words them
 CODES: dict[str, tuple[int, str]] = {
@@ -32,6 +33,10 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
+    # Object Lock (vaultaire/api/object_lock.py)
+    "InvalidBucketState": (409, "The request is not valid for the current state of the bucket."),
+    "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not exist for this bucket"),
+    "NoSuchObjectLockConfiguration": (404, "The specified object does not have a ObjectLock configuration"),
     "ServerSideEncryptionConfigurationNotFoundError": (
         404,
         "The server side encryption configuration was not found",
@@ -135,6 +140,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return exc
     if isinstance(exc, domain.NoSuchContainer):
         return S3Error("NoSuchBucket", BucketName=container or "")
+    if isinstance(exc, ObjectLocked):
+        return S3Error("AccessDenied", str(exc))
     if isinstance(exc, domain.NoSuchArtifact):
         return S3Error("NoSuchKey", Key=key or "")
     if isinstance(exc, domain.ContainerExists):

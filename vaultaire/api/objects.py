@@ -56,8 +56,11 @@ class ObjectOperations(OperationBase):
         klass = storage_class(call.headers)
         condition = write_condition(call.headers)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
+        lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        integrity = incoming.algorithm is not None or content_md5(call.headers) is not None
+        lock = await self.lock_for_write(call, container, lock_asked, integrity)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -74,6 +77,7 @@ class ObjectOperations(OperationBase):
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
             declared_size=incoming.size,
             protection=protection,
+            lock=lock,
         )
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
@@ -98,6 +102,7 @@ class ObjectOperations(OperationBase):
             call.set_header(name, value)
         if artifact.storage_class != "STANDARD":
             call.set_header("x-amz-storage-class", artifact.storage_class)
+        self.lock_headers(call, artifact)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", mail_safe(value))
         if artifact.checksum and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
@@ -192,6 +197,8 @@ class ObjectOperations(OperationBase):
         secure = self._sse_c_secure(call)
         protection = encryption.for_write(call.headers, secure)
         offered = encryption.for_read(call.headers, secure, source=True)
+        # S3 never copies the source's lock: the copy has its own, or the target bucket's default.
+        lock = await self.lock_for_write(call, target, self.lock_requested(call.headers))
         # S3: the copy is encrypted as the request says, else as the target bucket's default.
         explicit = protection is not None
         if protection is None:
@@ -219,6 +226,7 @@ class ObjectOperations(OperationBase):
                     headers=stored_headers(call.headers),
                     storage_class=klass or "STANDARD",
                     protection=protection,
+                    lock=lock,
                 )
             return CopyPlan(
                 original.content_type,
@@ -226,6 +234,7 @@ class ObjectOperations(OperationBase):
                 original.headers,
                 klass or original.storage_class,
                 protection,
+                lock,
             )
 
         _original, copied = await self.engine.copy(
@@ -246,6 +255,7 @@ class ObjectOperations(OperationBase):
 
     async def delete_objects(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        await self.delete_bypass(call, container)
         body = await self._small_body(call, DELETE_BODY_LIMIT)
         self._check_body_integrity(call, body)
         quiet, entries = xmlparse.delete_request(body, MAX_DELETE_KEYS)
@@ -279,6 +289,7 @@ class ObjectOperations(OperationBase):
         assert call.target.key is not None
         self._check_version(call)
         container = await self._container(call)
+        await self.delete_bypass(call, container)
         await self.engine.delete(call.ctx, container, call.target.key)
         call.request.setResponseCode(204)
         return b""

@@ -47,6 +47,13 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "encryption"): "GetBucketEncryption",
     ("bucket", "PUT", "encryption"): "PutBucketEncryption",
     ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
+    # Object Lock (api/object_lock.py)
+    ("bucket", "GET", "object-lock"): "GetObjectLockConfiguration",
+    ("bucket", "PUT", "object-lock"): "PutObjectLockConfiguration",
+    ("object", "GET", "retention"): "GetObjectRetention",
+    ("object", "PUT", "retention"): "PutObjectRetention",
+    ("object", "GET", "legal-hold"): "GetObjectLegalHold",
+    ("object", "PUT", "legal-hold"): "PutObjectLegalHold",
 }
 
 _ALLOWED_METHODS = {

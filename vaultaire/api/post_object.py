@@ -83,7 +83,10 @@ class PostObjectOperation(OperationBase):
         key = fields["key"] = key.replace("${filename}", form.filename or "")
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
+        lock_asked = self.lock_requested(fields)
         container = await self._container(call)
+        # A form has no Content-MD5: S3 asks none of POST Object, whatever its lock.
+        lock = await self.lock_for_write(call, container, lock_asked)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         metadata = user_metadata(fields.items())
@@ -119,6 +122,7 @@ class PostObjectOperation(OperationBase):
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
             # SSE form fields are refused (unsupported.py); the bucket's default still applies.
             protection=await self._default_protection(call, container),
+            lock=lock,
         )
         location = f"/{container.name}/{quote(key)}"
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

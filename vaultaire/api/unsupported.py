@@ -50,6 +50,10 @@ _SSE_C_KEY = _SSE_WRITES | frozenset(
 _SSE_C_SOURCE = frozenset({"CopyObject", "UploadPartCopy"})
 
 
+# Where a new version is written with its own Object Lock (api/object_lock.py).
+_LOCK_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "PostObject"})
+
+
 def _kms(value: str) -> bool:
     # Other values that are not AES256 name no method at all: 400 (vaultaire/api/encryption.py).
     return value.strip().startswith("aws:kms")
@@ -76,15 +80,10 @@ UNSUPPORTED: tuple[Row, ...] = (
     Row("x-amz-server-side-encryption-aws-kms-key-id", _always, "SSE-KMS with a given key"),
     Row("x-amz-server-side-encryption-context", _always, "SSE-KMS encryption context"),
     Row("x-amz-server-side-encryption-bucket-key-enabled", _always, "SSE-KMS bucket keys"),
-    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)"),
-    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention"),
-    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold"),
-    Row(
-        "x-amz-bucket-object-lock-enabled",
-        lambda v: v.strip().lower() != "false",
-        "a bucket with object lock",
-        operations=frozenset({"CreateBucket"}),
-    ),
+    # Object Lock (api/object_lock.py): honoured where a new version is written.
+    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)", honoured=_LOCK_WRITES),
+    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention", honoured=_LOCK_WRITES),
+    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold", honoured=_LOCK_WRITES),
     # private and bucket-owner-full-control are what every object here already is.
     Row(
         "x-amz-acl",

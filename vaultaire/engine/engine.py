@@ -53,6 +53,7 @@ from vaultaire.model import (
     UsageRow,
     WriteCondition,
 )
+from vaultaire.objectlock import LockRequest
 
 log = Logger()
 
@@ -82,6 +83,7 @@ class CopyPlan:
     headers: tuple[tuple[str, str], ...]
     storage_class: str
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
+    lock: LockRequest | None = None  # Object Lock of the copy (never the source's: S3 does not copy it)
 
 
 async def _nothing_replaced() -> int:
@@ -276,10 +278,13 @@ class Engine:
         keep_checksum: tuple[str, str] | None = None,
         declared_size: int | None = None,
         protection: Protection | None = None,
+        lock: LockRequest | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
         With ``protection`` the blob is encrypted at rest under a fresh data key.
+        With ``lock`` the new version carries its Object Lock retention and legal hold
+        from its first commit (a default retention counts from its creation time).
 
         ``keep_checksum`` is (algorithm, hasher name): that hasher's digest is
         stored with the artifact as its checksum.
@@ -311,13 +316,14 @@ class Engine:
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
             checksum = (algorithm, base64.b64encode(hashers[name].digest()).decode())
+        created = self._clock()
         artifact = Artifact(
             container_id=container.id,
             key=key,
             locator=locator,
             size=size,
             md5=md5,
-            modified=self._clock(),
+            modified=created,
             content_type=content_type,
             metadata=metadata,
             headers=headers,
@@ -325,6 +331,8 @@ class Engine:
             checksum=checksum,
             placement=container.placement,
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
+            retention=lock.retention_at(created) if lock is not None else None,
+            legal_hold=lock.legal_hold if lock is not None else False,
         )
         try:
             replaced = await self.catalog.put_artifact(artifact, condition)
@@ -475,6 +483,7 @@ class Engine:
                 condition=condition,
                 declared_size=original.size,
                 protection=decided.protection,
+                lock=decided.lock,
             )
         except BaseException:
             reader.stop()  # refused before reading (a condition, the quota): release the source blob
@@ -547,14 +556,18 @@ class Engine:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         protection: Protection | None = None,
+        lock: LockRequest | None = None,
     ) -> Upload:
+        """A new multipart upload. Its ``lock`` is fixed now: a default retention counts
+        from the upload's initiation, and CompleteMultipartUpload gives it to the version."""
         if self.space is not None:
             await self.space.admit(container.placement, 0)  # an upload whose parts could not land
+        created = self._clock()
         upload = Upload(
             id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
             container_id=container.id,
             key=key,
-            created=self._clock(),
+            created=created,
             content_type=content_type,
             metadata=metadata,
             headers=headers,
@@ -562,6 +575,8 @@ class Engine:
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
             sealing=self.sealed.describe(protection),
+            retention=lock.retention_at(created) if lock is not None else None,
+            legal_hold=lock.legal_hold if lock is not None else False,
         )
         await self.catalog.create_upload(upload)
         return upload
@@ -739,6 +754,17 @@ class Engine:
         if removed is not None:
             await self.blobs.release(removed, container)
         return removed
+
+    async def amend(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes in one catalog transaction; ``change`` may refuse by raising."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
 
     async def list_artifacts(
         self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
