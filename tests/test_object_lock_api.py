@@ -387,3 +387,13 @@ def test_aws_cli_retention_and_legal_hold(module_daemon: Daemon, s3: Any, bucket
         module_daemon.aws(aws_home, "s3api", "get-object-lock-configuration", "--bucket", bucket).stdout
     )
     assert config["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+
+
+def test_asking_for_lock_on_an_existing_bucket_without_one_is_never_done(s3: Any) -> None:
+    plain = new_bucket(s3, lock=False)
+    s3.create_bucket(Bucket=plain)  # us-east-1: creating a bucket you own again is 200...
+    status, code, _ = refused(s3.create_bucket, Bucket=plain, ObjectLockEnabledForBucket=True)
+    assert (status, code) == (409, "BucketAlreadyOwnedByYou")  # ...but not when it would lie about a lock
+    assert refused(s3.get_object_lock_configuration, Bucket=plain)[0] == 404
+    locked = new_bucket(s3)
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
