@@ -18,6 +18,7 @@ from vaultaire.objectlock import (
     LockRequest,
     ObjectLocked,
     configuration,
+    delete_guard,
     locked,
     may_change_retention,
     may_delete,
@@ -322,3 +323,14 @@ def test_dates_without_a_zone_are_utc_and_nonsense_is_not_a_date() -> None:
     assert documents.parse_date("2030-01-01T01:00:00+01:00") == documents.parse_date("2030-01-01T00:00:00Z")
     for bad in ("", "tomorrow", "9" * 100, "2030-13-01T00:00:00Z"):
         assert documents.parse_date(bad) is None
+
+
+def test_the_delete_guard_reads_the_clock_when_it_runs() -> None:
+    clock = [NOW]
+    guard = delete_guard(False, lambda: clock[0])
+    held = version(Retention(GOVERNANCE, NOW + DAY))
+    with pytest.raises(ObjectLocked):
+        guard(held)
+    clock[0] = NOW + DAY  # the date has come: the same guard now lets it go
+    guard(held)
+    delete_guard(True, lambda: NOW)(held)  # GOVERNANCE with bypass

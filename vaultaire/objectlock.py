@@ -18,6 +18,7 @@ questions; the S3 layer maps :class:`ObjectLocked` to 403 AccessDenied.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from attrs import frozen
 
@@ -142,6 +143,17 @@ def may_delete(version: Artifact, bypass: bool, now: float) -> None:
     if retention.mode == GOVERNANCE and bypass:
         return
     raise ObjectLocked(_PROTECTED)
+
+
+def delete_guard(bypass: bool, clock: Callable[[], float]) -> Callable[[Artifact], None]:
+    """The ``guard`` to hand to the catalog's delete of one version: refuses a locked version
+    inside the delete's own transaction, with the time read there. Lifecycle and migration
+    pass ``bypass=False``: no background job ever removes a locked version."""
+
+    def guard(version: Artifact) -> None:
+        may_delete(version, bypass, clock())
+
+    return guard
 
 
 def may_change_retention(old: Retention | None, new: Retention | None, bypass: bool, now: float) -> None:

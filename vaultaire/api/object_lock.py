@@ -25,12 +25,14 @@ from vaultaire.api import object_lock_documents as documents
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.incoming import content_md5
+from vaultaire.errors import DeleteMarkerAddressed
 from vaultaire.model import Artifact, Container, Retention
 from vaultaire.objectlock import (
     SETTING,
     LockConfiguration,
     LockRequest,
     configuration,
+    delete_guard,
     may_change_retention,
     versioning_may_change,
 )
@@ -109,13 +111,14 @@ class ObjectLockOperations(OperationBase):
         return call.target.query.get("versionId")
 
     async def _version(self, call: S3Call, container: Container) -> Artifact:
-        """The version ``?versionId=`` names (the current one without it)."""
+        """The data version ``?versionId=`` names (the current one without it).
+
+        A delete marker has no lock to read or change: S3 answers 405 for one named by id."""
         assert call.target.key is not None
-        artifact = await self.engine.artifact(call.ctx, container, call.target.key)
-        wanted = self._version_id(call)
-        if wanted is not None and wanted != artifact.version_id:
-            raise S3Error("NoSuchVersion", Key=call.target.key, VersionId=wanted)
-        return artifact
+        try:
+            return await self.engine.artifact(call.ctx, container, call.target.key, self._version_id(call))
+        except DeleteMarkerAddressed:
+            raise S3Error("MethodNotAllowed", ResourceType="DeleteMarker") from None
 
     async def get_object_retention(self, call: S3Call) -> bytes:
         container = await self._locked_container(call)
@@ -136,6 +139,7 @@ class ObjectLockOperations(OperationBase):
         if await self.lock_configuration(call, container) is None:
             raise S3Error("InvalidRequest", documents.NOT_ENABLED)
         bypass = documents.bypass(call.headers) is True
+        await self._version(call, container)  # NoSuchKey, NoSuchVersion or a marker's 405 first
 
         def change(version: Artifact) -> Artifact:
             # Inside the catalog's transaction: what is checked is what is replaced.
@@ -159,6 +163,7 @@ class ObjectLockOperations(OperationBase):
         on = documents.parse_legal_hold(body)
         if await self.lock_configuration(call, container) is None:
             raise S3Error("InvalidRequest", documents.NOT_ENABLED)
+        await self._version(call, container)
 
         def change(version: Artifact) -> Artifact:
             return evolve(version, legal_hold=on)  # anyone who may write may place or lift a hold
@@ -208,6 +213,17 @@ class ObjectLockOperations(OperationBase):
             call.set_header(documents.UNTIL, documents.format_date(artifact.retention.until))
         if artifact.legal_hold:
             call.set_header(documents.LEGAL_HOLD, "ON")
+
+    async def delete_guard(self, call: S3Call, container: Container) -> Callable[[Artifact], None] | None:
+        """The guard a DELETE of one version (or DeleteObjects) hands to ``engine.delete_version``:
+        a locked version is refused (403 AccessDenied) inside the delete's transaction. None on a
+        bucket without Object Lock, where no version can be locked; a bypass header there is 400."""
+        asked = documents.bypass(call.headers)
+        if await self.lock_configuration(call, container) is None:
+            if asked is not None:
+                raise S3Error("InvalidArgument", documents.BYPASS_NOT_APPLICABLE, ArgumentName=documents.BYPASS)
+            return None
+        return delete_guard(asked is True, self.clock)
 
     async def delete_bypass(self, call: S3Call, container: Container) -> bool:
         """Whether a delete asks to bypass GOVERNANCE; S3 refuses the header on a bucket without a lock."""
