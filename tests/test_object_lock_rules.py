@@ -22,7 +22,6 @@ from vaultaire.objectlock import (
     locked,
     may_change_retention,
     may_delete,
-    versioning_may_change,
 )
 
 NOW = 1_800_000_000.0
@@ -123,12 +122,6 @@ def test_anything_replaces_an_expired_or_absent_retention() -> None:
     for old in (None, Retention(COMPLIANCE, NOW - 1)):
         may_change_retention(old, Retention(GOVERNANCE, NOW + 10), bypass=False, now=NOW)
         may_change_retention(old, None, bypass=False, now=NOW)
-
-
-def test_versioning_stays_enabled_under_a_lock() -> None:
-    assert versioning_may_change(None, "Suspended")
-    assert versioning_may_change(LockConfiguration(), "Enabled")
-    assert not versioning_may_change(LockConfiguration(), "Suspended")
 
 
 # -- default retention and the setting

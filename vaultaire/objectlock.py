@@ -172,8 +172,3 @@ def may_change_retention(old: Retention | None, new: Retention | None, bypass: b
     if old.mode == GOVERNANCE and bypass:
         return  # shortening, removing or changing the mode of GOVERNANCE: with bypass only
     raise ObjectLocked(_PROTECTED)
-
-
-def versioning_may_change(lock: LockConfiguration | None, status: str) -> bool:
-    """Whether a bucket's versioning may be set to ``status``: never away from Enabled under a lock."""
-    return lock is None or status == "Enabled"

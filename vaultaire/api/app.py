@@ -35,6 +35,7 @@ from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
 from vaultaire.model import RequestContext
@@ -57,6 +58,7 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    VersioningOperations,
     ObjectLockOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
@@ -110,7 +112,9 @@ class S3Api(
             "DeleteObject": self.delete_object,
             "CopyObject": self.copy_object,
             "DeleteObjects": self.delete_objects,
+            # versioning (api/versioning.py)
             "GetBucketVersioning": self.get_bucket_versioning,
+            "PutBucketVersioning": self.put_bucket_versioning,
             "ListObjectVersions": self.list_object_versions,
             "CreateMultipartUpload": self.create_multipart_upload,
             "UploadPart": self.upload_part,
@@ -230,6 +234,8 @@ class S3Api(
         request.responseHeaders.removeHeader(b"ETag")
         request.setHeader(b"Content-Type", b"application/xml")
         request.setHeader(b"Content-Length", str(len(body)).encode())
+        for name, value in error.headers.items():
+            request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
         return body
 
     def _record(

@@ -34,10 +34,8 @@ from vaultaire.objectlock import (
     configuration,
     delete_guard,
     may_change_retention,
-    versioning_may_change,
 )
 
-VERSIONING = "versioning"  # the container setting the versioning code owns (see COMMON brief)
 ENABLED = "Enabled"
 
 
@@ -59,16 +57,8 @@ class ObjectLockOperations(OperationBase):
     async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None:
         """Versioning on, then the lock: a crash between them leaves an honest versioned bucket
         without a lock (GetObjectLockConfiguration says so), never a lock without versioning."""
-        await self.engine.put_container_setting(call.ctx, container, VERSIONING, ENABLED)
+        await self.engine.set_versioning(call.ctx, container, ENABLED)
         await self.engine.put_container_setting(call.ctx, container, SETTING, LockConfiguration().to_setting())
-
-    async def versioning_change_allowed(self, call: S3Call, container: Container, status: str) -> None:
-        """PutBucketVersioning asks this first: a bucket with Object Lock stays Enabled for good."""
-        if not versioning_may_change(await self.lock_configuration(call, container), status):
-            raise S3Error(
-                "InvalidBucketState",
-                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
-            )
 
     # -- Get/PutObjectLockConfiguration
 
@@ -90,7 +80,7 @@ class ObjectLockOperations(OperationBase):
         config = documents.parse_configuration(body)
         if await self.lock_configuration(call, container) is None:
             # S3 enables Object Lock on an existing bucket only if its versioning is Enabled.
-            if await self.engine.container_setting(call.ctx, container, VERSIONING) != ENABLED:
+            if await self.engine.versioning(call.ctx, container) != ENABLED:
                 raise S3Error(
                     "InvalidBucketState",
                     "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
@@ -214,22 +204,20 @@ class ObjectLockOperations(OperationBase):
         if artifact.legal_hold:
             call.set_header(documents.LEGAL_HOLD, "ON")
 
-    async def delete_guard(self, call: S3Call, container: Container) -> Callable[[Artifact], None] | None:
+    async def delete_guard(
+        self, call: S3Call, container: Container, versions: bool = True
+    ) -> Callable[[Artifact], None] | None:
         """The guard a DELETE of one version (or DeleteObjects) hands to ``engine.delete_version``:
         a locked version is refused (403 AccessDenied) inside the delete's transaction. None on a
-        bucket without Object Lock, where no version can be locked; a bypass header there is 400."""
+        bucket without Object Lock, where no version can be locked; a bypass header there is 400.
+
+        ``versions`` False (deletes of keys only, which add markers or remove what no lock can
+        hold) skips the setting's read unless the bypass header asks to be checked."""
         asked = documents.bypass(call.headers)
+        if not versions and asked is None:
+            return None
         if await self.lock_configuration(call, container) is None:
             if asked is not None:
                 raise S3Error("InvalidArgument", documents.BYPASS_NOT_APPLICABLE, ArgumentName=documents.BYPASS)
             return None
         return delete_guard(asked is True, self.clock)
-
-    async def delete_bypass(self, call: S3Call, container: Container) -> bool:
-        """Whether a delete asks to bypass GOVERNANCE; S3 refuses the header on a bucket without a lock."""
-        asked = documents.bypass(call.headers)
-        if asked is None:
-            return False
-        if await self.lock_configuration(call, container) is None:
-            raise S3Error("InvalidArgument", documents.BYPASS_NOT_APPLICABLE, ArgumentName=documents.BYPASS)
-        return asked

@@ -662,12 +662,14 @@ class Engine(VersioningEngine):
         resolve: Callable[[Artifact], ByteRange | None],
         offered: Protection | None = None,
         protection: Protection | None = None,
+        source_version: str | None = None,
     ) -> tuple[Artifact, Part]:
-        """UploadPartCopy: a range of an artifact streamed into a part.
+        """UploadPartCopy: a range of an artifact (its current version, or ``source_version``)
+        streamed into a part.
 
         ``offered`` opens an SSE-C source; ``protection`` is the target upload's."""
         await self.catalog.upload(target.id, upload_id)
-        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered)
+        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered, source_version)
         try:
             part = await self.put_part(
                 ctx,

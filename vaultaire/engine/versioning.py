@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vaultaire.catalog.versions import ENABLED, SETTING, SUSPENDED
+from vaultaire.catalog.versions import ENABLED, SETTING, SUSPENDED, valid_version_id
 from vaultaire.model import Artifact, Container, RequestContext, VersionChange, VersionsPage
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from vaultaire.engine.blobs import BlobKeeper
 
 STATES = (ENABLED, SUSPENDED)
+__all__ = ["STATES", "VersioningEngine", "valid_version_id"]
 
 
 class VersioningEngine:
