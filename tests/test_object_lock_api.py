@@ -397,3 +397,128 @@ def test_asking_for_lock_on_an_existing_bucket_without_one_is_never_done(s3: Any
     assert refused(s3.get_object_lock_configuration, Bucket=plain)[0] == 404
     locked = new_bucket(s3)
     s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+
+
+# -- enforcement on versions
+
+
+def versions_of(s3: Any, bucket: str, key: str) -> list[str]:
+    listing = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    return [v["VersionId"] for v in listing.get("Versions", []) if v["Key"] == key]
+
+
+def test_a_lock_bucket_is_versioned_for_good(s3: Any, bucket: str) -> None:
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    suspended = {"Status": "Suspended"}
+    status, code, _ = refused(s3.put_bucket_versioning, Bucket=bucket, VersioningConfiguration=suspended)
+    assert (status, code) == (409, "InvalidBucketState")
+
+
+def test_lock_on_an_existing_versioned_bucket(s3: Any) -> None:
+    name = new_bucket(s3, lock=False)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=LOCK_ONLY)
+    assert s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"] == LOCK_ONLY
+    suspended = {"Status": "Suspended"}
+    assert refused(s3.put_bucket_versioning, Bucket=name, VersioningConfiguration=suspended)[1] == "InvalidBucketState"
+
+
+@pytest.mark.parametrize(
+    "lock",
+    [
+        {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": soon()},
+        {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": soon()},
+        {"ObjectLockLegalHoldStatus": "ON"},
+    ],
+)
+def test_a_locked_version_is_not_deleted_but_the_key_gets_a_marker(s3: Any, bucket: str, lock: dict[str, Any]) -> None:
+    version = s3.put_object(Bucket=bucket, Key="k", Body=b"kept", **lock)["VersionId"]
+    status, code, message = refused(s3.delete_object, Bucket=bucket, Key="k", VersionId=version)
+    assert (status, code, message) == (403, "AccessDenied", "Access Denied because object protected by object lock.")
+    batch = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": version}]})
+    assert [(e["Key"], e["VersionId"], e["Code"]) for e in batch["Errors"]] == [("k", version, "AccessDenied")]
+    assert "Deleted" not in batch
+    # Overwriting and deleting the key keep the locked version underneath.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"newer")
+    marker = s3.delete_object(Bucket=bucket, Key="k")
+    assert marker["DeleteMarker"] is True
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=marker["VersionId"])  # markers are never locked
+    assert version in versions_of(s3, bucket, "k")
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=version)["Body"].read() == b"kept"
+
+
+def test_governance_versions_go_with_bypass_compliance_and_holds_never(s3: Any, bucket: str) -> None:
+    governed = s3.put_object(
+        Bucket=bucket, Key="g", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=soon()
+    )
+    s3.delete_object(Bucket=bucket, Key="g", VersionId=governed["VersionId"], BypassGovernanceRetention=True)
+    assert versions_of(s3, bucket, "g") == []
+    held = s3.put_object(
+        Bucket=bucket,
+        Key="h",
+        Body=b"x",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=soon(),
+        ObjectLockLegalHoldStatus="ON",
+    )
+    assert (
+        refused(s3.delete_object, Bucket=bucket, Key="h", VersionId=held["VersionId"], BypassGovernanceRetention=True)[
+            1
+        ]
+        == "AccessDenied"
+    )
+    complied = s3.put_object(
+        Bucket=bucket, Key="c", Body=b"x", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=soon()
+    )
+    batch = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "c", "VersionId": complied["VersionId"]}]},
+        BypassGovernanceRetention=True,
+    )
+    assert [e["Code"] for e in batch["Errors"]] == ["AccessDenied"]
+    # Once the hold is lifted, bypass lets the GOVERNANCE version go.
+    s3.put_object_legal_hold(Bucket=bucket, Key="h", VersionId=held["VersionId"], LegalHold={"Status": "OFF"})
+    s3.delete_object(Bucket=bucket, Key="h", VersionId=held["VersionId"], BypassGovernanceRetention=True)
+
+
+def test_an_unlocked_version_in_a_lock_bucket_is_deleted(s3: Any, bucket: str) -> None:
+    version = s3.put_object(Bucket=bucket, Key="free", Body=b"x")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key="free", VersionId=version)
+    assert versions_of(s3, bucket, "free") == []
+
+
+def test_retention_and_hold_per_version(s3: Any, bucket: str) -> None:
+    old = s3.put_object(Bucket=bucket, Key="v", Body=b"old")["VersionId"]
+    new = s3.put_object(Bucket=bucket, Key="v", Body=b"new")["VersionId"]
+    until = soon(2)
+    retention = {"Mode": "COMPLIANCE", "RetainUntilDate": until}
+    s3.put_object_retention(Bucket=bucket, Key="v", VersionId=old, Retention=retention)
+    s3.put_object_legal_hold(Bucket=bucket, Key="v", VersionId=new, LegalHold={"Status": "ON"})
+    assert s3.get_object_retention(Bucket=bucket, Key="v", VersionId=old)["Retention"] == retention
+    assert refused(s3.get_object_retention, Bucket=bucket, Key="v")[1] == "NoSuchObjectLockConfiguration"
+    assert s3.get_object_legal_hold(Bucket=bucket, Key="v")["LegalHold"] == {"Status": "ON"}
+    assert s3.get_object_legal_hold(Bucket=bucket, Key="v", VersionId=old)["LegalHold"] == {"Status": "OFF"}
+    head = s3.head_object(Bucket=bucket, Key="v", VersionId=old)
+    assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]) == ("COMPLIANCE", until)
+    assert refused(s3.delete_object, Bucket=bucket, Key="v", VersionId=old)[1] == "AccessDenied"
+    assert refused(s3.delete_object, Bucket=bucket, Key="v", VersionId=new)[1] == "AccessDenied"
+
+
+def test_a_delete_markers_lock_is_not_there(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="m", Body=b"x")
+    marker = s3.delete_object(Bucket=bucket, Key="m")["VersionId"]
+    status, code, _ = refused(s3.get_object_retention, Bucket=bucket, Key="m", VersionId=marker)
+    assert (status, code) == (405, "MethodNotAllowed")
+    retention = {"Mode": "GOVERNANCE", "RetainUntilDate": soon()}
+    assert refused(s3.put_object_retention, Bucket=bucket, Key="m", VersionId=marker, Retention=retention)[0] == 405
+    assert (
+        refused(s3.put_object_legal_hold, Bucket=bucket, Key="m", VersionId=marker, LegalHold={"Status": "ON"})[0]
+        == 405
+    )
+    assert refused(s3.get_object_retention, Bucket=bucket, Key="m")[:2] == (404, "NoSuchKey")
+
+
+def test_a_bucket_holding_locked_versions_is_not_deleted(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    s3.delete_object(Bucket=bucket, Key="k")
+    assert refused(s3.delete_bucket, Bucket=bucket)[:2] == (409, "BucketNotEmpty")
