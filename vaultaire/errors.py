@@ -28,6 +28,10 @@ class ContainerNotEmpty(VaultaireError):
     pass
 
 
+class ContainerNameTaken(VaultaireError):
+    """Another tenant holds the name: container names are unique across the deployment."""
+
+
 class NoSuchArtifact(VaultaireError):
     """No such key; ``marker`` is the delete marker that is its current version, if one is."""
 
@@ -116,3 +120,11 @@ class NoSuchPlacement(VaultaireError):
 
 class MigrationInProgress(DriverUnavailable):
     """What was asked needs blobs that a migration is moving between placements: retry shortly."""
+
+
+class NoSuchUser(VaultaireError):
+    pass
+
+
+class UserExists(VaultaireError):
+    pass

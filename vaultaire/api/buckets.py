@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from vaultaire.access.acl import BLOCK_ALL, BUCKET_OWNER_ENFORCED
 from vaultaire.api import checksums, xmlparse
+from vaultaire.api.acl_operations import SETTING as ACL_SETTING
 from vaultaire.api.addressing import check_bucket_name
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
+from vaultaire.api.ownership import SETTING as OWNERSHIP_SETTING
+from vaultaire.api.ownership import header_value as ownership_header
+from vaultaire.api.tagging import SETTING as TAGGING
+from vaultaire.api.tagging import create_bucket_tags, setting_of
 from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
+from vaultaire.model import Container
 from vaultaire.objectlock import SETTING as LOCK_SETTING
 
 MAX_BUCKETS = 10_000  # S3's ceiling for max-buckets
@@ -74,6 +81,7 @@ class BucketOperations(OperationBase):
         check_bucket_name(call.target.bucket)
         body = await self._small_body(call)
         checksums.check_stated(call.headers, body)
+        ownership, acl = self._creation_access(call)
         placement = None
         if body.strip():
             constraint = xmlparse.location_constraint(body)
@@ -81,6 +89,7 @@ class BucketOperations(OperationBase):
             # any other constraint names a placement, or is refused (InvalidLocationConstraint).
             if constraint and constraint != self.region:
                 placement = constraint
+        tags = create_bucket_tags(body)
         locked = call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
         try:
             created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
@@ -96,11 +105,28 @@ class BucketOperations(OperationBase):
             if locked and await self.engine.container_setting(call.ctx, existing, LOCK_SETTING) is None:
                 raise
         else:
+            await self._store_creation_access(call, created, ownership, acl)
+            if tags:
+                await self.engine.put_container_setting(call.ctx, created, TAGGING, setting_of(tags))
             if locked:
                 await self.enable_lock_at_creation(call, created)
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""
+
+    def _creation_access(self, call: S3Call) -> tuple[str | None, str]:
+        """CreateBucket's x-amz-object-ownership (None: the default) and ACL, checked before it creates."""
+        raw = call.headers.get("x-amz-object-ownership")
+        ownership = None if raw is None else ownership_header(raw)
+        # A new bucket blocks public access (public_access_block.py), and the deployment may too.
+        acl = self._bucket_creation_acl(call, ownership or BUCKET_OWNER_ENFORCED, BLOCK_ALL)
+        return ownership, acl
+
+    async def _store_creation_access(self, call: S3Call, container: Container, ownership: str | None, acl: str) -> None:
+        if ownership is not None and ownership != BUCKET_OWNER_ENFORCED:
+            await self.engine.put_container_setting(call.ctx, container, OWNERSHIP_SETTING, ownership)
+        if acl:
+            await self.engine.put_container_setting(call.ctx, container, ACL_SETTING, acl)
 
     async def head_bucket(self, call: S3Call) -> bytes:
         await self._container(call)

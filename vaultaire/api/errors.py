@@ -10,6 +10,7 @@ import errno
 from email.utils import formatdate
 
 from vaultaire import errors as domain
+from vaultaire.access.acl import AclError
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.encryption.keys import WrongKey
 from vaultaire.engine.sealed import Unprotected
@@ -29,6 +30,11 @@ CODES: dict[str, tuple[int, str]] = {
         "Your previous request to create the named bucket succeeded and you already own it.",
     ),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the "
+        "system. Please select a different name and try again.",
+    ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
     "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
     "InternalError": (500, "We encountered an internal error. Please try again."),
@@ -61,6 +67,9 @@ CODES: dict[str, tuple[int, str]] = {
     # Not an AWS code (S3 never runs out of room); the status is WebDAV's, as MinIO answers a full drive.
     "InsufficientStorage": (507, "The server has not enough free disk space to store this request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    # Tagging (vaultaire/api/tagging.py)
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
@@ -90,6 +99,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
     "RequestTimeout": (
         400,
@@ -104,6 +114,25 @@ CODES: dict[str, tuple[int, str]] = {
         "Check your key and signing method.",
     ),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),
+    # ACLs, object ownership, public access block (api/acl_operations.py, ownership.py, public_access_block.py)
+    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+    ),
+    "InvalidBucketAclWithBlockPublicAccessError": (
+        400,
+        "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
+    ),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    ),
+    "MissingSecurityHeader": (400, "Your request was missing a required header"),
+    "UnexpectedContent": (400, "This request does not support content"),
+    "UnresolvableGrantByEmailAddress": (400, "The e-mail address you provided does not match any account on record."),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
 }
 
 
@@ -154,6 +183,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
     """The S3 error a domain error means, or None if it is not one of ours."""
     if isinstance(exc, S3Error):
         return exc
+    if isinstance(exc, AclError):
+        return S3Error(exc.code, exc.message or None, **exc.extra)
     if isinstance(exc, domain.NoSuchContainer):
         return S3Error("NoSuchBucket", BucketName=container or "")
     if isinstance(exc, ObjectLocked):
@@ -170,6 +201,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return delete_marker_addressed(exc.marker, "GET")
     if isinstance(exc, domain.ContainerExists):
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
+    if isinstance(exc, domain.ContainerNameTaken):
+        return S3Error("BucketAlreadyExists", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
     if isinstance(exc, domain.ConditionalConflict):

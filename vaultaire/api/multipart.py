@@ -16,6 +16,7 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.object_lock_documents import INTEGRITY_NEEDED
 from vaultaire.api.objects import copy_source_version
 from vaultaire.api.ranges import resolve_copy_range
+from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection
@@ -85,10 +86,12 @@ class MultipartOperations(OperationBase):
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
+        tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        acl = await self._new_object_acl(call, container, call.headers)
         lock = await self.lock_for_write(call, container, lock_asked)
         upload = await self.engine.create_upload(
             call.ctx,
@@ -101,6 +104,8 @@ class MultipartOperations(OperationBase):
             checksum_algorithm=algorithm,
             checksum_type=kind,
             protection=protection,
+            tags=tags,
+            acl=acl,
             lock=lock,
         )
         encryption.echo(call, upload.sealing)
@@ -170,7 +175,7 @@ class MultipartOperations(OperationBase):
         number = self._part_number(call)
         source_bucket, source_key, source_version = copy_source_version(call.headers["x-amz-copy-source"])
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)
@@ -220,6 +225,8 @@ class MultipartOperations(OperationBase):
         )
         encryption.echo(call, artifact.sealing)
         echo_version(call, artifact)
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
+        note_tags(call, artifact.tags)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

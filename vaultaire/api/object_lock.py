@@ -8,25 +8,27 @@ themselves (what may be deleted or changed) live in ``vaultaire/objectlock.py``;
 this module reads the wire and asks them, inside the catalog transaction that
 makes the change, so a check and its write can never be separated.
 
-Who may bypass GOVERNANCE: S3 lets only a principal with
-``s3:BypassGovernanceRetention`` do it. Every caller that reaches a container
-here is its owning tenant (grants across tenants are not built yet), so the
-owner's ``x-amz-bypass-governance-retention: true`` is honoured; the policy
-layer must refuse it to anyone else when it lands.
+Who may bypass GOVERNANCE: as on S3, a caller holding ``s3:BypassGovernanceRetention``
+on the key (the bucket owner's root user; others by policy) whose request says
+``x-amz-bypass-governance-retention: true``. Without the permission the header
+bypasses nothing, and GOVERNANCE holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from attrs import evolve
 
+from vaultaire.access.actions import ActionRow
 from vaultaire.api import object_lock_documents as documents
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.incoming import content_md5
+from vaultaire.api.versioning import requested_version
 from vaultaire.errors import DeleteMarkerAddressed
-from vaultaire.model import Artifact, Container, Retention
+from vaultaire.model import Artifact, Container, ContainerAccess, Retention
 from vaultaire.objectlock import (
     SETTING,
     LockConfiguration,
@@ -36,13 +38,26 @@ from vaultaire.objectlock import (
     may_change_retention,
 )
 
+if TYPE_CHECKING:
+    from vaultaire.access.decide import Decision
+
 ENABLED = "Enabled"
 
 
+BYPASS_ACTION = "s3:BypassGovernanceRetention"
+
+
 class ObjectLockOperations(OperationBase):
-    """Needs from its host: engine, clock, _container, _xml, _small_body, _check_body_integrity."""
+    """Needs from its host: engine, clock, _container, _xml, _small_body, _check_body_integrity,
+    and the authorization step's ``_decision`` (authorize.py) for the bypass permission."""
 
     clock: Callable[[], float]
+
+    if TYPE_CHECKING:
+
+        async def _decision(
+            self, call: S3Call, row: ActionRow, access: ContainerAccess | None, bucket: str, key: str | None
+        ) -> Decision: ...
 
     async def lock_configuration(self, call: S3Call, container: Container) -> LockConfiguration | None:
         """The bucket's Object Lock configuration, None when it has none."""
@@ -97,22 +112,22 @@ class ObjectLockOperations(OperationBase):
             raise S3Error("InvalidRequest", documents.NOT_ENABLED)
         return container
 
-    def _version_id(self, call: S3Call) -> str | None:
-        return call.target.query.get("versionId")
+    def _lock_version_id(self, call: S3Call) -> str | None:
+        return requested_version(call)  # checked: a malformed id is 400 InvalidArgument
 
-    async def _version(self, call: S3Call, container: Container) -> Artifact:
+    async def _lock_version(self, call: S3Call, container: Container) -> Artifact:
         """The data version ``?versionId=`` names (the current one without it).
 
         A delete marker has no lock to read or change: S3 answers 405 for one named by id."""
         assert call.target.key is not None
         try:
-            return await self.engine.artifact(call.ctx, container, call.target.key, self._version_id(call))
+            return await self.engine.artifact(call.ctx, container, call.target.key, self._lock_version_id(call))
         except DeleteMarkerAddressed:
             raise S3Error("MethodNotAllowed", ResourceType="DeleteMarker") from None
 
     async def get_object_retention(self, call: S3Call) -> bytes:
         container = await self._locked_container(call)
-        version = await self._version(call, container)
+        version = await self._lock_version(call, container)
         if version.retention is None:
             raise S3Error(
                 "NoSuchObjectLockConfiguration", "The specified object does not have a ObjectLock configuration"
@@ -128,21 +143,21 @@ class ObjectLockOperations(OperationBase):
         new = documents.parse_retention(body, now)
         if await self.lock_configuration(call, container) is None:
             raise S3Error("InvalidRequest", documents.NOT_ENABLED)
-        bypass = documents.bypass(call.headers) is True
-        await self._version(call, container)  # NoSuchKey, NoSuchVersion or a marker's 405 first
+        await self._lock_version(call, container)  # NoSuchKey, NoSuchVersion or a marker's 405 first
+        bypass = documents.bypass(call.headers) is True and await self._may_bypass(call, call.target.key)
 
         def change(version: Artifact) -> Artifact:
             # Inside the catalog's transaction: what is checked is what is replaced.
             may_change_retention(version.retention, new, bypass, self.clock())
             return evolve(version, retention=new)
 
-        await self.engine.amend(call.ctx, container, call.target.key, self._version_id(call), change)
+        await self.engine.amend(call.ctx, container, call.target.key, self._lock_version_id(call), change)
         call.set_header("Content-Length", "0")
         return b""
 
     async def get_object_legal_hold(self, call: S3Call) -> bytes:
         container = await self._locked_container(call)
-        version = await self._version(call, container)
+        version = await self._lock_version(call, container)
         return self._xml(call, documents.render_legal_hold(version.legal_hold))
 
     async def put_object_legal_hold(self, call: S3Call) -> bytes:
@@ -153,12 +168,12 @@ class ObjectLockOperations(OperationBase):
         on = documents.parse_legal_hold(body)
         if await self.lock_configuration(call, container) is None:
             raise S3Error("InvalidRequest", documents.NOT_ENABLED)
-        await self._version(call, container)
+        await self._lock_version(call, container)
 
         def change(version: Artifact) -> Artifact:
             return evolve(version, legal_hold=on)  # anyone who may write may place or lift a hold
 
-        await self.engine.amend(call.ctx, container, call.target.key, self._version_id(call), change)
+        await self.engine.amend(call.ctx, container, call.target.key, self._lock_version_id(call), change)
         call.set_header("Content-Length", "0")
         return b""
 
@@ -205,14 +220,16 @@ class ObjectLockOperations(OperationBase):
             call.set_header(documents.LEGAL_HOLD, "ON")
 
     async def delete_guard(
-        self, call: S3Call, container: Container, versions: bool = True
+        self, call: S3Call, container: Container, versions: bool = True, key: str | None = None
     ) -> Callable[[Artifact], None] | None:
-        """The guard a DELETE of one version (or DeleteObjects) hands to ``engine.delete_version``:
-        a locked version is refused (403 AccessDenied) inside the delete's transaction. None on a
-        bucket without Object Lock, where no version can be locked; a bypass header there is 400.
+        """The guard a DELETE of one version (or each of DeleteObjects) hands to
+        ``engine.delete_version``: a locked version is refused (403 AccessDenied) inside the
+        delete's transaction. None on a bucket without Object Lock, where no version can be
+        locked; a bypass header there is 400.
 
         ``versions`` False (deletes of keys only, which add markers or remove what no lock can
-        hold) skips the setting's read unless the bypass header asks to be checked."""
+        hold) skips the setting's read unless the bypass header asks to be checked. ``key`` is
+        the key whose version goes (the request's own when None), for the bypass permission."""
         asked = documents.bypass(call.headers)
         if not versions and asked is None:
             return None
@@ -220,4 +237,12 @@ class ObjectLockOperations(OperationBase):
             if asked is not None:
                 raise S3Error("InvalidArgument", documents.BYPASS_NOT_APPLICABLE, ArgumentName=documents.BYPASS)
             return None
-        return delete_guard(asked is True, self.clock)
+        bypass = asked is True and versions and await self._may_bypass(call, key or call.target.key or "")
+        return delete_guard(bypass, self.clock)
+
+    async def _may_bypass(self, call: S3Call, key: str) -> bool:
+        """Whether the caller holds s3:BypassGovernanceRetention on the key (the bucket owner's root
+        user does). Without it the header bypasses nothing, as on S3: GOVERNANCE then holds."""
+        row = ActionRow(BYPASS_ACTION, "object")
+        decision = await self._decision(call, row, call.access, call.target.bucket or "", key)
+        return decision.allowed

@@ -20,6 +20,7 @@ from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
 from vaultaire.api.headers import STORED_HEADERS, storage_class, user_metadata
+from vaultaire.api.tagging import note_tags, parse_document
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.engine import ChunkSource
@@ -75,13 +76,14 @@ class PostObjectOperation(OperationBase):
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
         call.ctx.tenant = identity.tenant
-        unsupported.check_owner(call.headers, identity.tenant.id)
         unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
             raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
         # S3 checks the policy's key conditions against the key with ${filename} filled in.
         key = fields["key"] = key.replace("${filename}", form.filename or "")
+        await self.authorize(call)  # the bucket (and its owner) only: the key is checked next
+        await self.authorize_key(call, key)
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
         lock_asked = self.lock_requested(fields)
@@ -90,7 +92,11 @@ class PostObjectOperation(OperationBase):
         lock = await self.lock_for_write(call, container, lock_asked)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
+        # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
+        acl = await self._new_object_acl(call, container, {"x-amz-acl": fields["acl"]} if "acl" in fields else {})
         metadata = user_metadata(fields.items())
+        # S3's form field is a whole Tagging document, not the header's query form.
+        tags = parse_document(fields["tagging"]) if "tagging" in fields else ()
         kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
         source = _Bounded(form, size.maximum)
@@ -123,8 +129,11 @@ class PostObjectOperation(OperationBase):
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
             # SSE form fields are refused (unsupported.py); the bucket's default still applies.
             protection=await self._default_protection(call, container),
+            tags=tags,
+            acl=acl,
             lock=lock,
         )
+        note_tags(call, tags)
         location = f"/{container.name}/{quote(key)}"
         echo_version(call, artifact)
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

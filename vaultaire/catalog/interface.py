@@ -38,6 +38,7 @@ from twisted.internet.defer import Deferred
 from vaultaire.model import (
     Artifact,
     Container,
+    ContainerAccess,
     Credential,
     ListingPage,
     Part,
@@ -45,6 +46,7 @@ from vaultaire.model import (
     Tenant,
     Upload,
     UsageRow,
+    User,
     VersionChange,
     VersionsPage,
     WriteCondition,
@@ -94,9 +96,10 @@ class Tenants(Protocol):
         Its metered usage stays, for the bill. Raises NoSuchTenant, or TenantNotEmpty while
         it owns a container."""
 
-    def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]:
-        """Store an access key for the tenant, replacing any key with that access key id
-        (secret and owner). The secret is stored sealed, never in plain text."""
+    def add_credential(self, tenant_id: str, access_key: str, secret_key: str, user: str = "") -> Deferred[Credential]:
+        """Store an access key for the tenant's ``user`` ("": its root user), replacing any key with
+        that access key id (secret and owner). The secret is stored sealed, never in plain text.
+        Raises NoSuchUser for a user the tenant does not have."""
 
     def credentials(self, tenant_id: str | None) -> Deferred[list[tuple[str, str, float]]]:
         """(access key, tenant name, created) for one tenant's keys or every key when None,
@@ -106,11 +109,41 @@ class Tenants(Protocol):
         """Delete the access key; False if there was none."""
 
     def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
-        """The key with its secret unsealed, and its tenant; None for an unknown key.
+        """The key with its secret unsealed (and its user), and its tenant; None for an unknown key.
         On every request's path: a point read, fast."""
 
     def count_credentials(self) -> Deferred[int]:
         """How many access keys exist, of every tenant."""
+
+
+# -- access control (issue 14): users, identity policies, containers by name with their documents
+
+
+class Users(Protocol):
+    """A tenant's users (besides its root user, ""), each with an optional identity policy."""
+
+    def create_user(self, tenant_id: str, name: str, policy: str | None) -> Deferred[User]:
+        """A new user with a new unique id; raises NoSuchTenant, or UserExists for a taken name."""
+
+    def user(self, tenant_id: str, name: str) -> Deferred[User]:
+        """The user (its policy text included); raises NoSuchUser. On a user's every request: a point read."""
+
+    def users(self, tenant_id: str) -> Deferred[list[User]]:
+        """The tenant's users, by name."""
+
+    def set_user_policy(self, tenant_id: str, name: str, policy: str | None) -> Deferred[User]:
+        """Set, replace or (None) remove the identity policy; raises NoSuchUser."""
+
+    def delete_user(self, tenant_id: str, name: str) -> Deferred[User]:
+        """The user and its access keys, in one transaction; raises NoSuchUser."""
+
+    def user_keys(self, tenant_id: str, name: str) -> Deferred[list[str]]:
+        """The access keys acting for the user ("": the root user), oldest first."""
+
+    def containers_named(self, name: str) -> Deferred[list[ContainerAccess]]:
+        """Every container so named, whatever its tenant (several only in data written before names
+        were unique), by creation, each with its owner and its access documents. On every request's
+        path: a point read, fast."""
 
 
 class Containers(Protocol):
@@ -118,7 +151,8 @@ class Containers(Protocol):
 
     def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
         """A new, empty container with its totals at zero. Raises ContainerExists if the
-        tenant already has one of that name."""
+        tenant already has one of that name, ContainerNameTaken if another tenant has (names
+        are unique across tenants; checked in the same transaction)."""
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
         """The tenant's container of that name, or None. On every request's path: a point read, fast."""
@@ -146,7 +180,25 @@ class Containers(Protocol):
 
     def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> Deferred[list[str | None]]:
         """For every container so named (the tenant's, or every tenant's when None), in
-        creation order, its setting or None: one read for the hot path."""
+        creation order, its setting or None: one read for the hot path. Without a tenant, a
+        name several tenants hold gives nothing (see ``container_named``)."""
+
+    # Names across tenants. A name means one container in the deployment; data directories
+    # written before that may hold a name under several tenants, each still serving its own.
+
+    def container_named(self, name: str) -> Deferred[Container | None]:
+        """The container of that name, whatever its tenant: None when no container has it,
+        or when several tenants hold it (then it resolves only for them, by tenant). On the
+        path of every request for another tenant's (or an anonymous) request: a point read."""
+
+    def name_conflicts(self) -> Deferred[list[tuple[str, list[str]]]]:
+        """Names several tenants hold: (name, their tenants' names in order of creation)."""
+
+    def rename_container(self, tenant_id: str, old: str, new: str) -> Deferred[Container]:
+        """Rename the tenant's container ``old`` to ``new`` in one transaction, no byte moved
+        (its id, blobs, uploads and settings stay; stored bytes are billed under the old name
+        up to now). Raises NoSuchContainer, ContainerExists (the tenant has ``new``) or
+        ContainerNameTaken (another tenant has it)."""
 
 
 class Artifacts(Protocol):
@@ -408,5 +460,33 @@ class Accounting(Protocol):
         brought up to date first so the current hour's storage is counted."""
 
 
-class Catalog(Lifecycle, Tenants, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, Protocol):
+class LifecycleScans(Protocol):
+    """What the lifecycle runner (vaultaire/lifecycle/runner.py) needs beyond the rest."""
+
+    def containers_with_setting(self, name: str, after_id: int, limit: int) -> Deferred[list[tuple[Container, str]]]:
+        """Up to ``limit`` containers of every tenant with setting ``name``, by id above
+        ``after_id``, each with the setting's value."""
+
+    def expire_current(
+        self, container_id: int, key: str, guard: Callable[[Artifact | None, Artifact | None], None]
+    ) -> Deferred[VersionChange]:
+        """``delete_artifact`` (S3's DELETE without a version id), after ``guard`` has seen, in
+        the same transaction, the key's current data version (None: none, or a delete marker)
+        and the version the delete would remove for good (None: nothing); what it raises
+        aborts the delete and reaches the caller."""
+
+
+class Catalog(
+    Lifecycle,
+    Tenants,
+    Users,
+    Containers,
+    Artifacts,
+    Uploads,
+    Garbage,
+    Migrations,
+    Accounting,
+    LifecycleScans,
+    Protocol,
+):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, versions
+from vaultaire.catalog import accounting, blobs, sqlite_names, sqlite_users, versions
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -33,6 +33,8 @@ from vaultaire.catalog.rows import artifact_row as _artifact
 from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
+from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
+from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
@@ -211,6 +213,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
         if column not in columns:
             db.execute(f"ALTER TABLE tenants ADD COLUMN {column} INTEGER")
     accounting.backfill(db, now)
+    sqlite_users.migrate(db)
     plain = db.execute("SELECT access_key, secret_key FROM credentials").fetchall()
     db.executemany(
         "UPDATE credentials SET secret_key = ? WHERE access_key = ?",
@@ -218,7 +221,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog:
+class SQLiteCatalog(LifecycleStatements, UsersMixin):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -372,6 +375,7 @@ class SQLiteCatalog:
             self._conn = conn
             conn.executescript(accounting.SCHEMA)
             conn.executescript(blobs.SCHEMA)
+            conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
@@ -489,21 +493,23 @@ class SQLiteCatalog:
             if count:
                 raise TenantNotEmpty(f"tenant {name!r} still owns {count} container(s); delete them first")
             db.execute("DELETE FROM credentials WHERE tenant_id = ?", (tenant.id,))
+            db.execute("DELETE FROM users WHERE tenant_id = ?", (tenant.id,))
             db.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
             return tenant
 
         return self._write(work)
 
-    def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]:
+    def add_credential(self, tenant_id: str, access_key: str, secret_key: str, user: str = "") -> Deferred[Credential]:
         def work(db: sqlite3.Connection) -> Credential:
             created = self._clock()
+            sqlite_users.check_user(db, tenant_id, user)
             db.execute(
-                "INSERT INTO credentials (access_key, secret_key, tenant_id, created) VALUES (?, ?, ?, ?)"
+                "INSERT INTO credentials (access_key, secret_key, tenant_id, created, user_name) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (access_key) DO UPDATE SET secret_key = excluded.secret_key,"
-                " tenant_id = excluded.tenant_id",
-                (access_key, self._box.seal(secret_key, access_key), tenant_id, created),
+                " tenant_id = excluded.tenant_id, user_name = excluded.user_name",
+                (access_key, self._box.seal(secret_key, access_key), tenant_id, created, user),
             )
-            return Credential(access_key, secret_key, tenant_id, created)
+            return Credential(access_key, secret_key, tenant_id, created, user)
 
         return self._write(work)
 
@@ -528,7 +534,7 @@ class SQLiteCatalog:
     def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
         def work(db: sqlite3.Connection) -> tuple[Credential, Tenant] | None:
             row = db.execute(
-                "SELECT c.access_key, c.secret_key, c.tenant_id, c.created,"
+                "SELECT c.access_key, c.secret_key, c.tenant_id, c.created, c.user_name,"
                 " t.id, t.name, t.status, t.created, t.max_bytes, t.max_objects"
                 " FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.access_key = ?",
                 (access_key,),
@@ -541,7 +547,7 @@ class SQLiteCatalog:
                 if len(self._opened) > 10_000:
                     self._opened.clear()
                 self._opened[row[1]] = secret
-            return Credential(row[0], secret, row[2], row[3]), _tenant(row[4:])
+            return Credential(row[0], secret, row[2], row[3], row[4]), _tenant(row[5:])
 
         return self._read(work)
 
@@ -553,6 +559,7 @@ class SQLiteCatalog:
     def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
         def work(db: sqlite3.Connection) -> Container:
             created = self._clock()
+            sqlite_names.check_available(db, tenant_id, name)
             try:
                 cur = db.execute(
                     "INSERT INTO containers (tenant_id, name, placement, created) VALUES (?, ?, ?, ?)",
@@ -662,9 +669,22 @@ class SQLiteCatalog:
             if tenant_id is not None:
                 sql += " AND c.tenant_id = ?"
                 args.append(tenant_id)
-            return [row[0] for row in self._db().execute(sql + " ORDER BY c.id", args)]
+            found = [row[0] for row in self._db().execute(sql + " ORDER BY c.id", args)]
+            # A name several tenants hold (from before names were unique) resolves for no one but them.
+            return found if tenant_id is not None or len(found) < 2 else []
 
         return self._run(work)
+
+    # -- names across tenants (vaultaire/catalog/sqlite_names.py)
+
+    def container_named(self, name: str) -> Deferred[Container | None]:
+        return self._read(lambda db: sqlite_names.container_named(db, name))
+
+    def name_conflicts(self) -> Deferred[list[tuple[str, list[str]]]]:
+        return self._run(lambda: sqlite_names.conflicts(self._db()))
+
+    def rename_container(self, tenant_id: str, old: str, new: str) -> Deferred[Container]:
+        return self._write(lambda db: sqlite_names.rename(db, tenant_id, old, new, self._clock()))
 
     # -- artifacts
 

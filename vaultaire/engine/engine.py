@@ -46,6 +46,7 @@ from vaultaire.model import (
     Artifact,
     ByteRange,
     Container,
+    ContainerAccess,
     Credential,
     ListingPage,
     Part,
@@ -54,6 +55,7 @@ from vaultaire.model import (
     Tenant,
     Upload,
     UsageRow,
+    User,
     VersionChange,
     WriteCondition,
 )
@@ -87,6 +89,8 @@ class CopyPlan:
     headers: tuple[tuple[str, str], ...]
     storage_class: str
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
+    tags: tuple[tuple[str, str], ...] = ()  # the copy's object tags
+    acl: str = ""  # the copy's ACL (vaultaire.access.acl, serialized); S3 never copies the source's
     lock: LockRequest | None = None  # Object Lock of the copy (never the source's: S3 does not copy it)
 
 
@@ -184,6 +188,14 @@ class Engine(VersioningEngine):
         await self.catalog.add_credential(tenant.id, access_key, secret_key)
         return tenant
 
+    async def user(self, tenant_id: str, name: str) -> User:
+        """A user of the tenant with its identity policy; raises NoSuchUser."""
+        return await self.catalog.user(tenant_id, name)
+
+    async def containers_named(self, name: str) -> list[ContainerAccess]:
+        """Every container so named, of any tenant, with its owner and access documents."""
+        return await self.catalog.containers_named(name)
+
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
 
@@ -228,6 +240,15 @@ class Engine(VersioningEngine):
             raise NoSuchContainer(name)
         return found
 
+    async def container_named(self, name: str) -> Container | None:
+        """The container of that name whatever its tenant (None: no such name, or one several
+        tenants hold from before names were unique). For access across tenants and anonymous requests."""
+        return await self.catalog.container_named(name)
+
+    async def name_conflicts(self) -> list[tuple[str, list[str]]]:
+        """Names several tenants hold: (name, tenant names, oldest container first)."""
+        return await self.catalog.name_conflicts()
+
     async def delete_container(self, ctx: RequestContext, name: str) -> None:
         await self.catalog.delete_container(await self.container(ctx, name))
 
@@ -247,6 +268,23 @@ class Engine(VersioningEngine):
         unauthenticated request (a CORS preflight), every tenant's."""
         return await self.catalog.settings_by_name(None if tenant is None else tenant.id, container, name)
 
+    # -- ACLs (issue 14): a version's attributes changed in place, grantees that must exist
+
+    async def amend_artifact(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes (None: the current version) in one transaction."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
+
+    async def tenant_exists(self, tenant_id: str) -> bool:
+        """Whether a tenant has this id (an ACL's grantee). Rare: only ACLs naming other tenants ask."""
+        return any(tenant.id == tenant_id for tenant in await self.catalog.tenants())
+
     # -- artifacts
 
     async def artifact(
@@ -262,6 +300,18 @@ class Engine(VersioningEngine):
                 raise NoSuchArtifact(key, marker=found)
             raise DeleteMarkerAddressed(key, marker=found)
         return found
+
+    async def amend(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes (tags...) in one transaction; ``change`` may raise to refuse.
+        ``version_id`` None: the current version. NoSuchArtifact if there is no such version."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
 
     def _driver(self, container: Container) -> Driver:
         """Where the container's new blobs go."""
@@ -290,6 +340,8 @@ class Engine(VersioningEngine):
         keep_checksum: tuple[str, str] | None = None,
         declared_size: int | None = None,
         protection: Protection | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+        acl: str = "",
         lock: LockRequest | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
@@ -346,6 +398,8 @@ class Engine(VersioningEngine):
             checksum=checksum,
             placement=container.placement,
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
+            tags=tags,
+            acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
             legal_hold=lock.legal_hold if lock is not None else False,
         )
@@ -501,6 +555,8 @@ class Engine(VersioningEngine):
                 condition=condition,
                 declared_size=original.size,
                 protection=decided.protection,
+                tags=decided.tags,
+                acl=decided.acl,
                 lock=decided.lock,
             )
         except BaseException:
@@ -576,6 +632,8 @@ class Engine(VersioningEngine):
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         protection: Protection | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+        acl: str = "",
         lock: LockRequest | None = None,
     ) -> Upload:
         """A new multipart upload. Its ``lock`` is fixed now: a default retention counts
@@ -595,6 +653,8 @@ class Engine(VersioningEngine):
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
             sealing=self.sealed.describe(protection),
+            tags=tags,
+            acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
             legal_hold=lock.legal_hold if lock is not None else False,
         )
@@ -777,17 +837,6 @@ class Engine(VersioningEngine):
         if change.removed is not None:
             await self.blobs.release(change.removed, container)
         return change
-
-    async def amend(
-        self,
-        ctx: RequestContext,
-        container: Container,
-        key: str,
-        version_id: str | None,
-        change: Callable[[Artifact], Artifact],
-    ) -> Artifact:
-        """Change one version's attributes in one catalog transaction; ``change`` may refuse by raising."""
-        return await self.catalog.amend_artifact(container.id, key, version_id, change)
 
     async def list_artifacts(
         self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
