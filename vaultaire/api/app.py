@@ -29,6 +29,7 @@ from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
+from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
@@ -59,6 +60,7 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    LifecycleOperations,
     VersioningOperations,
     TaggingOperations,
     AttributesOperations,
@@ -85,7 +87,9 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        lifecycle_day_seconds: float = 86400.0,
     ) -> None:
+        self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
         self.meter = meter
         self.domains = domains
@@ -133,6 +137,10 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # lifecycle
+            "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
+            "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
+            "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
             # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
             "GetObjectTagging": self.get_object_tagging,
             "PutObjectTagging": self.put_object_tagging,

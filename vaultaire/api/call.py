@@ -21,7 +21,10 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
-from vaultaire.model import Container, RequestContext
+from vaultaire.model import Artifact, Container, RequestContext
+
+if TYPE_CHECKING:
+    from vaultaire.lifecycle.rules import Configuration
 
 SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
 
@@ -123,6 +126,11 @@ class OperationBase:
 
         # EncryptionOperations (bucket_encryption.py) defines it.
         async def _default_protection(self, call: S3Call, container: Container) -> Protection | None: ...
+
+        # LifecycleOperations (lifecycle_operations.py) defines them: the x-amz-expiration header.
+        async def _lifecycle(self, call: S3Call, container: Container) -> Configuration | None: ...
+
+        def _echo_expiration(self, call: S3Call, configuration: Configuration | None, artifact: Artifact) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

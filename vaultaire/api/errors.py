@@ -94,6 +94,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
     "RequestTimeout": (
         400,

@@ -214,8 +214,9 @@ class MultipartOperations(OperationBase):
             call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
         encryption.echo(call, artifact.sealing)
-        note_tags(call, artifact.tags)
         echo_version(call, artifact)
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
+        note_tags(call, artifact.tags)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

@@ -81,6 +81,7 @@ class ObjectOperations(OperationBase):
             protection=protection,
             tags=tags,
         )
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         note_tags(call, tags)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
@@ -131,6 +132,7 @@ class ObjectOperations(OperationBase):
         if part_number is not None and range_header:
             raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call))
+        lifecycle = await self._lifecycle(call, container)
 
         def decide(artifact: Artifact) -> ByteRange | None:
             # The key before the conditions: S3 tells nothing about an SSE-C object without it.
@@ -150,6 +152,7 @@ class ObjectOperations(OperationBase):
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                self._echo_expiration(call, lifecycle, artifact)
                 echo_version(call, artifact, version is not None)
                 self._length_headers(call, artifact, wanted)
                 return b""
@@ -165,6 +168,7 @@ class ObjectOperations(OperationBase):
         except DeleteMarkerAddressed as e:
             raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1").upper()) from None
         self._artifact_headers(call, artifact)
+        self._echo_expiration(call, lifecycle, artifact)
         echo_version(call, artifact, version is not None)
         self._length_headers(call, artifact, wanted)
         call.ctx.on_cancel(reader.stop)
@@ -260,6 +264,7 @@ class ObjectOperations(OperationBase):
                 "The source of a copy request may not specifically refer to a delete marker by version id.",
             ) from None
         echo_version(call, copied)
+        self._echo_expiration(call, await self._lifecycle(call, target), copied)
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, copied.sealing)

@@ -49,6 +49,10 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "encryption"): "GetBucketEncryption",
     ("bucket", "PUT", "encryption"): "PutBucketEncryption",
     ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
+    # lifecycle (vaultaire/api/lifecycle_operations.py)
+    ("bucket", "GET", "lifecycle"): "GetBucketLifecycleConfiguration",
+    ("bucket", "PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("bucket", "DELETE", "lifecycle"): "DeleteBucketLifecycle",
     # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
     ("object", "GET", "tagging"): "GetObjectTagging",
     ("object", "PUT", "tagging"): "PutObjectTagging",
