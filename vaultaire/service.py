@@ -262,6 +262,7 @@ def make_service(
         cors_default=cors_default,
         sse_c_plain_http=settings.sse_c_plain_http,
         lifecycle_day_seconds=settings.lifecycle_day_seconds,
+        public_buckets=settings.public_buckets,
     )
 
     environ = environ if environ is not None else os.environ
