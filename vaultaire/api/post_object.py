@@ -88,9 +88,12 @@ class PostObjectOperation(OperationBase):
         algorithm, expected = _declared_checksum(fields)
         # The form's x-amz-server-side-encryption* fields are the headers of a PUT, checked alike.
         protection = encryption.for_write(fields, self._sse_c_secure(call))
+        lock_asked = self.lock_requested(fields)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
         protection = encryption.for_object(protection, container.name, key)
+        # A form has no Content-MD5: S3 asks none of POST Object, whatever its lock.
+        lock = await self.lock_for_write(call, container, lock_asked)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
@@ -131,6 +134,7 @@ class PostObjectOperation(OperationBase):
             protection=protection,
             tags=tags,
             acl=acl,
+            lock=lock,
         )
         note_tags(call, tags)
         encryption.echo(call, artifact.sealing, written=True)
