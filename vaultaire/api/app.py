@@ -32,8 +32,10 @@ from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
+from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
+from vaultaire.api.object_lock import ObjectLockOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.ownership import OwnershipOperations
@@ -65,13 +67,15 @@ class S3Api(
     PostObjectOperation,
     CorsOperations,
     EncryptionOperations,
+    LifecycleOperations,
+    VersioningOperations,
     AclOperations,
     OwnershipOperations,
     PublicAccessBlockOperations,
-    VersioningOperations,
     BucketPolicyOperations,
     TaggingOperations,
     AttributesOperations,
+    ObjectLockOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -95,8 +99,10 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        lifecycle_day_seconds: float = 86400.0,
         public_buckets: bool = True,
     ) -> None:
+        self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
         self.policies = PolicyCache()
         self.public_buckets = public_buckets
@@ -146,6 +152,10 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # lifecycle
+            "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
+            "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
+            "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
             # ACLs, ownership controls, public access block (issue 14)
             "GetBucketAcl": self.get_bucket_acl,
             "PutBucketAcl": self.put_bucket_acl,
@@ -170,6 +180,13 @@ class S3Api(
             "PutBucketTagging": self.put_bucket_tagging,
             "DeleteBucketTagging": self.delete_bucket_tagging,
             "GetObjectAttributes": self.get_object_attributes,
+            # Object Lock
+            "GetObjectLockConfiguration": self.get_object_lock_configuration,
+            "PutObjectLockConfiguration": self.put_object_lock_configuration,
+            "GetObjectRetention": self.get_object_retention,
+            "PutObjectRetention": self.put_object_retention,
+            "GetObjectLegalHold": self.get_object_legal_hold,
+            "PutObjectLegalHold": self.put_object_legal_hold,
         }
 
     def resource(self) -> Any:

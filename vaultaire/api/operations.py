@@ -49,6 +49,10 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "encryption"): "GetBucketEncryption",
     ("bucket", "PUT", "encryption"): "PutBucketEncryption",
     ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
+    # lifecycle (vaultaire/api/lifecycle_operations.py)
+    ("bucket", "GET", "lifecycle"): "GetBucketLifecycleConfiguration",
+    ("bucket", "PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("bucket", "DELETE", "lifecycle"): "DeleteBucketLifecycle",
     # ACLs, ownership controls, public access block (issue 14)
     ("bucket", "GET", "acl"): "GetBucketAcl",
     ("bucket", "PUT", "acl"): "PutBucketAcl",
@@ -73,6 +77,13 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "PUT", "tagging"): "PutBucketTagging",
     ("bucket", "DELETE", "tagging"): "DeleteBucketTagging",
     ("object", "GET", "attributes"): "GetObjectAttributes",
+    # Object Lock (api/object_lock.py)
+    ("bucket", "GET", "object-lock"): "GetObjectLockConfiguration",
+    ("bucket", "PUT", "object-lock"): "PutObjectLockConfiguration",
+    ("object", "GET", "retention"): "GetObjectRetention",
+    ("object", "PUT", "retention"): "PutObjectRetention",
+    ("object", "GET", "legal-hold"): "GetObjectLegalHold",
+    ("object", "PUT", "legal-hold"): "PutObjectLegalHold",
 }
 
 _ALLOWED_METHODS = {

@@ -460,5 +460,33 @@ class Accounting(Protocol):
         brought up to date first so the current hour's storage is counted."""
 
 
-class Catalog(Lifecycle, Tenants, Users, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, Protocol):
+class LifecycleScans(Protocol):
+    """What the lifecycle runner (vaultaire/lifecycle/runner.py) needs beyond the rest."""
+
+    def containers_with_setting(self, name: str, after_id: int, limit: int) -> Deferred[list[tuple[Container, str]]]:
+        """Up to ``limit`` containers of every tenant with setting ``name``, by id above
+        ``after_id``, each with the setting's value."""
+
+    def expire_current(
+        self, container_id: int, key: str, guard: Callable[[Artifact | None, Artifact | None], None]
+    ) -> Deferred[VersionChange]:
+        """``delete_artifact`` (S3's DELETE without a version id), after ``guard`` has seen, in
+        the same transaction, the key's current data version (None: none, or a delete marker)
+        and the version the delete would remove for good (None: nothing); what it raises
+        aborts the delete and reaches the caller."""
+
+
+class Catalog(
+    Lifecycle,
+    Tenants,
+    Users,
+    Containers,
+    Artifacts,
+    Uploads,
+    Garbage,
+    Migrations,
+    Accounting,
+    LifecycleScans,
+    Protocol,
+):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -33,6 +33,7 @@ from vaultaire.catalog.rows import artifact_row as _artifact
 from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
+from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
@@ -220,7 +221,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(UsersMixin):
+class SQLiteCatalog(LifecycleStatements, UsersMixin):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -628,17 +629,15 @@ class SQLiteCatalog(UsersMixin):
     # -- per-container settings
 
     def setting(self, container: Container, name: str) -> Deferred[str | None]:
-        def work() -> str | None:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
-                )
-                .fetchone()
-            )
+        # A primary-key point read on every PUT's path (encryption, versioning and Object Lock
+        # each ask): on the reactor's reader, not a round trip through the catalog thread.
+        def work(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
+            ).fetchone()
             return None if row is None else str(row[0])
 
-        return self._run(work)
+        return self._read(work)
 
     def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:
