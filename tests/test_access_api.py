@@ -393,3 +393,36 @@ async def test_anonymous_virtual_hosted_read_of_a_public_bucket(tmp_path: Any) -
         assert (r.code, error_code(r)) == (404, "NoSuchBucket")
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_object_tags_in_conditions(server: Server) -> None:
+    """s3:ExistingObjectTag/<key> (the object is read for it) and s3:RequestObjectTag/<key>."""
+    tagged: dict[str, Any] = {"Version": "2012-10-17"}
+    tagged["Statement"] = [
+        {
+            "Sid": "ReadPublished",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::bucket/*",
+            "Condition": {"StringEquals": {"s3:ExistingObjectTag/state": "published"}},
+        },
+        {
+            "Sid": "WriteDrafts",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::bucket/*",
+            "Condition": {"StringEquals": {"s3:RequestObjectTag/state": "draft"}},
+        },
+    ]
+    key = await add_user(server, "editor", tagged)
+    assert (await server.request("PUT", "/bucket/out", b"o", headers={"x-amz-tagging": "state=published"})).code == 200
+    assert (await server.request("PUT", "/bucket/wip", b"w", headers={"x-amz-tagging": "state=draft"})).code == 200
+    assert (await server.request("GET", "/bucket/out", **as_(key))).code == 200
+    assert (await server.request("GET", "/bucket/wip", **as_(key))).code == 403
+    assert (await server.request("GET", "/bucket/missing", **as_(key))).code == 403  # no object, no tag
+    r = await server.request("PUT", "/bucket/new", b"n", headers={"x-amz-tagging": "state=draft"}, **as_(key))
+    assert r.code == 200
+    r = await server.request("PUT", "/bucket/new", b"n", headers={"x-amz-tagging": "state=published"}, **as_(key))
+    assert r.code == 403
+    assert (await server.request("PUT", "/bucket/new", b"n", **as_(key))).code == 403
