@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from attrs import frozen
@@ -117,6 +118,15 @@ KNOWN_UNSUPPORTED = frozenset(
     s3:object-lock-remaining-retention-days""".lower().split()
 )
 KNOWN_UNSUPPORTED_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/", "s3:bucket")
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Parsing an address costs more than the rest of a condition; a client's address repeats.
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
 
 
 def check_key(name: str) -> str:
@@ -334,9 +344,8 @@ def _value_test(op: Operator, key: str, values: list[str], variables: bool) -> V
                 raise MalformedPolicy("Invalid IP address in Conditions") from None
 
         def ip_test(value: str, lookup: Lookup) -> bool:
-            try:
-                address = ipaddress.ip_address(value.strip())
-            except ValueError:
+            address = _address(value)
+            if address is None:
                 return False
             return any(address.version == net.version and address in net for net in networks)
 

@@ -160,6 +160,7 @@ class Policy:
         self._statements = statements
         self._public = public
         self._by_action: dict[str, tuple[_Statement, ...]] = {}
+        self._denies: dict[str, tuple[_Statement, ...]] = {}
         keys: set[str] = set()
         for statement in statements:
             keys |= statement.conditions.keys
@@ -186,6 +187,22 @@ class Policy:
                 if allowed is None:
                     allowed = statement
         return Verdict("Allow", allowed.label) if allowed is not None else NO_MATCH
+
+    def denies(self, request: AccessRequest) -> Verdict:
+        """Only the Deny statements ("Deny" or no match): all the decision needs when nothing but an
+        explicit deny can refuse the request (the owner's root user), at a fraction of the cost."""
+        found = self._denies.get(request.action)
+        if found is None:
+            found = tuple(s for s in self._for_action(request.action) if not s.allow)
+            if len(self._denies) < _MEMO_LIMIT:
+                self._denies[request.action] = found
+        if not found:
+            return NO_MATCH
+        lookup = _Facts(request)
+        for statement in found:
+            if statement.applies(request, lookup):
+                return Verdict("Deny", statement.label)
+        return NO_MATCH
 
     def is_public(self) -> bool:
         """S3's PolicyStatus.IsPublic: an Allow to everyone that no fixed condition pins down."""
