@@ -40,7 +40,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from daemon import Daemon  # noqa: E402
 
-from vaultaire.catalog.sqlite import _ARTIFACT_COLUMNS, SCHEMA, _extra  # noqa: E402
+from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS  # noqa: E402
+from vaultaire.catalog.rows import extra_json as _extra  # noqa: E402
+from vaultaire.catalog.sqlite import SCHEMA  # noqa: E402
 from vaultaire.model import Artifact  # noqa: E402
 
 BUCKET = "listing"

@@ -386,10 +386,22 @@ def catalog_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
+def _version_rows(data_dir: Path) -> list[tuple[Any, ...]]:
+    """(locator, metadata) of every data version: current ones, then noncurrent ones (no delete markers)."""
+    rows = catalog_rows(data_dir, "SELECT locator, metadata FROM artifacts")
+    if catalog_rows(data_dir, "SELECT 1 FROM sqlite_master WHERE name = 'versions'"):
+        rows += [
+            (locator, extra)
+            for locator, extra in catalog_rows(data_dir, "SELECT locator, metadata FROM versions")
+            if not json.loads(extra).get("marker")
+        ]
+    return rows
+
+
 def referenced_blobs(data_dir: Path) -> int:
-    """Blobs the catalog references: one per single-PUT artifact, one per part (stored or uploaded)."""
+    """Blobs the catalog references: one per single-PUT version, one per part (stored or uploaded)."""
     total = 0
-    for (extra,) in catalog_rows(data_dir, "SELECT metadata FROM artifacts"):
+    for _locator, extra in _version_rows(data_dir):
         total += len(json.loads(extra).get("parts", [])) or 1
     return int(total + catalog_rows(data_dir, "SELECT COUNT(*) FROM parts")[0][0])
 
@@ -469,13 +481,13 @@ def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 def blob_ledger(data_dir: Path) -> dict[str, set[str]]:
     """Blob files on disk (staged ones as ``LOCATOR.part``) beside what the catalog says of blobs:
-    referenced (artifacts, manifests' parts, uploads' parts), queued as garbage, intended."""
+    referenced (every version's, manifests' parts, uploads' parts), queued as garbage, intended."""
     import json as _json
 
     root = data_dir / "blobs"
     files = {str(p.relative_to(root)) for p in blob_files(data_dir)}
     referenced: set[str] = set()
-    for locator, extra in catalog_rows(data_dir, "SELECT locator, metadata FROM artifacts"):
+    for locator, extra in _version_rows(data_dir):
         parts = _json.loads(extra).get("parts") or []
         referenced |= {p[0] for p in parts} if parts else {locator}
     referenced |= {r[0] for r in catalog_rows(data_dir, "SELECT locator FROM parts")}

@@ -6,6 +6,11 @@ without importing the engine; the S3 layer maps each to one S3 error code.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vaultaire.model import Artifact
+
 
 class VaultaireError(Exception):
     """Base of every domain error."""
@@ -24,7 +29,23 @@ class ContainerNotEmpty(VaultaireError):
 
 
 class NoSuchArtifact(VaultaireError):
-    pass
+    """No such key; ``marker`` is the delete marker that is its current version, if one is."""
+
+    def __init__(self, message: str = "", marker: Artifact | None = None) -> None:
+        super().__init__(message)
+        self.marker = marker
+
+
+class NoSuchVersion(NoSuchArtifact):
+    """The key has no version of that id (the message is the id)."""
+
+
+class DeleteMarkerAddressed(VaultaireError):
+    """A read or change addressed a delete marker by its version id (S3's 405)."""
+
+    def __init__(self, message: str = "", marker: Artifact | None = None) -> None:
+        super().__init__(message)
+        self.marker = marker
 
 
 class PreconditionFailed(VaultaireError):

@@ -108,6 +108,34 @@ class Artifact:
         return tuple(loc for loc, _size in self.parts) if self.parts else (self.locator,)
 
 
+# -- versioning (issue 13): what a versioned write or delete did, and a page of versions
+
+
+@frozen
+class VersionChange:
+    """What one put or delete did to a key's versions.
+
+    ``written``: the version it added (a data version, or a delete marker), None if none.
+    ``removed``: the version it took away for good (its blobs, if any, queued as garbage
+    in the same transaction), None if none: an unversioned or suspended write replacing
+    the ``null`` version, or the delete of one version.
+    """
+
+    written: Artifact | None = None
+    removed: Artifact | None = None
+
+
+@frozen
+class VersionsPage:
+    """One page of ListObjectVersions: versions by key, newest first within a key."""
+
+    versions: tuple[Artifact, ...]  # data versions and delete markers, ``is_latest`` set
+    prefixes: tuple[str, ...]
+    truncated: bool
+    next_key_marker: str | None  # the page's last key or common prefix
+    next_version_id_marker: str | None  # the page's last version's id (None after a common prefix)
+
+
 @frozen
 class Upload:
     """A multipart upload in progress: where it will land and what it will carry."""

@@ -67,6 +67,10 @@ class BlockLike(Protocol):
     def restrict_public_buckets(self) -> bool: ...
 
 
+# What the bucket owner's root user may always do, whatever the bucket policy says (as on S3).
+_OWNER_ROOT_ALWAYS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"})
+
+
 @frozen
 class Decision:
     allowed: bool
@@ -83,6 +87,10 @@ def decide(
     is_root: bool,
 ) -> Decision:
     principal = request.principal
+    if is_root and request.action in _OWNER_ROOT_ALWAYS and principal.tenant_id == request.bucket_owner:
+        # S3: the bucket owner's root user may always read, replace or delete the bucket policy,
+        # even one that denies it, so that no policy can lock the owner out for good.
+        return Decision(True, "the owner's root user manages the bucket policy")
     identity_verdict = identity.evaluate(request) if identity is not None and not principal.anonymous else None
     bucket_verdict = bucket_policy.evaluate(request) if bucket_policy is not None else None
     if identity_verdict is not None and identity_verdict.effect == "Deny":

@@ -39,6 +39,7 @@ from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
 from vaultaire.model import RequestContext
@@ -66,6 +67,7 @@ class S3Api(
     OwnershipOperations,
     PublicAccessBlockOperations,
     BucketPolicyOperations,
+    VersioningOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -121,7 +123,9 @@ class S3Api(
             "DeleteObject": self.delete_object,
             "CopyObject": self.copy_object,
             "DeleteObjects": self.delete_objects,
+            # versioning (api/versioning.py)
             "GetBucketVersioning": self.get_bucket_versioning,
+            "PutBucketVersioning": self.put_bucket_versioning,
             "ListObjectVersions": self.list_object_versions,
             "CreateMultipartUpload": self.create_multipart_upload,
             "UploadPart": self.upload_part,
@@ -253,6 +257,8 @@ class S3Api(
         request.responseHeaders.removeHeader(b"ETag")
         request.setHeader(b"Content-Type", b"application/xml")
         request.setHeader(b"Content-Length", str(len(body)).encode())
+        for name, value in error.headers.items():
+            request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
         return body
 
     def _record(

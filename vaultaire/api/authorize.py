@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
 
@@ -28,7 +27,7 @@ from vaultaire.api import ownership, unsupported
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.condition_keys import context_of
 from vaultaire.api.errors import S3Error
-from vaultaire.api.objects import copy_source
+from vaultaire.api.objects import copy_source_version
 from vaultaire.api.public_access_block import stored_block
 from vaultaire.errors import NoSuchArtifact, NoSuchUser
 from vaultaire.model import Artifact, ContainerAccess
@@ -103,9 +102,7 @@ class AuthorizationStep(OperationBase):
         if operation not in CHECKED_BY_HANDLER:
             await self._check(call, row, access, call.target.key)
         if operation in _COPIES and "x-amz-copy-source" in call.headers:
-            header = call.headers["x-amz-copy-source"]
-            source_bucket, source_key = copy_source(header)
-            version = dict(parse_qsl(header.partition("?")[2])).get("versionId")
+            source_bucket, source_key, version = copy_source_version(call.headers["x-amz-copy-source"])
             await self._check_source(call, source_bucket, source_key, version)
         if access is not None and call.ctx.tenant is not access.owner:
             call.ctx.tenant = access.owner

@@ -1,4 +1,4 @@
-"""Bucket-level operations: list, create, head, delete, location, versioning."""
+"""Bucket-level operations: list, create, head, delete, location (versioning: api/versioning.py)."""
 
 from __future__ import annotations
 
@@ -135,8 +135,3 @@ class BucketOperations(OperationBase):
         # On the default placement: the region, which S3 answers as empty for us-east-1.
         region = "" if self.region == "us-east-1" else self.region
         return self._xml(call, element("LocationConstraint", region, xmlns=True))
-
-    async def get_bucket_versioning(self, call: S3Call) -> bytes:
-        await self._container(call)
-        # Never enabled: S3 answers an empty configuration for such a bucket.
-        return self._xml(call, element("VersioningConfiguration", xmlns=True))

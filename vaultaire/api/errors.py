@@ -7,12 +7,14 @@ place, so every error a client sees has Code, Message, Resource, RequestId.
 from __future__ import annotations
 
 import errno
+from email.utils import formatdate
 
 from vaultaire import errors as domain
 from vaultaire.access.acl import AclError
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.encryption.keys import WrongKey
 from vaultaire.engine.sealed import Unprotected
+from vaultaire.model import Artifact
 
 # code -> (HTTP status, default message), messages as S3 words them
 CODES: dict[str, tuple[int, str]] = {
@@ -33,6 +35,7 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
     "ServerSideEncryptionConfigurationNotFoundError": (
         404,
         "The server side encryption configuration was not found",
@@ -137,12 +140,26 @@ class S3Error(Exception):
         self.status = status
         self.message = message or default
         self.extra = extra
+        # Response headers the error carries (x-amz-delete-marker...), set by whoever raises it.
+        self.headers: dict[str, str] = {}
 
     def to_xml(self, resource: str, request_id: str) -> bytes:
         children = [element("Code", self.code), element("Message", self.message)]
         children += [element(k, v) for k, v in self.extra.items()]
         children += [element("Resource", resource), element("RequestId", request_id)]
         return xml_document(element("Error", *children))
+
+
+def delete_marker_addressed(marker: Artifact | None, method: str) -> S3Error:
+    """S3's 405 for a request that names a delete marker by its version id."""
+    error = S3Error("MethodNotAllowed", Method=method, ResourceType="DeleteMarker")
+    if marker is not None:
+        error.headers = {
+            "x-amz-delete-marker": "true",
+            "x-amz-version-id": marker.version_id,
+            "Last-Modified": formatdate(marker.modified, usegmt=True),
+        }
+    return error
 
 
 def framing_error(code: str, message: str) -> S3Error:
@@ -160,8 +177,16 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error(exc.code, exc.message or None, **exc.extra)
     if isinstance(exc, domain.NoSuchContainer):
         return S3Error("NoSuchBucket", BucketName=container or "")
+    if isinstance(exc, domain.NoSuchVersion):
+        return S3Error("NoSuchVersion", Key=key or "", VersionId=str(exc))
     if isinstance(exc, domain.NoSuchArtifact):
-        return S3Error("NoSuchKey", Key=key or "")
+        error = S3Error("NoSuchKey", Key=key or "")
+        if exc.marker is not None:
+            # S3: the key's current version is a delete marker, and it says so.
+            error.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": exc.marker.version_id}
+        return error
+    if isinstance(exc, domain.DeleteMarkerAddressed):
+        return delete_marker_addressed(exc.marker, "GET")
     if isinstance(exc, domain.ContainerExists):
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):

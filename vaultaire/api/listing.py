@@ -1,4 +1,4 @@
-"""ListObjects, ListObjectsV2 and ListObjectVersions."""
+"""ListObjects and ListObjectsV2 (ListObjectVersions: api/versioning.py)."""
 
 from __future__ import annotations
 
@@ -64,53 +64,6 @@ class ListingOperations(OperationBase):
             elif delimiter:
                 head.append(element("NextMarker", enc(page.next_marker)))
         return self._xml(call, element("ListBucketResult", *head, *contents, *prefixes, xmlns=True))
-
-    async def list_object_versions(self, call: S3Call) -> bytes:
-        """Unversioned containers: every artifact is its own ``null`` version."""
-        container = await self._container(call)
-        q = call.target.query
-        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
-        max_keys = _max_keys(q)
-        encoding = _encoding(q)
-        marker = q.get("key-marker") or None
-        if marker is not None and q.get("version-id-marker") not in (None, "", "null"):
-            raise S3Error(
-                "InvalidArgument",
-                "Invalid version id specified",
-                ArgumentName="version-id-marker",
-                ArgumentValue=q.get("version-id-marker", ""),
-            )
-        page = await self.engine.list_artifacts(call.ctx, container, prefix, delimiter, marker, max_keys)
-
-        def enc(text: str) -> str:
-            return _url_encode(text) if encoding == "url" else text
-
-        versions = [
-            element(
-                "Version",
-                element("Key", enc(a.key)),
-                element("VersionId", "null"),
-                element("IsLatest", True),
-                element("LastModified", iso(a.modified)),
-                element("ETag", a.etag),
-                element("Size", a.size),
-                element("StorageClass", a.storage_class),
-                self._owner(call),
-            )
-            for a in page.artifacts
-        ]
-        prefixes = [element("CommonPrefixes", element("Prefix", enc(p))) for p in page.prefixes]
-        head = [
-            element("Name", container.name),
-            element("Prefix", enc(prefix)),
-            element("KeyMarker", enc(marker or "")),
-            element("VersionIdMarker", q.get("version-id-marker", "")),
-            element("MaxKeys", max_keys),
-        ]
-        head += _listing_flags(delimiter, encoding, page.truncated, enc)
-        if page.truncated and page.next_marker is not None:
-            head += [element("NextKeyMarker", enc(page.next_marker)), element("NextVersionIdMarker", "null")]
-        return self._xml(call, element("ListVersionsResult", *head, *versions, *prefixes, xmlns=True))
 
 
 def _listing_flags(delimiter: str, encoding: str | None, truncated: bool, enc: Callable[[str], str]) -> list[Any]:

@@ -13,8 +13,9 @@ from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
 from vaultaire.api.incoming import IncomingBody
-from vaultaire.api.objects import copy_source
+from vaultaire.api.objects import copy_source_version
 from vaultaire.api.ranges import resolve_copy_range
+from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine.conditions import Outcome, evaluate
@@ -161,7 +162,7 @@ class MultipartOperations(OperationBase):
 
         upload_id = self._upload_id(call)
         number = self._part_number(call)
-        source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
+        source_bucket, source_key, source_version = copy_source_version(call.headers["x-amz-copy-source"])
         target = await self._container(call)
         source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
@@ -178,9 +179,11 @@ class MultipartOperations(OperationBase):
                 return None
             return resolve_copy_range(wanted_range, original.size)
 
-        _original, part = await self.engine.copy_part(
-            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection
+        original, part = await self.engine.copy_part(
+            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection, source_version
         )
+        if original.version_id != "null" or source_version is not None:
+            call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, upload.sealing)
         return self._xml(
             call,
@@ -210,6 +213,7 @@ class MultipartOperations(OperationBase):
             call.ctx, container, upload_id, chosen, condition, checksum_of, key=call.target.key
         )
         encryption.echo(call, artifact.sealing)
+        echo_version(call, artifact)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

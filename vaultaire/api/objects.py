@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 from vaultaire.api import checksums, encryption, xmlparse
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.call import OperationBase, S3Call, http_date, iso
-from vaultaire.api.errors import S3Error, from_domain
+from vaultaire.api.errors import CODES, S3Error, delete_marker_addressed, from_domain
 from vaultaire.api.headers import (
     RESPONSE_OVERRIDES,
     read_conditions,
@@ -21,9 +21,12 @@ from vaultaire.api.headers import (
 )
 from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.ranges import resolve_range
+from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import element
 from vaultaire.engine import CopyPlan
 from vaultaire.engine.conditions import Outcome, evaluate
+from vaultaire.engine.versioning import valid_version_id
+from vaultaire.errors import DeleteMarkerAddressed
 from vaultaire.model import Artifact, ByteRange
 
 DELETE_BODY_LIMIT = 2 * 2**20  # 1000 keys of up to 1024 bytes, escaped
@@ -79,6 +82,7 @@ class ObjectOperations(OperationBase):
         )
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
+        echo_version(call, artifact)
         encryption.echo(call, artifact.sealing)
         self._echo_checksum(call, incoming)
         if klass != "STANDARD":
@@ -113,17 +117,9 @@ class ObjectOperations(OperationBase):
                 if parameter in call.target.query:
                     call.set_header(header, call.target.query[parameter])
 
-    def _check_version(self, call: S3Call) -> None:
-        """Containers are unversioned: only the ``null`` version exists."""
-        version = call.target.query.get("versionId")
-        if version is not None and version != "null":
-            raise S3Error(
-                "InvalidArgument", "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version
-            )
-
     async def get_object(self, call: S3Call) -> bytes | None:
         assert call.target.key is not None
-        self._check_version(call)
+        version = requested_version(call)
         container = await self._container(call)
         range_header = call.headers.get("range")
         conditions = read_conditions(call.headers)
@@ -147,18 +143,25 @@ class ObjectOperations(OperationBase):
 
         try:
             if call.operation == "HeadObject":
-                artifact = await self.engine.artifact(call.ctx, container, call.target.key)
+                artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                echo_version(call, artifact, version is not None)
                 self._length_headers(call, artifact, wanted)
                 return b""
-            artifact, wanted, reader = await self.engine.open(call.ctx, container, call.target.key, decide, offered)
+            artifact, wanted, reader = await self.engine.open(
+                call.ctx, container, call.target.key, decide, offered, version
+            )
         except _NotModified as e:
             call.request.setResponseCode(304)
             call.set_header("ETag", e.artifact.etag)
             call.set_header("Last-Modified", http_date(e.artifact.modified))
+            echo_version(call, e.artifact, version is not None)
             return b""
+        except DeleteMarkerAddressed as e:
+            raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1").upper()) from None
         self._artifact_headers(call, artifact)
+        echo_version(call, artifact, version is not None)
         self._length_headers(call, artifact, wanted)
         call.ctx.on_cancel(reader.stop)
         await reader.stream_to(call.request)
@@ -176,7 +179,7 @@ class ObjectOperations(OperationBase):
 
     async def copy_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None and call.target.bucket is not None
-        source_bucket, source_key = copy_source(call.headers["x-amz-copy-source"])
+        source_bucket, source_key, source_version = copy_source_version(call.headers["x-amz-copy-source"])
         directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
             raise S3Error(
@@ -233,9 +236,18 @@ class ObjectOperations(OperationBase):
                 acl,
             )
 
-        _original, copied = await self.engine.copy(
-            call.ctx, source, source_key, target, call.target.key, plan, condition, offered
-        )
+        try:
+            original, copied = await self.engine.copy(
+                call.ctx, source, source_key, target, call.target.key, plan, condition, offered, source_version
+            )
+        except DeleteMarkerAddressed:
+            raise S3Error(
+                "InvalidRequest",
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+            ) from None
+        echo_version(call, copied)
+        if original.version_id != "null" or source_version is not None:
+            call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, copied.sealing)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -256,21 +268,33 @@ class ObjectOperations(OperationBase):
         quiet, entries = xmlparse.delete_request(body, MAX_DELETE_KEYS)
         results = []
         for key, version in entries:
-            if version is not None and version != "null":
-                results.append(_delete_error(key, "NoSuchVersion", "The specified version does not exist."))
-                continue
             if len(key.encode("utf-8")) > MAX_KEY_BYTES:
                 results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
                 continue
             try:
                 await self.authorize_key(call, key)  # S3 decides each key of the batch on its own
-                await self.engine.delete(call.ctx, container, key)
+                if version is not None:
+                    if not valid_version_id(version):
+                        # S3 answers each key of a batch: an id that cannot exist is a version that does not.
+                        results.append(_delete_error(key, "NoSuchVersion", CODES["NoSuchVersion"][1], version))
+                        continue
+                    change = await self.engine.delete_version(call.ctx, container, key, version)
+                    # S3: DeleteMarker says whether the version removed was a marker.
+                    marker = change.removed if change.removed is not None and change.removed.delete_marker else None
+                else:
+                    change = await self.engine.delete(call.ctx, container, key)
+                    marker = change.written
             except Exception as e:
                 error = from_domain(e, container.name, key) or S3Error("InternalError")
-                results.append(_delete_error(key, error.code, error.message))
+                results.append(_delete_error(key, error.code, error.message, version))
                 continue
             if not quiet:
-                results.append(element("Deleted", element("Key", key)))
+                fields = [element("Key", key)]
+                if version is not None:
+                    fields.append(element("VersionId", version))
+                if marker is not None:
+                    fields += [element("DeleteMarker", True), element("DeleteMarkerVersionId", marker.version_id)]
+                results.append(element("Deleted", *fields))
         return self._xml(call, element("DeleteResult", *results, xmlns=True))
 
     def _check_body_integrity(self, call: S3Call, body: bytes) -> None:
@@ -283,9 +307,19 @@ class ObjectOperations(OperationBase):
 
     async def delete_object(self, call: S3Call) -> bytes:
         assert call.target.key is not None
-        self._check_version(call)
+        version = requested_version(call)
         container = await self._container(call)
-        await self.engine.delete(call.ctx, container, call.target.key)
+        if version is not None:
+            # A version that does not exist is deleted already: 204, as S3 answers.
+            change = await self.engine.delete_version(call.ctx, container, call.target.key, version)
+            call.set_header("x-amz-version-id", version)
+            if change.removed is not None and change.removed.delete_marker:
+                call.set_header("x-amz-delete-marker", "true")
+        else:
+            change = await self.engine.delete(call.ctx, container, call.target.key)
+            if change.written is not None:  # a delete marker, on a versioned container
+                call.set_header("x-amz-delete-marker", "true")
+                echo_version(call, change.written, asked=True)
         call.request.setResponseCode(204)
         return b""
 
@@ -309,13 +343,20 @@ def _part_range(artifact: Artifact, raw: str) -> ByteRange | None:
     return ByteRange(start, start + artifact.parts[number - 1][1] - 1)
 
 
-def copy_source(header: str) -> tuple[str, str]:
-    """``/bucket/key`` or ``bucket/key`` (URL-encoded, maybe ``?versionId=null``)."""
+def copy_source_version(header: str) -> tuple[str, str, str | None]:
+    """``/bucket/key`` or ``bucket/key`` (URL-encoded), maybe with ``?versionId=<id>``."""
     path, _, query = header.partition("?")
-    if query and query not in ("versionId=null",):
-        raise S3Error(
-            "InvalidArgument", "Invalid version id specified", ArgumentName="x-amz-copy-source", ArgumentValue=header
-        )
+    version = None
+    if query:
+        name, _, value = query.partition("=")
+        if name != "versionId" or not valid_version_id(value):
+            raise S3Error(
+                "InvalidArgument",
+                "Invalid version id specified",
+                ArgumentName="x-amz-copy-source",
+                ArgumentValue=header,
+            )
+        version = value
     try:
         decoded = unquote_to_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
@@ -328,8 +369,9 @@ def copy_source(header: str) -> tuple[str, str]:
             ArgumentName="x-amz-copy-source",
             ArgumentValue=header,
         )
-    return bucket, key
+    return bucket, key, version
 
 
-def _delete_error(key: str, code: str, message: str) -> Any:
-    return element("Error", element("Key", key), element("Code", code), element("Message", message))
+def _delete_error(key: str, code: str, message: str, version: str | None = None) -> Any:
+    fields = [element("Key", key)] + ([element("VersionId", version)] if version is not None else [])
+    return element("Error", *fields, element("Code", code), element("Message", message))

@@ -25,7 +25,9 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "DELETE", None): "DeleteBucket",
     ("bucket", "GET", None): "ListObjects",
     ("bucket", "GET", "location"): "GetBucketLocation",
+    # versioning (api/versioning.py)
     ("bucket", "GET", "versioning"): "GetBucketVersioning",
+    ("bucket", "PUT", "versioning"): "PutBucketVersioning",
     ("bucket", "GET", "versions"): "ListObjectVersions",
     ("bucket", "POST", "delete"): "DeleteObjects",
     ("bucket", "POST", None): "PostObject",

@@ -20,6 +20,7 @@ from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
 from vaultaire.api.headers import STORED_HEADERS, storage_class, user_metadata
+from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.engine import ChunkSource
 
@@ -125,6 +126,7 @@ class PostObjectOperation(OperationBase):
             acl=acl,
         )
         location = f"/{container.name}/{quote(key)}"
+        echo_version(call, artifact)
         redirect = fields.get("success_action_redirect") or fields.get("redirect")
         if redirect:
             query = urlencode({"bucket": container.name, "key": key, "etag": artifact.etag})

@@ -47,6 +47,8 @@ from vaultaire.model import (
     Upload,
     UsageRow,
     User,
+    VersionChange,
+    VersionsPage,
     WriteCondition,
 )
 
@@ -181,25 +183,63 @@ class Containers(Protocol):
 
 
 class Artifacts(Protocol):
-    """The namespace: one artifact per (container, key)."""
+    """The namespace: every (container, key) holds versions, newest first.
 
-    def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
-        """The artifact at the key, or None. On every GET's path: a point read, fast."""
+    A version is data or a delete marker (``Artifact.delete_marker``). The container
+    setting ``versioning`` (absent: never enabled, ``Enabled``, ``Suspended``) decides,
+    in each write's own transaction, what a put or delete does to the versions: an
+    unversioned or suspended container writes the ``null`` version, replacing the one
+    there was and keeping the others; an enabled one adds a version with a fresh id.
+    Version ids are opaque, unique within the key, and sort newest first. Every data
+    version counts in the stored totals and the quota (noncurrent ones too); delete
+    markers store nothing. A version's blobs are queued as garbage only when that
+    version is removed for good.
+    """
 
-    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:
-        """Insert or replace in one transaction; returns the replaced artifact.
+    def artifact(self, container_id: int, key: str, version_id: str | None = None) -> Deferred[Artifact | None]:
+        """The version so named, or the current one when ``version_id`` is None; None if there is
+        none. May be a delete marker (``delete_marker``): callers wanting bytes check it.
+        ``is_latest`` says whether it is the current version. The current version of a key
+        that has one as data is a point read, fast: every GET's path."""
 
-        ``condition`` is checked inside the same transaction (PreconditionFailed),
-        so two conditional writers can never both win. The stored totals change by
-        the size difference (and one object if new): QuotaExceeded refuses the write.
+    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[VersionChange]:
+        """Make ``artifact`` the key's current version in one transaction.
 
-        The replaced artifact's locators are queued as garbage in the same
-        transaction, so a crash before they are freed leaks nothing for good.
+        Returns ``written``: the version as stored (its ``version_id`` chosen here: a new
+        id when versioning is Enabled, else ``null``), and ``removed``: the version it
+        replaced for good (the ``null`` version of an unversioned or suspended container),
+        None when none (with versioning Enabled the former current version stays, noncurrent).
+
+        ``condition`` is checked inside the same transaction against the current version (a
+        delete marker counts as no version: PreconditionFailed, NoSuchArtifact), so two
+        conditional writers can never both win. The stored totals grow by the size (less the
+        removed version's) and one object: QuotaExceeded refuses the write.
+
+        The removed version's locators are queued as garbage in the same transaction, so a
+        crash before they are freed leaks nothing for good.
         """
 
-    def delete_artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
-        """Remove the key (its locators queued as garbage, its bytes and object taken off
-        the totals); returns what was removed, None if there was nothing."""
+    def delete_artifact(self, container_id: int, key: str) -> Deferred[VersionChange]:
+        """Delete the key (S3's DELETE without a version id).
+
+        Never versioned: the current version is removed (``removed``; its locators queued as
+        garbage, its bytes and object taken off the totals). Enabled: a delete marker with a
+        new id becomes the current version (``written``), every version stays. Suspended: a
+        ``null`` delete marker (``written``) replaces the ``null`` version (``removed``, if
+        there was one). Nothing to delete: both None.
+        """
+
+    def delete_version(
+        self, container_id: int, key: str, version_id: str, guard: Callable[[Artifact], None] | None = None
+    ) -> Deferred[VersionChange]:
+        """Remove one version for good (a data version or a delete marker): ``removed``, None if
+        the key has no such version. ``guard`` runs inside the transaction on the version
+        (``is_latest`` set) before anything changes; what it raises (an Object Lock refusal)
+        aborts the delete and reaches the caller. Removing the current version makes the
+        next newest current (removing a delete marker that was current restores the version
+        below it). A data version's locators are queued as garbage, its bytes and object
+        taken off the totals.
+        """
 
     def amend_artifact(
         self, container_id: int, key: str, version_id: str | None, change: Callable[[Artifact], Artifact]
@@ -209,19 +249,40 @@ class Artifacts(Protocol):
         ``version_id`` None means the current version. ``change`` runs inside the transaction
         on the stored version and returns the new one (only its attributes may differ: never
         its bytes, size or id); an exception it raises (a lock refusal) aborts the change and
-        reaches the caller. NoSuchArtifact if there is no such version (or it is a delete marker).
+        reaches the caller. NoSuchArtifact if there is no such version (NoSuchVersion, its subclass,
+        for a version id the key does not have) or it is a delete marker.
         """
 
     def list_artifacts(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> Deferred[ListingPage]:
-        """A page in UTF-8 binary key order, keys strictly greater than ``after``.
+        """A page of current data versions (keys whose current version is a delete marker are
+        not listed), in UTF-8 binary key order, keys strictly greater than ``after``.
 
         Only keys starting with ``prefix``; with a ``delimiter`` (empty: none), keys that
         contain it after the prefix roll up into one common prefix each. Artifacts and
         prefixes together are at most ``limit``; ``next_marker`` is the page's last key or
         prefix, to continue after when ``truncated``. Its cost grows with the page, not the
-        container.
+        container (nor the number of versions).
+        """
+
+    def list_versions(
+        self,
+        container_id: int,
+        prefix: str,
+        delimiter: str,
+        key_marker: str | None,
+        version_id_marker: str | None,
+        limit: int,
+    ) -> Deferred[VersionsPage]:
+        """A page of S3's ListObjectVersions: every version and delete marker, by key in UTF-8
+        binary order, newest first within a key, ``is_latest`` set on each key's current one.
+
+        ``prefix`` and ``delimiter`` as in ``list_artifacts`` (a common prefix stands for all
+        the versions below it). With ``key_marker`` alone, only keys greater than it; with
+        ``version_id_marker`` too, first the versions of ``key_marker`` older than that one.
+        Versions and prefixes together are at most ``limit``; when ``truncated``, the next
+        markers are the page's last key (or prefix) and version id (None after a prefix).
         """
 
 
@@ -331,12 +392,20 @@ class Migrations(Protocol):
     def misplaced_artifacts(
         self, container_id: int, target: str, after: str | None, limit: int
     ) -> Deferred[list[Artifact]]:
-        """Up to ``limit`` artifacts whose blobs are not on ``target``, in key order after ``after``."""
+        """Up to ``limit`` current data versions whose blobs are not on ``target``, in key order
+        after ``after``."""
+
+    def misplaced_versions(
+        self, container_id: int, target: str, after: tuple[str, str] | None, limit: int
+    ) -> Deferred[list[Artifact]]:
+        """Up to ``limit`` noncurrent data versions whose blobs are not on ``target``, in
+        (key, version id) order after ``after``: with ``misplaced_artifacts``, every version."""
 
     def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved`` (the same artifact, its blobs copied elsewhere) if the key still
-        holds exactly ``old``'s blobs; the old blobs are queued as garbage. False, changing
-        nothing, if the key changed meanwhile (the caller then frees its copies)."""
+        """Swap in ``moved`` (the same version, its blobs copied elsewhere) if the version
+        ``old.version_id`` of the key, current or not, still holds exactly ``old``'s blobs;
+        the old blobs are queued as garbage. False, changing nothing, if it changed or went
+        meanwhile (the caller then frees its copies)."""
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
         """Up to ``limit`` parts of the container's unfinished uploads whose blobs are not on ``target``."""

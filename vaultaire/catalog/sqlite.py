@@ -25,9 +25,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_users
+from vaultaire.catalog import accounting, blobs, sqlite_users, versions
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
+from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
+from vaultaire.catalog.rows import artifact_row as _artifact
+from vaultaire.catalog.rows import retention as _retention
+from vaultaire.catalog.rows import sealing as _sealing
+from vaultaire.catalog.rows import sealing_json as _sealing_json
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
@@ -52,12 +57,12 @@ from vaultaire.model import (
     Credential,
     ListingPage,
     Part,
-    Retention,
-    Sealing,
     StoredTotals,
     Tenant,
     Upload,
     UsageRow,
+    VersionChange,
+    VersionsPage,
     WriteCondition,
 )
 from vaultaire.sealing import SecretBox, is_sealed
@@ -146,70 +151,6 @@ CREATE TABLE IF NOT EXISTS container_settings (
 CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
 """
 
-_ARTIFACT_COLUMNS = "container_id, key, locator, size, md5, modified, content_type, metadata"
-
-
-def _artifact(row: tuple[Any, ...]) -> Artifact:
-    extra = json.loads(row[7])
-    return Artifact(
-        container_id=row[0],
-        key=bytes(row[1]).decode("utf-8"),
-        locator=row[2],
-        size=row[3],
-        md5=row[4],
-        modified=row[5],
-        content_type=row[6],
-        metadata=tuple((k, v) for k, v in extra["meta"]),
-        headers=tuple((k, v) for k, v in extra["headers"]),
-        storage_class=extra.get("class", "STANDARD"),
-        parts=tuple((loc, size) for loc, size in extra.get("parts", ())),
-        checksum=tuple(extra["checksum"]) if extra.get("checksum") else None,
-        placement=extra.get("placement", ""),
-        upload_id=extra.get("upload", ""),
-        sealing=_sealing(extra.get("sealing")),
-        tags=tuple((k, v) for k, v in extra.get("tags", ())),
-        retention=_retention(extra.get("retention")),
-        legal_hold=bool(extra.get("hold", False)),
-        acl=extra.get("acl", ""),
-    )
-
-
-def _retention(stored: list[Any] | None) -> Retention | None:
-    return Retention(stored[0], stored[1]) if stored else None
-
-
-def _sealing(stored: dict[str, Any] | None) -> Sealing | None:
-    if not stored:
-        return None  # written before encryption, or plaintext
-    return Sealing(stored["mode"], tuple(stored.get("keys", ())), stored.get("proof", ""), stored.get("md5", ""))
-
-
-def _sealing_json(sealing: Sealing | None) -> dict[str, Any] | None:
-    if sealing is None:
-        return None
-    return {"mode": sealing.mode, "keys": list(sealing.keys), "proof": sealing.key_proof, "md5": sealing.key_md5}
-
-
-def _extra(artifact: Artifact) -> str:
-    """Metadata, stored headers and storage class: one JSON column, read whole with the row."""
-    return json.dumps(
-        {
-            "meta": [list(kv) for kv in artifact.metadata],
-            "headers": [list(kv) for kv in artifact.headers],
-            "class": artifact.storage_class,
-            "parts": [list(p) for p in artifact.parts],
-            "checksum": list(artifact.checksum) if artifact.checksum else None,
-            "placement": artifact.placement,
-            "upload": artifact.upload_id,
-            "sealing": _sealing_json(artifact.sealing),
-            "tags": [list(kv) for kv in artifact.tags],
-            "retention": [artifact.retention.mode, artifact.retention.until] if artifact.retention else None,
-            "hold": artifact.legal_hold,
-            "acl": artifact.acl,
-        }
-    )
-
-
 _UPLOAD_COLUMNS = "id, container_id, key, created, content_type, extra"
 _PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key"
 
@@ -254,6 +195,14 @@ def _tenant(row: tuple[Any, ...]) -> Tenant:
 
 def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     """Bring a catalog written by an older version up to this schema, in one transaction."""
+    (written,) = db.execute("PRAGMA user_version").fetchone()
+    if written > versions.SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the catalog {written=} was written by a newer Vaultaire (this one knows {versions.SCHEMA_VERSION})"
+        )
+    # 1 -> 2, versioning: the versions table is new (created empty); artifacts rows from before
+    # it need no rewrite, they read as the current "null" version ordered by their time.
+    db.execute(f"PRAGMA user_version = {versions.SCHEMA_VERSION}")
     if "placement" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
         db.execute("ALTER TABLE parts ADD COLUMN placement TEXT")  # NULL: the container's placement
     if "sealed_key" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
@@ -426,6 +375,7 @@ class SQLiteCatalog(UsersMixin):
             conn.executescript(accounting.SCHEMA)
             conn.executescript(blobs.SCHEMA)
             conn.executescript(sqlite_users.SCHEMA)
+            conn.executescript(versions.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
@@ -655,6 +605,8 @@ class SQLiteCatalog(UsersMixin):
         def work(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM artifacts WHERE container_id = ? LIMIT 1", (container.id,)).fetchone():
                 raise ContainerNotEmpty(container.name)
+            if versions.any_version(db, container.id):  # S3: every version and delete marker first
+                raise ContainerNotEmpty(container.name)
             # Unfinished uploads go with their container; their parts become garbage.
             parts = db.execute(
                 "SELECT locator, placement FROM parts WHERE upload_id IN"
@@ -723,26 +675,8 @@ class SQLiteCatalog(UsersMixin):
 
     # -- artifacts
 
-    def artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
-        def work(db: sqlite3.Connection) -> Artifact | None:
-            row = db.execute(
-                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?",
-                (container_id, key.encode("utf-8")),
-            ).fetchone()
-            return None if row is None else _artifact(row)
-
-        return self._read(work)
-
-    def _replace(self, db: sqlite3.Connection, container_id: int, key: bytes) -> Artifact | None:
-        row = db.execute(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?",
-            (container_id, key),
-        ).fetchone()
-        if row is None:
-            return None
-        old = _artifact(row)
-        self._queue_garbage(db, container_id, old.locators, old.placement)
-        return old
+    def artifact(self, container_id: int, key: str, version_id: str | None = None) -> Deferred[Artifact | None]:
+        return self._read(lambda db: versions.lookup(db, container_id, key, version_id))
 
     def _queue_garbage(
         self, db: sqlite3.Connection, container_id: int, locators: Iterable[str], placement: str | None = None
@@ -773,69 +707,49 @@ class SQLiteCatalog(UsersMixin):
         if condition.etag_must_be is not None and row[0] != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
-    def _write_artifact(self, db: sqlite3.Connection, artifact: Artifact) -> None:
-        db.execute(
-            f"INSERT OR REPLACE INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                artifact.container_id,
-                artifact.key.encode("utf-8"),
-                artifact.locator,
-                artifact.size,
-                artifact.md5,
-                artifact.modified,
-                artifact.content_type,
-                _extra(artifact),
-            ),
-        )
-
-    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[Artifact | None]:
-        def work(db: sqlite3.Connection) -> Artifact | None:
-            key = artifact.key.encode("utf-8")
+    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[VersionChange]:
+        def work(db: sqlite3.Connection) -> VersionChange:
             if condition is not None:
-                self._check_condition(db, artifact.container_id, key, condition)
-            old = self._replace(db, artifact.container_id, key)
-            self._account_replacement(db, artifact.container_id, artifact.size, old)
-            self._write_artifact(db, artifact)
-            blobs.settle(db, artifact.locators)
-            return old
+                self._check_condition(db, artifact.container_id, artifact.key.encode("utf-8"), condition)
+            stored, removed = versions.install(db, artifact, artifact.size, self._clock())
+            return VersionChange(stored, removed)
 
         return self._write(work)
 
-    def _account_replacement(self, db: sqlite3.Connection, container_id: int, size: int, old: Artifact | None) -> None:
-        if old is None:
-            accounting.account(db, container_id, size, 1, self._clock())
-        else:
-            accounting.account(db, container_id, size - old.size, 0, self._clock())
+    def delete_artifact(self, container_id: int, key: str) -> Deferred[VersionChange]:
+        def work(db: sqlite3.Connection) -> VersionChange:
+            marker, removed = versions.delete_key(db, container_id, key, self._clock())
+            return VersionChange(marker, removed)
 
-    def delete_artifact(self, container_id: int, key: str) -> Deferred[Artifact | None]:
-        def work(db: sqlite3.Connection) -> Artifact | None:
-            raw = key.encode("utf-8")
-            old = self._replace(db, container_id, raw)
-            if old is not None:
-                db.execute("DELETE FROM artifacts WHERE container_id = ? AND key = ?", (container_id, raw))
-                accounting.account(db, container_id, -old.size, -1, self._clock())
-            return old
+        return self._write(work)
+
+    def delete_version(
+        self, container_id: int, key: str, version_id: str, guard: Callable[[Artifact], None] | None = None
+    ) -> Deferred[VersionChange]:
+        def work(db: sqlite3.Connection) -> VersionChange:
+            return VersionChange(None, versions.delete_version(db, container_id, key, version_id, guard, self._clock()))
 
         return self._write(work)
 
     def amend_artifact(
         self, container_id: int, key: str, version_id: str | None, change: Callable[[Artifact], Artifact]
     ) -> Deferred[Artifact]:
-        def work(db: sqlite3.Connection) -> Artifact:
-            raw = key.encode("utf-8")
-            old = self._replace(db, container_id, raw)
-            if old is None or old.delete_marker or version_id not in (None, old.version_id):
-                raise NoSuchArtifact(key)
-            new = change(old)
-            same = ("container_id", "key", "locator", "size", "md5", "version_id", "parts", "placement")
-            if any(getattr(new, name) != getattr(old, name) for name in same):
-                raise ValueError("amend_artifact changes attributes only")
-            db.execute(
-                "UPDATE artifacts SET metadata = ? WHERE container_id = ? AND key = ?", (_extra(new), container_id, raw)
-            )
-            return new
+        return self._write(lambda db: versions.amend(db, container_id, key, version_id, change))
 
-        return self._write(work)
+    def list_versions(
+        self,
+        container_id: int,
+        prefix: str,
+        delimiter: str,
+        key_marker: str | None,
+        version_id_marker: str | None,
+        limit: int,
+    ) -> Deferred[VersionsPage]:
+        return self._run(
+            lambda: versions.list_versions(
+                self._db(), container_id, prefix, delimiter, key_marker, version_id_marker, limit
+            )
+        )
 
     def list_artifacts(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
@@ -1022,11 +936,9 @@ class SQLiteCatalog(UsersMixin):
                 legal_hold=upload.legal_hold,
                 acl=upload.acl,
             )
-            old = self._replace(db, container_id, key)
             # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
             unchosen_bytes = sum(p.size for p in stored.values()) - artifact.size
-            self._account_replacement(db, container_id, -unchosen_bytes, old)
-            self._write_artifact(db, artifact)
+            artifact, old = versions.install(db, artifact, -unchosen_bytes, self._clock())
             chosen_numbers = {p.number for p in picked}
             unchosen = [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]
             self._queue_parts(db, container_id, unchosen)
@@ -1176,11 +1088,12 @@ class SQLiteCatalog(UsersMixin):
             if row is None:
                 raise NoSuchContainer(str(container_id))
             old: str = row[0]
-            db.execute(
-                "UPDATE artifacts SET metadata = json_set(metadata, '$.placement', ?)"
-                " WHERE container_id = ? AND coalesce(json_extract(metadata, '$.placement'), '') = ''",
-                (old, container_id),
-            )
+            for table in ("artifacts", "versions"):
+                db.execute(
+                    f"UPDATE {table} SET metadata = json_set(metadata, '$.placement', ?)"
+                    " WHERE container_id = ? AND coalesce(json_extract(metadata, '$.placement'), '') = ''",
+                    (old, container_id),
+                )
             db.execute(
                 "UPDATE parts SET placement = ? WHERE coalesce(placement, '') = ''"
                 " AND upload_id IN (SELECT id FROM uploads WHERE container_id = ?)",
@@ -1206,23 +1119,16 @@ class SQLiteCatalog(UsersMixin):
 
         return self._run(work)
 
+    def misplaced_versions(
+        self, container_id: int, target: str, after: tuple[str, str] | None, limit: int
+    ) -> Deferred[list[Artifact]]:
+        """Noncurrent data versions whose blobs are not on ``target``, by (key, version id) after ``after``."""
+        return self._run(lambda: versions.misplaced(self._db(), container_id, target, after, limit))
+
     def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved`` (the same artifact, its blobs copied elsewhere) if the key still
-        holds exactly ``old``; the old blobs are queued as garbage. False if it changed meanwhile."""
-
-        def work(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?",
-                (old.container_id, old.key.encode("utf-8")),
-            ).fetchone()
-            if row is None or _artifact(row).locators != old.locators:
-                return False
-            self._queue_garbage(db, old.container_id, old.locators, old.placement)
-            self._write_artifact(db, moved)
-            blobs.settle(db, moved.locators)
-            return True
-
-        return self._write(work)
+        """Swap in ``moved`` (the same version, its blobs copied elsewhere) if that version still
+        holds exactly ``old``'s blobs; the old blobs are queued as garbage. False if it changed meanwhile."""
+        return self._write(lambda db: versions.replace_blobs(db, old, moved, self._clock()))
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
         """Parts of the container's unfinished uploads whose blobs are not on ``target``."""

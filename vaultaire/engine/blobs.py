@@ -97,6 +97,8 @@ class BlobKeeper:
         already streaming it can need it: at once for one blob on a driver whose open
         readers keep it (a local file); else after ``free_grace`` (a manifest's later parts
         are opened as the read reaches them; an upstream object is fetched by range)."""
+        if replaced.delete_marker:
+            return  # a delete marker owns no blob
         placement = replaced.placement or container.placement
         if self.free_grace <= 0 or (not replaced.parts and self._readers_keep(placement)):
             await self.discard(placement, list(replaced.locators))

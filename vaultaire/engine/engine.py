@@ -28,8 +28,10 @@ from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
 from vaultaire.engine.sealed import BlobSeal, Sealed
 from vaultaire.engine.space import SpaceGuard
+from vaultaire.engine.versioning import VersioningEngine
 from vaultaire.errors import (
     ConditionalConflict,
+    DeleteMarkerAddressed,
     DriverError,
     DriverUnavailable,
     IncompleteBody,
@@ -37,6 +39,7 @@ from vaultaire.errors import (
     NoSuchContainer,
     NoSuchPlacement,
     NoSuchUpload,
+    NoSuchVersion,
     PreconditionFailed,
 )
 from vaultaire.model import (
@@ -53,6 +56,7 @@ from vaultaire.model import (
     Upload,
     UsageRow,
     User,
+    VersionChange,
     WriteCondition,
 )
 
@@ -97,7 +101,7 @@ class ChunkSource(Protocol):
     def read(self) -> Deferred[bytes]: ...
 
 
-class Engine:
+class Engine(VersioningEngine):
     def __init__(
         self,
         catalog: Catalog,
@@ -271,10 +275,18 @@ class Engine:
 
     # -- artifacts
 
-    async def artifact(self, ctx: RequestContext, container: Container, key: str) -> Artifact:
-        found = await self.catalog.artifact(container.id, key)
+    async def artifact(
+        self, ctx: RequestContext, container: Container, key: str, version_id: str | None = None
+    ) -> Artifact:
+        """The current version (or the one so named) as data: NoSuchArtifact (carrying the delete
+        marker when one is current), NoSuchVersion, or DeleteMarkerAddressed for a marker's id."""
+        found = await self.catalog.artifact(container.id, key, version_id)
         if found is None:
-            raise NoSuchArtifact(key)
+            raise NoSuchArtifact(key) if version_id is None else NoSuchVersion(version_id)
+        if found.delete_marker:
+            if version_id is None:
+                raise NoSuchArtifact(key, marker=found)
+            raise DeleteMarkerAddressed(key, marker=found)
         return found
 
     def _driver(self, container: Container) -> Driver:
@@ -324,8 +336,11 @@ class Engine:
             await self._check_condition(container, key, condition)
 
         async def replaced_size() -> int:
+            # Only the null version is replaced; with versioning on, the current one stays (and counts).
+            if await self.catalog.setting(container, "versioning") == "Enabled":
+                return 0
             current = await self.catalog.artifact(container.id, key)
-            return current.size if current is not None else 0
+            return current.size if current is not None and current.version_id == "null" else 0
 
         seal = self.sealed.new_blob(protection)
         locator, size, md5 = await self._write_blob(
@@ -357,16 +372,17 @@ class Engine:
             acl=acl,
         )
         try:
-            replaced = await self.catalog.put_artifact(artifact, condition)
+            change = await self.catalog.put_artifact(artifact, condition)
         except PreconditionFailed:
             await self.blobs.discard(container.placement, [locator])
             raise ConditionalConflict(key) from None
         except BaseException:
             await self.blobs.discard(container.placement, [locator])
             raise
-        if replaced is not None:
-            await self.blobs.release(replaced, container)
-        return artifact
+        if change.removed is not None:
+            await self.blobs.release(change.removed, container)
+        assert change.written is not None
+        return change.written
 
     async def _write_blob(
         self,
@@ -478,15 +494,17 @@ class Engine:
         plan: Callable[[Artifact], CopyPlan],
         condition: WriteCondition | None = None,
         offered: Protection | None = None,
+        source_version: str | None = None,
     ) -> tuple[Artifact, Artifact]:
-        """Stream an artifact into a new one (same or other container); returns (source, copy).
+        """Stream an artifact (its current version, or ``source_version``) into a new one (same
+        or other container); returns (source, copy).
 
         ``offered`` is the source's customer key (SSE-C); the plan says the copy's protection.
 
         ``plan`` sees the source artifact first and decides the copy's
         metadata, or raises (a failed copy-source condition, say).
         """
-        original, _, reader = await self.open(ctx, source, source_key, lambda a: None, offered)
+        original, _, reader = await self.open(ctx, source, source_key, lambda a: None, offered, source_version)
         try:
             decided = plan(original)
         except BaseException:
@@ -519,14 +537,16 @@ class Engine:
         key: str,
         resolve: Callable[[Artifact], ByteRange | None],
         offered: Protection | None = None,
+        version_id: str | None = None,
     ) -> tuple[Artifact, ByteRange | None, BlobReader]:
-        """Find the artifact, resolve the wanted range against it, open its blob.
+        """Find the artifact (its current version, or ``version_id``), resolve the wanted range
+        against it, open its blob.
 
         An overwrite may free the blob between the catalog read and the open;
         then the newer artifact is read instead, once.
         """
         for attempt in (1, 2):
-            artifact = await self.artifact(ctx, container, key)
+            artifact = await self.artifact(ctx, container, key, version_id)
             wanted = resolve(artifact)
             self.sealed.check(artifact.sealing, offered)
             start, end = (wanted.start, wanted.end) if wanted else (0, artifact.size - 1)
@@ -660,12 +680,14 @@ class Engine:
         resolve: Callable[[Artifact], ByteRange | None],
         offered: Protection | None = None,
         protection: Protection | None = None,
+        source_version: str | None = None,
     ) -> tuple[Artifact, Part]:
-        """UploadPartCopy: a range of an artifact streamed into a part.
+        """UploadPartCopy: a range of an artifact (its current version, or ``source_version``)
+        streamed into a part.
 
         ``offered`` opens an SSE-C source; ``protection`` is the target upload's."""
         await self.catalog.upload(target.id, upload_id)
-        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered)
+        original, wanted, reader = await self.open(ctx, source, source_key, resolve, offered, source_version)
         try:
             part = await self.put_part(
                 ctx,
@@ -767,11 +789,12 @@ class Engine:
             log.info("expired {n} unfinished multipart uploads", n=expired)
         return expired
 
-    async def delete(self, ctx: RequestContext, container: Container, key: str) -> Artifact | None:
-        removed = await self.catalog.delete_artifact(container.id, key)
-        if removed is not None:
-            await self.blobs.release(removed, container)
-        return removed
+    async def delete(self, ctx: RequestContext, container: Container, key: str) -> VersionChange:
+        """DELETE of the key: removes it, or adds a delete marker (``written``) when versioned."""
+        change = await self.catalog.delete_artifact(container.id, key)
+        if change.removed is not None:
+            await self.blobs.release(change.removed, container)
+        return change
 
     async def list_artifacts(
         self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int

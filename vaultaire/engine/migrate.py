@@ -5,11 +5,12 @@ The order makes it safe and resumable:
 1. ``begin_migration`` switches the container's placement (new writes go to
    the target from now on) and, in the same transaction, writes the old
    placement down on every artifact and part that did not say where it is.
-2. Parts of unfinished uploads, then artifacts, whose placement is not the
-   target are copied, blob by blob, to fresh locators on the target. Each is
-   swapped in by a compare-and-swap on the catalog row: if the key was
-   overwritten or deleted meanwhile, the copy is dropped instead and the
-   newer row (already on the target) wins. The old blobs are queued as
+2. Parts of unfinished uploads, then artifacts (current versions, then
+   noncurrent ones), whose placement is not the target are copied, blob by
+   blob, to fresh locators on the target. Each is swapped in by a
+   compare-and-swap on the catalog row: if the version was overwritten or
+   deleted meanwhile, the copy is dropped instead and the newer row (already
+   on the target) wins. The old blobs are queued as
    garbage in the swap's transaction and freed by the sweep once reads that
    may still stream them are over (the engine's grace period).
 3. Passes repeat until one finds nothing left to move.
@@ -75,6 +76,7 @@ async def migrate(
         moved_before = report.artifacts_moved + report.parts_moved + report.skipped
         await _move_parts(engine, container, target, batch, report, progress)
         await _move_artifacts(engine, container, target, batch, report, progress)
+        await _move_versions(engine, container, target, batch, report, progress)
         if report.artifacts_moved + report.parts_moved + report.skipped == moved_before:
             break
     return report
@@ -115,6 +117,26 @@ async def _move_artifacts(
         after = page[-1].key
 
 
+async def _move_versions(
+    engine: Engine,
+    container: Container,
+    target: str,
+    batch: int,
+    report: MigrationReport,
+    progress: Callable[[MigrationReport], None],
+) -> None:
+    """Noncurrent versions: stored bytes like the current ones, moved the same way."""
+    after: tuple[str, str] | None = None
+    while True:
+        page = await engine.catalog.misplaced_versions(container.id, target, after, batch)
+        for version in page:
+            await _move_artifact(engine, container, target, version, report)
+            progress(report)
+        if len(page) < batch:
+            return
+        after = (page[-1].key, page[-1].version_id)
+
+
 async def _move_artifact(
     engine: Engine, container: Container, target: str, artifact: Artifact, report: MigrationReport
 ) -> None:
@@ -134,7 +156,7 @@ async def _move_artifact(
         swapped = await engine.catalog.move_artifact(artifact, moved)
     except DriverError:
         await _drop(engine, target, copied)
-        current = await engine.catalog.artifact(container.id, artifact.key)
+        current = await engine.catalog.artifact(container.id, artifact.key, artifact.version_id)
         if current is not None and current.locators == artifact.locators:
             raise  # a real failure: the blob is still the artifact's
         report.skipped += 1  # overwritten or deleted while copying: its blob was freed under us
