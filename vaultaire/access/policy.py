@@ -105,14 +105,18 @@ class _Statement:
     not_resource: bool
     conditions: Conditions
 
-    def applies(self, request: AccessRequest, lookup: Lookup) -> bool:
-        if self.principals is not None:
-            delegate = request.bucket_owner if self.allow and not self.not_principal else None
-            if self.principals.names(request.principal, delegate_to=delegate) == self.not_principal:
-                return False
-        if self.resources.matches(request.resource, lookup) == self.not_resource:
+    def admits(self, principal: Principal, bucket_owner: str) -> bool:
+        """Whether the statement's Principal (NotPrincipal) covers this caller of this owner's bucket."""
+        if self.principals is None:
+            return True
+        delegate = bucket_owner if self.allow and not self.not_principal else None
+        return self.principals.names(principal, delegate_to=delegate) != self.not_principal
+
+    def applies(self, resource: str, lookup: Lookup) -> bool:
+        """For a caller it admits: whether the resource and the conditions match."""
+        if self.resources.matches(resource, lookup) == self.not_resource:
             return False
-        return self.conditions.holds(lookup)
+        return not self.conditions.checks or self.conditions.holds(lookup)
 
 
 class _Facts:
@@ -160,6 +164,7 @@ class Policy:
         self._statements = statements
         self._public = public
         self._by_action: dict[str, tuple[_Statement, ...]] = {}
+        self._by_caller: dict[tuple[str, str, str, bool, str], tuple[_Statement, ...]] = {}
         keys: set[str] = set()
         for statement in statements:
             keys |= statement.conditions.keys
@@ -174,13 +179,23 @@ class Policy:
         return any(key.startswith("s3:existingobjecttag/") for key in self.keys)
 
     def evaluate(self, request: AccessRequest) -> Verdict:
-        statements = self._for_action(request.action)
+        principal = request.principal
+        # The statements whose action and principal cover this request depend on those alone:
+        # remembered, so a request walks only its own few statements' resources and conditions.
+        memo_key = (request.action, principal.tenant_id, principal.user, principal.anonymous, request.bucket_owner)
+        statements = self._by_caller.get(memo_key)
+        if statements is None:
+            owner = request.bucket_owner
+            statements = tuple(s for s in self._for_action(request.action) if s.admits(principal, owner))
+            if len(self._by_caller) < _MEMO_LIMIT:
+                self._by_caller[memo_key] = statements
         if not statements:
             return NO_MATCH
+        resource = request.resource
         lookup = _Facts(request)
         allowed: _Statement | None = None
         for statement in statements:
-            if statement.applies(request, lookup):
+            if statement.applies(resource, lookup):
                 if not statement.allow:
                     return Verdict("Deny", statement.label)
                 if allowed is None:
