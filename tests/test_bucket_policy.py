@@ -119,6 +119,23 @@ async def test_malformed_policies(server: Server, body: bytes, message: str) -> 
 
 
 @pytest_twisted.ensureDeferred
+async def test_principals_must_exist(server: Server) -> None:
+    me = await owner_id(server)
+    for principal, missing in (
+        ({"AWS": "0" * 32}, "no account"),
+        ({"CanonicalUser": "f" * 32}, "no account"),
+        ({"AWS": f"arn:aws:iam::{me}:user/nobody"}, "no user nobody"),
+        ({"AWS": f"arn:aws:iam::{'1' * 32}:user/alice"}, "no account"),
+    ):
+        body = document(
+            {"Effect": "Deny", "Principal": principal, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/*"}
+        )
+        r = await put_policy(server, "bucket", body)
+        assert_error(r, 400, "MalformedPolicy")
+        assert b"Invalid principal in policy" in r.body and missing.encode() in r.body, r.body
+
+
+@pytest_twisted.ensureDeferred
 async def test_what_we_cannot_evaluate_is_501_not_stored(server: Server) -> None:
     body = document(
         {

@@ -166,9 +166,17 @@ class Policy:
         self._by_action: dict[str, tuple[_Statement, ...]] = {}
         self._by_caller: dict[tuple[str, str, str, bool, str], tuple[_Statement, ...]] = {}
         keys: set[str] = set()
+        accounts: set[str] = set()
+        users: set[tuple[str, str]] = set()
         for statement in statements:
             keys |= statement.conditions.keys
+            if statement.principals is not None:
+                accounts |= statement.principals.accounts
+                users |= statement.principals.users
         self.keys = frozenset(keys)
+        # The tenants and (tenant, user) pairs its principals name, for a check that they exist.
+        self.accounts = frozenset(accounts)
+        self.users = frozenset(users)
 
     def __len__(self) -> int:
         return len(self._statements)

@@ -15,6 +15,7 @@ from vaultaire.access.policy import MalformedPolicy, Policy, UnsupportedPolicy, 
 from vaultaire.api.call import SMALL_BODY_LIMIT, OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
+from vaultaire.errors import NoSuchUser
 
 SETTING = "policy"
 # S3's limit, counted as S3 does: on the document without the whitespace between its tokens.
@@ -52,6 +53,7 @@ class BucketPolicyOperations(OperationBase):
                 raise
             raise S3Error("MalformedPolicy", TOO_LARGE) from None
         text, policy = validate(body, container.name)
+        await self._check_principals(policy)
         if policy.is_public():
             block = await self._public_access_block(call, container)
             if block.block_public_policy:
@@ -64,6 +66,18 @@ class BucketPolicyOperations(OperationBase):
         await self.engine.put_container_setting(call.ctx, container, SETTING, text)
         call.request.setResponseCode(204)
         return b""
+
+    async def _check_principals(self, policy: Policy) -> None:
+        """S3 refuses a policy naming an account or user that does not exist: a Deny to a
+        misspelt name would protect nothing."""
+        for tenant_id in sorted(policy.accounts | {tenant for tenant, _ in policy.users}):
+            if not await self.engine.tenant_exists(tenant_id):
+                raise S3Error("MalformedPolicy", f"Invalid principal in policy: no account {tenant_id}")
+        for tenant_id, name in sorted(policy.users):
+            try:
+                await self.engine.user(tenant_id, name)
+            except NoSuchUser:
+                raise S3Error("MalformedPolicy", f"Invalid principal in policy: no user {name}") from None
 
     async def get_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
