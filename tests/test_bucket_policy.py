@@ -243,6 +243,31 @@ async def test_explicit_deny_binds_the_owner_but_never_locks_it_out(server: Serv
 
 
 @pytest_twisted.ensureDeferred
+async def test_deny_plain_http_and_outside_addresses(server: Server) -> None:
+    assert (await server.request("PUT", "/bucket/k", b"v")).code == 200
+
+    def deny(condition: dict[str, Any]) -> bytes:
+        return document(
+            {
+                "Sid": "Guard",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::bucket", "arn:aws:s3:::bucket/*"],
+                "Condition": condition,
+            }
+        )
+
+    # The in-process server speaks plain HTTP on 127.0.0.1.
+    assert (await put_policy(server, "bucket", deny({"Bool": {"aws:SecureTransport": "false"}}))).code == 204
+    assert_error(await server.request("GET", "/bucket/k"), 403, "AccessDenied")
+    assert (await put_policy(server, "bucket", deny({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}))).code == 204
+    assert_error(await server.request("GET", "/bucket/k"), 403, "AccessDenied")
+    assert (await put_policy(server, "bucket", deny({"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}))).code == 204
+    assert (await server.request("GET", "/bucket/k")).code == 200
+
+
+@pytest_twisted.ensureDeferred
 async def test_another_tenant_reads_only_what_the_policy_grants(server: Server) -> None:
     other = await server.engine.ensure_credential("other", OTHER_ACCESS, OTHER_SECRET)
     assert (await server.request("PUT", "/bucket/shared/a.txt", b"for you")).code == 200
