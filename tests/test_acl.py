@@ -9,6 +9,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vaultaire.access import acl as acls
 from vaultaire.access.acl import (
@@ -342,3 +344,51 @@ def test_one_source_only():
     assert e.value.code == "MissingSecurityHeader"
     assert requested({}, A, A, for_bucket=False) is None
     assert requested({"x-amz-acl": "public-read"}, A, A, for_bucket=False, body=b"") == acls.canned("public-read", A, A)
+
+
+# -- nothing a client sends makes these raise anything but S3's refusals
+
+_GRANT_TEXT = st.text(alphabet=st.sampled_from(list("idurEmailAddress=\"=, \t'x\\/:.") + ["ü", "\x00"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([*acls.GRANT_HEADERS, "x-amz-grant-x", "x-amz-acl"]), _GRANT_TEXT, max_size=4))
+def test_any_grant_headers_give_an_acl_or_an_s3_error(headers):
+    try:
+        requested(headers, A, B, for_bucket=True)
+    except (AclError, S3Error) as e:
+        assert from_domain(e, None, None) is not None
+
+
+_XML_PIECES = st.sampled_from(
+    [
+        "<AccessControlPolicy>",
+        "</AccessControlPolicy>",
+        "<AccessControlList>",
+        "</AccessControlList>",
+        "<Grant>",
+        "</Grant>",
+        f'<Grantee {XSI} xsi:type="CanonicalUser">',
+        f'<Grantee {XSI} xsi:type="Group">',
+        "<Grantee>",
+        "</Grantee>",
+        f"<ID>{A}</ID>",
+        "<ID></ID>",
+        f"<URI>{ALL_USERS}</URI>",
+        "<Permission>READ</Permission>",
+        "<Permission>x</Permission>",
+        "<Owner>",
+        "</Owner>",
+        "&amp;",
+        "\xff",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_XML_PIECES, max_size=14).map("".join))
+def test_any_policy_document_gives_an_acl_or_an_s3_error(text):
+    try:
+        parse_policy(text.encode("utf-8", "surrogateescape"), A)
+    except (AclError, S3Error) as e:
+        assert from_domain(e, None, None) is not None

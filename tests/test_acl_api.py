@@ -356,3 +356,71 @@ def test_public_buckets_setting(tmp_path):
     path = tmp_path / "vaultaire.toml"
     path.write_text("[access]\npublic_buckets = false\n")
     assert build(load_file(str(path)), {}).public_buckets is False
+
+
+# -- ACLs decide access (the authorization step, api/authorize.py, asks Acl.allows)
+
+OTHER_ACCESS, OTHER_SECRET = "OTHERACCESSKEY0001", "other-secret-key-0123456789"
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymous_reads_what_a_public_acl_grants_and_nothing_else(server):
+    await open_bucket(server, "site")
+    assert (await server.request("PUT", "/site/logo.png", b"PNG", headers={"x-amz-acl": "public-read"})).code == 200
+    assert (await server.request("PUT", "/site/secret.txt", b"secret")).code == 200
+    r = await server.request("GET", "/site/logo.png", sign=False)
+    assert (r.code, r.body) == (200, b"PNG")
+    assert (await server.request("HEAD", "/site/logo.png", sign=False)).code == 200
+    assert_error(await server.request("GET", "/site/secret.txt", sign=False), 403, "AccessDenied")
+    assert_error(await server.request("GET", "/site/logo.png", query="acl=", sign=False), 403, "AccessDenied")
+    r = await server.request("PUT", "/site/logo.png", b"defaced", sign=False)
+    assert_error(r, 403, "AccessDenied")
+    assert_error(await server.request("GET", "/site", sign=False), 403, "AccessDenied")
+    # A public-read bucket lists for anyone; its objects still answer by their own ACLs.
+    assert (await server.request("PUT", "/site", query="acl=", headers={"x-amz-acl": "public-read"})).code == 200
+    r = await server.request("GET", "/site", query="list-type=2", sign=False)
+    assert r.code == 200, r.body
+    assert xml_values(r.body, "Key") == ["logo.png", "secret.txt"]
+    assert_error(await server.request("GET", "/site/secret.txt", sign=False), 403, "AccessDenied")
+    # IgnorePublicAcls: the grants stay, and count for nothing.
+    ignore = (
+        b"<PublicAccessBlockConfiguration><IgnorePublicAcls>true</IgnorePublicAcls></PublicAccessBlockConfiguration>"
+    )
+    assert (await server.request("PUT", "/site", ignore, query="publicAccessBlock=")).code == 200
+    assert_error(await server.request("GET", "/site/logo.png", sign=False), 403, "AccessDenied")
+    assert_error(await server.request("GET", "/site", sign=False), 403, "AccessDenied")
+    assert (await server.request("DELETE", "/site", query="publicAccessBlock=")).code == 204
+    assert (await server.request("GET", "/site/logo.png", sign=False)).code == 200
+    # The deployment forbids public buckets: what was public stops being so at once.
+    server.api.public_buckets = False
+    assert_error(await server.request("GET", "/site/logo.png", sign=False), 403, "AccessDenied")
+    server.api.public_buckets = True
+    # Ownership back to BucketOwnerEnforced: ACLs stop counting (the bucket's was made private first).
+    assert (await server.request("PUT", "/site", query="acl=", headers={"x-amz-acl": "private"})).code == 200
+    enforced = OWNERSHIP.format("BucketOwnerEnforced").encode()
+    assert (await server.request("PUT", "/site", enforced, query="ownershipControls=")).code == 200
+    assert_error(await server.request("GET", "/site/logo.png", sign=False), 403, "AccessDenied")
+
+
+@pytest_twisted.ensureDeferred
+async def test_another_tenant_reads_only_what_an_acl_grants_it(server):
+    other = await server.engine.ensure_credential("other", OTHER_ACCESS, OTHER_SECRET)
+    as_other = {"access": OTHER_ACCESS, "secret": OTHER_SECRET}
+    await open_bucket(server, "shared")
+    assert (await server.request("PUT", "/shared/k", b"mine")).code == 200
+    assert_error(await server.request("GET", "/shared/k", **as_other), 403, "AccessDenied")
+    r = await server.request("PUT", "/shared/k", query="acl=", headers={"x-amz-grant-read": f'id="{other.id}"'})
+    assert r.code == 200, r.body
+    r = await server.request("GET", "/shared/k", **as_other)
+    assert (r.code, r.body) == (200, b"mine")
+    assert_error(await server.request("GET", "/shared/k", query="acl=", **as_other), 403, "AccessDenied")
+    assert_error(await server.request("DELETE", "/shared/k", **as_other), 403, "AccessDenied")
+    assert_error(await server.request("GET", "/shared", **as_other), 403, "AccessDenied")
+    # WRITE on the bucket: the other tenant writes an object it owns (ObjectWriter) and may read back.
+    r = await server.request("PUT", "/shared", query="acl=", headers={"x-amz-grant-write": f'id="{other.id}"'})
+    assert r.code == 200, r.body
+    assert (await server.request("PUT", "/shared/theirs", b"theirs", **as_other)).code == 200
+    r = await server.request("GET", "/shared/theirs", query="acl=", **as_other)
+    assert r.code == 200, r.body
+    assert xml_values(r.body, "ID")[0] == other.id  # the writer owns it
+    assert (await server.request("GET", "/shared/theirs", **as_other)).body == b"theirs"

@@ -66,8 +66,8 @@ class S3Api(
     AclOperations,
     OwnershipOperations,
     PublicAccessBlockOperations,
-    BucketPolicyOperations,
     VersioningOperations,
+    BucketPolicyOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
