@@ -222,6 +222,29 @@ async def test_public_read_policy_lets_anonymous_callers_read_only(server: Serve
 
 
 @pytest_twisted.ensureDeferred
+async def test_referer_restricted_public_read(server: Server) -> None:
+    # The S3 guide's "Restricting access to a specific HTTP referer".
+    assert (await server.request("PUT", "/bucket/img.png", b"png")).code == 200
+    await allow_public(server, "bucket")
+    body = document(
+        {
+            "Sid": "AllowGetRequestsReferredByWwwExampleCom",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::bucket/*",
+            "Condition": {"StringLike": {"aws:Referer": ["https://www.example.com/*", "https://example.com/*"]}},
+        }
+    )
+    assert (await put_policy(server, "bucket", body)).code == 204
+    referred = {"Referer": "https://www.example.com/gallery.html"}
+    assert (await server.request("GET", "/bucket/img.png", headers=referred, sign=False)).code == 200
+    assert_error(await server.request("GET", "/bucket/img.png", sign=False), 403, "AccessDenied")
+    elsewhere = {"Referer": "https://evil.example.net/"}
+    assert_error(await server.request("GET", "/bucket/img.png", headers=elsewhere, sign=False), 403, "AccessDenied")
+
+
+@pytest_twisted.ensureDeferred
 async def test_explicit_deny_binds_the_owner_but_never_locks_it_out(server: Server) -> None:
     assert (await server.request("PUT", "/bucket/secret", b"s")).code == 200
     deny_all = document(

@@ -443,6 +443,8 @@ def test_every_key_a_policy_may_name_is_put_in_the_request_context() -> None:
     headers = {name: "v" for name in ("x-amz-acl", "x-amz-content-sha256", "x-amz-copy-source")}
     headers |= {k.removeprefix("s3:"): "v" for k, info in KEYS.items() if k.startswith("s3:x-amz-")}
     headers["x-amz-tagging"] = "a=1&b=2"
+    headers |= {"user-agent": "aws-cli/2", "referer": "https://www.example.com/"}
+    headers |= {f"x-amz-object-lock-{name}": "v" for name in ("mode", "retain-until-date", "legal-hold")}
     query = {"prefix": "p", "delimiter": "/", "max-keys": "5", "versionId": "v1"}
     call = SimpleNamespace(
         request=SimpleNamespace(getClientAddress=lambda: IPv4Address("TCP", "192.0.2.1", 5), isSecure=lambda: False),

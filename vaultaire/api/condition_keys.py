@@ -30,10 +30,16 @@ _HEADER_KEYS = (
     "x-amz-grant-write-acp",
     "x-amz-grant-full-control",
     "x-amz-content-sha256",
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
+    "x-amz-object-ownership",
 )
+# Request headers whose condition key has another name.
+_RENAMED_HEADER_KEYS = {
+    "x-amz-object-lock-mode": "s3:object-lock-mode",
+    "x-amz-object-lock-retain-until-date": "s3:object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold": "s3:object-lock-legal-hold",
+    "user-agent": "aws:useragent",
+    "referer": "aws:referer",
+}
 # Listing parameters: s3:prefix, s3:delimiter, s3:max-keys (ListObjects*, ListObjectVersions...).
 _QUERY_KEYS = ("prefix", "delimiter", "max-keys")
 
@@ -76,6 +82,10 @@ def context_of(
         value = headers.get(name)
         if value is not None:
             context["s3:" + name] = (value.strip(),)
+    for name, key in _RENAMED_HEADER_KEYS.items():
+        value = headers.get(name)
+        if value is not None:
+            context[key] = (value.strip(),)
     query = call.target.query
     for name in _QUERY_KEYS:
         if name in query:
