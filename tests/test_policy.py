@@ -889,13 +889,13 @@ def _survives(text: str, resource_policy: bool) -> None:
     policy.is_public()
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=_JSON, resource_policy=st.booleans())
 def test_fuzz_json_documents(document: Any, resource_policy: bool) -> None:
     _survives(json.dumps(document), resource_policy)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(statement=st.dictionaries(_NAMES, _JSON, max_size=7), version=st.sampled_from(["2012-10-17", "2008-10-17"]))
 def test_fuzz_statements(statement: dict[str, Any], version: str) -> None:
     base = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::photos/*"}
@@ -903,8 +903,35 @@ def test_fuzz_statements(statement: dict[str, Any], version: str) -> None:
     _survives(json.dumps({"Version": version, "Statement": [{**base, **statement}]}), False)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=200))
 def test_fuzz_text(text: str) -> None:
     _survives(text, True)
     _survives("{" + text, True)
+
+
+_CONDITION_KEYS = st.sampled_from(sorted(KEYS) + ["s3:ExistingObjectTag/a", "s3:RequestObjectTag/b", "nope:x"])
+_OPERATOR_NAMES = st.sampled_from(list(OPERATORS)).flatmap(
+    lambda op: st.sampled_from([op, op + "IfExists", "ForAnyValue:" + op, "ForAllValues:" + op])
+)
+_CONDITION_VALUES = st.one_of(
+    _SCALARS, st.lists(_SCALARS, max_size=3), st.sampled_from(["10.0.0.0/33", "::/0", "2030-13-01", "1e999"])
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    condition=st.dictionaries(
+        _OPERATOR_NAMES, st.dictionaries(_CONDITION_KEYS, _CONDITION_VALUES, min_size=1, max_size=3), max_size=3
+    ),
+    action=st.sampled_from(["s3:GetObject", "s3:ListBucket", "s3:*", "s3:PutObject"]),
+)
+def test_fuzz_conditions(condition: dict[str, Any], action: str) -> None:
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": ["arn:aws:s3:::photos", "arn:aws:s3:::photos/*"],
+        "Condition": condition,
+    }
+    _survives(json.dumps({"Version": "2012-10-17", "Statement": [statement]}), True)
