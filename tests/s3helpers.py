@@ -319,3 +319,24 @@ class Chunks:
 
     def read(self) -> Deferred[bytes]:
         return succeed(self._chunks.pop(0) if self._chunks else b"")
+
+
+def legacy_container(server: Server, tenant_id: str, name: str) -> None:
+    """Give a tenant a container ``name`` even if another tenant holds that name, as a data directory
+    written before names were unique across tenants may (written straight into the catalog file)."""
+    import sqlite3
+
+    db = sqlite3.connect(os.path.join(server.data, "catalog.sqlite3"), timeout=10)
+    try:
+        with db:
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO containers (tenant_id, name, placement, created) VALUES (?, ?, ?, ?)",
+                (tenant_id, name, server.driver.name, now),
+            )
+            db.execute(
+                "INSERT INTO stored (container_id, tenant_id, container, since_us) VALUES (?, ?, ?, ?)",
+                (cur.lastrowid, tenant_id, name, int(now * 1_000_000)),
+            )
+    finally:
+        db.close()

@@ -197,10 +197,12 @@ async def test_put_acls_by_document_and_by_version(server):
     r = await server.request("GET", "/docs/k", query="acl=&versionId=null")
     assert grants(r.body) == [(me, "FULL_CONTROL"), (ALL_USERS, "READ")]
     assert r.headers.getRawHeaders("x-amz-version-id") == ["null"]
+    unknown = "0" * 32
+    assert_error(await server.request("GET", "/docs/k", query=f"acl=&versionId={unknown}"), 404, "NoSuchVersion")
+    r = await server.request("PUT", "/docs/k", document, query=f"acl=&versionId={unknown}")
+    assert_error(r, 404, "NoSuchVersion")
     r = await server.request("GET", "/docs/k", query="acl=&versionId=3HL4kqtJlcpXroDTDmJ")
-    assert_error(r, 404, "NoSuchVersion")
-    r = await server.request("PUT", "/docs/k", document, query="acl=&versionId=3HL4kqtJlcpXroDTDmJ")
-    assert_error(r, 404, "NoSuchVersion")
+    assert_error(r, 400, "InvalidArgument")
     assert_error(await server.request("GET", "/docs/none", query="acl="), 404, "NoSuchKey")
     assert_error(await server.request("PUT", "/docs/none", document, query="acl="), 404, "NoSuchKey")
     # Overwriting an object gives the new one its own (default) ACL.
@@ -215,6 +217,31 @@ async def test_put_acls_by_document_and_by_version(server):
     # Back to private: the setting is gone, not stored as a copy of the default.
     assert (await server.request("PUT", "/docs", query="acl=", headers={"x-amz-acl": "private"})).code == 200
     assert grants((await server.request("GET", "/docs", query="acl=")).body) == [(me, "FULL_CONTROL")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_version_has_its_own_acl(server):
+    await open_bucket(server, "versioned")
+    me = await owner_id(server)
+    enable = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    assert (await server.request("PUT", "/versioned", enable, query="versioning=")).code == 200
+    r = await server.request("PUT", "/versioned/k", b"old", headers={"x-amz-acl": "public-read"})
+    old = r.headers.getRawHeaders("x-amz-version-id")[0]
+    r = await server.request("PUT", "/versioned/k", b"new")
+    new = r.headers.getRawHeaders("x-amz-version-id")[0]
+    assert grants((await server.request("GET", "/versioned/k", query="acl=")).body) == [(me, "FULL_CONTROL")]
+    r = await server.request("GET", "/versioned/k", query=f"acl=&versionId={old}")
+    assert (ALL_USERS, "READ") in grants(r.body)
+    assert r.headers.getRawHeaders("x-amz-version-id") == [old]
+    # Changing the old version's ACL leaves the current one alone, and the reverse.
+    r = await server.request("PUT", "/versioned/k", query=f"acl=&versionId={old}", headers={"x-amz-acl": "private"})
+    assert r.code == 200, r.body
+    headers = {"x-amz-acl": "authenticated-read"}
+    assert (await server.request("PUT", "/versioned/k", query=f"acl=&versionId={new}", headers=headers)).code == 200
+    assert grants((await server.request("GET", "/versioned/k", query=f"acl=&versionId={old}")).body) == [
+        (me, "FULL_CONTROL")
+    ]
+    assert (AUTHENTICATED_USERS, "READ") in grants((await server.request("GET", "/versioned/k", query="acl=")).body)
 
 
 @pytest_twisted.ensureDeferred
@@ -414,6 +441,12 @@ async def test_another_tenant_reads_only_what_an_acl_grants_it(server):
     r = await server.request("GET", "/shared/k", **as_other)
     assert (r.code, r.body) == (200, b"mine")
     assert_error(await server.request("GET", "/shared/k", query="acl=", **as_other), 403, "AccessDenied")
+    # READ_ACP lets it see the ACL, with the owner's and its own display names.
+    headers = {"x-amz-grant-read": f'id="{other.id}"', "x-amz-grant-read-acp": f'id="{other.id}"'}
+    assert (await server.request("PUT", "/shared/k", query="acl=", headers=headers)).code == 200
+    r = await server.request("GET", "/shared/k", query="acl=", **as_other)
+    assert r.code == 200, r.body
+    assert xml_values(r.body, "DisplayName") == ["default", "other", "other"]
     assert_error(await server.request("DELETE", "/shared/k", **as_other), 403, "AccessDenied")
     assert_error(await server.request("GET", "/shared", **as_other), 403, "AccessDenied")
     # WRITE on the bucket: the other tenant writes an object it owns (ObjectWriter) and may read back.
@@ -424,3 +457,19 @@ async def test_another_tenant_reads_only_what_an_acl_grants_it(server):
     assert r.code == 200, r.body
     assert xml_values(r.body, "ID")[0] == other.id  # the writer owns it
     assert (await server.request("GET", "/shared/theirs", **as_other)).body == b"theirs"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_with_an_acl_reads_no_setting_the_authorization_step_already_read(server, monkeypatch):
+    await open_bucket(server, "cheap")
+    asked: list[str] = []
+    original = server.engine.container_setting
+
+    async def counting(ctx: Any, container: Any, name: str) -> str | None:
+        asked.append(name)
+        return await original(ctx, container, name)
+
+    monkeypatch.setattr(server.engine, "container_setting", counting)
+    assert (await server.request("PUT", "/cheap/k", b"x", headers={"x-amz-acl": "public-read"})).code == 200
+    assert (await server.request("PUT", "/cheap/k", query="acl=", headers={"x-amz-acl": "private"})).code == 200
+    assert [name for name in asked if name in ("acl", "ownership", "public-access-block")] == []

@@ -376,7 +376,7 @@ async def test_payload_digests_are_verified_and_failures_store_nothing(server):
 @pytest_twisted.ensureDeferred
 async def test_unimplemented_and_wrong_methods(server):
     await make_bucket(server)
-    r = await server.request("PUT", "/bucket", query="tagging=")
+    r = await server.request("PUT", "/bucket", query="logging=")
     assert (r.code, error_code(r)) == (501, "NotImplemented")
     r = await server.request("GET", "/bucket", query="website=")  # ?acl is implemented now (issue 14)
     assert (r.code, error_code(r)) == (501, "NotImplemented")

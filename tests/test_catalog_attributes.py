@@ -44,6 +44,8 @@ async def test_attributes_round_trip_and_amend(tmp_path: Path) -> None:
         amended = await catalog.amend_artifact(container.id, "k", None, untag)
         assert amended.tags == () and not amended.legal_hold and amended.retention == stored.retention
         assert await catalog.artifact(container.id, "k") == amended
+        # The blob is still the version's: never queued for the sweep to free.
+        assert await catalog.garbage(10) == []
 
         def refuse(old: Artifact) -> Artifact:
             raise PermissionError("locked")

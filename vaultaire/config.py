@@ -100,6 +100,9 @@ class Settings:
     idle_timeout: float = 75.0
     # Open S3 connections per process; more are answered 503 SlowDown and closed.
     max_connections: int = 1024
+    # Seconds in a lifecycle "day" (rules' Days, NoncurrentDays, DaysAfterInitiation); rules are
+    # evaluated at least this often and at start. A testing aid, as Ceph RGW's rgw_lc_debug_interval.
+    lifecycle_day_seconds: float = 86400.0
 
 
 # TOML table -> {key in the table: Settings field}
@@ -145,6 +148,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
     "cors": {
         "rules": "cors_rules",
     },
+    "lifecycle": {"day_seconds": "lifecycle_day_seconds"},
     "access": {
         "public_buckets": "public_buckets",
     },
@@ -194,7 +198,7 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    for name in ("price_per_tb_month", *_CONNECTION_SECONDS):
+    for name in ("price_per_tb_month", "lifecycle_day_seconds", *_CONNECTION_SECONDS):
         if isinstance(merged.get(name), int) and not isinstance(merged[name], bool):
             merged[name] = float(merged[name])
     for name in ("domains", "cors_rules"):
@@ -254,6 +258,10 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"setting {name!r} must be a number of seconds above 0 and below a day")
     if settings.backlog < 0 or settings.min_body_rate < 0:
         raise ConfigError("settings 'backlog' and 'min_body_rate' must not be negative")
+    if not settings.lifecycle_day_seconds > 0:
+        raise ConfigError(
+            "setting 'lifecycle_day_seconds' ([lifecycle] day_seconds) must be a positive number of seconds"
+        )
     if settings.max_connections < 1:
         raise ConfigError("setting 'max_connections' must be at least 1")
     if settings.free_space_reserve < -1:

@@ -28,6 +28,10 @@ class ContainerNotEmpty(VaultaireError):
     pass
 
 
+class ContainerNameTaken(VaultaireError):
+    """Another tenant holds the name: container names are unique across the deployment."""
+
+
 class NoSuchArtifact(VaultaireError):
     """No such key; ``marker`` is the delete marker that is its current version, if one is."""
 

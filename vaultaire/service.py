@@ -25,10 +25,11 @@ from vaultaire.config import ConfigError, Settings
 from vaultaire.draining import drain
 from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
+from vaultaire.lifecycle.runner import LifecycleRunner
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metering import Meter
-from vaultaire.ops.metrics import Metrics
+from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ReusePortService, listen_backlog, parse_listen, with_backlog
 from vaultaire.startup import Notify, StartGuard, cannot_listen, open_data_directory, ops_listener, start_engine
@@ -155,9 +156,19 @@ def oldest_names(tenants: list[Tenant]) -> list[str]:
 
 
 def periodic_work(
-    settings: Settings, engine: Engine, metrics: Metrics
+    settings: Settings,
+    engine: Engine,
+    metrics: Metrics,
+    events: EventLog | None = None,
+    lifecycle_metrics: LifecycleMetrics | None = None,
 ) -> list[tuple[float, Callable[[], Deferred[Any]]]]:
     """What runs once per data directory on a timer: in the daemon, or in the supervisor of workers."""
+    lifecycle = LifecycleRunner(
+        engine,
+        events=events,
+        metrics=lifecycle_metrics or LifecycleMetrics(metrics.registry),
+        day_seconds=settings.lifecycle_day_seconds,
+    )
 
     async def refresh_stored() -> None:
         tenants, totals = await engine.stored_by_tenant()
@@ -184,6 +195,8 @@ def periodic_work(
         (UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))),
         (settings.usage_flush_seconds, guarded(refresh_stored)),
         (settings.usage_rollup_seconds, guarded(engine.rollup_usage)),
+        # At start, then every lifecycle day (a timer's first call is at once).
+        (settings.lifecycle_day_seconds, guarded(lifecycle.run)),
     ]
 
 
@@ -248,6 +261,7 @@ def make_service(
         meter=meter,
         cors_default=cors_default,
         sse_c_plain_http=settings.sse_c_plain_http,
+        lifecycle_day_seconds=settings.lifecycle_day_seconds,
         public_buckets=settings.public_buckets,
     )
 
@@ -298,7 +312,7 @@ def make_service(
     flush.setServiceParent(top)
     if worker:
         return top  # the supervisor runs the sweeps, once for all workers
-    for period, work in periodic_work(settings, engine, metrics):
+    for period, work in periodic_work(settings, engine, metrics, events):
         timer = TimerService(period, work)
         timer.clock = reactor
         top.periodic.append(timer)  # started by _boot, once the engine has

@@ -218,6 +218,7 @@ async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bo
         await engine.start()
         if bootstrap:
             await ensure_first_credentials(engine, data, environ)
+            await report_name_conflicts(engine, data)
     except (BootstrapError, DriverError) as e:
         # Bad keys in the environment, a driver that cannot work at all (an upstream bucket missing).
         return str(e)
@@ -225,6 +226,24 @@ async def start_engine(engine: Engine, data: str, environ: Mapping[str, str], bo
         log.failure("vaultaire: the engine failed to start")
         return f"the engine failed to start: {e}"
     return None
+
+
+async def report_name_conflicts(engine: Engine, data: str) -> None:
+    """Say once per start (by the process that bootstraps: the daemon or the supervisor) which
+    bucket names several tenants hold, from before names were unique, and how to end it."""
+    for name, tenants in await engine.name_conflicts():
+        commands = "; ".join(
+            f"vaultaire-admin --data {os.path.abspath(data)} bucket rename {tenant} {name} NEW-NAME"
+            for tenant in tenants[1:]
+        )
+        log.warn(
+            "bucket name {name!r} is held by several tenants ({tenants}): each still reaches its own by path, "
+            "but the name resolves for no one else (no other tenant, no anonymous request). "
+            "Give it to one of them: {commands}",
+            name=name,
+            tenants=", ".join(tenants),
+            commands=commands,
+        )
 
 
 def runtime_directory(settings: Settings, environ: Mapping[str, str]) -> str:

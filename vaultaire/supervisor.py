@@ -36,7 +36,8 @@ from vaultaire.announce import serving_line
 from vaultaire.config import Settings
 from vaultaire.deathsig import signal_child
 from vaultaire.engine import Engine
-from vaultaire.ops.metrics import Metrics
+from vaultaire.ops.events import EventLog
+from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, periodic_work
@@ -172,6 +173,9 @@ class AggregatedMetrics:
         self.registry = CollectorRegistry()
         MultiProcessCollector(self.registry, path=directory)
         self.registry.register(supervisor.stored_metrics.stored)
+        # Lifecycle rules run in the supervisor alone: its own counters.
+        self.registry.register(supervisor.lifecycle_metrics.actions)
+        self.registry.register(supervisor.lifecycle_metrics.runs)
         ProcessCollector(registry=self.registry)
         self.registry.register(WorkersCollector(supervisor))
 
@@ -211,6 +215,13 @@ class Supervisor(StartGuard):
         self.health = HealthCache(engine)
         # The per-tenant stored gauges: read from the catalog here, once for all workers.
         self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
+        self.lifecycle_metrics = LifecycleMetrics(self.stored_metrics.registry)
+        # The supervisor's own events (lifecycle actions), in the workers' shared log.
+        self.events = EventLog(
+            os.path.join(os.path.abspath(settings.data), "events"),
+            max_bytes=settings.events_max_bytes,
+            rotate_daily=settings.events_rotate_daily,
+        )
         self.started = time.time()
 
     # -- start
@@ -229,6 +240,7 @@ class Supervisor(StartGuard):
         # Counters of an earlier run's workers must not be summed into this run's.
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         os.makedirs(self.metrics_dir)
+        self.events.start()
         super().startService()
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         self.ready = ensureDeferred(self._boot())
@@ -253,7 +265,7 @@ class Supervisor(StartGuard):
         for period, work in (
             (tick_seconds(self.settings.heartbeat_timeout), self.check_heartbeats),
             (HEALTH_PROBE_SECONDS, self.health.probe),
-            *periodic_work(self.settings, self.engine, self.stored_metrics),
+            *periodic_work(self.settings, self.engine, self.stored_metrics, self.events, self.lifecycle_metrics),
         ):
             timer = TimerService(period, work)
             timer.clock = self.reactor
@@ -403,6 +415,7 @@ class Supervisor(StartGuard):
             await d
             await self._stop_workers()
             await self.engine.stop()
+            self.events.stop()
             self.abandon()
 
         return ensureDeferred(after())

@@ -20,8 +20,10 @@ from attrs import evolve
 from vaultaire.access import acl as acls
 from vaultaire.access.acl import BUCKET_OWNER_ENFORCED, Acl, AclError, PublicAccessBlock
 from vaultaire.api import xmlparse
+from vaultaire.api.access_documents import document as access_document
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
+from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import Element, element
 from vaultaire.model import Artifact, Container
 
@@ -155,11 +157,16 @@ class AclOperations(OperationBase):
         return call.identity.tenant.id if call.identity is not None else ""
 
     def _names(self, call: S3Call) -> dict[str, str]:
-        tenant = call.identity.tenant if call.identity is not None else None
-        return {tenant.id: tenant.name} if tenant is not None else {}
+        """Display names of the tenants this request already knows: the caller's and the bucket owner's."""
+        names = {}
+        if call.access is not None:
+            names[call.access.owner.id] = call.access.owner.name
+        if call.identity is not None:
+            names[call.identity.tenant.id] = call.identity.tenant.name
+        return names
 
     async def _bucket_acl(self, call: S3Call, container: Container) -> Acl:
-        stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        stored = await access_document(self.engine, call, container, SETTING)
         return acls.loads(stored or "", container.tenant_id)
 
     async def _acl_documents(
@@ -240,12 +247,9 @@ class AclOperations(OperationBase):
     async def _acl_target(self, call: S3Call, container: Container) -> Artifact:
         """The version ``?versionId=`` names (the current one without it)."""
         assert call.target.key is not None
-        artifact = await self.engine.artifact(call.ctx, container, call.target.key)
-        version = call.target.query.get("versionId")
-        if version is not None:
-            if version != artifact.version_id:
-                raise S3Error("NoSuchVersion", Key=call.target.key, VersionId=version)
-            call.set_header("x-amz-version-id", version)
+        version = requested_version(call)
+        artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
+        echo_version(call, artifact, asked=version is not None)
         return artifact
 
     async def get_object_acl(self, call: S3Call) -> bytes:

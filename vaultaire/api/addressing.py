@@ -12,11 +12,9 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from attrs import frozen
 
 from vaultaire.api.errors import S3Error
+from vaultaire.names import valid_bucket_name
 
 MAX_KEY_BYTES = 1024
-
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 @frozen
@@ -92,15 +90,5 @@ def _decode(raw: str) -> str:
 
 def check_bucket_name(name: str) -> None:
     """S3's bucket naming rules for new buckets (existing ones are only looked up)."""
-    if (
-        not _BUCKET_NAME.match(name)
-        or ".." in name
-        or ".-" in name
-        or "-." in name
-        or _IP_ADDRESS.match(name)
-        or name.startswith("xn--")
-        or name.startswith("sthree-")
-        or name.endswith("-s3alias")
-        or name.endswith("--ol-s3")
-    ):
+    if not valid_bucket_name(name):
         raise S3Error("InvalidBucketName", BucketName=name)

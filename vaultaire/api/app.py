@@ -21,6 +21,7 @@ from twisted.web.server import NOT_DONE_YET
 from vaultaire.api import unsupported
 from vaultaire.api.acl_operations import AclOperations
 from vaultaire.api.addressing import parse_target
+from vaultaire.api.attributes import AttributesOperations
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
@@ -31,6 +32,7 @@ from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
 from vaultaire.api.http import S3Request
+from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
@@ -39,6 +41,7 @@ from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.tagging import TaggingOperations
 from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
 from vaultaire.errors import Cancelled
@@ -68,6 +71,9 @@ class S3Api(
     PublicAccessBlockOperations,
     VersioningOperations,
     BucketPolicyOperations,
+    LifecycleOperations,
+    TaggingOperations,
+    AttributesOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -91,8 +97,10 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        lifecycle_day_seconds: float = 86400.0,
         public_buckets: bool = True,
     ) -> None:
+        self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
         self.policies = PolicyCache()
         self.public_buckets = public_buckets
@@ -142,6 +150,10 @@ class S3Api(
             "GetBucketEncryption": self.get_bucket_encryption,
             "PutBucketEncryption": self.put_bucket_encryption,
             "DeleteBucketEncryption": self.delete_bucket_encryption,
+            # lifecycle
+            "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
+            "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
+            "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
             # ACLs, ownership controls, public access block (issue 14)
             "GetBucketAcl": self.get_bucket_acl,
             "PutBucketAcl": self.put_bucket_acl,
@@ -158,6 +170,14 @@ class S3Api(
             "PutBucketPolicy": self.put_bucket_policy,
             "DeleteBucketPolicy": self.delete_bucket_policy,
             "GetBucketPolicyStatus": self.get_bucket_policy_status,
+            # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
+            "GetObjectTagging": self.get_object_tagging,
+            "PutObjectTagging": self.put_object_tagging,
+            "DeleteObjectTagging": self.delete_object_tagging,
+            "GetBucketTagging": self.get_bucket_tagging,
+            "PutBucketTagging": self.put_bucket_tagging,
+            "DeleteBucketTagging": self.delete_bucket_tagging,
+            "GetObjectAttributes": self.get_object_attributes,
         }
 
     def resource(self) -> Any:
@@ -292,6 +312,8 @@ class S3Api(
             error=error.code if error else None,
         )
         if call is not None:
+            if call.event:
+                event.update(call.event)
             _access_fields(event, call)
         self.events.emit(event)
 

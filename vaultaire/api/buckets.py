@@ -10,6 +10,8 @@ from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.ownership import SETTING as OWNERSHIP_SETTING
 from vaultaire.api.ownership import header_value as ownership_header
+from vaultaire.api.tagging import SETTING as TAGGING
+from vaultaire.api.tagging import create_bucket_tags, setting_of
 from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
@@ -86,6 +88,7 @@ class BucketOperations(OperationBase):
             # any other constraint names a placement, or is refused (InvalidLocationConstraint).
             if constraint and constraint != self.region:
                 placement = constraint
+        tags = create_bucket_tags(body)
         try:
             created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
         except ContainerExists:
@@ -98,6 +101,8 @@ class BucketOperations(OperationBase):
                 raise
         else:
             await self._store_creation_access(call, created, ownership, acl)
+            if tags:
+                await self.engine.put_container_setting(call.ctx, created, TAGGING, setting_of(tags))
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""

@@ -22,7 +22,10 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
-from vaultaire.model import Container, ContainerAccess, RequestContext
+from vaultaire.model import Artifact, Container, ContainerAccess, RequestContext
+
+if TYPE_CHECKING:
+    from vaultaire.lifecycle.rules import Configuration
 
 SMALL_BODY_LIMIT = 64 * 1024  # XML request bodies (CreateBucket configuration)
 
@@ -52,6 +55,7 @@ class S3Call:
         "access",
         "source_access",
         "denial",
+        "event",
     )
 
     def __init__(self, request: S3Request, target: Target, ctx: RequestContext, headers: dict[str, str]) -> None:
@@ -68,6 +72,8 @@ class S3Call:
         self.access: ContainerAccess | None = None
         self.source_access: ContainerAccess | None = None
         self.denial = ""
+        # Fields the operation adds to its event-log line (the tags a write stored...): keep them small.
+        self.event: dict[str, object] = {}
 
     def set_header(self, name: str, value: str) -> None:
         self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
@@ -130,6 +136,10 @@ class OperationBase:
         # EncryptionOperations (bucket_encryption.py) defines it.
         async def _default_protection(self, call: S3Call, container: Container) -> Protection | None: ...
 
+        # LifecycleOperations (lifecycle_operations.py) defines them: the x-amz-expiration header.
+        async def _lifecycle(self, call: S3Call, container: Container) -> Configuration | None: ...
+
+        def _echo_expiration(self, call: S3Call, configuration: Configuration | None, artifact: Artifact) -> None: ...
         # The authorization step (authorize.py), for operations that learn their keys from the body.
         async def authorize(self, call: S3Call) -> None: ...
 

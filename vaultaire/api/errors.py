@@ -29,6 +29,11 @@ CODES: dict[str, tuple[int, str]] = {
         "Your previous request to create the named bucket succeeded and you already own it.",
     ),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the "
+        "system. Please select a different name and try again.",
+    ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
     "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
     "InternalError": (500, "We encountered an internal error. Please try again."),
@@ -58,6 +63,9 @@ CODES: dict[str, tuple[int, str]] = {
     # Not an AWS code (S3 never runs out of room); the status is WebDAV's, as MinIO answers a full drive.
     "InsufficientStorage": (507, "The server has not enough free disk space to store this request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    # Tagging (vaultaire/api/tagging.py)
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
@@ -87,6 +95,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NotImplemented": (501, "A header or query you provided implies functionality that is not implemented."),
     "RequestTimeout": (
         400,
@@ -189,6 +198,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return delete_marker_addressed(exc.marker, "GET")
     if isinstance(exc, domain.ContainerExists):
         return S3Error("BucketAlreadyOwnedByYou", BucketName=container or "")
+    if isinstance(exc, domain.ContainerNameTaken):
+        return S3Error("BucketAlreadyExists", BucketName=container or "")
     if isinstance(exc, domain.ContainerNotEmpty):
         return S3Error("BucketNotEmpty", BucketName=container or "")
     if isinstance(exc, domain.ConditionalConflict):

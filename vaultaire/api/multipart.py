@@ -15,6 +15,7 @@ from vaultaire.api.headers import read_conditions, storage_class, stored_headers
 from vaultaire.api.incoming import IncomingBody
 from vaultaire.api.objects import copy_source_version
 from vaultaire.api.ranges import resolve_copy_range
+from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection
@@ -84,6 +85,7 @@ class MultipartOperations(OperationBase):
                 raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not valid.")
             checksums.new_hasher(algorithm)  # refuses the algorithms Vaultaire cannot compute
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
+        tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
@@ -99,6 +101,7 @@ class MultipartOperations(OperationBase):
             checksum_algorithm=algorithm,
             checksum_type=kind,
             protection=protection,
+            tags=tags,
             acl=acl,
         )
         encryption.echo(call, upload.sealing)
@@ -214,6 +217,8 @@ class MultipartOperations(OperationBase):
         )
         encryption.echo(call, artifact.sealing)
         echo_version(call, artifact)
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
+        note_tags(call, artifact.tags)
         extra = []
         if artifact.checksum is not None:
             algorithm, value = artifact.checksum

@@ -21,6 +21,7 @@ from vaultaire.api.headers import (
 )
 from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.ranges import resolve_range
+from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version, requested_version
 from vaultaire.api.xmlout import element
 from vaultaire.engine import CopyPlan
@@ -58,6 +59,7 @@ class ObjectOperations(OperationBase):
         kept_headers = stored_headers(call.headers)
         klass = storage_class(call.headers)
         condition = write_condition(call.headers)
+        tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
@@ -78,8 +80,11 @@ class ObjectOperations(OperationBase):
             keep_checksum=(incoming.algorithm, "checksum") if incoming.algorithm else None,
             declared_size=incoming.size,
             protection=protection,
+            tags=tags,
             acl=acl,
         )
+        self._echo_expiration(call, await self._lifecycle(call, container), artifact)
+        note_tags(call, tags)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         echo_version(call, artifact)
@@ -106,6 +111,8 @@ class ObjectOperations(OperationBase):
             call.set_header("x-amz-storage-class", artifact.storage_class)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", mail_safe(value))
+        if artifact.tags:
+            call.set_header("x-amz-tagging-count", str(len(artifact.tags)))
         if artifact.checksum and call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
             # Only the whole object has this checksum: not a range or a part of it.
             if "range" not in call.headers and "partNumber" not in call.target.query:
@@ -127,6 +134,7 @@ class ObjectOperations(OperationBase):
         if part_number is not None and range_header:
             raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call))
+        lifecycle = await self._lifecycle(call, container)
 
         def decide(artifact: Artifact) -> ByteRange | None:
             # The key before the conditions: S3 tells nothing about an SSE-C object without it.
@@ -146,6 +154,7 @@ class ObjectOperations(OperationBase):
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                self._echo_expiration(call, lifecycle, artifact)
                 echo_version(call, artifact, version is not None)
                 self._length_headers(call, artifact, wanted)
                 return b""
@@ -161,6 +170,7 @@ class ObjectOperations(OperationBase):
         except DeleteMarkerAddressed as e:
             raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1").upper()) from None
         self._artifact_headers(call, artifact)
+        self._echo_expiration(call, lifecycle, artifact)
         echo_version(call, artifact, version is not None)
         self._length_headers(call, artifact, wanted)
         call.ctx.on_cancel(reader.stop)
@@ -188,6 +198,16 @@ class ObjectOperations(OperationBase):
                 ArgumentName="x-amz-metadata-directive",
                 ArgumentValue=directive,
             )
+        tagging = call.headers.get("x-amz-tagging-directive", "COPY").upper()
+        if tagging not in ("COPY", "REPLACE"):
+            raise S3Error(
+                "InvalidArgument",
+                "Unknown tagging directive.",
+                ArgumentName="x-amz-tagging-directive",
+                ArgumentValue=tagging,
+            )
+        # S3 reads x-amz-tagging only with REPLACE; with COPY the source's tags are the copy's.
+        replaced_tags = request_tags(call) if tagging == "REPLACE" else ()
         target = await self._container(call)
         source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
@@ -218,6 +238,7 @@ class ObjectOperations(OperationBase):
                     "changing the object's metadata, storage class, website redirect location or encryption "
                     "attributes.",
                 )
+            copied_tags = replaced_tags if tagging == "REPLACE" else original.tags
             if directive == "REPLACE":
                 return CopyPlan(
                     content_type=call.headers.get("content-type") or "binary/octet-stream",
@@ -225,6 +246,7 @@ class ObjectOperations(OperationBase):
                     headers=stored_headers(call.headers),
                     storage_class=klass or "STANDARD",
                     protection=protection,
+                    tags=copied_tags,
                     acl=acl,
                 )
             return CopyPlan(
@@ -233,6 +255,7 @@ class ObjectOperations(OperationBase):
                 original.headers,
                 klass or original.storage_class,
                 protection,
+                copied_tags,
                 acl,
             )
 
@@ -246,9 +269,11 @@ class ObjectOperations(OperationBase):
                 "The source of a copy request may not specifically refer to a delete marker by version id.",
             ) from None
         echo_version(call, copied)
+        self._echo_expiration(call, await self._lifecycle(call, target), copied)
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, copied.sealing)
+        note_tags(call, copied.tags)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
         return self._xml(

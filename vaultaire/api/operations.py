@@ -49,6 +49,10 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "encryption"): "GetBucketEncryption",
     ("bucket", "PUT", "encryption"): "PutBucketEncryption",
     ("bucket", "DELETE", "encryption"): "DeleteBucketEncryption",
+    # lifecycle (vaultaire/api/lifecycle_operations.py)
+    ("bucket", "GET", "lifecycle"): "GetBucketLifecycleConfiguration",
+    ("bucket", "PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("bucket", "DELETE", "lifecycle"): "DeleteBucketLifecycle",
     # ACLs, ownership controls, public access block (issue 14)
     ("bucket", "GET", "acl"): "GetBucketAcl",
     ("bucket", "PUT", "acl"): "PutBucketAcl",
@@ -65,6 +69,14 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "PUT", "policy"): "PutBucketPolicy",
     ("bucket", "DELETE", "policy"): "DeleteBucketPolicy",
     ("bucket", "GET", "policyStatus"): "GetBucketPolicyStatus",
+    # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
+    ("object", "GET", "tagging"): "GetObjectTagging",
+    ("object", "PUT", "tagging"): "PutObjectTagging",
+    ("object", "DELETE", "tagging"): "DeleteObjectTagging",
+    ("bucket", "GET", "tagging"): "GetBucketTagging",
+    ("bucket", "PUT", "tagging"): "PutBucketTagging",
+    ("bucket", "DELETE", "tagging"): "DeleteBucketTagging",
+    ("object", "GET", "attributes"): "GetObjectAttributes",
 }
 
 _ALLOWED_METHODS = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from vaultaire.access.acl import BUCKET_OWNER_ENFORCED, OBJECT_WRITER, OWNERSHIPS
 from vaultaire.api import xmlparse
+from vaultaire.api.access_documents import document as access_document
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
@@ -62,11 +63,11 @@ class OwnershipOperations(OperationBase):
     """Put/Get/DeleteBucketOwnershipControls, and the ownership other operations obey."""
 
     async def _ownership(self, call: S3Call, container: Container) -> str:
-        return effective(await self.engine.container_setting(call.ctx, container, SETTING))
+        return effective(await access_document(self.engine, call, container, SETTING))
 
     async def get_bucket_ownership_controls(self, call: S3Call) -> bytes:
         container = await self._container(call)
-        stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        stored = await access_document(self.engine, call, container, SETTING)
         if stored == NONE_CONFIGURED:
             raise S3Error("OwnershipControlsNotFoundError", BucketName=container.name)
         document = element(

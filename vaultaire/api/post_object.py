@@ -20,6 +20,7 @@ from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.form import FormReader, boundary_of
 from vaultaire.api.headers import STORED_HEADERS, storage_class, user_metadata
+from vaultaire.api.tagging import note_tags, parse_document
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.engine import ChunkSource
@@ -91,6 +92,8 @@ class PostObjectOperation(OperationBase):
         # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
         acl = await self._new_object_acl(call, container, {"x-amz-acl": fields["acl"]} if "acl" in fields else {})
         metadata = user_metadata(fields.items())
+        # S3's form field is a whole Tagging document, not the header's query form.
+        tags = parse_document(fields["tagging"]) if "tagging" in fields else ()
         kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
         source = _Bounded(form, size.maximum)
@@ -123,8 +126,10 @@ class PostObjectOperation(OperationBase):
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
             # SSE form fields are refused (unsupported.py); the bucket's default still applies.
             protection=await self._default_protection(call, container),
+            tags=tags,
             acl=acl,
         )
+        note_tags(call, tags)
         location = f"/{container.name}/{quote(key)}"
         echo_version(call, artifact)
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from vaultaire.access.acl import BLOCK_ALL, BLOCK_NONE, PublicAccessBlock
 from vaultaire.api import xmlparse
+from vaultaire.api.access_documents import document as access_document
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import Element, element
@@ -80,12 +81,12 @@ class PublicAccessBlockOperations(OperationBase):
         the decision step before counting public grants (ignore_public_acls,
         restrict_public_buckets), the ACL code before storing a public ACL (block_public_acls).
         """
-        own = stored_block(await self.engine.container_setting(call.ctx, container, SETTING))
+        own = stored_block(await access_document(self.engine, call, container, SETTING))
         return own if self.public_buckets else own.union(BLOCK_ALL)
 
     async def get_public_access_block(self, call: S3Call) -> bytes:
         container = await self._container(call)
-        stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        stored = await access_document(self.engine, call, container, SETTING)
         if stored == NONE_CONFIGURED:
             raise S3Error("NoSuchPublicAccessBlockConfiguration", BucketName=container.name)
         return self._xml(call, render(stored_block(stored)))

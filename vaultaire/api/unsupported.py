@@ -45,7 +45,7 @@ class Row:
 # Where encryption at rest is built (vaultaire/api/encryption.py); POST Object is not yet.
 _SSE_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
 _SSE_C_KEY = _SSE_WRITES | frozenset(
-    {"GetObject", "HeadObject", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload"}
+    {"GetObject", "HeadObject", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "GetObjectAttributes"}
 )
 _SSE_C_SOURCE = frozenset({"CopyObject", "UploadPartCopy"})
 
@@ -54,6 +54,7 @@ _SSE_C_SOURCE = frozenset({"CopyObject", "UploadPartCopy"})
 _ACL_WRITES = frozenset(
     {"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload", "PutBucketAcl", "PutObjectAcl"}
 )
+_TAGGED_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
 
 
 def _kms(value: str) -> bool:
@@ -100,12 +101,14 @@ UNSUPPORTED: tuple[Row, ...] = (
         honoured=_ACL_WRITES | frozenset({"PostObject"}),
     ),
     Row("x-amz-grant-", _always, "an ACL grant", prefix=True, honoured=_ACL_WRITES),
-    Row("x-amz-tagging", _not_empty, "object tags"),
+    # Object tags are stored by the writes that take them (api/tagging.py); a POST form names them
+    # "tagging" (a Tagging document), so a form field "x-amz-tagging" is still refused.
+    Row("x-amz-tagging", _not_empty, "object tags", honoured=_TAGGED_WRITES),
     Row("x-amz-website-redirect-location", _not_empty, "a website redirect"),
 )
 
 # POST Object form fields that mean the header of the same effect.
-FORM_FIELDS = {"acl": "x-amz-acl", "tagging": "x-amz-tagging"}
+FORM_FIELDS = {"acl": "x-amz-acl"}
 
 
 def _rows_for(name: str) -> Iterator[Row]:

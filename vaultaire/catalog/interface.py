@@ -151,7 +151,8 @@ class Containers(Protocol):
 
     def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
         """A new, empty container with its totals at zero. Raises ContainerExists if the
-        tenant already has one of that name."""
+        tenant already has one of that name, ContainerNameTaken if another tenant has (names
+        are unique across tenants; checked in the same transaction)."""
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
         """The tenant's container of that name, or None. On every request's path: a point read, fast."""
@@ -179,7 +180,25 @@ class Containers(Protocol):
 
     def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> Deferred[list[str | None]]:
         """For every container so named (the tenant's, or every tenant's when None), in
-        creation order, its setting or None: one read for the hot path."""
+        creation order, its setting or None: one read for the hot path. Without a tenant, a
+        name several tenants hold gives nothing (see ``container_named``)."""
+
+    # Names across tenants. A name means one container in the deployment; data directories
+    # written before that may hold a name under several tenants, each still serving its own.
+
+    def container_named(self, name: str) -> Deferred[Container | None]:
+        """The container of that name, whatever its tenant: None when no container has it,
+        or when several tenants hold it (then it resolves only for them, by tenant). On the
+        path of every request for another tenant's (or an anonymous) request: a point read."""
+
+    def name_conflicts(self) -> Deferred[list[tuple[str, list[str]]]]:
+        """Names several tenants hold: (name, their tenants' names in order of creation)."""
+
+    def rename_container(self, tenant_id: str, old: str, new: str) -> Deferred[Container]:
+        """Rename the tenant's container ``old`` to ``new`` in one transaction, no byte moved
+        (its id, blobs, uploads and settings stay; stored bytes are billed under the old name
+        up to now). Raises NoSuchContainer, ContainerExists (the tenant has ``new``) or
+        ContainerNameTaken (another tenant has it)."""
 
 
 class Artifacts(Protocol):
@@ -441,5 +460,33 @@ class Accounting(Protocol):
         brought up to date first so the current hour's storage is counted."""
 
 
-class Catalog(Lifecycle, Tenants, Users, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, Protocol):
+class LifecycleScans(Protocol):
+    """What the lifecycle runner (vaultaire/lifecycle/runner.py) needs beyond the rest."""
+
+    def containers_with_setting(self, name: str, after_id: int, limit: int) -> Deferred[list[tuple[Container, str]]]:
+        """Up to ``limit`` containers of every tenant with setting ``name``, by id above
+        ``after_id``, each with the setting's value."""
+
+    def expire_current(
+        self, container_id: int, key: str, guard: Callable[[Artifact | None, Artifact | None], None]
+    ) -> Deferred[VersionChange]:
+        """``delete_artifact`` (S3's DELETE without a version id), after ``guard`` has seen, in
+        the same transaction, the key's current data version (None: none, or a delete marker)
+        and the version the delete would remove for good (None: nothing); what it raises
+        aborts the delete and reaches the caller."""
+
+
+class Catalog(
+    Lifecycle,
+    Tenants,
+    Users,
+    Containers,
+    Artifacts,
+    Uploads,
+    Garbage,
+    Migrations,
+    Accounting,
+    LifecycleScans,
+    Protocol,
+):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_users, versions
+from vaultaire.catalog import accounting, blobs, sqlite_names, sqlite_users, versions
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -33,6 +33,7 @@ from vaultaire.catalog.rows import artifact_row as _artifact
 from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
+from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
@@ -220,7 +221,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(UsersMixin):
+class SQLiteCatalog(LifecycleStatements, UsersMixin):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -558,6 +559,7 @@ class SQLiteCatalog(UsersMixin):
     def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
         def work(db: sqlite3.Connection) -> Container:
             created = self._clock()
+            sqlite_names.check_available(db, tenant_id, name)
             try:
                 cur = db.execute(
                     "INSERT INTO containers (tenant_id, name, placement, created) VALUES (?, ?, ?, ?)",
@@ -669,9 +671,22 @@ class SQLiteCatalog(UsersMixin):
             if tenant_id is not None:
                 sql += " AND c.tenant_id = ?"
                 args.append(tenant_id)
-            return [row[0] for row in self._db().execute(sql + " ORDER BY c.id", args)]
+            found = [row[0] for row in self._db().execute(sql + " ORDER BY c.id", args)]
+            # A name several tenants hold (from before names were unique) resolves for no one but them.
+            return found if tenant_id is not None or len(found) < 2 else []
 
         return self._run(work)
+
+    # -- names across tenants (vaultaire/catalog/sqlite_names.py)
+
+    def container_named(self, name: str) -> Deferred[Container | None]:
+        return self._read(lambda db: sqlite_names.container_named(db, name))
+
+    def name_conflicts(self) -> Deferred[list[tuple[str, list[str]]]]:
+        return self._run(lambda: sqlite_names.conflicts(self._db()))
+
+    def rename_container(self, tenant_id: str, old: str, new: str) -> Deferred[Container]:
+        return self._write(lambda db: sqlite_names.rename(db, tenant_id, old, new, self._clock()))
 
     # -- artifacts
 

@@ -88,6 +88,7 @@ class CopyPlan:
     headers: tuple[tuple[str, str], ...]
     storage_class: str
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
+    tags: tuple[tuple[str, str], ...] = ()  # the copy's object tags
     acl: str = ""  # the copy's ACL (vaultaire.access.acl, serialized); S3 never copies the source's
 
 
@@ -237,6 +238,15 @@ class Engine(VersioningEngine):
             raise NoSuchContainer(name)
         return found
 
+    async def container_named(self, name: str) -> Container | None:
+        """The container of that name whatever its tenant (None: no such name, or one several
+        tenants hold from before names were unique). For access across tenants and anonymous requests."""
+        return await self.catalog.container_named(name)
+
+    async def name_conflicts(self) -> list[tuple[str, list[str]]]:
+        """Names several tenants hold: (name, tenant names, oldest container first)."""
+        return await self.catalog.name_conflicts()
+
     async def delete_container(self, ctx: RequestContext, name: str) -> None:
         await self.catalog.delete_container(await self.container(ctx, name))
 
@@ -289,6 +299,18 @@ class Engine(VersioningEngine):
             raise DeleteMarkerAddressed(key, marker=found)
         return found
 
+    async def amend(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes (tags...) in one transaction; ``change`` may raise to refuse.
+        ``version_id`` None: the current version. NoSuchArtifact if there is no such version."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
+
     def _driver(self, container: Container) -> Driver:
         """Where the container's new blobs go."""
         return self.placement(container.placement)
@@ -316,6 +338,7 @@ class Engine(VersioningEngine):
         keep_checksum: tuple[str, str] | None = None,
         declared_size: int | None = None,
         protection: Protection | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
         acl: str = "",
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
@@ -369,6 +392,7 @@ class Engine(VersioningEngine):
             checksum=checksum,
             placement=container.placement,
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
+            tags=tags,
             acl=acl,
         )
         try:
@@ -523,6 +547,7 @@ class Engine(VersioningEngine):
                 condition=condition,
                 declared_size=original.size,
                 protection=decided.protection,
+                tags=decided.tags,
                 acl=decided.acl,
             )
         except BaseException:
@@ -598,6 +623,7 @@ class Engine(VersioningEngine):
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         protection: Protection | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
         acl: str = "",
     ) -> Upload:
         if self.space is not None:
@@ -614,6 +640,7 @@ class Engine(VersioningEngine):
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
             sealing=self.sealed.describe(protection),
+            tags=tags,
             acl=acl,
         )
         await self.catalog.create_upload(upload)

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from vaultaire.model import StoredTotals
 
-__all__ = ["DURATION_BUCKETS", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "LifecycleMetrics", "Metrics"]
 
 # From a cached HEAD (~100 µs) to a large multipart upload (~60 s).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -270,3 +270,26 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class LifecycleMetrics:
+    """Lifecycle actions (vaultaire/lifecycle/runner.py), counted where the rules run: the
+    single daemon, or the supervisor (never a worker, whose series the supervisor sums)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.actions = Counter(
+            "vaultaire_lifecycle_actions",
+            "Lifecycle actions taken, by kind (expire, remove-delete-marker, expire-noncurrent,"
+            " transition, noncurrent-transition, abort-upload).",
+            ["action"],
+            registry=registry,
+        )
+        self.runs = Counter(
+            "vaultaire_lifecycle_runs", "Lifecycle passes over every configured container.", registry=registry
+        )
+
+    def observe(self, action: str) -> None:
+        try:
+            self.actions.labels(action=action).inc()
+        except Exception:
+            _log.failure("recording lifecycle metrics failed")

@@ -1,0 +1,209 @@
+"""Bucket names mean one bucket (issue 14): unique across tenants, old conflicts kept working and named.
+
+A name another tenant holds is 409 BucketAlreadyExists. A data directory from before
+names were unique may hold one name under several tenants: each keeps its own by path,
+the name resolves for no one else, the daemon logs each such name once at start with the
+command that ends it, and ``vaultaire-admin bucket rename`` ends it without copying a byte.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from typing import Any
+
+import pytest
+import pytest_twisted
+from botocore.exceptions import ClientError
+from daemon import ADMIN, Daemon
+from twisted.internet.defer import DeferredList
+
+from tests.s3helpers import Server, error_code, legacy_container, xml_values
+from vaultaire.errors import ContainerExists, ContainerNameTaken, NoSuchContainer
+
+pytestmark = pytest.mark.timeout(120)
+
+OTHER = {"access": "OTHERACCESSKEY", "secret": "other-secret-0123456789"}
+
+
+async def other_tenant(server: Server, name: str = "other", access: str = OTHER["access"]) -> Any:
+    return await server.engine.ensure_credential(name, access, OTHER["secret"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_name_another_tenant_holds_is_bucket_already_exists(server: Server) -> None:
+    await other_tenant(server)
+    r = await server.request("PUT", "/bucket", **OTHER)
+    assert (r.code, error_code(r)) == (409, "BucketAlreadyExists"), r.body
+    assert xml_values(r.body, "BucketName") == ["bucket"]
+    # Its own name again is what the compatibility rules say (200 in us-east-1).
+    assert (await server.request("PUT", "/bucket")).code == 200
+    assert (await server.request("PUT", "/mine", **OTHER)).code == 200
+    r = await server.request("PUT", "/mine")
+    assert (r.code, error_code(r)) == (409, "BucketAlreadyExists")
+    # Refused creates made nothing: each tenant lists only its own.
+    assert xml_values((await server.request("GET", "/")).body, "Name") == ["bucket"]
+    assert xml_values((await server.request("GET", "/", **OTHER)).body, "Name") == ["mine"]
+    # Found by name alone, whoever asks (the access checks decide what the asker may do).
+    found = await server.engine.container_named("mine")
+    assert found is not None and found.name == "mine" and found.tenant_id != (await server.catalog.tenant("default")).id
+    assert await server.engine.container_named("nothing-here") is None
+    # A deleted name is free for anyone.
+    assert (await server.request("DELETE", "/mine", **OTHER)).code == 204
+    assert (await server.request("PUT", "/mine")).code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_tenants_racing_for_one_name_get_one_bucket(server: Server) -> None:
+    tenants = [await server.catalog.ensure_tenant(f"racer{i}") for i in range(6)]
+    results = await DeferredList(
+        [server.catalog.create_container(t.id, "contested", "local") for t in tenants], consumeErrors=True
+    )
+    won = [r for ok, r in results if ok]
+    lost = [r for ok, r in results if not ok]
+    assert len(won) == 1 and len(lost) == 5
+    assert all(f.check(ContainerNameTaken) for f in lost)
+    assert (await server.catalog.container_named("contested")) == won[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_names_several_tenants_hold_keep_working_for_their_owners_only(server: Server) -> None:
+    other = await other_tenant(server)
+    legacy_container(server, other.id, "bucket")
+    assert (await server.request("PUT", "/bucket/k", b"default's")).code == 200
+    assert (await server.request("PUT", "/bucket/k", b"other's", **OTHER)).code == 200
+    assert (await server.request("GET", "/bucket/k")).body == b"default's"
+    assert (await server.request("GET", "/bucket/k", **OTHER)).body == b"other's"
+
+    assert await server.engine.container_named("bucket") is None  # resolves for no one else
+    assert await server.engine.name_conflicts() == [("bucket", ["default", "other"])]
+    third = {"access": "THIRDACCESSKEY", "secret": OTHER["secret"]}
+    await other_tenant(server, "third", third["access"])
+    r = await server.request("PUT", "/bucket", **third)
+    assert (r.code, error_code(r)) == (409, "BucketAlreadyExists")
+    r = await server.request("GET", "/bucket/k", **third)
+    assert r.code in (403, 404) and b"default's" not in r.body and b"other's" not in r.body
+    # Without a tenant (an unsigned CORS preflight) the name gives no container's settings.
+    mine = await server.catalog.container((await server.catalog.tenant("default")).id, "bucket")
+    assert mine is not None
+    await server.catalog.put_setting(mine, "cors", "[]")
+    assert await server.engine.settings_by_name(None, "bucket", "cors") == []
+    assert await server.catalog.settings_by_name(other.id, "bucket", "cors") == [None]
+
+    # Renamed: no byte copied, the other tenant's objects under the new name, the old name one bucket again.
+    blobs = sorted(server.blob_files())
+    renamed = await server.catalog.rename_container(other.id, "bucket", "others-bucket")
+    assert renamed.name == "others-bucket" and renamed.tenant_id == other.id
+    assert sorted(server.blob_files()) == blobs
+    assert (await server.request("GET", "/others-bucket/k", **OTHER)).body == b"other's"
+    assert (await server.request("GET", "/bucket/k")).body == b"default's"
+    # Now one tenant's bucket: another tenant is refused (403), as S3 refuses a bucket one does not own.
+    assert (await server.request("GET", "/bucket/k", **OTHER)).code == 403
+    found = await server.engine.container_named("bucket")
+    assert found is not None and found.tenant_id != other.id
+    assert await server.engine.name_conflicts() == []
+    assert await server.engine.settings_by_name(None, "bucket", "cors") == ["[]"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_rename_refusals(server: Server) -> None:
+    other = await other_tenant(server)
+    assert (await server.request("PUT", "/mine", **OTHER)).code == 200
+    assert (await server.request("PUT", "/also-mine", **OTHER)).code == 200
+    with pytest.raises(NoSuchContainer):
+        await server.catalog.rename_container(other.id, "missing", "new-name")
+    with pytest.raises(ContainerExists):
+        await server.catalog.rename_container(other.id, "mine", "also-mine")
+    with pytest.raises(ContainerNameTaken):
+        await server.catalog.rename_container(other.id, "mine", "bucket")
+    assert (await server.catalog.rename_container(other.id, "mine", "mine")).name == "mine"
+    assert xml_values((await server.request("GET", "/", **OTHER)).body, "Name") == ["also-mine", "mine"]
+
+
+# -- a real daemon on a data directory from before names were unique, and vaultaire-admin
+
+
+def admin(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ADMIN, "--data", str(d.data_dir), *args], capture_output=True, text=True, timeout=60)
+
+
+def client_of(d: Daemon, tenant: str) -> Any:
+    created = admin(d, "tenant", "create", tenant)
+    assert created.returncode == 0, created.stderr
+    keys = json.loads(admin(d, "key", "create", tenant, "--json").stdout)
+    return d.boto3_client(access_key=keys["access_key"], secret_key=keys["secret_key"])
+
+
+def test_daemon_logs_each_conflict_once_and_admin_renames(daemon: Daemon) -> None:
+    alice, bob = client_of(daemon, "alice"), client_of(daemon, "bob")
+    alice.create_bucket(Bucket="shared")
+    alice.put_object(Bucket="shared", Key="k", Body=b"alice's")
+    with pytest.raises(ClientError) as refused:
+        bob.create_bucket(Bucket="shared")
+    assert refused.value.response["Error"]["Code"] == "BucketAlreadyExists"
+    bob.create_bucket(Bucket="bobs")
+    bob.put_object(Bucket="bobs", Key="k", Body=b"bob's")
+
+    # Make the directory one written before names were unique: bob's bucket takes alice's name.
+    daemon.stop()
+    db = sqlite3.connect(daemon.data_dir / "catalog.sqlite3")
+    with db:
+        db.execute("UPDATE containers SET name = 'shared' WHERE name = 'bobs'")
+        db.execute("UPDATE stored SET container = 'shared' WHERE container = 'bobs'")
+    db.close()
+    daemon.restart()
+
+    command = f"vaultaire-admin --data {daemon.data_dir} bucket rename bob shared NEW-NAME"
+    log = daemon.log_text().split("==== start 2")[1]
+    assert log.count("bucket name 'shared' is held by several tenants") == 1, log
+    assert log.count(command) == 1, log
+    assert alice.get_object(Bucket="shared", Key="k")["Body"].read() == b"alice's"
+    assert bob.get_object(Bucket="shared", Key="k")["Body"].read() == b"bob's"
+
+    for args, message in (
+        (("bucket", "rename", "bob", "shared", "Not_Valid"), "is not a valid bucket name"),
+        (("bucket", "rename", "bob", "missing", "fresh-name"), "has no bucket named 'missing'"),
+        (("bucket", "rename", "nobody", "shared", "fresh-name"), "no tenant named 'nobody'"),
+    ):
+        done = admin(daemon, *args)
+        assert done.returncode == 1 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+    alice.create_bucket(Bucket="alices-other")
+    done = admin(daemon, "bucket", "rename", "bob", "shared", "alices-other")
+    assert done.returncode == 1 and "taken by another tenant" in done.stderr, done.stderr
+
+    done = admin(daemon, "--json", "bucket", "rename", "bob", "shared", "bob-renamed")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["new"] == "bob-renamed"
+    # Seen by the running daemon at once.
+    assert bob.get_object(Bucket="bob-renamed", Key="k")["Body"].read() == b"bob's"
+    assert [b["Name"] for b in bob.list_buckets()["Buckets"]] == ["bob-renamed"]
+    assert alice.get_object(Bucket="shared", Key="k")["Body"].read() == b"alice's"
+    with pytest.raises(ClientError):
+        bob.get_object(Bucket="shared", Key="k")
+
+    daemon.restart()
+    assert "held by several tenants" not in daemon.log_text().split("==== start 3")[1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_renamed_bucket_is_billed_under_each_name_for_its_time(tmp_path: Any) -> None:
+    from test_usage import FakeClock, artifact, open_catalog
+
+    clock = FakeClock("2026-09-01 00:00:00")
+    catalog = await open_catalog(str(tmp_path), clock)
+    try:
+        tenant = await catalog.create_tenant("acme")
+        box = await catalog.create_container(tenant.id, "before", "local")
+        await catalog.put_artifact(artifact(box.id, "k", 1000, clock()))
+        clock.set("2026-09-01 02:00:00")
+        await catalog.rename_container(tenant.id, "before", "after")
+        clock.set("2026-09-01 03:00:00")
+        await catalog.delete_artifact(box.id, "k")
+        rows = await catalog.usage(tenant.id, 0, 2**40)
+        by_name: dict[str, int] = {}
+        for row in rows:
+            by_name[row.container] = by_name.get(row.container, 0) + row.byte_seconds
+        assert by_name == {"before": 1000 * 7200, "after": 1000 * 3600}
+    finally:
+        await catalog.stop()
