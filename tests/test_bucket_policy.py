@@ -316,6 +316,27 @@ async def test_another_tenant_reads_only_what_the_policy_grants(server: Server) 
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_policy_granting_everything_to_another_tenant_does_not_hand_over_the_policy(server: Server) -> None:
+    other = await server.engine.ensure_credential("other", OTHER_ACCESS, OTHER_SECRET)
+    as_other = {"access": OTHER_ACCESS, "secret": OTHER_SECRET}
+    everything = document(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": other.id},
+            "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::bucket", "arn:aws:s3:::bucket/*"],
+        }
+    )
+    assert (await put_policy(server, "bucket", everything)).code == 204
+    assert (await server.request("PUT", "/bucket/theirs", b"x", **as_other)).code == 200  # the grant works
+    # As on S3: another account's identities get 405 from the bucket policy operations.
+    assert_error(await server.request("GET", "/bucket", query="policy=", **as_other), 405, "MethodNotAllowed")
+    assert_error(await put_policy(server, "bucket", everything, **as_other), 405, "MethodNotAllowed")
+    assert_error(await server.request("DELETE", "/bucket", query="policy=", **as_other), 405, "MethodNotAllowed")
+    assert (await server.request("GET", "/bucket", query="policy=")).body == everything
+
+
+@pytest_twisted.ensureDeferred
 async def test_home_prefix_for_a_user_by_bucket_policy(server: Server) -> None:
     tenant = await server.engine.ensure_credential("default", "TESTACCESSKEY", "test-secret-key-0123456789")
     await server.catalog.create_user(tenant.id, "alice", None)

@@ -16,6 +16,7 @@ from vaultaire.api.call import SMALL_BODY_LIMIT, OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
 from vaultaire.errors import NoSuchUser
+from vaultaire.model import Container
 
 SETTING = "policy"
 # S3's limit, counted as S3 does: on the document without the whitespace between its tokens.
@@ -44,8 +45,16 @@ def validate(body: bytes, bucket: str) -> tuple[str, Policy]:
 class BucketPolicyOperations(OperationBase):
     """Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus."""
 
+    def _owner_only(self, call: S3Call, container: Container) -> None:
+        """S3: only identities of the bucket owner's account use the bucket policy operations; another
+        account allowed by the policy itself gets 405, so that no grant hands over the policy."""
+        identity = call.identity
+        if identity is None or identity.tenant.id != container.tenant_id:
+            raise S3Error("MethodNotAllowed", Method=call.request.method.decode("latin-1"), ResourceType="BUCKET")
+
     async def put_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        self._owner_only(call, container)
         try:
             body = await self._small_body(call, SMALL_BODY_LIMIT)
         except S3Error as e:
@@ -81,6 +90,7 @@ class BucketPolicyOperations(OperationBase):
 
     async def get_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        self._owner_only(call, container)
         text = await self.engine.container_setting(call.ctx, container, SETTING)
         if text is None:
             raise S3Error("NoSuchBucketPolicy", BucketName=container.name)
@@ -91,6 +101,7 @@ class BucketPolicyOperations(OperationBase):
 
     async def delete_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        self._owner_only(call, container)
         await self.engine.delete_container_setting(call.ctx, container, SETTING)
         call.request.setResponseCode(204)
         return b""
