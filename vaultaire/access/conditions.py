@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from attrs import frozen
@@ -219,6 +220,7 @@ def parse_operator(name: str) -> Operator:
     return Operator(name, found[0], found[1], if_exists, qualifier)
 
 
+@lru_cache(maxsize=1024)
 def number(text: str) -> float | None:
     text = text.strip()
     if not _NUMBER.match(text):
@@ -227,6 +229,7 @@ def number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@lru_cache(maxsize=1024)  # a request's aws:CurrentTime is the same string for a whole second
 def timestamp(text: str) -> float | None:
     """Seconds since the epoch of an ISO 8601 date (UTC unless it says otherwise) or of an epoch number."""
     text = text.strip()
