@@ -125,6 +125,15 @@ KNOWN_UNSUPPORTED = frozenset(
 KNOWN_UNSUPPORTED_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/", "s3:bucket")
 
 
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Parsing an address costs more than the rest of a condition; a client's address repeats.
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
 def check_key(name: str) -> str:
     """The key's canonical (lower-case) name; MalformedPolicy or UnsupportedPolicy if we cannot give it."""
     key = name.lower()
@@ -342,9 +351,8 @@ def _value_test(op: Operator, key: str, values: list[str], variables: bool) -> V
                 raise MalformedPolicy("Invalid IP address in Conditions") from None
 
         def ip_test(value: str, lookup: Lookup) -> bool:
-            try:
-                address = ipaddress.ip_address(value.strip())
-            except ValueError:
+            address = _address(value)
+            if address is None:
                 return False
             return any(address.version == net.version and address in net for net in networks)
 

@@ -165,6 +165,7 @@ class Policy:
         self._public = public
         self._by_action: dict[str, tuple[_Statement, ...]] = {}
         self._by_caller: dict[tuple[str, str, str, bool, str], tuple[_Statement, ...]] = {}
+        self._denies: dict[str, tuple[_Statement, ...]] = {}
         keys: set[str] = set()
         accounts: set[str] = set()
         users: set[tuple[str, str]] = set()
@@ -209,6 +210,23 @@ class Policy:
                 if allowed is None:
                     allowed = statement
         return Verdict("Allow", allowed.label) if allowed is not None else NO_MATCH
+
+    def denies(self, request: AccessRequest) -> Verdict:
+        """Only the Deny statements ("Deny" or no match): all the decision needs when nothing but an
+        explicit deny can refuse the request (the owner's root user), at a fraction of the cost."""
+        found = self._denies.get(request.action)
+        if found is None:
+            found = tuple(s for s in self._for_action(request.action) if not s.allow)
+            if len(self._denies) < _MEMO_LIMIT:
+                self._denies[request.action] = found
+        if not found:
+            return NO_MATCH
+        lookup = _Facts(request)
+        resource = request.resource
+        for statement in found:
+            if statement.admits(request.principal, request.bucket_owner) and statement.applies(resource, lookup):
+                return Verdict("Deny", statement.label)
+        return NO_MATCH
 
     def is_public(self) -> bool:
         """S3's PolicyStatus.IsPublic: an Allow to everyone that no fixed condition pins down."""

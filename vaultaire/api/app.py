@@ -315,6 +315,8 @@ class S3Api(
             if call.event:
                 event.update(call.event)
             _access_fields(event, call)
+            if call.event:
+                event.update(call.event)
         self.events.emit(event)
 
 

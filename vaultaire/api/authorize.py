@@ -13,7 +13,6 @@ worker) and parsed once per distinct text.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
 from twisted.logger import Logger
@@ -41,19 +40,18 @@ class PolicyCache:
     """Compiled policies by (text, kind, bucket): a stored document is parsed once per process.
 
     Keyed by the text itself, so a changed document is a new entry and needs no invalidation;
-    bounded, least recently used out.
+    bounded (emptied when full: stored documents are few, so that is rare).
     """
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[str, bool, str | None], Policy | str] = OrderedDict()
+        self._entries: dict[tuple[str, bool, str | None], Policy | str] = {}
 
     def get(self, text: str, *, resource_policy: bool, bucket: str | None) -> Policy | str:
         """The policy, or (a stored document that no longer parses) the reason as text."""
         key = (text, resource_policy, bucket)
         found = self._entries.get(key)
         if found is not None:
-            self._entries.move_to_end(key)
             return found
         try:
             compiled: Policy | str = parse_policy(text, resource_policy=resource_policy, bucket=bucket)
@@ -61,9 +59,9 @@ class PolicyCache:
             compiled = f"stored policy does not parse: {e}"
         except Exception as e:  # a stored document must never turn every request into a 500
             compiled = f"stored policy does not parse: {type(e).__name__}"
+        if len(self._entries) >= self._size:
+            self._entries.clear()  # documents are few; a deployment past this many starts over, rarely
         self._entries[key] = compiled
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
         return compiled
 
 
@@ -215,6 +213,7 @@ class AuthorizationStep(OperationBase):
                 user_id,
                 now=self.clock(),
                 existing_tags=artifact.tags if artifact is not None and wants_tags else None,
+                wanted=_keys_of(identity_policy, bucket_policy),
             ),
         )
         bucket_acl = None
@@ -237,6 +236,13 @@ class AuthorizationStep(OperationBase):
             return await self.engine.artifact(call.ctx, access.container, key, version)
         except (NoSuchArtifact, NoSuchVersion, DeleteMarkerAddressed):
             return None  # the handler answers what is missing, once allowed
+
+
+def _keys_of(first: Policy | None, second: Policy | None) -> frozenset[str]:
+    """The condition keys the policies in play name: the only ones worth computing."""
+    if first is None:
+        return second.keys if second is not None else frozenset()
+    return first.keys if second is None else first.keys | second.keys
 
 
 def acls_enabled(access: ContainerAccess) -> bool:
