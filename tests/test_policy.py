@@ -640,6 +640,18 @@ def test_principal_keys_cannot_come_from_the_context() -> None:
     assert not policy.is_public()
 
 
+def test_keys_name_every_key_read_resources_included() -> None:
+    policy = identity_policy(
+        {
+            "Effect": "Deny",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{BUCKET}/${{s3:x-amz-storage-class}}/*",
+            "Condition": {"StringLike": {"s3:prefix": "${aws:username}/*"}, "Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+    assert policy.keys == {"s3:x-amz-storage-class", "s3:prefix", "aws:username", "aws:securetransport"}
+
+
 def test_needs_object_tags() -> None:
     base = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
     assert not bucket_policy(base).needs_object_tags

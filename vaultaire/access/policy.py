@@ -104,6 +104,7 @@ class _Statement:
     resources: Matcher
     not_resource: bool
     conditions: Conditions
+    keys: frozenset[str]  # every condition key it reads: its conditions', its resources' variables
 
     def admits(self, principal: Principal, bucket_owner: str) -> bool:
         """Whether the statement's Principal (NotPrincipal) covers this caller of this owner's bucket."""
@@ -170,7 +171,7 @@ class Policy:
         accounts: set[str] = set()
         users: set[tuple[str, str]] = set()
         for statement in statements:
-            keys |= statement.conditions.keys
+            keys |= statement.keys
             if statement.principals is not None:
                 accounts |= statement.principals.accounts
                 users |= statement.principals.users
@@ -359,6 +360,7 @@ def _statement(
         resources=Matcher(resources),
         not_resource=not_resource,
         conditions=conditions,
+        keys=conditions.keys | {key for resource in resources for key in resource.variables},
     )
     public = (
         statement.allow
