@@ -100,8 +100,7 @@ class AuthorizationStep(OperationBase):
         if operation not in CHECKED_BY_HANDLER:
             await self._check(call, row, access, call.target.key)
         if operation in _COPIES and "x-amz-copy-source" in call.headers:
-            header = call.headers["x-amz-copy-source"]
-            source_bucket, source_key, version = copy_source_version(header)
+            source_bucket, source_key, version = copy_source_version(call.headers["x-amz-copy-source"])
             await self._check_source(call, source_bucket, source_key, version)
         if access is not None and call.ctx.tenant is not access.owner:
             call.ctx.tenant = access.owner

@@ -15,6 +15,7 @@ from vaultaire.api.xmlout import element, xml_document
 from vaultaire.encryption.keys import WrongKey
 from vaultaire.engine.sealed import Unprotected
 from vaultaire.model import Artifact
+from vaultaire.objectlock import ObjectLocked
 
 # code -> (HTTP status, default message), messages as S3 words them
 CODES: dict[str, tuple[int, str]] = {
@@ -41,6 +42,9 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
+    # Object Lock (vaultaire/api/object_lock.py)
+    "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not exist for this bucket"),
+    "NoSuchObjectLockConfiguration": (404, "The specified object does not have a ObjectLock configuration"),
     "ServerSideEncryptionConfigurationNotFoundError": (
         404,
         "The server side encryption configuration was not found",
@@ -186,6 +190,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
         return S3Error(exc.code, exc.message or None, **exc.extra)
     if isinstance(exc, domain.NoSuchContainer):
         return S3Error("NoSuchBucket", BucketName=container or "")
+    if isinstance(exc, ObjectLocked):
+        return S3Error("AccessDenied", str(exc))
     if isinstance(exc, domain.NoSuchVersion):
         return S3Error("NoSuchVersion", Key=key or "", VersionId=str(exc))
     if isinstance(exc, domain.NoSuchArtifact):

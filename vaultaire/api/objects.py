@@ -61,9 +61,12 @@ class ObjectOperations(OperationBase):
         condition = write_condition(call.headers)
         tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
+        lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
         acl = await self._new_object_acl(call, container, call.headers)
+        integrity = incoming.algorithm is not None or content_md5(call.headers) is not None
+        lock = await self.lock_for_write(call, container, lock_asked, integrity)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -82,6 +85,7 @@ class ObjectOperations(OperationBase):
             protection=protection,
             tags=tags,
             acl=acl,
+            lock=lock,
         )
         self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         note_tags(call, tags)
@@ -109,6 +113,7 @@ class ObjectOperations(OperationBase):
             call.set_header(name, value)
         if artifact.storage_class != "STANDARD":
             call.set_header("x-amz-storage-class", artifact.storage_class)
+        self.lock_headers(call, artifact)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", mail_safe(value))
         if artifact.tags:
@@ -217,6 +222,8 @@ class ObjectOperations(OperationBase):
         secure = self._sse_c_secure(call)
         protection = encryption.for_write(call.headers, secure)
         offered = encryption.for_read(call.headers, secure, source=True)
+        # S3 never copies the source's lock: the copy has its own, or the target bucket's default.
+        lock = await self.lock_for_write(call, target, self.lock_requested(call.headers))
         # S3: the copy is encrypted as the request says, else as the target bucket's default.
         explicit = protection is not None
         if protection is None:
@@ -248,6 +255,7 @@ class ObjectOperations(OperationBase):
                     protection=protection,
                     tags=copied_tags,
                     acl=acl,
+                    lock=lock,
                 )
             return CopyPlan(
                 original.content_type,
@@ -257,6 +265,7 @@ class ObjectOperations(OperationBase):
                 protection,
                 copied_tags,
                 acl,
+                lock,
             )
 
         try:
@@ -291,6 +300,8 @@ class ObjectOperations(OperationBase):
         body = await self._small_body(call, DELETE_BODY_LIMIT)
         self._check_body_integrity(call, body)
         quiet, entries = xmlparse.delete_request(body, MAX_DELETE_KEYS)
+        # Object Lock: each version's delete checks it in its own transaction.
+        guard = await self.delete_guard(call, container, any(version is not None for _key, version in entries))
         results = []
         for key, version in entries:
             if len(key.encode("utf-8")) > MAX_KEY_BYTES:
@@ -304,7 +315,9 @@ class ObjectOperations(OperationBase):
                         # S3 answers each key of a batch: an id that cannot exist is a version that does not.
                         results.append(_delete_error(key, "NoSuchVersion", CODES["NoSuchVersion"][1], version))
                         continue
-                    change = await self.engine.delete_version(call.ctx, container, key, version)
+                    # A bypass is allowed per key (s3:BypassGovernanceRetention on each).
+                    key_guard = guard if guard is None else await self.delete_guard(call, container, True, key)
+                    change = await self.engine.delete_version(call.ctx, container, key, version, key_guard)
                     # S3: DeleteMarker says whether the version removed was a marker.
                     marker = change.removed if change.removed is not None and change.removed.delete_marker else None
                 else:
@@ -335,9 +348,10 @@ class ObjectOperations(OperationBase):
         assert call.target.key is not None
         version = requested_version(call)
         container = await self._container(call)
+        guard = await self.delete_guard(call, container, version is not None)  # checked in the delete's transaction
         if version is not None:
             # A version that does not exist is deleted already: 204, as S3 answers.
-            change = await self.engine.delete_version(call.ctx, container, call.target.key, version)
+            change = await self.engine.delete_version(call.ctx, container, call.target.key, version, guard)
             call.set_header("x-amz-version-id", version)
             if change.removed is not None and change.removed.delete_marker:
                 call.set_header("x-amz-delete-marker", "true")

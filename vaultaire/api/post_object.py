@@ -86,7 +86,10 @@ class PostObjectOperation(OperationBase):
         await self.authorize_key(call, key)
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
+        lock_asked = self.lock_requested(fields)
         container = await self._container(call)
+        # A form has no Content-MD5: S3 asks none of POST Object, whatever its lock.
+        lock = await self.lock_for_write(call, container, lock_asked)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
@@ -128,6 +131,7 @@ class PostObjectOperation(OperationBase):
             protection=await self._default_protection(call, container),
             tags=tags,
             acl=acl,
+            lock=lock,
         )
         note_tags(call, tags)
         location = f"/{container.name}/{quote(key)}"

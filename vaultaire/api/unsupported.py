@@ -55,6 +55,8 @@ _ACL_WRITES = frozenset(
     {"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload", "PutBucketAcl", "PutObjectAcl"}
 )
 _TAGGED_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+# Where a new version is written with its own Object Lock (api/object_lock.py).
+_LOCK_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "PostObject"})
 
 
 def _kms(value: str) -> bool:
@@ -83,15 +85,12 @@ UNSUPPORTED: tuple[Row, ...] = (
     Row("x-amz-server-side-encryption-aws-kms-key-id", _always, "SSE-KMS with a given key"),
     Row("x-amz-server-side-encryption-context", _always, "SSE-KMS encryption context"),
     Row("x-amz-server-side-encryption-bucket-key-enabled", _always, "SSE-KMS bucket keys"),
-    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)"),
-    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention"),
-    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold"),
-    Row(
-        "x-amz-bucket-object-lock-enabled",
-        lambda v: v.strip().lower() != "false",
-        "a bucket with object lock",
-        operations=frozenset({"CreateBucket"}),
-    ),
+    # versioning (api/versioning.py): MFA delete is the one part of it not given.
+    Row("x-amz-mfa", _always, "MFA delete: a device's code required to delete versions"),
+    # Object Lock (api/object_lock.py): honoured where a new version is written.
+    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)", honoured=_LOCK_WRITES),
+    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention", honoured=_LOCK_WRITES),
+    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold", honoured=_LOCK_WRITES),
     # ACLs are honoured where S3 takes them (api/acl_operations.py); elsewhere only what every
     # object already is (private, bucket-owner-full-control) is accepted.
     Row(

@@ -629,17 +629,15 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin):
     # -- per-container settings
 
     def setting(self, container: Container, name: str) -> Deferred[str | None]:
-        def work() -> str | None:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
-                )
-                .fetchone()
-            )
+        # A primary-key point read on every PUT's path (encryption, versioning and Object Lock
+        # each ask): on the reactor's reader, not a round trip through the catalog thread.
+        def work(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
+            ).fetchone()
             return None if row is None else str(row[0])
 
-        return self._run(work)
+        return self._read(work)
 
     def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:

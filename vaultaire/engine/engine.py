@@ -59,6 +59,7 @@ from vaultaire.model import (
     VersionChange,
     WriteCondition,
 )
+from vaultaire.objectlock import LockRequest
 
 log = Logger()
 
@@ -90,6 +91,7 @@ class CopyPlan:
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
     tags: tuple[tuple[str, str], ...] = ()  # the copy's object tags
     acl: str = ""  # the copy's ACL (vaultaire.access.acl, serialized); S3 never copies the source's
+    lock: LockRequest | None = None  # Object Lock of the copy (never the source's: S3 does not copy it)
 
 
 async def _nothing_replaced() -> int:
@@ -340,10 +342,13 @@ class Engine(VersioningEngine):
         protection: Protection | None = None,
         tags: tuple[tuple[str, str], ...] = (),
         acl: str = "",
+        lock: LockRequest | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
         With ``protection`` the blob is encrypted at rest under a fresh data key.
+        With ``lock`` the new version carries its Object Lock retention and legal hold
+        from its first commit (a default retention counts from its creation time).
 
         ``keep_checksum`` is (algorithm, hasher name): that hasher's digest is
         stored with the artifact as its checksum.
@@ -378,13 +383,14 @@ class Engine(VersioningEngine):
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
             checksum = (algorithm, base64.b64encode(hashers[name].digest()).decode())
+        created = self._clock()
         artifact = Artifact(
             container_id=container.id,
             key=key,
             locator=locator,
             size=size,
             md5=md5,
-            modified=self._clock(),
+            modified=created,
             content_type=content_type,
             metadata=metadata,
             headers=headers,
@@ -394,6 +400,8 @@ class Engine(VersioningEngine):
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
             tags=tags,
             acl=acl,
+            retention=lock.retention_at(created) if lock is not None else None,
+            legal_hold=lock.legal_hold if lock is not None else False,
         )
         try:
             change = await self.catalog.put_artifact(artifact, condition)
@@ -549,6 +557,7 @@ class Engine(VersioningEngine):
                 protection=decided.protection,
                 tags=decided.tags,
                 acl=decided.acl,
+                lock=decided.lock,
             )
         except BaseException:
             reader.stop()  # refused before reading (a condition, the quota): release the source blob
@@ -625,14 +634,18 @@ class Engine(VersioningEngine):
         protection: Protection | None = None,
         tags: tuple[tuple[str, str], ...] = (),
         acl: str = "",
+        lock: LockRequest | None = None,
     ) -> Upload:
+        """A new multipart upload. Its ``lock`` is fixed now: a default retention counts
+        from the upload's initiation, and CompleteMultipartUpload gives it to the version."""
         if self.space is not None:
             await self.space.admit(container.placement, 0)  # an upload whose parts could not land
+        created = self._clock()
         upload = Upload(
             id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
             container_id=container.id,
             key=key,
-            created=self._clock(),
+            created=created,
             content_type=content_type,
             metadata=metadata,
             headers=headers,
@@ -642,6 +655,8 @@ class Engine(VersioningEngine):
             sealing=self.sealed.describe(protection),
             tags=tags,
             acl=acl,
+            retention=lock.retention_at(created) if lock is not None else None,
+            legal_hold=lock.legal_hold if lock is not None else False,
         )
         await self.catalog.create_upload(upload)
         return upload
