@@ -163,6 +163,7 @@ def main() -> None:
     a.add_argument("--rounds", type=int, default=3)
     a.add_argument("--baseline-ref", default="main")
     a.add_argument("--scratch", default=None)
+    a.add_argument("--cases", default="baseline-root,root,root-policy20,user-policy20", help="which, comma-separated")
     o = a.parse_args()
     scratch = Path(o.scratch or tempfile.mkdtemp(prefix="vbench-access-"))
     for old in ("baseline-src", "baseline", "this"):  # a reused scratch starts afresh
@@ -206,6 +207,7 @@ def main() -> None:
             "root-policy20": (this, lambda: presigned(this, "guarded")),
             "user-policy20": (this, lambda: presigned(this, "guarded", user["access_key"], user["secret_key"])),
         }
+        cases = {name: cases[name] for name in o.cases.split(",")}
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
         for n in range(o.rounds):
             names = list(cases)
@@ -218,11 +220,12 @@ def main() -> None:
                 cpu_us = (cpu_seconds(d.pid) - before) / done * 1e6
                 results[name].append((rps, cpu_us))
                 print(f"round {n + 1} {name}: {rps:.0f} req/s, {cpu_us:.0f} us CPU/request", flush=True)
+        reference = "root" if "root" in results else next(iter(results))
         print(f"\n4 KiB GET, wrk -t2 -c16 -d{o.seconds}s, one daemon process each, medians of {o.rounds} rounds")
-        print("| case | req/s | server CPU µs/request | req/s vs root | CPU vs root |")
+        print(f"| case | req/s | server CPU µs/request | req/s vs {reference} | CPU vs {reference} |")
         print("|---|---|---|---|---|")
-        root_rps = statistics.median(r for r, _ in results["root"])
-        root_cpu = statistics.median(c for _, c in results["root"])
+        root_rps = statistics.median(r for r, _ in results[reference])
+        root_cpu = statistics.median(c for _, c in results[reference])
         for name, rows in results.items():
             rps = statistics.median(r for r, _ in rows)
             cpu = statistics.median(c for _, c in rows)

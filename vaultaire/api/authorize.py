@@ -87,7 +87,7 @@ class AuthorizationStep(OperationBase):
         operation = call.operation
         if operation in UNCHECKED:
             return
-        row = action_of(operation, call.target.query)
+        row = _action_row(operation, call)
         bucket = call.target.bucket
         if row.level == "service" or bucket is None:
             unsupported.check_owner(call.headers, call.identity.tenant.id if call.identity else "")
@@ -95,6 +95,10 @@ class AuthorizationStep(OperationBase):
             return
         access = None if operation == "CreateBucket" else await self._resolve(call, bucket)
         call.access = access
+        if access is not None and access.owner.status != "active":
+            # A suspended tenant serves no one: not its grantees, not the public (its own keys never get here).
+            call.denial = "the bucket owner's account is suspended"
+            raise S3Error(_DENIED)
         owner = access.owner.id if access is not None else (call.identity.tenant.id if call.identity else "")
         unsupported.check_owner(call.headers, owner)
         if operation not in CHECKED_BY_HANDLER:
@@ -110,7 +114,7 @@ class AuthorizationStep(OperationBase):
         DeleteObjects, with its version): the same decision for one key of the call's bucket."""
         if call.access is None and call.target.bucket is not None and call.identity is not None:
             call.access = await self._resolve(call, call.target.bucket)
-        row = action_of(call.operation, {"versionId": version} if version else call.target.query)
+        row = _action_row(call.operation, call, {"versionId": version} if version else None)
         await self._check(call, row, call.access, key)
 
     async def _resolve(self, call: S3Call, bucket: str) -> ContainerAccess | None:
@@ -250,6 +254,20 @@ def acls_enabled(access: ContainerAccess) -> bool:
 
 
 _COPIES = frozenset({"CopyObject", "UploadPartCopy"})
+_unknown_logged: set[str] = set()
+
+
+def _action_row(operation: str, call: S3Call, query: dict[str, str] | None = None) -> ActionRow:
+    """The operation's row of access/actions.py; one missing (a bug) is checked as ``s3:<Operation>``,
+    which only the root user and ``s3:*`` grants allow, rather than pass unchecked or fail with 500."""
+    try:
+        return action_of(operation, call.target.query if query is None else query)
+    except KeyError:
+        if operation not in _unknown_logged:
+            _unknown_logged.add(operation)
+            log.error("operation {operation} has no row in vaultaire/access/actions.py", operation=operation)
+        return ActionRow(f"s3:{operation}", "object" if call.target.key is not None else "bucket")
+
 
 # Object actions on an existing object, whose ACL and tags (s3:ExistingObjectTag/) may decide them.
 _READS_EXISTING = frozenset(
