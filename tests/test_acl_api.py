@@ -10,13 +10,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
 import pytest_twisted
 import treq
 
 from tests.postform import BOUNDARY, form, v4_fields
 from tests.s3helpers import Server, complete_body, error_code, upload_part, xml_values
 from vaultaire.access.acl import ALL_USERS, AUTHENTICATED_USERS
-from vaultaire.config import build, load_file
+from vaultaire.config import ConfigError, build, load_file
 
 XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 OWNERSHIP = (
@@ -383,6 +384,12 @@ def test_public_buckets_setting(tmp_path):
     path = tmp_path / "vaultaire.toml"
     path.write_text("[access]\npublic_buckets = false\n")
     assert build(load_file(str(path)), {}).public_buckets is False
+    path.write_text('[access]\npublic_buckets = "no"\n')
+    with pytest.raises(ConfigError, match="public_buckets"):
+        build(load_file(str(path)), {})
+    path.write_text("[access]\npublic = false\n")
+    with pytest.raises(ConfigError, match="access.public"):
+        load_file(str(path))
 
 
 # -- ACLs decide access (the authorization step, api/authorize.py, asks Acl.allows)
@@ -473,3 +480,22 @@ async def test_a_write_with_an_acl_reads_no_setting_the_authorization_step_alrea
     assert (await server.request("PUT", "/cheap/k", b"x", headers={"x-amz-acl": "public-read"})).code == 200
     assert (await server.request("PUT", "/cheap/k", query="acl=", headers={"x-amz-acl": "private"})).code == 200
     assert [name for name in asked if name in ("acl", "ownership", "public-access-block")] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_bucket_owner_preferred_takes_objects_given_full_control(server):
+    other = await server.engine.ensure_credential("other", OTHER_ACCESS, OTHER_SECRET)
+    as_other = {"access": OTHER_ACCESS, "secret": OTHER_SECRET}
+    me = await owner_id(server)
+    await open_bucket(server, "drop", ownership="BucketOwnerPreferred")
+    r = await server.request("PUT", "/drop", query="acl=", headers={"x-amz-grant-write": f'id="{other.id}"'})
+    assert r.code == 200, r.body
+    given = {"x-amz-acl": "bucket-owner-full-control"}
+    assert (await server.request("PUT", "/drop/given", b"x", headers=given, **as_other)).code == 200
+    assert (await server.request("PUT", "/drop/kept", b"y", **as_other)).code == 200
+    r = await server.request("GET", "/drop/given", query="acl=")
+    assert xml_values(r.body, "ID")[0] == me and grants(r.body) == [(me, "FULL_CONTROL")]
+    assert (await server.request("GET", "/drop/given")).body == b"x"
+    # Without bucket-owner-full-control the writer keeps it.
+    r = await server.request("GET", "/drop/kept", query="acl=", **as_other)
+    assert xml_values(r.body, "ID")[0] == other.id

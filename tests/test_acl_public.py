@@ -7,6 +7,7 @@ import json
 import os
 import struct
 import subprocess
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,14 @@ def test_anonymous_curl_of_a_public_object(tmp_path: Path) -> None:
             [curl(), "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data", "x", base + "logo.png"]
         )
         assert got.stdout == "403"
-        # The denial is an event with its reason; the client saw only AccessDenied.
-        denied = [e for e in d.events() if e.get("key") == "img/private.png" and e.get("status") == 403]
+        # The denial is an event with its reason; the client saw only AccessDenied. The event log
+        # is written behind the requests: polled, with a deadline a loaded machine meets.
+        deadline = time.monotonic() + 60
+        while True:
+            denied = [e for e in d.events() if e.get("key") == "img/private.png" and e.get("status") == 403]
+            if denied or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert denied and denied[0].get("denied"), denied
 
 

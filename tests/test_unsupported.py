@@ -149,7 +149,7 @@ async def test_expected_bucket_owner_must_be_the_owner(server):
 @pytest.mark.parametrize(
     ("method", "path", "query"),
     [
-        ("GET", "/bucket", "policy="),
+        ("GET", "/bucket", "website="),
         ("PUT", "/bucket", "logging="),
         ("GET", "/bucket/k", "torrent="),
         ("PATCH", "/bucket/k", ""),

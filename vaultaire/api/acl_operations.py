@@ -7,7 +7,7 @@ owner's private default, so a bucket or object nobody gave an ACL costs nothing.
 
 Ownership controls (ownership.py) decide whether ACLs count at all, and who owns a
 new object; the public access block (public_access_block.py) whether a public one may
-be stored. The decision step asks ``_acl_documents`` for the ACLs that count.
+be stored. The decision step (authorize.py) reads the same documents to decide access.
 """
 
 from __future__ import annotations
@@ -168,16 +168,6 @@ class AclOperations(OperationBase):
     async def _bucket_acl(self, call: S3Call, container: Container) -> Acl:
         stored = await access_document(self.engine, call, container, SETTING)
         return acls.loads(stored or "", container.tenant_id)
-
-    async def _acl_documents(
-        self, call: S3Call, container: Container, artifact: Artifact | None
-    ) -> tuple[Acl | None, Acl | None]:
-        """The bucket's and the object's ACL as they count for access: (None, None) when the
-        bucket's ownership is BucketOwnerEnforced, where S3 ignores ACLs."""
-        if await self._ownership(call, container) == BUCKET_OWNER_ENFORCED:
-            return None, None
-        bucket = await self._bucket_acl(call, container)
-        return bucket, None if artifact is None else acls.loads(artifact.acl, container.tenant_id)
 
     async def _admit(self, call: S3Call, container: Container, acl: Acl, ownership: str) -> None:
         """Refuse an ACL the bucket's ownership or public access block forbids, or naming nobody."""

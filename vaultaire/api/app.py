@@ -25,6 +25,7 @@ from vaultaire.api.attributes import AttributesOperations
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
+from vaultaire.api.bucket_policy import BucketPolicyOperations
 from vaultaire.api.buckets import BucketOperations
 from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
 from vaultaire.api.cors import Rule as CorsRule
@@ -71,6 +72,7 @@ class S3Api(
     AclOperations,
     OwnershipOperations,
     PublicAccessBlockOperations,
+    BucketPolicyOperations,
     TaggingOperations,
     AttributesOperations,
     ObjectLockOperations,
@@ -165,6 +167,11 @@ class S3Api(
             "GetPublicAccessBlock": self.get_public_access_block,
             "PutPublicAccessBlock": self.put_public_access_block,
             "DeletePublicAccessBlock": self.delete_public_access_block,
+            # Bucket policies (api/bucket_policy.py)
+            "GetBucketPolicy": self.get_bucket_policy,
+            "PutBucketPolicy": self.put_bucket_policy,
+            "DeleteBucketPolicy": self.delete_bucket_policy,
+            "GetBucketPolicyStatus": self.get_bucket_policy_status,
             # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
             "GetObjectTagging": self.get_object_tagging,
             "PutObjectTagging": self.put_object_tagging,
@@ -314,9 +321,9 @@ class S3Api(
             error=error.code if error else None,
         )
         if call is not None:
+            _access_fields(event, call)
             if call.event:
                 event.update(call.event)
-            _access_fields(event, call)
         self.events.emit(event)
 
 

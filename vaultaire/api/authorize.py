@@ -29,7 +29,7 @@ from vaultaire.api.condition_keys import context_of
 from vaultaire.api.errors import S3Error
 from vaultaire.api.objects import copy_source_version
 from vaultaire.api.public_access_block import stored_block
-from vaultaire.errors import NoSuchArtifact, NoSuchUser
+from vaultaire.errors import DeleteMarkerAddressed, NoSuchArtifact, NoSuchUser, NoSuchVersion
 from vaultaire.model import Artifact, ContainerAccess
 
 log = Logger()
@@ -102,18 +102,18 @@ class AuthorizationStep(OperationBase):
         if operation not in CHECKED_BY_HANDLER:
             await self._check(call, row, access, call.target.key)
         if operation in _COPIES and "x-amz-copy-source" in call.headers:
-            header = call.headers["x-amz-copy-source"]
-            source_bucket, source_key, version = copy_source_version(header)
+            source_bucket, source_key, version = copy_source_version(call.headers["x-amz-copy-source"])
             await self._check_source(call, source_bucket, source_key, version)
         if access is not None and call.ctx.tenant is not access.owner:
             call.ctx.tenant = access.owner
 
-    async def authorize_key(self, call: S3Call, key: str) -> None:
+    async def authorize_key(self, call: S3Call, key: str, version: str | None = None) -> None:
         """For operations the front door cannot check alone (POST Object's form key, each key of
-        DeleteObjects): the same decision for one key of the call's bucket."""
+        DeleteObjects, with its version): the same decision for one key of the call's bucket."""
         if call.access is None and call.target.bucket is not None and call.identity is not None:
             call.access = await self._resolve(call, call.target.bucket)
-        await self._check(call, action_of(call.operation, call.target.query), call.access, key)
+        row = action_of(call.operation, {"versionId": version} if version else call.target.query)
+        await self._check(call, row, call.access, key)
 
     async def _resolve(self, call: S3Call, bucket: str) -> ContainerAccess | None:
         """The container this name means to this caller, or None when there is none to find.
@@ -230,10 +230,12 @@ class AuthorizationStep(OperationBase):
         return own if self.public_buckets else own.union(acls.BLOCK_ALL)
 
     async def _peek(self, call: S3Call, access: ContainerAccess, key: str) -> Artifact | None:
+        """The object (the version the request names) whose ACL and tags may decide; None if absent."""
+        version = call.target.query.get("versionId") or None
         try:
-            return await self.engine.artifact(call.ctx, access.container, key)
-        except NoSuchArtifact:
-            return None
+            return await self.engine.artifact(call.ctx, access.container, key, version)
+        except (NoSuchArtifact, NoSuchVersion, DeleteMarkerAddressed):
+            return None  # the handler answers what is missing, once allowed
 
 
 def acls_enabled(access: ContainerAccess) -> bool:

@@ -133,6 +133,9 @@ CODES: dict[str, tuple[int, str]] = {
     "UnresolvableGrantByEmailAddress": (400, "The e-mail address you provided does not match any account on record."),
     "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
+    # Bucket policies (api/bucket_policy.py)
+    "MalformedPolicy": (400, "Policies must be valid JSON and the first byte must be '{'"),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
 }
 
 

@@ -308,7 +308,8 @@ class ObjectOperations(OperationBase):
                 results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
                 continue
             try:
-                await self.authorize_key(call, key)  # S3 decides each key of the batch on its own
+                # S3 decides each key of the batch on its own.
+                await self.authorize_key(call, key, version)
                 if version is not None:
                     if not valid_version_id(version):
                         # S3 answers each key of a batch: an id that cannot exist is a version that does not.

@@ -64,6 +64,11 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "publicAccessBlock"): "GetPublicAccessBlock",
     ("bucket", "PUT", "publicAccessBlock"): "PutPublicAccessBlock",
     ("bucket", "DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    # Bucket policies (issue 14, api/bucket_policy.py)
+    ("bucket", "GET", "policy"): "GetBucketPolicy",
+    ("bucket", "PUT", "policy"): "PutBucketPolicy",
+    ("bucket", "DELETE", "policy"): "DeleteBucketPolicy",
+    ("bucket", "GET", "policyStatus"): "GetBucketPolicyStatus",
     # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
     ("object", "GET", "tagging"): "GetObjectTagging",
     ("object", "PUT", "tagging"): "PutObjectTagging",

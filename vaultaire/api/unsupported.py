@@ -85,6 +85,8 @@ UNSUPPORTED: tuple[Row, ...] = (
     Row("x-amz-server-side-encryption-aws-kms-key-id", _always, "SSE-KMS with a given key"),
     Row("x-amz-server-side-encryption-context", _always, "SSE-KMS encryption context"),
     Row("x-amz-server-side-encryption-bucket-key-enabled", _always, "SSE-KMS bucket keys"),
+    # versioning (api/versioning.py): MFA delete is the one part of it not given.
+    Row("x-amz-mfa", _always, "MFA delete: a device's code required to delete versions"),
     # Object Lock (api/object_lock.py): honoured where a new version is written.
     Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)", honoured=_LOCK_WRITES),
     Row("x-amz-object-lock-retain-until-date", _always, "object lock retention", honoured=_LOCK_WRITES),
