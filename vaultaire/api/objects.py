@@ -114,7 +114,6 @@ class ObjectOperations(OperationBase):
             call.set_header(name, value)
         if artifact.storage_class != "STANDARD":
             call.set_header("x-amz-storage-class", artifact.storage_class)
-        self.lock_headers(call, artifact)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", mail_safe(value))
         if artifact.tags:
@@ -160,6 +159,7 @@ class ObjectOperations(OperationBase):
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                await self.lock_headers(call, artifact)
                 self._echo_expiration(call, lifecycle, artifact)
                 echo_version(call, artifact, version is not None)
                 self._length_headers(call, artifact, wanted)
@@ -176,6 +176,11 @@ class ObjectOperations(OperationBase):
         except DeleteMarkerAddressed as e:
             raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1").upper()) from None
         self._artifact_headers(call, artifact)
+        try:
+            await self.lock_headers(call, artifact)
+        except BaseException:
+            reader.stop()  # the blob is open already: never leave it so
+            raise
         self._echo_expiration(call, lifecycle, artifact)
         echo_version(call, artifact, version is not None)
         self._length_headers(call, artifact, wanted)
