@@ -129,13 +129,21 @@ def small(d: Daemon, kind: str, args: argparse.Namespace, workdir: Path) -> dict
     for name, res in (("get", get), ("put", put)):
         if res["errors"] or res.get("postcheck_bad"):
             raise RuntimeError(f"{kind} {name}: {res}")
-    return {"get": float(get["req_per_s"]), "put": float(put["req_per_s"])}
+    # Server CPU per request: on a busy machine, the cost measure that other load disturbs least.
+    return {
+        "get": float(get["req_per_s"]),
+        "put": float(put["req_per_s"]),
+        "get_cpu": float(get.get("server_cpu_us_per_req", "nan")),
+        "put_cpu": float(put.get("server_cpu_us_per_req", "nan")),
+    }
 
 
 def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, list[float]]]:
     tree = export(args.baseline, scratch / "baseline-tree")
     kinds = ["baseline", "unversioned", "versioned"]
-    results: dict[str, dict[str, list[float]]] = {k: {"get": [], "put": []} for k in kinds}
+    results: dict[str, dict[str, list[float]]] = {
+        k: {"get": [], "put": [], "get_cpu": [], "put_cpu": []} for k in kinds
+    }
     for run in range(args.runs):
         order = kinds[run % 3 :] + kinds[: run % 3]
         for kind in order:
@@ -149,7 +157,11 @@ def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, l
                 shutil.rmtree(base, ignore_errors=True)
             for name, value in found.items():
                 results[kind][name].append(value)
-            print(f"# run {run + 1} {kind}: GET {found['get']:.0f} req/s, PUT {found['put']:.0f} req/s", flush=True)
+            print(
+                f"# run {run + 1} {kind}: GET {found['get']:.0f} req/s ({found['get_cpu']:.0f} us CPU/req),"
+                f" PUT {found['put']:.0f} req/s ({found['put_cpu']:.0f} us CPU/req), load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     return results
 
 
@@ -318,16 +330,26 @@ def main() -> None:
     try:
         if "throughput" not in skip:
             results = throughput(args, scratch)
-            base = {name: statistics.median(results["baseline"][name]) for name in ("get", "put")}
+            base = {name: statistics.median(results["baseline"][name]) for name in results["baseline"]}
+            cpu: dict[str, tuple[float, float]] = {}
             print(f"\n4 KiB, wrk 32 connections, {args.duration} s, median of {args.runs} runs (req/s)\n")
             print("| daemon | GET req/s | vs baseline | PUT req/s | vs baseline | runs GET | runs PUT |")
             print("|---|---:|---:|---:|---:|---|---|")
             for kind, found in results.items():
                 get, put = statistics.median(found["get"]), statistics.median(found["put"])
+                cpu[kind] = (statistics.median(found["get_cpu"]), statistics.median(found["put_cpu"]))
                 gets, puts = (", ".join(f"{v:.0f}" for v in found[name]) for name in ("get", "put"))
                 print(
                     f"| {kind} | {get:.0f} | {get / base['get'] - 1:+.1%} | {put:.0f} | {put / base['put'] - 1:+.1%}"
                     f" | {gets} | {puts} |"
+                )
+            print("\nServer CPU per request (us, median): the cost other load disturbs least\n")
+            print("| daemon | GET us/req | vs baseline | PUT us/req | vs baseline |")
+            print("|---|---:|---:|---:|---:|")
+            for kind, (get_cpu, put_cpu) in cpu.items():
+                print(
+                    f"| {kind} | {get_cpu:.0f} | {get_cpu / base['get_cpu'] - 1:+.1%} | {put_cpu:.0f}"
+                    f" | {put_cpu / base['put_cpu'] - 1:+.1%} |"
                 )
         if "listing" not in skip:
             rows = listings(args, scratch)
