@@ -285,6 +285,15 @@ def test_copy_from_a_version_and_multipart_completions_are_versions(s3: Any, buc
         CopySource={"Bucket": bucket, "Key": "src", "VersionId": old},
     )
     assert copied_part["CopySourceVersionId"] == old
+    error = fails(
+        s3.upload_part_copy,
+        Bucket=bucket,
+        Key="mp2",
+        UploadId=upload,
+        PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "src", "VersionId": marker},
+    )
+    assert code_of(error) == (400, "InvalidRequest")
     s3.abort_multipart_upload(Bucket=bucket, Key="mp2", UploadId=upload)
 
 
