@@ -98,7 +98,9 @@ async def test_names_several_tenants_hold_keep_working_for_their_owners_only(ser
     assert sorted(server.blob_files()) == blobs
     assert (await server.request("GET", "/others-bucket/k", **OTHER)).body == b"other's"
     assert (await server.request("GET", "/bucket/k")).body == b"default's"
-    assert (await server.request("GET", "/bucket/k", **OTHER)).code == 404
+    # The name is the default tenant's alone now: to the other tenant, someone else's bucket (issue 14).
+    r = await server.request("GET", "/bucket/k", **OTHER)
+    assert (r.code, error_code(r)) == (403, "AccessDenied")
     found = await server.engine.container_named("bucket")
     assert found is not None and found.tenant_id != other.id
     assert await server.engine.name_conflicts() == []

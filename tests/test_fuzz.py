@@ -79,6 +79,8 @@ KEY_PIECES = [
 ]
 QUERY_PIECES = [
     "acl",
+    "ownershipControls",
+    "publicAccessBlock",
     "tagging",
     "policy",
     "uploads",
@@ -150,7 +152,9 @@ HEADERS = [
 ]
 # Headers asking for what Vaultaire does not do (501) or asserting another owner (403): in category "headers" only.
 ASKING = [
-    ("x-amz-acl", ["private", "public-read", "bogus"]),
+    ("x-amz-acl", ["private", "public-read", "bogus", "log-delivery-write"]),
+    ("x-amz-grant-read", ['uri="http://acs.amazonaws.com/groups/global/AllUsers"', 'id="x', "emailAddress=a@b", ""]),
+    ("x-amz-object-ownership", ["ObjectWriter", "bogus"]),
     ("x-amz-server-side-encryption", ["AES256", "aws:kms"]),
     ("x-amz-server-side-encryption-customer-algorithm", ["AES256"]),
     ("x-amz-object-lock-mode", ["COMPLIANCE"]),
@@ -158,7 +162,15 @@ ASKING = [
     ("x-amz-expected-bucket-owner", ["123", ""]),
     ("x-amz-bucket-object-lock-enabled", ["true", "false"]),
 ]
-XML_ROOTS = ["Delete", "CompleteMultipartUpload", "CreateBucketConfiguration", "CORSConfiguration"]
+XML_ROOTS = [
+    "Delete",
+    "CompleteMultipartUpload",
+    "CreateBucketConfiguration",
+    "CORSConfiguration",
+    "AccessControlPolicy",
+    "OwnershipControls",
+    "PublicAccessBlockConfiguration",
+]
 
 
 class Fuzzer:
@@ -288,6 +300,11 @@ class Fuzzer:
                 "<a>" * 100 + "</a>" * 100,
                 "&lol;",
                 "<![CDATA[x]]>",
+                '<AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                'xsi:type="Group"><URI>x</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList>',
+                "<Owner><ID></ID></Owner><AccessControlList><Grant/></AccessControlList>",
+                "<Rule><ObjectOwnership>ObjectWriter</ObjectOwnership></Rule>",
+                "<BlockPublicAcls>maybe</BlockPublicAcls>",
             ]
         )
         doc = f"<{root}>{inner}</{root}>"

@@ -82,7 +82,6 @@ def test_two_tenants_are_invisible_to_each_other(config_daemon):
         "HeadObject": lambda: alice.head_object(Bucket="bob-only", Key="secret.txt"),
         "PutObject": lambda: alice.put_object(Bucket="bob-only", Key="x", Body=b"x"),
         "DeleteObject": lambda: alice.delete_object(Bucket="bob-only", Key="secret.txt"),
-        "DeleteObjects": lambda: alice.delete_objects(Bucket="bob-only", Delete={"Objects": [{"Key": "secret.txt"}]}),
         "CopyObject out": lambda: alice.copy_object(
             Bucket="same-name", Key="stolen", CopySource={"Bucket": "bob-only", "Key": "secret.txt"}
         ),
@@ -98,13 +97,18 @@ def test_two_tenants_are_invisible_to_each_other(config_daemon):
         "AbortMultipartUpload": lambda: alice.abort_multipart_upload(Bucket="bob-only", Key="mp", UploadId=upload),
     }
     for name, attempt in attempts.items():
-        # HEAD responses carry no body, so botocore reports the bare status.
-        assert code_of(attempt) == ("404" if name.startswith("Head") else "NoSuchBucket"), name
+        # Another tenant's bucket is 403 unless a grant allows (issue 14). HEAD responses carry no
+        # body, so botocore reports the bare status.
+        assert code_of(attempt) == ("403" if name.startswith("Head") else "AccessDenied"), name
+    # DeleteObjects answers each key, as S3 does.
+    deleted = alice.delete_objects(Bucket="bob-only", Delete={"Objects": [{"Key": "secret.txt"}]})
+    assert [(e["Key"], e["Code"]) for e in deleted["Errors"]] == [("secret.txt", "AccessDenied")]
+    assert "Deleted" not in deleted
     # A presigned URL of alice's for bob's container is refused the same way.
     url = alice.generate_presigned_url("get_object", Params={"Bucket": "bob-only", "Key": "secret.txt"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(url, timeout=10)
-    assert refused.value.code == 404 and b"<Code>NoSuchBucket</Code>" in refused.value.read()
+    assert refused.value.code == 403 and b"<Code>AccessDenied</Code>" in refused.value.read()
     # Alice's attempts changed nothing of bob's.
     assert bob.get_object(Bucket="bob-only", Key="secret.txt")["Body"].read() == b"bob's secret"
     assert [o["Key"] for o in bob.list_objects_v2(Bucket="bob-only")["Contents"]] == ["secret.txt"]

@@ -72,6 +72,9 @@ class Settings:
     master_key_file: str = ""
     # SSE-C keys are refused over plain HTTP (400, as S3 does); true allows them (loopback, tests).
     sse_c_plain_http: bool = False
+    # [access] public_buckets = false forbids public buckets entirely: every bucket then acts as
+    # if its public access block had all four switches on, whatever it says (issue 14).
+    public_buckets: bool = True
     # Usage metering: request counters reach the catalog every flush_seconds; stored
     # byte-hours are exact at every change and closed off hourly by the rollup.
     usage_flush_seconds: int = 10
@@ -146,6 +149,9 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "rules": "cors_rules",
     },
     "lifecycle": {"day_seconds": "lifecycle_day_seconds"},
+    "access": {
+        "public_buckets": "public_buckets",
+    },
     "logging": {
         "level": "log_level",
         "events_max_bytes": "events_max_bytes",

@@ -120,3 +120,11 @@ class NoSuchPlacement(VaultaireError):
 
 class MigrationInProgress(DriverUnavailable):
     """What was asked needs blobs that a migration is moving between placements: retry shortly."""
+
+
+class NoSuchUser(VaultaireError):
+    pass
+
+
+class UserExists(VaultaireError):
+    pass

@@ -31,6 +31,7 @@ class Credential:
     secret_key: str
     tenant_id: str
     created: float = 0.0
+    user: str = ""  # the user of the tenant it acts for; "" is the tenant's root user
 
 
 @frozen
@@ -251,3 +252,33 @@ class RequestContext:
         hooks, self._cancel_hooks = self._cancel_hooks, []
         for hook in hooks:
             hook()
+
+
+# -- access control (issue 14)
+
+
+@frozen
+class User:
+    """A user of a tenant (not its root): may do only what its identity policy allows."""
+
+    tenant_id: str
+    name: str
+    id: str  # stable and unique (aws:userid); a user deleted and created again gets a new one
+    policy: str | None = None  # the identity policy's JSON text; None: none, nothing is allowed
+    created: float = 0.0
+
+
+@frozen
+class ContainerAccess:
+    """A container found by name, its owner, and the documents its access is decided by."""
+
+    container: Container
+    owner: Tenant
+    # Container settings that decide access ("policy", "acl", "public-access-block", "ownership").
+    documents: tuple[tuple[str, str], ...] = ()
+
+    def document(self, name: str) -> str | None:
+        for key, value in self.documents:
+            if key == name:
+                return value
+        return None

@@ -161,6 +161,7 @@ def periodic_work(
     metrics: Metrics,
     events: EventLog | None = None,
     lifecycle_metrics: LifecycleMetrics | None = None,
+    reactor: Any = None,
 ) -> list[tuple[float, Callable[[], Deferred[Any]]]]:
     """What runs once per data directory on a timer: in the daemon, or in the supervisor of workers."""
     lifecycle = LifecycleRunner(
@@ -169,6 +170,9 @@ def periodic_work(
         metrics=lifecycle_metrics or LifecycleMetrics(metrics.registry),
         day_seconds=settings.lifecycle_day_seconds,
     )
+    if reactor is not None:
+        # Stopping waits for the timers' calls in progress: a lifecycle run ends at its next page.
+        reactor.addSystemEventTrigger("before", "shutdown", lifecycle.stop)
 
     async def refresh_stored() -> None:
         tenants, totals = await engine.stored_by_tenant()
@@ -262,6 +266,7 @@ def make_service(
         cors_default=cors_default,
         sse_c_plain_http=settings.sse_c_plain_http,
         lifecycle_day_seconds=settings.lifecycle_day_seconds,
+        public_buckets=settings.public_buckets,
     )
 
     environ = environ if environ is not None else os.environ
@@ -311,7 +316,7 @@ def make_service(
     flush.setServiceParent(top)
     if worker:
         return top  # the supervisor runs the sweeps, once for all workers
-    for period, work in periodic_work(settings, engine, metrics, events):
+    for period, work in periodic_work(settings, engine, metrics, events, reactor=reactor):
         timer = TimerService(period, work)
         timer.clock = reactor
         top.periodic.append(timer)  # started by _boot, once the engine has

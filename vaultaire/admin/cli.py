@@ -10,12 +10,12 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from vaultaire.admin import buckets, keys, migrate, quota, tenants, usage
+from vaultaire.admin import buckets, keys, migrate, quota, tenants, usage, users
 from vaultaire.admin.context import AdminContext, AdminError
 from vaultaire.config import ConfigError, build, load_file
-from vaultaire.errors import NoSuchTenant, TenantExists, TenantNotEmpty
+from vaultaire.errors import NoSuchTenant, NoSuchUser, TenantExists, TenantNotEmpty, UserExists
 
-COMMANDS = (tenants, keys, quota, usage, migrate, buckets)
+COMMANDS = (tenants, users, keys, quota, usage, migrate, buckets)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,6 +57,10 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         return _fail(f"no tenant named {str(e)!r}")
     except TenantExists as e:
         return _fail(f"a tenant named {str(e)!r} exists already")
+    except NoSuchUser as e:
+        return _fail(f"no user named {str(e)!r} in that tenant")
+    except UserExists as e:
+        return _fail(f"a user named {str(e)!r} exists already in that tenant")
     finally:
         await ctx.close()
 

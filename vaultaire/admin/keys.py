@@ -1,4 +1,4 @@
-"""`key create TENANT`, `key list [TENANT]`, `key revoke ACCESS_KEY`: secrets are shown once, at creation."""
+"""`key create TENANT [--user USER]`, `key list [TENANT]`, `key revoke ACCESS_KEY`: secrets are shown once."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ async def create(args: argparse.Namespace, ctx: AdminContext) -> int:
     catalog = await ctx.catalog()
     tenant = await catalog.tenant(args.tenant)
     access, secret = generate_keys()
-    await catalog.add_credential(tenant.id, access, secret)
+    user = args.user or ""  # absent: a key of the tenant's root user
+    await catalog.add_credential(tenant.id, access, secret, user)
     ctx.emit(
-        {"tenant": tenant.name, "access_key": access, "secret_key": secret},
+        {"tenant": tenant.name, "user": user or None, "access_key": access, "secret_key": secret},
         text=f"access key: {access}\nsecret key: {secret}\n(the secret is not shown again)",
     )
     return 0
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     actions = key.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser("create", help="a new key pair for a tenant (the secret is printed once)", parents=[common])
     p.add_argument("tenant", metavar="TENANT")
+    p.add_argument("--user", metavar="USER", help="the user it acts for (default: the tenant's root user)")
     p.set_defaults(run=create)
     p = actions.add_parser("list", help="access keys (never secrets), of one tenant or all", parents=[common])
     p.add_argument("tenant", metavar="TENANT", nargs="?")

@@ -19,10 +19,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from vaultaire.api import unsupported
+from vaultaire.api.acl_operations import AclOperations
 from vaultaire.api.addressing import parse_target
 from vaultaire.api.attributes import AttributesOperations
 from vaultaire.api.auth import Authenticator
+from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
+from vaultaire.api.bucket_policy import BucketPolicyOperations
 from vaultaire.api.buckets import BucketOperations
 from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
 from vaultaire.api.cors import Rule as CorsRule
@@ -34,7 +37,9 @@ from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
+from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
+from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
 from vaultaire.api.tagging import TaggingOperations
 from vaultaire.api.versioning import VersioningOperations
@@ -53,6 +58,7 @@ _NOT_SIGNED_UP_FRONT = frozenset({"PostObject", "CorsPreflight"})
 
 
 class S3Api(
+    AuthorizationStep,
     BucketOperations,
     ListingOperations,
     ObjectOperations,
@@ -62,6 +68,10 @@ class S3Api(
     EncryptionOperations,
     LifecycleOperations,
     VersioningOperations,
+    AclOperations,
+    OwnershipOperations,
+    PublicAccessBlockOperations,
+    BucketPolicyOperations,
     TaggingOperations,
     AttributesOperations,
 ):
@@ -88,9 +98,12 @@ class S3Api(
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
         lifecycle_day_seconds: float = 86400.0,
+        public_buckets: bool = True,
     ) -> None:
         self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
+        self.policies = PolicyCache()
+        self.public_buckets = public_buckets
         self.meter = meter
         self.domains = domains
         self.cors_default = cors_default
@@ -141,6 +154,22 @@ class S3Api(
             "GetBucketLifecycleConfiguration": self.get_bucket_lifecycle_configuration,
             "PutBucketLifecycleConfiguration": self.put_bucket_lifecycle_configuration,
             "DeleteBucketLifecycle": self.delete_bucket_lifecycle,
+            # ACLs, ownership controls, public access block (issue 14)
+            "GetBucketAcl": self.get_bucket_acl,
+            "PutBucketAcl": self.put_bucket_acl,
+            "GetObjectAcl": self.get_object_acl,
+            "PutObjectAcl": self.put_object_acl,
+            "GetBucketOwnershipControls": self.get_bucket_ownership_controls,
+            "PutBucketOwnershipControls": self.put_bucket_ownership_controls,
+            "DeleteBucketOwnershipControls": self.delete_bucket_ownership_controls,
+            "GetPublicAccessBlock": self.get_public_access_block,
+            "PutPublicAccessBlock": self.put_public_access_block,
+            "DeletePublicAccessBlock": self.delete_public_access_block,
+            # Bucket policies (api/bucket_policy.py)
+            "GetBucketPolicy": self.get_bucket_policy,
+            "PutBucketPolicy": self.put_bucket_policy,
+            "DeleteBucketPolicy": self.delete_bucket_policy,
+            "GetBucketPolicyStatus": self.get_bucket_policy_status,
             # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
             "GetObjectTagging": self.get_object_tagging,
             "PutObjectTagging": self.put_object_tagging,
@@ -195,11 +224,14 @@ class S3Api(
                         signed_headers_of(request, call.headers),
                         target.v2_path,
                     )
-                    ctx.tenant = call.identity.tenant
+                    if call.identity is not None:
+                        ctx.tenant = call.identity.tenant
                     if refused is not None:
-                        raise refused
-                    unsupported.check_owner(call.headers, call.identity.tenant.id)
+                        # An anonymous caller learns nothing of what we lack.
+                        raise refused if call.identity is not None else S3Error("AccessDenied")
                     unsupported.refuse(call.operation, call.headers)
+                    # Before the handler, so before any byte of a body is read (or 100 Continue sent).
+                    await self.authorize(call)
                     if "origin" in call.headers:  # before the handler: a GET streams its headers out
                         await self.apply_cors(call)
                 body = await self.handlers[call.operation](call)
@@ -279,9 +311,27 @@ class S3Api(
             duration=duration,
             error=error.code if error else None,
         )
-        if call is not None and call.event:
-            event.update(call.event)
+        if call is not None:
+            _access_fields(event, call)
+            if call.event:
+                event.update(call.event)
         self.events.emit(event)
+
+
+def _access_fields(event: dict[str, object], call: S3Call) -> None:
+    """Who asked, when it is not the tenant the event is counted for, and why it was denied."""
+    identity = call.identity
+    if call.denial:
+        event["denied"] = call.denial
+    if identity is None:
+        if call.access is not None or call.denial:
+            event["principal"] = "anonymous"
+    elif identity.user or (call.ctx.tenant is not None and call.ctx.tenant.id != identity.tenant.id):
+        event["principal"] = (
+            f"arn:aws:iam::{identity.tenant.id}:user/{identity.user}"
+            if identity.user
+            else f"arn:aws:iam::{identity.tenant.id}:root"
+        )
 
 
 def _release_producer(request: S3Request) -> None:

@@ -30,6 +30,10 @@ class Identity:
     amz_date: str = ""
     scope: str = ""
     signing_key: bytes = b""
+    user: str = ""  # the user of the tenant the key acts for; "" is the tenant's root user
+    # How the request was signed (condition keys s3:signatureversion and s3:authType).
+    signature_version: str = "AWS4-HMAC-SHA256"
+    auth_type: str = "REST-HEADER"
 
 
 class Authenticator:
@@ -41,7 +45,9 @@ class Authenticator:
 
     async def authenticate(
         self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], v2_path: str = ""
-    ) -> Identity:
+    ) -> Identity | None:
+        """The verified identity, or None for a request that carries no signature at all (anonymous:
+        the authorization step decides what it may do)."""
         try:
             v2 = sigv2.parse(raw_query, headers)
         except sigv2.SigV2Error as e:
@@ -53,7 +59,7 @@ class Authenticator:
         except sigv4.SigV4Error as e:
             raise S3Error(e.code, e.message) from None
         if claimed is None:
-            raise S3Error("AccessDenied", "Anonymous access is not allowed; sign the request.")
+            return None
         credential, tenant = await self._credential(claimed.access_key)
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         right_region = self._accepts(claimed.region)
@@ -78,7 +84,15 @@ class Authenticator:
             raise S3Error(e.code, e.message) from None
         key = sigv4.signing_key(credential.secret_key, claimed.date, claimed.region, claimed.service)
         return Identity(
-            tenant, claimed.access_key, signature, claimed.payload_hash, claimed.amz_date, claimed.scope, key
+            tenant,
+            claimed.access_key,
+            signature,
+            claimed.payload_hash,
+            claimed.amz_date,
+            claimed.scope,
+            key,
+            user=credential.user,
+            auth_type="REST-QUERY-STRING" if claimed.presigned else "REST-HEADER",
         )
 
     def _accepts(self, region: str) -> bool:
@@ -115,7 +129,15 @@ class Authenticator:
         except sigv2.SigV2Error as e:
             raise S3Error(e.code, e.message) from None
         # V2 never signs the payload.
-        return Identity(tenant, claim.access_key, claim.signature, sigv4.UNSIGNED_PAYLOAD)
+        return Identity(
+            tenant,
+            claim.access_key,
+            claim.signature,
+            sigv4.UNSIGNED_PAYLOAD,
+            user=credential.user,
+            signature_version="AWS",
+            auth_type="REST-QUERY-STRING" if claim.presigned else "REST-HEADER",
+        )
 
     async def authenticate_post(self, fields: Mapping[str, str], bucket: str) -> Identity:
         """A POST Object form: the signature covers the base64 policy document itself."""
@@ -166,4 +188,12 @@ class Authenticator:
                 "The request signature we calculated does not match the signature you provided.",
                 AWSAccessKeyId=access_key,
             )
-        return Identity(tenant, access_key, sent, sigv4.UNSIGNED_PAYLOAD)
+        return Identity(
+            tenant,
+            access_key,
+            sent,
+            sigv4.UNSIGNED_PAYLOAD,
+            user=credential.user,
+            signature_version="AWS4-HMAC-SHA256" if "x-amz-signature" in fields else "AWS",
+            auth_type="POST",
+        )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from vaultaire.access.acl import BLOCK_ALL, BUCKET_OWNER_ENFORCED
 from vaultaire.api import checksums, xmlparse
+from vaultaire.api.acl_operations import SETTING as ACL_SETTING
 from vaultaire.api.addressing import check_bucket_name
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
+from vaultaire.api.ownership import SETTING as OWNERSHIP_SETTING
+from vaultaire.api.ownership import header_value as ownership_header
 from vaultaire.api.tagging import SETTING as TAGGING
 from vaultaire.api.tagging import create_bucket_tags, setting_of
 from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
+from vaultaire.model import Container
 
 MAX_BUCKETS = 10_000  # S3's ceiling for max-buckets
 
@@ -75,6 +80,7 @@ class BucketOperations(OperationBase):
         check_bucket_name(call.target.bucket)
         body = await self._small_body(call)
         checksums.check_stated(call.headers, body)
+        ownership, acl = self._creation_access(call)
         placement = None
         if body.strip():
             constraint = xmlparse.location_constraint(body)
@@ -84,9 +90,7 @@ class BucketOperations(OperationBase):
                 placement = constraint
         tags = create_bucket_tags(body)
         try:
-            container = await self.engine.create_container(call.ctx, call.target.bucket, placement)
-            if tags:
-                await self.engine.put_container_setting(call.ctx, container, TAGGING, setting_of(tags))
+            created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
         except ContainerExists:
             # S3's legacy answer in us-east-1: creating a bucket you already own (in the same
             # place) succeeds, and create-if-missing scripts rely on it. Elsewhere it is 409.
@@ -95,9 +99,27 @@ class BucketOperations(OperationBase):
             existing = await self._container(call)
             if existing.placement != (placement or self.engine.default_placement):
                 raise
+        else:
+            await self._store_creation_access(call, created, ownership, acl)
+            if tags:
+                await self.engine.put_container_setting(call.ctx, created, TAGGING, setting_of(tags))
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""
+
+    def _creation_access(self, call: S3Call) -> tuple[str | None, str]:
+        """CreateBucket's x-amz-object-ownership (None: the default) and ACL, checked before it creates."""
+        raw = call.headers.get("x-amz-object-ownership")
+        ownership = None if raw is None else ownership_header(raw)
+        # A new bucket blocks public access (public_access_block.py), and the deployment may too.
+        acl = self._bucket_creation_acl(call, ownership or BUCKET_OWNER_ENFORCED, BLOCK_ALL)
+        return ownership, acl
+
+    async def _store_creation_access(self, call: S3Call, container: Container, ownership: str | None, acl: str) -> None:
+        if ownership is not None and ownership != BUCKET_OWNER_ENFORCED:
+            await self.engine.put_container_setting(call.ctx, container, OWNERSHIP_SETTING, ownership)
+        if acl:
+            await self.engine.put_container_setting(call.ctx, container, ACL_SETTING, acl)
 
     async def head_bucket(self, call: S3Call) -> bytes:
         await self._container(call)

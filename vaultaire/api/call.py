@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from twisted.web.server import Request
 
+from vaultaire.access.acl import Acl, PublicAccessBlock
 from vaultaire.api.addressing import Target
 from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
@@ -21,7 +22,7 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
-from vaultaire.model import Artifact, Container, RequestContext
+from vaultaire.model import Artifact, Container, ContainerAccess, RequestContext
 
 if TYPE_CHECKING:
     from vaultaire.lifecycle.rules import Configuration
@@ -51,6 +52,9 @@ class S3Call:
         "headers",
         "bytes_in",
         "cors_applied",
+        "access",
+        "source_access",
+        "denial",
         "event",
     )
 
@@ -63,6 +67,11 @@ class S3Call:
         self.operation = "Unknown"
         self.bytes_in = 0
         self.cors_applied = False
+        # Found by the authorization step (vaultaire/api/authorize.py): the container the request
+        # names and its copy source's, whichever tenant owns them; and why it was denied, if it was.
+        self.access: ContainerAccess | None = None
+        self.source_access: ContainerAccess | None = None
+        self.denial = ""
         # Fields the operation adds to its event-log line (the tags a write stored...): keep them small.
         self.event: dict[str, object] = {}
 
@@ -131,6 +140,21 @@ class OperationBase:
         async def _lifecycle(self, call: S3Call, container: Container) -> Configuration | None: ...
 
         def _echo_expiration(self, call: S3Call, configuration: Configuration | None, artifact: Artifact) -> None: ...
+        # The authorization step (authorize.py), for operations that learn their keys from the body.
+        async def authorize(self, call: S3Call) -> None: ...
+
+        async def authorize_key(self, call: S3Call, key: str, version: str | None = None) -> None: ...
+
+        # ACLs, ownership, public access block (acl_operations.py, ownership.py, public_access_block.py).
+        async def _ownership(self, call: S3Call, container: Container) -> str: ...
+
+        async def _bucket_acl(self, call: S3Call, container: Container) -> Acl: ...
+
+        async def _public_access_block(self, call: S3Call, container: Container) -> PublicAccessBlock: ...
+
+        async def _new_object_acl(self, call: S3Call, container: Container, headers: Mapping[str, str]) -> str: ...
+
+        def _bucket_creation_acl(self, call: S3Call, ownership: str, block: PublicAccessBlock) -> str: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)
@@ -140,7 +164,15 @@ class OperationBase:
 
     async def _container(self, call: S3Call) -> Container:
         assert call.target.bucket is not None
+        if call.access is not None:
+            return call.access.container  # found by the authorization step, for whichever tenant
         return await self.engine.container(call.ctx, call.target.bucket)
+
+    async def _source_container(self, call: S3Call, bucket: str) -> Container:
+        """A copy's source container, which may be another tenant's (the authorization step allowed it)."""
+        if call.source_access is not None and call.source_access.container.name == bucket:
+            return call.source_access.container
+        return await self.engine.container(call.ctx, bucket)
 
     def _owner(self, call: S3Call) -> Element:
         tenant = call.ctx.tenant

@@ -10,6 +10,7 @@ import errno
 from email.utils import formatdate
 
 from vaultaire import errors as domain
+from vaultaire.access.acl import AclError
 from vaultaire.api.xmlout import element, xml_document
 from vaultaire.encryption.keys import WrongKey
 from vaultaire.engine.sealed import Unprotected
@@ -109,6 +110,28 @@ CODES: dict[str, tuple[int, str]] = {
         "Check your key and signing method.",
     ),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),
+    # ACLs, object ownership, public access block (api/acl_operations.py, ownership.py, public_access_block.py)
+    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+    ),
+    "InvalidBucketAclWithBlockPublicAccessError": (
+        400,
+        "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
+    ),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    ),
+    "MissingSecurityHeader": (400, "Your request was missing a required header"),
+    "UnexpectedContent": (400, "This request does not support content"),
+    "UnresolvableGrantByEmailAddress": (400, "The e-mail address you provided does not match any account on record."),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
+    # Bucket policies (api/bucket_policy.py)
+    "MalformedPolicy": (400, "Policies must be valid JSON and the first byte must be '{'"),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
 }
 
 
@@ -159,6 +182,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
     """The S3 error a domain error means, or None if it is not one of ours."""
     if isinstance(exc, S3Error):
         return exc
+    if isinstance(exc, AclError):
+        return S3Error(exc.code, exc.message or None, **exc.extra)
     if isinstance(exc, domain.NoSuchContainer):
         return S3Error("NoSuchBucket", BucketName=container or "")
     if isinstance(exc, domain.NoSuchVersion):

@@ -89,6 +89,7 @@ class MultipartOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        acl = await self._new_object_acl(call, container, call.headers)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -101,6 +102,7 @@ class MultipartOperations(OperationBase):
             checksum_type=kind,
             protection=protection,
             tags=tags,
+            acl=acl,
         )
         encryption.echo(call, upload.sealing)
         if algorithm is not None and kind is not None:
@@ -165,7 +167,7 @@ class MultipartOperations(OperationBase):
         number = self._part_number(call)
         source_bucket, source_key, source_version = copy_source_version(call.headers["x-amz-copy-source"])
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         wanted_range = call.headers.get("x-amz-copy-source-range")
         offered = encryption.for_read(call.headers, self._sse_c_secure(call), source=True)

@@ -63,6 +63,7 @@ class ObjectOperations(OperationBase):
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        acl = await self._new_object_acl(call, container, call.headers)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -80,6 +81,7 @@ class ObjectOperations(OperationBase):
             declared_size=incoming.size,
             protection=protection,
             tags=tags,
+            acl=acl,
         )
         self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         note_tags(call, tags)
@@ -207,7 +209,7 @@ class ObjectOperations(OperationBase):
         # S3 reads x-amz-tagging only with REPLACE; with COPY the source's tags are the copy's.
         replaced_tags = request_tags(call) if tagging == "REPLACE" else ()
         target = await self._container(call)
-        source = await self.engine.container(call.ctx, source_bucket)
+        source = await self._source_container(call, source_bucket)
         conditions = read_conditions(call.headers, "x-amz-copy-source-")
         klass = storage_class(call.headers) if "x-amz-storage-class" in call.headers else None
         replaced_metadata = self._metadata(call) if directive == "REPLACE" else ()
@@ -219,6 +221,7 @@ class ObjectOperations(OperationBase):
         explicit = protection is not None
         if protection is None:
             protection = await self._default_protection(call, target)
+        acl = await self._new_object_acl(call, target, call.headers)  # S3 never copies the source's ACL
 
         def plan(original: Artifact) -> CopyPlan:
             encryption.check_offered(original.sealing, offered)
@@ -245,6 +248,7 @@ class ObjectOperations(OperationBase):
                     storage_class=klass or "STANDARD",
                     protection=protection,
                     tags=copied_tags,
+                    acl=acl,
                 )
             return CopyPlan(
                 original.content_type,
@@ -253,6 +257,7 @@ class ObjectOperations(OperationBase):
                 klass or original.storage_class,
                 protection,
                 copied_tags,
+                acl,
             )
 
         try:
@@ -293,6 +298,8 @@ class ObjectOperations(OperationBase):
                 results.append(_delete_error(key, "KeyTooLongError", "Your key is too long"))
                 continue
             try:
+                # S3 decides each key of the batch on its own.
+                await self.authorize_key(call, key, version)
                 if version is not None:
                     if not valid_version_id(version):
                         # S3 answers each key of a batch: an id that cannot exist is a version that does not.

@@ -53,6 +53,22 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "GET", "lifecycle"): "GetBucketLifecycleConfiguration",
     ("bucket", "PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
     ("bucket", "DELETE", "lifecycle"): "DeleteBucketLifecycle",
+    # ACLs, ownership controls, public access block (issue 14)
+    ("bucket", "GET", "acl"): "GetBucketAcl",
+    ("bucket", "PUT", "acl"): "PutBucketAcl",
+    ("object", "GET", "acl"): "GetObjectAcl",
+    ("object", "PUT", "acl"): "PutObjectAcl",
+    ("bucket", "GET", "ownershipControls"): "GetBucketOwnershipControls",
+    ("bucket", "PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("bucket", "DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
+    ("bucket", "GET", "publicAccessBlock"): "GetPublicAccessBlock",
+    ("bucket", "PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+    ("bucket", "DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    # Bucket policies (issue 14, api/bucket_policy.py)
+    ("bucket", "GET", "policy"): "GetBucketPolicy",
+    ("bucket", "PUT", "policy"): "PutBucketPolicy",
+    ("bucket", "DELETE", "policy"): "DeleteBucketPolicy",
+    ("bucket", "GET", "policyStatus"): "GetBucketPolicyStatus",
     # Tagging (api/tagging.py) and GetObjectAttributes (api/attributes.py)
     ("object", "GET", "tagging"): "GetObjectTagging",
     ("object", "PUT", "tagging"): "PutObjectTagging",

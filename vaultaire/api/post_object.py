@@ -76,18 +76,21 @@ class PostObjectOperation(OperationBase):
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
         call.ctx.tenant = identity.tenant
-        unsupported.check_owner(call.headers, identity.tenant.id)
         unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
             raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key")
         # S3 checks the policy's key conditions against the key with ${filename} filled in.
         key = fields["key"] = key.replace("${filename}", form.filename or "")
+        await self.authorize(call)  # the bucket (and its owner) only: the key is checked next
+        await self.authorize_key(call, key)
         size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
         container = await self._container(call)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
+        # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
+        acl = await self._new_object_acl(call, container, {"x-amz-acl": fields["acl"]} if "acl" in fields else {})
         metadata = user_metadata(fields.items())
         # S3's form field is a whole Tagging document, not the header's query form.
         tags = parse_document(fields["tagging"]) if "tagging" in fields else ()
@@ -124,6 +127,7 @@ class PostObjectOperation(OperationBase):
             # SSE form fields are refused (unsupported.py); the bucket's default still applies.
             protection=await self._default_protection(call, container),
             tags=tags,
+            acl=acl,
         )
         note_tags(call, tags)
         location = f"/{container.name}/{quote(key)}"

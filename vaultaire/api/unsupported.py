@@ -50,6 +50,10 @@ _SSE_C_KEY = _SSE_WRITES | frozenset(
 _SSE_C_SOURCE = frozenset({"CopyObject", "UploadPartCopy"})
 
 
+# Where x-amz-acl and x-amz-grant-* are honoured (POST Object takes its form field acl only).
+_ACL_WRITES = frozenset(
+    {"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload", "PutBucketAcl", "PutObjectAcl"}
+)
 _TAGGED_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
 
 
@@ -90,24 +94,19 @@ UNSUPPORTED: tuple[Row, ...] = (
         "a bucket with object lock",
         operations=frozenset({"CreateBucket"}),
     ),
-    # private and bucket-owner-full-control are what every object here already is.
+    # ACLs are honoured where S3 takes them (api/acl_operations.py); elsewhere only what every
+    # object already is (private, bucket-owner-full-control) is accepted.
     Row(
         "x-amz-acl",
         lambda v: v.strip().lower() not in ("private", "bucket-owner-full-control"),
         "a canned ACL granting access to others",
+        honoured=_ACL_WRITES | frozenset({"PostObject"}),
     ),
-    Row("x-amz-grant-", _always, "an ACL grant", prefix=True),
+    Row("x-amz-grant-", _always, "an ACL grant", prefix=True, honoured=_ACL_WRITES),
     # Object tags are stored by the writes that take them (api/tagging.py); a POST form names them
     # "tagging" (a Tagging document), so a form field "x-amz-tagging" is still refused.
     Row("x-amz-tagging", _not_empty, "object tags", honoured=_TAGGED_WRITES),
     Row("x-amz-website-redirect-location", _not_empty, "a website redirect"),
-    # BucketOwnerEnforced (ACLs disabled) is how every bucket here behaves.
-    Row(
-        "x-amz-object-ownership",
-        lambda v: v.strip() != "BucketOwnerEnforced",
-        "object ownership with ACLs enabled",
-        operations=frozenset({"CreateBucket"}),
-    ),
 )
 
 # POST Object form fields that mean the header of the same effect.
@@ -137,14 +136,12 @@ def refuse_form(fields: Mapping[str, str]) -> None:
     refuse("PostObject", {FORM_FIELDS.get(name, name): value for name, value in fields.items()})
 
 
-def check_owner(headers: Mapping[str, str], owner_id: str) -> None:
-    """403 if the request says its bucket (or its copy source's) belongs to someone else.
+def check_owner(headers: Mapping[str, str], owner_id: str, name: str = "x-amz-expected-bucket-owner") -> None:
+    """403 if the request says its bucket (``name``: or its copy source's) belongs to someone else.
 
-    A tenant reaches only its own containers today, so the owner of any
-    bucket a request can touch is the caller's tenant. When grants across
-    tenants land, this must compare with each container's own owner.
+    ``owner_id`` is the owner of the container the request names, whoever asks (the
+    authorization step calls this once it has found the container, and the source's).
     """
-    for name in ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"):
-        expected = headers.get(name)
-        if expected is not None and expected.strip() != owner_id:
-            raise S3Error("AccessDenied")
+    expected = headers.get(name)
+    if expected is not None and expected.strip() != owner_id:
+        raise S3Error("AccessDenied")

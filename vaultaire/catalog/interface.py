@@ -38,6 +38,7 @@ from twisted.internet.defer import Deferred
 from vaultaire.model import (
     Artifact,
     Container,
+    ContainerAccess,
     Credential,
     ListingPage,
     Part,
@@ -45,6 +46,7 @@ from vaultaire.model import (
     Tenant,
     Upload,
     UsageRow,
+    User,
     VersionChange,
     VersionsPage,
     WriteCondition,
@@ -94,9 +96,10 @@ class Tenants(Protocol):
         Its metered usage stays, for the bill. Raises NoSuchTenant, or TenantNotEmpty while
         it owns a container."""
 
-    def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]:
-        """Store an access key for the tenant, replacing any key with that access key id
-        (secret and owner). The secret is stored sealed, never in plain text."""
+    def add_credential(self, tenant_id: str, access_key: str, secret_key: str, user: str = "") -> Deferred[Credential]:
+        """Store an access key for the tenant's ``user`` ("": its root user), replacing any key with
+        that access key id (secret and owner). The secret is stored sealed, never in plain text.
+        Raises NoSuchUser for a user the tenant does not have."""
 
     def credentials(self, tenant_id: str | None) -> Deferred[list[tuple[str, str, float]]]:
         """(access key, tenant name, created) for one tenant's keys or every key when None,
@@ -106,11 +109,41 @@ class Tenants(Protocol):
         """Delete the access key; False if there was none."""
 
     def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
-        """The key with its secret unsealed, and its tenant; None for an unknown key.
+        """The key with its secret unsealed (and its user), and its tenant; None for an unknown key.
         On every request's path: a point read, fast."""
 
     def count_credentials(self) -> Deferred[int]:
         """How many access keys exist, of every tenant."""
+
+
+# -- access control (issue 14): users, identity policies, containers by name with their documents
+
+
+class Users(Protocol):
+    """A tenant's users (besides its root user, ""), each with an optional identity policy."""
+
+    def create_user(self, tenant_id: str, name: str, policy: str | None) -> Deferred[User]:
+        """A new user with a new unique id; raises NoSuchTenant, or UserExists for a taken name."""
+
+    def user(self, tenant_id: str, name: str) -> Deferred[User]:
+        """The user (its policy text included); raises NoSuchUser. On a user's every request: a point read."""
+
+    def users(self, tenant_id: str) -> Deferred[list[User]]:
+        """The tenant's users, by name."""
+
+    def set_user_policy(self, tenant_id: str, name: str, policy: str | None) -> Deferred[User]:
+        """Set, replace or (None) remove the identity policy; raises NoSuchUser."""
+
+    def delete_user(self, tenant_id: str, name: str) -> Deferred[User]:
+        """The user and its access keys, in one transaction; raises NoSuchUser."""
+
+    def user_keys(self, tenant_id: str, name: str) -> Deferred[list[str]]:
+        """The access keys acting for the user ("": the root user), oldest first."""
+
+    def containers_named(self, name: str) -> Deferred[list[ContainerAccess]]:
+        """Every container so named, whatever its tenant (several only in data written before names
+        were unique), by creation, each with its owner and its access documents. On every request's
+        path: a point read, fast."""
 
 
 class Containers(Protocol):
@@ -444,6 +477,16 @@ class LifecycleScans(Protocol):
 
 
 class Catalog(
-    Lifecycle, Tenants, Containers, Artifacts, Uploads, Garbage, Migrations, Accounting, LifecycleScans, Protocol
+    Lifecycle,
+    Tenants,
+    Users,
+    Containers,
+    Artifacts,
+    Uploads,
+    Garbage,
+    Migrations,
+    Accounting,
+    LifecycleScans,
+    Protocol,
 ):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_names, versions
+from vaultaire.catalog import accounting, blobs, sqlite_names, sqlite_users, versions
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -34,6 +34,7 @@ from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
+from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
@@ -212,6 +213,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
         if column not in columns:
             db.execute(f"ALTER TABLE tenants ADD COLUMN {column} INTEGER")
     accounting.backfill(db, now)
+    sqlite_users.migrate(db)
     plain = db.execute("SELECT access_key, secret_key FROM credentials").fetchall()
     db.executemany(
         "UPDATE credentials SET secret_key = ? WHERE access_key = ?",
@@ -219,7 +221,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(LifecycleStatements):
+class SQLiteCatalog(LifecycleStatements, UsersMixin):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -373,6 +375,7 @@ class SQLiteCatalog(LifecycleStatements):
             self._conn = conn
             conn.executescript(accounting.SCHEMA)
             conn.executescript(blobs.SCHEMA)
+            conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
@@ -490,21 +493,23 @@ class SQLiteCatalog(LifecycleStatements):
             if count:
                 raise TenantNotEmpty(f"tenant {name!r} still owns {count} container(s); delete them first")
             db.execute("DELETE FROM credentials WHERE tenant_id = ?", (tenant.id,))
+            db.execute("DELETE FROM users WHERE tenant_id = ?", (tenant.id,))
             db.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
             return tenant
 
         return self._write(work)
 
-    def add_credential(self, tenant_id: str, access_key: str, secret_key: str) -> Deferred[Credential]:
+    def add_credential(self, tenant_id: str, access_key: str, secret_key: str, user: str = "") -> Deferred[Credential]:
         def work(db: sqlite3.Connection) -> Credential:
             created = self._clock()
+            sqlite_users.check_user(db, tenant_id, user)
             db.execute(
-                "INSERT INTO credentials (access_key, secret_key, tenant_id, created) VALUES (?, ?, ?, ?)"
+                "INSERT INTO credentials (access_key, secret_key, tenant_id, created, user_name) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (access_key) DO UPDATE SET secret_key = excluded.secret_key,"
-                " tenant_id = excluded.tenant_id",
-                (access_key, self._box.seal(secret_key, access_key), tenant_id, created),
+                " tenant_id = excluded.tenant_id, user_name = excluded.user_name",
+                (access_key, self._box.seal(secret_key, access_key), tenant_id, created, user),
             )
-            return Credential(access_key, secret_key, tenant_id, created)
+            return Credential(access_key, secret_key, tenant_id, created, user)
 
         return self._write(work)
 
@@ -529,7 +534,7 @@ class SQLiteCatalog(LifecycleStatements):
     def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
         def work(db: sqlite3.Connection) -> tuple[Credential, Tenant] | None:
             row = db.execute(
-                "SELECT c.access_key, c.secret_key, c.tenant_id, c.created,"
+                "SELECT c.access_key, c.secret_key, c.tenant_id, c.created, c.user_name,"
                 " t.id, t.name, t.status, t.created, t.max_bytes, t.max_objects"
                 " FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.access_key = ?",
                 (access_key,),
@@ -542,7 +547,7 @@ class SQLiteCatalog(LifecycleStatements):
                 if len(self._opened) > 10_000:
                     self._opened.clear()
                 self._opened[row[1]] = secret
-            return Credential(row[0], secret, row[2], row[3]), _tenant(row[4:])
+            return Credential(row[0], secret, row[2], row[3], row[4]), _tenant(row[5:])
 
         return self._read(work)
 

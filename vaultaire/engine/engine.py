@@ -46,6 +46,7 @@ from vaultaire.model import (
     Artifact,
     ByteRange,
     Container,
+    ContainerAccess,
     Credential,
     ListingPage,
     Part,
@@ -54,6 +55,7 @@ from vaultaire.model import (
     Tenant,
     Upload,
     UsageRow,
+    User,
     VersionChange,
     WriteCondition,
 )
@@ -87,6 +89,7 @@ class CopyPlan:
     storage_class: str
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
     tags: tuple[tuple[str, str], ...] = ()  # the copy's object tags
+    acl: str = ""  # the copy's ACL (vaultaire.access.acl, serialized); S3 never copies the source's
 
 
 async def _nothing_replaced() -> int:
@@ -183,6 +186,14 @@ class Engine(VersioningEngine):
         await self.catalog.add_credential(tenant.id, access_key, secret_key)
         return tenant
 
+    async def user(self, tenant_id: str, name: str) -> User:
+        """A user of the tenant with its identity policy; raises NoSuchUser."""
+        return await self.catalog.user(tenant_id, name)
+
+    async def containers_named(self, name: str) -> list[ContainerAccess]:
+        """Every container so named, of any tenant, with its owner and access documents."""
+        return await self.catalog.containers_named(name)
+
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
 
@@ -255,6 +266,23 @@ class Engine(VersioningEngine):
         unauthenticated request (a CORS preflight), every tenant's."""
         return await self.catalog.settings_by_name(None if tenant is None else tenant.id, container, name)
 
+    # -- ACLs (issue 14): a version's attributes changed in place, grantees that must exist
+
+    async def amend_artifact(
+        self,
+        ctx: RequestContext,
+        container: Container,
+        key: str,
+        version_id: str | None,
+        change: Callable[[Artifact], Artifact],
+    ) -> Artifact:
+        """Change one version's attributes (None: the current version) in one transaction."""
+        return await self.catalog.amend_artifact(container.id, key, version_id, change)
+
+    async def tenant_exists(self, tenant_id: str) -> bool:
+        """Whether a tenant has this id (an ACL's grantee). Rare: only ACLs naming other tenants ask."""
+        return any(tenant.id == tenant_id for tenant in await self.catalog.tenants())
+
     # -- artifacts
 
     async def artifact(
@@ -311,6 +339,7 @@ class Engine(VersioningEngine):
         declared_size: int | None = None,
         protection: Protection | None = None,
         tags: tuple[tuple[str, str], ...] = (),
+        acl: str = "",
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
@@ -364,6 +393,7 @@ class Engine(VersioningEngine):
             placement=container.placement,
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
             tags=tags,
+            acl=acl,
         )
         try:
             change = await self.catalog.put_artifact(artifact, condition)
@@ -518,6 +548,7 @@ class Engine(VersioningEngine):
                 declared_size=original.size,
                 protection=decided.protection,
                 tags=decided.tags,
+                acl=decided.acl,
             )
         except BaseException:
             reader.stop()  # refused before reading (a condition, the quota): release the source blob
@@ -593,6 +624,7 @@ class Engine(VersioningEngine):
         checksum_type: str | None = None,
         protection: Protection | None = None,
         tags: tuple[tuple[str, str], ...] = (),
+        acl: str = "",
     ) -> Upload:
         if self.space is not None:
             await self.space.admit(container.placement, 0)  # an upload whose parts could not land
@@ -609,6 +641,7 @@ class Engine(VersioningEngine):
             checksum_type=checksum_type,
             sealing=self.sealed.describe(protection),
             tags=tags,
+            acl=acl,
         )
         await self.catalog.create_upload(upload)
         return upload
