@@ -135,7 +135,7 @@ def catalog_listing(db: sqlite3.Connection, prefix: str, delimiter: str, limit: 
     raise AssertionError("the listing never ended")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(operations, st.sampled_from(["", "a", "b/", "é"]), st.sampled_from(["", "/"]), st.integers(1, 5))
 def test_versions_and_markers_follow_the_model(ops, prefix, delimiter, limit):
     db = fresh_catalog()
