@@ -135,10 +135,14 @@ def _stored(db: sqlite3.Connection, container_id: int, key: bytes, version_id: s
 def lookup(db: sqlite3.Connection, container_id: int, key: str, version_id: str | None) -> Artifact | None:
     """The version (None: the current one, which may be a delete marker), or None."""
     raw = key.encode("utf-8")
-    found = current(db, container_id, raw)
-    if version_id is None or (found is not None and found[0].version_id == version_id):
-        if found is not None:
-            return found[0]
+    row = db.execute(
+        f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?", (container_id, raw)
+    ).fetchone()
+    # Every GET of a current version: one lookup, one parse, as before versioning.
+    found = None if row is None else artifact_row(row)
+    if found is not None and version_id in (None, found.version_id):
+        return found
+    if version_id is None:
         # No current data version: the key is absent, or its current version is a marker.
         newest = _newest_stored(db, container_id, raw)
         return None if newest is None else evolve(newest[0], is_latest=True)
