@@ -150,7 +150,12 @@ def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, l
         order = kinds[run % 3 :] + kinds[: run % 3]
         for kind in order:
             base = scratch / f"{kind}-{run}"
-            d = BaselineDaemon(base, tree) if kind == "baseline" else Daemon(base)
+            if kind == "baseline":
+                d: Daemon = BaselineDaemon(base, tree)
+            elif args.this_tree:
+                d = BaselineDaemon(base, Path(args.this_tree))
+            else:
+                d = Daemon(base)
             d.start()
             try:
                 found = small(d, kind, args, base / "work")
@@ -214,6 +219,8 @@ def catalog_costs(args: argparse.Namespace, scratch: Path) -> dict[str, list[tup
             env = dict(os.environ)
             if kind == "baseline":
                 env["PYTHONPATH"] = str(tree)
+            elif args.this_tree:
+                env["PYTHONPATH"] = str(args.this_tree)
             out = subprocess.run(
                 [sys.executable, "-c", CATALOG_PROBE, "1" if kind == "versioned" else "0"],
                 env=env,
@@ -377,6 +384,11 @@ def listings(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="78f6c56", help="git ref of the code before versioning")
+    parser.add_argument(
+        "--this-tree",
+        help="run the unversioned and versioned daemons from this source tree instead of the working tree"
+        " (to measure versioning alone, without what was merged beside it)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="repetitions of the GET/PUT runs (median reported)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the listing bucket")
