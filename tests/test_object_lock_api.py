@@ -1,5 +1,3 @@
-
-
 def test_aws_cli_copies_into_a_bucket_with_a_default_retention(
     module_daemon: Daemon, s3: Any, bucket: str, aws_home: Path, tmp_path: Path
 ) -> None:
