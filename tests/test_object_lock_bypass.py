@@ -102,3 +102,23 @@ async def test_get_and_head_tell_the_lock_only_to_who_may_read_it(tmp_path: Any)
                 assert all(r.headers.hasHeader(name) is sees for name in lock_headers), (method, who)
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_writes_own_lock_takes_the_lock_permissions(tmp_path: Any) -> None:
+    server = Server(str(tmp_path))
+    await server.start()
+    try:
+        r = await server.request("PUT", "/vault", headers={"x-amz-bucket-object-lock-enabled": "true"})
+        assert r.code == 200, r.body
+        writer = await user(server, "writer", {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"})
+        lock = {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": iso(time.time() + 60)}
+        for headers in (lock, {"x-amz-object-lock-legal-hold": "ON"}):
+            r = await server.request("PUT", "/vault/k", b"x", headers={**headers, **md5(b"x")}, **writer)
+            assert (r.code, error_code(r)) == (403, "AccessDenied"), r.body
+        r = await server.request("PUT", "/vault/k", b"x", headers=md5(b"x"), **writer)
+        assert r.code == 200, r.body
+        r = await server.request("PUT", "/vault/k", b"x", headers={**lock, **md5(b"x")})  # the owner
+        assert r.code == 200, r.body
+    finally:
+        await server.stop()

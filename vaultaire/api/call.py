@@ -165,6 +165,7 @@ class OperationBase:
             container: Container,
             asked: tuple[Retention | None, bool | None],
             integrity: bool | None = None,
+            key: str | None = None,
         ) -> LockRequest | None: ...
 
         async def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
