@@ -64,6 +64,7 @@ class ObjectOperations(OperationBase):
         lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         acl = await self._new_object_acl(call, container, call.headers)
         integrity = incoming.algorithm is not None or content_md5(call.headers) is not None
         lock = await self.lock_for_write(call, container, lock_asked, integrity)
@@ -92,7 +93,7 @@ class ObjectOperations(OperationBase):
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         echo_version(call, artifact)
-        encryption.echo(call, artifact.sealing)
+        encryption.echo(call, artifact.sealing, written=True)
         self._echo_checksum(call, incoming)
         if klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -233,6 +234,7 @@ class ObjectOperations(OperationBase):
         explicit = protection is not None
         if protection is None:
             protection = await self._default_protection(call, target)
+        protection = encryption.for_object(protection, target.name, call.target.key)
         acl = await self._new_object_acl(call, target, call.headers)  # S3 never copies the source's ACL
 
         def plan(original: Artifact) -> CopyPlan:
@@ -286,7 +288,7 @@ class ObjectOperations(OperationBase):
         self._echo_expiration(call, await self._lifecycle(call, target), copied)
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
-        encryption.echo(call, copied.sealing)
+        encryption.echo(call, copied.sealing, written=True)
         note_tags(call, copied.tags)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
