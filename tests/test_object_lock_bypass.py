@@ -122,3 +122,31 @@ async def test_a_writes_own_lock_takes_the_lock_permissions(tmp_path: Any) -> No
         assert r.code == 200, r.body
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_creating_a_locked_bucket_takes_the_lock_and_versioning_permissions(tmp_path: Any) -> None:
+    server = Server(str(tmp_path))
+    await server.start()
+    try:
+        creator = await user(server, "creator", {"Effect": "Allow", "Action": "s3:CreateBucket", "Resource": "*"})
+        locker = await user(
+            server,
+            "locker",
+            {
+                "Effect": "Allow",
+                "Action": ["s3:CreateBucket", "s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"],
+                "Resource": "*",
+            },
+        )
+        lock = {"x-amz-bucket-object-lock-enabled": "true"}
+        r = await server.request("PUT", "/denied", headers=lock, **creator)
+        assert (r.code, error_code(r)) == (403, "AccessDenied"), r.body
+        assert (await server.request("HEAD", "/denied")).code == 404  # nothing was created
+        assert (await server.request("PUT", "/plain", **creator)).code == 200
+        r = await server.request("PUT", "/allowed", headers=lock, **locker)
+        assert r.code == 200, r.body
+        r = await server.request("GET", "/allowed", query="object-lock=")
+        assert r.code == 200 and b"<ObjectLockEnabled>Enabled</ObjectLockEnabled>" in r.body, r.body
+    finally:
+        await server.stop()

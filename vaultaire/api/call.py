@@ -176,6 +176,8 @@ class OperationBase:
 
         async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None: ...
 
+        async def may_create_locked(self, call: S3Call) -> None: ...
+
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)
         call.set_header("Content-Type", "application/xml")

@@ -69,6 +69,14 @@ class ObjectLockOperations(OperationBase):
     def lock_asked_at_creation(headers: Mapping[str, str]) -> bool:
         return headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
 
+    async def may_create_locked(self, call: S3Call) -> None:
+        """S3: a bucket created with Object Lock also takes s3:PutBucketObjectLockConfiguration and
+        s3:PutBucketVersioning (a root user has them; a user by its policy)."""
+        for action in ("s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"):
+            row = ActionRow(action, "bucket")
+            if not (await self._decision(call, row, None, call.target.bucket or "", None)).allowed:
+                raise S3Error("AccessDenied")
+
     async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None:
         """Versioning on, then the lock: a crash between them leaves an honest versioned bucket
         without a lock (GetObjectLockConfiguration says so), never a lock without versioning."""
