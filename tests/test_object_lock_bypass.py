@@ -1,5 +1,7 @@
-"""Bypassing GOVERNANCE takes s3:BypassGovernanceRetention, as on S3: the owner's root user has
-it, a user has it only by policy, and without it the header bypasses nothing."""
+"""Object Lock and permissions, as on S3: bypassing GOVERNANCE takes s3:BypassGovernanceRetention
+(without it the header bypasses nothing); a write's own lock takes s3:PutObjectRetention and
+s3:PutObjectLegalHold; GET/HEAD show a lock only to who may read it; a locked bucket's creation
+takes the lock and versioning permissions. The owner's root user has them all; a user by policy."""
 
 from __future__ import annotations
 
