@@ -165,6 +165,7 @@ class Policy:
         for statement in statements:
             keys |= statement.conditions.keys
         self.keys = frozenset(keys)
+        self._needs_object_tags = any(key.startswith("s3:existingobjecttag/") for key in self.keys)
 
     def __len__(self) -> int:
         return len(self._statements)
@@ -172,7 +173,7 @@ class Policy:
     @property
     def needs_object_tags(self) -> bool:
         """Whether evaluating needs the object's stored tags (s3:ExistingObjectTag/<key> in the context)."""
-        return any(key.startswith("s3:existingobjecttag/") for key in self.keys)
+        return self._needs_object_tags
 
     def evaluate(self, request: AccessRequest) -> Verdict:
         statements = self._for_action(request.action)
