@@ -69,6 +69,10 @@ class BlockLike(Protocol):
     def restrict_public_buckets(self) -> bool: ...
 
 
+# What the bucket owner's root user may always do, whatever the bucket policy says (as on S3).
+_OWNER_ROOT_ALWAYS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"})
+
+
 @frozen
 class Decision:
     allowed: bool
@@ -85,6 +89,10 @@ def decide(
     is_root: bool,
 ) -> Decision:
     principal = request.principal
+    if is_root and request.action in _OWNER_ROOT_ALWAYS and principal.tenant_id == request.bucket_owner:
+        # S3: the bucket owner's root user may always read, replace or delete the bucket policy,
+        # even one that denies it, so that no policy can lock the owner out for good.
+        return Decision(True, "the owner's root user manages the bucket policy")
     owner = request.object_owner or request.bucket_owner
     same_tenant = not principal.anonymous and principal.tenant_id == owner
     if same_tenant and is_root:

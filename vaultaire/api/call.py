@@ -165,15 +165,18 @@ class OperationBase:
             container: Container,
             asked: tuple[Retention | None, bool | None],
             integrity: bool | None = None,
+            key: str | None = None,
         ) -> LockRequest | None: ...
 
-        def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
+        async def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
 
         async def delete_guard(
             self, call: S3Call, container: Container, versions: bool = True, key: str | None = None
         ) -> Callable[[Artifact], None] | None: ...
 
         async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None: ...
+
+        async def may_create_locked(self, call: S3Call) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

@@ -35,13 +35,23 @@ HEADER_KEYS = tuple(
         "x-amz-grant-write-acp",
         "x-amz-grant-full-control",
         "x-amz-content-sha256",
+        "x-amz-object-ownership",
     )
 )
+# Condition keys named otherwise than the request header they come from.
+RENAMED_HEADER_KEYS = {
+    "s3:object-lock-mode": "x-amz-object-lock-mode",
+    "s3:object-lock-retain-until-date": "x-amz-object-lock-retain-until-date",
+    "s3:object-lock-legal-hold": "x-amz-object-lock-legal-hold",
+    "aws:useragent": "user-agent",
+    "aws:referer": "referer",
+}
 # Listing parameters: s3:prefix, s3:delimiter, s3:max-keys (ListObjects*, ListObjectVersions...).
 QUERY_KEYS = ("s3:prefix", "s3:delimiter", "s3:max-keys")
 _EVERY = frozenset(
     {"aws:securetransport", "aws:currenttime", "aws:epochtime", "aws:sourceip", "s3:signatureversion", "s3:authtype"}
     | set(HEADER_KEYS)
+    | set(RENAMED_HEADER_KEYS)
     | set(QUERY_KEYS)
     | {"s3:versionid", "s3:requestobjecttagkeys", "s3:requestobjecttag/", "s3:existingobjecttag/"}
 )
@@ -80,6 +90,11 @@ def context_of(
     for key in HEADER_KEYS:
         if key in want:
             value = headers.get(key[3:])
+            if value is not None:
+                context[key] = (value.strip(),)
+    for key, header in RENAMED_HEADER_KEYS.items():
+        if key in want:
+            value = headers.get(header)
             if value is not None:
                 context[key] = (value.strip(),)
     query = call.target.query

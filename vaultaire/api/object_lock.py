@@ -69,6 +69,14 @@ class ObjectLockOperations(OperationBase):
     def lock_asked_at_creation(headers: Mapping[str, str]) -> bool:
         return headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
 
+    async def may_create_locked(self, call: S3Call) -> None:
+        """S3: a bucket created with Object Lock also takes s3:PutBucketObjectLockConfiguration and
+        s3:PutBucketVersioning (a root user has them; a user by its policy)."""
+        for action in ("s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"):
+            row = ActionRow(action, "bucket")
+            if not (await self._decision(call, row, None, call.target.bucket or "", None)).allowed:
+                raise S3Error("AccessDenied")
+
     async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None:
         """Versioning on, then the lock: a crash between them leaves an honest versioned bucket
         without a lock (GetObjectLockConfiguration says so), never a lock without versioning."""
@@ -189,12 +197,13 @@ class ObjectLockOperations(OperationBase):
         container: Container,
         asked: tuple[Retention | None, bool | None],
         integrity: bool | None = None,
+        key: str | None = None,
     ) -> LockRequest | None:
         """What the new version is locked with: its own lock, else the bucket's default.
 
         ``integrity`` says whether the body comes with a Content-MD5 or an x-amz-checksum-*
         (None: the write has no body of its own to protect, a copy); S3 refuses a locked
-        upload without one.
+        upload without one. ``key`` is the new version's (the request's own when None).
         """
         retention, hold = asked
         config = await self.lock_configuration(call, container)
@@ -202,6 +211,11 @@ class ObjectLockOperations(OperationBase):
             if retention is not None or hold is not None:
                 raise S3Error("InvalidRequest", documents.NOT_ENABLED_WRITE)
             return None
+        # S3: a write's own lock takes the permissions PutObjectRetention and PutObjectLegalHold take.
+        if retention is not None and not await self._may(call, "s3:PutObjectRetention", key):
+            raise S3Error("AccessDenied")
+        if hold is not None and not await self._may(call, "s3:PutObjectLegalHold", key):
+            raise S3Error("AccessDenied")
         lock = LockRequest(retention, bool(hold), None if retention is not None else config.default)
         if integrity is False and (lock.asks() or hold is not None):
             raise S3Error("InvalidRequest", documents.INTEGRITY_NEEDED)
@@ -211,12 +225,14 @@ class ObjectLockOperations(OperationBase):
     def body_has_integrity(headers: Mapping[str, str], algorithm: str | None) -> bool:
         return algorithm is not None or content_md5(headers) is not None
 
-    def lock_headers(self, call: S3Call, artifact: Artifact) -> None:
-        """GET and HEAD tell a version's lock."""
-        if artifact.retention is not None:
+    async def lock_headers(self, call: S3Call, artifact: Artifact) -> None:
+        """GET and HEAD tell a version's lock, as S3 does: its retention to a caller who may
+        s3:GetObjectRetention, its legal hold to one who may s3:GetObjectLegalHold (the owner's
+        root user may both; a version with no lock costs no decision)."""
+        if artifact.retention is not None and await self._may(call, "s3:GetObjectRetention"):
             call.set_header(documents.MODE, artifact.retention.mode)
             call.set_header(documents.UNTIL, documents.format_date(artifact.retention.until))
-        if artifact.legal_hold:
+        if artifact.legal_hold and await self._may(call, "s3:GetObjectLegalHold"):
             call.set_header(documents.LEGAL_HOLD, "ON")
 
     async def delete_guard(
@@ -243,6 +259,11 @@ class ObjectLockOperations(OperationBase):
     async def _may_bypass(self, call: S3Call, key: str) -> bool:
         """Whether the caller holds s3:BypassGovernanceRetention on the key (the bucket owner's root
         user does). Without it the header bypasses nothing, as on S3: GOVERNANCE then holds."""
-        row = ActionRow(BYPASS_ACTION, "object")
-        decision = await self._decision(call, row, call.access, call.target.bucket or "", key)
+        return await self._may(call, BYPASS_ACTION, key)
+
+    async def _may(self, call: S3Call, action: str, key: str | None = None) -> bool:
+        """Whether the caller may ``action`` on ``key`` (the request's own key when None)."""
+        row = ActionRow(action, "object")
+        target = key if key is not None else call.target.key
+        decision = await self._decision(call, row, call.access, call.target.bucket or "", target)
         return decision.allowed
