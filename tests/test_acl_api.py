@@ -499,3 +499,7 @@ async def test_bucket_owner_preferred_takes_objects_given_full_control(server):
     # Without bucket-owner-full-control the writer keeps it.
     r = await server.request("GET", "/drop/kept", query="acl=", **as_other)
     assert xml_values(r.body, "ID")[0] == other.id
+    # ... and the bucket owner may not read it (S3: no grant from its owner), only delete it.
+    assert_error(await server.request("GET", "/drop/kept"), 403, "AccessDenied")
+    assert_error(await server.request("GET", "/drop/kept", query="acl="), 403, "AccessDenied")
+    assert (await server.request("DELETE", "/drop/kept")).code == 204

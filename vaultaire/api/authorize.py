@@ -161,7 +161,10 @@ class AuthorizationStep(OperationBase):
         is_root = call.identity is not None and not call.identity.user
         policy_text = access.document("policy") if access is not None else None
         own = access is None or (not principal.anonymous and access.owner.id == principal.tenant_id)
-        if is_root and own and policy_text is None:
+        # Where ACLs count (ownership other than BucketOwnerEnforced) an object may belong to the
+        # tenant that wrote it, and S3 gives the bucket owner no right to read it: look at it.
+        foreign_objects = access is not None and row.action in _READS_EXISTING and acls_enabled(access)
+        if is_root and own and policy_text is None and not foreign_objects:
             return Decision(True, "the owner's root user")  # the hot path: nothing to read or parse
         if principal.anonymous and row.level == "service":
             return Decision(False, "anonymous callers list no buckets")
@@ -192,9 +195,10 @@ class AuthorizationStep(OperationBase):
             else:
                 bucket_policy = compiled
         bucket_owner = access.owner.id if access is not None else principal.tenant_id
-        # The owner's root user is refused by an explicit deny only: ACLs and blocks say nothing of it.
+        # The owner's root user is refused by an explicit deny only, on what its tenant owns; where
+        # ACLs count, the object's ACL says who owns it (the writer may be another tenant).
         root_own = is_root and own
-        acls_count = access is not None and not root_own and acls_enabled(access)
+        acls_count = access is not None and acls_enabled(access)
         artifact: Artifact | None = None
         wants_tags = any(p is not None and p.needs_object_tags for p in (identity_policy, bucket_policy))
         if access is not None and key is not None and row.level == "object" and (acls_count or wants_tags):
