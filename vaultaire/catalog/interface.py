@@ -421,10 +421,12 @@ class Migrations(Protocol):
         (key, version id) order after ``after``: with ``misplaced_artifacts``, every version."""
 
     def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved`` (the same version, its blobs copied elsewhere) if the version
-        ``old.version_id`` of the key, current or not, still holds exactly ``old``'s blobs;
-        the old blobs are queued as garbage. False, changing nothing, if it changed or went
-        meanwhile (the caller then frees its copies)."""
+        """Swap in ``moved``'s blobs (the same version's bytes copied elsewhere: its locator or
+        parts, placement and storage class; nothing else of it is read) if the version
+        ``old.version_id`` of the key, current or not, still holds exactly ``old``'s blobs,
+        keeping the version's other attributes as they are now (tags, lock, ACL changed during
+        the copy); the old blobs are queued as garbage. False, changing nothing, if its bytes
+        changed or it went meanwhile (the caller then frees its copies)."""
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
         """Up to ``limit`` parts of the container's unfinished uploads whose blobs are not on ``target``."""

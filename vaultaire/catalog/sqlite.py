@@ -1139,8 +1139,9 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin):
         return self._run(lambda: versions.misplaced(self._db(), container_id, target, after, limit))
 
     def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved`` (the same version, its blobs copied elsewhere) if that version still
-        holds exactly ``old``'s blobs; the old blobs are queued as garbage. False if it changed meanwhile."""
+        """Swap in ``moved``'s blobs (only those: the version's other attributes stay as they are
+        now) if that version still holds exactly ``old``'s blobs; the old blobs are queued as
+        garbage. False if its bytes changed meanwhile."""
         return self._write(lambda db: versions.replace_blobs(db, old, moved, self._clock()))
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
