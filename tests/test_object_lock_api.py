@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -533,3 +534,21 @@ def test_aws_cli_copies_into_a_bucket_with_a_default_retention(
     source.write_bytes(b"backup" * 1000)
     module_daemon.aws(aws_home, "s3", "cp", "--only-show-errors", str(source), f"s3://{bucket}/backup.bin")
     assert s3.head_object(Bucket=bucket, Key="backup.bin")["ObjectLockMode"] == "GOVERNANCE"
+
+
+def test_boto3_upload_file_multipart_with_a_lock(s3: Any, bucket: str, tmp_path: Path) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(11 * 2**20))
+    until = soon(3)
+    extra = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until, "ObjectLockLegalHoldStatus": "ON"}
+    config = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    s3.upload_file(str(source), bucket, "big.bin", ExtraArgs=extra, Config=config)
+    head = s3.head_object(Bucket=bucket, Key="big.bin")
+    assert head["ETag"].endswith('-3"')  # it went up in parts
+    assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"], head["ObjectLockLegalHoldStatus"]) == (
+        "COMPLIANCE",
+        until,
+        "ON",
+    )

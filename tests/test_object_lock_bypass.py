@@ -74,3 +74,31 @@ async def test_bypass_needs_the_permission(tmp_path: Any) -> None:
         assert r.code == 200 and b"<Deleted>" in r.body, r.body
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_get_and_head_tell_the_lock_only_to_who_may_read_it(tmp_path: Any) -> None:
+    server = Server(str(tmp_path))
+    await server.start()
+    try:
+        r = await server.request("PUT", "/vault", headers={"x-amz-bucket-object-lock-enabled": "true"})
+        assert r.code == 200, r.body
+        reader = await user(server, "reader", {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+        admin = await user(server, "admin", EVERYTHING)
+        await governed(server, "k")
+        r = await server.request(
+            "PUT",
+            "/vault/k",
+            b"<LegalHold><Status>ON</Status></LegalHold>",
+            query="legal-hold=",
+            headers=md5(b"<LegalHold><Status>ON</Status></LegalHold>"),
+        )
+        assert r.code == 200, r.body
+        lock_headers = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold")
+        for method in ("GET", "HEAD"):
+            for who, sees in (({}, True), (admin, True), (reader, False)):
+                r = await server.request(method, "/vault/k", **who)
+                assert r.code == 200, r.body
+                assert all(r.headers.hasHeader(name) is sees for name in lock_headers), (method, who)
+    finally:
+        await server.stop()

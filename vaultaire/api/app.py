@@ -319,7 +319,7 @@ class S3Api(
             bytes_out=request.bytes_out,
             status=status,
             duration=duration,
-            error=error.code if error else None,
+            error=(error.event or error.code) if error else None,
         )
         if call is not None:
             _access_fields(event, call)

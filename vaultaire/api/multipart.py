@@ -19,7 +19,7 @@ from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
-from vaultaire.encryption.keys import Protection
+from vaultaire.encryption.keys import Protection, protection_of
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import NoSuchUpload
 from vaultaire.model import Artifact, ByteRange, Container, Part, Upload
@@ -63,7 +63,7 @@ class MultipartOperations(OperationBase):
         if upload.sealing is None:
             return None
         self.engine.sealed.check(upload.sealing, offered)
-        return offered or Protection(upload.sealing.mode)
+        return offered or protection_of(upload.sealing)
 
     async def _check_complete_key(self, call: S3Call, container: Container, upload_id: str) -> None:
         """An SSE-C key sent with CompleteMultipartUpload (s3transfer sends it) must be the upload's."""
@@ -91,6 +91,7 @@ class MultipartOperations(OperationBase):
         lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         acl = await self._new_object_acl(call, container, call.headers)
         lock = await self.lock_for_write(call, container, lock_asked)
         upload = await self.engine.create_upload(
@@ -108,7 +109,7 @@ class MultipartOperations(OperationBase):
             acl=acl,
             lock=lock,
         )
-        encryption.echo(call, upload.sealing)
+        encryption.echo(call, upload.sealing, written=True)
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)

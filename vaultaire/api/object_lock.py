@@ -211,12 +211,14 @@ class ObjectLockOperations(OperationBase):
     def body_has_integrity(headers: Mapping[str, str], algorithm: str | None) -> bool:
         return algorithm is not None or content_md5(headers) is not None
 
-    def lock_headers(self, call: S3Call, artifact: Artifact) -> None:
-        """GET and HEAD tell a version's lock."""
-        if artifact.retention is not None:
+    async def lock_headers(self, call: S3Call, artifact: Artifact) -> None:
+        """GET and HEAD tell a version's lock, as S3 does: its retention to a caller who may
+        s3:GetObjectRetention, its legal hold to one who may s3:GetObjectLegalHold (the owner's
+        root user may both; a version with no lock costs no decision)."""
+        if artifact.retention is not None and await self._may(call, "s3:GetObjectRetention"):
             call.set_header(documents.MODE, artifact.retention.mode)
             call.set_header(documents.UNTIL, documents.format_date(artifact.retention.until))
-        if artifact.legal_hold:
+        if artifact.legal_hold and await self._may(call, "s3:GetObjectLegalHold"):
             call.set_header(documents.LEGAL_HOLD, "ON")
 
     async def delete_guard(
@@ -243,6 +245,11 @@ class ObjectLockOperations(OperationBase):
     async def _may_bypass(self, call: S3Call, key: str) -> bool:
         """Whether the caller holds s3:BypassGovernanceRetention on the key (the bucket owner's root
         user does). Without it the header bypasses nothing, as on S3: GOVERNANCE then holds."""
-        row = ActionRow(BYPASS_ACTION, "object")
-        decision = await self._decision(call, row, call.access, call.target.bucket or "", key)
+        return await self._may(call, BYPASS_ACTION, key)
+
+    async def _may(self, call: S3Call, action: str, key: str | None = None) -> bool:
+        """Whether the caller may ``action`` on ``key`` (the request's own key when None)."""
+        row = ActionRow(action, "object")
+        target = key if key is not None else call.target.key
+        decision = await self._decision(call, row, call.access, call.target.bucket or "", target)
         return decision.allowed

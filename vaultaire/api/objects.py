@@ -64,6 +64,7 @@ class ObjectOperations(OperationBase):
         lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         acl = await self._new_object_acl(call, container, call.headers)
         integrity = incoming.algorithm is not None or content_md5(call.headers) is not None
         lock = await self.lock_for_write(call, container, lock_asked, integrity)
@@ -92,7 +93,7 @@ class ObjectOperations(OperationBase):
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         echo_version(call, artifact)
-        encryption.echo(call, artifact.sealing)
+        encryption.echo(call, artifact.sealing, written=True)
         self._echo_checksum(call, incoming)
         if klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -113,7 +114,6 @@ class ObjectOperations(OperationBase):
             call.set_header(name, value)
         if artifact.storage_class != "STANDARD":
             call.set_header("x-amz-storage-class", artifact.storage_class)
-        self.lock_headers(call, artifact)
         for name, value in artifact.metadata:
             call.set_header(f"x-amz-meta-{name}", mail_safe(value))
         if artifact.tags:
@@ -159,6 +159,7 @@ class ObjectOperations(OperationBase):
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                await self.lock_headers(call, artifact)
                 self._echo_expiration(call, lifecycle, artifact)
                 echo_version(call, artifact, version is not None)
                 self._length_headers(call, artifact, wanted)
@@ -175,6 +176,11 @@ class ObjectOperations(OperationBase):
         except DeleteMarkerAddressed as e:
             raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1").upper()) from None
         self._artifact_headers(call, artifact)
+        try:
+            await self.lock_headers(call, artifact)
+        except BaseException:
+            reader.stop()  # the blob is open already: never leave it so
+            raise
         self._echo_expiration(call, lifecycle, artifact)
         echo_version(call, artifact, version is not None)
         self._length_headers(call, artifact, wanted)
@@ -228,6 +234,7 @@ class ObjectOperations(OperationBase):
         explicit = protection is not None
         if protection is None:
             protection = await self._default_protection(call, target)
+        protection = encryption.for_object(protection, target.name, call.target.key)
         acl = await self._new_object_acl(call, target, call.headers)  # S3 never copies the source's ACL
 
         def plan(original: Artifact) -> CopyPlan:
@@ -281,7 +288,7 @@ class ObjectOperations(OperationBase):
         self._echo_expiration(call, await self._lifecycle(call, target), copied)
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
-        encryption.echo(call, copied.sealing)
+        encryption.echo(call, copied.sealing, written=True)
         note_tags(call, copied.tags)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)

@@ -22,11 +22,12 @@ from twisted.logger import Logger
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.encryption.keys import Keyring, Protection
+from vaultaire.encryption.kms import KeySource, LocalKeySource
 from vaultaire.engine.blobs import DEFAULT_FREE_GRACE, BlobKeeper
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
-from vaultaire.engine.sealed import BlobSeal, Sealed
+from vaultaire.engine.sealed import BlobSeal, Sealed, sealed_etag
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.engine.versioning import VersioningEngine
 from vaultaire.errors import (
@@ -94,6 +95,10 @@ class CopyPlan:
     lock: LockRequest | None = None  # Object Lock of the copy (never the source's: S3 does not copy it)
 
 
+def _tenant_id(ctx: RequestContext) -> str:
+    return ctx.tenant.id if ctx.tenant is not None else ""
+
+
 async def _nothing_replaced() -> int:
     return 0
 
@@ -116,10 +121,14 @@ class Engine(VersioningEngine):
         space: SpaceGuard | None = None,
         free_grace: float = DEFAULT_FREE_GRACE,
         keyring: Keyring | None = None,
+        kms: KeySource | None = None,
     ) -> None:
         self.min_part_size = min_part_size
         # Encryption at rest; without a keyring (tools that only move blobs) it is refused.
-        self.sealed = Sealed(keyring, reactor)
+        # SSE-KMS keys are the catalog's own unless another key source is given.
+        if kms is None and keyring is not None:
+            kms = LocalKeySource(catalog, keyring)
+        self.sealed = Sealed(keyring, reactor, kms)
         # Every blob dropped goes through the keeper: deleted, or queued for its sweep.
         self.blobs = BlobKeeper(catalog, drivers, clock, free_grace)
         if default_placement not in drivers:
@@ -370,15 +379,13 @@ class Engine(VersioningEngine):
             current = await self.catalog.artifact(container.id, key)
             return current.size if current is not None and current.version_id == "null" else 0
 
-        seal = self.sealed.new_blob(protection)
+        protection = await self.sealed.prepare(protection, _tenant_id(ctx))
+        seal = await self.sealed.new_blob(protection)
         locator, size, md5 = await self._write_blob(
             ctx, container, source, hashers, verify, declared_size, replaced_size, seal
         )
         sealing = self.sealed.describe(protection)
-        if sealing is not None and sealing.key_proof:
-            # S3: an SSE-C object's ETag is not the MD5 of its plaintext, which would tell
-            # anyone who can list the bucket something about content they cannot read.
-            md5 = hashlib.md5(bytes.fromhex(md5) + sealing.key_proof.encode()).hexdigest()
+        md5 = sealed_etag(md5, sealing, seal.token if seal is not None else "")
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
@@ -652,7 +659,7 @@ class Engine(VersioningEngine):
             storage_class=storage_class,
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
-            sealing=self.sealed.describe(protection),
+            sealing=self.sealed.describe(await self.sealed.prepare(protection, _tenant_id(ctx))),
             tags=tags,
             acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
@@ -686,10 +693,14 @@ class Engine(VersioningEngine):
         NoSuchUpload before 100 Continue); the commit checks it again in its
         transaction, so an upload aborted meanwhile still refuses the part.
         """
-        seal = self.sealed.new_blob(protection)
+        seal = await self.sealed.new_blob(protection)
         locator, size, md5 = await self._write_blob(
             ctx, container, source, hashers, verify, declared_size, _nothing_replaced, seal
         )
+        if seal is not None:
+            # A part's ETag follows the object's rules (not the plaintext MD5 for SSE-C and SSE-KMS);
+            # the upload's completion then lists these and derives the object's from them.
+            md5 = sealed_etag(md5, self.sealed.describe(protection), seal.token)
         part = Part(
             upload_id,
             number,
