@@ -55,8 +55,8 @@ async def test_hoisted_names_are_case_insensitive(server):
 
 
 @pytest_twisted.ensureDeferred
-async def test_hoisted_sse_kms_is_refused_and_nothing_stored(server):
-    url = hoisted(server, "PUT", "/bucket/k", {"x-amz-server-side-encryption": "aws:kms"})
+async def test_hoisted_dsse_kms_is_refused_and_nothing_stored(server):
+    url = hoisted(server, "PUT", "/bucket/k", {"x-amz-server-side-encryption": "aws:kms:dsse"})
     r = await put(url, b"secret")
     assert (r.code, error_code(r)) == (501, "NotImplemented"), r.body
     assert xml_values(r.body, "Header") == ["x-amz-server-side-encryption"]
@@ -133,9 +133,9 @@ async def test_botocore_sigv2_presigned_put_with_tagging_and_metadata(server):
 
 
 @pytest_twisted.ensureDeferred
-async def test_botocore_sigv2_presigned_put_asking_for_kms_is_refused(server):
+async def test_botocore_sigv2_presigned_put_asking_for_dsse_is_refused(server):
     url = sigv2_client(server).generate_presigned_url(
-        "put_object", Params={"Bucket": "bucket", "Key": "k", "ServerSideEncryption": "aws:kms"}
+        "put_object", Params={"Bucket": "bucket", "Key": "k", "ServerSideEncryption": "aws:kms:dsse"}
     )
     r = await put(url, b"data")
     assert (r.code, error_code(r)) == (501, "NotImplemented"), r.body
