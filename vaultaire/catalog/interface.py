@@ -30,7 +30,7 @@ The contract is split by concern, so each part can be read (and implemented) on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -150,9 +150,12 @@ class Users(Protocol):
 class Containers(Protocol):
     """Containers of a tenant, and small opaque per-container documents (CORS...)."""
 
-    def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
-        """A new, empty container with its totals at zero. Raises ContainerExists if the
-        tenant already has one of that name, ContainerNameTaken if another tenant has (names
+    def create_container(
+        self, tenant_id: str, name: str, placement: str, settings: Mapping[str, str] | None = None
+    ) -> Deferred[Container]:
+        """A new, empty container with its totals at zero, and its initial ``settings`` (as
+        ``put_setting`` stores them) written in the same transaction. Raises ContainerExists if
+        the tenant already has one of that name, ContainerNameTaken if another tenant has (names
         are unique across tenants; checked in the same transaction)."""
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from attrs import evolve
@@ -557,7 +557,9 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
 
     # -- containers
 
-    def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
+    def create_container(
+        self, tenant_id: str, name: str, placement: str, settings: Mapping[str, str] | None = None
+    ) -> Deferred[Container]:
         def work(db: sqlite3.Connection) -> Container:
             created = self._clock()
             sqlite_names.check_available(db, tenant_id, name)
@@ -570,6 +572,12 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
                 raise ContainerExists(name) from None
             assert cur.lastrowid is not None
             accounting.open_container(db, cur.lastrowid, tenant_id, name, created)
+            # The settings it is created with (tags, ACL, ownership, Object Lock) in the same
+            # transaction: no crash leaves the container without them.
+            db.executemany(
+                "INSERT INTO container_settings (container_id, name, value) VALUES (?, ?, ?)",
+                [(cur.lastrowid, setting, value) for setting, value in (settings or {}).items()],
+            )
             return Container(id=cur.lastrowid, tenant_id=tenant_id, name=name, placement=placement, created=created)
 
         return self._write(work)
