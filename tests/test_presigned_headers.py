@@ -140,3 +140,43 @@ async def test_botocore_sigv2_presigned_put_asking_for_dsse_is_refused(server):
     r = await put(url, b"data")
     assert (r.code, error_code(r)) == (501, "NotImplemented"), r.body
     assert (await server.request("HEAD", "/bucket/k")).code == 404
+
+
+# -- headers the presigner did not sign
+
+
+@pytest_twisted.ensureDeferred
+async def test_unsigned_x_amz_headers_on_a_presigned_request_are_refused(server):
+    # The holder of a URL signed for host only must not add what its signer never allowed.
+    assert (await server.request("PUT", "/bucket/src", b"source")).code == 200
+    url = server.presign("PUT", "/bucket/k")
+    for name, value in (
+        ("x-amz-tagging", "a=b"),
+        ("x-amz-acl", "public-read"),
+        ("x-amz-meta-colour", "red"),
+        ("x-amz-copy-source", "/bucket/src"),
+        ("x-amz-object-lock-legal-hold", "ON"),
+    ):
+        r = await put(url, b"data", {name: value})
+        assert (r.code, error_code(r)) == (403, "AccessDenied"), (name, r.body)
+        assert xml_values(r.body, "HeadersNotSigned") == [name], r.body
+        assert (await server.request("HEAD", "/bucket/k")).code == 404, name
+    # x-amz-content-sha256 may go unsigned, as on S3; a plain header too.
+    r = await put(url, b"data", {"x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Type": "text/plain"})
+    assert r.code == 200, r.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_x_amz_headers_the_presigner_signed_are_taken(server):
+    url = sigv4.presign_url(
+        "PUT",
+        server.url + "/bucket/k",
+        ACCESS,
+        SECRET,
+        REGION,
+        now=datetime.now(UTC),
+        extra_signed_headers={"x-amz-meta-colour": "red"},
+    )
+    assert (await put(url, b"data", {"x-amz-meta-colour": "red"})).code == 200
+    head = await server.request("HEAD", "/bucket/k")
+    assert head.headers.getRawHeaders("x-amz-meta-colour") == ["red"]
