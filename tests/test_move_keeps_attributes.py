@@ -13,11 +13,13 @@ from typing import Any
 import pytest_twisted
 from attrs import evolve
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, fail
 
 from tests.s3helpers import Server, xml_values
 from vaultaire.drivers.local import LocalDriver
+from vaultaire.drivers.memory import MemoryBlobWriter, MemoryDriver
 from vaultaire.engine.migrate import migrate
+from vaultaire.errors import DriverError
 from vaultaire.lifecycle import evaluate
 from vaultaire.lifecycle.runner import LifecycleRunner
 from vaultaire.model import Artifact, Retention
@@ -153,3 +155,45 @@ async def test_a_version_whose_bytes_changed_during_the_copy_is_not_swapped(serv
     report = await migrate(server.engine, await container(server), "cold")
     assert report.skipped == 1
     assert (await server.request("GET", "/bucket/k")).body == b"new"
+
+
+class _DownWriter(MemoryBlobWriter):
+    def commit(self) -> Any:
+        return fail(DriverError("upstream unreachable"))
+
+
+class _DownDriver(MemoryDriver):
+    """A placement whose every write fails (an upstream that went away)."""
+
+    def open_writer(self, locator: str, size_hint: int | None = None) -> MemoryBlobWriter:
+        return _DownWriter(self.blobs, locator, size_hint)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_noncurrent_transition_that_fails_is_a_failure_not_a_client_change(tmp_path: Any) -> None:
+    # The runner told "changed by a client" from "the copy failed" by the key's current version,
+    # which a noncurrent version is not: its failure passed for a client's change.
+    server = Server(str(tmp_path), placements={"down": _DownDriver("down")})
+    await server.start("bucket")
+    try:
+        versioning = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+        assert (await server.request("PUT", "/bucket", versioning, query="versioning=")).code == 200
+        rules = (
+            b"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>"
+            b"<NoncurrentVersionTransition><NoncurrentDays>1</NoncurrentDays><StorageClass>down</StorageClass>"
+            b"</NoncurrentVersionTransition></Rule></LifecycleConfiguration>"
+        )
+        md5 = base64.b64encode(hashlib.md5(rules).digest()).decode()
+        headers = {"Content-MD5": md5, "x-amz-transition-default-minimum-object-size": "varies_by_storage_class"}
+        assert (await server.request("PUT", "/bucket", rules, query="lifecycle", headers=headers)).code == 200
+        assert (await server.request("PUT", "/bucket/k", b"old")).code == 200
+        assert (await server.request("PUT", "/bucket/k", b"new")).code == 200
+        later = time.time() + 3 * DAY
+        events = EventLog(os.path.join(server.data, "lifecycle-events"))
+        run = LifecycleRunner(
+            server.engine, events=events, metrics=LifecycleMetrics(Metrics().registry), clock=lambda: later
+        )
+        report = await run.run()
+        assert report.skipped == 0 and report.actions == {}, report
+    finally:
+        await server.stop()
