@@ -90,6 +90,8 @@ class BucketOperations(OperationBase):
                 placement = constraint
         tags = create_bucket_tags(body)
         locked = call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
+        if locked:
+            await self.may_create_locked(call)  # before anything is created
         # What the bucket is created with goes in the creating transaction: a crash never leaves
         # it without its tags, ACL, ownership or lock.
         settings = self._creation_settings(ownership, acl)

@@ -221,6 +221,7 @@ class OperationBase:
             container: Container,
             asked: tuple[Retention | None, bool | None],
             integrity: bool | None = None,
+            key: str | None = None,
         ) -> LockRequest | None: ...
 
         async def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
@@ -230,6 +231,8 @@ class OperationBase:
         ) -> Callable[[Artifact], None] | None: ...
 
         def lock_settings_at_creation(self) -> dict[str, str]: ...
+
+        async def may_create_locked(self, call: S3Call) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)
