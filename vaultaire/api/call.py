@@ -116,6 +116,11 @@ _SIGNATURE_PARAMETERS = frozenset(
         "x-amz-content-sha256",  # the query form's payload claim, read by the signature check
     }
 )
+# S3 takes no additional checksum from a presigned URL's query ("presigned URLs don't support
+# CRC32, CRC32C, SHA-1, SHA-256 checksums"): it ignores them, and the AWS JS SDK v3 puts the
+# empty body's CRC32 in every presigned PutObject URL by default. Read as headers, they would
+# fail every such upload (as on servers that do).
+_NOT_FROM_QUERY = ("x-amz-checksum-", "x-amz-sdk-checksum-algorithm")
 
 
 def with_query_headers(headers: dict[str, str], raw_query: str) -> dict[str, str]:
@@ -135,7 +140,7 @@ def with_query_headers(headers: dict[str, str], raw_query: str) -> dict[str, str
     hoisted: dict[str, list[str]] = {}
     for name, value in pairs:
         lower = name.lower()
-        if lower.startswith("x-amz-") and lower not in _SIGNATURE_PARAMETERS:
+        if lower.startswith("x-amz-") and lower not in _SIGNATURE_PARAMETERS and not lower.startswith(_NOT_FROM_QUERY):
             hoisted.setdefault(lower, []).append(value)
     if not hoisted:
         return headers
