@@ -410,7 +410,8 @@ async def test_object_tags_in_conditions(server: Server) -> None:
         {
             "Sid": "WriteDrafts",
             "Effect": "Allow",
-            "Action": "s3:PutObject",
+            # A PUT that carries tags also needs s3:PutObjectTagging, as on S3 (AWS's examples grant both).
+            "Action": ["s3:PutObject", "s3:PutObjectTagging"],
             "Resource": "arn:aws:s3:::bucket/*",
             "Condition": {"StringEquals": {"s3:RequestObjectTag/state": "draft"}},
         },

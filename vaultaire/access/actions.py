@@ -108,6 +108,33 @@ CHECKED_BY_HANDLER = frozenset({"PostObject", "DeleteObjects"})
 SOURCE_ACTION = ActionRow("s3:GetObject", "object", "s3:GetObjectVersion")
 
 
+# Operations AWS checks as two actions: GetObjectAttributes is also a read of the object
+# (API_GetObjectAttributes: "s3:GetObject and s3:GetObjectAttributes", the Version pair for a
+# version).
+_ALSO: Mapping[str, ActionRow] = {
+    "GetObjectAttributes": _o("s3:GetObject", "s3:GetObjectVersion"),
+}
+# Writes that store the tags of x-amz-tagging also need s3:PutObjectTagging (API_PutObject's
+# permissions); a copy stores the request's tags only with x-amz-tagging-directive REPLACE.
+_TAGGING_WRITES = frozenset({"PutObject", "CreateMultipartUpload"})
+PUT_TAGS = _o("s3:PutObjectTagging")
+
+
+def also_required(operation: str, query: Mapping[str, str], headers: Mapping[str, str]) -> tuple[ActionRow, ...]:
+    """The checks S3 makes on the same resource besides the operation's own (``action_of``)."""
+    extra: list[ActionRow] = []
+    row = _ALSO.get(operation)
+    if row is not None:
+        extra.append(ActionRow(row.versioned, row.level) if row.versioned and query.get("versionId") else row)
+    tags = headers.get("x-amz-tagging", "").strip() != ""
+    if tags and (
+        operation in _TAGGING_WRITES
+        or (operation == "CopyObject" and headers.get("x-amz-tagging-directive", "").strip().upper() == "REPLACE")
+    ):
+        extra.append(PUT_TAGS)
+    return tuple(extra)
+
+
 def action_of(operation: str, query: Mapping[str, str]) -> ActionRow:
     """The check of an operation: its action (the version's when ``versionId`` is given) and level.
 

@@ -37,6 +37,7 @@ def _report_json(report: MigrationReport) -> dict[str, object]:
         "parts_moved": report.parts_moved,
         "bytes_moved": report.bytes_moved,
         "skipped": report.skipped,
+        "kept": report.kept,
         "passes": report.passes,
     }
 
@@ -78,7 +79,7 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
         _report_json(report),
         text=f"container {report.container}: {report.source} -> {report.target}, {report.artifacts_moved} artifacts"
         f" and {report.parts_moved} parts moved ({report.bytes_moved} bytes), {report.skipped} changed by clients"
-        " meanwhile",
+        f" meanwhile, {report.kept} left where a lifecycle transition put them",
     )
     return 0
 

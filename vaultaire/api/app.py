@@ -27,7 +27,7 @@ from vaultaire.api.authorize import AuthorizationStep, PolicyCache
 from vaultaire.api.bucket_encryption import EncryptionOperations
 from vaultaire.api.bucket_policy import BucketPolicyOperations
 from vaultaire.api.buckets import BucketOperations
-from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of
+from vaultaire.api.call import Handler, S3Call, headers_of, signed_headers_of, with_query_headers
 from vaultaire.api.cors import Rule as CorsRule
 from vaultaire.api.cors_operations import CorsOperations
 from vaultaire.api.errors import S3Error, from_domain
@@ -222,6 +222,7 @@ class S3Api(
                 host = (request.getHeader(b"host") or b"").decode("latin-1")
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, headers_of(request))
+                call.headers = with_query_headers(call.headers, target.raw_query)
                 refused: S3Error | None = None
                 try:
                     call.operation = detect(method, target, call.headers)

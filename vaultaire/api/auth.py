@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 from attrs import frozen
 
@@ -16,6 +17,28 @@ from vaultaire.model import Credential, Tenant
 
 # access key -> (credential, tenant) or None
 CredentialLookup = Callable[[str], Awaitable["tuple[Credential, Tenant] | None"]]
+
+# x-amz-* headers a presigned request may carry unsigned, as S3 allows.
+_UNSIGNED_ALLOWED = frozenset({"x-amz-content-sha256"})
+
+
+def headers_not_signed(claimed: sigv4.Credentials, raw_query: str, headers: Mapping[str, str]) -> list[str]:
+    """The x-amz-* headers of a presigned SigV4 request its signer did not sign.
+
+    Such a URL allows what its signed headers and query say; the holder adding an x-amz-*
+    header (tags, an ACL, a copy source, a lock) would be asking for more, which S3 refuses
+    with AccessDenied. A header that repeats a query parameter of the URL (a presigner's
+    hoisted header, which the query signs) is signed.
+    """
+    in_query = {name.lower() for name, _ in parse_qsl(raw_query, keep_blank_values=True)}
+    return sorted(
+        name
+        for name in headers
+        if name.startswith("x-amz-")
+        and name not in claimed.signed_headers
+        and name not in in_query
+        and name not in _UNSIGNED_ALLOWED
+    )
 
 
 @frozen
@@ -82,6 +105,12 @@ class Authenticator:
                 # Clients (s3cmd at its defaults, SDKs) read <Region> to retry in the right one.
                 raise S3Error(e.code, e.message, Region=self._region) from None
             raise S3Error(e.code, e.message) from None
+        if claimed.presigned and (unsigned := headers_not_signed(claimed, raw_query, headers)):
+            raise S3Error(
+                "AccessDenied",
+                "There were headers present in the request which were not signed",
+                HeadersNotSigned=", ".join(unsigned),
+            )
         key = sigv4.signing_key(credential.secret_key, claimed.date, claimed.region, claimed.service)
         return Identity(
             tenant,

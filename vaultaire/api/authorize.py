@@ -18,7 +18,14 @@ from collections.abc import Callable
 from twisted.logger import Logger
 
 from vaultaire.access import acl as acls
-from vaultaire.access.actions import CHECKED_BY_HANDLER, SOURCE_ACTION, UNCHECKED, ActionRow, action_of
+from vaultaire.access.actions import (
+    CHECKED_BY_HANDLER,
+    SOURCE_ACTION,
+    UNCHECKED,
+    ActionRow,
+    action_of,
+    also_required,
+)
 from vaultaire.access.decide import Decision, decide
 from vaultaire.access.policy import MalformedPolicy, Policy, parse_policy
 from vaultaire.access.request import ANONYMOUS, AccessRequest, Principal
@@ -103,6 +110,8 @@ class AuthorizationStep(OperationBase):
         unsupported.check_owner(call.headers, owner)
         if operation not in CHECKED_BY_HANDLER:
             await self._check(call, row, access, call.target.key)
+            for also in also_required(operation, call.target.query, call.headers):
+                await self._check(call, also, access, call.target.key)
         if operation in _COPIES and "x-amz-copy-source" in call.headers:
             source_bucket, source_key, version = copy_source_version(call.headers["x-amz-copy-source"])
             await self._check_source(call, source_bucket, source_key, version)

@@ -15,7 +15,6 @@ from vaultaire.api.tagging import create_bucket_tags, setting_of
 from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
-from vaultaire.model import Container
 from vaultaire.objectlock import SETTING as LOCK_SETTING
 
 MAX_BUCKETS = 10_000  # S3's ceiling for max-buckets
@@ -93,8 +92,15 @@ class BucketOperations(OperationBase):
         locked = call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
         if locked:
             await self.may_create_locked(call)  # before anything is created
+        # What the bucket is created with goes in the creating transaction: a crash never leaves
+        # it without its tags, ACL, ownership or lock.
+        settings = self._creation_settings(ownership, acl)
+        if tags:
+            settings[TAGGING] = setting_of(tags)
+        if locked:
+            settings.update(self.lock_settings_at_creation())
         try:
-            created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
+            await self.engine.create_container(call.ctx, call.target.bucket, placement, settings)
         except ContainerExists:
             # S3's legacy answer in us-east-1: creating a bucket you already own (in the same
             # place) succeeds, and create-if-missing scripts rely on it. Elsewhere it is 409.
@@ -106,12 +112,6 @@ class BucketOperations(OperationBase):
             # Asking for Object Lock on a bucket that has none is never answered "done".
             if locked and await self.engine.container_setting(call.ctx, existing, LOCK_SETTING) is None:
                 raise
-        else:
-            await self._store_creation_access(call, created, ownership, acl)
-            if tags:
-                await self.engine.put_container_setting(call.ctx, created, TAGGING, setting_of(tags))
-            if locked:
-                await self.enable_lock_at_creation(call, created)
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""
@@ -124,11 +124,15 @@ class BucketOperations(OperationBase):
         acl = self._bucket_creation_acl(call, ownership or BUCKET_OWNER_ENFORCED, BLOCK_ALL)
         return ownership, acl
 
-    async def _store_creation_access(self, call: S3Call, container: Container, ownership: str | None, acl: str) -> None:
+    @staticmethod
+    def _creation_settings(ownership: str | None, acl: str) -> dict[str, str]:
+        """The ownership and ACL settings a new bucket starts with (none for the defaults)."""
+        settings = {}
         if ownership is not None and ownership != BUCKET_OWNER_ENFORCED:
-            await self.engine.put_container_setting(call.ctx, container, OWNERSHIP_SETTING, ownership)
+            settings[OWNERSHIP_SETTING] = ownership
         if acl:
-            await self.engine.put_container_setting(call.ctx, container, ACL_SETTING, acl)
+            settings[ACL_SETTING] = acl
+        return settings
 
     async def head_bucket(self, call: S3Call) -> bytes:
         await self._container(call)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from twisted.web.server import Request
 
@@ -97,6 +98,66 @@ def headers_of(request: Request) -> dict[str, str]:
     return out
 
 
+# The query parameters that carry a query-form signature (SigV4 presigned URLs, SigV2 ones): what
+# tells a presigned request apart, and the x-amz-* ones among them that are not headers.
+_QUERY_SIGNATURE = frozenset(
+    {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Expires"}
+    | {"AWSAccessKeyId"}
+)
+_SIGNATURE_PARAMETERS = frozenset(
+    {
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-signature",
+        "x-amz-date",
+        "x-amz-signedheaders",
+        "x-amz-expires",
+        "x-amz-security-token",
+        "x-amz-content-sha256",  # the query form's payload claim, read by the signature check
+    }
+)
+# S3 takes no additional checksum from a presigned URL's query ("presigned URLs don't support
+# CRC32, CRC32C, SHA-1, SHA-256 checksums"): it ignores them, and the AWS JS SDK v3 puts the
+# empty body's CRC32 in every presigned PutObject URL by default. Read as headers, they would
+# fail every such upload (as on servers that do).
+_NOT_FROM_QUERY = ("x-amz-checksum-", "x-amz-sdk-checksum-algorithm")
+
+
+def with_query_headers(headers: dict[str, str], raw_query: str) -> dict[str, str]:
+    """``headers`` plus the ``x-amz-*`` headers a presigned request carries in its query.
+
+    Presigners move ``x-amz-*`` headers into the URL (the AWS JS SDK v3 for SigV4, botocore
+    for SigV2), where the signature covers them as part of the query (SigV2: as the amz
+    headers of its string to sign, so the signature check must see them too); S3 reads them
+    as the headers of the same name. Counted as headers, they are applied where honoured and
+    refused where not, never ignored. Only for a query-signed request: elsewhere such a
+    parameter is just a query parameter, as on S3. A header and a parameter that disagree
+    are refused rather than one chosen silently.
+    """
+    pairs = parse_qsl(raw_query, keep_blank_values=True)
+    if not any(name in _QUERY_SIGNATURE for name, _ in pairs):
+        return headers
+    hoisted: dict[str, list[str]] = {}
+    for name, value in pairs:
+        lower = name.lower()
+        if lower.startswith("x-amz-") and lower not in _SIGNATURE_PARAMETERS and not lower.startswith(_NOT_FROM_QUERY):
+            hoisted.setdefault(lower, []).append(value)
+    if not hoisted:
+        return headers
+    out = dict(headers)
+    for name, values in hoisted.items():
+        value = ",".join(values)
+        if name in out and out[name] != value:
+            raise S3Error(
+                "InvalidArgument",
+                f"The header {name} and the query parameter of the same name disagree.",
+                ArgumentName=name,
+                ArgumentValue=value,
+            )
+        out[name] = value
+    return out
+
+
 def signed_headers_of(request: Request, headers: dict[str, str]) -> dict[str, str]:
     """The headers as the signature checks see them: the bytes the client sent, whatever they
     are (UTF-8, and any other byte as a surrogate that the signers encode back to itself).
@@ -106,7 +167,7 @@ def signed_headers_of(request: Request, headers: dict[str, str]) -> dict[str, st
     """
     if all(value.isascii() for value in headers.values()):
         return headers
-    out: dict[str, str] = {}
+    out = dict(headers)  # with the headers a presigned request carries in its query
     for name, values in request.requestHeaders.getAllRawHeaders():
         out[name.decode("latin-1").lower()] = ",".join(v.decode("utf-8", "surrogateescape") for v in values)
     return out
@@ -177,7 +238,7 @@ class OperationBase:
             self, call: S3Call, container: Container, versions: bool = True, key: str | None = None
         ) -> Callable[[Artifact], None] | None: ...
 
-        async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None: ...
+        def lock_settings_at_creation(self) -> dict[str, str]: ...
 
         async def may_create_locked(self, call: S3Call) -> None: ...
 

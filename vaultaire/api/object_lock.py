@@ -27,6 +27,7 @@ from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.incoming import content_md5
 from vaultaire.api.versioning import requested_version
+from vaultaire.engine.versioning import SETTING as VERSIONING_SETTING
 from vaultaire.errors import DeleteMarkerAddressed
 from vaultaire.model import Artifact, Container, ContainerAccess, Retention
 from vaultaire.objectlock import (
@@ -77,11 +78,10 @@ class ObjectLockOperations(OperationBase):
             if not (await self._decision(call, row, None, call.target.bucket or "", None)).allowed:
                 raise S3Error("AccessDenied")
 
-    async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None:
-        """Versioning on, then the lock: a crash between them leaves an honest versioned bucket
-        without a lock (GetObjectLockConfiguration says so), never a lock without versioning."""
-        await self.engine.set_versioning(call.ctx, container, ENABLED)
-        await self.engine.put_container_setting(call.ctx, container, SETTING, LockConfiguration().to_setting())
+    def lock_settings_at_creation(self) -> dict[str, str]:
+        """The settings of a bucket created with Object Lock: versioning on and the lock (no
+        default retention), written with the bucket in its creating transaction."""
+        return {VERSIONING_SETTING: ENABLED, SETTING: LockConfiguration().to_setting()}
 
     # -- Get/PutObjectLockConfiguration
 

@@ -30,7 +30,7 @@ The contract is split by concern, so each part can be read (and implemented) on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -150,9 +150,12 @@ class Users(Protocol):
 class Containers(Protocol):
     """Containers of a tenant, and small opaque per-container documents (CORS...)."""
 
-    def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
-        """A new, empty container with its totals at zero. Raises ContainerExists if the
-        tenant already has one of that name, ContainerNameTaken if another tenant has (names
+    def create_container(
+        self, tenant_id: str, name: str, placement: str, settings: Mapping[str, str] | None = None
+    ) -> Deferred[Container]:
+        """A new, empty container with its totals at zero, and its initial ``settings`` (as
+        ``put_setting`` stores them) written in the same transaction. Raises ContainerExists if
+        the tenant already has one of that name, ContainerNameTaken if another tenant has (names
         are unique across tenants; checked in the same transaction)."""
 
     def container(self, tenant_id: str, name: str) -> Deferred[Container | None]:
@@ -422,10 +425,12 @@ class Migrations(Protocol):
         (key, version id) order after ``after``: with ``misplaced_artifacts``, every version."""
 
     def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved`` (the same version, its blobs copied elsewhere) if the version
-        ``old.version_id`` of the key, current or not, still holds exactly ``old``'s blobs;
-        the old blobs are queued as garbage. False, changing nothing, if it changed or went
-        meanwhile (the caller then frees its copies)."""
+        """Swap in ``moved``'s blobs (the same version's bytes copied elsewhere: its locator or
+        parts, placement and storage class; nothing else of it is read) if the version
+        ``old.version_id`` of the key, current or not, still holds exactly ``old``'s blobs,
+        keeping the version's other attributes as they are now (tags, lock, ACL changed during
+        the copy); the old blobs are queued as garbage. False, changing nothing, if its bytes
+        changed or it went meanwhile (the caller then frees its copies)."""
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
         """Up to ``limit`` parts of the container's unfinished uploads whose blobs are not on ``target``."""

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from attrs import evolve
@@ -557,7 +557,9 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
 
     # -- containers
 
-    def create_container(self, tenant_id: str, name: str, placement: str) -> Deferred[Container]:
+    def create_container(
+        self, tenant_id: str, name: str, placement: str, settings: Mapping[str, str] | None = None
+    ) -> Deferred[Container]:
         def work(db: sqlite3.Connection) -> Container:
             created = self._clock()
             sqlite_names.check_available(db, tenant_id, name)
@@ -570,6 +572,12 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
                 raise ContainerExists(name) from None
             assert cur.lastrowid is not None
             accounting.open_container(db, cur.lastrowid, tenant_id, name, created)
+            # The settings it is created with (tags, ACL, ownership, Object Lock) in the same
+            # transaction: no crash leaves the container without them.
+            db.executemany(
+                "INSERT INTO container_settings (container_id, name, value) VALUES (?, ?, ?)",
+                [(cur.lastrowid, setting, value) for setting, value in (settings or {}).items()],
+            )
             return Container(id=cur.lastrowid, tenant_id=tenant_id, name=name, placement=placement, created=created)
 
         return self._write(work)
@@ -1140,8 +1148,9 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
         return self._run(lambda: versions.misplaced(self._db(), container_id, target, after, limit))
 
     def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved`` (the same version, its blobs copied elsewhere) if that version still
-        holds exactly ``old``'s blobs; the old blobs are queued as garbage. False if it changed meanwhile."""
+        """Swap in ``moved``'s blobs (only those: the version's other attributes stay as they are
+        now) if that version still holds exactly ``old``'s blobs; the old blobs are queued as
+        garbage. False if its bytes changed meanwhile."""
         return self._write(lambda db: versions.replace_blobs(db, old, moved, self._clock()))
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:

@@ -393,8 +393,12 @@ def amend(
 
 
 def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: float) -> bool:
-    """A migration's compare-and-swap: ``moved`` (the same version, its blobs copied) replaces
-    ``old`` if the version still holds exactly ``old``'s blobs, wherever it is now."""
+    """A migration's compare-and-swap: ``moved``'s blobs (its locators, placement and storage
+    class) replace ``old``'s if the version still holds exactly ``old``'s blobs, wherever it is now.
+
+    Only where the bytes are changes: the version's other attributes are taken as they are now,
+    not as the mover listed them, so a tag, retention, legal-hold or ACL change made while the
+    bytes were copied is kept."""
     raw = old.key.encode("utf-8")
     found = current(db, old.container_id, raw)
     if found is not None and found[0].version_id == old.version_id:
@@ -408,7 +412,9 @@ def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: f
     if where[0].delete_marker or where[0].locators != old.locators:
         return False
     queue_blobs(db, old, now)
-    kept = evolve(moved, is_latest=where[0].is_latest, version_id=old.version_id)
+    kept = evolve(
+        where[0], locator=moved.locator, parts=moved.parts, placement=moved.placement, storage_class=moved.storage_class
+    )
     (_write_current if in_current else _write_stored)(db, kept, where[1])
     blobs.settle(db, moved.locators)
     return True

@@ -236,12 +236,19 @@ class Engine(VersioningEngine):
     def default_placement(self) -> str:
         return self._default
 
-    async def create_container(self, ctx: RequestContext, name: str, placement: str | None = None) -> Container:
-        """A new container on ``placement`` (the configured default when None)."""
+    async def create_container(
+        self,
+        ctx: RequestContext,
+        name: str,
+        placement: str | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> Container:
+        """A new container on ``placement`` (the configured default when None), created with
+        its initial ``settings`` in one transaction."""
         chosen = placement or self._default
         if chosen not in self.drivers:
             raise NoSuchPlacement(chosen)
-        return await self.catalog.create_container(self._tenant(ctx).id, name, chosen)
+        return await self.catalog.create_container(self._tenant(ctx).id, name, chosen, settings)
 
     async def container(self, ctx: RequestContext, name: str) -> Container:
         found = await self.catalog.container(self._tenant(ctx).id, name)

@@ -15,6 +15,11 @@ The order makes it safe and resumable:
    may still stream them are over (the engine's grace period).
 3. Passes repeat until one finds nothing left to move.
 
+A version a lifecycle Transition moved (its storage class names the placement it is on)
+is not the container's to move: it stays where its rule put it, in its storage class, and
+is counted as kept. Migrating the container changes where its other bytes live, not what a
+rule decided for those.
+
 Readers find each artifact's blobs through its own placement, so a read
 never looks in the wrong place; one that opened the old blob just before the
 swap keeps reading it (the engine retries a read whose blob vanished between
@@ -51,6 +56,7 @@ class MigrationReport:
     bytes_moved: int = 0
     skipped: int = 0  # changed by a client while being copied: the client's version won
     passes: int = 0
+    kept: int = 0  # transitioned by lifecycle to another placement: left there (last pass's count)
 
 
 def _fresh_locator(container: Container) -> str:
@@ -73,6 +79,7 @@ async def migrate(
     report = MigrationReport(container.name, source, target)
     while True:
         report.passes += 1
+        report.kept = 0  # counted again by each pass
         moved_before = report.artifacts_moved + report.parts_moved + report.skipped
         await _move_parts(engine, container, target, batch, report, progress)
         await _move_artifacts(engine, container, target, batch, report, progress)
@@ -137,9 +144,17 @@ async def _move_versions(
         after = (page[-1].key, page[-1].version_id)
 
 
+def transitioned(engine: Engine, artifact: Artifact) -> bool:
+    """Moved by a lifecycle Transition: its storage class names a placement, the one it is on."""
+    return artifact.storage_class == artifact.placement and artifact.placement in engine.drivers
+
+
 async def _move_artifact(
     engine: Engine, container: Container, target: str, artifact: Artifact, report: MigrationReport
 ) -> None:
+    if transitioned(engine, artifact):
+        report.kept += 1
+        return
     copied: list[str] = []
     try:
         if artifact.parts:

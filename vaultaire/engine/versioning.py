@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from vaultaire.engine.blobs import BlobKeeper
 
 STATES = (ENABLED, SUSPENDED)
-__all__ = ["STATES", "VersioningEngine", "valid_version_id"]
+__all__ = ["SETTING", "STATES", "VersioningEngine", "valid_version_id"]
 
 
 class VersioningEngine:

@@ -282,7 +282,8 @@ class LifecycleRunner:
             swapped = await self.catalog.move_artifact(artifact, moved)
         except DriverError:
             await self._drop(target, copied)
-            current = await self.catalog.artifact(container.id, artifact.key)
+            # The version it was copying (a noncurrent one too), not the key's current one.
+            current = await self.catalog.artifact(container.id, artifact.key, artifact.version_id)
             if current is not None and current.locators == artifact.locators:
                 raise  # a real failure: the next run tries again
             report.skipped += 1  # overwritten or deleted while copying: its blob went under us
