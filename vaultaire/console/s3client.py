@@ -116,8 +116,6 @@ class S3Client:
         else:
             # A file (an upload spooled by twisted.web): streamed, its hash unsigned as SDKs do on TLS.
             data, payload = FileBodyProducer(body), sigv4.UNSIGNED_PAYLOAD
-        if isinstance(data, bytes):
-            all_headers["content-length"] = str(len(data))
         now = datetime.fromtimestamp(self._clock(), UTC)
         all_headers.update(
             sigv4.sign_headers(
