@@ -227,7 +227,12 @@ class ObjectOperations(OperationBase):
             encryption.check_offered(original.sealing, offered)
             if evaluate(conditions, original) is not Outcome.PROCEED:
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
-            onto_itself = source.id == target.id and source_key == call.target.key
+            # An older version copied over its key is S3's way to restore it: not a copy onto itself.
+            onto_itself = (
+                source.id == target.id
+                and source_key == call.target.key
+                and (source_version is None or original.is_latest)
+            )
             # A copy that asks for encryption, or that the default encrypts differently, changes the object.
             was = original.sealing.mode if original.sealing else None
             same_protection = not explicit and was == (protection.mode if protection else None)
