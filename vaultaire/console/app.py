@@ -64,7 +64,10 @@ class Console(BucketPages, ObjectPages, UsagePages):
         self.clock = clock
         self.price_per_tb_month = price_per_tb_month
         self.sessions = SessionStore(clock, session_seconds)
-        self.throttle = LoginThrottle(clock)
+        # Failed logins: 5 per 5 minutes from one address; 20 for one key from anywhere, looser
+        # so that someone else's failures cannot lock a user out as easily.
+        self.address_throttle = LoginThrottle(clock, limit=5)
+        self.key_throttle = LoginThrottle(clock, limit=20)
 
     def resource(self) -> IResource:
         return self.app.resource()
@@ -192,14 +195,14 @@ class Console(BucketPages, ObjectPages, UsagePages):
             raise Refused(403, "The login form has expired or did not come from the console: load it again.")
         access, secret = arg(request, "access_key").strip(), arg(request, "secret_key")
         address = getattr(request.getClientAddress(), "host", "?")
-        names = (f"address:{address}", f"key:{access}")
-        wait = self.throttle.blocked(*names)
+        wait = max(self.address_throttle.blocked(address), self.key_throttle.blocked(access))
         if wait > 0:
             request.setHeader(b"retry-after", str(int(wait) + 1).encode())
             return await self.login_page(request, f"Too many failed logins: try again in {int(wait) + 1} seconds.", 429)
         found = await self.engine.credential(access) if access else None
         if found is None or not hmac.compare_digest(found[0].secret_key.encode(), secret.encode()):
-            self.throttle.failed(*names)
+            self.address_throttle.failed(address)
+            self.key_throttle.failed(access)
             log.info("console: failed login for access key {access} from {address}", access=access, address=address)
             return await self.login_page(request, "Wrong access key or secret key.", 403)
         credential, tenant = found

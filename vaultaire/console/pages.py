@@ -67,8 +67,9 @@ def size_text(n: int) -> str:
 
 
 def table(headers: Iterable[str], rows: Iterable[Iterable[Child]], **attributes: str) -> Tag:
+    names = list(headers)
     return tags.table(**attributes)(
-        tags.thead(tags.tr([tags.th(h) for h in headers])),
+        tags.thead(tags.tr([tags.th(h) for h in names])) if any(names) else "",
         tags.tbody([tags.tr([tags.td(cell) for cell in row]) for row in rows]),
     )
 

@@ -131,6 +131,7 @@ class UsagePages:
                 status=403,
             )
         session, month, rows, bill = found
+        now = await self.engine.catalog.tenant_totals(session.tenant_id)
         days = days_of(month, rows, self.clock())
         labels = [d.date for d in days]
         total = bill.total
@@ -138,6 +139,10 @@ class UsagePages:
             ["", ""],
             [
                 ["Month", f"{month} (UTC, {bill.hours} hours)"],
+                [
+                    "Stored now",
+                    f"{size_text(now.bytes)} in {now.objects} objects",
+                ],
                 ["Stored", f"{float(bill.gb_months(total)):.6f} GB-months"],
                 ["Requests", f"{total.class_a} class A (PUT, COPY, POST, LIST), {total.class_b} class B (GET, HEAD)"],
                 ["Data in / out", f"{size_text(total.bytes_in)} / {size_text(total.bytes_out)}"],
