@@ -48,7 +48,8 @@ def test_kill_9_during_a_run(tmp_path: Path) -> None:
     try:
         s3 = daemon.boto3_client()
         s3.create_bucket(Bucket="crash")
-        bodies = {f"{kind}/{i:04d}": os.urandom(SIZE) for kind in ("cold", "tmp", "keep") for i in range(COUNT)}
+        bodies = {f"cold/{i:04d}": os.urandom(SIZE) for i in range(COUNT)}
+        bodies |= {f"{kind}/{i:04d}": os.urandom(SIZE) for kind in ("tmp", "keep") for i in range(50)}
 
         def put(item: tuple[str, bytes]) -> None:
             s3.put_object(Bucket="crash", Key=item[0], Body=item[1])

@@ -97,6 +97,13 @@ def test_a_rule_without_id_gets_one():
         (doc("<ID>x</ID><Filter/><Status>Enabled</Status><Bogus/>"), "MalformedXML", None),
         (
             doc(
+                "<ID>x</ID><Filter><And></And></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>"
+            ),
+            "MalformedXML",
+            None,
+        ),
+        (
+            doc(
                 "<ID>x</ID><Filter><Prefix>a</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>"
             ),
             "MalformedXML",

@@ -399,3 +399,122 @@ async def test_a_tag_filter_selects_by_the_objects_tags(server: Server) -> None:
     assert (await run.run()).actions == {evaluate.EXPIRE: 1}
     assert (await server.request("HEAD", "/bucket/tagged")).code == 404
     assert (await server.request("HEAD", "/bucket/other")).code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bucket_deleted_during_a_run_is_no_failure(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    for n in range(3):
+        assert (await server.request("PUT", f"/bucket/k{n}", b"x")).code == 200
+    c = await container(server)
+    real = server.catalog.list_versions
+
+    async def deleting(*args: Any) -> Any:
+        page = await real(*args)
+        for n in range(3):
+            await server.request("DELETE", f"/bucket/k{n}")
+        assert (await server.request("DELETE", "/bucket")).code == 204
+        return page
+
+    server.catalog.list_versions = lambda *args: ensureDeferred(deleting(*args))  # type: ignore[method-assign]
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock, batch=2)
+    errors: list[Any] = []
+    from twisted.logger import globalLogPublisher
+
+    def observe(event: Any) -> None:
+        if event.get("log_failure") is not None:
+            errors.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        report = await run.run()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert errors == [] and report.containers == 1
+    assert await server.catalog.container(c.tenant_id, "bucket") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_ends_a_run_at_its_next_page_and_keeps_its_cursor(server: Server) -> None:
+    await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
+    for n in range(6):
+        assert (await server.request("PUT", f"/bucket/k{n}", b"x")).code == 200
+    c = await container(server)
+    clock = Clock()
+    clock.now += 2 * DAY
+    run, _, _ = runner(server, clock, batch=2)
+    real = server.catalog.list_versions
+
+    def stopping(*args: Any) -> Any:
+        run.stop()  # as the daemon's shutdown does while the first page is read
+        return real(*args)
+
+    server.catalog.list_versions = stopping  # type: ignore[method-assign]
+    try:
+        report = await run.run()
+    finally:
+        server.catalog.list_versions = real  # type: ignore[method-assign]
+    assert report.actions == {evaluate.EXPIRE: 2}
+    assert await server.catalog.setting(c, CURSOR) == "k0"
+    assert (await run.run()).actions == {}  # no run starts once stopped
+
+
+@pytest_twisted.ensureDeferred
+async def test_random_histories_end_as_a_whole_list_model_says_whatever_the_page_size(server: Server) -> None:
+    """Keys with random histories of writes and deletes, read by the runner in pages of random
+    sizes, end as computing each key's whole list of versions at once says they should."""
+    import random
+
+    keep = 2
+    removed = 0
+    for seed in range(6):
+        rnd = random.Random(seed)
+        bucket = f"model{seed}"
+        assert (await server.request("PUT", f"/{bucket}")).code == 200
+        body = (
+            "<LifecycleConfiguration>"
+            + rule(
+                "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
+                f"<NewerNoncurrentVersions>{keep}</NewerNoncurrentVersions></NoncurrentVersionExpiration>",
+                "n",
+            )
+            + rule("<Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>", "m")
+            + "</LifecycleConfiguration>"
+        ).encode()
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        assert (
+            await server.request("PUT", f"/{bucket}", body, query="lifecycle", headers={"Content-MD5": md5})
+        ).code == 200
+        c = await server.catalog.container((await server.catalog.tenant("default")).id, bucket)
+        await server.catalog.put_setting(c, "versioning", "Enabled")
+        for n in range(rnd.randint(2, 5)):
+            for _ in range(rnd.randint(1, 7)):
+                if rnd.random() < 0.3:
+                    await server.request("DELETE", f"/{bucket}/key{n}")
+                else:
+                    await server.request("PUT", f"/{bucket}/key{n}", os.urandom(8))
+        before = (await server.catalog.list_versions(c.id, "", "", None, None, 1000)).versions
+        expected: list[tuple[str, str]] = []
+        for key in sorted({v.key for v in before}):
+            versions = [v for v in before if v.key == key]  # newest first
+            kept, newer_data = [versions[0]], 0
+            for v in versions[1:]:
+                if newer_data < keep:
+                    kept.append(v)
+                if not v.delete_marker:
+                    newer_data += 1
+            if len(kept) == 1 and kept[0].delete_marker:
+                kept = []  # a delete marker left alone
+            expected += [(v.key, v.version_id) for v in kept]
+        clock = Clock()
+        clock.now += 3 * DAY
+        run, _, _ = runner(server, clock, batch=rnd.randint(1, 5))
+        for _ in range(2):  # a marker left alone by this run's deletions goes at the next
+            await run.run()
+        after = (await server.catalog.list_versions(c.id, "", "", None, None, 1000)).versions
+        assert [(v.key, v.version_id) for v in after] == expected, seed
+        removed += len(before) - len(after)
+    assert removed > 10  # the histories gave the rules something to do

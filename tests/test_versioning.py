@@ -89,6 +89,14 @@ def test_versioning_configuration_round_trips_and_mfa_delete_is_refused(s3: Any,
         VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"},
     )
     assert code_of(error) == (501, "NotImplemented")
+    error = fails(
+        s3.put_bucket_versioning, Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, MFA="arn:mfa 123456"
+    )
+    assert code_of(error) == (501, "NotImplemented")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    error = fails(s3.delete_object, Bucket=bucket, Key="k", VersionId="null", MFA="arn:mfa 123456")
+    assert code_of(error) == (501, "NotImplemented")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
     error = fails(s3.put_bucket_versioning, Bucket=bucket, VersioningConfiguration={"Status": "Sometimes"})
     assert code_of(error) == (400, "MalformedXML")
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"

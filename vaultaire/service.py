@@ -162,6 +162,7 @@ def periodic_work(
     metrics: Metrics,
     events: EventLog | None = None,
     lifecycle_metrics: LifecycleMetrics | None = None,
+    reactor: Any = None,
 ) -> list[tuple[float, Callable[[], Deferred[Any]]]]:
     """What runs once per data directory on a timer: in the daemon, or in the supervisor of workers."""
     lifecycle = LifecycleRunner(
@@ -170,6 +171,9 @@ def periodic_work(
         metrics=lifecycle_metrics or LifecycleMetrics(metrics.registry),
         day_seconds=settings.lifecycle_day_seconds,
     )
+    if reactor is not None:
+        # Stopping waits for the timers' calls in progress: a lifecycle run ends at its next page.
+        reactor.addSystemEventTrigger("before", "shutdown", lifecycle.stop)
 
     async def refresh_stored() -> None:
         tenants, totals = await engine.stored_by_tenant()
@@ -319,7 +323,7 @@ def make_service(
     flush.setServiceParent(top)
     if worker:
         return top  # the supervisor runs the sweeps, once for all workers
-    for period, work in periodic_work(settings, engine, metrics, events):
+    for period, work in periodic_work(settings, engine, metrics, events, reactor=reactor):
         timer = TimerService(period, work)
         timer.clock = reactor
         top.periodic.append(timer)  # started by _boot, once the engine has

@@ -266,7 +266,9 @@ class Supervisor(StartGuard):
         for period, work in (
             (tick_seconds(self.settings.heartbeat_timeout), self.check_heartbeats),
             (HEALTH_PROBE_SECONDS, self.health.probe),
-            *periodic_work(self.settings, self.engine, self.stored_metrics, self.events, self.lifecycle_metrics),
+            *periodic_work(
+                self.settings, self.engine, self.stored_metrics, self.events, self.lifecycle_metrics, self.reactor
+            ),
         ):
             timer = TimerService(period, work)
             timer.clock = self.reactor

@@ -226,6 +226,8 @@ def _filter(node: ET.Element) -> Filter:
     and_node = _one(found, "And")
     assert and_node is not None
     parts = _children(and_node, ("Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"), repeatable=("Tag",))
+    if not parts:
+        raise _malformed("An And in a Filter needs what to combine.")
     tags = tuple(_tag(t) for t in parts.get("Tag", []))
     if len({key for key, _ in tags}) != len(tags):
         raise S3Error("InvalidRequest", "Duplicate Tag Keys are not allowed.")

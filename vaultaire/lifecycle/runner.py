@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from vaultaire.drivers.copy import copy_blob
 from vaultaire.encryption.packages import sealed_size
 from vaultaire.engine import Engine
-from vaultaire.errors import DriverError, NoSuchUpload
+from vaultaire.errors import DriverError, NoSuchContainer, NoSuchUpload
 from vaultaire.lifecycle import evaluate, rules
 from vaultaire.lifecycle.evaluate import Action, Version
 from vaultaire.model import Artifact, Container, RequestContext, Upload
@@ -89,11 +89,17 @@ class LifecycleRunner:
         self.clock = clock
         self.batch = batch
         self._running = False
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End the run in progress at its next page (its cursor kept): a daemon that is asked to
+        stop must not wait for a pass over millions of versions. No run starts after this."""
+        self._stopping = True
 
     async def run(self) -> RunReport:
         """One pass over every container with a lifecycle configuration."""
         report = RunReport()
-        if self._running:  # a caller outside the timer (a test, an admin) while one is running
+        if self._running or self._stopping:  # a caller outside the timer (a test, an admin) while one is running
             return report
         self._running = True
         try:
@@ -102,10 +108,14 @@ class LifecycleRunner:
             while True:
                 page = await self.catalog.containers_with_setting(rules.SETTING, after_id, CONTAINER_BATCH)
                 for container, stored in page:
+                    if self._stopping:
+                        return report
                     report.containers += 1
                     try:
                         configuration = rules.load(stored)
                         await self._container(container, configuration, tenants.get(container.tenant_id), report)
+                    except NoSuchContainer:
+                        pass  # deleted while the run went through it: nothing left to do there
                     except Exception:
                         # One container's trouble (a placement down) must not stop the others'.
                         log.failure("lifecycle run on container {name} failed", name=container.name)
@@ -142,7 +152,7 @@ class LifecycleRunner:
                 action = evaluate.abort_due(configuration, upload, self.clock(), self.day_seconds)
                 if action is not None:
                     await self._abort(container, upload, action, tenant, report)
-            if not truncated or not uploads:
+            if not truncated or not uploads or self._stopping:
                 return
             key_marker, id_marker = uploads[-1].key, uploads[-1].id
 
@@ -175,6 +185,8 @@ class LifecycleRunner:
             key_marker, version_marker = page.next_key_marker, page.next_version_id_marker
             if walk.done_key is not None:
                 await self.catalog.put_setting(container, CURSOR, walk.done_key)
+            if self._stopping:
+                return  # the next start goes on from the cursor
         for version, found in walk.finish():
             await self._evaluate(container, configuration, version, found, tenant, report)
         await self.catalog.delete_setting(container, CURSOR)

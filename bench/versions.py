@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""What versioning costs. Run by hand, never in tests.
+
+1. **4 KiB GET and PUT req/s** (wrk on presigned URLs, the harness of bench/harness/s3bench.py)
+   on three daemons started in turn, the order rotated every repetition:
+
+   * ``baseline``: the code before versioning (``--baseline``, a git ref of this repository,
+     exported with ``git archive`` to a scratch directory and run with it first on PYTHONPATH),
+     on a plain bucket;
+   * ``unversioned``: this tree, on a bucket that never had versioning;
+   * ``versioned``: this tree, on a bucket with versioning Enabled where every object already
+     has ``--versions`` versions (GETs read the current one; PUTs add versions to 1000 keys
+     over and over, so each PUT demotes the previous current version).
+
+2. **Listing latency** on one bucket of ``--keys`` keys x ``--versions`` versions (every 10th
+   key's newest version a delete marker), loaded straight into the catalog (rows written with
+   the catalog's own row codec and version ranks, no blobs: listings never read them):
+   ListObjectsV2 pages of 1000 keys and ListObjectVersions pages of 1000 versions, first,
+   middle and last page, reached with real markers; median milliseconds of ``--repeat``.
+
+Example:
+
+    .venv/bin/python bench/versions.py --runs 3 --duration 10 --keys 100000 --versions 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench" / "harness"))
+
+import s3bench  # noqa: E402
+from daemon import Daemon  # noqa: E402
+
+from vaultaire.catalog import versions  # noqa: E402
+from vaultaire.catalog.rows import ARTIFACT_COLUMNS, extra_json  # noqa: E402
+from vaultaire.model import Artifact  # noqa: E402
+
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+PAGE = 1000
+SIZE = 4096
+VERSIONING = {"Status": "Enabled"}
+
+
+class BaselineDaemon(Daemon):
+    """A daemon running another tree of this repository's code (first on PYTHONPATH)."""
+
+    def __init__(self, base: Path, tree: Path) -> None:
+        super().__init__(base)
+        self.tree = tree
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env["PYTHONPATH"] = str(self.tree)
+        return env
+
+
+def export(ref: str, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def ctx_for(d: Daemon, bucket: str, workdir: Path) -> Any:
+    args = argparse.Namespace(
+        endpoint=d.endpoint_url,
+        bucket=bucket,
+        pid=[d.proc.pid] if d.proc else [],
+        workdir=str(workdir),
+        region=d.region,
+        access_key=d.access_key,
+        secret_key=d.secret_key,
+        quiet=True,
+    )
+    return s3bench.Ctx(args)
+
+
+def small(d: Daemon, kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """One daemon's 4 KiB GET and PUT runs: {"get": req/s, "put": req/s}."""
+    s3 = d.boto3_client()
+    bucket = "bench"
+    s3.create_bucket(Bucket=bucket)
+    if kind == "versioned":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=VERSIONING)
+    if kind == "baseline":
+        # Proof the old code is what runs: it has no versioning to turn on.
+        try:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=VERSIONING)
+        except s3.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "NotImplemented", e.response
+        else:
+            raise RuntimeError(f"the baseline daemon ({args.baseline}) turned versioning on: not the old code")
+    ctx = ctx_for(d, bucket, workdir)
+    o = argparse.Namespace(
+        prefix="",
+        objects=1000,
+        size=SIZE,
+        keys=1000,
+        connections=32,
+        threads=2,
+        duration=args.duration,
+        timeout=30,
+    )
+    get_prep = s3bench.prep_small_get(ctx, o)
+    if kind == "versioned":
+        body = os.urandom(SIZE)
+        keys = [f"small/obj{i:05d}" for i in range(o.objects)]
+        for _ in range(args.versions - 1):
+            s3bench.parallel(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body), keys, 8)
+    get = s3bench.bench_small_get(ctx, o, get_prep)
+    put_prep = s3bench.prep_small_put(ctx, o)
+    put = s3bench.bench_small_put(ctx, o, put_prep)
+    for name, res in (("get", get), ("put", put)):
+        if res["errors"] or res.get("postcheck_bad"):
+            raise RuntimeError(f"{kind} {name}: {res}")
+    return {"get": float(get["req_per_s"]), "put": float(put["req_per_s"])}
+
+
+def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, list[float]]]:
+    tree = export(args.baseline, scratch / "baseline-tree")
+    kinds = ["baseline", "unversioned", "versioned"]
+    results: dict[str, dict[str, list[float]]] = {k: {"get": [], "put": []} for k in kinds}
+    for run in range(args.runs):
+        order = kinds[run % 3 :] + kinds[: run % 3]
+        for kind in order:
+            base = scratch / f"{kind}-{run}"
+            d = BaselineDaemon(base, tree) if kind == "baseline" else Daemon(base)
+            d.start()
+            try:
+                found = small(d, kind, args, base / "work")
+            finally:
+                d.stop()
+                shutil.rmtree(base, ignore_errors=True)
+            for name, value in found.items():
+                results[kind][name].append(value)
+            print(f"# run {run + 1} {kind}: GET {found['get']:.0f} req/s, PUT {found['put']:.0f} req/s", flush=True)
+    return results
+
+
+# -- listings
+
+
+def key_of(i: int, dirs: int, per_dir: int) -> str:
+    return f"dir{i // per_dir:04d}/file{i % per_dir:06d}"
+
+
+def load(data_dir: Path, bucket: str, n_keys: int, n_versions: int, dirs: int) -> tuple[list[str], int]:
+    """Rows for every version of every key; returns (keys in order, versions + markers written)."""
+    db = sqlite3.connect(data_dir / "catalog.sqlite3", isolation_level=None)
+    (container_id,) = db.execute("SELECT id FROM containers WHERE name = ?", (bucket,)).fetchone()
+    per_dir = -(-n_keys // dirs)
+    keys = sorted(key_of(i, dirs, per_dir) for i in range(n_keys))
+    now = time.time()
+    md5 = "d41d8cd98f00b204e9800998ecf8427e"
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("BEGIN")
+    currents, olds = [], []
+    written = 0
+    for i, key in enumerate(keys):
+        raw = key.encode()
+        top = versions._rank_of_time(now) - 10 * n_versions * i  # ranks: newer is lower
+        for age in range(n_versions):  # age 0: the newest
+            rank = top + age
+            marker = age == 0 and i % 10 == 0
+            version = Artifact(
+                container_id,
+                key,
+                "" if marker else f"bench/{i}/{age}",
+                0 if marker else 1024,
+                "" if marker else md5,
+                now - age,
+                version_id=versions._mint(rank),
+                delete_marker=marker,
+                is_latest=age == 0,
+            )
+            row = (container_id, raw, version.locator, version.size, version.md5, version.modified,
+                   version.content_type, extra_json(version, rank))  # fmt: skip
+            if age == 0 and not marker:
+                currents.append(row)
+            else:
+                olds.append((*row, rank, version.version_id))
+            written += 1
+        if len(olds) > 50_000:
+            flush(db, currents, olds)
+    flush(db, currents, olds)
+    db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return keys, written
+
+
+def flush(db: sqlite3.Connection, currents: list[Any], olds: list[Any]) -> None:
+    db.executemany(f"INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", currents)
+    db.executemany(
+        f"INSERT INTO versions ({ARTIFACT_COLUMNS}, rank, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", olds
+    )
+    currents.clear()
+    olds.clear()
+
+
+class Client:
+    """Presigned listings over one persistent connection: signing and parsing are not timed."""
+
+    def __init__(self, d: Daemon, bucket: str) -> None:
+        self.s3 = d.boto3_client()
+        self.bucket = bucket
+        self.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=120)
+
+    def url(self, operation: str, **params: Any) -> str:
+        return str(self.s3.generate_presigned_url(operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=3600))
+
+    def get(self, url: str) -> tuple[float, ET.Element]:
+        parts = urllib.parse.urlsplit(url)
+        started = time.perf_counter()
+        self.conn.request("GET", f"{parts.path}?{parts.query}")
+        response = self.conn.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {body[:500]!r}")
+        return elapsed, ET.fromstring(body)
+
+
+def timed(client: Client, url: str, repeat: int) -> tuple[float, float, ET.Element]:
+    client.get(url)  # warm-up
+    times, doc = [], None
+    for _ in range(repeat):
+        elapsed, doc = client.get(url)
+        times.append(elapsed * 1000)
+    assert doc is not None
+    return statistics.median(times), min(times), doc
+
+
+def listings(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
+    bucket = "versions"
+    d = Daemon(scratch / "listing").start()
+    try:
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=VERSIONING)
+    finally:
+        d.stop()
+    started = time.monotonic()
+    keys, written = load(d.data_dir, bucket, args.keys, args.versions, args.dirs)
+    print(f"# {len(keys):,} keys x {args.versions} versions ({written:,} rows) loaded in "
+          f"{time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
+    d.restart()
+    rows: list[dict[str, Any]] = []
+    try:
+        client = Client(d, bucket)
+        listed = [k for i, k in enumerate(keys) if i % 10 != 0]  # keys whose current version is data
+        for name, start in (
+            ("first", 0),
+            ("middle", len(listed) // 2 // PAGE * PAGE),
+            ("last", (len(listed) - 1) // PAGE * PAGE),
+        ):
+            params: dict[str, Any] = {"MaxKeys": PAGE}
+            if start:
+                params["StartAfter"] = listed[start - 1]  # the page ListObjectsV2's token would give
+            median, least, doc = timed(client, client.url("list_objects_v2", **params), args.repeat)
+            got = [e.findtext(f"{NS}Key") for e in doc.findall(f"{NS}Contents")]
+            assert got == listed[start : start + PAGE], f"ListObjectsV2 {name} page is wrong"
+            rows.append(
+                {"listing": "ListObjectsV2", "page": name, "entries": len(got), "median_ms": median, "min_ms": least}
+            )
+        total = len(keys) * args.versions
+        for name, start in (("first", 0), ("middle", total // 2 // PAGE * PAGE), ("last", (total - 1) // PAGE * PAGE)):
+            params = {"MaxKeys": PAGE}
+            if start:
+                # The marker of the page before: the last version of key number start-1 // versions.
+                index = (start - 1) // args.versions
+                before = client.get(client.url("list_object_versions", Prefix=keys[index], MaxKeys=args.versions))[1]
+                ids = [e.findtext(f"{NS}VersionId") for e in before if e.tag in (f"{NS}Version", f"{NS}DeleteMarker")]
+                params.update(KeyMarker=keys[index], VersionIdMarker=ids[(start - 1) % args.versions])
+            median, least, doc = timed(client, client.url("list_object_versions", **params), args.repeat)
+            entries = [e for e in doc if e.tag in (f"{NS}Version", f"{NS}DeleteMarker")]
+            first = entries[0].findtext(f"{NS}Key")
+            assert first == keys[start // args.versions], f"ListObjectVersions {name} page starts at {first}"
+            rows.append(
+                {"listing": "ListObjectVersions", "page": name, "entries": len(entries), "median_ms": median}
+                | {"min_ms": least}
+            )
+    finally:
+        d.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default="78f6c56", help="git ref of the code before versioning")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of the GET/PUT runs (median reported)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
+    parser.add_argument("--keys", type=int, default=100_000, help="keys of the listing bucket")
+    parser.add_argument("--versions", type=int, default=5, help="versions of each key")
+    parser.add_argument("--dirs", type=int, default=100, help="directories the listing keys are spread over")
+    parser.add_argument("--repeat", type=int, default=7, help="timed requests per listing page")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: throughput, listing")
+    parser.add_argument("--scratch", help="where data directories go (default: a temp dir, removed at the end)")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    scratch = Path(args.scratch or tempfile.mkdtemp(prefix="vaultaire-versions-bench-"))
+    try:
+        if "throughput" not in skip:
+            results = throughput(args, scratch)
+            base = {name: statistics.median(results["baseline"][name]) for name in ("get", "put")}
+            print(f"\n4 KiB, wrk 32 connections, {args.duration} s, median of {args.runs} runs (req/s)\n")
+            print("| daemon | GET req/s | vs baseline | PUT req/s | vs baseline | runs GET | runs PUT |")
+            print("|---|---:|---:|---:|---:|---|---|")
+            for kind, found in results.items():
+                get, put = statistics.median(found["get"]), statistics.median(found["put"])
+                gets, puts = (", ".join(f"{v:.0f}" for v in found[name]) for name in ("get", "put"))
+                print(
+                    f"| {kind} | {get:.0f} | {get / base['get'] - 1:+.1%} | {put:.0f} | {put / base['put'] - 1:+.1%}"
+                    f" | {gets} | {puts} |"
+                )
+        if "listing" not in skip:
+            rows = listings(args, scratch)
+            print(
+                f"\n{args.keys:,} keys x {args.versions} versions, pages of {PAGE}: ms (median of {args.repeat}, min)\n"
+            )
+            print("| listing | page | entries | median ms | min ms |")
+            print("|---|---|---:|---:|---:|")
+            for r in rows:
+                print(f"| {r['listing']} | {r['page']} | {r['entries']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} |")
+    finally:
+        if not args.scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
