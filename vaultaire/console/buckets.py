@@ -9,7 +9,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.template import Tag
 
 from vaultaire.console import pages
-from vaultaire.console.pages import bucket_path, size_text, tags, url
+from vaultaire.console.pages import bucket_path, shown, size_text, tags, url
 from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import NS, Keys, S3Client, S3Failed
 from vaultaire.console.sessions import Session
@@ -171,7 +171,12 @@ class BucketPages:
             for p in root.findall(f"{NS}CommonPrefixes"):
                 sub = _text(p, "Prefix")
                 rows.append(
-                    [tags.a(href=url(bucket_path(bucket), prefix=sub), class_="folder")(sub[len(prefix) :]), "", "", ""]
+                    [
+                        tags.a(href=url(bucket_path(bucket), prefix=sub), class_="folder")(shown(sub[len(prefix) :])),
+                        "",
+                        "",
+                        "",
+                    ]
                 )
             for c in root.findall(f"{NS}Contents"):
                 key = _text(c, "Key")
@@ -219,7 +224,7 @@ def _crumbs(bucket: str, prefix: str) -> Tag:
     walked = ""
     for piece in prefix.split("/")[:-1] if prefix else []:
         walked += piece + "/"
-        parts += [tags.a(href=url(bucket_path(bucket), prefix=walked))(piece), " / "]
+        parts += [tags.a(href=url(bucket_path(bucket), prefix=walked))(shown(piece)), " / "]
     return tags.p(class_="crumbs")(*parts)
 
 

@@ -16,7 +16,7 @@ from twisted.web.template import Tag
 
 from vaultaire import sigv4
 from vaultaire.console import pages
-from vaultaire.console.pages import bucket_path, size_text, tags, url
+from vaultaire.console.pages import bucket_path, shown, size_text, tags, url
 from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import NS, Keys, S3Client, quote_key
 from vaultaire.console.sessions import Session
@@ -148,13 +148,16 @@ class ObjectPages:
         details = pages.table(
             ["", ""],
             [
-                ["Key", tags.code(id="key")(key)],
+                ["Key", tags.code(id="key")(shown(key))],
                 ["Size", f"{size_text(size)} ({size} bytes)"],
                 ["ETag", head.headers.get("etag", "")],
                 ["Type", head.headers.get("content-type", "")],
                 ["Modified", head.headers.get("last-modified", "")],
                 ["Version", head.headers.get("x-amz-version-id", "")],
-                ["Metadata", tags.ul([tags.li(tags.code(n), " = ", v) for n, v in meta]) if meta else "none"],
+                [
+                    "Metadata",
+                    tags.ul([tags.li(tags.code(shown(n)), " = ", shown(v)) for n, v in meta]) if meta else "none",
+                ],
                 ["Tags", await self._tags(keys, bucket, key)],
             ],
             id="details",
@@ -200,7 +203,7 @@ class ObjectPages:
         found = reply.xml().findall(f"{NS}TagSet/{NS}Tag")
         if not found:
             return "none"
-        return tags.ul([tags.li(tags.code(_text(t, "Key")), " = ", _text(t, "Value")) for t in found])
+        return tags.ul([tags.li(tags.code(shown(_text(t, "Key"))), " = ", shown(_text(t, "Value"))) for t in found])
 
     async def _versions(self, session: Session, bucket: str, key: str) -> Any:
         reply = await self.s3.call(self.keys(session), "GET", bucket, query=[("prefix", key), ("versions", "")])
@@ -297,7 +300,7 @@ class ObjectPages:
             request,
             "Share link",
             session,
-            tags.p("Anyone with this link can download ", tags.code(key), f" until {until}:"),
+            tags.p("Anyone with this link can download ", tags.code(shown(key)), f" until {until}:"),
             tags.p(
                 tags.input(type="url", readonly="readonly", value=link, id="share-link", size="100"),
                 " ",
