@@ -129,18 +129,33 @@ def small(d: Daemon, kind: str, args: argparse.Namespace, workdir: Path) -> dict
     for name, res in (("get", get), ("put", put)):
         if res["errors"] or res.get("postcheck_bad"):
             raise RuntimeError(f"{kind} {name}: {res}")
-    return {"get": float(get["req_per_s"]), "put": float(put["req_per_s"])}
+    # Server CPU per request: on a busy machine, the cost measure that other load disturbs least.
+    return {
+        "get": float(get["req_per_s"]),
+        "put": float(put["req_per_s"]),
+        "get_cpu": float(get.get("server_cpu_us_per_req", "nan")),
+        "put_cpu": float(put.get("server_cpu_us_per_req", "nan")),
+    }
 
 
 def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, list[float]]]:
-    tree = export(args.baseline, scratch / "baseline-tree")
+    tree = scratch / "baseline-tree"
+    if not tree.exists():
+        export(args.baseline, tree)
     kinds = ["baseline", "unversioned", "versioned"]
-    results: dict[str, dict[str, list[float]]] = {k: {"get": [], "put": []} for k in kinds}
+    results: dict[str, dict[str, list[float]]] = {
+        k: {"get": [], "put": [], "get_cpu": [], "put_cpu": []} for k in kinds
+    }
     for run in range(args.runs):
         order = kinds[run % 3 :] + kinds[: run % 3]
         for kind in order:
             base = scratch / f"{kind}-{run}"
-            d = BaselineDaemon(base, tree) if kind == "baseline" else Daemon(base)
+            if kind == "baseline":
+                d: Daemon = BaselineDaemon(base, tree)
+            elif args.this_tree:
+                d = BaselineDaemon(base, Path(args.this_tree))
+            else:
+                d = Daemon(base)
             d.start()
             try:
                 found = small(d, kind, args, base / "work")
@@ -149,8 +164,73 @@ def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, l
                 shutil.rmtree(base, ignore_errors=True)
             for name, value in found.items():
                 results[kind][name].append(value)
-            print(f"# run {run + 1} {kind}: GET {found['get']:.0f} req/s, PUT {found['put']:.0f} req/s", flush=True)
+            print(
+                f"# run {run + 1} {kind}: GET {found['get']:.0f} req/s ({found['get_cpu']:.0f} us CPU/req),"
+                f" PUT {found['put']:.0f} req/s ({found['put_cpu']:.0f} us CPU/req), load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     return results
+
+
+# -- the catalog's hot path in process, without HTTP: old and new code in one run
+
+CATALOG_PROBE = r"""
+import os, sys, tempfile, time
+from twisted.internet import reactor, task
+from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.model import Artifact
+from vaultaire.sealing import SecretBox
+
+async def main(reactor, versioned):
+    catalog = SQLiteCatalog(os.path.join(tempfile.mkdtemp(), "c.sqlite3"), reactor, SecretBox(os.urandom(32)))
+    await catalog.start()
+    tenant = await catalog.ensure_tenant("t")
+    container = await catalog.create_container(tenant.id, "b", "local")
+    if versioned:
+        await catalog.put_setting(container, "versioning", "Enabled")
+    keys = [f"obj{i:05d}" for i in range(1000)]
+    for k in keys:
+        await catalog.put_artifact(Artifact(container.id, k, "loc/" + k, 4096, "0" * 32, 1.0))
+    reads = 20000
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(reads):
+        await catalog.artifact(container.id, keys[i % 1000])
+    read_us = (time.process_time() - c0) / reads * 1e6
+    writes = 2000
+    c0 = time.process_time()
+    for i in range(writes):  # overwrites: versioned, each one demotes the current version
+        await catalog.put_artifact(Artifact(container.id, keys[i % 1000], f"w/{i}", 4096, "0" * 32, 2.0))
+    write_us = (time.process_time() - c0) / writes * 1e6
+    print(f"{read_us:.1f} {write_us:.1f}")
+    await catalog.stop()
+
+task.react(lambda r: __import__("twisted.internet.defer", fromlist=["x"]).ensureDeferred(main(r, sys.argv[1] == "1")))
+"""
+
+
+def catalog_costs(args: argparse.Namespace, scratch: Path) -> dict[str, list[tuple[float, float]]]:
+    """CPU microseconds per catalog point read and per overwrite, in a process of each code."""
+    tree = scratch / "baseline-tree"
+    if not tree.exists():
+        export(args.baseline, tree)
+    found: dict[str, list[tuple[float, float]]] = {"baseline": [], "unversioned": [], "versioned": []}
+    for _ in range(args.runs):
+        for kind in found:
+            env = dict(os.environ)
+            if kind == "baseline":
+                env["PYTHONPATH"] = str(tree)
+            elif args.this_tree:
+                env["PYTHONPATH"] = str(args.this_tree)
+            out = subprocess.run(
+                [sys.executable, "-c", CATALOG_PROBE, "1" if kind == "versioned" else "0"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=str(scratch),
+            ).stdout.split()
+            found[kind].append((float(out[0]), float(out[1])))
+    return found
 
 
 # -- listings
@@ -304,30 +384,62 @@ def listings(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="78f6c56", help="git ref of the code before versioning")
+    parser.add_argument(
+        "--this-tree",
+        help="run the unversioned and versioned daemons from this source tree instead of the working tree"
+        " (to measure versioning alone, without what was merged beside it)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="repetitions of the GET/PUT runs (median reported)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
     parser.add_argument("--keys", type=int, default=100_000, help="keys of the listing bucket")
     parser.add_argument("--versions", type=int, default=5, help="versions of each key")
     parser.add_argument("--dirs", type=int, default=100, help="directories the listing keys are spread over")
     parser.add_argument("--repeat", type=int, default=7, help="timed requests per listing page")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: throughput, listing")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: catalog, throughput, listing")
     parser.add_argument("--scratch", help="where data directories go (default: a temp dir, removed at the end)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    parts = ("catalog", "throughput", "listing")
+    if skip - set(parts):
+        parser.error(f"--skip takes {', '.join(parts)}")
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="vaultaire-versions-bench-"))
     try:
+        if "catalog" not in skip:
+            costs = catalog_costs(args, scratch)
+            base_read = statistics.median(r for r, _w in costs["baseline"])
+            base_write = statistics.median(w for _r, w in costs["baseline"])
+            print(f"\nCatalog in process, CPU us per call (median of {args.runs}): point read, overwrite\n")
+            print("| code | read us | vs baseline | overwrite us | vs baseline |")
+            print("|---|---:|---:|---:|---:|")
+            for kind, runs in costs.items():
+                read = statistics.median(r for r, _w in runs)
+                write = statistics.median(w for _r, w in runs)
+                print(
+                    f"| {kind} | {read:.1f} | {read / base_read - 1:+.1%} | {write:.1f}"
+                    f" | {write / base_write - 1:+.1%} |"
+                )
         if "throughput" not in skip:
             results = throughput(args, scratch)
-            base = {name: statistics.median(results["baseline"][name]) for name in ("get", "put")}
+            base = {name: statistics.median(results["baseline"][name]) for name in results["baseline"]}
+            cpu: dict[str, tuple[float, float]] = {}
             print(f"\n4 KiB, wrk 32 connections, {args.duration} s, median of {args.runs} runs (req/s)\n")
             print("| daemon | GET req/s | vs baseline | PUT req/s | vs baseline | runs GET | runs PUT |")
             print("|---|---:|---:|---:|---:|---|---|")
             for kind, found in results.items():
                 get, put = statistics.median(found["get"]), statistics.median(found["put"])
+                cpu[kind] = (statistics.median(found["get_cpu"]), statistics.median(found["put_cpu"]))
                 gets, puts = (", ".join(f"{v:.0f}" for v in found[name]) for name in ("get", "put"))
                 print(
                     f"| {kind} | {get:.0f} | {get / base['get'] - 1:+.1%} | {put:.0f} | {put / base['put'] - 1:+.1%}"
                     f" | {gets} | {puts} |"
+                )
+            print("\nServer CPU per request (us, median): the cost other load disturbs least\n")
+            print("| daemon | GET us/req | vs baseline | PUT us/req | vs baseline |")
+            print("|---|---:|---:|---:|---:|")
+            for kind, (get_cpu, put_cpu) in cpu.items():
+                print(
+                    f"| {kind} | {get_cpu:.0f} | {get_cpu / base['get_cpu'] - 1:+.1%} | {put_cpu:.0f}"
+                    f" | {put_cpu / base['put_cpu'] - 1:+.1%} |"
                 )
         if "listing" not in skip:
             rows = listings(args, scratch)

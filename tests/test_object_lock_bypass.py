@@ -1,5 +1,7 @@
-"""Bypassing GOVERNANCE takes s3:BypassGovernanceRetention, as on S3: the owner's root user has
-it, a user has it only by policy, and without it the header bypasses nothing."""
+"""Object Lock and permissions, as on S3: bypassing GOVERNANCE takes s3:BypassGovernanceRetention
+(without it the header bypasses nothing); a write's own lock takes s3:PutObjectRetention and
+s3:PutObjectLegalHold; GET/HEAD show a lock only to who may read it; a locked bucket's creation
+takes the lock and versioning permissions. The owner's root user has them all; a user by policy."""
 
 from __future__ import annotations
 
@@ -100,5 +102,53 @@ async def test_get_and_head_tell_the_lock_only_to_who_may_read_it(tmp_path: Any)
                 r = await server.request(method, "/vault/k", **who)
                 assert r.code == 200, r.body
                 assert all(r.headers.hasHeader(name) is sees for name in lock_headers), (method, who)
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_writes_own_lock_takes_the_lock_permissions(tmp_path: Any) -> None:
+    server = Server(str(tmp_path))
+    await server.start()
+    try:
+        r = await server.request("PUT", "/vault", headers={"x-amz-bucket-object-lock-enabled": "true"})
+        assert r.code == 200, r.body
+        writer = await user(server, "writer", {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"})
+        lock = {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": iso(time.time() + 60)}
+        for headers in (lock, {"x-amz-object-lock-legal-hold": "ON"}):
+            r = await server.request("PUT", "/vault/k", b"x", headers={**headers, **md5(b"x")}, **writer)
+            assert (r.code, error_code(r)) == (403, "AccessDenied"), r.body
+        r = await server.request("PUT", "/vault/k", b"x", headers=md5(b"x"), **writer)
+        assert r.code == 200, r.body
+        r = await server.request("PUT", "/vault/k", b"x", headers={**lock, **md5(b"x")})  # the owner
+        assert r.code == 200, r.body
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_creating_a_locked_bucket_takes_the_lock_and_versioning_permissions(tmp_path: Any) -> None:
+    server = Server(str(tmp_path))
+    await server.start()
+    try:
+        creator = await user(server, "creator", {"Effect": "Allow", "Action": "s3:CreateBucket", "Resource": "*"})
+        locker = await user(
+            server,
+            "locker",
+            {
+                "Effect": "Allow",
+                "Action": ["s3:CreateBucket", "s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"],
+                "Resource": "*",
+            },
+        )
+        lock = {"x-amz-bucket-object-lock-enabled": "true"}
+        r = await server.request("PUT", "/denied", headers=lock, **creator)
+        assert (r.code, error_code(r)) == (403, "AccessDenied"), r.body
+        assert (await server.request("HEAD", "/denied")).code == 404  # nothing was created
+        assert (await server.request("PUT", "/plain", **creator)).code == 200
+        r = await server.request("PUT", "/allowed", headers=lock, **locker)
+        assert r.code == 200, r.body
+        r = await server.request("GET", "/allowed", query="object-lock=")
+        assert r.code == 200 and b"<ObjectLockEnabled>Enabled</ObjectLockEnabled>" in r.body, r.body
     finally:
         await server.stop()

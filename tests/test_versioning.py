@@ -250,6 +250,17 @@ def test_copy_from_a_version_and_multipart_completions_are_versions(s3: Any, buc
     copied = s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src", "VersionId": old})
     assert copied["CopySourceVersionId"] == old and copied["VersionId"] not in (None, "null", old)
     assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"old"
+    # Copying an old version onto its own key restores it, as S3 documents; the current one is refused.
+    restored = s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src", "VersionId": old})
+    assert s3.get_object(Bucket=bucket, Key="src")["Body"].read() == b"old"
+    assert restored["VersionId"] == s3.head_object(Bucket=bucket, Key="src")["VersionId"]
+    error = fails(
+        s3.copy_object,
+        Bucket=bucket,
+        Key="src",
+        CopySource={"Bucket": bucket, "Key": "src", "VersionId": restored["VersionId"]},
+    )
+    assert code_of(error) == (400, "InvalidRequest")
     marker = s3.delete_object(Bucket=bucket, Key="src")["VersionId"]
     error = fails(s3.copy_object, Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
     assert code_of(error) == (404, "NoSuchKey")
@@ -274,6 +285,15 @@ def test_copy_from_a_version_and_multipart_completions_are_versions(s3: Any, buc
         CopySource={"Bucket": bucket, "Key": "src", "VersionId": old},
     )
     assert copied_part["CopySourceVersionId"] == old
+    error = fails(
+        s3.upload_part_copy,
+        Bucket=bucket,
+        Key="mp2",
+        UploadId=upload,
+        PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "src", "VersionId": marker},
+    )
+    assert code_of(error) == (400, "InvalidRequest")
     s3.abort_multipart_upload(Bucket=bucket, Key="mp2", UploadId=upload)
 
 

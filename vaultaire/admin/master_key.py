@@ -49,9 +49,8 @@ async def reseal(args: argparse.Namespace, ctx: AdminContext) -> int:
         return keyring.rewrap_data_key(token) if mode == SSE_S3 else None
 
     counts = await catalog.reseal(data_key, source.rewrap_material, lambda access, sealed: box.reseal(sealed, access))
-    counts["newest"] = keyring.newest_id  # type: ignore[assignment]
     ctx.emit(
-        counts,
+        {**counts, "newest": keyring.newest_id},
         text=f"re-sealed under master key {keyring.newest_id}: {counts['artifacts']} objects,"
         f" {counts['parts']} upload parts, {counts['kms_keys']} KMS keys, {counts['secrets']} secret keys",
     )

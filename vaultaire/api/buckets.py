@@ -91,6 +91,8 @@ class BucketOperations(OperationBase):
                 placement = constraint
         tags = create_bucket_tags(body)
         locked = call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
+        if locked:
+            await self.may_create_locked(call)  # before anything is created
         try:
             created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
         except ContainerExists:

@@ -165,6 +165,7 @@ class OperationBase:
             container: Container,
             asked: tuple[Retention | None, bool | None],
             integrity: bool | None = None,
+            key: str | None = None,
         ) -> LockRequest | None: ...
 
         async def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
@@ -174,6 +175,8 @@ class OperationBase:
         ) -> Callable[[Artifact], None] | None: ...
 
         async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None: ...
+
+        async def may_create_locked(self, call: S3Call) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

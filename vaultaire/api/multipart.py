@@ -21,7 +21,7 @@ from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
 from vaultaire.encryption.keys import Protection, protection_of
 from vaultaire.engine.conditions import Outcome, evaluate
-from vaultaire.errors import NoSuchUpload
+from vaultaire.errors import DeleteMarkerAddressed, NoSuchUpload
 from vaultaire.model import Artifact, ByteRange, Container, Part, Upload
 
 MAX_PARTS = 10_000
@@ -191,9 +191,15 @@ class MultipartOperations(OperationBase):
                 return None
             return resolve_copy_range(wanted_range, original.size)
 
-        original, part = await self.engine.copy_part(
-            call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection, source_version
-        )
+        try:
+            original, part = await self.engine.copy_part(
+                call.ctx, source, source_key, target, upload_id, number, resolve, offered, protection, source_version
+            )
+        except DeleteMarkerAddressed:
+            raise S3Error(
+                "InvalidRequest",
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+            ) from None
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
         encryption.echo(call, upload.sealing)

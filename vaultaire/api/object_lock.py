@@ -69,6 +69,14 @@ class ObjectLockOperations(OperationBase):
     def lock_asked_at_creation(headers: Mapping[str, str]) -> bool:
         return headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
 
+    async def may_create_locked(self, call: S3Call) -> None:
+        """S3: a bucket created with Object Lock also takes s3:PutBucketObjectLockConfiguration and
+        s3:PutBucketVersioning (a root user has them; a user by its policy)."""
+        for action in ("s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"):
+            row = ActionRow(action, "bucket")
+            if not (await self._decision(call, row, None, call.target.bucket or "", None)).allowed:
+                raise S3Error("AccessDenied")
+
     async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None:
         """Versioning on, then the lock: a crash between them leaves an honest versioned bucket
         without a lock (GetObjectLockConfiguration says so), never a lock without versioning."""
@@ -189,12 +197,13 @@ class ObjectLockOperations(OperationBase):
         container: Container,
         asked: tuple[Retention | None, bool | None],
         integrity: bool | None = None,
+        key: str | None = None,
     ) -> LockRequest | None:
         """What the new version is locked with: its own lock, else the bucket's default.
 
         ``integrity`` says whether the body comes with a Content-MD5 or an x-amz-checksum-*
         (None: the write has no body of its own to protect, a copy); S3 refuses a locked
-        upload without one.
+        upload without one. ``key`` is the new version's (the request's own when None).
         """
         retention, hold = asked
         config = await self.lock_configuration(call, container)
@@ -202,6 +211,11 @@ class ObjectLockOperations(OperationBase):
             if retention is not None or hold is not None:
                 raise S3Error("InvalidRequest", documents.NOT_ENABLED_WRITE)
             return None
+        # S3: a write's own lock takes the permissions PutObjectRetention and PutObjectLegalHold take.
+        if retention is not None and not await self._may(call, "s3:PutObjectRetention", key):
+            raise S3Error("AccessDenied")
+        if hold is not None and not await self._may(call, "s3:PutObjectLegalHold", key):
+            raise S3Error("AccessDenied")
         lock = LockRequest(retention, bool(hold), None if retention is not None else config.default)
         if integrity is False and (lock.asks() or hold is not None):
             raise S3Error("InvalidRequest", documents.INTEGRITY_NEEDED)

@@ -241,12 +241,8 @@ class ObjectOperations(OperationBase):
             encryption.check_offered(original.sealing, offered)
             if evaluate(conditions, original) is not Outcome.PROCEED:
                 raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")
-            # An older version copied over its key is S3's way to restore it: not a copy onto itself.
-            onto_itself = (
-                source.id == target.id
-                and source_key == call.target.key
-                and (source_version is None or original.is_latest)
-            )
+            # A noncurrent version copied onto its key is how S3 restores it: not a copy onto itself.
+            onto_itself = source.id == target.id and source_key == call.target.key and original.is_latest
             # A copy that asks for encryption, or that the default encrypts differently, changes the object.
             was = original.sealing.mode if original.sealing else None
             same_protection = not explicit and was == (protection.mode if protection else None)

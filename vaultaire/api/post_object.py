@@ -93,7 +93,7 @@ class PostObjectOperation(OperationBase):
         protection = protection or await self._default_protection(call, container)
         protection = encryption.for_object(protection, container.name, key)
         # A form has no Content-MD5: S3 asks none of POST Object, whatever its lock.
-        lock = await self.lock_for_write(call, container, lock_asked)
+        lock = await self.lock_for_write(call, container, lock_asked, key=key)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_keys, sqlite_names, sqlite_users, versions
+from vaultaire.catalog import accounting, blobs, sqlite_keys, sqlite_names, sqlite_users, version_listing, versions
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -761,7 +761,7 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
         limit: int,
     ) -> Deferred[VersionsPage]:
         return self._run(
-            lambda: versions.list_versions(
+            lambda: version_listing.list_versions(
                 self._db(), container_id, prefix, delimiter, key_marker, version_id_marker, limit
             )
         )

@@ -60,7 +60,7 @@ class LifecycleStatements:
             elif now_current is not None and now_current.version_id == versions.NULL:
                 doomed = now_current
             else:
-                stored = versions._stored(db, container_id, raw, versions.NULL)
+                stored = versions.stored_version(db, container_id, raw, versions.NULL)
                 doomed = stored[0] if stored is not None and not stored[0].delete_marker else None
             guard(now_current, doomed)
             marker, removed = versions.delete_key(db, container_id, key, self._clock())

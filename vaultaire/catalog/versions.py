@@ -24,25 +24,24 @@ no rank: their order is their modification time's.
 Versioning state is the container setting ``versioning``: absent (never enabled),
 ``Enabled`` or ``Suspended``. Read in each write's own transaction.
 
-Statements only: each function runs inside a transaction its caller owns.
+Statements only: each function runs inside a transaction its caller owns. ListObjectVersions
+reads them in vaultaire/catalog/version_listing.py.
 """
 
 from __future__ import annotations
 
-import heapq
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrs import evolve
 
 from vaultaire.catalog import accounting, blobs
-from vaultaire.catalog.listing import successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row, extra_json, stored_rank
 from vaultaire.errors import NoSuchArtifact, NoSuchVersion
-from vaultaire.model import Artifact, VersionsPage
+from vaultaire.model import Artifact
 
 SCHEMA = """
 -- Noncurrent versions and delete markers (see vaultaire/catalog/versions.py); the current
@@ -74,7 +73,7 @@ NULL = "null"
 # Ranks count down from here by microseconds of the clock: newer versions rank lower.
 _BASE = 1 << 62
 _VERSION_ID = re.compile(r"[0-9a-f]{32}")
-_VERSION_COLUMNS = ARTIFACT_COLUMNS + ", rank, version_id"
+VERSION_COLUMNS = ARTIFACT_COLUMNS + ", rank, version_id"
 
 
 def valid_version_id(version_id: str) -> bool:
@@ -112,37 +111,43 @@ def current(db: sqlite3.Connection, container_id: int, key: bytes) -> tuple[Arti
     return artifact, _rank_of_time(artifact.modified) if rank is None else rank
 
 
-def _noncurrent(row: tuple[Any, ...]) -> tuple[Artifact, int]:
+def noncurrent(row: tuple[Any, ...]) -> tuple[Artifact, int]:
     return artifact_row(row, is_latest=False), int(row[8])
 
 
 def _newest_stored(db: sqlite3.Connection, container_id: int, key: bytes) -> tuple[Artifact, int] | None:
     row = db.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM versions WHERE container_id = ? AND key = ? ORDER BY rank LIMIT 1",
+        f"SELECT {VERSION_COLUMNS} FROM versions WHERE container_id = ? AND key = ? ORDER BY rank LIMIT 1",
         (container_id, key),
     ).fetchone()
-    return None if row is None else _noncurrent(row)
+    return None if row is None else noncurrent(row)
 
 
-def _stored(db: sqlite3.Connection, container_id: int, key: bytes, version_id: str) -> tuple[Artifact, int] | None:
+def stored_version(
+    db: sqlite3.Connection, container_id: int, key: bytes, version_id: str
+) -> tuple[Artifact, int] | None:
     row = db.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM versions WHERE container_id = ? AND key = ? AND version_id = ?",
+        f"SELECT {VERSION_COLUMNS} FROM versions WHERE container_id = ? AND key = ? AND version_id = ?",
         (container_id, key, version_id),
     ).fetchone()
-    return None if row is None else _noncurrent(row)
+    return None if row is None else noncurrent(row)
 
 
 def lookup(db: sqlite3.Connection, container_id: int, key: str, version_id: str | None) -> Artifact | None:
     """The version (None: the current one, which may be a delete marker), or None."""
     raw = key.encode("utf-8")
-    found = current(db, container_id, raw)
-    if version_id is None or (found is not None and found[0].version_id == version_id):
-        if found is not None:
-            return found[0]
+    row = db.execute(
+        f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?", (container_id, raw)
+    ).fetchone()
+    # Every GET of a current version: one lookup, one parse, as before versioning.
+    found = None if row is None else artifact_row(row)
+    if found is not None and version_id in (None, found.version_id):
+        return found
+    if version_id is None:
         # No current data version: the key is absent, or its current version is a marker.
         newest = _newest_stored(db, container_id, raw)
         return None if newest is None else evolve(newest[0], is_latest=True)
-    stored = _stored(db, container_id, raw, version_id)
+    stored = stored_version(db, container_id, raw, version_id)
     if stored is None:
         return None
     if found is None and _newest_stored(db, container_id, raw) == stored:
@@ -180,7 +185,7 @@ def _write_current(db: sqlite3.Connection, artifact: Artifact, rank: int) -> Non
 
 def _write_stored(db: sqlite3.Connection, artifact: Artifact, rank: int) -> None:
     db.execute(
-        f"INSERT OR REPLACE INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             artifact.container_id,
             artifact.key.encode("utf-8"),
@@ -233,7 +238,7 @@ def _null_out(
         return found[0], True
     if found is not None:
         _write_stored(db, evolve(found[0], is_latest=False), found[1])
-    stored = _stored(db, container_id, key, NULL)
+    stored = stored_version(db, container_id, key, NULL)
     if stored is not None:
         _drop_stored(db, container_id, key, stored[1])
     return (stored[0] if stored else None), found is not None
@@ -344,7 +349,7 @@ def delete_version(
             guard(victim)
         _drop_current(db, container_id, raw)
     else:
-        stored = _stored(db, container_id, raw, version_id)
+        stored = stored_version(db, container_id, raw, version_id)
         if stored is None:
             return None
         victim = stored[0]
@@ -370,7 +375,7 @@ def amend(
         assert found is not None
         old, rank = found
     else:
-        stored = None if version_id is None else _stored(db, container_id, raw, version_id)
+        stored = None if version_id is None else stored_version(db, container_id, raw, version_id)
         if stored is None:
             raise NoSuchArtifact(key) if version_id is None else NoSuchVersion(version_id)
         old, rank = stored
@@ -396,7 +401,7 @@ def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: f
         where = found
         in_current = True
     else:
-        stored = _stored(db, old.container_id, raw, old.version_id)
+        stored = stored_version(db, old.container_id, raw, old.version_id)
         if stored is None:
             return False
         where, in_current = stored, False
@@ -415,143 +420,14 @@ def misplaced(
     """Noncurrent data versions whose blobs are not on ``target``, by (key, version id)."""
     key, version_id = after if after is not None else ("", "")
     rows = db.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM versions WHERE container_id = ? AND (key, version_id) > (?, ?)"
+        f"SELECT {VERSION_COLUMNS} FROM versions WHERE container_id = ? AND (key, version_id) > (?, ?)"
         " AND coalesce(json_extract(metadata, '$.marker'), 0) = 0"
         " AND coalesce(json_extract(metadata, '$.placement'), '') != ? ORDER BY key, version_id LIMIT ?",
         (container_id, key.encode("utf-8"), version_id, target, limit),
     )
-    return [_noncurrent(r)[0] for r in rows]
+    return [noncurrent(r)[0] for r in rows]
 
 
 def any_version(db: sqlite3.Connection, container_id: int) -> bool:
     """Does the container hold any noncurrent version or delete marker?"""
     return db.execute("SELECT 1 FROM versions WHERE container_id = ? LIMIT 1", (container_id,)).fetchone() is not None
-
-
-# -- ListObjectVersions
-
-
-def _ordered(db: sqlite3.Connection, container_id: int, lower: bytes, upper: bytes | None, n: int) -> Iterator[Any]:
-    """Rows of keys in [lower, upper) as (key, position, row): by key, then newest first;
-    a current data version has position -1, above every rank."""
-    bound = "" if upper is None else " AND key < ?"
-    args: list[Any] = [container_id, lower] + ([] if upper is None else [upper]) + [n]
-    currents = db.execute(
-        f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key >= ?{bound} ORDER BY key LIMIT ?",
-        args,
-    )
-    stored = db.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM versions WHERE container_id = ? AND key >= ?{bound}"
-        " ORDER BY key, rank LIMIT ?",
-        args,
-    )
-    return heapq.merge(
-        ((bytes(r[1]), -1, r) for r in currents),
-        ((bytes(r[1]), int(r[8]), r) for r in stored),
-        key=lambda t: (t[0], t[1]),
-    )
-
-
-def _marker_position(db: sqlite3.Connection, container_id: int, key: bytes, version_id: str) -> int:
-    """Where a version-id-marker sits within its key: -1 for the current data version."""
-    found = current(db, container_id, key)
-    if found is not None and found[0].version_id == version_id:
-        return -1
-    stored = _stored(db, container_id, key, version_id)
-    if stored is not None:
-        return stored[1]
-    if version_id != NULL:
-        return int(version_id[:16], 16)  # gone meanwhile: its id still says where it was
-    return -1  # a null version gone meanwhile: list the key's remaining versions again
-
-
-def list_versions(
-    db: sqlite3.Connection,
-    container_id: int,
-    prefix: str,
-    delimiter: str,
-    key_marker: str | None,
-    version_id_marker: str | None,
-    limit: int,
-) -> VersionsPage:
-    """A page of versions as S3's ListObjectVersions gives it (see Catalog.list_versions)."""
-    raw_prefix, raw_delim = prefix.encode("utf-8"), delimiter.encode("utf-8")
-    upper = successor(raw_prefix) if raw_prefix else None
-    marker = None if key_marker is None else key_marker.encode("utf-8")
-    out: list[Artifact] = []
-    prefixes: list[str] = []
-    last: tuple[str, str | None] | None = None
-    if limit <= 0:
-        return VersionsPage((), (), False, None, None)
-
-    def full() -> bool:
-        return len(out) + len(prefixes) >= limit
-
-    def page(truncated: bool) -> VersionsPage:
-        return VersionsPage(
-            tuple(out),
-            tuple(prefixes),
-            truncated,
-            last[0] if truncated and last else None,
-            last[1] if truncated and last else None,
-        )
-
-    previous_key: bytes | None = None
-    # The rest of the marker's own key first, after the marked version.
-    if marker is not None and version_id_marker and marker.startswith(raw_prefix):
-        position = _marker_position(db, container_id, marker, version_id_marker)
-        rolled = _rolled(marker, raw_prefix, raw_delim)
-        if rolled is None:
-            previous_key = marker
-            rows = db.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE container_id = ? AND key = ? AND rank > ?"
-                " ORDER BY rank LIMIT ?",
-                (container_id, marker, position, limit + 1),
-            )
-            for row in rows:
-                if full():
-                    return page(True)
-                version = _noncurrent(row)[0]
-                out.append(version)
-                last = (version.key, version.version_id)
-    if marker is not None and marker >= raw_prefix:
-        lower = marker + b"\x00"  # the smallest key after the marker's
-    else:
-        lower = raw_prefix
-    while True:
-        wanted = limit + 1 - len(out) - len(prefixes)
-        jumped = False
-        for key, _position, row in _ordered(db, container_id, lower, upper, wanted):
-            rolled = _rolled(key, raw_prefix, raw_delim)
-            if rolled is not None:
-                if marker is None or rolled > marker:
-                    if full():
-                        return page(True)
-                    text = rolled.decode("utf-8")
-                    prefixes.append(text)
-                    last = (text, None)
-                lower, jumped = _past(rolled), True
-                break
-            if full():
-                return page(True)
-            version = artifact_row(row, is_latest=key != previous_key)
-            previous_key = key
-            out.append(version)
-            last = (version.key, version.version_id)
-        if not jumped:
-            # The batch ran out before the page was full (the page never reads past one
-            # more row than it holds, so neither of the merged queries was cut short).
-            return page(False)
-
-
-def _rolled(key: bytes, prefix: bytes, delimiter: bytes) -> bytes | None:
-    if not delimiter:
-        return None
-    at = key.find(delimiter, len(prefix))
-    return None if at < 0 else key[: at + len(delimiter)]
-
-
-def _past(rolled: bytes) -> bytes:
-    nxt = successor(rolled)
-    assert nxt is not None  # a rolled-up prefix ends in the delimiter, never all 0xff
-    return nxt
