@@ -95,8 +95,9 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         )
         assert result["created"] == "/b/photos"
         # Progress was seen below 100 % before the end, then the page listed the file.
-        seen = [values[0] for values in result["uploadProgress"]]
-        assert seen and any(0 <= v < 1 for v in seen), seen
+        seen = result["uploadProgress"]
+        print(f"console: upload progress seen: {[round(v, 2) for v in seen]}")
+        assert any(0 < v < 1 for v in seen) and seen[-1] == 1 and seen == sorted(seen), seen
         assert "big.bin" in result["listedAfterUpload"]
         digest = hashlib.sha256(big.read_bytes()).hexdigest()
         assert result["downloadSha256"] == digest and result["downloadName"] == "big.bin"
@@ -104,6 +105,7 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         assert "prefix=docs%2F" in result["prefixUrl"] and result["prefixListing"] == ["readme.txt"]
         assert result["shareStatus"] == 200 and result["shareSha256"] == digest
         assert "X-Amz-Expires=7200" in result["shareLink"] and result["copyLabel"] == "Copied"
+        assert result["clipboard"] == result["shareLink"]
         assert result["versioning"] == "Enabled"
         assert result["versionRows"] == 2 and result["versionRowsAfterRestore"] == 3, result["afterRestore"]
         assert s3.get_object(Bucket="photos", Key="v.txt")["Body"].read() == b"first version"

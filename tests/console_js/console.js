@@ -39,25 +39,37 @@ function clickAndLoad(page, selector) {
   return Promise.all([page.waitForEvent("load", { timeout: 60000 }), page.click(selector)]);
 }
 
+// Every value a progress bar takes is reported as it changes (a progress element's value
+// property is reflected in its attribute), into progressSeen: no polling to miss one.
+const progressSeen = [];
+async function watchProgress(context) {
+  await context.exposeBinding("__recordProgress", (_, value) => progressSeen.push(value));
+  await context.addInitScript(() => {
+    document.addEventListener("DOMContentLoaded", () => {
+      const box = document.getElementById("progress");
+      if (!box) return;
+      new MutationObserver((records) => {
+        for (const r of records) if (r.target.tagName === "PROGRESS") window.__recordProgress(r.target.value);
+      }).observe(box, { subtree: true, attributes: true, attributeFilter: ["value"] });
+    });
+  });
+}
+
+// The page reloads when all the files are up.
 async function upload(page, files) {
   await page.setInputFiles("#file", files);
-  const progress = [];
-  // Progress bars are watched while the files go up; the page reloads when all are done.
-  const watch = setInterval(async () => {
-    try {
-      const values = await page.$$eval("#progress progress", (bars) => bars.map((b) => b.value));
-      if (values.length) progress.push(values);
-    } catch (e) {}
-  }, 50);
   await Promise.all([page.waitForEvent("load", { timeout: 120000 }), page.click("#upload button[type=submit]")]);
-  clearInterval(watch);
-  return progress;
 }
 
 (async () => {
   const browser = await chromium.launch({ executablePath: plan.chromium, headless: true, args: FLAGS, timeout: 60000 });
   try {
-    const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 800 } });
+    const context = await browser.newContext({
+      acceptDownloads: true,
+      viewport: { width: 1100, height: 800 },
+      permissions: ["clipboard-read", "clipboard-write"],
+    });
+    await watchProgress(context);
     const page = await context.newPage();
     page.on("dialog", async (d) => {
       out.dialogs.push(d.message());
@@ -77,7 +89,14 @@ async function upload(page, files) {
     await page.fill("#create-bucket input[name=bucket]", plan.bucket);
     await Promise.all([page.waitForURL(/\/b\//), page.click("#create-bucket button")]);
     out.created = new URL(page.url()).pathname;
-    out.uploadProgress = await upload(page, [plan.bigFile]);
+    // The 20 MiB go up at 10 MiB/s (Chromium's own throttling), so the bar has time to move.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    const throttle = { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 10 * 2 ** 20 };
+    await cdp.send("Network.emulateNetworkConditions", throttle);
+    await upload(page, [plan.bigFile]);
+    await cdp.send("Network.emulateNetworkConditions", { ...throttle, uploadThroughput: -1 });
+    out.uploadProgress = progressSeen.slice();
     out.listedAfterUpload = await page.$$eval("#objects a.object", (as) => as.map((a) => a.textContent));
     for (const item of plan.seed) {
       const put = await context.request.put(item.url, { data: item.body });
@@ -110,7 +129,9 @@ async function upload(page, files) {
     await page.waitForSelector("#share-link");
     out.shareLink = await page.inputValue("#share-link");
     await page.click("#copy");
+    await page.waitForFunction(() => document.getElementById("copy").textContent !== "Copy");
     out.copyLabel = await page.textContent("#copy");
+    out.clipboard = await page.evaluate(() => navigator.clipboard.readText());
     await shot(page, "05-share");
     const stranger = await browser.newContext();
     const fetched = await stranger.request.get(out.shareLink);
