@@ -246,3 +246,47 @@ def test_failed_logins_are_braked(tmp_path: Path) -> None:
         )
         assert status == 429 and "Too many failed logins" in page and int(headers["retry-after"]) > 0
         assert b.request("GET", "/")[0] == 303  # not signed in
+
+
+def test_delete_an_object_and_a_bucket(console: tuple[Daemon, str]) -> None:
+    d, base = console
+    s3 = d.boto3_client()
+    s3.create_bucket(Bucket="to-go")
+    s3.put_object(Bucket="to-go", Key="dir/a b.txt", Body=b"x")
+    b = Browser(base)
+    assert b.login(d.access_key or "", d.secret_key or "") == 303
+    token = b.csrf()
+    # Not empty yet: S3 says so, and the page shows it.
+    status, _, page = b.request("POST", "/buckets/delete", {"bucket": "to-go", "csrf": token})
+    assert status == 409 and "BucketNotEmpty" in page
+    status, headers, _ = b.request("POST", "/b/to-go/delete", {"key": "dir/a b.txt", "csrf": token})
+    assert status == 303 and headers["location"] == "/b/to-go?prefix=dir%2F"
+    assert b.request("POST", "/buckets/delete", {"bucket": "to-go", "csrf": token})[0] == 303
+    assert "to-go" not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+
+
+def test_the_session_cookie_is_secure_on_tls(tmp_path: Path) -> None:
+    import ssl
+
+    from daemon import self_signed_certificate
+
+    key, cert = self_signed_certificate(tmp_path)
+    port = free_port()
+    endpoint = f"ssl:{port}:privateKey={key}:certKey={cert}:interface=127.0.0.1"
+    with Daemon(tmp_path / "v", extra_args=["--console", endpoint]) as d:
+        b = Browser(f"https://127.0.0.1:{port}")
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        b.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(b.jar), urllib.request.HTTPSHandler(context=context), NoRedirect()
+        )
+        status, headers, _ = b.request("GET", "/login")
+        assert status == 200 and "Secure" in headers["set-cookie"]
+        token = re.search(r'name="csrf" value="([^"]+)"', b.request("GET", "/login")[2])
+        assert token
+        form = {"csrf": token.group(1), "access_key": d.access_key or "", "secret_key": d.secret_key or ""}
+        status, headers, _ = b.request("POST", "/login", form)
+        assert status == 303
+        session = [c for c in b.jar if c.name == "vaultaire_console"]
+        assert len(session) == 1 and session[0].secure and session[0].has_nonstandard_attr("HttpOnly")
+        assert b.request("GET", "/")[0] == 200

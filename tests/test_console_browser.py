@@ -110,6 +110,9 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         assert result["versionRows"] == 2 and result["versionRowsAfterRestore"] == 3, result["afterRestore"]
         assert s3.get_object(Bucket="photos", Key="v.txt")["Body"].read() == b"first version"
         assert result["hostileKeyText"] == HOSTILE and result["dialogs"] == []
+        assert "prefix=docs%2F" in result["plainUploadBack"]
+        assert sorted(result["plainListing"]) == ["plain form.txt", "readme.txt"]
+        assert s3.get_object(Bucket="photos", Key="docs/plain form.txt")["Body"].read() == b"no script"
         assert result["forgedStatus"] == 403
         assert "forged" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
         assert result["bill"].startswith("$")

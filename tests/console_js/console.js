@@ -156,6 +156,18 @@ async function upload(page, files) {
     await page.goto(plan.console + "/b/" + plan.bucket + "/object?key=" + encodeURIComponent(plan.hostile));
     out.hostileKeyText = await page.textContent("#key");
 
+    // Without JavaScript the upload form posts straight to S3 (POST Object, signed for this
+    // user), which sends the browser back to the listing.
+    const plain = await browser.newContext({ javaScriptEnabled: false });
+    const ppage = await plain.newPage();
+    await login(ppage, plan.access, plan.secret);
+    await ppage.goto(plan.console + "/b/" + plan.bucket + "?prefix=docs%2F");
+    await ppage.setInputFiles("#file", [{ name: "plain form.txt", mimeType: "text/plain", buffer: Buffer.from("no script") }]);
+    await Promise.all([ppage.waitForURL((u) => u.port === new URL(plan.console).port && u.pathname.startsWith("/b/")), ppage.click("#upload button[type=submit]")]);
+    out.plainUploadBack = ppage.url();
+    out.plainListing = await ppage.$$eval("#objects a.object", (as) => as.map((a) => a.textContent));
+    await plain.close();
+
     // A form posted without the CSRF token is refused, signed in or not.
     const forged = await page.request.post(plan.console + "/buckets", { form: { bucket: plan.forgedBucket } });
     out.forgedStatus = forged.status();
