@@ -290,3 +290,12 @@ def test_the_session_cookie_is_secure_on_tls(tmp_path: Path) -> None:
         session = [c for c in b.jar if c.name == "vaultaire_console"]
         assert len(session) == 1 and session[0].secure and session[0].has_nonstandard_attr("HttpOnly")
         assert b.request("GET", "/")[0] == 200
+
+
+def test_an_object_that_is_not_there_is_a_clear_404(console: tuple[Daemon, str]) -> None:
+    d, base = console
+    d.boto3_client().create_bucket(Bucket="empty-one")
+    b = Browser(base)
+    assert b.login(d.access_key or "", d.secret_key or "") == 303
+    status, _, page = b.request("GET", "/b/empty-one/object?key=nothing")
+    assert status == 404 and "NotFound (404)" in page

@@ -25,6 +25,9 @@ from vaultaire import sigv4
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
+_STATUS_CODES = {400: "BadRequest", 403: "AccessDenied (403)", 404: "NotFound (404)", 405: "MethodNotAllowed"}
+
+
 @frozen
 class Keys:
     access_key: str
@@ -48,7 +51,9 @@ class Reply:
             code = root.findtext("Code") or str(self.status)
             message = root.findtext("Message") or ""
         except Exception:
-            code, message = str(self.status), ""
+            # A HEAD's error has no body: its status says it all.
+            code = _STATUS_CODES.get(self.status, str(self.status))
+            message = ""
         return f"{code}: {message}" if message else code
 
     def xml(self) -> Any:
