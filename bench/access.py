@@ -140,8 +140,11 @@ def wrk(url: str, seconds: int) -> tuple[float, int]:
     ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(out)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if rate is None or count is None:
+        raise RuntimeError(f"wrk said nothing readable:\n{out}")
+    rps, done = float(rate.group(1)), int(count.group(1))
     return rps, done
 
 

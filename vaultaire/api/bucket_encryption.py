@@ -95,12 +95,18 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+# The bucket default a deployment with ``encrypt_all_objects`` gives every bucket without its own.
+DEPLOYMENT_DEFAULT = Default(SSE_S3).stored()
+
+
 class EncryptionOperations(OperationBase):
     """Put/Get/DeleteBucketEncryption and the default they set."""
 
     async def get_bucket_encryption(self, call: S3Call) -> bytes:
         container = await self._container(call)
         stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        if stored is None and self.encrypt_all_objects:
+            stored = DEPLOYMENT_DEFAULT  # what every new object here gets: say so, as S3 does
         if stored is None:
             raise S3Error(
                 "ServerSideEncryptionConfigurationNotFoundError",
@@ -139,4 +145,6 @@ class EncryptionOperations(OperationBase):
     async def _default_protection(self, call: S3Call, container: Container) -> Protection | None:
         """The container's default, if any; a request's own headers win (callers check first)."""
         stored = await self.engine.container_setting(call.ctx, container, SETTING)
-        return None if stored is None else Default.load(stored).protection()
+        if stored is None:
+            return Protection(SSE_S3) if self.encrypt_all_objects else None
+        return Default.load(stored).protection()

@@ -122,6 +122,9 @@ class OperationBase:
     engine: Engine
     # SSE-C keys over plain HTTP: refused (as S3 does) unless the deployment allows it.
     sse_c_plain_http: bool = False
+    # [security] encrypt_all_objects: a new object that asks for no encryption, in a bucket with
+    # no default, is SSE-S3 anyway (as S3 has done for every new object since January 2023).
+    encrypt_all_objects: bool = False
 
     def _sse_c_secure(self, call: S3Call) -> bool:
         return self.sse_c_plain_http or bool(call.request.isSecure())

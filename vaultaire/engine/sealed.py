@@ -8,6 +8,7 @@ the engine and clients see are plaintext sizes; a driver's are sealed sizes.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from attrs import evolve
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
 
 from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
@@ -28,8 +30,44 @@ from vaultaire.model import Sealing
 # Sealed bytes a driver hands over whole that are opened on the reactor thread, not streamed:
 # what the streams themselves open without a thread hop, rounded up to whole packages.
 INLINE_OPEN_MAX = max(THREAD_MIN, SEALED_PACKAGE)
+# Threads that seal and open large chunks: a pool of its own, so the megabyte buffers they
+# allocate stay in few malloc arenas (each thread of the reactor's pool would keep its own
+# arena of freed buffers: peak RSS +50 MiB during a 1 GiB transfer).
+CRYPTO_THREADS = 2
 # SSE-S3 data keys kept opened (about 200 bytes each).
 OPENED_KEYS = 10_000
+
+
+class _DaemonThread(threading.Thread):
+    """A process that never stops its reactor (a test, a tool) still exits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
+class _DaemonThreads(ThreadPool):
+    threadFactory = _DaemonThread
+
+
+_pool: ThreadPool | None = None
+
+
+def _crypto_pool(reactor: Any) -> ThreadPool:
+    """The process' crypto threads, started at the first large chunk, stopped with the reactor."""
+    global _pool
+    if _pool is None:
+        _pool = _DaemonThreads(minthreads=0, maxthreads=CRYPTO_THREADS, name="vaultaire-crypto")
+        _pool.start()
+        reactor.addSystemEventTrigger("during", "shutdown", _stop_crypto_pool)
+    return _pool
+
+
+def _stop_crypto_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.stop()
+        _pool = None
 
 
 class Unprotected(Exception):
@@ -78,7 +116,7 @@ class Sealed:
         self._opened: OrderedDict[str, tuple[BlobKey, AESGCM]] = OrderedDict()
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
+        return deferToThreadPool(self._reactor, _crypto_pool(self._reactor), fn, *args)
 
     def _keyring(self) -> Keyring:
         if self.keyring is None:
