@@ -72,3 +72,35 @@ def test_failed_logins_are_braked_per_address_and_per_key() -> None:
     assert throttle.blocked("address:5.6.7.8", "key:OTHER") == 0
     clock.now += 61
     assert throttle.blocked("address:1.2.3.4", "key:AK") == 0
+
+
+def test_a_big_body_is_kept_only_for_a_signed_in_session_with_its_token() -> None:
+    from twisted.web.test.requesthelper import DummyChannel
+
+    from vaultaire.console.app import SESSION_COOKIE, Console, ConsoleRequest, ConsoleSite
+
+    console = Console.__new__(Console)
+    console.sessions = SessionStore(Clock(), ttl=600)
+    session = console.sessions.create("AK", "s", "t", "acme", "")
+    site = ConsoleSite(console)
+
+    def body_kept(cookie: str | None, token: str | None, length: int | None) -> int:
+        channel = DummyChannel()
+        channel.site = site  # type: ignore[attr-defined]
+        request = ConsoleRequest(channel)
+        if cookie is not None:
+            request.received_cookies[SESSION_COOKIE] = cookie.encode()
+        if token is not None:
+            request.requestHeaders.setRawHeaders(b"x-csrf-token", [token.encode()])
+        request.gotLength(length)
+        for _ in range(4):
+            request.handleContentChunk(b"x" * 2**20)
+        return int(request.content.tell())
+
+    big = 4 * 2**20
+    assert body_kept(None, None, big) == 0  # anyone: read and dropped
+    assert body_kept(None, None, None) == 0  # chunked, no length: the same
+    assert body_kept(session.id, None, big) == 0  # a session, but no token
+    assert body_kept("not-a-session", session.csrf, big) == 0
+    assert body_kept(session.id, session.csrf, big) == big  # the console's own upload
+    assert body_kept(None, None, 1000) == big  # a small body (a form) is kept as twisted.web keeps it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import os
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from vaultaire.console import pages
 from vaultaire.console.buckets import BucketPages
@@ -243,7 +244,41 @@ def _header(request: IRequest, name: bytes) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else (value or "")
 
 
+# Bodies up to this size (forms) are kept as twisted.web keeps them; a bigger one (an upload)
+# only from a signed-in session that sent its CSRF token, or it is read and dropped.
+SMALL_BODY = 1024 * 1024
+
+
+class ConsoleRequest(Request):
+    """A request whose big body is spooled only for a signed-in session: twisted.web spools
+    every body to a temporary file before any route runs, so without this anyone who can
+    reach the console could fill its disk."""
+
+    dropping_body = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length <= SMALL_BODY:
+            super().gotLength(length)
+            return
+        console: Console | None = getattr(getattr(self.channel, "site", None), "console", None)
+        session = console.sessions.get(_cookie(self, SESSION_COOKIE)) if console is not None else None
+        if session is None or not session.csrf_ok(_header(self, b"x-csrf-token")):
+            self.dropping_body = True
+            self.content = io.BytesIO()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if not self.dropping_body:
+            super().handleContentChunk(data)
+
+
 class ConsoleSite(Site):
     """No tracebacks to the browser; requests logged by path only (never a form body)."""
 
     displayTracebacks = False
+    requestFactory = ConsoleRequest
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console.resource())
+        self.console = console

@@ -69,7 +69,7 @@ def console_listener(
         price_per_tb_month=settings.price_per_tb_month,
         session_seconds=settings.console_session_seconds,
     )
-    site = ConsoleSite(console.resource())
+    site = ConsoleSite(console)
     try:
         return strports.service(settings.console, site, reactor=reactor)
     except (ValueError, TypeError, KeyError) as e:
