@@ -299,3 +299,11 @@ def test_an_object_that_is_not_there_is_a_clear_404(console: tuple[Daemon, str])
     assert b.login(d.access_key or "", d.secret_key or "") == 303
     status, _, page = b.request("GET", "/b/empty-one/object?key=nothing")
     assert status == 404 and "NotFound (404)" in page
+
+
+def test_the_start_line_names_the_console() -> None:
+    from vaultaire.announce import serving_line
+    from vaultaire.config import Settings
+
+    assert "web console on http://127.0.0.1:9001," in serving_line(Settings(), "/d")
+    assert "web console" not in serving_line(Settings(console=""), "/d")
