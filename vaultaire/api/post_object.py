@@ -75,7 +75,7 @@ class PostObjectOperation(OperationBase):
         fields["bucket"] = call.target.bucket
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
-        call.ctx.tenant = identity.tenant
+        call.ctx.tenant = identity.tenant if identity is not None else None
         unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
@@ -84,7 +84,10 @@ class PostObjectOperation(OperationBase):
         key = fields["key"] = key.replace("${filename}", form.filename or "")
         await self.authorize(call)  # the bucket (and its owner) only: the key is checked next
         await self.authorize_key(call, key)
-        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
+        # An anonymous form has no policy to hold it to: the bucket's grant alone decides (above).
+        size = post_policy.SizeRange(0, 5 * 2**30)  # an anonymous form: S3's 5 GB POST limit
+        if identity is not None:
+            size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
         # The form's x-amz-server-side-encryption* fields are the headers of a PUT, checked alike.
         protection = encryption.for_write(fields, self._sse_c_secure(call))
