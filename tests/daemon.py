@@ -56,8 +56,16 @@ def free_port() -> int:
 
 
 def twistd_command(*args: str) -> list[str]:
-    """`twistd -n vaultaire ARGS` without a pid file (so daemons can share a cwd)."""
-    return [TWISTD, "-n", "--pidfile=", "vaultaire", *args]
+    """`twistd -n vaultaire ARGS` without a pid file (so daemons can share a cwd).
+
+    The web console gets a free port unless ARGS name one: its default, 9001, would clash
+    between daemons running at once."""
+    console = (
+        []
+        if any(a == "--console" or a.startswith("--console=") for a in args)
+        else ["--console", "tcp:0:interface=127.0.0.1"]
+    )
+    return [TWISTD, "-n", "--pidfile=", "vaultaire", *console, *args]
 
 
 def run_twistd(

@@ -154,6 +154,7 @@ def test_background_daemon_keeps_its_pid_file_in_the_data_directory(tmp_path: Pa
     data, ops = tmp_path / "data", free_port()
     env = {**os.environ, **ENV_KEYS}
     args = ["--listen", f"tcp:{free_port()}:interface=127.0.0.1", "--ops", f"tcp:{ops}:interface=127.0.0.1"]
+    args += ["--console", "tcp:0:interface=127.0.0.1"]  # not the default 9001, which another daemon may hold
     command = [TWISTD, "--logfile", str(tmp_path / "log"), "vaultaire", "--data", str(data), "--workers", "1", *args]
     # twistd forks: the process started here exits once the daemon is on its way.
     subprocess.run(command, cwd=str(tmp_path), env=env, check=True, timeout=60)

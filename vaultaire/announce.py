@@ -36,7 +36,8 @@ def serving_line(settings: Settings, data: str, workers: int = 1) -> str:
     if settings.development_loopback:
         where += " (loopback only, as the development keys are in use; --listen tcp:8080 serves every interface)"
     with_workers = f" with {workers} workers" if workers > 1 else ""
+    console = f", web console on {endpoint_url(settings.console)}" if settings.console else ""
     return (
         f"Vaultaire {__version__} serving S3 on {where}{with_workers}, "
-        f"ops on {endpoint_url(settings.ops)}, data in {data}"
+        f"ops on {endpoint_url(settings.ops)}{console}, data in {data}"
     )

@@ -106,6 +106,13 @@ class Settings:
     # Seconds in a lifecycle "day" (rules' Days, NoncurrentDays, DaysAfterInitiation); rules are
     # evaluated at least this often and at start. A testing aid, as Ceph RGW's rgw_lc_debug_interval.
     lifecycle_day_seconds: float = 86400.0
+    # The web console (vaultaire/console): an endpoint string, "" for none. Like MinIO's 9001.
+    console: str = "tcp:9001:interface=127.0.0.1"
+    # The S3 URL the console's share links and downloads name, as the browser reaches it;
+    # "" derives it from the S3 listen endpoint (loopback when it listens everywhere).
+    console_s3_url: str = ""
+    # Seconds a console session lasts without use.
+    console_session_seconds: int = 3600
 
 
 # TOML table -> {key in the table: Settings field}
@@ -153,6 +160,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "rules": "cors_rules",
     },
     "lifecycle": {"day_seconds": "lifecycle_day_seconds"},
+    "console": {"listen": "console", "s3_url": "console_s3_url", "session_seconds": "console_session_seconds"},
     "access": {
         "public_buckets": "public_buckets",
     },
@@ -246,6 +254,7 @@ def validate(settings: Settings) -> None:
         "upload_expiry",
         "usage_flush_seconds",
         "usage_rollup_seconds",
+        "console_session_seconds",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
@@ -266,6 +275,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             "setting 'lifecycle_day_seconds' ([lifecycle] day_seconds) must be a positive number of seconds"
         )
+    if settings.console_s3_url and not settings.console_s3_url.startswith(("http://", "https://")):
+        raise ConfigError("setting [console] s3_url must start with http:// or https://")
     if settings.max_connections < 1:
         raise ConfigError("setting 'max_connections' must be at least 1")
     if settings.free_space_reserve < -1:

@@ -22,6 +22,7 @@ from vaultaire.api.deadlines import ConnectionLimits
 from vaultaire.api.http import S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
+from vaultaire.console.service import bound_port, console_listener
 from vaultaire.draining import drain
 from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
@@ -278,6 +279,7 @@ def make_service(
         on_drop=lambda reason: metrics.connections_dropped.labels(reason=reason).inc(),
         reactor=reactor,
     )
+    s3_service: Any = None  # the single process's S3 listener
     try:
         backlog = listen_backlog(settings.backlog)
         spec = parse_listen(settings.listen, backlog) if worker else None
@@ -285,7 +287,8 @@ def make_service(
             top.late_listener = ReusePortService(spec, s3_site, reactor)
         else:
             listen = with_backlog(settings.listen, backlog)
-            strports.service(listen, s3_site, reactor=reactor).setServiceParent(top)
+            s3_service = strports.service(listen, s3_site, reactor=reactor)
+            s3_service.setServiceParent(top)
 
         # A worker and the single process drain alike: SIGTERM must not cut uploads in flight.
         def in_flight() -> float:
@@ -297,6 +300,10 @@ def make_service(
     if not worker:  # a supervisor serves the ops site of its workers
         ops = ops_resource(metrics, version=__version__, started=started, health=health)
         ops_listener(settings, ops, reactor).setServiceParent(top)
+        # The web console, signing its requests to this S3 port (port 0: the one it got).
+        console = console_listener(settings, engine, reactor, lambda: bound_port(s3_service), lambda: settings.listen)
+        if console is not None:
+            console.setServiceParent(top)
 
     probe = TimerService(HEALTH_PROBE_SECONDS, health.probe)
     probe.clock = reactor

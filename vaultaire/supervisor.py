@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from vaultaire import __version__
 from vaultaire.announce import serving_line
 from vaultaire.config import Settings
+from vaultaire.console.service import console_listener
 from vaultaire.deathsig import signal_child
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
@@ -470,4 +471,8 @@ def make_supervisor(
         health=top.health_report,
     )
     ops_listener(settings, ops, reactor).setServiceParent(top)
+    # The web console, in the supervisor: its requests go to the workers' port like any client's.
+    console = console_listener(settings, engine, reactor, lambda: None, lambda: top.settings.listen)
+    if console is not None:
+        console.setServiceParent(top)
     return top

@@ -15,7 +15,7 @@ from vaultaire.reuseport import listen_backlog, parse_listen
 
 
 class Options(usage.Options):
-    synopsis = "[--data DIR] [--listen ENDPOINT] [--ops ENDPOINT] [--config FILE]"
+    synopsis = "[--data DIR] [--listen ENDPOINT] [--ops ENDPOINT] [--console ENDPOINT] [--config FILE]"
     longdesc = (
         "Serve S3 over HTTP from a local data directory. Endpoints are Twisted endpoint strings "
         "(tcp:8080, ssl:8443:privateKey=key.pem:certKey=cert.pem, systemd:domain=INET:index=0). "
@@ -31,6 +31,12 @@ class Options(usage.Options):
             "S3 endpoint. Default: tcp:8080, or tcp:8080:interface=127.0.0.1 on development keys",
         ],
         ["ops", "o", None, "Ops endpoint (/health, /version, /metrics). Default: tcp:9100:interface=127.0.0.1"],
+        [
+            "console",
+            None,
+            None,
+            'Web console endpoint, "" for none. Default: tcp:9001:interface=127.0.0.1',
+        ],
         ["region", "r", None, "The region this server answers as. Default: us-east-1"],
         ["workers", "w", None, "S3 worker processes on the one port; 1 = a single process. Default: one per core"],
     ]
@@ -65,7 +71,7 @@ def makeService(options: Options) -> Any:
         file_values = load_file(options["config"]) if options["config"] else {}
         settings = build(
             file_values,
-            {k: options[k] for k in ("data", "listen", "ops", "region", "workers")},
+            {k: options[k] for k in ("data", "listen", "ops", "console", "region", "workers")},
         )
         if options["listen"] is None and "listen" not in file_values:
             # Freshly minted development keys must not face every network the host is on.

@@ -33,6 +33,7 @@ from vaultaire.catalog.rows import artifact_row as _artifact
 from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
+from vaultaire.catalog.sqlite_console import ConsoleStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
@@ -221,7 +222,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
+class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, ConsoleStatements):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
