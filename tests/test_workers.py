@@ -148,17 +148,18 @@ def test_metrics_on_the_ops_port_sum_over_workers(workers: Daemon) -> None:
         conn = connect(workers)
         try:
             pid = serving_pid(conn)
-            # The same connection, so the same worker: an unsigned request, counted as a 403.
+            # The same connection, so the same worker: an unsigned request for a bucket that does
+            # not exist, counted as a 404 (anonymous requests are evaluated, not refused outright).
             conn.request("GET", "/no-such-bucket/key")
             response = conn.getresponse()
             response.read()
-            assert response.status == 403
+            assert response.status == 404
             served[pid] = served.get(pid, 0) + 1
         finally:
             conn.close()
     assert len(served) == 2, served
     samples = ops_metrics(workers)
-    counted = sum(v for k, v in samples.items() if k.startswith("vaultaire_requests_total{") and 'status="403"' in k)
+    counted = sum(v for k, v in samples.items() if k.startswith("vaultaire_requests_total{") and 'status="404"' in k)
     assert counted == 30
     assert samples["vaultaire_workers_running"] == 2
     assert samples["vaultaire_requests_in_flight"] == 0
