@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Encryption at rest: SSE-S3 against plain in the same run, on one real daemon.
+"""Encryption at rest: SSE-S3, SSE-C and SSE-KMS against plain in the same run, on one real daemon.
 
-Starts one ``twistd vaultaire`` (one process, plain HTTP on 127.0.0.1) and measures,
-alternating plain and SSE-S3 so both see the same machine:
+Starts one ``twistd vaultaire`` (one process, plain HTTP on 127.0.0.1, SSE-C allowed there
+by ``sse_c_plain_http``) and measures, mode after mode so all see the same machine:
 
-* 1 GiB PUT (curl -T, presigned; the SSE one signs ``x-amz-server-side-encryption``), MB/s,
+* 1 GiB PUT (curl -T, presigned; the SSE headers are signed), MB/s,
 * 1 GiB GET (curl -o /dev/null), MB/s,
 * the daemon's peak RSS during each of those transfers (VmRSS sampled every 20 ms),
 * 4 KiB GETs with wrk (2 threads, 16 connections, --seconds each), req/s,
@@ -20,6 +20,8 @@ Run by hand (never from the tests):
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import os
 import re
 import subprocess
@@ -40,7 +42,19 @@ from vaultaire.encryption.packages import PACKAGE, sealed_range  # noqa: E402
 from vaultaire.sigv4 import presign_url  # noqa: E402
 
 MIB = 2**20
-SSE = {"x-amz-server-side-encryption": "AES256"}
+_KEY = os.urandom(32)
+SSE_C = {
+    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+    "x-amz-server-side-encryption-customer-key": base64.b64encode(_KEY).decode(),
+    "x-amz-server-side-encryption-customer-key-md5": base64.b64encode(hashlib.md5(_KEY).digest()).decode(),
+}
+# (label, headers of the PUT, headers every GET must send)
+MODES = (
+    ("plain", {}, {}),
+    ("sse-s3", {"x-amz-server-side-encryption": "AES256"}, {}),
+    ("sse-c", SSE_C, SSE_C),
+    ("sse-kms", {"x-amz-server-side-encryption": "aws:kms"}, {}),
+)
 
 
 class PeakRss:
@@ -108,13 +122,25 @@ def source_file(path: Path, size: int) -> None:
             f.write(block)
 
 
-def wrk(url: str, seconds: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, seconds: int, headers: dict[str, str], pid: int) -> tuple[float, float]:
+    """(req/s, the daemon's CPU µs per request): the second holds up on a loaded machine."""
+    extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    before = cpu_seconds(pid)
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", *extra, url], capture_output=True, text=True, check=True
     ).stdout
+    used = cpu_seconds(pid) - before
     if "Non-2xx" in out:
         raise RuntimeError(out)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]  # wrk always says it
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), used / count * 1e6  # type: ignore[union-attr]
 
 
 def main() -> None:
@@ -122,7 +148,9 @@ def main() -> None:
     a.add_argument("--size-mib", type=int, default=1024)
     a.add_argument("--seconds", type=int, default=10)
     a.add_argument("--scratch", default=None)
+    a.add_argument("--modes", default="plain,sse-s3,sse-c,sse-kms", help="comma-separated; plain first")
     o = a.parse_args()
+    wanted = o.modes.split(",")
     scratch = Path(o.scratch or tempfile.mkdtemp(prefix="vbench-sse-"))
     scratch.mkdir(parents=True, exist_ok=True)
     size = o.size_mib * MIB
@@ -130,32 +158,59 @@ def main() -> None:
     source_file(src, size)
     small = scratch / "small.bin"
     small.write_bytes(os.urandom(4096))
-    d = Daemon(scratch / "daemon", workers=1).start()
+    config = scratch / "vaultaire.toml"
+    config.write_text("[security]\nsse_c_plain_http = true\n")
+    d = Daemon(scratch / "daemon", workers=1, extra_args=["--config", str(config)]).start()
     try:
         s3 = d.boto3_client()
         s3.create_bucket(Bucket="bench")
         pid = d.pid
         rows = []
-        for label, headers in (("plain", {}), ("sse-s3", SSE)):
+        cpu_rows: dict[str, tuple[float, float]] = {}
+        for label, headers, read_headers in MODES:
+            if label not in wanted:
+                continue
             extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+            read_extra = [arg for name, value in read_headers.items() for arg in ("-H", f"{name}: {value}")]
             key = f"big-{label}"
+            cpu0 = cpu_seconds(pid)
             with PeakRss(pid) as put_rss:
                 put_s = curl(["-T", str(src), *extra, url_for(d, "PUT", key, headers)])
+            cpu1 = cpu_seconds(pid)
             with PeakRss(pid) as get_rss:
-                get_s = curl(["-o", "/dev/null", url_for(d, "GET", key)])
+                get_s = curl(["-o", "/dev/null", *read_extra, url_for(d, "GET", key, read_headers)])
+            cpu2 = cpu_seconds(pid)
+            # The daemon's CPU per GiB moved: what throughput would be where the CPU is the limit.
+            cpu_rows[label] = ((cpu1 - cpu0) / (size / 2**30), (cpu2 - cpu1) / (size / 2**30))
             curl(["-T", str(small), *extra, url_for(d, "PUT", f"small-{label}", headers)])
-            rps = wrk(url_for(d, "GET", f"small-{label}"), o.seconds)
-            rows.append((label, size / put_s / 1e6, size / get_s / 1e6, put_rss.peak_kib, get_rss.peak_kib, rps))
+            rps, cpu = wrk(url_for(d, "GET", f"small-{label}", read_headers), o.seconds, read_headers, pid)
+            rows.append((label, size / put_s / 1e6, size / get_s / 1e6, put_rss.peak_kib, get_rss.peak_kib, rps, cpu))
         print(f"object {o.size_mib} MiB, 4 KiB GETs {o.seconds} s each, one daemon process (pid {pid})")
-        print("| mode | PUT MB/s | GET MB/s | peak RSS PUT MiB | peak RSS GET MiB | 4 KiB GET req/s |")
-        print("|---|---|---|---|---|---|")
-        for label, put, get, prss, grss, rps in rows:
-            print(f"| {label} | {put:.0f} | {get:.0f} | {prss / 1024:.0f} | {grss / 1024:.0f} | {rps:.0f} |")
-        plain, enc = rows
         print(
-            f"ratios sse/plain: PUT {enc[1] / plain[1]:.2f}, GET {enc[2] / plain[2]:.2f}, "
-            f"4 KiB GET {enc[5] / plain[5]:.2f}"
+            "| mode | PUT MB/s | GET MB/s | peak RSS PUT MiB | peak RSS GET MiB | 4 KiB GET req/s "
+            "| 4 KiB GET daemon CPU µs/req |"
         )
+        print("|---|---|---|---|---|---|---|")
+        for label, put, get, prss, grss, rps, cpu in rows:
+            print(
+                f"| {label} | {put:.0f} | {get:.0f} | {prss / 1024:.0f} | {grss / 1024:.0f} | {rps:.0f} | {cpu:.0f} |"
+            )
+        print(
+            "daemon CPU seconds per GiB: " + ", ".join(f"{k} PUT {p:.2f} GET {g:.2f}" for k, (p, g) in cpu_rows.items())
+        )
+        plain = rows[0]
+        for enc in rows[1:]:
+            p_cpu, e_cpu = cpu_rows[plain[0]], cpu_rows[enc[0]]
+            print(
+                f"ratios {enc[0]}/plain by daemon CPU per GiB: "
+                f"PUT {p_cpu[0] / e_cpu[0]:.2f}, GET {p_cpu[1] / e_cpu[1]:.2f}"
+            )
+            print(
+                f"ratios {enc[0]}/plain: PUT {enc[1] / plain[1]:.2f}, GET {enc[2] / plain[2]:.2f}, "
+                f"4 KiB GET {enc[5] / plain[5]:.2f} (by daemon CPU per request: {plain[6] / enc[6]:.2f})"
+            )
+        if "sse-s3" not in wanted:
+            return
 
         start = size // 2 - MIB // 2 + 1234  # not on a package boundary
         end = start + MIB - 1

@@ -324,19 +324,26 @@ class Chunks:
 def legacy_container(server: Server, tenant_id: str, name: str) -> None:
     """Give a tenant a container ``name`` even if another tenant holds that name, as a data directory
     written before names were unique across tenants may (written straight into the catalog file)."""
+    legacy_container_at(os.path.join(server.data, "catalog.sqlite3"), tenant_id, name, server.driver.name)
+
+
+def legacy_container_at(catalog_path: str, tenant_id: str, name: str, placement: str = "local") -> int:
+    """``legacy_container`` on a catalog file; returns the new container's id."""
     import sqlite3
 
-    db = sqlite3.connect(os.path.join(server.data, "catalog.sqlite3"), timeout=10)
+    db = sqlite3.connect(catalog_path, timeout=10)
     try:
         with db:
             now = time.time()
             cur = db.execute(
                 "INSERT INTO containers (tenant_id, name, placement, created) VALUES (?, ?, ?, ?)",
-                (tenant_id, name, server.driver.name, now),
+                (tenant_id, name, placement, now),
             )
             db.execute(
                 "INSERT INTO stored (container_id, tenant_id, container, since_us) VALUES (?, ?, ?, ?)",
                 (cur.lastrowid, tenant_id, name, int(now * 1_000_000)),
             )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
     finally:
         db.close()

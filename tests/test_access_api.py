@@ -332,3 +332,97 @@ async def test_every_denial_is_an_event_with_its_reason(server: Server) -> None:
         ("DeleteObject", "explicit deny: bucket policy statement KeepIt", None),
         ("GetObject", "no allow from the resource's owner", "anonymous"),
     ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_suspended_tenants_public_and_shared_buckets_serve_no_one(server: Server) -> None:
+    assert (await server.request("PUT", "/bucket/pic.png", b"png")).code == 200
+    other_id, other = await add_tenant(server, "other")
+    [found] = await server.catalog.containers_named("bucket")
+    await server.catalog.put_setting(found.container, "public-access-block", "")
+    await set_bucket_policy(
+        server,
+        "bucket",
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/*"}
+            ],
+        },
+    )
+    assert (await server.request("GET", "/bucket/pic.png", sign=False)).code == 200
+    assert (await server.request("GET", "/bucket/pic.png", **as_(other))).code == 200
+    await server.catalog.set_tenant_status("default", "suspended")
+    assert (await server.request("GET", "/bucket/pic.png", sign=False)).code == 403
+    assert (await server.request("GET", "/bucket/pic.png", **as_(other))).code == 403
+    await server.catalog.set_tenant_status("default", "active")
+    assert (await server.request("GET", "/bucket/pic.png", sign=False)).code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymous_virtual_hosted_read_of_a_public_bucket(tmp_path: Any) -> None:
+    server = Server(str(tmp_path), domains=("s3.example.test",))
+    await server.start("site")
+    try:
+        assert (await server.request("PUT", "/site/index.html", b"<html>")).code == 200
+        [found] = await server.catalog.containers_named("site")
+        await server.catalog.put_setting(found.container, "public-access-block", "")
+        host = {"Host": "site.s3.example.test"}
+        r = await server.request("GET", "/index.html", headers=host, sign=False)
+        assert (r.code, error_code(r)) == (403, "AccessDenied")
+        await set_bucket_policy(
+            server,
+            "site",
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": ["s3:GetObject", "s3:ListBucket"],
+                        "Resource": ["arn:aws:s3:::site", "arn:aws:s3:::site/*"],
+                    }
+                ],
+            },
+        )
+        r = await server.request("GET", "/index.html", headers=host, sign=False)
+        assert (r.code, r.body) == (200, b"<html>")
+        r = await server.request("GET", "/", headers=host, sign=False)
+        assert r.code == 200 and xml_values(r.body, "Key") == ["index.html"]
+        r = await server.request("GET", "/index.html", headers={"Host": "nosuch.s3.example.test"}, sign=False)
+        assert (r.code, error_code(r)) == (404, "NoSuchBucket")
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_object_tags_in_conditions(server: Server) -> None:
+    """s3:ExistingObjectTag/<key> (the object is read for it) and s3:RequestObjectTag/<key>."""
+    tagged: dict[str, Any] = {"Version": "2012-10-17"}
+    tagged["Statement"] = [
+        {
+            "Sid": "ReadPublished",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::bucket/*",
+            "Condition": {"StringEquals": {"s3:ExistingObjectTag/state": "published"}},
+        },
+        {
+            "Sid": "WriteDrafts",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::bucket/*",
+            "Condition": {"StringEquals": {"s3:RequestObjectTag/state": "draft"}},
+        },
+    ]
+    key = await add_user(server, "editor", tagged)
+    assert (await server.request("PUT", "/bucket/out", b"o", headers={"x-amz-tagging": "state=published"})).code == 200
+    assert (await server.request("PUT", "/bucket/wip", b"w", headers={"x-amz-tagging": "state=draft"})).code == 200
+    assert (await server.request("GET", "/bucket/out", **as_(key))).code == 200
+    assert (await server.request("GET", "/bucket/wip", **as_(key))).code == 403
+    assert (await server.request("GET", "/bucket/missing", **as_(key))).code == 403  # no object, no tag
+    r = await server.request("PUT", "/bucket/new", b"n", headers={"x-amz-tagging": "state=draft"}, **as_(key))
+    assert r.code == 200
+    r = await server.request("PUT", "/bucket/new", b"n", headers={"x-amz-tagging": "state=published"}, **as_(key))
+    assert r.code == 403
+    assert (await server.request("PUT", "/bucket/new", b"n", **as_(key))).code == 403

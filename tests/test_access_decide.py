@@ -182,3 +182,13 @@ def test_the_grant_the_property_relies_on_does_open_the_object(caller: Principal
     assert decide(get(caller), None, everyone, None, None, BLOCK_NONE, caller is B_ROOT).allowed
     public = Acl(A, (Grant(ALL_USERS, "READ"),))
     assert decide(get(caller), None, None, None, public, BLOCK_NONE, caller is B_ROOT).allowed
+
+
+def test_every_operation_has_its_action() -> None:
+    """An operation missing from access/actions.py is checked as s3:<Operation> (root and s3:* only)."""
+    from vaultaire.access.actions import ACTIONS, UNCHECKED
+    from vaultaire.api.operations import OPERATIONS
+
+    missing = {name for name in OPERATIONS.values() if name not in ACTIONS and name not in UNCHECKED}
+    missing |= {name for name in ("ListObjectsV2", "CopyObject", "UploadPartCopy") if name not in ACTIONS}
+    assert not missing

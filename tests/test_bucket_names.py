@@ -9,7 +9,6 @@ command that ends it, and ``vaultaire-admin bucket rename`` ends it without copy
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from typing import Any
 
@@ -19,7 +18,7 @@ from botocore.exceptions import ClientError
 from daemon import ADMIN, Daemon
 from twisted.internet.defer import DeferredList
 
-from tests.s3helpers import Server, error_code, legacy_container, xml_values
+from tests.s3helpers import Server, error_code, legacy_container, legacy_container_at, xml_values
 from vaultaire.errors import ContainerExists, ContainerNameTaken, NoSuchContainer
 
 pytestmark = pytest.mark.timeout(120)
@@ -129,62 +128,66 @@ def admin(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([ADMIN, "--data", str(d.data_dir), *args], capture_output=True, text=True, timeout=60)
 
 
-def client_of(d: Daemon, tenant: str) -> Any:
-    created = admin(d, "tenant", "create", tenant)
-    assert created.returncode == 0, created.stderr
-    keys = json.loads(admin(d, "key", "create", tenant, "--json").stdout)
-    return d.boto3_client(access_key=keys["access_key"], secret_key=keys["secret_key"])
+def test_daemon_logs_each_conflict_once_and_admin_renames(tmp_path: Any) -> None:
+    # A data directory from before names were unique: alice and bob both hold "shared".
+    daemon = Daemon(tmp_path / "vaultaire", workers=2)  # the supervisor says it, not each worker
+    keys = {}
+    for tenant in ("alice", "bob"):
+        made = admin(daemon, "--json", "tenant", "create", tenant)
+        assert made.returncode == 0, made.stderr
+        legacy_container_at(str(daemon.data_dir / "catalog.sqlite3"), json.loads(made.stdout)["id"], "shared")
+        keys[tenant] = json.loads(admin(daemon, "key", "create", tenant, "--json").stdout)
+    daemon.start()
+    try:
+        alice, bob = (
+            daemon.boto3_client(access_key=keys[t]["access_key"], secret_key=keys[t]["secret_key"])
+            for t in ("alice", "bob")
+        )
+        command = f"vaultaire-admin --data {daemon.data_dir} bucket rename bob shared NEW-NAME"
+        log = daemon.log_text()
+        assert log.count("bucket name 'shared' is held by several tenants (alice, bob)") == 1, log
+        assert log.count(command) == 1, log
+        # Each keeps its own bucket by path.
+        alice.put_object(Bucket="shared", Key="k", Body=b"alice's")
+        bob.put_object(Bucket="shared", Key="k", Body=b"bob's")
+        assert alice.get_object(Bucket="shared", Key="k")["Body"].read() == b"alice's"
+        assert bob.get_object(Bucket="shared", Key="k")["Body"].read() == b"bob's"
+
+        done = admin(daemon, "bucket", "rename", "bob", "shared", "Not_Valid")
+        assert done.returncode == 1 and "is not a valid bucket name" in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1
+        alice.create_bucket(Bucket="alices-other")
+        done = admin(daemon, "bucket", "rename", "bob", "shared", "alices-other")
+        assert done.returncode == 1 and "taken by another tenant" in done.stderr, done.stderr
+
+        done = admin(daemon, "--json", "bucket", "rename", "bob", "shared", "bob-renamed")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["new"] == "bob-renamed"
+        # Seen by the running daemon at once.
+        assert bob.get_object(Bucket="bob-renamed", Key="k")["Body"].read() == b"bob's"
+        assert [b["Name"] for b in bob.list_buckets()["Buckets"]] == ["bob-renamed"]
+        assert alice.get_object(Bucket="shared", Key="k")["Body"].read() == b"alice's"
+        with pytest.raises(ClientError):
+            bob.get_object(Bucket="shared", Key="k")
+        with pytest.raises(ClientError) as refused:
+            bob.create_bucket(Bucket="shared")
+        assert refused.value.response["Error"]["Code"] == "BucketAlreadyExists"
+
+        daemon.restart()
+        assert "held by several tenants" not in daemon.log_text().split("==== start 2")[1]
+    finally:
+        daemon.stop()
 
 
-def test_daemon_logs_each_conflict_once_and_admin_renames(daemon: Daemon) -> None:
-    alice, bob = client_of(daemon, "alice"), client_of(daemon, "bob")
-    alice.create_bucket(Bucket="shared")
-    alice.put_object(Bucket="shared", Key="k", Body=b"alice's")
-    with pytest.raises(ClientError) as refused:
-        bob.create_bucket(Bucket="shared")
-    assert refused.value.response["Error"]["Code"] == "BucketAlreadyExists"
-    bob.create_bucket(Bucket="bobs")
-    bob.put_object(Bucket="bobs", Key="k", Body=b"bob's")
-
-    # Make the directory one written before names were unique: bob's bucket takes alice's name.
-    daemon.stop()
-    db = sqlite3.connect(daemon.data_dir / "catalog.sqlite3")
-    with db:
-        db.execute("UPDATE containers SET name = 'shared' WHERE name = 'bobs'")
-        db.execute("UPDATE stored SET container = 'shared' WHERE container = 'bobs'")
-    db.close()
-    daemon.restart()
-
-    command = f"vaultaire-admin --data {daemon.data_dir} bucket rename bob shared NEW-NAME"
-    log = daemon.log_text().split("==== start 2")[1]
-    assert log.count("bucket name 'shared' is held by several tenants") == 1, log
-    assert log.count(command) == 1, log
-    assert alice.get_object(Bucket="shared", Key="k")["Body"].read() == b"alice's"
-    assert bob.get_object(Bucket="shared", Key="k")["Body"].read() == b"bob's"
-
+def test_admin_rename_refuses_what_it_cannot_do(tmp_path: Any) -> None:
+    d = Daemon(tmp_path / "vaultaire")  # never started: the admin tool works on the directory alone
+    assert admin(d, "tenant", "create", "carol").returncode == 0
     for args, message in (
-        (("bucket", "rename", "bob", "shared", "Not_Valid"), "is not a valid bucket name"),
-        (("bucket", "rename", "bob", "missing", "fresh-name"), "has no bucket named 'missing'"),
+        (("bucket", "rename", "carol", "missing", "fresh-name"), "has no bucket named 'missing'"),
         (("bucket", "rename", "nobody", "shared", "fresh-name"), "no tenant named 'nobody'"),
     ):
-        done = admin(daemon, *args)
+        done = admin(d, *args)
         assert done.returncode == 1 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
-    alice.create_bucket(Bucket="alices-other")
-    done = admin(daemon, "bucket", "rename", "bob", "shared", "alices-other")
-    assert done.returncode == 1 and "taken by another tenant" in done.stderr, done.stderr
-
-    done = admin(daemon, "--json", "bucket", "rename", "bob", "shared", "bob-renamed")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["new"] == "bob-renamed"
-    # Seen by the running daemon at once.
-    assert bob.get_object(Bucket="bob-renamed", Key="k")["Body"].read() == b"bob's"
-    assert [b["Name"] for b in bob.list_buckets()["Buckets"]] == ["bob-renamed"]
-    assert alice.get_object(Bucket="shared", Key="k")["Body"].read() == b"alice's"
-    with pytest.raises(ClientError):
-        bob.get_object(Bucket="shared", Key="k")
-
-    daemon.restart()
-    assert "held by several tenants" not in daemon.log_text().split("==== start 3")[1]
 
 
 @pytest_twisted.ensureDeferred

@@ -443,6 +443,8 @@ def test_every_key_a_policy_may_name_is_put_in_the_request_context() -> None:
     headers = {name: "v" for name in ("x-amz-acl", "x-amz-content-sha256", "x-amz-copy-source")}
     headers |= {k.removeprefix("s3:"): "v" for k, info in KEYS.items() if k.startswith("s3:x-amz-")}
     headers["x-amz-tagging"] = "a=1&b=2"
+    headers |= {"user-agent": "aws-cli/2", "referer": "https://www.example.com/"}
+    headers |= {f"x-amz-object-lock-{name}": "v" for name in ("mode", "retain-until-date", "legal-hold")}
     query = {"prefix": "p", "delimiter": "/", "max-keys": "5", "versionId": "v1"}
     call = SimpleNamespace(
         request=SimpleNamespace(getClientAddress=lambda: IPv4Address("TCP", "192.0.2.1", 5), isSecure=lambda: False),
@@ -636,6 +638,18 @@ def test_principal_keys_cannot_come_from_the_context() -> None:
     assert effect(policy, forged) is None
     assert effect(policy, request(ALICE)) == "Allow"
     assert not policy.is_public()
+
+
+def test_keys_name_every_key_read_resources_included() -> None:
+    policy = identity_policy(
+        {
+            "Effect": "Deny",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{BUCKET}/${{s3:x-amz-storage-class}}/*",
+            "Condition": {"StringLike": {"s3:prefix": "${aws:username}/*"}, "Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+    assert policy.keys == {"s3:x-amz-storage-class", "s3:prefix", "aws:username", "aws:securetransport"}
 
 
 def test_needs_object_tags() -> None:
@@ -887,13 +901,13 @@ def _survives(text: str, resource_policy: bool) -> None:
     policy.is_public()
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=_JSON, resource_policy=st.booleans())
 def test_fuzz_json_documents(document: Any, resource_policy: bool) -> None:
     _survives(json.dumps(document), resource_policy)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(statement=st.dictionaries(_NAMES, _JSON, max_size=7), version=st.sampled_from(["2012-10-17", "2008-10-17"]))
 def test_fuzz_statements(statement: dict[str, Any], version: str) -> None:
     base = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::photos/*"}
@@ -901,8 +915,35 @@ def test_fuzz_statements(statement: dict[str, Any], version: str) -> None:
     _survives(json.dumps({"Version": version, "Statement": [{**base, **statement}]}), False)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=200))
 def test_fuzz_text(text: str) -> None:
     _survives(text, True)
     _survives("{" + text, True)
+
+
+_CONDITION_KEYS = st.sampled_from(sorted(KEYS) + ["s3:ExistingObjectTag/a", "s3:RequestObjectTag/b", "nope:x"])
+_OPERATOR_NAMES = st.sampled_from(list(OPERATORS)).flatmap(
+    lambda op: st.sampled_from([op, op + "IfExists", "ForAnyValue:" + op, "ForAllValues:" + op])
+)
+_CONDITION_VALUES = st.one_of(
+    _SCALARS, st.lists(_SCALARS, max_size=3), st.sampled_from(["10.0.0.0/33", "::/0", "2030-13-01", "1e999"])
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    condition=st.dictionaries(
+        _OPERATOR_NAMES, st.dictionaries(_CONDITION_KEYS, _CONDITION_VALUES, min_size=1, max_size=3), max_size=3
+    ),
+    action=st.sampled_from(["s3:GetObject", "s3:ListBucket", "s3:*", "s3:PutObject"]),
+)
+def test_fuzz_conditions(condition: dict[str, Any], action: str) -> None:
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": ["arn:aws:s3:::photos", "arn:aws:s3:::photos/*"],
+        "Condition": condition,
+    }
+    _survives(json.dumps({"Version": "2012-10-17", "Statement": [statement]}), True)

@@ -107,8 +107,8 @@ async def test_plain_objects_stay_plain_and_say_nothing(server):
 
 
 @pytest_twisted.ensureDeferred
-async def test_kms_stays_not_implemented_and_unknown_methods_are_invalid(server):
-    r = await server.request("PUT", "/bucket/k", b"x", headers={"x-amz-server-side-encryption": "aws:kms"})
+async def test_dsse_stays_not_implemented_and_unknown_methods_are_invalid(server):
+    r = await server.request("PUT", "/bucket/k", b"x", headers={"x-amz-server-side-encryption": "aws:kms:dsse"})
     assert r.code == 501 and error_code(r) == "NotImplemented"
     r = await server.request("PUT", "/bucket/k", b"x", headers={"x-amz-server-side-encryption": "rot13"})
     assert r.code == 400 and error_code(r) == "InvalidArgument"
@@ -375,9 +375,7 @@ def encryption_config(algorithm: str, bucket_key: str | None = None) -> bytes:
 async def test_bucket_default_encryption_sse_s3(server):
     r = await server.request("GET", "/bucket", query="encryption=")
     assert (r.code, error_code(r)) == (404, "ServerSideEncryptionConfigurationNotFoundError")
-    r = await server.request("PUT", "/bucket", encryption_config("aws:kms"), query="encryption=")
-    assert r.code == 501
-    r = await server.request("PUT", "/bucket", encryption_config("AES256", "true"), query="encryption=")
+    r = await server.request("PUT", "/bucket", encryption_config("aws:kms:dsse"), query="encryption=")
     assert r.code == 501
     r = await server.request("PUT", "/bucket", encryption_config("DES"), query="encryption=")
     assert (r.code, error_code(r)) == (400, "MalformedXML")

@@ -82,8 +82,12 @@ def test_boto3_sse_s3_put_get_range_multipart_copy(s3: Any, tls_daemon: Daemon) 
     assert s3.get_object(Bucket="sse", Key="s3/copy")["Body"].read() == big
     no_plaintext_on_disk(tls_daemon)
 
+    # aws:kms without a key id: the deployment's aws/s3 key, made at first use.
+    kms = s3.put_object(Bucket="sse", Key="s3/kms", Body=data, ServerSideEncryption="aws:kms")
+    assert kms["ServerSideEncryption"] == "aws:kms" and kms["SSEKMSKeyId"].startswith("arn:aws:kms:")
+    assert s3.get_object(Bucket="sse", Key="s3/kms")["Body"].read() == data
     with pytest.raises(ClientError) as info:
-        s3.put_object(Bucket="sse", Key="s3/kms", Body=b"x", ServerSideEncryption="aws:kms")
+        s3.put_object(Bucket="sse", Key="s3/kms", Body=b"x", ServerSideEncryption="aws:kms:dsse")
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 
@@ -152,13 +156,22 @@ def test_boto3_bucket_default_encryption(s3: Any, tls_daemon: Daemon) -> None:
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert s3.put_object(Bucket="sse-default", Key="k", Body=b"x")["ServerSideEncryption"] == "AES256"
     assert s3.head_object(Bucket="sse-default", Key="k")["ServerSideEncryption"] == "AES256"
+    # A KMS default naming a key that does not exist is kept (as on S3); writes then say so.
+    s3.put_bucket_encryption(
+        Bucket="sse-default",
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k1"},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    rule = s3.get_bucket_encryption(Bucket="sse-default")["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == "k1" and rule["BucketKeyEnabled"]
     with pytest.raises(ClientError) as info:
-        s3.put_bucket_encryption(
-            Bucket="sse-default",
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k1"}}]
-            },
-        )
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+        s3.put_object(Bucket="sse-default", Key="k1", Body=b"x")
+    assert info.value.response["Error"]["Code"] == "KMS.NotFoundException"
     s3.delete_bucket_encryption(Bucket="sse-default")
     assert "ServerSideEncryption" not in s3.put_object(Bucket="sse-default", Key="k2", Body=b"x")

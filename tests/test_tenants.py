@@ -96,6 +96,8 @@ def test_two_tenants_are_invisible_to_each_other(config_daemon):
         "UploadPart": lambda: alice.upload_part(Bucket="bob-only", Key="mp", UploadId=upload, PartNumber=1, Body=b"x"),
         "AbortMultipartUpload": lambda: alice.abort_multipart_upload(Bucket="bob-only", Key="mp", UploadId=upload),
     }
+    # A bucket name means one bucket across tenants (issue 14): bob's is found, and alice, granted
+    # nothing, is denied, as S3 answers another account's bucket.
     for name, attempt in attempts.items():
         # Another tenant's bucket is 403 unless a grant allows (issue 14). HEAD responses carry no
         # body, so botocore reports the bare status.

@@ -2,7 +2,7 @@
 
 A header asking for a protection Vaultaire does not give (SSE-KMS, SSE-S3 or SSE-C
 where an operation does not honour them yet (POST Object),
-object lock, ACL grants on operations that take none, tags where no operation takes them) is refused with 501
+ACLs and tags where no operation takes them) is refused with 501
 NotImplemented on every path S3 takes it, and nothing is stored; an
 expected bucket owner that is not the owner is 403. Detection of an
 operation Vaultaire lacks answers only after authentication.
@@ -19,14 +19,7 @@ from tests.s3helpers import Server, error_code, xml_values
 
 # (header, value) -> what a PUT asking for it must get
 REFUSED = [
-    ("x-amz-server-side-encryption", "aws:kms"),
     ("x-amz-server-side-encryption", "aws:kms:dsse"),
-    ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:1:key/1"),
-    ("x-amz-server-side-encryption-context", "e30="),
-    ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
-    ("x-amz-object-lock-mode", "COMPLIANCE"),
-    ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
-    ("x-amz-object-lock-legal-hold", "ON"),
 ]
 
 
@@ -56,7 +49,7 @@ async def test_acls_that_ask_for_nothing_more_are_accepted(server, acl):
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("x-amz-server-side-encryption", "aws:kms"), ("x-amz-object-lock-mode", "GOVERNANCE")],
+    [("x-amz-server-side-encryption", "aws:kms:dsse")],
 )
 @pytest_twisted.ensureDeferred
 async def test_copy_and_multipart_create_refuse_too(server, header, value):
@@ -85,10 +78,8 @@ async def test_acl_headers_are_501_where_no_acl_is_set(server, header, value):
 
 
 @pytest_twisted.ensureDeferred
-async def test_create_bucket_with_object_lock_is_501(server):
-    r = await server.request("PUT", "/locked", headers={"x-amz-bucket-object-lock-enabled": "true"})
-    assert_not_implemented(r, "x-amz-bucket-object-lock-enabled")
-    assert (await server.request("HEAD", "/locked")).code == 404
+async def test_create_bucket_asking_for_public_acls_or_object_writer_is_501(server):
+    # Object Lock at creation is honoured now (tests/test_object_lock_api.py).
     r = await server.request("PUT", "/unlocked", headers={"x-amz-bucket-object-lock-enabled": "false"})
     assert r.code == 200, r.body
 
@@ -98,8 +89,7 @@ async def test_create_bucket_with_object_lock_is_501(server):
     [
         # The form's tags are a "tagging" field (a Tagging document): the header's name is not S3's field.
         ("x-amz-tagging", "a=b", "x-amz-tagging"),
-        ("x-amz-server-side-encryption", "AES256", "x-amz-server-side-encryption"),
-        ("x-amz-object-lock-mode", "COMPLIANCE", "x-amz-object-lock-mode"),
+        ("x-amz-server-side-encryption", "aws:kms:dsse", "x-amz-server-side-encryption"),
     ],
 )
 @pytest_twisted.ensureDeferred

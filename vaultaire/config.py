@@ -72,6 +72,9 @@ class Settings:
     master_key_file: str = ""
     # SSE-C keys are refused over plain HTTP (400, as S3 does); true allows them (loopback, tests).
     sse_c_plain_http: bool = False
+    # true: every new object is encrypted at rest, SSE-S3 when neither the request nor the
+    # bucket's default encryption names a method (S3's own behaviour since 2023).
+    encrypt_all_objects: bool = False
     # [access] public_buckets = false forbids public buckets entirely: every bucket then acts as
     # if its public access block had all four switches on, whatever it says (issue 14).
     public_buckets: bool = True
@@ -138,6 +141,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
         "sse_c_plain_http": "sse_c_plain_http",
+        "encrypt_all_objects": "encrypt_all_objects",
     },
     "metering": {
         "flush_seconds": "usage_flush_seconds",

@@ -128,3 +128,18 @@ class NoSuchUser(VaultaireError):
 
 class UserExists(VaultaireError):
     pass
+
+
+# -- SSE-KMS keys (encryption/kms.py)
+
+
+class NoSuchKmsKey(VaultaireError):
+    """No KMS key has this id, alias or ARN (or the tenant may not use it)."""
+
+
+class KmsKeyDisabled(VaultaireError):
+    """The KMS key exists but is disabled: nothing is wrapped or unwrapped with it."""
+
+
+class KmsKeyExists(VaultaireError):
+    pass

@@ -49,10 +49,25 @@ class Container:
 class Sealing:
     """How an artifact's (or upload's) blobs are encrypted at rest; None on a model field: plaintext."""
 
-    mode: str  # "AES256" (SSE-S3) or "SSE-C"
+    mode: str  # "AES256" (SSE-S3), "SSE-C" or "aws:kms" (SSE-KMS)
     keys: tuple[str, ...] = ()  # each blob's wrapped data key, in blob order (a manifest's: per part)
     key_proof: str = ""  # SSE-C: an HMAC of the customer key (the key itself is never stored)
     key_md5: str = ""  # SSE-C: base64 MD5 of the customer key, echoed to clients as S3 does
+    kms_key: str = ""  # SSE-KMS: the ARN of the key that wraps the data keys
+    context: str = ""  # SSE-KMS: the encryption context (canonical JSON), bound to every data key
+    bucket_key: bool = False  # SSE-KMS: the request asked for an S3 Bucket Key (echoed as S3 does)
+
+
+@frozen
+class KmsKey:
+    """A named key of Vaultaire's own KMS (SSE-KMS): it wraps data keys, the master key seals it."""
+
+    id: str  # a UUID, as AWS KMS key ids are
+    name: str  # its alias, without "alias/"
+    material: str  # the 32-byte key, sealed by the master key (never stored plain)
+    enabled: bool
+    created: float
+    tenant_id: str = ""  # "": any tenant may use it; else only this tenant
 
 
 @frozen

@@ -265,6 +265,7 @@ def make_service(
         meter=meter,
         cors_default=cors_default,
         sse_c_plain_http=settings.sse_c_plain_http,
+        encrypt_all_objects=settings.encrypt_all_objects,
         lifecycle_day_seconds=settings.lifecycle_day_seconds,
         public_buckets=settings.public_buckets,
     )

@@ -41,10 +41,11 @@ from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.build import build_placements
 from vaultaire.encryption.keys import Keyring
+from vaultaire.encryption.kms import LocalKeySource
 from vaultaire.engine import Engine
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import DriverError
-from vaultaire.sealing import SecretBox, load_master_key
+from vaultaire.sealing import SecretBox, master_keys
 
 __all__ = [
     "Notify",
@@ -179,6 +180,8 @@ def build_engine(
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
     run = _thread_runner(reactor)
+    keys, reload = master_keys(settings, data)
+    keyring = Keyring(keys[0], keys[1:], reload)
     return Engine(
         catalog,
         placements,
@@ -187,8 +190,10 @@ def build_engine(
         min_part_size=settings.min_part_size,
         free_grace=settings.free_grace,
         space=SpaceGuard(data, placements, settings.free_space_reserve, run),
-        # The master key that seals secret keys also wraps the data keys of encrypted blobs.
-        keyring=Keyring(load_master_key(settings, data, create=True)),
+        # The master key that seals secret keys also wraps the data keys of encrypted blobs
+        # and seals the SSE-KMS keys' material: one key hierarchy.
+        keyring=keyring,
+        kms=LocalKeySource(catalog, keyring, settings.region),
     )
 
 
@@ -206,7 +211,8 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
         raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
     if not os.access(data, os.W_OK):
         raise ConfigError(f"data directory {data!r} is not writable")
-    box = SecretBox(load_master_key(settings, data, create=True))
+    keys, reload = master_keys(settings, data)
+    box = SecretBox(keys[0], keys[1:], reload)
     headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
     catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
     return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role)

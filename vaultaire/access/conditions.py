@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from attrs import frozen
@@ -73,6 +74,8 @@ KEYS: dict[str, Key] = {
     # The request: put in AccessRequest.context by the authorization step.
     "aws:sourceip": Key("ip", "request"),
     "aws:securetransport": Key("bool", "request"),
+    "aws:useragent": Key("string", "request"),
+    "aws:referer": Key("string", "request"),
     "s3:authtype": Key("string", "request"),  # REST-HEADER, REST-QUERY-STRING, POST
     "s3:signatureversion": Key("string", "request"),  # AWS (V2) or AWS4-HMAC-SHA256
     "s3:prefix": Key("string", "request", actions=_LIST),
@@ -91,6 +94,10 @@ KEYS: dict[str, Key] = {
     "s3:x-amz-server-side-encryption": Key("string", "request"),
     "s3:x-amz-server-side-encryption-customer-algorithm": Key("string", "request"),
     "s3:x-amz-storage-class": Key("string", "request"),
+    "s3:x-amz-object-ownership": Key("string", "request", actions=frozenset({"s3:createbucket"})),
+    "s3:object-lock-mode": Key("string", "request"),
+    "s3:object-lock-retain-until-date": Key("date", "request"),
+    "s3:object-lock-legal-hold": Key("string", "request"),
     "s3:requestobjecttagkeys": Key("string", "request", multi=True),
 }
 # Keys with a name after the slash (a tag key, case-sensitive in S3, lower-cased in the context).
@@ -112,11 +119,19 @@ KNOWN_UNSUPPORTED = frozenset(
     s3:x-amz-server-side-encryption-aws-kms-key-id s3:x-amz-website-redirect-location
     s3:objectcreationoperation s3:resourceaccount s3:accesspointnetworkorigin s3:dataaccesspointaccount
     s3:dataaccesspointarn s3:accessgrantsinstancearn s3:if-match s3:if-none-match
-    s3:x-amz-checksum-algorithm aws:useragent aws:referer s3:signatureage s3:x-amz-object-ownership
-    s3:locationconstraint s3:object-lock-mode s3:object-lock-retain-until-date s3:object-lock-legal-hold
+    s3:x-amz-checksum-algorithm s3:signatureage s3:locationconstraint
     s3:object-lock-remaining-retention-days""".lower().split()
 )
 KNOWN_UNSUPPORTED_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/", "s3:bucket")
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Parsing an address costs more than the rest of a condition; a client's address repeats.
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
 
 
 def check_key(name: str) -> str:
@@ -214,6 +229,7 @@ def parse_operator(name: str) -> Operator:
     return Operator(name, found[0], found[1], if_exists, qualifier)
 
 
+@lru_cache(maxsize=1024)
 def number(text: str) -> float | None:
     text = text.strip()
     if not _NUMBER.match(text):
@@ -222,6 +238,7 @@ def number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@lru_cache(maxsize=1024)  # a request's aws:CurrentTime is the same string for a whole second
 def timestamp(text: str) -> float | None:
     """Seconds since the epoch of an ISO 8601 date (UTC unless it says otherwise) or of an epoch number."""
     text = text.strip()
@@ -334,9 +351,8 @@ def _value_test(op: Operator, key: str, values: list[str], variables: bool) -> V
                 raise MalformedPolicy("Invalid IP address in Conditions") from None
 
         def ip_test(value: str, lookup: Lookup) -> bool:
-            try:
-                address = ipaddress.ip_address(value.strip())
-            except ValueError:
+            address = _address(value)
+            if address is None:
                 return False
             return any(address.version == net.version and address in net for net in networks)
 

@@ -52,6 +52,8 @@ class VerdictLike(Protocol):
 class PolicyLike(Protocol):
     def evaluate(self, request: AccessRequest) -> VerdictLike: ...
 
+    def denies(self, request: AccessRequest) -> VerdictLike: ...
+
     def is_public(self) -> bool: ...
 
 
@@ -65,6 +67,10 @@ class BlockLike(Protocol):
 
     @property
     def restrict_public_buckets(self) -> bool: ...
+
+
+# What the bucket owner's root user may always do, whatever the bucket policy says (as on S3).
+_OWNER_ROOT_ALWAYS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"})
 
 
 @frozen
@@ -83,17 +89,25 @@ def decide(
     is_root: bool,
 ) -> Decision:
     principal = request.principal
+    if is_root and request.action in _OWNER_ROOT_ALWAYS and principal.tenant_id == request.bucket_owner:
+        # S3: the bucket owner's root user may always read, replace or delete the bucket policy,
+        # even one that denies it, so that no policy can lock the owner out for good.
+        return Decision(True, "the owner's root user manages the bucket policy")
+    owner = request.object_owner or request.bucket_owner
+    same_tenant = not principal.anonymous and principal.tenant_id == owner
+    if same_tenant and is_root:
+        # Only an explicit deny can refuse the owner's root user: the Allow statements need no look.
+        for label, policy in (("identity", identity), ("bucket", bucket_policy)):
+            verdict = policy.denies(request) if policy is not None else None
+            if verdict is not None and verdict.effect == "Deny":
+                return Decision(False, f"explicit deny: {label} policy statement {verdict.statement}")
+        return Decision(True, "the owner's root user")
     identity_verdict = identity.evaluate(request) if identity is not None and not principal.anonymous else None
     bucket_verdict = bucket_policy.evaluate(request) if bucket_policy is not None else None
     if identity_verdict is not None and identity_verdict.effect == "Deny":
         return Decision(False, f"explicit deny: identity policy statement {identity_verdict.statement}")
     if bucket_verdict is not None and bucket_verdict.effect == "Deny":
         return Decision(False, f"explicit deny: bucket policy statement {bucket_verdict.statement}")
-
-    owner = request.object_owner or request.bucket_owner
-    same_tenant = not principal.anonymous and principal.tenant_id == owner
-    if same_tenant and is_root:
-        return Decision(True, "the owner's root user")
 
     # The resource owner's side: its bucket policy (unless restricted) or an ACL grant.
     resource_allow = ""

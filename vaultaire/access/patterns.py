@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from attrs import frozen
 
@@ -38,17 +39,13 @@ _VARIABLE_BODY = re.compile(r"^\s*([^,\s]+)\s*(?:,\s*'([^']*)'\s*)?$")
 _SPECIAL = {"*": "*", "?": "?", "$": "$"}
 
 
+_WILD = re.compile(r"([*?])")
+
+
+@lru_cache(maxsize=4096)
 def wildcard_source(text: str) -> str:
     """The regex source matching ``text`` where ``*`` is any run of characters and ``?`` one character."""
-    out = []
-    for char in text:
-        if char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        else:
-            out.append(re.escape(char))
-    return "".join(out)
+    return "".join(".*" if p == "*" else "." if p == "?" else re.escape(p) for p in _WILD.split(text) if p)
 
 
 def wildcard_regex(text: str, *, ignore_case: bool = False) -> re.Pattern[str]:

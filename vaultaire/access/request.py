@@ -36,7 +36,14 @@ class Principal:
 ANONYMOUS = Principal(tenant_id="", user="", user_id="", anonymous=True)
 
 
+class Context(dict[str, tuple[str, ...]]):
+    """Condition keys already in their canonical form (lower-case names, tuples of values): taken as
+    they are, so the request path builds them once (vaultaire/api/condition_keys.py)."""
+
+
 def _frozen_context(value: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
+    if type(value) is Context:
+        return value
     # Condition key names are case-insensitive in AWS; one lower-cased spelling makes lookups plain.
     return {name.lower(): tuple(values) for name, values in value.items()}
 

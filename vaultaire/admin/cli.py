@@ -10,12 +10,12 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from vaultaire.admin import buckets, keys, migrate, quota, tenants, usage, users
+from vaultaire.admin import buckets, keys, kms, master_key, migrate, quota, tenants, usage, users
 from vaultaire.admin.context import AdminContext, AdminError
 from vaultaire.config import ConfigError, build, load_file
 from vaultaire.errors import NoSuchTenant, NoSuchUser, TenantExists, TenantNotEmpty, UserExists
 
-COMMANDS = (tenants, users, keys, quota, usage, migrate, buckets)
+COMMANDS = (tenants, users, keys, quota, usage, migrate, buckets, kms, master_key)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
-from vaultaire.sealing import SecretBox, load_master_key
+from vaultaire.encryption.keys import Keyring
+from vaultaire.sealing import SecretBox, master_keys
 
 
 class AdminError(Exception):
@@ -25,6 +26,7 @@ class AdminContext:
         self.reactor = reactor
         self.out = out
         self._catalog: Catalog | None = None
+        self.box: SecretBox | None = None  # the catalog's, once it is open
 
     async def catalog(self) -> Catalog:
         """The daemon's own catalog file; SQLite's WAL lets both write safely at once."""
@@ -34,11 +36,21 @@ class AdminContext:
                 os.makedirs(data, exist_ok=True)
             except OSError as e:
                 raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
-            box = SecretBox(load_master_key(self.settings, data, create=True))
+            keys, reload = master_keys(self.settings, data)
+            box = SecretBox(keys[0], keys[1:], reload)
+            self.box = box
             # Typed as the contract: the admin tool needs nothing SQLite-specific.
             self._catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), self.reactor, box)
             await self._catalog.start()
         return self._catalog
+
+    def data_dir(self) -> str:
+        return os.path.abspath(self.settings.data)
+
+    def keyring(self) -> Keyring:
+        """The master keys as they are now (read again each time: a rotation changes them)."""
+        keys, reload = master_keys(self.settings, self.data_dir())
+        return Keyring(keys[0], keys[1:], reload)
 
     async def close(self) -> None:
         if self._catalog is not None:

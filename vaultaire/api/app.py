@@ -35,6 +35,7 @@ from vaultaire.api.http import S3Request
 from vaultaire.api.lifecycle_operations import LifecycleOperations
 from vaultaire.api.listing import ListingOperations
 from vaultaire.api.multipart import MultipartOperations
+from vaultaire.api.object_lock import ObjectLockOperations
 from vaultaire.api.objects import ObjectOperations
 from vaultaire.api.operations import detect
 from vaultaire.api.ownership import OwnershipOperations
@@ -74,6 +75,7 @@ class S3Api(
     BucketPolicyOperations,
     TaggingOperations,
     AttributesOperations,
+    ObjectLockOperations,
 ):
     """The Klein application serving the S3 protocol for one engine."""
 
@@ -97,11 +99,13 @@ class S3Api(
         meter: Meter | None = None,
         cors_default: tuple[CorsRule, ...] = (),
         sse_c_plain_http: bool = False,
+        encrypt_all_objects: bool = False,
         lifecycle_day_seconds: float = 86400.0,
         public_buckets: bool = True,
     ) -> None:
         self.lifecycle_day_seconds = lifecycle_day_seconds
         self.sse_c_plain_http = sse_c_plain_http
+        self.encrypt_all_objects = encrypt_all_objects
         self.policies = PolicyCache()
         self.public_buckets = public_buckets
         self.meter = meter
@@ -178,6 +182,13 @@ class S3Api(
             "PutBucketTagging": self.put_bucket_tagging,
             "DeleteBucketTagging": self.delete_bucket_tagging,
             "GetObjectAttributes": self.get_object_attributes,
+            # Object Lock
+            "GetObjectLockConfiguration": self.get_object_lock_configuration,
+            "PutObjectLockConfiguration": self.put_object_lock_configuration,
+            "GetObjectRetention": self.get_object_retention,
+            "PutObjectRetention": self.put_object_retention,
+            "GetObjectLegalHold": self.get_object_legal_hold,
+            "PutObjectLegalHold": self.put_object_legal_hold,
         }
 
     def resource(self) -> Any:
@@ -309,7 +320,7 @@ class S3Api(
             bytes_out=request.bytes_out,
             status=status,
             duration=duration,
-            error=error.code if error else None,
+            error=(error.event or error.code) if error else None,
         )
         if call is not None:
             _access_fields(event, call)

@@ -139,11 +139,17 @@ class Authenticator:
             auth_type="REST-QUERY-STRING" if claim.presigned else "REST-HEADER",
         )
 
-    async def authenticate_post(self, fields: Mapping[str, str], bucket: str) -> Identity:
-        """A POST Object form: the signature covers the base64 policy document itself."""
+    async def authenticate_post(self, fields: Mapping[str, str], bucket: str) -> Identity | None:
+        """A POST Object form: the signature covers the base64 policy document itself.
+
+        None for an anonymous form (no policy, no signature): as S3, it is then up to the
+        bucket's policy or ACL whether anyone may write there."""
         policy = fields.get("policy")
+        signs = ("x-amz-signature", "x-amz-credential", "signature", "awsaccesskeyid")
+        if policy is None and not any(fields.get(name) for name in signs):
+            return None
         if policy is None:
-            raise S3Error("AccessDenied", "Anonymous POST uploads are not allowed; sign a policy.")
+            raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'policy'.", ArgumentName="policy")
         v4 = ("x-amz-algorithm", "x-amz-credential", "x-amz-signature")
         wanted = v4 if any(name in fields for name in v4) else ("awsaccesskeyid", "signature")
         for name in wanted:

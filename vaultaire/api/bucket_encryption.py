@@ -1,25 +1,57 @@
-"""Bucket default encryption: Put/Get/DeleteBucketEncryption, SSE-S3 only.
+"""Bucket default encryption: Put/Get/DeleteBucketEncryption, SSE-S3 or SSE-KMS.
 
-A container whose default is SSE-S3 encrypts every new object that asks for no
-encryption of its own (PUT, POST Object, copy target, multipart upload). SSE-KMS
-defaults (``aws:kms``, ``aws:kms:dsse``) and bucket keys are refused with 501,
-never stored and ignored.
+A container whose default says so encrypts every new object that asks for no
+encryption of its own (PUT, POST Object, copy target, multipart upload): with
+SSE-S3, or with SSE-KMS under the key it names (the deployment's ``aws/s3`` key
+when it names none) and S3 Bucket Keys as it says. Dual-layer SSE-KMS
+(``aws:kms:dsse``) is refused with 501, never stored and ignored.
 """
 
 from __future__ import annotations
+
+import json
+
+from attrs import frozen
 
 from vaultaire.api import xmlparse
 from vaultaire.api.call import OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
-from vaultaire.encryption.keys import SSE_S3, Protection
+from vaultaire.encryption.keys import SSE_KMS, SSE_S3, Protection
 from vaultaire.model import Container
 
 SETTING = "encryption"
 
 
-def parse(body: bytes) -> str:
-    """The default algorithm a ServerSideEncryptionConfiguration asks for (only AES256 is kept)."""
+@frozen
+class Default:
+    """A container's default encryption, as its configuration says it."""
+
+    algorithm: str  # AES256 or aws:kms
+    kms_key: str = ""  # KMSMasterKeyID as given ("" the default key)
+    bucket_key: bool = False
+
+    def stored(self) -> str:
+        # A plain SSE-S3 default stays the bare word older versions stored.
+        if self.algorithm == SSE_S3 and not self.kms_key and not self.bucket_key:
+            return SSE_S3
+        return json.dumps({"algorithm": self.algorithm, "key": self.kms_key, "bucket_key": self.bucket_key})
+
+    @classmethod
+    def load(cls, stored: str) -> Default:
+        if not stored.startswith("{"):
+            return cls(stored)
+        document = json.loads(stored)
+        return cls(document["algorithm"], document.get("key", ""), bool(document.get("bucket_key", False)))
+
+    def protection(self) -> Protection:
+        if self.algorithm == SSE_KMS:
+            return Protection(SSE_KMS, kms_key=self.kms_key, bucket_key=self.bucket_key)
+        return Protection(SSE_S3)
+
+
+def parse(body: bytes) -> Default:
+    """The default a ServerSideEncryptionConfiguration asks for."""
     root = xmlparse.parse(body)
     if _local(root.tag) != "ServerSideEncryptionConfiguration":
         raise S3Error("MalformedXML")
@@ -27,6 +59,8 @@ def parse(body: bytes) -> str:
     if len(rules) != 1:
         raise S3Error("MalformedXML")
     algorithm = None
+    kms_key = ""
+    bucket_key = False
     for child in rules[0]:
         name = _local(child.tag)
         if name == "ApplyServerSideEncryptionByDefault":
@@ -34,23 +68,35 @@ def parse(body: bytes) -> str:
                 if _local(field.tag) == "SSEAlgorithm":
                     algorithm = (field.text or "").strip()
                 elif _local(field.tag) == "KMSMasterKeyID":
-                    raise S3Error("NotImplemented", "SSE-KMS is not implemented by Vaultaire.")
+                    kms_key = (field.text or "").strip()
         elif name == "BucketKeyEnabled":
-            if (child.text or "").strip().lower() == "true":
-                raise S3Error("NotImplemented", "S3 Bucket Keys (for SSE-KMS) are not implemented by Vaultaire.")
+            text = (child.text or "").strip().lower()
+            if text not in ("true", "false"):
+                raise S3Error("MalformedXML")
+            bucket_key = text == "true"
         else:
             raise S3Error("MalformedXML")
     if algorithm is None:
         raise S3Error("MalformedXML")
-    if algorithm.startswith("aws:kms"):
-        raise S3Error("NotImplemented", "SSE-KMS is not implemented by Vaultaire.")
-    if algorithm != SSE_S3:
+    if algorithm.startswith("aws:kms:dsse"):
+        raise S3Error("NotImplemented", "Dual-layer SSE-KMS is not implemented by Vaultaire.")
+    if algorithm not in (SSE_S3, SSE_KMS):
         raise S3Error("MalformedXML")
-    return algorithm
+    if kms_key and algorithm != SSE_KMS:
+        raise S3Error(
+            "InvalidArgument",
+            "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse",
+            ArgumentName="ApplyServerSideEncryptionByDefault",
+        )
+    return Default(algorithm, kms_key, bucket_key)
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+# The bucket default a deployment with ``encrypt_all_objects`` gives every bucket without its own.
+DEPLOYMENT_DEFAULT = Default(SSE_S3).stored()
 
 
 class EncryptionOperations(OperationBase):
@@ -58,19 +104,25 @@ class EncryptionOperations(OperationBase):
 
     async def get_bucket_encryption(self, call: S3Call) -> bytes:
         container = await self._container(call)
-        algorithm = await self.engine.container_setting(call.ctx, container, SETTING)
-        if algorithm is None:
+        stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        if stored is None and self.encrypt_all_objects:
+            stored = DEPLOYMENT_DEFAULT  # what every new object here gets: say so, as S3 does
+        if stored is None:
             raise S3Error(
                 "ServerSideEncryptionConfigurationNotFoundError",
                 "The server side encryption configuration was not found",
                 BucketName=container.name,
             )
+        default = Default.load(stored)
+        by_default = [element("SSEAlgorithm", default.algorithm)]
+        if default.kms_key:
+            by_default.append(element("KMSMasterKeyID", default.kms_key))
         document = element(
             "ServerSideEncryptionConfiguration",
             element(
                 "Rule",
-                element("ApplyServerSideEncryptionByDefault", element("SSEAlgorithm", algorithm)),
-                element("BucketKeyEnabled", "false"),
+                element("ApplyServerSideEncryptionByDefault", *by_default),
+                element("BucketKeyEnabled", "true" if default.bucket_key else "false"),
             ),
             xmlns=True,
         )
@@ -79,8 +131,8 @@ class EncryptionOperations(OperationBase):
     async def put_bucket_encryption(self, call: S3Call) -> bytes:
         container = await self._container(call)
         body = await self._small_body(call)
-        algorithm = parse(body)
-        await self.engine.put_container_setting(call.ctx, container, SETTING, algorithm)
+        default = parse(body)
+        await self.engine.put_container_setting(call.ctx, container, SETTING, default.stored())
         call.set_header("Content-Length", "0")
         return b""
 
@@ -91,6 +143,8 @@ class EncryptionOperations(OperationBase):
         return b""
 
     async def _default_protection(self, call: S3Call, container: Container) -> Protection | None:
-        """SSE-S3 when the container's default says so; a request's own headers win (callers check first)."""
-        algorithm = await self.engine.container_setting(call.ctx, container, SETTING)
-        return Protection(SSE_S3) if algorithm == SSE_S3 else None
+        """The container's default, if any; a request's own headers win (callers check first)."""
+        stored = await self.engine.container_setting(call.ctx, container, SETTING)
+        if stored is None:
+            return Protection(SSE_S3) if self.encrypt_all_objects else None
+        return Default.load(stored).protection()

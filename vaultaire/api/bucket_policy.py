@@ -15,6 +15,8 @@ from vaultaire.access.policy import MalformedPolicy, Policy, UnsupportedPolicy, 
 from vaultaire.api.call import SMALL_BODY_LIMIT, OperationBase, S3Call
 from vaultaire.api.errors import S3Error
 from vaultaire.api.xmlout import element
+from vaultaire.errors import NoSuchUser
+from vaultaire.model import Container
 
 SETTING = "policy"
 # S3's limit, counted as S3 does: on the document without the whitespace between its tokens.
@@ -43,8 +45,16 @@ def validate(body: bytes, bucket: str) -> tuple[str, Policy]:
 class BucketPolicyOperations(OperationBase):
     """Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus."""
 
+    def _owner_only(self, call: S3Call, container: Container) -> None:
+        """S3: only identities of the bucket owner's account use the bucket policy operations; another
+        account allowed by the policy itself gets 405, so that no grant hands over the policy."""
+        identity = call.identity
+        if identity is None or identity.tenant.id != container.tenant_id:
+            raise S3Error("MethodNotAllowed", Method=call.request.method.decode("latin-1"), ResourceType="BUCKET")
+
     async def put_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        self._owner_only(call, container)
         try:
             body = await self._small_body(call, SMALL_BODY_LIMIT)
         except S3Error as e:
@@ -52,6 +62,7 @@ class BucketPolicyOperations(OperationBase):
                 raise
             raise S3Error("MalformedPolicy", TOO_LARGE) from None
         text, policy = validate(body, container.name)
+        await self._check_principals(policy)
         if policy.is_public():
             block = await self._public_access_block(call, container)
             if block.block_public_policy:
@@ -65,8 +76,21 @@ class BucketPolicyOperations(OperationBase):
         call.request.setResponseCode(204)
         return b""
 
+    async def _check_principals(self, policy: Policy) -> None:
+        """S3 refuses a policy naming an account or user that does not exist: a Deny to a
+        misspelt name would protect nothing."""
+        for tenant_id in sorted(policy.accounts | {tenant for tenant, _ in policy.users}):
+            if not await self.engine.tenant_exists(tenant_id):
+                raise S3Error("MalformedPolicy", f"Invalid principal in policy: no account {tenant_id}")
+        for tenant_id, name in sorted(policy.users):
+            try:
+                await self.engine.user(tenant_id, name)
+            except NoSuchUser:
+                raise S3Error("MalformedPolicy", f"Invalid principal in policy: no user {name}") from None
+
     async def get_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        self._owner_only(call, container)
         text = await self.engine.container_setting(call.ctx, container, SETTING)
         if text is None:
             raise S3Error("NoSuchBucketPolicy", BucketName=container.name)
@@ -77,6 +101,7 @@ class BucketPolicyOperations(OperationBase):
 
     async def delete_bucket_policy(self, call: S3Call) -> bytes:
         container = await self._container(call)
+        self._owner_only(call, container)
         await self.engine.delete_container_setting(call.ctx, container, SETTING)
         call.request.setResponseCode(204)
         return b""

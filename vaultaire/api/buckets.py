@@ -16,6 +16,7 @@ from vaultaire.api.tokens import decode_token, encode_token
 from vaultaire.api.xmlout import element
 from vaultaire.errors import ContainerExists
 from vaultaire.model import Container
+from vaultaire.objectlock import SETTING as LOCK_SETTING
 
 MAX_BUCKETS = 10_000  # S3's ceiling for max-buckets
 
@@ -89,6 +90,9 @@ class BucketOperations(OperationBase):
             if constraint and constraint != self.region:
                 placement = constraint
         tags = create_bucket_tags(body)
+        locked = call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
+        if locked:
+            await self.may_create_locked(call)  # before anything is created
         try:
             created = await self.engine.create_container(call.ctx, call.target.bucket, placement)
         except ContainerExists:
@@ -99,10 +103,15 @@ class BucketOperations(OperationBase):
             existing = await self._container(call)
             if existing.placement != (placement or self.engine.default_placement):
                 raise
+            # Asking for Object Lock on a bucket that has none is never answered "done".
+            if locked and await self.engine.container_setting(call.ctx, existing, LOCK_SETTING) is None:
+                raise
         else:
             await self._store_creation_access(call, created, ownership, acl)
             if tags:
                 await self.engine.put_container_setting(call.ctx, created, TAGGING, setting_of(tags))
+            if locked:
+                await self.enable_lock_at_creation(call, created)
         call.set_header("Location", f"/{call.target.bucket}")
         call.set_header("Content-Length", "0")
         return b""

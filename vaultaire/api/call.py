@@ -22,7 +22,8 @@ from vaultaire.api.incoming import IncomingBody, content_md5
 from vaultaire.api.xmlout import Element, element, xml_document
 from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
-from vaultaire.model import Artifact, Container, ContainerAccess, RequestContext
+from vaultaire.model import Artifact, Container, ContainerAccess, RequestContext, Retention
+from vaultaire.objectlock import LockRequest
 
 if TYPE_CHECKING:
     from vaultaire.lifecycle.rules import Configuration
@@ -121,6 +122,9 @@ class OperationBase:
     engine: Engine
     # SSE-C keys over plain HTTP: refused (as S3 does) unless the deployment allows it.
     sse_c_plain_http: bool = False
+    # [security] encrypt_all_objects: a new object that asks for no encryption, in a bucket with
+    # no default, is SSE-S3 anyway (as S3 has done for every new object since January 2023).
+    encrypt_all_objects: bool = False
 
     def _sse_c_secure(self, call: S3Call) -> bool:
         return self.sse_c_plain_http or bool(call.request.isSecure())
@@ -155,6 +159,27 @@ class OperationBase:
         async def _new_object_acl(self, call: S3Call, container: Container, headers: Mapping[str, str]) -> str: ...
 
         def _bucket_creation_acl(self, call: S3Call, ownership: str, block: PublicAccessBlock) -> str: ...
+        # ObjectLockOperations (object_lock.py) defines these.
+        def lock_requested(self, fields: Mapping[str, str]) -> tuple[Retention | None, bool | None]: ...
+
+        async def lock_for_write(
+            self,
+            call: S3Call,
+            container: Container,
+            asked: tuple[Retention | None, bool | None],
+            integrity: bool | None = None,
+            key: str | None = None,
+        ) -> LockRequest | None: ...
+
+        async def lock_headers(self, call: S3Call, artifact: Artifact) -> None: ...
+
+        async def delete_guard(
+            self, call: S3Call, container: Container, versions: bool = True, key: str | None = None
+        ) -> Callable[[Artifact], None] | None: ...
+
+        async def enable_lock_at_creation(self, call: S3Call, container: Container) -> None: ...
+
+        async def may_create_locked(self, call: S3Call) -> None: ...
 
     def _xml(self, call: S3Call, root: Element) -> bytes:
         body = xml_document(root)

@@ -12,13 +12,14 @@ from vaultaire.api import checksums, encryption, xmlparse
 from vaultaire.api.call import OperationBase, S3Call, iso
 from vaultaire.api.errors import S3Error
 from vaultaire.api.headers import read_conditions, storage_class, stored_headers, write_condition
-from vaultaire.api.incoming import IncomingBody
+from vaultaire.api.incoming import IncomingBody, content_md5
+from vaultaire.api.object_lock_documents import INTEGRITY_NEEDED
 from vaultaire.api.objects import copy_source_version
 from vaultaire.api.ranges import resolve_copy_range
 from vaultaire.api.tagging import note_tags, request_tags
 from vaultaire.api.versioning import echo_version
 from vaultaire.api.xmlout import element
-from vaultaire.encryption.keys import Protection
+from vaultaire.encryption.keys import Protection, protection_of
 from vaultaire.engine.conditions import Outcome, evaluate
 from vaultaire.errors import DeleteMarkerAddressed, NoSuchUpload
 from vaultaire.model import Artifact, ByteRange, Container, Part, Upload
@@ -62,7 +63,7 @@ class MultipartOperations(OperationBase):
         if upload.sealing is None:
             return None
         self.engine.sealed.check(upload.sealing, offered)
-        return offered or Protection(upload.sealing.mode)
+        return offered or protection_of(upload.sealing)
 
     async def _check_complete_key(self, call: S3Call, container: Container, upload_id: str) -> None:
         """An SSE-C key sent with CompleteMultipartUpload (s3transfer sends it) must be the upload's."""
@@ -87,9 +88,12 @@ class MultipartOperations(OperationBase):
             kind = checksums.checksum_type(algorithm, call.headers.get("x-amz-checksum-type"))
         tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
+        lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         acl = await self._new_object_acl(call, container, call.headers)
+        lock = await self.lock_for_write(call, container, lock_asked)
         upload = await self.engine.create_upload(
             call.ctx,
             container,
@@ -103,8 +107,9 @@ class MultipartOperations(OperationBase):
             protection=protection,
             tags=tags,
             acl=acl,
+            lock=lock,
         )
-        encryption.echo(call, upload.sealing)
+        encryption.echo(call, upload.sealing, written=True)
         if algorithm is not None and kind is not None:
             call.set_header("x-amz-checksum-algorithm", algorithm.upper())
             call.set_header("x-amz-checksum-type", kind)
@@ -127,6 +132,10 @@ class MultipartOperations(OperationBase):
         container = await self._container(call)
         upload = await self.engine.upload(call.ctx, container, upload_id)  # NoSuchUpload before 100 Continue
         protection = self._part_protection(call, upload)
+        if (upload.retention is not None or upload.legal_hold) and incoming.algorithm is None:
+            if content_md5(call.headers) is None:
+                # S3: the parts of an upload with Object Lock parameters need an integrity header.
+                raise S3Error("InvalidRequest", INTEGRITY_NEEDED)
         algorithm = upload.checksum_algorithm
         if algorithm is not None and incoming.algorithm not in (None, algorithm):
             raise S3Error("InvalidRequest", f"This upload's parts carry {algorithm.upper()} checksums.")

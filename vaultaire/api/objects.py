@@ -61,9 +61,13 @@ class ObjectOperations(OperationBase):
         condition = write_condition(call.headers)
         tags = request_tags(call)
         protection = encryption.for_write(call.headers, self._sse_c_secure(call))
+        lock_asked = self.lock_requested(call.headers)
         container = await self._container(call)
         protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, call.target.key)
         acl = await self._new_object_acl(call, container, call.headers)
+        integrity = incoming.algorithm is not None or content_md5(call.headers) is not None
+        lock = await self.lock_for_write(call, container, lock_asked, integrity)
         raw = call.request.lazy_body()  # 100 Continue only once the engine's checks have passed
         artifact = await self.engine.put(
             call.ctx,
@@ -82,13 +86,14 @@ class ObjectOperations(OperationBase):
             protection=protection,
             tags=tags,
             acl=acl,
+            lock=lock,
         )
         self._echo_expiration(call, await self._lifecycle(call, container), artifact)
         note_tags(call, tags)
         call.set_header("ETag", artifact.etag)
         call.set_header("Content-Length", "0")
         echo_version(call, artifact)
-        encryption.echo(call, artifact.sealing)
+        encryption.echo(call, artifact.sealing, written=True)
         self._echo_checksum(call, incoming)
         if klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -154,6 +159,7 @@ class ObjectOperations(OperationBase):
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
+                await self.lock_headers(call, artifact)
                 self._echo_expiration(call, lifecycle, artifact)
                 echo_version(call, artifact, version is not None)
                 self._length_headers(call, artifact, wanted)
@@ -170,6 +176,11 @@ class ObjectOperations(OperationBase):
         except DeleteMarkerAddressed as e:
             raise delete_marker_addressed(e.marker, call.request.method.decode("latin-1").upper()) from None
         self._artifact_headers(call, artifact)
+        try:
+            await self.lock_headers(call, artifact)
+        except BaseException:
+            reader.stop()  # the blob is open already: never leave it so
+            raise
         self._echo_expiration(call, lifecycle, artifact)
         echo_version(call, artifact, version is not None)
         self._length_headers(call, artifact, wanted)
@@ -217,10 +228,13 @@ class ObjectOperations(OperationBase):
         secure = self._sse_c_secure(call)
         protection = encryption.for_write(call.headers, secure)
         offered = encryption.for_read(call.headers, secure, source=True)
+        # S3 never copies the source's lock: the copy has its own, or the target bucket's default.
+        lock = await self.lock_for_write(call, target, self.lock_requested(call.headers))
         # S3: the copy is encrypted as the request says, else as the target bucket's default.
         explicit = protection is not None
         if protection is None:
             protection = await self._default_protection(call, target)
+        protection = encryption.for_object(protection, target.name, call.target.key)
         acl = await self._new_object_acl(call, target, call.headers)  # S3 never copies the source's ACL
 
         def plan(original: Artifact) -> CopyPlan:
@@ -249,6 +263,7 @@ class ObjectOperations(OperationBase):
                     protection=protection,
                     tags=copied_tags,
                     acl=acl,
+                    lock=lock,
                 )
             return CopyPlan(
                 original.content_type,
@@ -258,6 +273,7 @@ class ObjectOperations(OperationBase):
                 protection,
                 copied_tags,
                 acl,
+                lock,
             )
 
         try:
@@ -273,7 +289,7 @@ class ObjectOperations(OperationBase):
         self._echo_expiration(call, await self._lifecycle(call, target), copied)
         if original.version_id != "null" or source_version is not None:
             call.set_header("x-amz-copy-source-version-id", original.version_id)
-        encryption.echo(call, copied.sealing)
+        encryption.echo(call, copied.sealing, written=True)
         note_tags(call, copied.tags)
         if klass is not None and klass != "STANDARD":
             call.set_header("x-amz-storage-class", klass)
@@ -292,6 +308,8 @@ class ObjectOperations(OperationBase):
         body = await self._small_body(call, DELETE_BODY_LIMIT)
         self._check_body_integrity(call, body)
         quiet, entries = xmlparse.delete_request(body, MAX_DELETE_KEYS)
+        # Object Lock: each version's delete checks it in its own transaction.
+        guard = await self.delete_guard(call, container, any(version is not None for _key, version in entries))
         results = []
         for key, version in entries:
             if len(key.encode("utf-8")) > MAX_KEY_BYTES:
@@ -305,7 +323,9 @@ class ObjectOperations(OperationBase):
                         # S3 answers each key of a batch: an id that cannot exist is a version that does not.
                         results.append(_delete_error(key, "NoSuchVersion", CODES["NoSuchVersion"][1], version))
                         continue
-                    change = await self.engine.delete_version(call.ctx, container, key, version)
+                    # A bypass is allowed per key (s3:BypassGovernanceRetention on each).
+                    key_guard = guard if guard is None else await self.delete_guard(call, container, True, key)
+                    change = await self.engine.delete_version(call.ctx, container, key, version, key_guard)
                     # S3: DeleteMarker says whether the version removed was a marker.
                     marker = change.removed if change.removed is not None and change.removed.delete_marker else None
                 else:
@@ -336,9 +356,10 @@ class ObjectOperations(OperationBase):
         assert call.target.key is not None
         version = requested_version(call)
         container = await self._container(call)
+        guard = await self.delete_guard(call, container, version is not None)  # checked in the delete's transaction
         if version is not None:
             # A version that does not exist is deleted already: 204, as S3 answers.
-            change = await self.engine.delete_version(call.ctx, container, call.target.key, version)
+            change = await self.engine.delete_version(call.ctx, container, call.target.key, version, guard)
             call.set_header("x-amz-version-id", version)
             if change.removed is not None and change.removed.delete_marker:
                 call.set_header("x-amz-delete-marker", "true")

@@ -77,6 +77,13 @@ OPERATIONS: dict[tuple[str, str, str | None], str] = {
     ("bucket", "PUT", "tagging"): "PutBucketTagging",
     ("bucket", "DELETE", "tagging"): "DeleteBucketTagging",
     ("object", "GET", "attributes"): "GetObjectAttributes",
+    # Object Lock (api/object_lock.py)
+    ("bucket", "GET", "object-lock"): "GetObjectLockConfiguration",
+    ("bucket", "PUT", "object-lock"): "PutObjectLockConfiguration",
+    ("object", "GET", "retention"): "GetObjectRetention",
+    ("object", "PUT", "retention"): "PutObjectRetention",
+    ("object", "GET", "legal-hold"): "GetObjectLegalHold",
+    ("object", "PUT", "legal-hold"): "PutObjectLegalHold",
 }
 
 _ALLOWED_METHODS = {

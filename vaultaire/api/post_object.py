@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred
 
-from vaultaire.api import checksums, post_policy, unsupported
+from vaultaire.api import checksums, encryption, post_policy, unsupported
 from vaultaire.api.addressing import MAX_KEY_BYTES
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.call import OperationBase, S3Call
@@ -75,7 +75,7 @@ class PostObjectOperation(OperationBase):
         fields["bucket"] = call.target.bucket
         identity = await self.auth.authenticate_post(fields, call.target.bucket)
         call.identity = identity
-        call.ctx.tenant = identity.tenant
+        call.ctx.tenant = identity.tenant if identity is not None else None
         unsupported.refuse_form(fields)
         key = fields.get("key")
         if not key:
@@ -84,9 +84,19 @@ class PostObjectOperation(OperationBase):
         key = fields["key"] = key.replace("${filename}", form.filename or "")
         await self.authorize(call)  # the bucket (and its owner) only: the key is checked next
         await self.authorize_key(call, key)
-        size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
+        # An anonymous form has no policy to hold it to: the bucket's grant alone decides (above).
+        size = post_policy.SizeRange(0, 5 * 2**30)  # an anonymous form: S3's 5 GB POST limit
+        if identity is not None:
+            size = post_policy.check(post_policy.decode(fields["policy"]), fields, self.clock())
         algorithm, expected = _declared_checksum(fields)
+        # The form's x-amz-server-side-encryption* fields are the headers of a PUT, checked alike.
+        protection = encryption.for_write(fields, self._sse_c_secure(call))
+        lock_asked = self.lock_requested(fields)
         container = await self._container(call)
+        protection = protection or await self._default_protection(call, container)
+        protection = encryption.for_object(protection, container.name, key)
+        # A form has no Content-MD5: S3 asks none of POST Object, whatever its lock.
+        lock = await self.lock_for_write(call, container, lock_asked, key=key)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError")
         # The form's acl field is its x-amz-acl (S3 takes no grant fields in a form).
@@ -124,12 +134,13 @@ class PostObjectOperation(OperationBase):
             hashers=hashers,
             verify=verify,
             keep_checksum=(algorithm, "checksum") if algorithm is not None else None,
-            # SSE form fields are refused (unsupported.py); the bucket's default still applies.
-            protection=await self._default_protection(call, container),
+            protection=protection,
             tags=tags,
             acl=acl,
+            lock=lock,
         )
         note_tags(call, tags)
+        encryption.echo(call, artifact.sealing, written=True)
         location = f"/{container.name}/{quote(key)}"
         echo_version(call, artifact)
         redirect = fields.get("success_action_redirect") or fields.get("redirect")

@@ -52,28 +52,26 @@ def parse_document(body: bytes | str, *, bucket: bool = False) -> Tags:
     root = xmlparse.parse(body.encode("utf-8") if isinstance(body, str) else body)
     if _local(root.tag) != "Tagging" or len(root) != 1 or _local(root[0].tag) != "TagSet":
         raise S3Error("MalformedXML")
-    found: list[tuple[str, str]] = []
-    for tag in root[0]:
-        if _local(tag.tag) != "Tag" or any(_local(child.tag) not in ("Key", "Value") for child in tag):
-            raise S3Error("MalformedXML")
-        found.append((_only_text(tag, "Key"), _only_text(tag, "Value")))
-    return checked(lambda: tagrules.validate(tuple(found), bucket=bucket))
+    found = _tag_list(root[0])
+    return checked(lambda: tagrules.validate(found, bucket=bucket))
 
 
 def create_bucket_tags(body: bytes) -> Tags:
     """The tags a CreateBucketConfiguration gives the new bucket (its ``Tags`` element), checked."""
     if not body.strip():
         return ()
-    root = xmlparse.parse(body)
+    found = tuple(tag for group in xmlparse.parse(body) if _local(group.tag) == "Tags" for tag in _tag_list(group))
+    return checked(lambda: tagrules.validate(found, bucket=True))
+
+
+def _tag_list(parent: ET.Element) -> Tags:
+    """(key, value) of each ``<Tag><Key/><Value/></Tag>`` in ``parent``, which holds nothing else."""
     found: list[tuple[str, str]] = []
-    for group in root:
-        if _local(group.tag) != "Tags":
-            continue
-        for tag in group:
-            if _local(tag.tag) != "Tag" or any(_local(child.tag) not in ("Key", "Value") for child in tag):
-                raise S3Error("MalformedXML")
-            found.append((_only_text(tag, "Key"), _only_text(tag, "Value")))
-    return checked(lambda: tagrules.validate(tuple(found), bucket=True))
+    for tag in parent:
+        if _local(tag.tag) != "Tag" or any(_local(child.tag) not in ("Key", "Value") for child in tag):
+            raise S3Error("MalformedXML")
+        found.append((_only_text(tag, "Key"), _only_text(tag, "Value")))
+    return tuple(found)
 
 
 def checked(read: Callable[[], Tags]) -> Tags:

@@ -42,8 +42,8 @@ class Row:
     honoured: frozenset[str] = frozenset()  # operations that give what it asks: never refused there
 
 
-# Where encryption at rest is built (vaultaire/api/encryption.py); POST Object is not yet.
-_SSE_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+# Where encryption at rest is built (vaultaire/api/encryption.py): every write that makes an object.
+_SSE_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "PostObject"})
 _SSE_C_KEY = _SSE_WRITES | frozenset(
     {"GetObject", "HeadObject", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "GetObjectAttributes"}
 )
@@ -55,11 +55,14 @@ _ACL_WRITES = frozenset(
     {"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload", "PutBucketAcl", "PutObjectAcl"}
 )
 _TAGGED_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+# Where a new version is written with its own Object Lock (api/object_lock.py).
+_LOCK_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "PostObject"})
 
 
-def _kms(value: str) -> bool:
-    # Other values that are not AES256 name no method at all: 400 (vaultaire/api/encryption.py).
-    return value.strip().startswith("aws:kms")
+def _dsse(value: str) -> bool:
+    # Dual-layer SSE-KMS. Other values that are not AES256 or aws:kms name no method at all:
+    # 400 (vaultaire/api/encryption.py).
+    return value.strip().startswith("aws:kms:dsse")
 
 
 UNSUPPORTED: tuple[Row, ...] = (
@@ -77,23 +80,18 @@ UNSUPPORTED: tuple[Row, ...] = (
         prefix=True,
         honoured=_SSE_C_SOURCE,
     ),
-    # SSE-KMS (aws:kms, aws:kms:dsse) everywhere; SSE-S3 where no write honours it.
-    Row("x-amz-server-side-encryption", _kms, "SSE-KMS encryption at rest"),
-    Row("x-amz-server-side-encryption", _always, "SSE-S3 on this operation", honoured=_SSE_WRITES),
-    Row("x-amz-server-side-encryption-aws-kms-key-id", _always, "SSE-KMS with a given key"),
-    Row("x-amz-server-side-encryption-context", _always, "SSE-KMS encryption context"),
-    Row("x-amz-server-side-encryption-bucket-key-enabled", _always, "SSE-KMS bucket keys"),
+    # DSSE-KMS everywhere; SSE-S3 and SSE-KMS where no write honours them.
+    Row("x-amz-server-side-encryption", _dsse, "dual-layer SSE-KMS encryption at rest"),
+    Row("x-amz-server-side-encryption", _always, "encryption at rest on this operation", honoured=_SSE_WRITES),
+    Row("x-amz-server-side-encryption-aws-kms-key-id", _always, "SSE-KMS with a given key", honoured=_SSE_WRITES),
+    Row("x-amz-server-side-encryption-context", _always, "SSE-KMS encryption context", honoured=_SSE_WRITES),
+    Row("x-amz-server-side-encryption-bucket-key-enabled", _always, "SSE-KMS bucket keys", honoured=_SSE_WRITES),
     # versioning (api/versioning.py): MFA delete is the one part of it not given.
     Row("x-amz-mfa", _always, "MFA delete: a device's code required to delete versions"),
-    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)"),
-    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention"),
-    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold"),
-    Row(
-        "x-amz-bucket-object-lock-enabled",
-        lambda v: v.strip().lower() != "false",
-        "a bucket with object lock",
-        operations=frozenset({"CreateBucket"}),
-    ),
+    # Object Lock (api/object_lock.py): honoured where a new version is written.
+    Row("x-amz-object-lock-mode", _always, "object lock retention (GOVERNANCE, COMPLIANCE)", honoured=_LOCK_WRITES),
+    Row("x-amz-object-lock-retain-until-date", _always, "object lock retention", honoured=_LOCK_WRITES),
+    Row("x-amz-object-lock-legal-hold", _always, "object lock legal hold", honoured=_LOCK_WRITES),
     # ACLs are honoured where S3 takes them (api/acl_operations.py); elsewhere only what every
     # object already is (private, bucket-owner-full-control) is accepted.
     Row(

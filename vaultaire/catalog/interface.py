@@ -40,6 +40,7 @@ from vaultaire.model import (
     Container,
     ContainerAccess,
     Credential,
+    KmsKey,
     ListingPage,
     Part,
     StoredTotals,
@@ -476,6 +477,33 @@ class LifecycleScans(Protocol):
         aborts the delete and reaches the caller."""
 
 
+# -- encryption at rest: SSE-KMS keys and re-sealing (catalog/sqlite_keys.py)
+
+
+class EncryptionKeys(Protocol):
+    def kms_keys(self) -> Deferred[list[KmsKey]]:
+        """Every KMS key, by name."""
+
+    def kms_key(self, id_or_name: str) -> Deferred[KmsKey | None]:
+        """The key with this id (or else this name), or None."""
+
+    def create_kms_key(self, key: KmsKey) -> Deferred[None]:
+        """Add a key; ``KmsKeyExists`` if its name is taken."""
+
+    def set_kms_key_enabled(self, id_or_name: str, enabled: bool) -> Deferred[KmsKey]:
+        """Enable or disable a key; ``NoSuchKmsKey`` if there is none."""
+
+    def reseal(
+        self,
+        data_key: Callable[[str, str], str | None],
+        material: Callable[[str, str], str | None],
+        secret: Callable[[str, str], str | None],
+    ) -> Deferred[dict[str, int]]:
+        """Replace each stored wrapped secret by what its function returns for it (None: keep):
+        ``data_key(mode, token)`` for every blob's data key, ``material(key id, sealed)`` for
+        every KMS key, ``secret(access key, sealed)`` for every secret key; counts per kind."""
+
+
 class Catalog(
     Lifecycle,
     Tenants,
@@ -487,6 +515,7 @@ class Catalog(
     Migrations,
     Accounting,
     LifecycleScans,
+    EncryptionKeys,
     Protocol,
 ):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -62,13 +62,29 @@ def retention(stored: list[Any] | None) -> Retention | None:
 def sealing(stored: dict[str, Any] | None) -> Sealing | None:
     if not stored:
         return None  # written before encryption, or plaintext
-    return Sealing(stored["mode"], tuple(stored.get("keys", ())), stored.get("proof", ""), stored.get("md5", ""))
+    return Sealing(
+        stored["mode"],
+        tuple(stored.get("keys", ())),
+        stored.get("proof", ""),
+        stored.get("md5", ""),
+        stored.get("kms", ""),
+        stored.get("context", ""),
+        bool(stored.get("bucket_key", False)),
+    )
 
 
 def sealing_json(sealed: Sealing | None) -> dict[str, Any] | None:
     if sealed is None:
         return None
-    return {"mode": sealed.mode, "keys": list(sealed.keys), "proof": sealed.key_proof, "md5": sealed.key_md5}
+    stored: dict[str, Any] = {
+        "mode": sealed.mode,
+        "keys": list(sealed.keys),
+        "proof": sealed.key_proof,
+        "md5": sealed.key_md5,
+    }
+    if sealed.kms_key:  # SSE-KMS
+        stored.update(kms=sealed.kms_key, context=sealed.context, bucket_key=sealed.bucket_key)
+    return stored
 
 
 def extra_json(artifact: Artifact, rank: int | None = None) -> str:

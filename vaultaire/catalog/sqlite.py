@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_names, sqlite_users, version_listing, versions
+from vaultaire.catalog import accounting, blobs, sqlite_keys, sqlite_names, sqlite_users, version_listing, versions
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -221,7 +221,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(LifecycleStatements, UsersMixin):
+class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -375,6 +375,7 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin):
             self._conn = conn
             conn.executescript(accounting.SCHEMA)
             conn.executescript(blobs.SCHEMA)
+            conn.executescript(sqlite_keys.SCHEMA)
             conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
@@ -629,17 +630,15 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin):
     # -- per-container settings
 
     def setting(self, container: Container, name: str) -> Deferred[str | None]:
-        def work() -> str | None:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
-                )
-                .fetchone()
-            )
+        # A primary-key point read on every PUT's path (encryption, versioning and Object Lock
+        # each ask): on the reactor's reader, not a round trip through the catalog thread.
+        def work(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container.id, name)
+            ).fetchone()
             return None if row is None else str(row[0])
 
-        return self._run(work)
+        return self._read(work)
 
     def put_setting(self, container: Container, name: str, value: str) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:

@@ -22,6 +22,11 @@ class BytesReader:
         self._consumer: Any = None
         self._done: Deferred[int] = Deferred()
 
+    @property
+    def data(self) -> bytes:
+        """The bytes it holds (a reader that only decodes them, as decryption does, takes them whole)."""
+        return self._data
+
     def stream_to(self, consumer: IConsumer) -> Deferred[int]:
         self._consumer = consumer
         consumer.registerProducer(self, True)

@@ -112,9 +112,15 @@ class Opener:
     """
 
     def __init__(
-        self, key: bytes, prefix: bytes, plain_size: int, first_package: int = 0, last_package: int | None = None
+        self,
+        key: bytes,
+        prefix: bytes,
+        plain_size: int,
+        first_package: int = 0,
+        last_package: int | None = None,
+        aead: AESGCM | None = None,
     ) -> None:
-        self._aead = AESGCM(key)
+        self._aead = aead if aead is not None else AESGCM(key)  # ``aead``: the key's cipher, built already
         self._prefix = prefix
         self._blob_last = package_count(plain_size) - 1
         self._end = self._blob_last if last_package is None else last_package

@@ -22,11 +22,12 @@ from twisted.logger import Logger
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.encryption.keys import Keyring, Protection
+from vaultaire.encryption.kms import KeySource, LocalKeySource
 from vaultaire.engine.blobs import DEFAULT_FREE_GRACE, BlobKeeper
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
-from vaultaire.engine.sealed import BlobSeal, Sealed
+from vaultaire.engine.sealed import BlobSeal, Sealed, sealed_etag
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.engine.versioning import VersioningEngine
 from vaultaire.errors import (
@@ -59,6 +60,7 @@ from vaultaire.model import (
     VersionChange,
     WriteCondition,
 )
+from vaultaire.objectlock import LockRequest
 
 log = Logger()
 
@@ -90,6 +92,11 @@ class CopyPlan:
     protection: Protection | None = None  # how the copy is encrypted (None: plaintext)
     tags: tuple[tuple[str, str], ...] = ()  # the copy's object tags
     acl: str = ""  # the copy's ACL (vaultaire.access.acl, serialized); S3 never copies the source's
+    lock: LockRequest | None = None  # Object Lock of the copy (never the source's: S3 does not copy it)
+
+
+def _tenant_id(ctx: RequestContext) -> str:
+    return ctx.tenant.id if ctx.tenant is not None else ""
 
 
 async def _nothing_replaced() -> int:
@@ -114,10 +121,14 @@ class Engine(VersioningEngine):
         space: SpaceGuard | None = None,
         free_grace: float = DEFAULT_FREE_GRACE,
         keyring: Keyring | None = None,
+        kms: KeySource | None = None,
     ) -> None:
         self.min_part_size = min_part_size
         # Encryption at rest; without a keyring (tools that only move blobs) it is refused.
-        self.sealed = Sealed(keyring, reactor)
+        # SSE-KMS keys are the catalog's own unless another key source is given.
+        if kms is None and keyring is not None:
+            kms = LocalKeySource(catalog, keyring)
+        self.sealed = Sealed(keyring, reactor, kms)
         # Every blob dropped goes through the keeper: deleted, or queued for its sweep.
         self.blobs = BlobKeeper(catalog, drivers, clock, free_grace)
         if default_placement not in drivers:
@@ -340,10 +351,13 @@ class Engine(VersioningEngine):
         protection: Protection | None = None,
         tags: tuple[tuple[str, str], ...] = (),
         acl: str = "",
+        lock: LockRequest | None = None,
     ) -> Artifact:
         """Stream ``source`` into a new blob and commit it under ``key``.
 
         With ``protection`` the blob is encrypted at rest under a fresh data key.
+        With ``lock`` the new version carries its Object Lock retention and legal hold
+        from its first commit (a default retention counts from its creation time).
 
         ``keep_checksum`` is (algorithm, hasher name): that hasher's digest is
         stored with the artifact as its checksum.
@@ -365,26 +379,25 @@ class Engine(VersioningEngine):
             current = await self.catalog.artifact(container.id, key)
             return current.size if current is not None and current.version_id == "null" else 0
 
-        seal = self.sealed.new_blob(protection)
+        protection = await self.sealed.prepare(protection, _tenant_id(ctx))
+        seal = await self.sealed.new_blob(protection)
         locator, size, md5 = await self._write_blob(
             ctx, container, source, hashers, verify, declared_size, replaced_size, seal
         )
         sealing = self.sealed.describe(protection)
-        if sealing is not None and sealing.key_proof:
-            # S3: an SSE-C object's ETag is not the MD5 of its plaintext, which would tell
-            # anyone who can list the bucket something about content they cannot read.
-            md5 = hashlib.md5(bytes.fromhex(md5) + sealing.key_proof.encode()).hexdigest()
+        md5 = sealed_etag(md5, sealing, seal.token if seal is not None else "")
         checksum = None
         if keep_checksum is not None and hashers is not None:
             algorithm, name = keep_checksum
             checksum = (algorithm, base64.b64encode(hashers[name].digest()).decode())
+        created = self._clock()
         artifact = Artifact(
             container_id=container.id,
             key=key,
             locator=locator,
             size=size,
             md5=md5,
-            modified=self._clock(),
+            modified=created,
             content_type=content_type,
             metadata=metadata,
             headers=headers,
@@ -394,6 +407,8 @@ class Engine(VersioningEngine):
             sealing=None if sealing is None or seal is None else evolve(sealing, keys=(seal.token,)),
             tags=tags,
             acl=acl,
+            retention=lock.retention_at(created) if lock is not None else None,
+            legal_hold=lock.legal_hold if lock is not None else False,
         )
         try:
             change = await self.catalog.put_artifact(artifact, condition)
@@ -549,6 +564,7 @@ class Engine(VersioningEngine):
                 protection=decided.protection,
                 tags=decided.tags,
                 acl=decided.acl,
+                lock=decided.lock,
             )
         except BaseException:
             reader.stop()  # refused before reading (a condition, the quota): release the source blob
@@ -625,23 +641,29 @@ class Engine(VersioningEngine):
         protection: Protection | None = None,
         tags: tuple[tuple[str, str], ...] = (),
         acl: str = "",
+        lock: LockRequest | None = None,
     ) -> Upload:
+        """A new multipart upload. Its ``lock`` is fixed now: a default retention counts
+        from the upload's initiation, and CompleteMultipartUpload gives it to the version."""
         if self.space is not None:
             await self.space.admit(container.placement, 0)  # an upload whose parts could not land
+        created = self._clock()
         upload = Upload(
             id=uuid.uuid4().hex + uuid.uuid4().hex[:8],
             container_id=container.id,
             key=key,
-            created=self._clock(),
+            created=created,
             content_type=content_type,
             metadata=metadata,
             headers=headers,
             storage_class=storage_class,
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
-            sealing=self.sealed.describe(protection),
+            sealing=self.sealed.describe(await self.sealed.prepare(protection, _tenant_id(ctx))),
             tags=tags,
             acl=acl,
+            retention=lock.retention_at(created) if lock is not None else None,
+            legal_hold=lock.legal_hold if lock is not None else False,
         )
         await self.catalog.create_upload(upload)
         return upload
@@ -671,10 +693,14 @@ class Engine(VersioningEngine):
         NoSuchUpload before 100 Continue); the commit checks it again in its
         transaction, so an upload aborted meanwhile still refuses the part.
         """
-        seal = self.sealed.new_blob(protection)
+        seal = await self.sealed.new_blob(protection)
         locator, size, md5 = await self._write_blob(
             ctx, container, source, hashers, verify, declared_size, _nothing_replaced, seal
         )
+        if seal is not None:
+            # A part's ETag follows the object's rules (not the plaintext MD5 for SSE-C and SSE-KMS);
+            # the upload's completion then lists these and derives the object's from them.
+            md5 = sealed_etag(md5, self.sealed.describe(protection), seal.token)
         part = Part(
             upload_id,
             number,

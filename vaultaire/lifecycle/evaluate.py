@@ -16,6 +16,9 @@ from attrs import frozen
 from vaultaire.lifecycle.rules import MIN_SIZE_128K, SMALL_OBJECT, Configuration, Rule
 from vaultaire.model import Artifact, Upload
 
+# The one Object Lock rule (re-exported as evaluate.locked): lifecycle never removes a locked version.
+from vaultaire.objectlock import locked as locked
+
 DAY = 86400.0
 
 # The kinds of action, also the "action" label of the metric and the event's operation suffix.
@@ -79,11 +82,6 @@ class Action:
 def after_days(start: float, days: int, day_seconds: float = DAY) -> float:
     """The first day boundary at or after ``start`` + ``days`` days."""
     return math.ceil((start + days * day_seconds) / day_seconds) * day_seconds
-
-
-def locked(artifact: Artifact, now: float) -> bool:
-    """A version Object Lock keeps: under a legal hold, or retained until a later time."""
-    return artifact.legal_hold or (artifact.retention is not None and artifact.retention.until > now)
 
 
 def _applies(rule: Rule, version: Version) -> bool:

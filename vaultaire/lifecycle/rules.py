@@ -371,7 +371,7 @@ def _rule(node: ET.Element, placements: Collection[str] | None) -> Rule:
         rule_filter,
         transitions=transitions,
         noncurrent_transitions=noncurrent_transitions,
-        **fields,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]  # fields holds only the optional Rule fields parsed above
     )
     _check_actions(rule)
     return rule
