@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
 """What versioning costs. Run by hand, never in tests.
 
-1. **4 KiB GET and PUT req/s** (wrk on presigned URLs, the harness of bench/harness/s3bench.py)
-   on three daemons started in turn, the order rotated every repetition:
+Three kinds of daemon are compared, started in turn, the order rotated every repetition:
 
-   * ``baseline``: the code before versioning (``--baseline``, a git ref of this repository,
-     exported with ``git archive`` to a scratch directory and run with it first on PYTHONPATH),
-     on a plain bucket;
-   * ``unversioned``: this tree, on a bucket that never had versioning;
-   * ``versioned``: this tree, on a bucket with versioning Enabled where every object already
-     has ``--versions`` versions (GETs read the current one; PUTs add versions to 1000 keys
-     over and over, so each PUT demotes the previous current version).
+* ``baseline``: the code before versioning (``--baseline``, a git ref of this repository,
+  exported with ``git archive`` to a scratch directory and run with it first on PYTHONPATH),
+  on a plain bucket;
+* ``unversioned``: this tree (or ``--this-tree``: e.g. versioning alone, without what was
+  merged beside it), on a bucket that never had versioning;
+* ``versioned``: the same code, on a bucket with versioning Enabled.
 
-2. **Listing latency** on one bucket of ``--keys`` keys x ``--versions`` versions (every 10th
-   key's newest version a delete marker), loaded straight into the catalog (rows written with
-   the catalog's own row codec and version ranks, no blobs: listings never read them):
-   ListObjectsV2 pages of 1000 keys and ListObjectVersions pages of 1000 versions, first,
-   middle and last page, reached with real markers; median milliseconds of ``--repeat``.
+Parts (``--skip`` any):
+
+1. ``catalog``: CPU microseconds per catalog point read and per overwrite, in process.
+2. ``sequential``: one request at a time on one keep-alive connection, the server's CPU
+   microseconds per 4 KiB GET and per 4 KiB PUT overwrite (100 keys, each PUT of a versioned
+   bucket adds a version): the measure a busy machine disturbs least.
+3. ``throughput``: 4 KiB GET and PUT req/s with wrk on presigned URLs, 32 connections (the
+   harness of bench/harness/s3bench.py); versioned: every object already has ``--versions``
+   versions, PUTs add versions to 1000 keys over and over.
+4. ``listing``: one bucket of ``--keys`` keys x ``--versions`` versions (every 10th key's
+   newest version a delete marker), loaded straight into the catalog (the catalog's own row
+   codec and version ranks, no blobs: listings never read them): ListObjectsV2 pages of 1000
+   keys and ListObjectVersions pages of 1000 versions, first, middle and last page, reached
+   with real markers; median milliseconds of ``--repeat``.
 
 Example:
 
@@ -170,6 +177,77 @@ def throughput(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, l
                 flush=True,
             )
     return results
+
+
+# -- one request at a time: the server's CPU per request with the least contention
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sequential_one(d: Daemon, versioned: bool, gets: int, puts: int) -> tuple[float, float]:
+    """(CPU us per GET, CPU us per PUT overwrite) of 4 KiB objects, one keep-alive connection."""
+    s3 = d.boto3_client()
+    bucket = "sequential"
+    s3.create_bucket(Bucket=bucket)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=VERSIONING)
+    body = os.urandom(SIZE)
+    keys = [f"k{i}" for i in range(100)]
+
+    def signed(operation: str) -> list[Any]:
+        return [
+            urllib.parse.urlsplit(s3.generate_presigned_url(operation, Params={"Bucket": bucket, "Key": k}))
+            for k in keys
+        ]
+
+    put_urls, get_urls = signed("put_object"), signed("get_object")
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+    assert d.proc is not None
+
+    def run(urls: list[Any], method: str, n: int) -> float:
+        start = _cpu_seconds(d.proc.pid)  # type: ignore[union-attr]
+        for i in range(n):
+            u = urls[i % len(urls)]
+            conn.request(method, f"{u.path}?{u.query}", body=body if method == "PUT" else None)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{method}: {response.status} {data[:300]!r}")
+        return (_cpu_seconds(d.proc.pid) - start) / n * 1e6  # type: ignore[union-attr]
+
+    run(put_urls, "PUT", len(put_urls))  # the objects (and, versioned, their first version)
+    run(get_urls, "GET", len(get_urls))  # warm-up
+    return run(get_urls, "GET", gets), run(put_urls, "PUT", puts)
+
+
+def sequential(args: argparse.Namespace, scratch: Path) -> dict[str, list[tuple[float, float]]]:
+    tree = scratch / "baseline-tree"
+    if not tree.exists():
+        export(args.baseline, tree)
+    kinds = ["baseline", "unversioned", "versioned"]
+    found: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    for run in range(args.runs):
+        for kind in kinds[run % 3 :] + kinds[: run % 3]:
+            base = scratch / f"seq-{kind}-{run}"
+            if kind == "baseline":
+                d: Daemon = BaselineDaemon(base, tree)
+            elif args.this_tree:
+                d = BaselineDaemon(base, Path(args.this_tree))
+            else:
+                d = Daemon(base)
+            d.start()
+            try:
+                found[kind].append(sequential_one(d, kind == "versioned", 3000, 600))
+            finally:
+                d.stop()
+                shutil.rmtree(base, ignore_errors=True)
+            get_us, put_us = found[kind][-1]
+            print(f"# sequential run {run + 1} {kind}: {get_us:.0f} us CPU/GET, {put_us:.0f} us CPU/PUT", flush=True)
+    return found
 
 
 # -- the catalog's hot path in process, without HTTP: old and new code in one run
@@ -395,11 +473,13 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=5, help="versions of each key")
     parser.add_argument("--dirs", type=int, default=100, help="directories the listing keys are spread over")
     parser.add_argument("--repeat", type=int, default=7, help="timed requests per listing page")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: catalog, throughput, listing")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: catalog, sequential, throughput, listing"
+    )
     parser.add_argument("--scratch", help="where data directories go (default: a temp dir, removed at the end)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    parts = ("catalog", "throughput", "listing")
+    parts = ("catalog", "sequential", "throughput", "listing")
     if skip - set(parts):
         parser.error(f"--skip takes {', '.join(parts)}")
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="vaultaire-versions-bench-"))
@@ -417,6 +497,20 @@ def main() -> None:
                 print(
                     f"| {kind} | {read:.1f} | {read / base_read - 1:+.1%} | {write:.1f}"
                     f" | {write / base_write - 1:+.1%} |"
+                )
+        if "sequential" not in skip:
+            seq = sequential(args, scratch)
+            base_get = statistics.median(g for g, _p in seq["baseline"])
+            base_put = statistics.median(p for _g, p in seq["baseline"])
+            print(f"\nOne request at a time, server CPU us per request (median of {args.runs})\n")
+            print("| daemon | GET us | vs baseline | PUT (overwrite) us | vs baseline |")
+            print("|---|---:|---:|---:|---:|")
+            for kind, runs in seq.items():
+                get_us = statistics.median(g for g, _p in runs)
+                put_us = statistics.median(p for _g, p in runs)
+                print(
+                    f"| {kind} | {get_us:.0f} | {get_us / base_get - 1:+.1%} | {put_us:.0f}"
+                    f" | {put_us / base_put - 1:+.1%} |"
                 )
         if "throughput" not in skip:
             results = throughput(args, scratch)

@@ -16,9 +16,11 @@ from vaultaire.model import Artifact, Retention, Sealing
 ARTIFACT_COLUMNS = "container_id, key, locator, size, md5, modified, content_type, metadata"
 
 
-def artifact_row(row: tuple[Any, ...], is_latest: bool = True) -> Artifact:
-    """The artifact of a row of ARTIFACT_COLUMNS (more columns after them are ignored)."""
-    extra = json.loads(row[7])
+def artifact_row(row: tuple[Any, ...], is_latest: bool = True, extra: dict[str, Any] | None = None) -> Artifact:
+    """The artifact of a row of ARTIFACT_COLUMNS (more columns after them are ignored);
+    ``extra``: its JSON column, when the caller has parsed it already."""
+    if extra is None:
+        extra = json.loads(row[7])
     return Artifact(
         container_id=row[0],
         key=bytes(row[1]).decode("utf-8"),
@@ -46,10 +48,11 @@ def artifact_row(row: tuple[Any, ...], is_latest: bool = True) -> Artifact:
     )
 
 
-def stored_rank(row: tuple[Any, ...]) -> int | None:
-    """The version order a row of ARTIFACT_COLUMNS recorded, None in rows from before versioning."""
-    rank = json.loads(row[7]).get("rank")
-    return None if rank is None else int(rank)
+def artifact_and_rank(row: tuple[Any, ...]) -> tuple[Artifact, int | None]:
+    """The artifact of a row and the version order it recorded (None in rows from before versioning)."""
+    extra = json.loads(row[7])
+    rank = extra.get("rank")
+    return artifact_row(row, extra=extra), None if rank is None else int(rank)
 
 
 def retention(stored: list[Any] | None) -> Retention | None:

@@ -39,7 +39,7 @@ from typing import Any
 from attrs import evolve
 
 from vaultaire.catalog import accounting, blobs
-from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row, extra_json, stored_rank
+from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_and_rank, artifact_row, extra_json
 from vaultaire.errors import NoSuchArtifact, NoSuchVersion
 from vaultaire.model import Artifact
 
@@ -106,8 +106,7 @@ def current(db: sqlite3.Connection, container_id: int, key: bytes) -> tuple[Arti
     ).fetchone()
     if row is None:
         return None
-    artifact = artifact_row(row)
-    rank = stored_rank(row)
+    artifact, rank = artifact_and_rank(row)
     return artifact, _rank_of_time(artifact.modified) if rank is None else rank
 
 
