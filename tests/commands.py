@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pytest
 
@@ -22,6 +25,19 @@ def run(
     return result
 
 
+@contextmanager
+def installing(what: str) -> Iterator[None]:
+    """One installer at a time across test processes (pytest-xdist workers, parallel runs):
+    apt-get and npm into one directory both fail when two run at once."""
+    path = os.path.join(tempfile.gettempdir(), f"vaultaire-tests-install-{what}.lock")
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def apt_program(program: str, package: str) -> str:
     """The path of ``program``, installing Debian's ``package`` with apt-get when it is missing.
 
@@ -29,6 +45,14 @@ def apt_program(program: str, package: str) -> str:
     cannot be installed (not root, no apt-get, apt failing) the test fails saying what to install.
     """
     found = shutil.which(program)
+    if found:
+        return found
+    with installing("apt"):
+        return _apt_install(program, package)
+
+
+def _apt_install(program: str, package: str) -> str:
+    found = shutil.which(program)  # another process may have installed it while this one waited
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):

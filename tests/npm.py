@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands import apt_program
+from tests.commands import apt_program, installing
 
 
 def npm_modules(js_dir: Path, package: str, cache_name: str) -> Path:
@@ -23,6 +23,11 @@ def npm_modules(js_dir: Path, package: str, cache_name: str) -> Path:
     root = Path(os.environ.get("VAULTAIRE_NPM_CACHE") or Path.home() / ".cache" / "vaultaire-npm")
     cache = root / cache_name
     cache.mkdir(parents=True, exist_ok=True)
+    with installing(f"npm-{cache_name}"):
+        return _install(js_dir, package, cache)
+
+
+def _install(js_dir: Path, package: str, cache: Path) -> Path:
     manifest = (js_dir / "package.json").read_bytes()
     installed = cache / "node_modules" / package / "package.json"
     if (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import select
-import shutil
 import signal
 import socket
 import ssl
@@ -18,18 +17,14 @@ from pathlib import Path
 import pytest
 from daemon import Daemon, self_signed_certificate
 
+from tests.commands import apt_program
+
 pytestmark = pytest.mark.timeout(180)
 
 
 def ss_command() -> str:
     """`ss` (iproute2), installed if missing: the only way to see a listening socket's backlog."""
-    found = shutil.which("ss")
-    if found is None:
-        subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "-q", "iproute2"], check=True, capture_output=True, timeout=600)
-        found = shutil.which("ss")
-    assert found is not None, "ss (iproute2) could not be installed"
-    return found
+    return apt_program("ss", "iproute2")
 
 
 def listen_backlogs(port: int) -> list[int]:
