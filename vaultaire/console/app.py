@@ -119,7 +119,7 @@ class Console(BucketPages, ObjectPages, UsagePages):
         return Keys(session.access_key, session.secret_key)
 
     def _cookie_out(self, request: IRequest, name: bytes, value: bytes, max_age: int | None = None) -> None:
-        request.addCookie(  # type: ignore[call-arg]
+        request.addCookie(  # type: ignore[call-arg]  # IRequest declares fewer keywords than Request takes
             name,
             value,
             path=b"/",
