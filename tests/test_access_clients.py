@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,7 +126,12 @@ def test_restricted_users_aws_s3_cp_is_denied_and_allowed_as_its_policy_says(d: 
     admin(d, "user", "policy", tenant, "dropper", "-", stdin=UPLOADS_ONLY)
     for _ in range(6):
         assert code_of(lambda: s3.get_object(Bucket="drop", Key="elsewhere/report.txt")) == "AccessDenied"
-    denials = [e for e in d.events() if e.get("denied") and e["operation"] == "GetObject"]
+    deadline = time.monotonic() + 30  # the event log is written behind the answers
+    while True:
+        denials = [e for e in d.events() if e.get("denied") and e["operation"] == "GetObject"]
+        if len(denials) >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert denials and all(e["denied"] == "no allow" for e in denials)
     assert all(e["principal"].endswith(":user/dropper") for e in denials)
 
