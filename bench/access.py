@@ -180,7 +180,9 @@ def main() -> None:
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(baseline_src) + (os.pathsep + saved if saved else "")
     try:
-        base = Daemon(scratch / "baseline", workers=1).start()
+        base = Daemon(scratch / "baseline", workers=1)
+        base.console_port = (baseline_src / "vaultaire" / "console").exists()
+        base.start()
     finally:
         if saved is None:
             os.environ.pop("PYTHONPATH")

@@ -70,6 +70,7 @@ class BaselineDaemon(Daemon):
     def __init__(self, base: Path, tree: Path) -> None:
         super().__init__(base)
         self.tree = tree
+        self.console_port = (tree / "vaultaire" / "console").exists()
 
     def _env(self) -> dict[str, str]:
         env = super()._env()

@@ -55,14 +55,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def twistd_command(*args: str) -> list[str]:
+def twistd_command(*args: str, console_port: bool = True) -> list[str]:
     """`twistd -n vaultaire ARGS` without a pid file (so daemons can share a cwd).
 
     The web console gets a free port unless ARGS name one: its default, 9001, would clash
-    between daemons running at once."""
+    between daemons running at once. ``console_port=False``: code older than the console."""
     console = (
         []
-        if any(a == "--console" or a.startswith("--console=") for a in args)
+        if not console_port or any(a == "--console" or a.startswith("--console=") for a in args)
         else ["--console", "tcp:0:interface=127.0.0.1"]
     )
     return [TWISTD, "-n", "--pidfile=", "vaultaire", *console, *args]
@@ -175,6 +175,9 @@ class Daemon:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
+    # False for a daemon running code older than the web console (benchmarks' baselines).
+    console_port = True
+
     def command(self) -> list[str]:
         return twistd_command(
             *(["--data", str(self.data_dir)] if self.pass_data else []),
@@ -185,6 +188,7 @@ class Daemon:
             "--workers",
             str(self.workers),
             *self.extra_args,
+            console_port=self.console_port,
         )
 
     def start(self) -> Daemon:
