@@ -85,7 +85,8 @@ def policy20(bucket: str, user_arn: str) -> str:
         },
     ]
     for i in range(16):
-        team = f"arn:aws:iam::team{i:04d}:root"
+        # Principals must exist (PutBucketPolicy refuses unknown ones): the one user, other prefixes.
+        team = user_arn
         if i % 3 == 0:  # listing of its own prefix only
             statements.append(
                 {
