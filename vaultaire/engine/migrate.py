@@ -82,8 +82,7 @@ async def migrate(
         report.kept = 0  # counted again by each pass
         moved_before = report.artifacts_moved + report.parts_moved + report.skipped
         await _move_parts(engine, container, target, batch, report, progress)
-        await _move_artifacts(engine, container, target, batch, report, progress)
-        await _move_versions(engine, container, target, batch, report, progress)
+        await _move_every_version(engine, container, target, batch, report, progress)
         if report.artifacts_moved + report.parts_moved + report.skipped == moved_before:
             break
     return report
@@ -105,7 +104,7 @@ async def _copy(
     return new
 
 
-async def _move_artifacts(
+async def _move_every_version(
     engine: Engine,
     container: Container,
     target: str,
@@ -113,35 +112,34 @@ async def _move_artifacts(
     report: MigrationReport,
     progress: Callable[[MigrationReport], None],
 ) -> None:
-    after: str | None = None
+    """Current versions, then noncurrent ones (stored bytes alike), page by page."""
+    after_key: str | None = None
     while True:
-        page = await engine.catalog.misplaced_artifacts(container.id, target, after, batch)
-        for artifact in page:
-            await _move_artifact(engine, container, target, artifact, report)
-            progress(report)
+        page = await engine.catalog.misplaced_artifacts(container.id, target, after_key, batch)
+        await _move_page(engine, container, target, page, report, progress)
+        if len(page) < batch:
+            break
+        after_key = page[-1].key
+    after_version: tuple[str, str] | None = None
+    while True:
+        page = await engine.catalog.misplaced_versions(container.id, target, after_version, batch)
+        await _move_page(engine, container, target, page, report, progress)
         if len(page) < batch:
             return
-        after = page[-1].key
+        after_version = (page[-1].key, page[-1].version_id)
 
 
-async def _move_versions(
+async def _move_page(
     engine: Engine,
     container: Container,
     target: str,
-    batch: int,
+    page: list[Artifact],
     report: MigrationReport,
     progress: Callable[[MigrationReport], None],
 ) -> None:
-    """Noncurrent versions: stored bytes like the current ones, moved the same way."""
-    after: tuple[str, str] | None = None
-    while True:
-        page = await engine.catalog.misplaced_versions(container.id, target, after, batch)
-        for version in page:
-            await _move_artifact(engine, container, target, version, report)
-            progress(report)
-        if len(page) < batch:
-            return
-        after = (page[-1].key, page[-1].version_id)
+    for artifact in page:
+        await _move_artifact(engine, container, target, artifact, report)
+        progress(report)
 
 
 def transitioned(engine: Engine, artifact: Artifact) -> bool:
