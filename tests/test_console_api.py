@@ -4,7 +4,6 @@ S3 restore it relies on, and how long a page of 1,000 keys takes to render."""
 
 from __future__ import annotations
 
-import http.cookiejar
 import re
 import time
 import urllib.error
@@ -13,55 +12,13 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from console_http import Browser, NoRedirect
 from daemon import Daemon, free_port
 
 pytestmark = pytest.mark.timeout(300)
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class Browser:
-    """A cookie jar and no redirects followed: each answer is seen as sent."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect())
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        form: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> tuple[int, dict[str, str], str]:
-        data = urllib.parse.urlencode(form).encode() if form is not None else body
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
-        try:
-            with self.opener.open(req, timeout=60) as r:
-                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as e:
-            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode("utf-8", "replace")
-
-    def csrf(self, path: str = "/") -> str:
-        status, _, page = self.request("GET", path)
-        assert status == 200, page
-        found = re.search(r'name="csrf" value="([^"]+)"', page)
-        assert found, page
-        return found.group(1)
-
-    def login(self, access: str, secret: str) -> int:
-        token = self.csrf("/login")
-        status, headers, _ = self.request("POST", "/login", {"csrf": token, "access_key": access, "secret_key": secret})
-        return status
 
 
 @pytest.fixture(scope="module")

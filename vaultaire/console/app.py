@@ -22,6 +22,7 @@ from vaultaire.console.pages import tags
 from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import Keys, S3Client, S3Failed
 from vaultaire.console.sessions import LoginThrottle, Session, SessionStore, check_csrf, new_token
+from vaultaire.console.settings import SettingsPages
 from vaultaire.console.usage import UsagePages
 from vaultaire.engine import Engine
 
@@ -45,7 +46,7 @@ class Refused(Exception):
         self.status = status
 
 
-class Console(BucketPages, ObjectPages, UsagePages):
+class Console(BucketPages, SettingsPages, ObjectPages, UsagePages):
     """The console as one Klein app, bound to one engine and one S3 endpoint."""
 
     app = app

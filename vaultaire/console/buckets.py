@@ -151,6 +151,8 @@ class BucketPages:
         state = "Enabled" if arg(request, "state") == "Enabled" else "Suspended"
         body = VERSIONING_XML.format(state).encode()
         await self.s3.checked(self.keys(session), "PUT", bucket, query=[("versioning", "")], body=body)
+        if arg(request, "back") == "settings":
+            return self.redirect(request, url(bucket_path(bucket, "settings")) + "#versioning")
         return self.redirect(request, url(bucket_path(bucket)))
 
     @app.route("/b/<bucket>", methods=["GET"])
@@ -215,6 +217,11 @@ class BucketPages:
                 bucket_path(bucket, "versioning"),
                 pages.hidden("state", turn),
                 pages.button("Turn versioning on" if turn == "Enabled" else "Suspend versioning", id="versioning"),
+            ),
+            tags.p(
+                tags.a(href=url(bucket_path(bucket, "settings")), id="settings")(
+                    "All settings: tags, lifecycle, CORS, policy, public access, encryption, Object Lock"
+                )
             ),
         )
 

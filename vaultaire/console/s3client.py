@@ -59,6 +59,14 @@ class Reply:
     def xml(self) -> Any:
         return fromstring(self.body)
 
+    @property
+    def code(self) -> str:
+        """The S3 error code ("" when the body names none)."""
+        try:
+            return str(fromstring(self.body).findtext("Code") or "")
+        except Exception:
+            return ""
+
 
 class S3Failed(Exception):
     def __init__(self, reply: Reply) -> None:

@@ -1,0 +1,538 @@
+"""A bucket's settings page: versioning, tags, lifecycle rules, CORS, bucket policy, public
+access block, default encryption and Object Lock default retention.
+
+Each form is one S3 call signed with the user's keys. When the server refuses (a malformed
+policy, a 501 for what it does not do, AccessDenied), the page comes back with the server's
+own error beside the form that caused it and what was typed still in it: a setting is never
+shown as saved unless S3 said so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.web.iweb import IRequest
+from twisted.web.template import Tag
+
+from vaultaire.console import documents, pages
+from vaultaire.console.documents import PUBLIC_ACCESS_SWITCHES
+from vaultaire.console.pages import bucket_path, shown, tags, url
+from vaultaire.console.routes import app, arg
+from vaultaire.console.s3client import Keys, Reply, S3Client, S3Failed
+from vaultaire.console.sessions import Session
+
+# Subresources the page reads, by the section that shows them.
+READS = {
+    "tags": "tagging",
+    "lifecycle": "lifecycle",
+    "cors": "cors",
+    "policy": "policy",
+    "public-access-block": "publicAccessBlock",
+    "encryption": "encryption",
+    "object-lock": "object-lock",
+}
+
+CORS_EXAMPLE = """<CORSConfiguration>
+  <CORSRule>
+    <AllowedOrigin>https://example.com</AllowedOrigin>
+    <AllowedMethod>GET</AllowedMethod>
+    <AllowedHeader>*</AllowedHeader>
+    <MaxAgeSeconds>3000</MaxAgeSeconds>
+  </CORSRule>
+</CORSConfiguration>"""
+
+POLICY_EXAMPLE = """{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::BUCKET/*"}
+  ]
+}"""
+
+
+class FormError(Exception):
+    """A form the console cannot turn into a request (a number that is not one)."""
+
+
+@frozen
+class Found:
+    """A configuration read: its body, or None when the bucket has none; error when unreadable."""
+
+    body: bytes | None
+    error: str = ""
+
+
+@frozen
+class Trouble:
+    """What went wrong with the last change, shown beside its form."""
+
+    section: str = ""
+    error: str = ""
+    draft: str | None = None  # the text typed into the section's editor, given back
+
+
+def number(request: IRequest, name: str, label: str, maximum: int = 100 * 365) -> int:
+    raw = arg(request, name).strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > maximum:
+        raise FormError(f"{label} must be a whole number from 0 to {maximum}, not {raw!r}.")
+    return int(raw)
+
+
+class SettingsPages:
+    if TYPE_CHECKING:
+        s3: S3Client
+
+        async def html(
+            self, request: IRequest, title: str, session: Session | None, *body: Any, status: int = 200
+        ) -> bytes: ...
+
+        def redirect(self, request: IRequest, location: str) -> bytes: ...
+
+        def session(self, request: IRequest) -> Session: ...
+
+        def posted(self, request: IRequest) -> Session: ...
+
+        @staticmethod
+        def keys(session: Session) -> Keys: ...
+
+        async def versioning_state(self, keys: Keys, bucket: str) -> str: ...
+
+    async def _read(self, keys: Keys, bucket: str, subresource: str) -> Found:
+        reply = await self.s3.call(keys, "GET", bucket, query=[(subresource, "")])
+        if reply.ok:
+            return Found(reply.body)
+        if reply.code == "NoSuchBucket":
+            raise S3Failed(reply)
+        if reply.status == 404:
+            return Found(None)  # NoSuchTagSet, NoSuchBucketPolicy...: the bucket has none
+        return Found(None, reply.error())
+
+    async def _put(self, keys: Keys, bucket: str, subresource: str, body: bytes) -> Reply:
+        headers = {"content-md5": documents.content_md5(body)}
+        return await self.s3.checked(keys, "PUT", bucket, query=[(subresource, "")], headers=headers, body=body)
+
+    async def _delete(self, keys: Keys, bucket: str, subresource: str) -> Reply:
+        return await self.s3.checked(keys, "DELETE", bucket, query=[(subresource, "")])
+
+    @app.route("/b/<bucket>/settings", methods=["GET"])
+    async def settings_page(self, request: IRequest, bucket: str) -> bytes:
+        return await self._settings(request, self.session(request), bucket, Trouble())
+
+    async def _settings(
+        self, request: IRequest, session: Session, bucket: str, trouble: Trouble, status: int = 200
+    ) -> bytes:
+        keys = self.keys(session)
+        names = list(READS)
+        found: list[Found] = await gatherResults(
+            [ensureDeferred(self._read(keys, bucket, READS[n])) for n in names], consumeErrors=True
+        ).addErrback(lambda f: f.value.subFailure.raiseException())
+        read = dict(zip(names, found, strict=True))
+        versioning = await self.versioning_state(keys, bucket)
+
+        def section(name: str, legend: str, *body: Any) -> Tag:
+            notes: list[Any] = []
+            if read.get(name) is not None and read[name].error:
+                notes.append(pages.message("error", f"Not shown: {read[name].error}"))
+            if trouble.section == name:
+                notes.append(pages.message("error", trouble.error))
+            return tags.fieldset(id=name)(tags.legend(legend), *notes, *body)
+
+        def draft(name: str, current: str) -> str:
+            return trouble.draft if trouble.section == name and trouble.draft is not None else current
+
+        def form(name: str, *children: Any, **attributes: str) -> Tag:
+            return pages.post_form(session, bucket_path(bucket, f"settings/{name}"), *children, **attributes)
+
+        body: list[Any] = [
+            tags.p(class_="crumbs")(
+                tags.a(href="/")("Buckets"), " / ", tags.a(href=url(bucket_path(bucket)))(bucket), " / settings"
+            ),
+        ]
+        if trouble.section:
+            body.append(pages.message("error", f"Not saved: see {trouble.section} below."))
+        turn = "Suspended" if versioning == "Enabled" else "Enabled"
+        body.append(
+            section(
+                "versioning",
+                "Versioning",
+                tags.p("Versioning: ", tags.strong(id="versioning-state")(versioning)),
+                pages.post_form(
+                    session,
+                    bucket_path(bucket, "versioning"),
+                    pages.hidden("state", turn),
+                    pages.hidden("back", "settings"),
+                    pages.button("Turn versioning on" if turn == "Enabled" else "Suspend versioning"),
+                ),
+            )
+        )
+        body.append(self._tags_section(section, form, read["tags"]))
+        body.append(self._lifecycle_section(section, form, draft, read["lifecycle"]))
+        cors = read["cors"].body
+        body.append(
+            section(
+                "cors",
+                "CORS (cross-origin requests from web pages)",
+                form(
+                    "cors",
+                    tags.textarea(name="document", rows="10", cols="90", placeholder=CORS_EXAMPLE)(
+                        draft("cors", documents.pretty(cors) if cors else "")
+                    ),
+                    tags.br(),
+                    pages.button("Save CORS rules", name="action", value="save"),
+                    " ",
+                    pages.button("Remove CORS rules", name="action", value="remove") if cors else "",
+                ),
+            )
+        )
+        policy = read["policy"].body
+        body.append(
+            section(
+                "policy",
+                "Bucket policy (JSON)",
+                form(
+                    "policy",
+                    tags.textarea(name="document", rows="14", cols="90", placeholder=POLICY_EXAMPLE)(
+                        draft("policy", _pretty_json(policy) if policy else "")
+                    ),
+                    tags.br(),
+                    pages.button("Save policy", name="action", value="save"),
+                    " ",
+                    pages.button("Remove policy", name="action", value="remove") if policy else "",
+                ),
+            )
+        )
+        body.append(self._public_access_section(section, form, read["public-access-block"]))
+        body.append(self._encryption_section(section, form, read["encryption"]))
+        body.append(self._lock_section(section, form, read["object-lock"]))
+        return await self.html(request, f"Settings of {bucket}", session, *body, status=status)
+
+    # -- the sections
+
+    @staticmethod
+    def _tags_section(section: Callable[..., Tag], form: Callable[..., Tag], found: Found) -> Tag:
+        pairs = documents.tags_of(found.body) if found.body else []
+        rows = [
+            [
+                tags.code(shown(k)),
+                shown(v),
+                form(
+                    "tags",
+                    pages.hidden("action", "delete"),
+                    pages.hidden("tag", k),
+                    pages.button("Delete"),
+                    class_="inline",
+                ),
+            ]
+            for k, v in pairs
+        ]
+        return section(
+            "tags",
+            "Tags",
+            pages.table(["Key", "Value", ""], rows, id="bucket-tags") if rows else tags.p("No tags."),
+            form(
+                "tags",
+                pages.hidden("action", "add"),
+                tags.label("Key ", tags.input(type="text", name="tag", required="required")),
+                " ",
+                tags.label("Value ", tags.input(type="text", name="value")),
+                " ",
+                pages.button("Add tag"),
+                id="add-tag",
+            ),
+        )
+
+    @staticmethod
+    def _lifecycle_section(
+        section: Callable[..., Tag], form: Callable[..., Tag], draft: Callable[[str, str], str], found: Found
+    ) -> Tag:
+        rules = documents.plain(found.body).findall("Rule") if found.body else []
+        rows = []
+        for rule in rules:
+            rule_id, status, scope, actions = documents.rule_summary(rule)
+            rows.append(
+                [
+                    tags.code(shown(rule_id)),
+                    status,
+                    shown(scope),
+                    shown(actions),
+                    form(
+                        "lifecycle",
+                        pages.hidden("action", "delete"),
+                        pages.hidden("rule", rule_id),
+                        pages.button("Delete", class_="delete-rule"),
+                        class_="inline",
+                    ),
+                ]
+            )
+        day = {"type": "number", "min": "0", "max": "36500"}
+        return section(
+            "lifecycle",
+            "Lifecycle rules",
+            pages.table(["Rule", "Status", "Applies to", "Does", ""], rows, id="rules")
+            if rows
+            else tags.p("No rules."),
+            form(
+                "lifecycle",
+                pages.hidden("action", "add"),
+                tags.p(
+                    tags.label(
+                        "Rule name ", tags.input(type="text", name="rule", required="required", maxlength="255")
+                    ),
+                    " ",
+                    tags.label("for keys starting with ", tags.input(type="text", name="prefix")),
+                ),
+                tags.p(
+                    tags.label("Delete objects after ", tags.input(name="expire_days", **day), " days"),
+                    "; ",
+                    tags.label("old versions after ", tags.input(name="noncurrent_days", **day), " days"),
+                    "; ",
+                    tags.label("unfinished uploads after ", tags.input(name="abort_days", **day), " days"),
+                ),
+                pages.button("Add rule"),
+                id="add-rule",
+            ),
+            tags.details(**({"open": "open"} if draft("lifecycle", "") else {}))(
+                tags.summary("Edit the rules as XML (for what the form above does not offer)"),
+                form(
+                    "lifecycle",
+                    pages.hidden("action", "raw"),
+                    tags.textarea(name="document", rows="12", cols="90")(
+                        draft("lifecycle", documents.pretty(found.body) if found.body else "")
+                    ),
+                    tags.br(),
+                    pages.button("Save XML"),
+                    id="lifecycle-xml",
+                ),
+            ),
+            form("lifecycle", pages.hidden("action", "remove"), pages.button("Remove every rule")) if rows else "",
+        )
+
+    @staticmethod
+    def _public_access_section(section: Callable[..., Tag], form: Callable[..., Tag], found: Found) -> Tag:
+        on = set()
+        if found.body:
+            root = documents.plain(found.body)
+            on = {name for name in PUBLIC_ACCESS_SWITCHES if (root.findtext(name) or "").strip() == "true"}
+        boxes = []
+        for name in PUBLIC_ACCESS_SWITCHES:
+            box = tags.input(type="checkbox", name=name, value="true")
+            if name in on:
+                box.attributes["checked"] = "checked"
+            boxes.append(tags.label(box, " ", name))
+            boxes.append(tags.br())
+        return section(
+            "public-access-block",
+            "Public access block",
+            tags.p("Set: " + ("yes" if found.body else "no (nothing blocked by this bucket)")),
+            form("public-access-block", *boxes, pages.button("Save", name="action", value="save")),
+            form("public-access-block", pages.button("Remove", name="action", value="remove")) if found.body else "",
+        )
+
+    @staticmethod
+    def _encryption_section(section: Callable[..., Tag], form: Callable[..., Tag], found: Found) -> Tag:
+        algorithm = key = ""
+        if found.body:
+            root = documents.plain(found.body)
+            algorithm = root.findtext("Rule/ApplyServerSideEncryptionByDefault/SSEAlgorithm") or ""
+            key = root.findtext("Rule/ApplyServerSideEncryptionByDefault/KMSMasterKeyID") or ""
+        options = []
+        for value, label in (("AES256", "SSE-S3 (AES256)"), ("aws:kms", "SSE-KMS (aws:kms)")):
+            option = tags.option(value=value)(label)
+            if value == algorithm:
+                option.attributes["selected"] = "selected"
+            options.append(option)
+        return section(
+            "encryption",
+            "Default encryption",
+            tags.p(
+                "New objects are encrypted by default with: ",
+                tags.strong(id="encryption-state")(
+                    algorithm + (f" (key {key})" if key else "") if algorithm else "none"
+                ),
+            ),
+            form(
+                "encryption",
+                tags.label("Method ", tags.select(name="algorithm")(*options)),
+                " ",
+                tags.label("KMS key (aws:kms only) ", tags.input(type="text", name="kms_key", value=key)),
+                " ",
+                pages.button("Save", name="action", value="save"),
+            ),
+            form("encryption", pages.button("Remove", name="action", value="remove")) if found.body else "",
+        )
+
+    @staticmethod
+    def _lock_section(section: Callable[..., Tag], form: Callable[..., Tag], found: Found) -> Tag:
+        if not found.body:
+            return section(
+                "object-lock",
+                "Object Lock",
+                tags.p(
+                    tags.strong(id="lock-state")("Off"),
+                    ": objects can be deleted and overwritten. It is usually chosen when the bucket is made; "
+                    "an existing bucket needs versioning on first.",
+                ),
+                form("object-lock", pages.button("Turn Object Lock on", name="action", value="enable")),
+            )
+        root = documents.plain(found.body)
+        mode = root.findtext("Rule/DefaultRetention/Mode") or ""
+        days, years = root.findtext("Rule/DefaultRetention/Days"), root.findtext("Rule/DefaultRetention/Years")
+        period = f"{days} days" if days else f"{years} years" if years else ""
+        modes = [tags.option(value="")("none: new objects are not locked by default")]
+        for value in ("GOVERNANCE", "COMPLIANCE"):
+            option = tags.option(value=value)(value)
+            if value == mode:
+                option.attributes["selected"] = "selected"
+            modes.append(option)
+        units = []
+        for value in ("Days", "Years"):
+            option = tags.option(value=value)(value.lower())
+            if (value == "Years") == bool(years):
+                option.attributes["selected"] = "selected"
+            units.append(option)
+        return section(
+            "object-lock",
+            "Object Lock",
+            tags.p(
+                tags.strong(id="lock-state")("On"),
+                "; default retention: ",
+                tags.strong(id="lock-default")(f"{mode} for {period}" if mode else "none"),
+            ),
+            form(
+                "object-lock",
+                tags.label("Default retention ", tags.select(name="mode")(*modes)),
+                " for ",
+                tags.input(type="number", name="period", min="0", max="36500", value=days or years or ""),
+                " ",
+                tags.select(name="unit")(*units),
+                " ",
+                pages.button("Save", name="action", value="save"),
+            ),
+        )
+
+    # -- changes
+
+    @app.route("/b/<bucket>/settings/<name>", methods=["POST"])
+    async def change_setting(self, request: IRequest, bucket: str, name: str) -> bytes:
+        session = self.posted(request)
+        change = CHANGES.get(name)
+        if change is None:
+            return await self._settings(request, session, bucket, Trouble(), status=404)
+        draft = arg(request, "document") if request.args and b"document" in request.args else None
+        try:
+            await change(self, self.keys(session), bucket, request)
+        except S3Failed as e:
+            status = e.reply.status if 400 <= e.reply.status < 600 else 502
+            trouble = Trouble(name, f"The server refused this: {e}", draft)
+            return await self._settings(request, session, bucket, trouble, status=status)
+        except FormError as e:
+            return await self._settings(request, session, bucket, Trouble(name, str(e), draft), status=400)
+        return self.redirect(request, url(bucket_path(bucket, "settings")) + "#" + name)
+
+    async def _change_tags(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        current = await self._read(keys, bucket, "tagging")
+        if current.error:
+            raise FormError(f"The tags cannot be read: {current.error}")
+        pairs = documents.tags_of(current.body) if current.body else []
+        tag = arg(request, "tag")
+        pairs = [(k, v) for k, v in pairs if k != tag]
+        if arg(request, "action") == "add":
+            pairs.append((tag, arg(request, "value")))
+        if pairs:
+            await self._put(keys, bucket, "tagging", documents.tag_set(pairs))
+        else:
+            await self._delete(keys, bucket, "tagging")
+
+    async def _change_lifecycle(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        action = arg(request, "action")
+        if action == "remove":
+            await self._delete(keys, bucket, "lifecycle")
+            return
+        if action == "raw":
+            await self._put(keys, bucket, "lifecycle", arg(request, "document").encode())
+            return
+        current = await self._read(keys, bucket, "lifecycle")
+        if current.error:
+            raise FormError(f"The rules cannot be read: {current.error}")
+        root = documents.plain(current.body) if current.body else documents.element("LifecycleConfiguration")
+        rule_id = arg(request, "rule")
+        for rule in root.findall("Rule"):
+            if (rule.findtext("ID") or "") == rule_id:
+                root.remove(rule)
+        if action == "add":
+            root.append(
+                documents.lifecycle_rule(
+                    rule_id,
+                    arg(request, "prefix"),
+                    number(request, "expire_days", "Days before objects are deleted"),
+                    number(request, "noncurrent_days", "Days before old versions are deleted"),
+                    number(request, "abort_days", "Days before unfinished uploads are aborted"),
+                )
+            )
+        if root.findall("Rule"):
+            await self._put(keys, bucket, "lifecycle", documents.document(root))
+        else:
+            await self._delete(keys, bucket, "lifecycle")
+
+    async def _change_cors(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        if arg(request, "action") == "remove":
+            await self._delete(keys, bucket, "cors")
+        else:
+            await self._put(keys, bucket, "cors", arg(request, "document").encode())
+
+    async def _change_policy(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        if arg(request, "action") == "remove":
+            await self._delete(keys, bucket, "policy")
+        else:
+            # Sent as typed: S3's own validation (MalformedPolicy and its reason) is what is shown.
+            await self.s3.checked(keys, "PUT", bucket, query=[("policy", "")], body=arg(request, "document").encode())
+
+    async def _change_public_access(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        if arg(request, "action") == "remove":
+            await self._delete(keys, bucket, "publicAccessBlock")
+        else:
+            on = {name for name in PUBLIC_ACCESS_SWITCHES if arg(request, name) == "true"}
+            await self._put(keys, bucket, "publicAccessBlock", documents.public_access_block(on))
+
+    async def _change_encryption(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        if arg(request, "action") == "remove":
+            await self._delete(keys, bucket, "encryption")
+        else:
+            body = documents.encryption(arg(request, "algorithm"), arg(request, "kms_key").strip())
+            await self._put(keys, bucket, "encryption", body)
+
+    async def _change_lock(self, keys: Keys, bucket: str, request: IRequest) -> None:
+        if arg(request, "action") == "enable":
+            await self._put(keys, bucket, "object-lock", documents.object_lock("", "", 0))
+            return
+        mode = arg(request, "mode")
+        unit = "Years" if arg(request, "unit") == "Years" else "Days"
+        period = number(request, "period", "The retention period", 36500)
+        if mode and not period:
+            raise FormError("A default retention needs a period of at least one day or year.")
+        await self._put(keys, bucket, "object-lock", documents.object_lock(mode, unit, period))
+
+
+def _pretty_json(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+Change = Callable[[SettingsPages, Keys, str, IRequest], Awaitable[None]]
+
+CHANGES: dict[str, Change] = {
+    "tags": SettingsPages._change_tags,
+    "lifecycle": SettingsPages._change_lifecycle,
+    "cors": SettingsPages._change_cors,
+    "policy": SettingsPages._change_policy,
+    "public-access-block": SettingsPages._change_public_access,
+    "encryption": SettingsPages._change_encryption,
+    "object-lock": SettingsPages._change_lock,
+}
