@@ -194,3 +194,5 @@ def test_a_user_without_rights_sees_the_refusal(console: tuple[Daemon, Browser],
     assert status == 403 and "AccessDenied" in section(page, "policy")
     status, _ = post(b, "/b/not-yours/settings/unknown", {})
     assert status == 404
+    status, _, page = b.request("GET", "/b/no-such-bucket/settings")
+    assert status == 404 and "NoSuchBucket" in page

@@ -27,7 +27,8 @@ def element(name: str, text: str | None = None, *children: ET.Element | None) ->
 
 def document(root: ET.Element) -> bytes:
     root.set("xmlns", S3_XMLNS)
-    return b'<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + written
 
 
 def plain(body: bytes) -> ET.Element:
