@@ -17,6 +17,7 @@ from twisted.web.server import Request, Site
 
 from vaultaire.console import pages
 from vaultaire.console.buckets import BucketPages
+from vaultaire.console.object_settings import ObjectSettingsPages
 from vaultaire.console.objects import ObjectPages
 from vaultaire.console.pages import tags
 from vaultaire.console.routes import app, arg
@@ -46,7 +47,7 @@ class Refused(Exception):
         self.status = status
 
 
-class Console(BucketPages, SettingsPages, ObjectPages, UsagePages):
+class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, UsagePages):
     """The console as one Klein app, bound to one engine and one S3 endpoint."""
 
     app = app

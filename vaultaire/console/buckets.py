@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.web.iweb import IRequest
 from twisted.web.template import Tag
 
-from vaultaire.console import pages
+from vaultaire.console import documents, pages
 from vaultaire.console.pages import bucket_path, shown, size_text, tags, url
 from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import NS, Keys, S3Client, S3Failed
@@ -114,12 +114,28 @@ class BucketPages:
                     " ",
                     tags.label(tags.input(type="checkbox", name="versioning", value="on"), " versioning"),
                     " ",
+                    tags.label(
+                        tags.input(type="checkbox", name="object_lock", value="on"),
+                        " Object Lock (objects can be made undeletable for a time; turns versioning on)",
+                    ),
+                    " ",
+                    self._placement_choice(),
                     pages.button("Create"),
                     id="create-bucket",
                 ),
             )
         )
         return await self.html(request, "Buckets", session, *body)
+
+    def _placement_choice(self) -> Any:
+        """Where the bucket's bytes go, when the server has more than one placement."""
+        names = sorted(getattr(self.engine, "drivers", {}) or {})
+        if len(names) < 2:
+            return ""
+        default = self.engine.default_placement
+        options = [tags.option(value="")(f"default ({default})")]
+        options += [tags.option(value=n)(n) for n in names if n != default]
+        return [tags.label("Placement ", tags.select(name="placement")(*options)), " "]
 
     @app.route("/go", methods=["GET"])
     def go(self, request: IRequest) -> bytes:
@@ -132,7 +148,15 @@ class BucketPages:
         session = self.posted(request)
         keys = self.keys(session)
         name = arg(request, "bucket").strip()
-        await self.s3.checked(keys, "PUT", name)
+        headers = {"x-amz-bucket-object-lock-enabled": "true"} if arg(request, "object_lock") == "on" else {}
+        placement = arg(request, "placement")
+        body = None
+        if placement:
+            # S3's LocationConstraint names the placement; the server refuses one it does not know.
+            body = documents.document(
+                documents.element("CreateBucketConfiguration", None, documents.element("LocationConstraint", placement))
+            )
+        await self.s3.checked(keys, "PUT", name, headers=headers, body=body)
         if arg(request, "versioning") == "on":
             await self.s3.checked(
                 keys, "PUT", name, query=[("versioning", "")], body=VERSIONING_XML.format("Enabled").encode()

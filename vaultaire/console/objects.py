@@ -16,10 +16,12 @@ from twisted.web.template import Tag
 
 from vaultaire import sigv4
 from vaultaire.console import pages
+from vaultaire.console.object_settings import encryption_text
 from vaultaire.console.pages import bucket_path, shown, size_text, tags, url
 from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import NS, Keys, S3Client, quote_key
 from vaultaire.console.sessions import Session
+from vaultaire.console.settings import Trouble
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,6 +46,10 @@ class ObjectPages:
         s3: S3Client
         s3_public: Callable[[], str]
         clock: Callable[[], float]
+
+        async def object_sections(
+            self, session: Session, bucket: str, key: str, version: str, trouble: Trouble
+        ) -> list[Tag]: ...
 
         async def html(
             self, request: IRequest, title: str, session: Session | None, *body: Any, status: int = 200
@@ -135,9 +141,12 @@ class ObjectPages:
 
     @app.route("/b/<bucket>/object", methods=["GET"])
     async def object_page(self, request: IRequest, bucket: str) -> bytes:
-        session = self.session(request)
+        return await self._object(request, self.session(request), bucket, arg(request, "key"), Trouble())
+
+    async def _object(
+        self, request: IRequest, session: Session, bucket: str, key: str, trouble: Trouble, status: int = 200
+    ) -> bytes:
         keys = self.keys(session)
-        key = arg(request, "key")
         head = await self.s3.checked(keys, "HEAD", bucket, key)
         meta = [
             (name[len("x-amz-meta-") :], value)
@@ -158,7 +167,7 @@ class ObjectPages:
                     "Metadata",
                     tags.ul([tags.li(tags.code(shown(n)), " = ", shown(v)) for n, v in meta]) if meta else "none",
                 ],
-                ["Tags", await self._tags(keys, bucket, key)],
+                ["Encryption", tags.span(id="encryption")(encryption_text(head.headers))],
             ],
             id="details",
         )
@@ -194,16 +203,11 @@ class ObjectPages:
             )
         )
         versions = await self._versions(session, bucket, key)
-        return await self.html(request, "Object", session, crumbs, details, actions, share, versions)
-
-    async def _tags(self, keys: Keys, bucket: str, key: str) -> Any:
-        reply = await self.s3.call(keys, "GET", bucket, key, query=[("tagging", "")])
-        if not reply.ok:
-            return f"not shown ({reply.error()})"
-        found = reply.xml().findall(f"{NS}TagSet/{NS}Tag")
-        if not found:
-            return "none"
-        return tags.ul([tags.li(tags.code(shown(_text(t, "Key"))), " = ", shown(_text(t, "Value"))) for t in found])
+        version = head.headers.get("x-amz-version-id", "")
+        sections = await self.object_sections(session, bucket, key, "" if version == "null" else version, trouble)
+        return await self.html(
+            request, "Object", session, crumbs, details, *sections, actions, share, versions, status=status
+        )
 
     async def _versions(self, session: Session, bucket: str, key: str) -> Any:
         reply = await self.s3.call(self.keys(session), "GET", bucket, query=[("prefix", key), ("versions", "")])
