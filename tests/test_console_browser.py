@@ -1,6 +1,7 @@
 """The web console in a real Chromium (issue 19): log in, create a bucket, upload a 20 MiB file
-with the upload control and see its progress, browse into a prefix, download and compare, a
-share link fetched by a fresh browser context, versioning on, overwrite and restore, usage and
+with the upload control (a multipart upload, a part at a time) and see its progress, cancel
+another, browse into a prefix, download and compare, a share link fetched by a fresh browser
+context, versioning on, overwrite and restore, a bucket setting the server refuses, usage and
 bill, log out; a restricted user; a hostile key shown as text; a form without its CSRF token.
 
 Screenshots of the main pages are saved under the test's tmp directory and their paths printed.
@@ -44,6 +45,8 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         s3.create_bucket(Bucket="other")
         big = tmp_path / "big.bin"
         big.write_bytes(os.urandom(20 * 2**20))
+        cancelled = tmp_path / "cancel.bin"
+        cancelled.write_bytes(bytes(20 * 2**20))
         policy = tmp_path / "policy.json"
         policy.write_text(
             json.dumps(
@@ -70,6 +73,8 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
             "otherBucket": "other",
             "forgedBucket": "forged",
             "bigFile": str(big),
+            "cancelFile": str(cancelled),
+            "badPolicy": '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]}',
             "hostile": HOSTILE,
             "screenshots": str(screens),
         }
@@ -99,6 +104,11 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         print(f"console: upload progress seen: {[round(v, 2) for v in seen]}")
         assert any(0 < v < 1 for v in seen) and seen[-1] == 1 and seen == sorted(seen), seen
         assert "big.bin" in result["listedAfterUpload"]
+        # The 20 MiB went up as three parts; the cancelled one left no upload and no object.
+        assert s3.head_object(Bucket="photos", Key="big.bin")["ETag"].endswith('-3"')
+        assert "cancelled" in result["cancelledRow"]
+        assert s3.list_multipart_uploads(Bucket="photos").get("Uploads", []) == []
+        assert "cancel.bin" not in [o["Key"] for o in s3.list_objects_v2(Bucket="photos").get("Contents", [])]
         digest = hashlib.sha256(big.read_bytes()).hexdigest()
         assert result["downloadSha256"] == digest and result["downloadName"] == "big.bin"
         assert "docs/" in result["rootListing"] and result["hostileShown"] and result["imagesInListing"] == 0
@@ -109,6 +119,7 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         assert result["versioning"] == "Enabled"
         assert result["versionRows"] == 2 and result["versionRowsAfterRestore"] == 3, result["afterRestore"]
         assert s3.get_object(Bucket="photos", Key="v.txt")["Body"].read() == b"first version"
+        assert "MalformedPolicy" in result["policyError"] and result["policyKept"] == plan["badPolicy"]
         assert result["hostileKeyText"] == HOSTILE and result["dialogs"] == []
         assert "prefix=docs%2F" in result["plainUploadBack"]
         assert sorted(result["plainListing"]) == ["plain form.txt", "readme.txt"]

@@ -1,15 +1,18 @@
 """The console's bucket settings page and object page settings against a real daemon: each
 form changes what S3 then answers (read back with boto3), and a change the server refuses
-comes back with the server's own error beside its form, what was typed kept, and nothing changed."""
+comes back with the server's own error beside its form, what was typed kept, and nothing changed.
+Also the multipart steps console.js takes for a large file."""
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -275,3 +278,50 @@ def test_a_bucket_is_created_on_a_chosen_placement(console: tuple[Daemon, Browse
     status, page = post(b, "/buckets", {"bucket": "nowhere", "placement": "mars"})
     assert status == 400 and "InvalidLocationConstraint" in page
     assert "nowhere" not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+
+
+def test_a_multipart_upload_through_the_console(console: tuple[Daemon, Browser]) -> None:
+    d, b = console
+    s3 = d.boto3_client()
+    s3.create_bucket(Bucket="parts")
+    token = b.csrf("/")
+    csrf = {"X-CSRF-Token": token}
+    first, second = os.urandom(5 * 2**20 + 3), os.urandom(1000)
+
+    def step(method: str, name: str, query: str, body: bytes | None = None, **headers: str) -> tuple[int, Any]:
+        status, _, text = b.request(
+            method, f"/b/parts/multipart/{name}?{query}", body=body, headers={**csrf, **headers}
+        )
+        return status, json.loads(text)
+
+    status, made = step("POST", "create", "key=big+file.bin", b"", **{"Content-Type": "application/x-test"})
+    assert status == 200 and made["upload"]
+    upload = made["upload"]
+    etags = []
+    for number, part in ((1, first), (2, second)):
+        status, sent = step("PUT", "part", f"key=big+file.bin&upload={upload}&part={number}", part)
+        assert status == 200 and sent["part"] == number
+        etags.append({"part": number, "etag": sent["etag"]})
+    # A bad part list is the console's own 400; a wrong ETag is S3's InvalidPart, and the upload stays.
+    status, refused = step("POST", "complete", f"key=big+file.bin&upload={upload}", b"not json")
+    assert status == 400 and "JSON" in refused["error"]
+    wrong = json.dumps([etags[0], {"part": 2, "etag": '"0000"'}]).encode()
+    status, refused = step("POST", "complete", f"key=big+file.bin&upload={upload}", wrong)
+    assert status == 400 and "InvalidPart" in refused["error"]
+    status, done = step("POST", "complete", f"key=big+file.bin&upload={upload}", json.dumps(etags).encode())
+    assert status == 200 and done["etag"].endswith('-2"')
+    got = s3.get_object(Bucket="parts", Key="big file.bin")
+    assert got["Body"].read() == first + second and got["ContentType"] == "application/x-test"
+
+    # Abort frees the parts; S3 forgets the upload.
+    upload = step("POST", "create", "key=dropped", b"")[1]["upload"]
+    assert step("PUT", "part", f"key=dropped&upload={upload}&part=1", first)[0] == 200
+    assert step("POST", "abort", f"key=dropped&upload={upload}", b"")[0] == 200
+    assert s3.list_multipart_uploads(Bucket="parts").get("Uploads", []) == []
+    # Without the session's token, no step is taken and a big part is not even kept.
+    status, _, _ = b.request("POST", "/b/parts/multipart/create?key=sneaky", body=b"")
+    assert status == 403
+    status, _, _ = b.request("PUT", f"/b/parts/multipart/part?key=dropped&upload={upload}&part=1", body=first)
+    assert status == 403
+    assert step("PUT", "part", f"key=x&upload={upload}&part=0", b"x")[0] == 400
+    assert s3.list_multipart_uploads(Bucket="parts").get("Uploads", []) == []

@@ -84,9 +84,19 @@ async function upload(page, files) {
     const throttle = { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 10 * 2 ** 20 };
     await cdp.send("Network.emulateNetworkConditions", throttle);
     await upload(page, [plan.bigFile]);
-    await cdp.send("Network.emulateNetworkConditions", { ...throttle, uploadThroughput: -1 });
     out.uploadProgress = progressSeen.slice();
     out.listedAfterUpload = await page.$$eval("#objects a.object", (as) => as.map((a) => a.textContent));
+    // Another large file, cancelled while its second part goes up: the upload is aborted.
+    await page.setInputFiles("#file", [plan.cancelFile]);
+    await page.click("#upload button[type=submit]");
+    await page.waitForFunction(() => {
+      const bar = document.querySelector("#progress progress");
+      return bar && bar.value > 0.45;
+    }, null, { timeout: 60000 });
+    await page.click("#cancel");
+    await page.waitForSelector("#progress[data-state=cancelled]", { timeout: 60000 });
+    out.cancelledRow = await page.textContent("#progress");
+    await cdp.send("Network.emulateNetworkConditions", { ...throttle, uploadThroughput: -1 });
     for (const item of plan.seed) {
       const put = await context.request.put(item.url, { data: item.body });
       out.steps.push("seed " + put.status());
@@ -140,6 +150,14 @@ async function upload(page, files) {
     await clickAndLoad(page, "#versions button.restore");
     out.versionRowsAfterRestore = await page.$$eval("#versions tbody tr", (rows) => rows.length);
     out.afterRestore = (await page.textContent("main")).slice(0, 500);
+
+    // The settings page: a policy S3 refuses comes back with S3's reason, the text kept.
+    await page.goto(plan.console + "/b/" + plan.bucket + "/settings");
+    await page.fill("#policy textarea", plan.badPolicy);
+    await clickAndLoad(page, "#policy button[value=save]");
+    out.policyError = await page.textContent("#policy .notice");
+    out.policyKept = await page.inputValue("#policy textarea");
+    await shot(page, "10-settings");
 
     // The hostile name's own page: text, never markup.
     await page.goto(plan.console + "/b/" + plan.bucket + "/object?key=" + encodeURIComponent(plan.hostile));

@@ -24,6 +24,7 @@ from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import Keys, S3Client, S3Failed
 from vaultaire.console.sessions import LoginThrottle, Session, SessionStore, check_csrf, new_token
 from vaultaire.console.settings import SettingsPages
+from vaultaire.console.uploads import UploadPages
 from vaultaire.console.usage import UsagePages
 from vaultaire.engine import Engine
 
@@ -47,7 +48,7 @@ class Refused(Exception):
         self.status = status
 
 
-class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, UsagePages):
+class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, UploadPages, UsagePages):
     """The console as one Klein app, bound to one engine and one S3 endpoint."""
 
     app = app

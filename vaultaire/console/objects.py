@@ -81,6 +81,7 @@ class ObjectPages:
                 id="upload",
                 **{
                     "data-put": bucket_path(bucket, "upload"),
+                    "data-multipart": bucket_path(bucket, "multipart"),
                     "data-prefix": prefix,
                     "data-csrf": session.csrf,
                 },
@@ -90,6 +91,7 @@ class ObjectPages:
                 " ",
                 pages.button("Upload"),
                 tags.div(class_="dropzone", id="dropzone", hidden="hidden")("…or drop files here"),
+                tags.button(type="button", id="cancel", hidden="hidden")("Cancel"),
                 tags.div(id="progress"),
             ),
         )

@@ -1,27 +1,95 @@
 // Progressive help for the Vaultaire console: files chosen or dropped go up one by one with a
-// progress bar (through the console, which streams them on to S3), and the copy button.
+// progress bar (through the console, which streams them on to S3; large ones as multipart
+// uploads a part at a time, aborted on Cancel), and the copy button.
 // Every page works without this file, except drag-and-drop.
 "use strict";
 
-function uploadOne(form, file, bar) {
+// Files above this go up as S3 multipart uploads, a slice at a time (S3's parts are at least 5 MiB).
+const PART_SIZE = 8 * 1024 * 1024;
+const MAX_PARTS = 10000;
+
+// The transfer running now, so that Cancel can stop it.
+let current = null;
+
+class Cancelled extends Error {
+  constructor() {
+    super("cancelled");
+  }
+}
+
+// One request through the console: resolves with the parsed JSON answer; onprogress gets the
+// bytes sent of this body.
+function send(method, url, form, body, headers, onprogress) {
   return new Promise((resolve, reject) => {
-    const key = form.dataset.prefix + file.name;
     const xhr = new XMLHttpRequest();
-    xhr.open("PUT", form.dataset.put + "?key=" + encodeURIComponent(key));
+    xhr.open(method, url);
     xhr.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
-    if (file.type) xhr.setRequestHeader("Content-Type", file.type);
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable) bar.value = e.loaded / e.total;
+    for (const [name, value] of Object.entries(headers || {})) xhr.setRequestHeader(name, value);
+    if (onprogress) {
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) onprogress(e.loaded);
+      };
+    }
+    xhr.onload = () => {
+      let answer = {};
+      try {
+        answer = JSON.parse(xhr.responseText || "{}");
+      } catch (e) {
+        answer = {};
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(answer);
+      else reject(new Error(answer.error || xhr.status + " " + xhr.statusText));
     };
-    xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(xhr.status + " " + xhr.statusText)));
     xhr.onerror = () => reject(new Error("network error"));
-    xhr.send(file);
+    xhr.onabort = () => reject(new Cancelled());
+    if (current) current.xhr = xhr;
+    xhr.send(body);
+  });
+}
+
+function step(form, name, query) {
+  const params = new URLSearchParams(query);
+  return form.dataset.multipart + "/" + name + "?" + params.toString();
+}
+
+function uploadOne(form, file, bar) {
+  const key = form.dataset.prefix + file.name;
+  const type = file.type ? { "Content-Type": file.type } : {};
+  return send("PUT", form.dataset.put + "?key=" + encodeURIComponent(key), form, file, type, (n) => {
+    bar.value = n / file.size;
+  });
+}
+
+async function uploadParts(form, file, bar) {
+  const key = form.dataset.prefix + file.name;
+  const size = Math.max(PART_SIZE, Math.ceil(file.size / MAX_PARTS / 1048576) * 1048576);
+  const type = file.type ? { "Content-Type": file.type } : {};
+  const created = await send("POST", step(form, "create", { key }), form, null, type);
+  const upload = created.upload;
+  current.abort = () => send("POST", step(form, "abort", { key, upload }), form, null);
+  const parts = [];
+  let done = 0;
+  for (let start = 0, part = 1; start < file.size; start += size, part += 1) {
+    if (current.cancelled) throw new Cancelled();
+    const slice = file.slice(start, Math.min(file.size, start + size));
+    const sent = await send("PUT", step(form, "part", { key, upload, part }), form, slice, {}, (n) => {
+      bar.value = (done + n) / file.size;
+    });
+    parts.push({ part, etag: sent.etag });
+    done += slice.size;
+    bar.value = done / file.size;
+  }
+  current.abort = null;
+  await send("POST", step(form, "complete", { key, upload }), form, JSON.stringify(parts), {
+    "Content-Type": "application/json",
   });
 }
 
 async function uploadAll(form, files) {
   const box = document.getElementById("progress");
+  const cancel = document.getElementById("cancel");
   box.textContent = "";
+  delete box.dataset.state;
   let failed = 0;
   for (const file of files) {
     const row = document.createElement("div");
@@ -32,15 +100,35 @@ async function uploadAll(form, files) {
     bar.value = 0;
     row.append(label, bar);
     box.append(row);
+    current = { xhr: null, abort: null, cancelled: false };
+    cancel.hidden = false;
     try {
-      await uploadOne(form, file, bar);
+      if (file.size > PART_SIZE) await uploadParts(form, file, bar);
+      else await uploadOne(form, file, bar);
       bar.value = 1;
       row.className = "done";
     } catch (e) {
       failed += 1;
-      row.className = "failed";
-      label.textContent = file.name + ": not uploaded (" + e.message + ") ";
+      const abort = current.abort;
+      if (abort) {
+        // Free the parts already stored; a failure here leaves them to the bucket's lifecycle.
+        try {
+          await abort();
+        } catch (ignored) {
+          // shown below as not uploaded all the same
+        }
+      }
+      row.className = e instanceof Cancelled ? "cancelled" : "failed";
+      label.textContent = file.name + (e instanceof Cancelled ? ": cancelled " : ": not uploaded (" + e.message + ") ");
+      if (e instanceof Cancelled) {
+        box.dataset.state = "cancelled";
+        cancel.hidden = true;
+        current = null;
+        return;
+      }
     }
+    cancel.hidden = true;
+    current = null;
   }
   box.dataset.state = failed ? "failed" : "done";
   if (!failed) window.location.reload();
@@ -53,6 +141,11 @@ document.addEventListener("DOMContentLoaded", () => {
       e.preventDefault();
       const input = document.getElementById("file");
       if (input.files.length) uploadAll(form, Array.from(input.files));
+    });
+    document.getElementById("cancel").addEventListener("click", () => {
+      if (!current) return;
+      current.cancelled = true;
+      if (current.xhr) current.xhr.abort();
     });
     const zone = document.getElementById("dropzone");
     zone.hidden = false;
