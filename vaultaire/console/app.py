@@ -21,7 +21,7 @@ from vaultaire.console.object_settings import ObjectSettingsPages
 from vaultaire.console.objects import ObjectPages
 from vaultaire.console.pages import tags
 from vaultaire.console.routes import app, arg
-from vaultaire.console.s3client import Keys, S3Client, S3Failed
+from vaultaire.console.s3client import Keys, S3Client, S3Failed, S3Unreachable
 from vaultaire.console.sessions import LoginThrottle, Session, SessionStore, check_csrf, new_token
 from vaultaire.console.settings import SettingsPages
 from vaultaire.console.uploads import UploadPages
@@ -161,6 +161,27 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
             )
         )
 
+    @app.handle_errors(S3Unreachable)
+    def _s3_unreachable(self, request: IRequest, failure: Any) -> Any:
+        e: S3Unreachable = failure.value
+        log.warn("console: the S3 endpoint {url} is unreachable: {why}", url=e.url, why=e.why)
+        session = self.sessions.get(_cookie(request, SESSION_COOKIE))
+        return ensureDeferred(
+            self.html(
+                request,
+                "S3 service unreachable",
+                session,
+                pages.message(
+                    "error",
+                    f"The console could not reach the S3 service it works through, at {e.url}: {e.why}. "
+                    "Nothing was changed by this request. The daemon may be starting, stopping or overloaded: "
+                    "try again in a moment; if it lasts, its operator will find the cause in its log.",
+                ),
+                tags.p(tags.a(href=url_of(request))("Try again"), " · ", tags.a(href="/")("Buckets")),
+                status=502,
+            )
+        )
+
     # -- sign in and out
 
     @app.route("/login", methods=["GET"])
@@ -235,6 +256,14 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
         request.setHeader(b"content-type", kind)
         with open(os.path.join(STATIC, name), "rb") as f:
             return f.read()
+
+
+def url_of(request: IRequest) -> str:
+    """The page to try again: this one if it was a GET, else the home page."""
+    if request.method != b"GET":
+        return "/"
+    uri = request.uri.decode("utf-8", "replace") if isinstance(request.uri, bytes) else str(request.uri)
+    return uri if uri.startswith("/") and not uri.startswith("//") else "/"
 
 
 def _cookie(request: IRequest, name: bytes) -> str | None:

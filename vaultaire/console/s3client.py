@@ -17,7 +17,9 @@ from urllib.parse import quote
 import treq
 from attrs import frozen
 from defusedxml.ElementTree import fromstring
-from twisted.web.client import FileBodyProducer
+from twisted.internet import error
+from twisted.internet.defer import CancelledError
+from twisted.web.client import FileBodyProducer, ResponseFailed, ResponseNeverReceived
 from twisted.web.iweb import IBodyProducer
 
 from vaultaire import sigv4
@@ -66,6 +68,43 @@ class Reply:
             return str(fromstring(self.body).findtext("Code") or "")
         except Exception:
             return ""
+
+
+class S3Unreachable(Exception):
+    """The daemon's own S3 endpoint did not answer (not listening, reset, too slow)."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"{url}: {why}")
+        self.url = url
+        self.why = why
+
+
+# Connections that failed or an answer that never came: the S3 port is down or stuck.
+_UNREACHABLE = (
+    error.ConnectError,
+    error.DNSLookupError,
+    error.TimeoutError,
+    error.ConnectionLost,
+    CancelledError,
+    ResponseNeverReceived,
+    ResponseFailed,
+)
+
+# Seconds the S3 endpoint has to answer a request without a streamed body (a page's reads,
+# a setting's change); streamed uploads take as long as their bytes take.
+ANSWER_SECONDS = 60.0
+
+
+def _why(failure: BaseException) -> str:
+    if isinstance(failure, error.ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    # treq's timeout cancels the request, which the agent reports as a response never received.
+    reasons = [r.value for r in getattr(failure, "reasons", [])]
+    if any(isinstance(r, CancelledError | error.TimeoutError) for r in [failure, *reasons]):
+        return "no answer in time"
+    if isinstance(failure, ResponseNeverReceived | ResponseFailed | error.ConnectionLost):
+        return "the connection was closed before the answer"
+    return failure.__class__.__name__
 
 
 class S3Failed(Exception):
@@ -135,14 +174,18 @@ class S3Client:
                 method, url, all_headers, payload, keys.access_key, keys.secret_key, self.region, now=now
             )
         )
-        response = await self._http.request(
-            method,
-            url,
-            headers={k: [v] for k, v in all_headers.items()},
-            data=data,
-            persistent=False,
-        )
-        content = await treq.content(response)
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                headers={k: [v] for k, v in all_headers.items()},
+                data=data,
+                persistent=False,
+                timeout=None if payload == sigv4.UNSIGNED_PAYLOAD else ANSWER_SECONDS,
+            )
+            content = await treq.content(response)
+        except _UNREACHABLE as e:
+            raise S3Unreachable(self._base(), _why(e)) from None
         found = {
             name.decode("latin-1").lower(): values[0].decode("latin-1")
             for name, values in response.headers.getAllRawHeaders()

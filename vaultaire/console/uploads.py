@@ -16,7 +16,7 @@ from twisted.web.iweb import IRequest
 
 from vaultaire.console import documents
 from vaultaire.console.routes import app, arg
-from vaultaire.console.s3client import Keys, S3Client, S3Failed
+from vaultaire.console.s3client import Keys, S3Client, S3Failed, S3Unreachable
 from vaultaire.console.sessions import Session
 
 MAX_PARTS = 10_000  # S3's limit on a multipart upload
@@ -65,6 +65,8 @@ class UploadPages:
             return _reply(request, {"error": str(e)}, status)
         except UploadRefused as e:
             return _reply(request, {"error": str(e)}, 400)
+        except S3Unreachable as e:
+            return _reply(request, {"error": f"the S3 service is unreachable: {e.why}"}, 502)
 
     async def _do(self, request: IRequest, keys: Keys, bucket: str, key: str, upload: str, step: str) -> dict[str, Any]:
         if step == "create":
