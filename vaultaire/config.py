@@ -113,6 +113,10 @@ class Settings:
     console_s3_url: str = ""
     # Seconds a console session lasts without use.
     console_session_seconds: int = 3600
+    # The deployment's operator credential for the console's operator pages (tenants, users and
+    # keys, quotas, usage and bills): not a tenant key, it signs no S3 request. "" for none.
+    console_admin_key: str = ""
+    console_admin_secret: str = ""
 
 
 # TOML table -> {key in the table: Settings field}
@@ -160,7 +164,13 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "rules": "cors_rules",
     },
     "lifecycle": {"day_seconds": "lifecycle_day_seconds"},
-    "console": {"listen": "console", "s3_url": "console_s3_url", "session_seconds": "console_session_seconds"},
+    "console": {
+        "listen": "console",
+        "s3_url": "console_s3_url",
+        "session_seconds": "console_session_seconds",
+        "admin_key": "console_admin_key",
+        "admin_secret": "console_admin_secret",
+    },
     "access": {
         "public_buckets": "public_buckets",
     },
@@ -277,6 +287,10 @@ def validate(settings: Settings) -> None:
         )
     if settings.console_s3_url and not settings.console_s3_url.startswith(("http://", "https://")):
         raise ConfigError("setting [console] s3_url must start with http:// or https://")
+    if bool(settings.console_admin_key) != bool(settings.console_admin_secret):
+        raise ConfigError("settings [console] admin_key and admin_secret go together: set both or neither")
+    if settings.console_admin_secret and len(settings.console_admin_secret) < 16:
+        raise ConfigError("setting [console] admin_secret must have at least 16 characters")
     if settings.max_connections < 1:
         raise ConfigError("setting 'max_connections' must be at least 1")
     if settings.free_space_reserve < -1:

@@ -19,12 +19,13 @@ from vaultaire.console import pages
 from vaultaire.console.buckets import BucketPages
 from vaultaire.console.object_settings import ObjectSettingsPages
 from vaultaire.console.objects import ObjectPages
+from vaultaire.console.operator_pages import OperatorPages
 from vaultaire.console.pages import tags
 from vaultaire.console.routes import app, arg
 from vaultaire.console.s3client import Keys, S3Client, S3Failed, S3Unreachable
 from vaultaire.console.sessions import LoginThrottle, Session, SessionStore, check_csrf, new_token
 from vaultaire.console.settings import SettingsPages
-from vaultaire.console.uploads import UploadPages
+from vaultaire.console.uploads import PART_SIZE, UploadPages
 from vaultaire.console.usage import UsagePages
 from vaultaire.engine import Engine
 
@@ -40,6 +41,10 @@ class NeedLogin(Exception):
     pass
 
 
+class OperatorElsewhere(Exception):
+    """The operator opened a tenant's page: the operator has no buckets; to the operator's pages."""
+
+
 class Refused(Exception):
     """A request the console refuses itself (bad CSRF token, bad form): status and a line why."""
 
@@ -48,7 +53,7 @@ class Refused(Exception):
         self.status = status
 
 
-class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, UploadPages, UsagePages):
+class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, UploadPages, UsagePages, OperatorPages):
     """The console as one Klein app, bound to one engine and one S3 endpoint."""
 
     app = app
@@ -61,6 +66,8 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
         clock: Callable[[], float],
         price_per_tb_month: float,
         session_seconds: float = 3600.0,
+        operator: tuple[str, str] | None = None,
+        part_size: int = PART_SIZE,
     ) -> None:
         self.engine = engine
         self.s3 = s3
@@ -68,6 +75,8 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
         self.clock = clock
         self.price_per_tb_month = price_per_tb_month
         self.sessions = SessionStore(clock, session_seconds)
+        self.part_size = part_size  # of the browser's multipart uploads (console.js)
+        self.operator = operator  # (access key, secret) of the deployment's operator, if configured
         # Failed logins: 5 per 5 minutes from one address; 20 for one key from anywhere, looser
         # so that someone else's failures cannot lock a user out as easily.
         self.address_throttle = LoginThrottle(clock, limit=5)
@@ -102,16 +111,25 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
 
     # -- sessions
 
-    def session(self, request: IRequest) -> Session:
-        """The signed-in session, or NeedLogin (sent to the login page)."""
+    def session(self, request: IRequest, operator: bool = False) -> Session:
+        """The signed-in session, or NeedLogin (sent to the login page). The operator's session
+        opens only the operator's pages (``operator``), and a tenant's never opens those."""
         found = self.sessions.get(_cookie(request, SESSION_COOKIE))
         if found is None:
             raise NeedLogin()
+        if found.operator and not operator:
+            raise OperatorElsewhere()
         return found
 
-    def posted(self, request: IRequest) -> Session:
+    def operator_session(self, request: IRequest, posted: bool = False) -> Session:
+        session = self.posted(request, operator=True) if posted else self.session(request, operator=True)
+        if not session.operator:
+            raise Refused(403, "Only the deployment's operator sees these pages; you are signed in as a tenant's user.")
+        return session
+
+    def posted(self, request: IRequest, operator: bool = False) -> Session:
         """A state-changing request: signed in, and carrying this session's CSRF token."""
-        session = self.session(request)
+        session = self.session(request, operator)
         token = arg(request, "csrf") or _header(request, b"x-csrf-token")
         if not session.csrf_ok(token):
             raise Refused(403, "This form has expired or did not come from the console (CSRF token missing or wrong).")
@@ -135,6 +153,10 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
     @app.handle_errors(NeedLogin)
     def _need_login(self, request: IRequest, failure: Any) -> bytes:
         return self.redirect(request, "/login")
+
+    @app.handle_errors(OperatorElsewhere)
+    def _operator_elsewhere(self, request: IRequest, failure: Any) -> bytes:
+        return self.redirect(request, "/ops")
 
     @app.handle_errors(Refused)
     def _refused(self, request: IRequest, failure: Any) -> Any:
@@ -224,6 +246,18 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
         if wait > 0:
             request.setHeader(b"retry-after", str(int(wait) + 1).encode())
             return await self.login_page(request, f"Too many failed logins: try again in {int(wait) + 1} seconds.", 429)
+        if self.operator is not None and hmac.compare_digest(access.encode(), self.operator[0].encode()):
+            # The operator's key names no tenant: its secret alone decides, and only this one.
+            if not hmac.compare_digest(secret.encode(), self.operator[1].encode()):
+                self.address_throttle.failed(address)
+                self.key_throttle.failed(access)
+                log.info("console: failed operator login from {address}", address=address)
+                return await self.login_page(request, "Wrong access key or secret key.", 403)
+            self.sessions.end(_cookie(request, SESSION_COOKIE))
+            session = self.sessions.create(access, "", "", "", "operator", operator=True)
+            self._cookie_out(request, SESSION_COOKIE, session.id.encode())
+            self._cookie_out(request, LOGIN_COOKIE, b"", max_age=0)
+            return self.redirect(request, "/ops")
         found = await self.engine.credential(access) if access else None
         if found is None or not hmac.compare_digest(found[0].secret_key.encode(), secret.encode()):
             self.address_throttle.failed(address)
@@ -241,7 +275,7 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
 
     @app.route("/logout", methods=["POST"])
     def logout(self, request: IRequest) -> bytes:
-        session = self.posted(request)
+        session = self.posted(request, operator=True)
         self.sessions.end(session.id)
         self._cookie_out(request, SESSION_COOKIE, b"", max_age=0)
         return self.redirect(request, "/login")

@@ -46,6 +46,7 @@ class ObjectPages:
         s3: S3Client
         s3_public: Callable[[], str]
         clock: Callable[[], float]
+        part_size: int
 
         async def object_sections(
             self, session: Session, bucket: str, key: str, version: str, trouble: Trouble
@@ -82,6 +83,7 @@ class ObjectPages:
                 **{
                     "data-put": bucket_path(bucket, "upload"),
                     "data-multipart": bucket_path(bucket, "multipart"),
+                    "data-part-size": str(self.part_size),
                     "data-prefix": prefix,
                     "data-csrf": session.csrf,
                 },

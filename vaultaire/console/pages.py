@@ -107,10 +107,12 @@ def layout(title: str, session: Session | None, *body: Child) -> Tag:
     nav: Child = ""
     if session is not None:
         who = session.tenant + (f" / {session.user}" if session.user else " (root)")
+        links: list[Child] = [tags.a(href="/")("Buckets"), " ", tags.a(href="/usage")("Usage and bill")]
+        if session.operator:
+            who = "operator"
+            links = [tags.a(href="/ops")("Tenants"), " ", tags.a(href="/ops/health")("Health")]
         nav = tags.nav(
-            tags.a(href="/")("Buckets"),
-            " ",
-            tags.a(href="/usage")("Usage and bill"),
+            *links,
             " ",
             tags.span(class_="who")(who, " · ", session.access_key),
             " ",

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from vaultaire.config import ConfigError, Settings
 from vaultaire.console.app import Console, ConsoleSite
 from vaultaire.console.s3client import S3Client
+from vaultaire.console.uploads import PART_SIZE
 from vaultaire.engine import Engine
 
 log = Logger()
@@ -68,6 +69,9 @@ def console_listener(
         time.time,
         price_per_tb_month=settings.price_per_tb_month,
         session_seconds=settings.console_session_seconds,
+        operator=(settings.console_admin_key, settings.console_admin_secret) if settings.console_admin_key else None,
+        # Parts as big as the server asks of every part but the last.
+        part_size=max(PART_SIZE, settings.min_part_size),
     )
     site = ConsoleSite(console)
     try:

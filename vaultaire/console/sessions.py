@@ -27,6 +27,7 @@ class Session:
     user: str  # "" for the tenant's root user
     csrf: str
     expires: float
+    operator: bool = False  # the deployment's operator: the /ops pages, no S3 keys
 
     def csrf_ok(self, token: str | None) -> bool:
         return check_csrf(self.csrf, token)
@@ -55,7 +56,9 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, access_key: str, secret_key: str, tenant_id: str, tenant: str, user: str) -> Session:
+    def create(
+        self, access_key: str, secret_key: str, tenant_id: str, tenant: str, user: str, operator: bool = False
+    ) -> Session:
         self._expire()
         while len(self._sessions) >= self._limit:
             self._sessions.popitem(last=False)
@@ -68,6 +71,7 @@ class SessionStore:
             user=user,
             csrf=new_token(),
             expires=self._clock() + self._ttl,
+            operator=operator,
         )
         self._sessions[session.id] = session
         return session

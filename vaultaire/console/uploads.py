@@ -20,6 +20,9 @@ from vaultaire.console.s3client import Keys, S3Client, S3Failed, S3Unreachable
 from vaultaire.console.sessions import Session
 
 MAX_PARTS = 10_000  # S3's limit on a multipart upload
+# The browser's part size, and the size above which a file goes up in parts: a few parts for
+# files of tens of MiB (progress and cancel work part by part), above S3's 5 MiB minimum.
+PART_SIZE = 8 * 2**20
 
 
 class UploadRefused(Exception):

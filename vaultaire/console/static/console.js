@@ -4,8 +4,7 @@
 // Every page works without this file, except drag-and-drop.
 "use strict";
 
-// Files above this go up as S3 multipart uploads, a slice at a time (S3's parts are at least 5 MiB).
-const PART_SIZE = 8 * 1024 * 1024;
+// Files above the form's part size go up as S3 multipart uploads, a slice at a time.
 const MAX_PARTS = 10000;
 
 // The transfer running now, so that Cancel can stop it.
@@ -62,7 +61,7 @@ function uploadOne(form, file, bar) {
 
 async function uploadParts(form, file, bar) {
   const key = form.dataset.prefix + file.name;
-  const size = Math.max(PART_SIZE, Math.ceil(file.size / MAX_PARTS / 1048576) * 1048576);
+  const size = Math.max(Number(form.dataset.partSize), Math.ceil(file.size / MAX_PARTS / 1048576) * 1048576);
   const type = file.type ? { "Content-Type": file.type } : {};
   const created = await send("POST", step(form, "create", { key }), form, null, type);
   const upload = created.upload;
@@ -103,7 +102,7 @@ async function uploadAll(form, files) {
     current = { xhr: null, abort: null, cancelled: false };
     cancel.hidden = false;
     try {
-      if (file.size > PART_SIZE) await uploadParts(form, file, bar);
+      if (file.size > Number(form.dataset.partSize)) await uploadParts(form, file, bar);
       else await uploadOne(form, file, bar);
       bar.value = 1;
       row.className = "done";
