@@ -325,3 +325,24 @@ def test_a_multipart_upload_through_the_console(console: tuple[Daemon, Browser])
     assert status == 403
     assert step("PUT", "part", f"key=x&upload={upload}&part=0", b"x")[0] == 400
     assert s3.list_multipart_uploads(Bucket="parts").get("Uploads", []) == []
+
+
+def test_settings_forms_without_the_csrf_token_change_nothing(console: tuple[Daemon, Browser]) -> None:
+    d, b = console
+    s3 = d.boto3_client()
+    s3.create_bucket(Bucket="guarded")
+    s3.put_object(Bucket="guarded", Key="k", Body=b"x")
+    for path, form in (
+        ("/b/guarded/settings/tags", {"action": "add", "tag": "a", "value": "b"}),
+        ("/b/guarded/settings/policy", {"action": "save", "document": "{}"}),
+        ("/b/guarded/settings/encryption", {"action": "save", "algorithm": "AES256"}),
+        ("/b/guarded/object/tags", {"key": "k", "action": "add", "tag": "a", "value": "b"}),
+        ("/b/guarded/object/legal-hold", {"key": "k", "state": "ON"}),
+    ):
+        status, _, page = b.request("POST", path, form)
+        assert status == 403 and "CSRF" in page, path
+    assert error_code(lambda: s3.get_bucket_tagging(Bucket="guarded")) == "NoSuchTagSet"
+    assert error_code(lambda: s3.get_bucket_encryption(Bucket="guarded")) == (
+        "ServerSideEncryptionConfigurationNotFoundError"
+    )
+    assert s3.get_object_tagging(Bucket="guarded", Key="k")["TagSet"] == []

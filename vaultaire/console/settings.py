@@ -37,6 +37,16 @@ READS = {
     "object-lock": "object-lock",
 }
 
+LEGENDS = {
+    "tags": "Tags",
+    "lifecycle": "Lifecycle rules",
+    "cors": "CORS",
+    "policy": "Bucket policy",
+    "public-access-block": "Public access block",
+    "encryption": "Default encryption",
+    "object-lock": "Object Lock",
+}
+
 CORS_EXAMPLE = """<CORSConfiguration>
   <CORSRule>
     <AllowedOrigin>https://example.com</AllowedOrigin>
@@ -152,7 +162,8 @@ class SettingsPages:
             ),
         ]
         if trouble.section:
-            body.append(pages.message("error", f"Not saved: see {trouble.section} below."))
+            where = LEGENDS.get(trouble.section, trouble.section)
+            body.append(pages.message("error", f"Not saved: see {where} below."))
         turn = "Suspended" if versioning == "Enabled" else "Enabled"
         body.append(
             section(
