@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import ADMIN, Daemon, free_port
+from daemon import ADMIN, Daemon, free_port, write_config
 from test_browser import JS_DIR, chromium, playwright  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(900)  # a first run may apt-get install Chromium
@@ -32,9 +32,14 @@ def admin(d: Daemon, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+OPERATOR = ("OPERATOR", "operator-secret-for-the-browser")
+
+
 def console_daemon(base: Path) -> tuple[Daemon, str]:
     port = free_port()
-    d = Daemon(base, extra_args=["--console", f"tcp:{port}:interface=127.0.0.1"])
+    base.mkdir(parents=True, exist_ok=True)
+    config = write_config(base, f'[console]\nadmin_key = "{OPERATOR[0]}"\nadmin_secret = "{OPERATOR[1]}"\n')
+    d = Daemon(base, extra_args=["--console", f"tcp:{port}:interface=127.0.0.1", "--config", config])
     return d, f"http://127.0.0.1:{port}"
 
 
@@ -69,6 +74,8 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
             "secret": d.secret_key,
             "restrictedAccess": viewer["access_key"],
             "restrictedSecret": viewer["secret_key"],
+            "operatorAccess": OPERATOR[0],
+            "operatorSecret": OPERATOR[1],
             "bucket": "photos",
             "otherBucket": "other",
             "forgedBucket": "forged",
@@ -137,6 +144,10 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         assert "AccessDenied" in result["restrictedCreate"]
         assert "restricted-made" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
         assert "Only the account's root user" in result["restrictedUsage"]
+        # The operator: every tenant, and one tenant's users, keys, bill and stored-bytes history.
+        assert result["operatorHome"] == "/ops" and result["operatorTenants"] == ["default"]
+        assert result["operatorBill"].startswith("$") and "chart-hourly" in result["operatorCharts"]
+        assert "viewer" in result["operatorUsers"]
 
 
 def run_scenario(plan_file: Path, env: dict[str, str]) -> dict[str, Any]:

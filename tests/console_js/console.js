@@ -212,6 +212,20 @@ async function upload(page, files) {
     await rpage.goto(plan.console + "/usage");
     out.restrictedUsage = await rpage.textContent("main");
     await restricted.close();
+
+    // The operator's pages.
+    const ops = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const opage = await ops.newPage();
+    await login(opage, plan.operatorAccess, plan.operatorSecret);
+    out.operatorHome = new URL(opage.url()).pathname;
+    out.operatorTenants = await opage.$$eval("#tenants a.tenant", (as) => as.map((a) => a.textContent));
+    await shot(opage, "11-operator-tenants");
+    await Promise.all([opage.waitForURL(/\/ops\/t\//), opage.click("#tenants a.tenant")]);
+    out.operatorBill = await opage.textContent("#tenant-bill");
+    out.operatorCharts = await opage.$$eval("svg[role=img]", (svgs) => svgs.map((s) => s.id));
+    out.operatorUsers = await opage.textContent("#users");
+    await shot(opage, "12-operator-tenant");
+    await ops.close();
     await context.close();
   } finally {
     await browser.close();

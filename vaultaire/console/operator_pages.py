@@ -186,7 +186,7 @@ class OperatorPages:
                 ["Status", tags.strong(id="tenant-status")(tenant.status)],
                 ["Stored now", f"{size_text(stored.bytes)} ({stored.bytes} bytes) in {stored.objects} objects"],
                 ["Quota", tags.span(id="quota")(_quota(tenant))],
-                ["Bill so far", tags.strong(id="tenant-bill")(f"${bill.amount(bill.total)}"), f" ({month})"],
+                ["Bill so far", [tags.strong(id="tenant-bill")(f"${bill.amount(bill.total)}"), f" ({month})"]],
                 [
                     "Requests, data in / out",
                     f"{bill.total.class_a} class A, {bill.total.class_b} class B; "
@@ -224,7 +224,7 @@ class OperatorPages:
         labels, hourly = hourly_stored(history_rows, self.clock())
         charts = [
             bar_chart(
-                f"Stored bytes, the last {HISTORY_HOURS} hours",
+                f"Stored bytes, hourly average, the last {HISTORY_HOURS} hours (this hour: so far)",
                 labels,
                 hourly,
                 lambda v: size_text(int(v)),
