@@ -125,3 +125,13 @@ def test_tenants_users_keys_quotas_and_suspension(console: tuple[Daemon, Browser
     assert post(b, "/ops/t/acme/revoke", {"access_key": access})[0] == 303
     assert code_of(lambda: s3.list_buckets()) == "InvalidAccessKeyId"
     assert post(b, "/ops/t/nobody/status", {"state": "active"})[0] == 404
+
+
+def test_the_operator_secret_stays_off_the_workers_command_line() -> None:
+    from vaultaire.config import Settings
+    from vaultaire.worker import settings_argument, settings_from_argument
+
+    settings = Settings(console_admin_key=ADMIN_KEY, console_admin_secret=ADMIN_SECRET)
+    argument = settings_argument(settings)
+    assert ADMIN_SECRET not in argument and ADMIN_KEY not in argument
+    assert settings_from_argument(argument).console_admin_secret == ""

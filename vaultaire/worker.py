@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import IO, Any, cast
 
-from attrs import asdict
+from attrs import asdict, evolve
 from twisted.internet.base import ReactorBase
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
@@ -41,7 +41,9 @@ def tick_seconds(heartbeat_timeout: float) -> float:
 
 
 def settings_argument(settings: Settings) -> str:
-    return json.dumps(asdict(settings))
+    # A worker's command line is readable by every local user (ps): the console's operator
+    # credential, which only the supervisor's console uses, stays out of it.
+    return json.dumps(asdict(evolve(settings, console_admin_key="", console_admin_secret="")))
 
 
 def settings_from_argument(text: str) -> Settings:
