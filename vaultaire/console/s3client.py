@@ -9,7 +9,7 @@ console can never do more than the user's keys may, nor be counted differently.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote
@@ -18,7 +18,7 @@ import treq
 from attrs import frozen
 from defusedxml.ElementTree import fromstring
 from twisted.internet import error
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, FirstError, ensureDeferred, gatherResults
 from twisted.web.client import FileBodyProducer, ResponseFailed, ResponseNeverReceived
 from twisted.web.iweb import IBodyProducer
 
@@ -204,3 +204,13 @@ class S3Client:
         url = self._public() + object_path(bucket, key) + (f"?{qs}" if qs else "")
         now = datetime.fromtimestamp(self._clock(), UTC)
         return sigv4.presign_url("GET", url, keys.access_key, keys.secret_key, self.region, now=now, expires=expires)
+
+
+async def together(*calls: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Requests sent at once, their results in order; the first failure raised as itself."""
+    try:
+        results: list[Any] = await gatherResults([ensureDeferred(c) for c in calls], consumeErrors=True)
+    except FirstError as e:
+        e.subFailure.raiseException()
+        raise
+    return results

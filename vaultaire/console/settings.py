@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
-from twisted.internet.defer import FirstError, ensureDeferred, gatherResults
 from twisted.web.iweb import IRequest
 from twisted.web.template import Tag
 
@@ -22,7 +21,7 @@ from vaultaire.console import documents, pages, settings_view
 from vaultaire.console.documents import PUBLIC_ACCESS_SWITCHES
 from vaultaire.console.pages import bucket_path, tags, url
 from vaultaire.console.routes import app, arg
-from vaultaire.console.s3client import Keys, Reply, S3Client, S3Failed
+from vaultaire.console.s3client import Keys, Reply, S3Client, S3Failed, together
 from vaultaire.console.sessions import Session
 from vaultaire.console.settings_view import Found
 
@@ -131,14 +130,7 @@ class SettingsPages:
     ) -> bytes:
         keys = self.keys(session)
         names = list(READS)
-        # Read at once, not one after the other; the first failure (NoSuchBucket) is raised as itself.
-        try:
-            found = await gatherResults(
-                [ensureDeferred(self._read(keys, bucket, READS[n])) for n in names], consumeErrors=True
-            )
-        except FirstError as e:
-            e.subFailure.raiseException()
-            raise
+        found: list[Found] = await together(*(self._read(keys, bucket, READS[n]) for n in names))
         read = dict(zip(names, found, strict=True))
         versioning = await self.versioning_state(keys, bucket)
 
