@@ -41,8 +41,11 @@ def plain(body: bytes) -> ET.Element:
 
 
 def pretty(body: bytes) -> str:
-    """A server document as text to edit (indented, no namespace prefixes)."""
-    root = plain(body)
+    """A server document as text to edit (indented, no namespace prefixes), or as it came."""
+    try:
+        root = plain(body)
+    except ET.ParseError:
+        return body.decode("utf-8", "replace")
     ET.indent(root)
     root.set("xmlns", S3_XMLNS)
     return ET.tostring(root, encoding="unicode")

@@ -108,7 +108,7 @@ class SettingsPages:
         reply = await self.s3.call(keys, "GET", bucket, query=[(subresource, "")])
         if reply.ok:
             return Found(reply.body)
-        if reply.code == "NoSuchBucket":
+        if reply.code in ("NoSuchBucket", "InvalidBucketName"):  # no page to show: the error page
             raise S3Failed(reply)
         if reply.status == 404:
             return Found(None)  # NoSuchTagSet, NoSuchBucketPolicy...: the bucket has none
