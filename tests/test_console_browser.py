@@ -115,7 +115,8 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         assert s3.head_object(Bucket="photos", Key="big.bin")["ETag"].endswith('-3"')
         assert "cancelled" in result["cancelledRow"]
         assert s3.list_multipart_uploads(Bucket="photos").get("Uploads", []) == []
-        assert "cancel.bin" not in [o["Key"] for o in s3.list_objects_v2(Bucket="photos").get("Contents", [])]
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket="photos").get("Contents", [])]
+        assert "cancel.bin" not in listed and "left.bin" not in listed
         digest = hashlib.sha256(big.read_bytes()).hexdigest()
         assert result["downloadSha256"] == digest and result["downloadName"] == "big.bin"
         assert "docs/" in result["rootListing"] and result["hostileShown"] and result["imagesInListing"] == 0

@@ -96,6 +96,14 @@ async function upload(page, files) {
     await page.click("#cancel");
     await page.waitForSelector("#progress[data-state=cancelled]", { timeout: 60000 });
     out.cancelledRow = await page.textContent("#progress");
+    // And another, left behind by going to another page: the page's beacon aborts it.
+    await page.setInputFiles("#file", [{ name: "left.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(20 * 2 ** 20) }]);
+    await page.click("#upload button[type=submit]");
+    await page.waitForFunction(() => {
+      const bar = document.querySelector("#progress progress");
+      return bar && bar.value > 0.45;
+    }, null, { timeout: 60000 });
+    await page.goto(plan.console + "/b/" + plan.bucket);
     await cdp.send("Network.emulateNetworkConditions", { ...throttle, uploadThroughput: -1 });
     for (const item of plan.seed) {
       const put = await context.request.put(item.url, { data: item.body });

@@ -66,6 +66,8 @@ async function uploadParts(form, file, bar) {
   const created = await send("POST", step(form, "create", { key }), form, null, type);
   const upload = created.upload;
   current.abort = () => send("POST", step(form, "abort", { key, upload }), form, null);
+  // Leaving the page mid-upload: the abort goes as a beacon, its token in the body (not the URL).
+  current.beacon = () => navigator.sendBeacon(step(form, "abort", { key, upload }), new URLSearchParams({ csrf: form.dataset.csrf }));
   const parts = [];
   let done = 0;
   for (let start = 0, part = 1; start < file.size; start += size, part += 1) {
@@ -79,6 +81,7 @@ async function uploadParts(form, file, bar) {
     bar.value = done / file.size;
   }
   current.abort = null;
+  current.beacon = null;
   await send("POST", step(form, "complete", { key, upload }), form, JSON.stringify(parts), {
     "Content-Type": "application/json",
   });
@@ -99,7 +102,7 @@ async function uploadAll(form, files) {
     bar.value = 0;
     row.append(label, bar);
     box.append(row);
-    current = { xhr: null, abort: null, cancelled: false };
+    current = { xhr: null, abort: null, beacon: null, cancelled: false };
     cancel.hidden = false;
     try {
       if (file.size > Number(form.dataset.partSize)) await uploadParts(form, file, bar);
@@ -140,6 +143,9 @@ document.addEventListener("DOMContentLoaded", () => {
       e.preventDefault();
       const input = document.getElementById("file");
       if (input.files.length) uploadAll(form, Array.from(input.files));
+    });
+    window.addEventListener("pagehide", () => {
+      if (current && current.beacon) current.beacon();
     });
     document.getElementById("cancel").addEventListener("click", () => {
       if (!current) return;
