@@ -34,3 +34,75 @@ async def test_s3_requests_skip_werkzeug_routing(server: Server, monkeypatch: py
     assert (r.code, r.headers.getRawHeaders("content-length")) == (200, ["5"])
     r = await server.request("GET", "/bucket/missing")
     assert (r.code, error_code(r)) == (404, "NoSuchKey")
+
+
+@pytest_twisted.ensureDeferred
+async def test_s3_requests_skip_twisted_query_and_path_decoding(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    # twisted.web parsed every query into request.args and percent-decoded every path segment into
+    # postpath; the S3 layer does both itself, so that was done twice per request.
+    from twisted.web import http as twisted_http
+    from twisted.web import server as twisted_server
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("twisted.web decoded what the S3 layer decodes")
+
+    r = await server.request("PUT", "/bucket/a b%", b"x")
+    assert r.code == 200, r.body
+    monkeypatch.setattr(twisted_http, "parse_qs", refuse)
+    monkeypatch.setattr(twisted_server, "unquote", refuse)
+    r = await server.request("GET", "/bucket/a b%", query="response-content-type=text%2Fplain")
+    assert (r.code, r.body, r.headers.getRawHeaders("content-type")) == (200, b"x", ["text/plain"])
+    r = await server.request("GET", "/bucket", query="list-type=2&prefix=a%20")
+    assert r.code == 200 and b"<Key>a b%</Key>" in r.body
+
+
+def test_date_header_formatted_once_a_second() -> None:
+    from twisted.web.http import datetimeToString
+
+    from vaultaire.api.http import DateHeader
+
+    now = [1_700_000_000.25]
+    header = DateHeader(lambda: now[0])
+    first = header()
+    assert first == datetimeToString(1_700_000_000) == b"Tue, 14 Nov 2023 22:13:20 GMT"
+    now[0] = 1_700_000_000.99
+    assert header() is first
+    now[0] = 1_700_000_001.0
+    assert header() == b"Tue, 14 Nov 2023 22:13:21 GMT"
+
+
+@pytest_twisted.ensureDeferred
+async def test_responses_carry_a_current_date(server: Server) -> None:
+    from email.utils import parsedate_to_datetime
+    from time import time
+
+    r = await server.request("GET", "/bucket/missing")
+    (date,) = r.headers.getRawHeaders("date")
+    assert abs(parsedate_to_datetime(date).timestamp() - time()) < 5
+    assert r.headers.getRawHeaders("server") == ["Vaultaire"]
+
+
+def test_event_time_formats_each_second_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import types
+
+    from vaultaire.ops import events
+
+    def reference(ts: float) -> str:
+        seconds, ms = divmod(int(ts * 1000), 1000)
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+
+    formatted: list[float] = []
+
+    class Counting(datetime.datetime):
+        @classmethod
+        def fromtimestamp(cls, ts: float, tz: Any = None) -> Any:  # type: ignore[override]
+            formatted.append(ts)
+            return datetime.datetime.fromtimestamp(ts, tz=tz)
+
+    monkeypatch.setattr(events, "datetime", types.SimpleNamespace(datetime=Counting, UTC=datetime.UTC))
+    stamps = [1_800_000_000 + i * 0.013 for i in range(300)]  # ~4 seconds, 300 events
+    stamps += [1_800_000_000.5, 1_799_999_999.9996, 1_800_000_003.0]  # back in time, .9996, again
+    assert [events.format_time(ts) for ts in stamps] == [reference(ts) for ts in stamps]
+    assert len(formatted) <= 7
