@@ -37,7 +37,7 @@ async def test_s3_requests_skip_werkzeug_routing(server: Server, monkeypatch: py
 
 
 @pytest_twisted.ensureDeferred
-async def test_s3_requests_skip_twisted_query_and_path_decoding(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_s3_requests_skip_twisted_query_and_path_parse(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     # twisted.web parsed every query into request.args and percent-decoded every path segment into
     # postpath; the S3 layer does both itself, so that was done twice per request.
     from twisted.web import http as twisted_http
@@ -106,3 +106,72 @@ def test_event_time_formats_each_second_once(monkeypatch: pytest.MonkeyPatch) ->
     stamps += [1_800_000_000.5, 1_799_999_999.9996, 1_800_000_003.0]  # back in time, .9996, again
     assert [events.format_time(ts) for ts in stamps] == [reference(ts) for ts in stamps]
     assert len(formatted) <= 7
+
+
+def test_amz_date_parse_agrees_with_strptime() -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from vaultaire.sigv4 import _AMZ_DATE, AMZ_DATE_FORMAT, _parse_amz_date
+
+    rng = random.Random(18)
+    samples = ["20260229T000000Z", "20240229T235959Z", "00000101T000000Z", "99991231T235959Z", "20261301T000000Z"]
+    samples += ["20260230T000000Z", "20260101T240000Z", "20260101T006000Z", "20260101T000060Z", "20260101T000061Z"]
+    samples += ["2026010T0000000Z", "20260101T000000", "20260101t000000Z", " 20260101T000000Z", "٢٠٢٦0101T000000Z"]
+    for _ in range(3000):
+        digits = "".join(rng.choice("0123456789") for _ in range(14))
+        samples.append(f"{digits[:8]}T{digits[8:]}Z")
+        samples.append(f"20{rng.randint(0, 99):02d}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}T{digits[8:]}Z")
+
+    def reference(value: str) -> datetime | None:
+        try:
+            return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+
+    def fast(value: str) -> datetime | None:
+        try:
+            return _parse_amz_date(value)
+        except ValueError:
+            return None
+
+    # Only the form parse_request lets through reaches the parser (strptime also takes a lower-case
+    # "t", which no request ever gets this far with); on that form both agree, and the rest is refused.
+    form = [s for s in samples if _AMZ_DATE.fullmatch(s)]
+    assert len(form) > 6000
+    assert [fast(s) for s in form] == [reference(s) for s in form]
+    assert all(fast(s) is None for s in samples if not _AMZ_DATE.fullmatch(s))
+
+
+@pytest_twisted.ensureDeferred
+async def test_signed_requests_parse_the_query_once(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Addressing, presigned header hoisting and the unsigned-header check each parsed the same query,
+    # and SigV4 parsed it twice more (claims, canonical query); each now parses it once per request.
+    import _strptime
+
+    import treq
+
+    from vaultaire import querystring, sigv4
+
+    r = await server.request("PUT", "/bucket/k", b"data")
+    assert r.code == 200, r.body
+    url = server.presign("GET", "/bucket/k")
+    parsed: list[str] = []
+    original = querystring.parse_qsl
+
+    def counting(query: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(query)
+        return original(query, *args, **kwargs)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("strptime parsed x-amz-date")
+
+    monkeypatch.setattr(querystring, "parse_qsl", counting)
+    monkeypatch.setattr(_strptime, "_strptime_datetime", refuse)
+    sigv4_misses = sigv4._query_pairs.cache_info().misses
+    response = await treq.get(url, persistent=False)
+    assert (response.code, await response.content()) == (200, b"data")
+    assert len(parsed) == 1
+    assert sigv4._query_pairs.cache_info().misses == sigv4_misses + 1
+    r = await server.request("GET", "/bucket/k")  # header-signed: x-amz-date parsed without strptime too
+    assert (r.code, r.body) == (200, b"data")

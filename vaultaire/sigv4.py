@@ -155,8 +155,12 @@ def canonical_uri(raw_path: str, *, normalize: bool = False) -> str:
     return _encode(path.encode("utf-8"), "/")
 
 
-def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
-    """Decoded (key, value) pairs in wire order; '+' is kept as a literal plus."""
+@functools.lru_cache(maxsize=128)
+def _query_pairs(raw_query: str) -> tuple[tuple[str, str], ...]:
+    """Decoded (key, value) pairs in wire order; '+' is kept as a literal plus.
+
+    Cached: parsing the claims and building the canonical query read the same query.
+    """
     pairs: list[tuple[str, str]] = []
     for part in raw_query.split("&"):
         if not part:
@@ -168,7 +172,7 @@ def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
                 unquote_to_bytes(value).decode("utf-8", "surrogateescape"),
             )
         )
-    return pairs
+    return tuple(pairs)
 
 
 def _encode_component(text: str) -> str:
@@ -460,7 +464,22 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
 
 
 def _parse_amz_date(value: str) -> datetime:
-    return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    """``yyyyMMdd'T'HHmmss'Z'`` as a UTC datetime; ValueError if it is not one.
+
+    By position rather than with strptime (whose regex work was ~1% of a small GET's CPU);
+    for the fixed-width form both accept and refuse the same strings.
+    """
+    if len(value) != 16 or not _AMZ_DATE.fullmatch(value):
+        raise ValueError(f"not an ISO 8601 basic date-time: {value!r}")
+    return datetime(
+        int(value[0:4]),
+        int(value[4:6]),
+        int(value[6:8]),
+        int(value[9:11]),
+        int(value[11:13]),
+        int(value[13:15]),
+        tzinfo=UTC,
+    )
 
 
 def verify(
