@@ -175,3 +175,28 @@ async def test_signed_requests_parse_the_query_once(server: Server, monkeypatch:
     assert sigv4._query_pairs.cache_info().misses == sigv4_misses + 1
     r = await server.request("GET", "/bucket/k")  # header-signed: x-amz-date parsed without strptime too
     assert (r.code, r.body) == (200, b"data")
+
+
+def test_tenant_metrics_look_their_series_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import generate_latest
+
+    from vaultaire.ops.metrics import Metrics
+
+    metrics = Metrics(tenant_label_limit=1)
+    metrics.observe_tenant("alice", "b", 0, 10)
+    metrics.tenant_label.allow(["alice"])
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("labels() looked up a series already seen")
+
+    for counter in (metrics.tenant_requests, metrics.tenant_bytes_in, metrics.tenant_bytes_out):
+        monkeypatch.setattr(counter, "labels", refuse)
+    metrics.observe_tenant("alice", "b", 5, 20)
+    monkeypatch.undo()
+    metrics.observe_tenant("bob", "a", 7, 0)  # past the cap: counted as _other
+    text = generate_latest(metrics.registry).decode()
+    assert 'vaultaire_tenant_requests_total{class="b",tenant="alice"} 2.0' in text
+    assert 'vaultaire_tenant_bytes_sent_total{tenant="alice"} 30.0' in text
+    assert 'vaultaire_tenant_bytes_received_total{tenant="alice"} 5.0' in text
+    assert 'vaultaire_tenant_requests_total{class="a",tenant="_other"} 1.0' in text
+    assert 'vaultaire_tenant_bytes_received_total{tenant="_other"} 7.0' in text
