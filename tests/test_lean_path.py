@@ -156,22 +156,16 @@ async def test_signed_requests_parse_the_query_once(server: Server, monkeypatch:
     r = await server.request("PUT", "/bucket/k", b"data")
     assert r.code == 200, r.body
     url = server.presign("GET", "/bucket/k")
-    parsed: list[str] = []
-    original = querystring.parse_qsl
-
-    def counting(query: str, *args: Any, **kwargs: Any) -> Any:
-        parsed.append(query)
-        return original(query, *args, **kwargs)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("strptime parsed x-amz-date")
 
-    monkeypatch.setattr(querystring, "parse_qsl", counting)
     monkeypatch.setattr(_strptime, "_strptime_datetime", refuse)
+    form_misses = querystring._pairs.cache_info().misses
     sigv4_misses = sigv4._query_pairs.cache_info().misses
     response = await treq.get(url, persistent=False)
     assert (response.code, await response.content()) == (200, b"data")
-    assert len(parsed) == 1
+    assert querystring._pairs.cache_info().misses == form_misses + 1
     assert sigv4._query_pairs.cache_info().misses == sigv4_misses + 1
     r = await server.request("GET", "/bucket/k")  # header-signed: x-amz-date parsed without strptime too
     assert (r.code, r.body) == (200, b"data")
@@ -200,3 +194,45 @@ def test_tenant_metrics_look_their_series_up_once(monkeypatch: pytest.MonkeyPatc
     assert 'vaultaire_tenant_bytes_received_total{tenant="alice"} 5.0' in text
     assert 'vaultaire_tenant_requests_total{class="a",tenant="_other"} 1.0' in text
     assert 'vaultaire_tenant_bytes_received_total{tenant="_other"} 7.0' in text
+
+
+def _random_queries(seed: int, count: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    alphabet = ["a", "Z", "0", "-", "_", ".", "~", "+", "=", "&", "%", "%2F", "%2f", "%20", "%C3%A9", "%FF", "%E9"]
+    alphabet += ["%4", "%zz", " ", "é", "/", ";", "?", "*", "X-Amz-Signature", "x-amz-meta-a", "\x7f", "ÿ"]
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(count)]
+
+
+def test_query_fast_paths_decode_as_urllib_and_sigv4_did() -> None:
+    from urllib.parse import parse_qsl, quote, unquote_to_bytes
+
+    from vaultaire import sigv4
+    from vaultaire.querystring import form_pairs
+
+    def reference_canonical(raw: str, exclude_signature: bool) -> str:
+        encoded = []
+        for part in raw.split("&"):
+            if not part:
+                continue
+            key, _, value = part.partition("=")
+            k = unquote_to_bytes(key).decode("utf-8", "surrogateescape")
+            v = unquote_to_bytes(value).decode("utf-8", "surrogateescape")
+            if exclude_signature and k == "X-Amz-Signature":
+                continue
+            encoded.append(tuple(quote(s.encode("utf-8", "surrogateescape"), safe="") for s in (k, v)))
+        encoded.sort()
+        return "&".join(f"{k}={v}" for k, v in encoded)
+
+    for raw in _random_queries(18, 5000):
+        assert form_pairs(raw) == tuple(parse_qsl(raw, keep_blank_values=True)), raw
+        try:
+            strict = tuple(parse_qsl(raw, keep_blank_values=True, errors="strict"))
+        except UnicodeDecodeError:
+            with pytest.raises(UnicodeDecodeError):
+                form_pairs(raw, strict=True)
+        else:
+            assert form_pairs(raw, strict=True) == strict, raw
+        for exclude in (False, True):
+            assert sigv4.canonical_query(raw, exclude_signature=exclude) == reference_canonical(raw, exclude), raw

@@ -9,7 +9,7 @@ canonical form decodes differently (``+`` stays a plus) and keeps its own parse.
 from __future__ import annotations
 
 import functools
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 __all__ = ["form_pairs"]
 
@@ -18,7 +18,20 @@ Pairs = tuple[tuple[str, str], ...]
 
 @functools.lru_cache(maxsize=128)
 def _pairs(raw_query: str, strict: bool) -> Pairs:
-    return tuple(parse_qsl(raw_query, keep_blank_values=True, errors="strict" if strict else "replace"))
+    """``parse_qsl(raw_query, keep_blank_values=True, errors=...)``, decoding only the components
+    that need it (a presigned URL's are mostly plain): urllib's per-component calls were most of it."""
+    errors = "strict" if strict else "replace"
+    out = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote(name.replace("+", " "), errors=errors)
+        if "%" in value or "+" in value:
+            value = unquote(value.replace("+", " "), errors=errors)
+        out.append((name, value))
+    return tuple(out)
 
 
 def form_pairs(raw_query: str, *, strict: bool = False) -> Pairs:

@@ -122,6 +122,11 @@ class Credentials:
 # Canonicalisation
 
 
+# What UriEncode leaves as it is (and percent-decoding too, having no '%'): such a query
+# component, most of a presigned URL's, is its own canonical form, with no decode or quote.
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*")
+
+
 def _encode(data: bytes, safe: str) -> str:
     # quote() on bytes never decodes, always emits upper-case hex and always
     # keeps A-Za-z0-9-._~ -- exactly AWS's UriEncode.
@@ -166,16 +171,21 @@ def _query_pairs(raw_query: str) -> tuple[tuple[str, str], ...]:
         if not part:
             continue
         key, _, value = part.partition("=")
-        pairs.append(
-            (
-                unquote_to_bytes(key).decode("utf-8", "surrogateescape"),
-                unquote_to_bytes(value).decode("utf-8", "surrogateescape"),
-            )
-        )
+        pairs.append((_decode_component(key), _decode_component(value)))
     return tuple(pairs)
 
 
+def _decode_component(raw: str) -> str:
+    if "%" not in raw:
+        # unquote_to_bytes would encode it as UTF-8 and the decode below give it back unchanged
+        # (a wire query is read as ISO-8859-1: no surrogates to round-trip).
+        return raw
+    return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
+
+
 def _encode_component(text: str) -> str:
+    if _UNRESERVED.fullmatch(text):
+        return text
     return _encode(text.encode("utf-8", "surrogateescape"), "")
 
 
