@@ -7,12 +7,13 @@ exactly once, so ``a//b``, ``dir/``, ``%``, ``+`` and spaces survive.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 from attrs import frozen
 
 from vaultaire.api.errors import S3Error
 from vaultaire.names import valid_bucket_name
+from vaultaire.querystring import form_pairs
 
 MAX_KEY_BYTES = 1024
 
@@ -58,7 +59,7 @@ def parse_target(uri: bytes, host: str = "", domains: tuple[str, ...] = ()) -> T
         raw = m.group(1) or "/"
     raw_path, _, raw_query = raw.partition("?")
     try:
-        query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
+        query = dict(form_pairs(raw_query, strict=True))
     except (UnicodeDecodeError, ValueError):
         raise S3Error("InvalidURI") from None
     virtual = bucket_from_host(host, domains) if domains else None

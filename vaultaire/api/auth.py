@@ -7,13 +7,13 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 from attrs import frozen
 
 from vaultaire import sigv2, sigv4
 from vaultaire.api.errors import S3Error
 from vaultaire.model import Credential, Tenant
+from vaultaire.querystring import form_pairs
 
 # access key -> (credential, tenant) or None
 CredentialLookup = Callable[[str], Awaitable["tuple[Credential, Tenant] | None"]]
@@ -30,7 +30,7 @@ def headers_not_signed(claimed: sigv4.Credentials, raw_query: str, headers: Mapp
     with AccessDenied. A header that repeats a query parameter of the URL (a presigner's
     hoisted header, which the query signs) is signed.
     """
-    in_query = {name.lower() for name, _ in parse_qsl(raw_query, keep_blank_values=True)}
+    in_query = {name.lower() for name, _ in form_pairs(raw_query)}
     return sorted(
         name
         for name in headers

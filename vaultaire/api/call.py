@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
 
 from twisted.web.server import Request
 
@@ -25,6 +24,7 @@ from vaultaire.encryption.keys import Protection
 from vaultaire.engine import Engine
 from vaultaire.model import Artifact, Container, ContainerAccess, RequestContext, Retention
 from vaultaire.objectlock import LockRequest
+from vaultaire.querystring import form_pairs
 
 if TYPE_CHECKING:
     from vaultaire.lifecycle.rules import Configuration
@@ -134,7 +134,7 @@ def with_query_headers(headers: dict[str, str], raw_query: str) -> dict[str, str
     parameter is just a query parameter, as on S3. A header and a parameter that disagree
     are refused rather than one chosen silently.
     """
-    pairs = parse_qsl(raw_query, keep_blank_values=True)
+    pairs = form_pairs(raw_query)
     if not any(name in _QUERY_SIGNATURE for name, _ in pairs):
         return headers
     hoisted: dict[str, list[str]] = {}

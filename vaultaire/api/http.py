@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import time
 import typing
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -81,6 +82,25 @@ def error_response(error: S3Error) -> bytes:
     )
 
 
+class DateHeader:
+    """The Date header's value, formatted once per second rather than once per response."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._second = -1
+        self._value = b""
+
+    def __call__(self) -> bytes:
+        second = int(self._clock())
+        if second != self._second:
+            self._value = http.datetimeToString(second)
+            self._second = second
+        return self._value
+
+
+date_header = DateHeader()
+
+
 def incomplete(expected: int | None, received: int) -> IncompleteBody:
     if expected is None:
         return IncompleteBody(f"the client went away after {received} bytes")
@@ -121,21 +141,60 @@ class S3Request(server.Request):
         """Dispatch at end of headers; the body follows through ``self.body``."""
         self.rendered_early = True
         self._continue_wanted = expect_continue
-        http.Request.requestReceived(self, command, path, version)
+        self._received(command, path, version)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self.rendered_early:
             if self.body is not None:
                 self.body.finish()
             return
-        super().requestReceived(command, path, version)
+        self._received(command, path, version)
+
+    def _received(self, command: bytes, path: bytes, version: bytes) -> None:
+        """twisted.web's ``requestReceived`` without what S3 never uses: the query parsed into
+        ``args`` (now parsed only if read; the S3 layer parses the query itself) and the POST
+        form parsing (off: a form is never read into memory)."""
+        self.content.seek(0, 0)
+        self.method, self.uri = command, path
+        self.clientproto = version
+        self.path = path.split(b"?", 1)[0]
+        self._args = None
+        self.process()
+
+    _args: dict[bytes, list[bytes]] | None = None
+
+    @property
+    def args(self) -> dict[bytes, list[bytes]]:
+        if self._args is None:
+            query = self.uri.split(b"?", 1)
+            self._args = http.parse_qs(query[1], 1) if len(query) == 2 else {}
+        return self._args
+
+    @args.setter
+    def args(self, value: dict[bytes, list[bytes]]) -> None:
+        self._args = value
 
     def process(self) -> None:
         if self.length_missing:
             # Twisted reads a missing length as 0: the body would be parsed as the next request.
             self.answer_error(S3Error("MissingContentLength"))
             return
-        super().process()
+        resource = self.channel.site.resource
+        if not getattr(resource, "isLeaf", False) or self.path == b"*":
+            super().process()
+            return
+        # A leaf resource (the S3 front door) takes every path: twisted.web's percent-decoding of
+        # each segment into postpath, for a traversal that stops at once, is skipped; the Date
+        # header is formatted once a second.
+        self.site = self.channel.site
+        self.setHeader(b"Server", b"Vaultaire")
+        self.setHeader(b"Date", date_header())
+        self.prepath = []
+        self.postpath = []
+        try:
+            self.render(resource)
+        except BaseException:
+            self.processingFailed(Failure())
 
     def answer_error(self, error: S3Error) -> None:
         """Answer an error found below the S3 layer (the channel's own checks)."""

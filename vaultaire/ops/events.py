@@ -40,13 +40,23 @@ _ERROR_LOG_INTERVAL = 60.0
 _log = Logger()
 
 
+# The formatted second format_time last saw: requests come many a second, and formatting a
+# datetime cost more than the rest of an event together. One tuple, swapped whole (threads).
+_last_second: tuple[int, str] = (-1, "")
+
+
 def format_time(timestamp: float) -> str:
     """ISO-8601 UTC with milliseconds, e.g. ``2026-11-21T15:04:05.123Z``."""
+    global _last_second
     # Work in integer milliseconds so rounding can never yield ".1000".
     total_ms = int(timestamp * 1000)
     seconds, ms = divmod(total_ms, 1000)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+    cached, prefix = _last_second
+    if cached != seconds:
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        prefix = f"{moment:%Y-%m-%dT%H:%M:%S}"
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{ms:03d}Z"
 
 
 def make_event(

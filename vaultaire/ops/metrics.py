@@ -103,6 +103,7 @@ class Metrics:
         self.registry: CollectorRegistry = registry if registry is not None else CollectorRegistry()
         self.tenant_label = TenantLabels(tenant_label_limit)
         self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
+        self._tenant_children: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
         self.tenant_requests = Counter(
             "vaultaire_tenant_requests",
             "S3 requests by tenant and price class (a: PUT, COPY, POST, LIST; b: GET, HEAD; none: DELETE...).",
@@ -256,11 +257,21 @@ class Metrics:
     def observe_tenant(self, tenant: str, klass: str | None, bytes_in: int, bytes_out: int) -> None:
         try:
             label = self.tenant_label(tenant)
-            self.tenant_requests.labels(tenant=label, **{"class": klass or "none"}).inc()
+            # As in observe: the children are looked up once (labels() hashes and locks); the
+            # label cap bounds this to (limit + 1) x 3 entries.
+            children = self._tenant_children.get((label, klass))
+            if children is None:
+                children = self._tenant_children[(label, klass)] = (
+                    self.tenant_requests.labels(tenant=label, **{"class": klass or "none"}),
+                    self.tenant_bytes_in.labels(tenant=label),
+                    self.tenant_bytes_out.labels(tenant=label),
+                )
+            requests, received, sent = children
+            requests.inc()
             if bytes_in > 0:
-                self.tenant_bytes_in.labels(tenant=label).inc(bytes_in)
+                received.inc(bytes_in)
             if bytes_out > 0:
-                self.tenant_bytes_out.labels(tenant=label).inc(bytes_out)
+                sent.inc(bytes_out)
         except Exception:
             _log.failure("recording tenant metrics failed")
 
