@@ -200,6 +200,7 @@ class Console(BucketPages, ObjectPages, UsagePages):
         if wait > 0:
             request.setHeader(b"retry-after", str(int(wait) + 1).encode())
             return await self.login_page(request, f"Too many failed logins: try again in {int(wait) + 1} seconds.", 429)
+        await self.engine.refresh()  # a key revoked in any process counts now
         found = await self.engine.credential(access) if access else None
         if found is None or not hmac.compare_digest(found[0].secret_key.encode(), secret.encode()):
             self.address_throttle.failed(address)
