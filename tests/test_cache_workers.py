@@ -8,6 +8,7 @@ the change through the admin tool or through S3 on one worker, and asks both aga
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -42,21 +43,39 @@ class Worker:
         self.d, self.conn, self.pid = d, conn, pid
 
     def send(
-        self, method: str, path: str, key: str = ACCESS_KEY, secret: str = SECRET_KEY, body: bytes = b""
+        self,
+        method: str,
+        path: str,
+        key: str = ACCESS_KEY,
+        secret: str = SECRET_KEY,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, str]:
         """(status, S3 error code or "")."""
+        return self.exchange(method, path, key, secret, body, headers)[:2]  # type: ignore[return-value]
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        key: str = ACCESS_KEY,
+        secret: str = SECRET_KEY,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str, http.client.HTTPResponse]:
+        """(status, S3 error code or "", the response, read)."""
         request = AWSRequest(
             method=method,
             url=f"http://127.0.0.1:{self.d.port}{path}",
             data=body,
-            headers={"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()},
+            headers={"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest(), **(headers or {})},
         )
         S3SigV4Auth(Credentials(key, secret), "s3", REGION).add_auth(request)
         self.conn.request(method, path, body=body, headers=dict(request.headers))
         response = self.conn.getresponse()
         text = response.read().decode("utf-8", "replace")
         found = re.search(r"<Code>([^<]*)</Code>", text)
-        return response.status, found.group(1) if found else ""
+        return response.status, found.group(1) if found else "", response
 
 
 def pin_both_workers(d: Daemon) -> list[Worker]:
@@ -79,7 +98,7 @@ def pin_both_workers(d: Daemon) -> list[Worker]:
 
 @pytest.fixture(scope="module")
 def d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with Daemon(tmp_path_factory.mktemp("vaultaire"), workers=2) as daemon:
+    with Daemon(tmp_path_factory.mktemp("vaultaire"), workers=2, startup_timeout=90) as daemon:
         yield daemon
 
 
@@ -172,3 +191,30 @@ def test_a_bucket_deleted_through_one_worker_is_gone_in_the_other(d: Daemon, wor
     assert b.send("PUT", "/deleted") == (200, "")
     assert a.send("PUT", "/deleted/k", body=b"x") == (200, "")
     assert everywhere(workers, "GET", "/deleted/k") == [(200, "")] * 2
+
+
+EXPIRE_IN_A_DAY = (
+    b"<LifecycleConfiguration><Rule><ID>soon</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>"
+    b"<Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>"
+)
+
+
+def test_a_lifecycle_configuration_put_through_one_worker_is_echoed_by_the_other_at_once(
+    workers: list[Worker],
+) -> None:
+    a, b = workers
+    assert a.send("PUT", "/lifecycle") == (200, "")
+    assert a.send("PUT", "/lifecycle/k", body=b"data") == (200, "")
+    for worker in workers:  # each has read the bucket's (absent) configuration
+        status, _, response = worker.exchange("HEAD", "/lifecycle/k")
+        assert status == 200 and response.getheader("x-amz-expiration") is None
+    md5 = base64.b64encode(hashlib.md5(EXPIRE_IN_A_DAY).digest()).decode()
+    status, code, _ = a.exchange("PUT", "/lifecycle?lifecycle", body=EXPIRE_IN_A_DAY, headers={"Content-MD5": md5})
+    assert (status, code) == (200, "")
+    for worker in (b, a):
+        status, _, response = worker.exchange("HEAD", "/lifecycle/k")
+        assert status == 200 and 'rule-id="soon"' in (response.getheader("x-amz-expiration") or ""), worker.pid
+    assert b.send("DELETE", "/lifecycle?lifecycle") == (204, "")
+    for worker in (a, b):
+        status, _, response = worker.exchange("HEAD", "/lifecycle/k")
+        assert status == 200 and response.getheader("x-amz-expiration") is None, worker.pid
