@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vaultaire.api.call import OperationBase, S3Call, http_date
 from vaultaire.api.errors import S3Error
-from vaultaire.lifecycle import evaluate, rules
+from vaultaire.lifecycle import documents, evaluate, rules
 from vaultaire.model import Artifact, Container
 
 MIN_SIZE_HEADER = "x-amz-transition-default-minimum-object-size"
@@ -31,7 +31,7 @@ class LifecycleOperations(OperationBase):
         parsed: dict[str, rules.Configuration] = vars(self).setdefault("_lifecycle_parsed", {})
         configuration = parsed.get(stored)
         if configuration is None:
-            configuration = rules.load(stored)
+            configuration = documents.load(stored)
             if len(parsed) > 1_000:
                 parsed.clear()
             parsed[stored] = configuration
@@ -46,16 +46,16 @@ class LifecycleOperations(OperationBase):
                 "The lifecycle configuration does not exist",
                 BucketName=container.name,
             )
-        configuration = rules.load(stored)
+        configuration = documents.load(stored)
         call.set_header(MIN_SIZE_HEADER, configuration.min_size)
-        return self._xml(call, rules.document(configuration))
+        return self._xml(call, documents.document(configuration))
 
     async def put_bucket_lifecycle_configuration(self, call: S3Call) -> bytes:
         container = await self._container(call)
         body = await self._small_body(call)
         self._check_body_integrity(call, body)
         configuration = rules.parse(body, self.engine.drivers, call.headers.get(MIN_SIZE_HEADER))
-        await self.engine.put_container_setting(call.ctx, container, rules.SETTING, rules.store(configuration))
+        await self.engine.put_container_setting(call.ctx, container, rules.SETTING, documents.store(configuration))
         call.set_header(MIN_SIZE_HEADER, configuration.min_size)
         call.set_header("Content-Length", "0")
         return b""
