@@ -52,7 +52,8 @@ class Worker:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, str]:
         """(status, S3 error code or "")."""
-        return self.exchange(method, path, key, secret, body, headers)[:2]  # type: ignore[return-value]
+        status, code, _ = self.exchange(method, path, key, secret, body, headers)
+        return status, code
 
     def exchange(
         self,

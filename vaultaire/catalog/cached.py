@@ -55,7 +55,8 @@ class CachedReads:
 
     async def _kept(self, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
         try:
-            return self._answers[key]  # type: ignore[no-any-return]
+            kept: T = self._answers[key]
+            return kept
         except KeyError:
             pass
         epoch = self._epoch
