@@ -220,6 +220,8 @@ class S3Api(
         self.metrics.in_flight.inc()
         try:
             try:
+                # First: the keys, buckets and settings this request reads are as of now, in every process.
+                await self.engine.refresh()
                 host = (request.getHeader(b"host") or b"").decode("latin-1")
                 target = parse_target(request.uri, host, self.domains)
                 call = S3Call(request, target, ctx, headers_of(request))

@@ -509,6 +509,18 @@ class EncryptionKeys(Protocol):
         every KMS key, ``secret(access key, sealed)`` for every secret key; counts per kind."""
 
 
+# -- cached point reads (catalog/cached.py): one number tells a process when to forget them
+
+
+class Generations(Protocol):
+    def generation(self) -> Deferred[int]:
+        """A number that changes in the very transaction of every change to tenants, access keys,
+        users, containers or container settings (whatever process makes it), and only then moves:
+        a process keeps its answers to ``credential``, ``user``, ``containers_named``, ``container``,
+        ``container_named``, ``setting`` and ``settings_by_name`` while it stays the same. Changes to
+        artifacts, versions, uploads and usage need not move it. Read once per request: a point read, fast."""
+
+
 class Catalog(
     Lifecycle,
     Tenants,
@@ -521,6 +533,7 @@ class Catalog(
     Accounting,
     LifecycleScans,
     EncryptionKeys,
+    Generations,
     Protocol,
 ):
     """The whole contract: every method the engine, the services and the admin tool call."""

@@ -25,7 +25,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_keys, sqlite_names, sqlite_users, version_listing, versions
+from vaultaire.catalog import (
+    accounting,
+    blobs,
+    generation,
+    sqlite_keys,
+    sqlite_names,
+    sqlite_users,
+    version_listing,
+    versions,
+)
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -380,6 +389,7 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             conn.executescript(sqlite_keys.SCHEMA)
             conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
+            conn.executescript(generation.SCHEMA)  # last: its triggers watch the tables above
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
@@ -553,6 +563,10 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             return Credential(row[0], secret, row[2], row[3], row[4]), _tenant(row[5:])
 
         return self._read(work)
+
+    def generation(self) -> Deferred[int]:
+        # Once per request: a primary-key read on the reactor's reader (catalog/generation.py).
+        return self._read(generation.read)
 
     def count_credentials(self) -> Deferred[int]:
         return self._run(lambda: self._db().execute("SELECT count(*) FROM credentials").fetchone()[0])

@@ -258,6 +258,7 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
             self._cookie_out(request, SESSION_COOKIE, session.id.encode())
             self._cookie_out(request, LOGIN_COOKIE, b"", max_age=0)
             return self.redirect(request, "/ops")
+        await self.engine.refresh()  # a key revoked in any process counts now
         found = await self.engine.credential(access) if access else None
         if found is None or not hmac.compare_digest(found[0].secret_key.encode(), secret.encode()):
             self.address_throttle.failed(address)

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from vaultaire.catalog.cached import CachedReads
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import BlobReader, Driver
 from vaultaire.encryption.keys import Keyring, Protection
@@ -134,6 +135,8 @@ class Engine(VersioningEngine):
         if default_placement not in drivers:
             raise ValueError(f"default placement {default_placement!r} names no driver")
         self.catalog = catalog
+        # The request path's point reads, kept until the catalog's generation moves (refresh).
+        self.reads = CachedReads(catalog)
         self.drivers = drivers
         self._reactor = reactor
         self._default = default_placement
@@ -187,10 +190,15 @@ class Engine(VersioningEngine):
             status = "ok"
         return {"status": status, "catalog": catalog, "drivers": report}
 
+    async def refresh(self) -> None:
+        """At the start of every request: see every change to keys, users, tenants, containers
+        and their settings committed before now, by any process (catalog/cached.py)."""
+        await self.reads.refresh()
+
     # -- tenants and credentials
 
     async def credential(self, access_key: str) -> tuple[Credential, Tenant] | None:
-        return await self.catalog.credential(access_key)
+        return await self.reads.credential(access_key)
 
     async def ensure_credential(self, tenant_name: str, access_key: str, secret_key: str) -> Tenant:
         tenant = await self.catalog.ensure_tenant(tenant_name)
@@ -199,11 +207,11 @@ class Engine(VersioningEngine):
 
     async def user(self, tenant_id: str, name: str) -> User:
         """A user of the tenant with its identity policy; raises NoSuchUser."""
-        return await self.catalog.user(tenant_id, name)
+        return await self.reads.user(tenant_id, name)
 
     async def containers_named(self, name: str) -> list[ContainerAccess]:
         """Every container so named, of any tenant, with its owner and access documents."""
-        return await self.catalog.containers_named(name)
+        return await self.reads.containers_named(name)
 
     async def has_credentials(self) -> bool:
         return bool(await self.catalog.count_credentials())
@@ -251,7 +259,7 @@ class Engine(VersioningEngine):
         return await self.catalog.create_container(self._tenant(ctx).id, name, chosen, settings)
 
     async def container(self, ctx: RequestContext, name: str) -> Container:
-        found = await self.catalog.container(self._tenant(ctx).id, name)
+        found = await self.reads.container(self._tenant(ctx).id, name)
         if found is None:
             raise NoSuchContainer(name)
         return found
@@ -259,7 +267,7 @@ class Engine(VersioningEngine):
     async def container_named(self, name: str) -> Container | None:
         """The container of that name whatever its tenant (None: no such name, or one several
         tenants hold from before names were unique). For access across tenants and anonymous requests."""
-        return await self.catalog.container_named(name)
+        return await self.reads.container_named(name)
 
     async def name_conflicts(self) -> list[tuple[str, list[str]]]:
         """Names several tenants hold: (name, tenant names, oldest container first)."""
@@ -271,7 +279,7 @@ class Engine(VersioningEngine):
     # -- per-container settings: opaque documents the S3 layer gives meaning to
 
     async def container_setting(self, ctx: RequestContext, container: Container, name: str) -> str | None:
-        return await self.catalog.setting(container, name)
+        return await self.reads.setting(container, name)
 
     async def put_container_setting(self, ctx: RequestContext, container: Container, name: str, value: str) -> None:
         await self.catalog.put_setting(container, name, value)
@@ -282,7 +290,7 @@ class Engine(VersioningEngine):
     async def settings_by_name(self, tenant: Tenant | None, container: str, name: str) -> list[str | None]:
         """The setting of every container so named: the tenant's one, or, for an
         unauthenticated request (a CORS preflight), every tenant's."""
-        return await self.catalog.settings_by_name(None if tenant is None else tenant.id, container, name)
+        return await self.reads.settings_by_name(None if tenant is None else tenant.id, container, name)
 
     # -- ACLs (issue 14): a version's attributes changed in place, grantees that must exist
 
@@ -381,7 +389,7 @@ class Engine(VersioningEngine):
 
         async def replaced_size() -> int:
             # Only the null version is replaced; with versioning on, the current one stays (and counts).
-            if await self.catalog.setting(container, "versioning") == "Enabled":
+            if await self.reads.setting(container, "versioning") == "Enabled":
                 return 0
             current = await self.catalog.artifact(container.id, key)
             return current.size if current is not None and current.version_id == "null" else 0

@@ -16,6 +16,7 @@ from vaultaire.catalog.versions import ENABLED, SETTING, SUSPENDED, valid_versio
 from vaultaire.model import Artifact, Container, RequestContext, VersionChange, VersionsPage
 
 if TYPE_CHECKING:
+    from vaultaire.catalog.cached import CachedReads
     from vaultaire.catalog.interface import Catalog
     from vaultaire.engine.blobs import BlobKeeper
 
@@ -27,11 +28,12 @@ class VersioningEngine:
     """Mixed into Engine."""
 
     catalog: Catalog
+    reads: CachedReads
     blobs: BlobKeeper
 
     async def versioning(self, ctx: RequestContext, container: Container) -> str | None:
         """``Enabled``, ``Suspended``, or None for a container that never had versioning on."""
-        return await self.catalog.setting(container, SETTING)
+        return await self.reads.setting(container, SETTING)
 
     async def set_versioning(self, ctx: RequestContext, container: Container, status: str) -> None:
         """Turn versioning on (``Enabled``) or pause it (``Suspended``); it never goes back to
