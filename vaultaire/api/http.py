@@ -154,6 +154,7 @@ class S3Request(server.Request):
         """twisted.web's ``requestReceived`` without what S3 never uses: the query parsed into
         ``args`` (now parsed only if read; the S3 layer parses the query itself) and the POST
         form parsing (off: a form is never read into memory)."""
+        assert self.content is not None
         self.content.seek(0, 0)
         self.method, self.uri = command, path
         self.clientproto = version
@@ -179,14 +180,15 @@ class S3Request(server.Request):
             # Twisted reads a missing length as 0: the body would be parsed as the next request.
             self.answer_error(S3Error("MissingContentLength"))
             return
-        resource = self.channel.site.resource
+        site = self.channel.site  # type: ignore[attr-defined]  # HTTPChannel.site is set by Site.buildProtocol
+        resource = site.resource
         if not getattr(resource, "isLeaf", False) or self.path == b"*":
             super().process()
             return
         # A leaf resource (the S3 front door) takes every path: twisted.web's percent-decoding of
         # each segment into postpath, for a traversal that stops at once, is skipped; the Date
         # header is formatted once a second.
-        self.site = self.channel.site
+        self.site = site
         self.setHeader(b"Server", b"Vaultaire")
         self.setHeader(b"Date", date_header())
         self.prepath = []
