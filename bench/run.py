@@ -53,7 +53,8 @@ from report import summarize  # noqa: E402  (bench/report.py)
 DEFAULT_HARNESS = os.path.join(REPO, "bench", "harness")
 ALL_BENCHES = "small-get,small-put,large-get,large-put,list"
 # every peer the harness knows, in the order they are tried
-ALL_PEERS = "vaultaire,seaweedfs,rclone,moto,s3rver,nginx"
+# (disk: no server, the write+fsync loop that is the 1 GiB PUT's reference; always available)
+ALL_PEERS = "vaultaire,seaweedfs,rclone,moto,s3rver,nginx,disk"
 
 
 def log(*parts):
