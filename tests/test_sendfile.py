@@ -93,9 +93,7 @@ async def test_a_multipart_object_is_sent_part_by_part(server: Server, sent: lis
         r = await server.request("PUT", "/bucket/mp", part, query=f"partNumber={number}&uploadId={upload}")
         assert r.code == 200
         etags.append(r.headers.getRawHeaders("etag")[0])
-    manifest = "".join(
-        f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in enumerate(etags, 1)
-    )
+    manifest = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in enumerate(etags, 1))
     done = await server.request(
         "POST",
         "/bucket/mp",

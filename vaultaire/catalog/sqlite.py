@@ -25,7 +25,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_keys, sqlite_names, sqlite_users, version_listing, versions
+from vaultaire.catalog import (
+    accounting,
+    blobs,
+    sqlite_keys,
+    sqlite_listing,
+    sqlite_names,
+    sqlite_users,
+    version_listing,
+    versions,
+)
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -57,6 +66,7 @@ from vaultaire.model import (
     Artifact,
     Container,
     Credential,
+    ListedPage,
     ListingPage,
     Part,
     StoredTotals,
@@ -807,6 +817,12 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             )
 
         return self._run(work)
+
+    def list_listed(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListedPage]:
+        # ListObjects' lean page (catalog/sqlite_listing.py)
+        return self._run(lambda: sqlite_listing.listed_page(self._db(), container_id, prefix, delimiter, after, limit))
 
     # -- multipart uploads
 
