@@ -202,3 +202,19 @@ def test_the_disk_reference_writes_fsyncs_and_removes_its_file(tmp_path: Path) -
     assert result["errors"] == 0 and result["MB_per_s"] > 0 and result["server_cpu_s_per_GB"] >= 0
     assert result["wall_s"] <= result["process_wall_s"]
     assert os.listdir(tmp_path / "disk") == []  # each repetition writes a new file
+
+
+def test_the_baseline_runs_the_source_of_its_git_ref(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH / "harness"))
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run as bench_run
+    finally:
+        sys.path[:2] = []
+    wrapper = bench_run.baseline_twistd("HEAD", str(TWISTD), str(tmp_path))
+    src = tmp_path / "baseline-src"
+    assert (src / "vaultaire" / "__init__.py").exists() and (src / "twisted" / "plugins").is_dir()
+    text = Path(wrapper).read_text()
+    assert f"PYTHONPATH={src}" in text and "twistd import run" in text
+    p = subprocess.run([wrapper, "vaultaire", "--help"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "--data" in p.stdout, p.stderr[-2000:]
