@@ -95,8 +95,13 @@ def daemon_flags(twistd: str) -> str:
 def vaultaire_args(a: argparse.Namespace) -> list[str]:
     """The extra daemon flags: --workers only when this Vaultaire has it, --daemon-arg as given."""
     extra: list[str] = []
+    flags = daemon_flags(a.twistd)
+    if "--console" in flags:
+        # no web console: its fixed default port would clash with a second Vaultaire (--baseline-ref)
+        # or anything else on the machine, and the benchmarks never use it
+        extra.append("--console=")
     if a.workers is not None:
-        if "--workers" in daemon_flags(a.twistd):
+        if "--workers" in flags:
             extra.append(f"--workers={a.workers}")
         else:
             log(f"this Vaultaire has no --workers flag ({a.twistd} vaultaire --help); running one process")
