@@ -54,7 +54,7 @@ def sendable(transport: Any) -> bool:
     return (
         isinstance(transport, tcp.Connection)
         and not getattr(transport, "TLS", False)
-        and transport.connected
+        and bool(transport.connected)
         and not transport.disconnecting
     )
 
