@@ -53,7 +53,8 @@ from report import summarize  # noqa: E402  (bench/report.py)
 DEFAULT_HARNESS = os.path.join(REPO, "bench", "harness")
 ALL_BENCHES = "small-get,small-put,large-get,large-put,list"
 # every peer the harness knows, in the order they are tried
-ALL_PEERS = "vaultaire,seaweedfs,rclone,moto,s3rver,nginx"
+# (disk: no server, the write+fsync loop that is the 1 GiB PUT's reference; always available)
+ALL_PEERS = "vaultaire,seaweedfs,rclone,moto,s3rver,nginx,disk"
 
 
 def log(*parts):
@@ -94,16 +95,41 @@ def daemon_flags(twistd: str) -> str:
 def vaultaire_args(a: argparse.Namespace) -> list[str]:
     """The extra daemon flags: --workers only when this Vaultaire has it, --daemon-arg as given."""
     extra: list[str] = []
+    flags = daemon_flags(a.twistd)
+    if "--console" in flags:
+        # no web console: its fixed default port would clash with a second Vaultaire (--baseline-ref)
+        # or anything else on the machine, and the benchmarks never use it
+        extra.append("--console=")
     if a.workers is not None:
-        if "--workers" in daemon_flags(a.twistd):
+        if "--workers" in flags:
             extra.append(f"--workers={a.workers}")
         else:
             log(f"this Vaultaire has no --workers flag ({a.twistd} vaultaire --help); running one process")
     return extra + list(a.daemon_arg)
 
 
-def make_vaultaire_peer(rp, twistd, extra_args=()):
-    """A run_peers.Peer that starts `twistd vaultaire` with a fresh data dir."""
+def baseline_twistd(ref: str, twistd: str, scratch: str) -> str:
+    """A twistd that runs Vaultaire as of git ``ref`` (its source from ``git archive``, put first
+    on PYTHONPATH) with the same venv as ``twistd``: the A side of an A/B in one run."""
+    src = os.path.join(scratch, "baseline-src")
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+    python = os.path.join(os.path.dirname(twistd), "python")
+    wrapper = os.path.join(scratch, "baseline-twistd")
+    with open(wrapper, "w") as f:
+        f.write(
+            "#!/bin/sh\n"
+            f"PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -c "
+            '"from twisted.scripts.twistd import run; run()" "$@"\n'
+        )
+    os.chmod(wrapper, 0o755)
+    return wrapper
+
+
+def make_vaultaire_peer(rp, twistd, extra_args=(), ref=None):
+    """A run_peers.Peer that starts `twistd vaultaire` with a fresh data dir (``ref``: a baseline's)."""
 
     class Vaultaire(rp.Peer):
         def command(self):
@@ -136,6 +162,11 @@ def make_vaultaire_peer(rp, twistd, extra_args=()):
                 text=True,
             )
             v = p.stdout.strip() or "?"
+            if ref is not None:
+                g = subprocess.run(
+                    ["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True
+                ).stdout.strip()
+                return f"Vaultaire at {ref} (git {g})"
             g = subprocess.run(
                 ["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True, text=True
             ).stdout.strip()
@@ -363,6 +394,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
         default=os.path.join(REPO, "bench", "results"),
         help="where results go (default bench/results/, git-ignored)",
     )
+    ap.add_argument(
+        "--baseline-ref",
+        metavar="REF",
+        help="also run Vaultaire as of this git ref (e.g. main) as peer 'baseline', same venv and flags: "
+        "an A/B in one run",
+    )
     ap.add_argument("--summarize", metavar="JSONL", help="only print the summary of an earlier run's JSON log")
     ap.add_argument("--dry-run", action="store_true", help="print what would run (servers, benchmarks) and stop")
     return ap.parse_known_args(argv)
@@ -426,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     if made_scratch:
         # nginx started as root serves files as 'nobody': the scratch dir must be traversable
         os.chmod(scratch, 0o755)
+    if a.baseline_ref:
+        rp.PEERS["baseline"] = tolerant(
+            make_vaultaire_peer(rp, baseline_twistd(a.baseline_ref, a.twistd, scratch), extra, a.baseline_ref)
+        )
+        peers.insert(peers.index("vaultaire") + 1, "baseline")
     run_argv = [
         "run_peers.py",
         "--scratch",

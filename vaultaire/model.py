@@ -6,6 +6,7 @@ They live on the ground floor so that no lower layer ever imports a higher one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from attrs import define, field, frozen
 
@@ -230,6 +231,31 @@ class ByteRange:
     @property
     def length(self) -> int:
         return self.end - self.start + 1
+
+
+class ListedArtifact(NamedTuple):
+    """What ListObjects shows of a current version: no more is read for it (a page of a
+    thousand costs a thousand tuples, not a thousand decoded documents)."""
+
+    key: str
+    size: int
+    md5: str
+    modified: float
+    storage_class: str
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.md5}"'
+
+
+@frozen
+class ListedPage:
+    """A page of ListObjects: the listed fields of current versions, and common prefixes."""
+
+    artifacts: tuple[ListedArtifact, ...]
+    prefixes: tuple[str, ...]
+    truncated: bool
+    next_marker: str | None  # the last key or prefix of the page, to continue after
 
 
 @frozen

@@ -92,6 +92,11 @@ def wait_http(url, timeout=90):
 
 class Peer:
     kind = "s3"
+    # what a peer that is no S3 server runs instead of a benchmark (nothing if absent)
+    plain = {"small-get": "plain-small-get", "large-get": "plain-large-get"}
+
+    def bench_for(self, bench):
+        return bench if self.kind == "s3" else self.plain.get(bench)
 
     def __init__(self, name, a):
         self.name = name
@@ -399,7 +404,23 @@ http {{
         return (p.stderr or p.stdout).strip().replace("nginx version: ", "")
 
 
-PEERS = {"moto": Moto, "s3rver": S3rver, "seaweedfs": Seaweed, "rclone": Rclone, "nginx": Nginx}
+class Disk(Peer):
+    """No server: the disk the servers write to, as the reference for large-put (a write+fsync loop)."""
+
+    kind = "disk"
+    plain = {"large-put": "disk-large-put"}
+
+    def start(self):
+        self.cmdline = "write+fsync loop (s3bench.DISK_LOOP), 1 MiB writes"
+        self.env = {}
+        self.pid = 0
+        self.endpoint = "disk:" + self.data
+
+    def version(self):
+        return "write+fsync loop on " + self.a.scratch
+
+
+PEERS = {"moto": Moto, "s3rver": S3rver, "seaweedfs": Seaweed, "rclone": Rclone, "nginx": Nginx, "disk": Disk}
 
 
 def tool_versions(a):
@@ -437,10 +458,11 @@ def opts_for(a, name, extra):
         "list": ["list", "--keys", str(a.list_keys)],
         "plain-small-get": ["plain-small-get"],
         "plain-large-get": ["plain-large-get"],
+        "disk-large-put": ["disk-large-put", "--size-mib", str(a.size_mib)],
     }[name]
     if name in ("small-get", "small-put", "plain-small-get"):
         argv += ["--duration", str(a.duration), "--connections", str(a.connections), "--threads", str(a.threads)]
-    if name in ("large-get", "large-put"):
+    if name in ("large-get", "large-put", "disk-large-put"):
         argv += ["--src-file", os.path.join(a.workdir, f"large-src-{a.size_mib * s3bench.MIB}.bin")]
     argv += ["--runs", "1", "--workdir", a.peer_workdir, "--quiet"] + extra
     args = s3bench.build_parser().parse_args(argv)
@@ -534,7 +556,7 @@ def main():
             a.peer_workdir = os.path.join(a.workdir, p.name)
             os.makedirs(a.peer_workdir, exist_ok=True)
             for b in benches:
-                bn = b if p.kind == "s3" else {"small-get": "plain-small-get", "large-get": "plain-large-get"}.get(b)
+                bn = p.bench_for(b)
                 if bn is None:
                     continue
                 if p.kind == "s3":
@@ -545,6 +567,8 @@ def main():
                         for i in range(a.small_objects):
                             f.write(f"{p.endpoint}/small/obj{i:05d}\n")
                     extra = ["--url-file", uf, "--pid", str(p.pid)]
+                elif bn == "disk-large-put":
+                    extra = ["--dir", p.data]
                 else:
                     extra = ["--url", f"{p.endpoint}/large.bin", "--pid", str(p.pid)]
                 args, o = opts_for(a, bn, extra)
@@ -637,7 +661,7 @@ def load_records(path):
 
 def render_md(records, settings=""):
     """Markdown tables from the JSON-lines records written by a run (see --out-json)."""
-    base = {"plain-small-get": "small-get", "plain-large-get": "large-get"}
+    base = {"plain-small-get": "small-get", "plain-large-get": "large-get", "disk-large-put": "large-put"}
     versions = next((r for r in records if r["type"] == "versions"), {})
     peers = []
     for r in records:

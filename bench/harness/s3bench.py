@@ -21,6 +21,8 @@ Subcommands (each one benchmark; all take --endpoint/--access-key/--secret-key/-
   all         all of the above
   plain-small-get / plain-large-get
               the same load against plain HTTP URLs (e.g. nginx static files) as a ceiling
+  disk-large-put
+              the disk's own ceiling for large-put: a plain write+fsync loop of the same bytes
 
 With --pid PID (repeatable) the server process (and its descendants) is watched
 during every measurement: CPU seconds used and peak RSS (VmHWM, reset via
@@ -819,6 +821,69 @@ def bench_list(ctx, o, prep):
 
 
 # --------------------------------------------------------------------------------------
+# the disk's own reference: a plain write+fsync loop (no server, no network)
+# --------------------------------------------------------------------------------------
+
+# Run as its own process, so that its CPU is measured like a server's: reads the source in
+# 1 MiB chunks (as curl does), writes them to a new file, fsyncs it and its directory.
+DISK_LOOP = """
+import os, sys, time
+src, dst, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.perf_counter()
+with open(src, "rb", buffering=0) as f:
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    while True:
+        data = f.read(chunk)
+        if not data:
+            break
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    os.fsync(fd)
+    os.close(fd)
+d = os.open(os.path.dirname(dst), os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(d)
+os.close(d)
+print(time.perf_counter() - t0)
+"""
+
+
+def prep_disk_large_put(ctx, o):
+    size = o.size_mib * MIB
+    src = large_source(ctx, size, o.src_file)
+    os.makedirs(o.dir, exist_ok=True)
+    return {"src": src, "size": size, "dst": os.path.join(o.dir, "disk-ref.bin")}
+
+
+def bench_disk_large_put(ctx, o, prep):
+    """1 GiB written and fsynced by a plain loop on the disk the servers write to: their ceiling."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", DISK_LOOP, prep["src"], prep["dst"], str(MIB)], stdout=subprocess.PIPE, text=True
+    )
+    t0 = time.perf_counter()
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        os.unlink(prep["dst"])  # the next repetition writes a new file, as a PUT does
+    except FileNotFoundError:
+        pass
+    if child.returncode != 0:
+        raise RuntimeError(f"disk write loop failed rc={child.returncode}")
+    secs = float(out.strip())
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "MB_per_s": round(prep["size"] / secs / 1e6, 1),
+        "wall_s": round(secs, 3),
+        "process_wall_s": round(wall, 3),
+        "errors": 0,
+        "server_cpu_s_per_GB": round(cpu / (prep["size"] / 1e9), 3),
+        "rss_peak_mib": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+# --------------------------------------------------------------------------------------
 # plain HTTP (ceiling) benchmarks
 # --------------------------------------------------------------------------------------
 
@@ -876,6 +941,8 @@ def prepare(name, ctx, o):
         return prep_plain_small(ctx, o)
     if name == "plain-large-get":
         return {"url": o.url[0], "size": plain_large_size(o.url[0])}
+    if name == "disk-large-put":
+        return prep_disk_large_put(ctx, o)
     raise ValueError(name)
 
 
@@ -890,6 +957,8 @@ def run_once(name, ctx, o, prep):
         return bench_large_put(ctx, o, prep)
     if name == "list":
         return bench_list(ctx, o, prep)
+    if name == "disk-large-put":
+        return bench_disk_large_put(ctx, o, prep)
     raise ValueError(name)
 
 
@@ -914,7 +983,7 @@ def summarize(name, med):
                     f"server CPU {med.get(tag + '_server_cpu_pct', '-')}%)"
                 )
         return "; ".join(parts)
-    if name == "large-put":
+    if name in ("large-put", "disk-large-put"):
         return (
             f"{g('MB_per_s')} MB/s  errors {g('errors')}  server peak RSS {g('rss_peak_mib')} MiB "
             f"(before {g('rss_before_mib')})  server CPU {g('server_cpu_pct')}%"
@@ -1050,6 +1119,11 @@ def build_parser():
     add_large(p)
     add_get_streams(p)
     p.add_argument("--url", action="append", required=True)
+
+    p = sub.add_parser("disk-large-put", help="reference: write+fsync of the large object's bytes, no server")
+    add_common(p, s3=False)
+    add_large(p)
+    p.add_argument("--dir", required=True, help="directory on the disk the servers write to")
     return ap
 
 

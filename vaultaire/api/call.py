@@ -5,6 +5,7 @@ Operation modules import this, never ``app.py``: the app imports them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,7 +40,13 @@ def http_date(ts: float) -> str:
 
 
 def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    return _iso_second(int(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    # A listing's objects were mostly written within a few seconds of each other.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 class S3Call:

@@ -34,6 +34,7 @@ from twisted.web import http, server
 
 from vaultaire.api.deadlines import DEFAULT_LIMITS, ConnectionLimits, Deadlines
 from vaultaire.api.errors import S3Error
+from vaultaire.api.sendfile import FileSender, sendable
 from vaultaire.engine.pipe import BytePipe
 from vaultaire.errors import IncompleteBody
 
@@ -236,6 +237,39 @@ class S3Request(server.Request):
         return self.body is not None and not self.body.ended
 
     # -- response side
+
+    def send_file(self, fd: int, offset: int, count: int) -> Deferred[int] | None:
+        """Send ``count`` bytes of ``fd`` from ``offset`` as (the rest of) the body, by the
+        kernel (sendfile); None when this connection cannot (TLS, a HEAD, no length, gone):
+        then the caller writes the bytes itself. See api/sendfile.py."""
+        channel = self.channel
+        if (
+            channel is None
+            or self._disconnected
+            or self.method == b"HEAD"
+            or not self.responseHeaders.hasHeader(b"Content-Length")  # never inside chunked framing
+            or not sendable(channel.transport)
+        ):
+            return None
+        self.write(b"")  # the response head, through the transport: the body follows it
+        transport = channel.transport
+        sender = FileSender(
+            transport.reactor,
+            transport,
+            fd,
+            offset,
+            count,
+            self._count_sent,
+            channel.limits,
+            on_timeout=lambda: channel._dropped("send"),
+        )
+        # The request's loss stops it too, whoever else was told.
+        self.notifyFinish().addErrback(lambda _: sender.stop())
+        return sender.start()
+
+    def _count_sent(self, n: int) -> None:
+        self.bytes_out += n
+        self.sentLength += n
 
     def write(self, data: bytes) -> None:
         if not self.startedWriting:

@@ -26,6 +26,27 @@ class Element:
         out.append(f"</{self.name}>")
 
 
+class Raw(Element):
+    """Markup rendered already (escaped by whoever made it): a listing's thousand entries
+    are one string built in one pass, not four thousand elements."""
+
+    __slots__ = ("xml",)
+
+    def __init__(self, xml: str) -> None:
+        super().__init__("", (), None, "")
+        self.xml = xml
+
+    def render(self, out: list[str]) -> None:
+        out.append(self.xml)
+
+
+def rendered(root: Element) -> str:
+    """An element's markup, to be repeated as is (inside a Raw)."""
+    out: list[str] = []
+    root.render(out)
+    return "".join(out)
+
+
 def element(name: str, *content: Element | str | int | bool | None, xmlns: bool = False) -> Element:
     """``element("Key", "a")`` is a text element; ``element("Contents", e1, e2)`` a parent."""
     attrs = f' xmlns="{S3_NS}"' if xmlns else ""

@@ -41,6 +41,7 @@ from vaultaire.model import (
     ContainerAccess,
     Credential,
     KmsKey,
+    ListedPage,
     ListingPage,
     Part,
     StoredTotals,
@@ -288,6 +289,13 @@ class Artifacts(Protocol):
         prefix, to continue after when ``truncated``. Its cost grows with the page, not the
         container (nor the number of versions).
         """
+
+    # -- ListObjects' lean page (issue 18: listing at the speed of the machine)
+
+    def list_listed(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListedPage]:
+        """The page ``list_artifacts`` gives, with only what ListObjects shows of each version."""
 
     def list_versions(
         self,

@@ -46,6 +46,12 @@ def list_page(
     if limit <= 0:
         # S3 answers an empty, untruncated page to max-keys=0, whatever the container holds.
         return rows, prefixes, False, None
+    if not delimiter:
+        # Nothing rolls up: the page is the next limit rows, and one more says it is truncated.
+        rows = list(fetch(lower, inclusive, upper, limit + 1))
+        truncated = len(rows) > limit
+        del rows[limit:]
+        return rows, prefixes, truncated, key_of(rows[-1]) if rows else None
     while True:
         wanted = limit + 1 - count
         # fetch may return a lazy cursor: after a jump the rest is never read,

@@ -30,6 +30,7 @@ from vaultaire.catalog import (
     blobs,
     generation,
     sqlite_keys,
+    sqlite_listing,
     sqlite_names,
     sqlite_users,
     version_listing,
@@ -67,6 +68,7 @@ from vaultaire.model import (
     Artifact,
     Container,
     Credential,
+    ListedPage,
     ListingPage,
     Part,
     StoredTotals,
@@ -822,6 +824,12 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             )
 
         return self._run(work)
+
+    def list_listed(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListedPage]:
+        # ListObjects' lean page (catalog/sqlite_listing.py)
+        return self._run(lambda: sqlite_listing.listed_page(self._db(), container_id, prefix, delimiter, after, limit))
 
     # -- multipart uploads
 

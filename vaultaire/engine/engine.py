@@ -50,6 +50,7 @@ from vaultaire.model import (
     Container,
     ContainerAccess,
     Credential,
+    ListedPage,
     ListingPage,
     Part,
     RequestContext,
@@ -868,6 +869,12 @@ class Engine(VersioningEngine):
         self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> ListingPage:
         return await self.catalog.list_artifacts(container.id, prefix, delimiter, after, limit)
+
+    async def list_listed(
+        self, ctx: RequestContext, container: Container, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> ListedPage:
+        """``list_artifacts`` with only what ListObjects shows of each version (its cost is the page's)."""
+        return await self.catalog.list_listed(container.id, prefix, delimiter, after, limit)
 
     # -- freeing blobs the catalog no longer references (vaultaire/engine/blobs.py)
 
