@@ -14,6 +14,7 @@ Pure functions and small stateful coders, no I/O: the engine feeds them.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from attrs import frozen
 from cryptography.exceptions import InvalidTag
@@ -130,6 +131,14 @@ class Opener:
         self._pending = bytearray()
 
     def update(self, data: bytes) -> bytes:
+        return b"".join(self.open_packages(data))
+
+    def open_batch(self, chunks: Iterable[bytes]) -> bytes:
+        """The plaintext of consecutive chunks of the stream, in one buffer: one copy, whatever their sizes."""
+        return b"".join([plain for data in chunks for plain in self.open_packages(data)])
+
+    def open_packages(self, data: bytes) -> list[bytes]:
+        """The plaintext of each package ``data`` completes (the stream's final one waits for ``finish``)."""
         view = memoryview(data)
         out = []
         at = 0
@@ -143,7 +152,7 @@ class Opener:
         self._pending += view[at:]
         if self._index == self._end and len(self._pending) > SEALED_PACKAGE:
             raise TamperedError("the stored blob is longer than its size says")
-        return b"".join(out)
+        return out
 
     def finish(self) -> bytes:
         """Open the stream's final package: a stream cut short or grown long is tampering."""
