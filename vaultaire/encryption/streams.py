@@ -167,6 +167,9 @@ class OpeningReader:
             return
         self._sealed.append(data)
         self._sealed_bytes += len(data)
+        # Steered here too: a driver reader may write again and again inside the resumeProducing
+        # that ``_advance`` calls, and those writes only queue up until it returns.
+        self._steer(pause_only=True)
         self._advance()
 
     # -- the pipeline
@@ -259,7 +262,7 @@ class OpeningReader:
         self._plain.clear()
         self._sealed_bytes = self._plain_bytes = 0
 
-    def _steer(self) -> None:
+    def _steer(self, pause_only: bool = False) -> None:
         """Pause the driver reader while the read-ahead is full; resume it once there is room."""
         if self._producer is None:
             return
@@ -267,7 +270,7 @@ class OpeningReader:
         if want_paused and not self._inner_paused:
             self._inner_paused = True
             self._producer.pauseProducing()
-        elif not want_paused and self._inner_paused:
+        elif not want_paused and self._inner_paused and not pause_only:
             self._inner_paused = False
             self._producer.resumeProducing()
 
