@@ -15,6 +15,14 @@ by ``sse_c_plain_http``) and measures, mode after mode so all see the same machi
 Run by hand (never from the tests):
 
     .venv/bin/python bench/sse.py [--size-mib 1024] [--seconds 10] [--scratch /tmp/vbench-sse]
+
+With ``--baseline-ref REF`` it instead compares this checkout with REF (``git archive`` of it,
+e.g. ``main``) in one run: one daemon of each, the same objects PUT to both, then ``--rounds``
+rounds of 1 GiB GETs, every mode on both daemons in each round (who goes first alternates),
+reporting medians of GET MB/s and of the daemon's CPU seconds per GiB (robust on a loaded
+machine), with the load average:
+
+    .venv/bin/python bench/sse.py --baseline-ref main --rounds 5 --modes plain,sse-s3,sse-c
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import base64
 import hashlib
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -149,7 +159,12 @@ def main() -> None:
     a.add_argument("--seconds", type=int, default=10)
     a.add_argument("--scratch", default=None)
     a.add_argument("--modes", default="plain,sse-s3,sse-c,sse-kms", help="comma-separated; plain first")
+    a.add_argument("--baseline-ref", default=None, help="compare 1 GiB GETs with this git ref (see above)")
+    a.add_argument("--rounds", type=int, default=5, help="with --baseline-ref: GET rounds")
     o = a.parse_args()
+    if o.baseline_ref:
+        compare(o)
+        return
     wanted = o.modes.split(",")
     scratch = Path(o.scratch or tempfile.mkdtemp(prefix="vbench-sse-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -227,6 +242,92 @@ def main() -> None:
         )
     finally:
         d.stop()
+
+
+def start_baseline(ref: str, scratch: Path, config: Path) -> Daemon:
+    """A daemon running ``ref``'s code (its source extracted under ``scratch``)."""
+    src = scratch / "baseline-src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(src) + (os.pathsep + saved if saved else "")
+    try:
+        d = Daemon(scratch / "baseline", workers=1, extra_args=["--config", str(config)])
+        d.console_port = (src / "vaultaire" / "console").exists()
+        d.start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return d
+
+
+def compare(o: argparse.Namespace) -> None:
+    """1 GiB GETs of each mode on this checkout and on ``--baseline-ref``, round after round."""
+    wanted = o.modes.split(",")
+    scratch = Path(o.scratch or tempfile.mkdtemp(prefix="vbench-sse-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    for old in ("baseline", "this"):  # a reused scratch starts afresh
+        shutil.rmtree(scratch / old, ignore_errors=True)
+    size = o.size_mib * MIB
+    src = scratch / "source.bin"
+    source_file(src, size)
+    config = scratch / "vaultaire.toml"
+    config.write_text("[security]\nsse_c_plain_http = true\n")
+    daemons = {"baseline": start_baseline(o.baseline_ref, scratch, config)}
+    try:
+        daemons["this"] = Daemon(scratch / "this", workers=1, extra_args=["--config", str(config)]).start()
+        modes = [m for m in MODES if m[0] in wanted]
+        put: dict[tuple[str, str], tuple[float, float]] = {}
+        for name, d in daemons.items():
+            d.boto3_client().create_bucket(Bucket="bench")
+            for label, headers, _ in modes:
+                extra = [arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")]
+                cpu0 = cpu_seconds(d.pid)
+                took = curl(["-T", str(src), *extra, url_for(d, "PUT", f"big-{label}", headers)])
+                put[name, label] = (size / took / 1e6, (cpu_seconds(d.pid) - cpu0) / (size / 2**30))
+        got: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        loads = []
+        for n in range(o.rounds):
+            order = list(daemons) if n % 2 == 0 else list(daemons)[::-1]
+            for label, _, read_headers in modes:
+                read_extra = [arg for k, v in read_headers.items() for arg in ("-H", f"{k}: {v}")]
+                for name in order:
+                    d = daemons[name]
+                    cpu0 = cpu_seconds(d.pid)
+                    took = curl(["-o", "/dev/null", *read_extra, url_for(d, "GET", f"big-{label}", read_headers)])
+                    cpu = (cpu_seconds(d.pid) - cpu0) / (size / 2**30)
+                    got.setdefault((name, label), []).append((size / took / 1e6, cpu))
+            loads.append(os.getloadavg()[0])
+            print(f"round {n + 1}/{o.rounds} done, load {loads[-1]:.1f}", flush=True)
+        print(
+            f"\n{o.size_mib} MiB objects, one daemon process each; this checkout vs {o.baseline_ref}; "
+            f"GET medians of {o.rounds} rounds; 1-min load average {min(loads):.1f}-{max(loads):.1f}"
+        )
+        print("| daemon | mode | PUT MB/s | PUT CPU-s/GiB | GET MB/s | GET CPU-s/GiB | GET ratio to plain | by CPU |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name in daemons:
+            med = {
+                label: (
+                    statistics.median(r[0] for r in got[name, label]),
+                    statistics.median(r[1] for r in got[name, label]),
+                )
+                for label, _, _ in modes
+            }
+            plain = med.get("plain")
+            for label, _, _ in modes:
+                mbs, cpu = med[label]
+                ratio = f"{mbs / plain[0]:.2f} | {plain[1] / cpu:.2f}" if plain else "- | -"
+                print(
+                    f"| {name} | {label} | {put[name, label][0]:.0f} | {put[name, label][1]:.2f} "
+                    f"| {mbs:.0f} | {cpu:.2f} | {ratio} |"
+                )
+    finally:
+        for d in daemons.values():
+            d.stop()
 
 
 if __name__ == "__main__":

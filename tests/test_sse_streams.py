@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IConsumer
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
+from zope.interface import implementer
 
 from tests.driverio import Collector
 from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.encryption.packages import PACKAGE, Opener, Sealer, TamperedError, sealed_range
-from vaultaire.encryption.streams import OpeningReader, SealingWriter
+from vaultaire.encryption.streams import BATCH, READ_AHEAD, OpeningReader, SealingWriter
+from vaultaire.errors import DriverError
 
 KEY = os.urandom(32)
 PREFIX = os.urandom(4)
@@ -94,3 +101,123 @@ async def test_a_truncated_blob_fails_the_read():
     with pytest.raises(TamperedError):
         await reader.stream_to(consumer)
     assert plain.startswith(consumer.data) and len(consumer.data) < len(plain)
+
+
+class TrackingReader(BytesReader):
+    """A driver reader that counts what it hands over and says whether it is paused."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        super().__init__(data, chunk)
+        self.handed = 0
+        self.paused = False
+
+    def stream_to(self, consumer: Any) -> Deferred[int]:
+        self._consumer = Tracking(consumer, self)
+        return super().stream_to(self._consumer)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        super().pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        super().resumeProducing()
+
+
+class Tracking:
+    def __init__(self, consumer: Any, reader: TrackingReader) -> None:
+        self._consumer, self._reader = consumer, reader
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._consumer.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._consumer.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        self._reader.handed += len(data)
+        self._consumer.write(data)
+
+
+@implementer(IConsumer)
+class HoldingConsumer:
+    """A consumer that pauses its producer after every write, as a transport with a full buffer does,
+    until the test resumes it."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.producer: Any = None
+        self.paused = False
+        self.written_while_paused = 0
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def write(self, data: bytes) -> None:
+        if self.paused:
+            self.written_while_paused += len(data)
+        self.chunks.append(data)
+        self.paused = True
+        if self.producer is not None:
+            self.producer.pauseProducing()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.producer is not None:
+            self.producer.resumeProducing()
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+async def until(condition: Callable[[], bool], what: str, deadline: float = 30.0) -> None:
+    """Poll the reactor until ``condition`` holds (generous deadline: the machine may be loaded)."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting until {what}")
+        await deferLater(reactor, 0.005, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_next_batch_opens_while_the_consumer_is_paused_and_the_read_ahead_is_bounded():
+    plain = os.urandom(4 * READ_AHEAD + 12345)
+    stored = await sealed(plain, chunk=BATCH)
+    inner = TrackingReader(stored, chunk=256 * 1024)
+    reader = OpeningReader(inner, Opener(KEY, PREFIX, len(plain)), 0, len(plain), run)
+    consumer = HoldingConsumer()
+    done = reader.stream_to(consumer)
+    # The consumer took one batch and paused: the reader goes on opening the next ones, so they are
+    # ready the moment the consumer asks, until its read-ahead is full; then the driver reader pauses.
+    await until(lambda: inner.paused and reader.opened >= len(consumer.data) + BATCH, "the read-ahead is full")
+    assert consumer.written_while_paused == 0
+    assert inner.handed <= READ_AHEAD + 256 * 1024 + BATCH  # bounded: memory stays flat however slow the client
+    rounds = 0
+    while not done.called:
+        ready = reader.opened - len(consumer.data)
+        consumer.resume()
+        if ready >= BATCH:
+            assert consumer.paused, "an opened batch waited although the consumer asked for more"
+        await until(lambda: consumer.paused or done.called, "the consumer gets more")
+        rounds += 1
+    assert (await done) == len(plain) and consumer.data == plain
+    assert consumer.written_while_paused == 0 and rounds > 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_after_the_driver_reader_is_done_fails_the_stream():
+    plain = os.urandom(2 * BATCH)
+    stored = await sealed(plain, chunk=BATCH)
+    inner = TrackingReader(stored, chunk=256 * 1024)
+    reader = OpeningReader(inner, Opener(KEY, PREFIX, len(plain)), 0, len(plain), run)
+    consumer = HoldingConsumer()
+    done = reader.stream_to(consumer)
+    await until(lambda: inner.handed == len(stored) and consumer.chunks != [], "the driver reader is done")
+    consumer.producer.stopProducing()  # the client went away with plaintext still waiting for it
+    with pytest.raises(DriverError):
+        await done
+    assert len(consumer.data) < len(plain) and consumer.producer is None

@@ -8,21 +8,28 @@ transfer neither stalls other requests nor holds more than a few chunks.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vaultaire.drivers.interface import BlobReader, BlobWriter
 from vaultaire.encryption.packages import Opener, Sealer
+from vaultaire.errors import DriverError
 
 # Below this, a thread hop costs more than sealing on the reactor thread.
 THREAD_MIN = 64 * 1024
-# Ciphertext waiting to be opened beyond which the driver reader is paused.
-HIGH_WATER = 4 * 1024 * 1024
+# Ciphertext opened in one thread hop, at most about: a hop per package costs more than it
+# saves, a hop per MiB is nothing next to opening it.
+BATCH = 1024 * 1024
+# Bytes a reader holds ahead of its consumer (ciphertext waiting, the batch being opened,
+# plaintext not yet written) beyond which the driver reader is paused: the next batch is
+# open by the time the consumer has written the one before, and memory stays flat.
+READ_AHEAD = 3 * 1024 * 1024
 
 Run = Callable[..., Deferred[Any]]
 
@@ -79,11 +86,14 @@ class SealingWriter:
 class OpeningReader:
     """A BlobReader of plaintext over a driver reader of the sealed packages holding it.
 
-    It is the driver reader's consumer and the real consumer's producer: the
-    driver reader is paused while the consumer is, or while too much ciphertext
-    waits to be opened. Packages open in order on one chain; a package that does
-    not open fails the stream (the S3 layer then cuts the connection), so no
-    byte that was not written is ever passed on.
+    It is the driver reader's consumer and the real consumer's producer. Ciphertext is
+    opened in batches of about ``BATCH`` bytes, one batch at a time (the opener is a
+    sequence), in the crypto threads, while the reactor writes the batch before it to the
+    consumer: a paused consumer does not stop the opening, a full read-ahead does. Once
+    ``READ_AHEAD`` bytes wait (ciphertext not yet opened, the batch being opened, and
+    plaintext not yet written), the driver reader is paused, so memory stays flat however
+    slow the client. A package that does not open fails the stream (the S3 layer then cuts
+    the connection), so no byte that was not written is ever passed on.
     """
 
     def __init__(self, inner: BlobReader, opener: Opener, skip: int, length: int, run: Run) -> None:
@@ -94,12 +104,20 @@ class OpeningReader:
         self._run = run
         self._consumer: Any = None
         self._producer: Any = None  # the driver reader, once it registers with us
-        self._chain: Deferred[None] = succeed(None)
-        self._backlog = 0
+        self._sealed: deque[bytes] = deque()  # ciphertext not yet handed to the opener
+        self._sealed_bytes = 0
+        self._opening = 0  # ciphertext bytes of the batch being opened in a thread
+        self._plain: deque[bytes] = deque()  # opened, not yet written to the consumer
+        self._plain_bytes = 0
+        self._inner_done = False  # the driver reader has handed over every stored byte
+        self._finished = False  # the opener's final package is open
         self._consumer_paused = False
         self._inner_paused = False
-        self._failed: Failure | None = None
         self._stopped = False
+        self._advancing = False
+        self._again = False
+        self._result: Deferred[None] = Deferred()
+        self._written = 0
         self.opened = 0  # plaintext bytes opened (for the benchmark's "bytes decrypted")
 
     # -- BlobReader
@@ -114,55 +132,111 @@ class OpeningReader:
             try:
                 await self._inner.stream_to(self)
             except BaseException:
-                if self._failed is None:
-                    raise  # else the reader failed because a package did not open: say that
-            self._chain.addCallback(lambda _: None if self._failed or self._stopped else self._finish())
-            self._chain.addErrback(self._fail)
-            await self._chain
-            if self._failed is not None:
-                self._failed.raiseException()
+                # The driver's failure, unless the reader failed because a package did not open
+                # (its stop is what the driver reader reports then): the first failure is the one.
+                self._fail(Failure(), stop_inner=False)
+            else:
+                self._inner_done = True
+                self._advance()
+            await self._result
             return self._written
         finally:
             self._consumer.unregisterProducer()
 
-    _written = 0
-
     def stop(self) -> None:
         self._stopped = True
-        self._inner.stop()
+        self._drop()
+        if self._inner_done:
+            # The driver reader has nothing left to stop: what it would say, say here.
+            if not self._result.called:
+                self._result.errback(DriverError("reader stopped before the end"))
+        else:
+            self._inner.stop()
 
     # -- IConsumer, for the driver reader
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self._producer = producer
-        self._steer()
+        self._advance()
 
     def unregisterProducer(self) -> None:
         self._producer = None
 
     def write(self, data: bytes) -> None:
-        if self._failed is not None or self._stopped:
+        if self._result.called or self._stopped:
             return
-        self._backlog += len(data)
-        self._chain.addCallback(lambda _: self._open(data))
-        self._chain.addErrback(self._fail)
+        self._sealed.append(data)
+        self._sealed_bytes += len(data)
+        # Steered here too: a driver reader may write again and again inside the resumeProducing
+        # that ``_advance`` calls, and those writes only queue up until it returns.
+        self._steer(pause_only=True)
+        self._advance()
+
+    # -- the pipeline
+
+    def _advance(self) -> None:
+        """Write what is open, start opening what waits, end or steer the driver reader.
+
+        Every event calls it (a chunk in, a batch opened, the consumer resumed, the driver
+        reader done); re-entrant calls (a resumed driver reader writes at once) loop here.
+        """
+        if self._advancing:
+            self._again = True
+            return
+        self._advancing = True
+        try:
+            self._again = True
+            while self._again and not (self._result.called or self._stopped):
+                self._again = False
+                self._step()
+        except Exception:
+            self._fail(Failure())
+        finally:
+            self._advancing = False
+
+    def _step(self) -> None:
+        while self._plain and not self._consumer_paused and not self._stopped:
+            plain = self._plain.popleft()
+            self._plain_bytes -= len(plain)
+            self._emit(plain)
+        if self._stopped:
+            return
+        if not self._opening:
+            if self._sealed:
+                batch = []
+                size = 0
+                while self._sealed and size < BATCH:
+                    batch.append(self._sealed.popleft())
+                    size += len(batch[-1])
+                self._sealed_bytes -= size
+                if size < THREAD_MIN:
+                    self._opened(self._opener.open_batch(batch))  # a thread hop would cost more
+                    self._again = True
+                else:
+                    self._opening = size
+                    self._run(self._opener.open_batch, batch).addCallbacks(self._opened_in_thread, self._fail)
+            elif self._inner_done and not self._finished:
+                self._finished = True
+                self._opened(self._opener.finish())
+                self._again = True
+        if self._finished and not self._plain and not self._opening:
+            self._result.callback(None)
+            return
         self._steer()
 
-    def _open(self, data: bytes) -> Deferred[None] | None:
-        if self._failed is not None or self._stopped:
-            return None
-        if len(data) < THREAD_MIN:
-            self._done(data, self._opener.update(data))
-            return None
-        return self._run(self._opener.update, data).addCallback(lambda plain: self._done(data, plain))
+    def _opened_in_thread(self, plain: bytes) -> None:
+        self._opening = 0
+        if not (self._result.called or self._stopped):
+            self._opened(plain)
+            self._advance()
 
-    def _done(self, data: bytes, plain: bytes) -> None:
-        self._backlog -= len(data)
-        self._emit(plain)
-        self._steer()
+    def _opened(self, plain: bytes) -> None:
+        self.opened += len(plain)
+        if plain:
+            self._plain.append(plain)
+            self._plain_bytes += len(plain)
 
     def _emit(self, plain: bytes) -> None:
-        self.opened += len(plain)
         # Cut only at the range's two ends: slicing every chunk would copy every byte once more.
         if self._skip:
             cut = min(self._skip, len(plain))
@@ -171,27 +245,32 @@ class OpeningReader:
         if len(plain) > self._remaining:
             plain = plain[: self._remaining]
         self._remaining -= len(plain)
-        if plain and not self._stopped:
+        if plain:
             self._written += len(plain)
             self._consumer.write(plain)
 
-    def _finish(self) -> None:
-        self._emit(self._opener.finish())
-
-    def _fail(self, failure: Failure) -> None:
-        if self._failed is None:
-            self._failed = failure
+    def _fail(self, failure: Failure, stop_inner: bool = True) -> None:
+        if self._result.called:
+            return
+        self._drop()
+        if stop_inner and not self._inner_done:
             self._inner.stop()
+        self._result.errback(failure)
 
-    def _steer(self) -> None:
-        """Pause the driver reader while the consumer is paused or too much waits to be opened."""
+    def _drop(self) -> None:
+        self._sealed.clear()
+        self._plain.clear()
+        self._sealed_bytes = self._plain_bytes = 0
+
+    def _steer(self, pause_only: bool = False) -> None:
+        """Pause the driver reader while the read-ahead is full; resume it once there is room."""
         if self._producer is None:
             return
-        want_paused = self._consumer_paused or self._backlog >= HIGH_WATER
+        want_paused = self._sealed_bytes + self._opening + self._plain_bytes >= READ_AHEAD
         if want_paused and not self._inner_paused:
             self._inner_paused = True
             self._producer.pauseProducing()
-        elif not want_paused and self._inner_paused:
+        elif not want_paused and self._inner_paused and not pause_only:
             self._inner_paused = False
             self._producer.resumeProducing()
 
@@ -199,11 +278,10 @@ class OpeningReader:
 
     def pauseProducing(self) -> None:
         self._consumer_paused = True
-        self._steer()
 
     def resumeProducing(self) -> None:
         self._consumer_paused = False
-        self._steer()
+        self._advance()
 
     def stopProducing(self) -> None:
         self.stop()
