@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""What keeping small objects in the catalog buys (engine/inline.py). Run by hand, never in tests.
+
+Three kinds of daemon, started in turn, the order rotated every repetition:
+
+* ``main``: the code of ``--baseline-ref`` (exported with ``git archive`` to a scratch
+  directory, first on PYTHONPATH): small objects are blob files;
+* ``files``: this tree with ``[storage] inline_max_bytes = 0``: blob files, so the
+  difference to ``inline`` is inlining alone, not what else the branch holds;
+* ``inline``: this tree as configured by default (objects up to 64 KiB inline).
+
+Each: 4 KiB PUTs (new keys, over and over) and 4 KiB GETs of 1000 objects, with wrk on
+presigned URLs at ``--connections`` connections (the harness of bench/harness/s3bench.py):
+req/s, p99 latency, and the server's CPU microseconds per request (the measure a loaded
+machine disturbs least); the load average is printed with each run.
+
+Example:
+
+    .venv/bin/python bench/inline.py --runs 3 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench" / "harness"))
+
+import s3bench  # noqa: E402
+from daemon import Daemon  # noqa: E402
+
+SIZE = 4096
+KINDS = ("main", "files", "inline")
+MEASURES = ("put", "put_cpu", "put_p99", "get", "get_cpu", "get_p99")
+
+
+class TreeDaemon(Daemon):
+    """A daemon running another tree of this repository's code (first on PYTHONPATH)."""
+
+    def __init__(self, base: Path, tree: Path, **kwargs: Any) -> None:
+        super().__init__(base, **kwargs)
+        self.tree = tree
+        self.console_port = (tree / "vaultaire" / "console").exists()
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env["PYTHONPATH"] = str(self.tree)
+        return env
+
+
+def export(ref: str, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def daemon(kind: str, base: Path, tree: Path, workers: int) -> Daemon:
+    if kind == "main":
+        return TreeDaemon(base, tree, workers=workers)
+    if kind == "files":
+        base.mkdir(parents=True, exist_ok=True)
+        config = base / "files.toml"
+        config.write_text("[storage]\ninline_max_bytes = 0\n")
+        return Daemon(base, workers=workers, extra_args=["--config", str(config)])
+    return Daemon(base, workers=workers)
+
+
+def one_run(d: Daemon, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = s3bench.Ctx(
+        argparse.Namespace(
+            endpoint=d.endpoint_url,
+            bucket="bench",
+            pid=[d.proc.pid] if d.proc else [],
+            workdir=str(workdir),
+            region=d.region,
+            access_key=d.access_key,
+            secret_key=d.secret_key,
+            quiet=True,
+        )
+    )
+    o = argparse.Namespace(
+        prefix="",
+        objects=1000,
+        size=SIZE,
+        keys=20000,
+        connections=args.connections,
+        threads=2,
+        duration=args.duration,
+        timeout=30,
+    )
+    put = s3bench.bench_small_put(ctx, o, s3bench.prep_small_put(ctx, o))
+    get = s3bench.bench_small_get(ctx, o, s3bench.prep_small_get(ctx, o))
+    for name, res in (("put", put), ("get", get)):
+        if res["errors"] or res.get("postcheck_bad"):
+            raise RuntimeError(f"{name}: {res}")
+    return {
+        "put": float(put["req_per_s"]),
+        "put_cpu": float(put.get("server_cpu_us_per_req", "nan")),
+        "put_p99": float(put["p99_ms"]),
+        "get": float(get["req_per_s"]),
+        "get_cpu": float(get.get("server_cpu_us_per_req", "nan")),
+        "get_p99": float(get["p99_ms"]),
+    }
+
+
+def inline_rows(d: Daemon) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{d.data_dir / 'catalog.sqlite3'}?mode=ro", uri=True)
+    try:
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'inline_blobs'").fetchone()
+        return int(db.execute("SELECT count(*) FROM inline_blobs").fetchone()[0]) if found else 0
+    finally:
+        db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline-ref", default="main", help="git ref of the code to compare with")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (medians reported)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="S3 worker processes of each daemon")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="which daemons, comma-separated")
+    args = parser.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    scratch = Path(tempfile.mkdtemp(prefix="vaultaire-bench-inline-"))
+    try:
+        tree = export(args.baseline_ref, scratch / "baseline-tree") if "main" in kinds else scratch
+        results: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in kinds}
+        for run in range(args.runs):
+            order = kinds[run % len(kinds) :] + kinds[: run % len(kinds)]
+            for kind in order:
+                base = scratch / f"{kind}-{run}"
+                d = daemon(kind, base, tree, args.workers)
+                d.start()
+                try:
+                    found = one_run(d, args, base / "work")
+                    rows = inline_rows(d)
+                finally:
+                    d.stop()
+                    shutil.rmtree(base, ignore_errors=True)
+                for name, value in found.items():
+                    results[kind][name].append(value)
+                print(
+                    f"# run {run + 1} {kind}: PUT {found['put']:.0f} req/s ({found['put_cpu']:.0f} us CPU/req,"
+                    f" p99 {found['put_p99']:.1f} ms), GET {found['get']:.0f} req/s ({found['get_cpu']:.0f} us"
+                    f" CPU/req, p99 {found['get_p99']:.1f} ms); {rows} inline rows; load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+        print(f"\n4 KiB objects, {args.connections} connections, {args.workers} worker(s), medians of {args.runs}:")
+        print(
+            f"{'':8} {'PUT req/s':>10} {'CPU us':>8} {'p99 ms':>8} {'GET req/s':>10} {'CPU us':>8} {'p99 ms':>8}"
+        )
+        for kind in kinds:
+            m = {name: statistics.median(values) for name, values in results[kind].items()}
+            print(
+                f"{kind:8} {m['put']:10.0f} {m['put_cpu']:8.0f} {m['put_p99']:8.1f}"
+                f" {m['get']:10.0f} {m['get_cpu']:8.0f} {m['get_p99']:8.1f}"
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
