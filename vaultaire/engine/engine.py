@@ -437,7 +437,7 @@ class Engine(VersioningEngine):
             tags=tags,
             acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
-            legal_hold=lock.legal_hold if lock is not None else False,
+            legal_hold=lock.legal_hold if lock is not None else None,
         )
         try:
             if kept is None:
@@ -706,7 +706,7 @@ class Engine(VersioningEngine):
             tags=tags,
             acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
-            legal_hold=lock.legal_hold if lock is not None else False,
+            legal_hold=lock.legal_hold if lock is not None else None,
         )
         await self.catalog.create_upload(upload)
         return upload
