@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred, gatherResults
 
 from tests.s3helpers import ACCESS, Chunks, Server, complete_body, error_code, xml_values
 from vaultaire.catalog import inline
+from vaultaire.config import ConfigError, build, load_file
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.encryption.packages import sealed_size
 from vaultaire.engine.inline import DEFAULT_INLINE_MAX
@@ -321,3 +322,14 @@ async def test_inline_objects_stay_readable_when_inlining_is_turned_off(server: 
     assert len(server.blob_files()) == 1 and len(inline_rows(server)) == 1
     await server.request("PUT", "/bucket/k", body)  # an overwrite by a file drops the row
     assert inline_rows(server) == {} and len(server.blob_files()) == 2
+
+
+def test_the_setting_is_read_from_storage_and_bounded(tmp_path: Any) -> None:
+    assert build({}, {}).inline_max_bytes == DEFAULT_INLINE_MAX
+    path = tmp_path / "vaultaire.toml"
+    path.write_text("[storage]\ninline_max_bytes = 0\n")
+    assert build(load_file(str(path)), {}).inline_max_bytes == 0
+    for bad in ("-1", str(2**20 + 1), '"64k"'):
+        path.write_text(f"[storage]\ninline_max_bytes = {bad}\n")
+        with pytest.raises(ConfigError, match="inline_max_bytes"):
+            build(load_file(str(path)), {})
