@@ -14,20 +14,29 @@ presigned URLs at ``--connections`` connections (the harness of bench/harness/s3
 req/s, p99 latency, and the server's CPU microseconds per request (the measure a loaded
 machine disturbs least); the load average is printed with each run.
 
+``--interleaved N`` measures instead one request at a time on a keep-alive connection, the
+daemons all up at once and taking turns, N rounds of ``--batch`` GETs and PUTs each: the
+server's CPU microseconds per request, compared under the same load (other processes on a
+shared machine move every daemon's figures alike), and the wall time of a PUT.
+
 Example:
 
     .venv/bin/python bench/inline.py --runs 3 --duration 10
+    .venv/bin/python bench/inline.py --interleaved 8 --batch 1000
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +134,88 @@ def inline_rows(d: Daemon) -> int:
         db.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sequential:
+    """One daemon's keep-alive connection and presigned URLs for 4 KiB GETs and new-key PUTs."""
+
+    def __init__(self, d: Daemon, batch: int, rounds: int) -> None:
+        self.d = d
+        s3 = d.boto3_client()
+        s3.create_bucket(Bucket="seq")
+        self.body = os.urandom(SIZE)
+        gets = [f"get/{i:05d}" for i in range(1000)]
+        s3bench.parallel(lambda k: s3.put_object(Bucket="seq", Key=k, Body=self.body), gets, 8)
+
+        def signed(operation: str, key: str) -> Any:
+            url = s3.generate_presigned_url(operation, Params={"Bucket": "seq", "Key": key}, ExpiresIn=7200)
+            parts = urllib.parse.urlsplit(url)
+            return f"{parts.path}?{parts.query}"
+
+        self.get_urls = [signed("get_object", k) for k in gets]
+        self.put_urls = [signed("put_object", f"put/{i:07d}") for i in range(batch * rounds)]
+        self.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+        self.puts_done = 0
+
+    def _one(self, method: str, path: str, body: bytes | None) -> None:
+        self.conn.request(method, path, body=body)
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status != 200 or (method == "GET" and len(data) != SIZE):
+            raise RuntimeError(f"{method} {response.status}: {data[:200]!r}")
+
+    def gets(self, n: int) -> float:
+        """CPU us per GET."""
+        assert self.d.proc is not None
+        start = _cpu_seconds(self.d.proc.pid)
+        for i in range(n):
+            self._one("GET", self.get_urls[i % len(self.get_urls)], None)
+        return (_cpu_seconds(self.d.proc.pid) - start) / n * 1e6
+
+    def puts(self, n: int) -> tuple[float, float]:
+        """(CPU us per PUT, wall ms per PUT) of new keys."""
+        assert self.d.proc is not None
+        start, t0 = _cpu_seconds(self.d.proc.pid), time.monotonic()
+        for _ in range(n):
+            self._one("PUT", self.put_urls[self.puts_done], self.body)
+            self.puts_done += 1
+        return (_cpu_seconds(self.d.proc.pid) - start) / n * 1e6, (time.monotonic() - t0) / n * 1e3
+
+
+def interleaved(args: argparse.Namespace, kinds: list[str], scratch: Path, tree: Path) -> None:
+    daemons = {kind: daemon(kind, scratch / f"seq-{kind}", tree, 1) for kind in kinds}
+    for d in daemons.values():
+        d.start()
+    try:
+        clients = {kind: Sequential(d, args.batch, args.interleaved) for kind, d in daemons.items()}
+        got: dict[str, dict[str, list[float]]] = {k: {"get": [], "put": [], "put_ms": []} for k in kinds}
+        for rnd in range(args.interleaved):
+            order = kinds[rnd % len(kinds) :] + kinds[: rnd % len(kinds)]
+            for kind in order:
+                got[kind]["get"].append(clients[kind].gets(args.batch))
+                cpu, ms = clients[kind].puts(args.batch)
+                got[kind]["put"].append(cpu)
+                got[kind]["put_ms"].append(ms)
+            line = ", ".join(
+                f"{k} GET {got[k]['get'][-1]:.0f} us, PUT {got[k]['put'][-1]:.0f} us ({got[k]['put_ms'][-1]:.2f} ms)"
+                for k in kinds
+            )
+            print(f"# round {rnd + 1}: {line}; load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"\n4 KiB, one request at a time, server CPU per request, medians of {args.interleaved} rounds:")
+        print(f"{'':8} {'GET us':>8} {'PUT us':>8} {'PUT ms':>8} {'inline rows':>12}")
+        for kind in kinds:
+            m = {name: statistics.median(values) for name, values in got[kind].items()}
+            rows = inline_rows(daemons[kind])
+            print(f"{kind:8} {m['get']:8.0f} {m['put']:8.0f} {m['put_ms']:8.2f} {rows:12}")
+    finally:
+        for d in daemons.values():
+            d.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-ref", default="main", help="git ref of the code to compare with")
@@ -133,11 +224,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="S3 worker processes of each daemon")
     parser.add_argument("--kinds", default=",".join(KINDS), help="which daemons, comma-separated")
+    parser.add_argument("--interleaved", type=int, default=0, help="rounds of one-at-a-time requests instead")
+    parser.add_argument("--batch", type=int, default=1000, help="requests of each kind per round (--interleaved)")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     scratch = Path(tempfile.mkdtemp(prefix="vaultaire-bench-inline-"))
     try:
         tree = export(args.baseline_ref, scratch / "baseline-tree") if "main" in kinds else scratch
+        if args.interleaved:
+            interleaved(args, kinds, scratch, tree)
+            return
         results: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in kinds}
         for run in range(args.runs):
             order = kinds[run % len(kinds) :] + kinds[: run % len(kinds)]
@@ -160,9 +256,7 @@ def main() -> None:
                     flush=True,
                 )
         print(f"\n4 KiB objects, {args.connections} connections, {args.workers} worker(s), medians of {args.runs}:")
-        print(
-            f"{'':8} {'PUT req/s':>10} {'CPU us':>8} {'p99 ms':>8} {'GET req/s':>10} {'CPU us':>8} {'p99 ms':>8}"
-        )
+        print(f"{'':8} {'PUT req/s':>10} {'CPU us':>8} {'p99 ms':>8} {'GET req/s':>10} {'CPU us':>8} {'p99 ms':>8}")
         for kind in kinds:
             m = {name: statistics.median(values) for name, values in results[kind].items()}
             print(
