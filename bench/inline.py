@@ -19,10 +19,14 @@ daemons all up at once and taking turns, N rounds of ``--batch`` GETs and PUTs e
 server's CPU microseconds per request, compared under the same load (other processes on a
 shared machine move every daemon's figures alike), and the wall time of a PUT.
 
+``--wrk-rounds N`` is the same with wrk: the daemons all up at once, taking turns at
+``--duration`` seconds of PUTs then GETs at ``--connections`` connections, N rounds.
+
 Example:
 
     .venv/bin/python bench/inline.py --runs 3 --duration 10
     .venv/bin/python bench/inline.py --interleaved 8 --batch 1000
+    .venv/bin/python bench/inline.py --wrk-rounds 6 --duration 5
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ def daemon(kind: str, base: Path, tree: Path, workers: int) -> Daemon:
     return Daemon(base, workers=workers)
 
 
-def one_run(d: Daemon, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+def context(d: Daemon, workdir: Path) -> Any:
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = s3bench.Ctx(
+    return s3bench.Ctx(
         argparse.Namespace(
             endpoint=d.endpoint_url,
             bucket="bench",
@@ -98,7 +102,10 @@ def one_run(d: Daemon, args: argparse.Namespace, workdir: Path) -> dict[str, flo
             quiet=True,
         )
     )
-    o = argparse.Namespace(
+
+
+def options(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
         prefix="",
         objects=1000,
         size=SIZE,
@@ -108,8 +115,9 @@ def one_run(d: Daemon, args: argparse.Namespace, workdir: Path) -> dict[str, flo
         duration=args.duration,
         timeout=30,
     )
-    put = s3bench.bench_small_put(ctx, o, s3bench.prep_small_put(ctx, o))
-    get = s3bench.bench_small_get(ctx, o, s3bench.prep_small_get(ctx, o))
+
+
+def measures(put: dict[str, Any], get: dict[str, Any]) -> dict[str, float]:
     for name, res in (("put", put), ("get", get)):
         if res["errors"] or res.get("postcheck_bad"):
             raise RuntimeError(f"{name}: {res}")
@@ -121,6 +129,53 @@ def one_run(d: Daemon, args: argparse.Namespace, workdir: Path) -> dict[str, flo
         "get_cpu": float(get.get("server_cpu_us_per_req", "nan")),
         "get_p99": float(get["p99_ms"]),
     }
+
+
+def one_run(d: Daemon, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    ctx, o = context(d, workdir), options(args)
+    put = s3bench.bench_small_put(ctx, o, s3bench.prep_small_put(ctx, o))
+    get = s3bench.bench_small_get(ctx, o, s3bench.prep_small_get(ctx, o))
+    return measures(put, get)
+
+
+def table(title: str, kinds: list[str], results: dict[str, dict[str, list[float]]]) -> None:
+    print(f"\n{title}")
+    print(f"{'':8} {'PUT req/s':>10} {'CPU us':>8} {'p99 ms':>8} {'GET req/s':>10} {'CPU us':>8} {'p99 ms':>8}")
+    for kind in kinds:
+        m = {name: statistics.median(values) for name, values in results[kind].items()}
+        print(
+            f"{kind:8} {m['put']:10.0f} {m['put_cpu']:8.0f} {m['put_p99']:8.1f}"
+            f" {m['get']:10.0f} {m['get_cpu']:8.0f} {m['get_p99']:8.1f}"
+        )
+
+
+def wrk_rounds(args: argparse.Namespace, kinds: list[str], scratch: Path, tree: Path) -> None:
+    daemons = {kind: daemon(kind, scratch / f"wrk-{kind}", tree, args.workers) for kind in kinds}
+    for d in daemons.values():
+        d.start()
+    try:
+        o = options(args)
+        ctxs = {kind: context(d, scratch / f"wrk-{kind}" / "work") for kind, d in daemons.items()}
+        preps = {k: (s3bench.prep_small_put(c, o), s3bench.prep_small_get(c, o)) for k, c in ctxs.items()}
+        results: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in kinds}
+        for rnd in range(args.wrk_rounds):
+            order = kinds[rnd % len(kinds) :] + kinds[: rnd % len(kinds)]
+            for kind in order:
+                put = s3bench.bench_small_put(ctxs[kind], o, preps[kind][0])
+                get = s3bench.bench_small_get(ctxs[kind], o, preps[kind][1])
+                for name, value in measures(put, get).items():
+                    results[kind][name].append(value)
+            line = ", ".join(
+                f"{k} PUT {results[k]['put'][-1]:.0f}/s {results[k]['put_cpu'][-1]:.0f} us"
+                f" GET {results[k]['get'][-1]:.0f}/s {results[k]['get_cpu'][-1]:.0f} us"
+                for k in kinds
+            )
+            print(f"# round {rnd + 1}: {line}; load {os.getloadavg()[0]:.1f}", flush=True)
+        title = f"4 KiB objects, {args.connections} connections, {args.workers} worker(s), daemons taking turns,"
+        table(f"{title} medians of {args.wrk_rounds} rounds:", kinds, results)
+    finally:
+        for d in daemons.values():
+            d.stop()
 
 
 def inline_rows(d: Daemon) -> int:
@@ -226,6 +281,7 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(KINDS), help="which daemons, comma-separated")
     parser.add_argument("--interleaved", type=int, default=0, help="rounds of one-at-a-time requests instead")
     parser.add_argument("--batch", type=int, default=1000, help="requests of each kind per round (--interleaved)")
+    parser.add_argument("--wrk-rounds", type=int, default=0, help="rounds of wrk runs, the daemons taking turns")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     scratch = Path(tempfile.mkdtemp(prefix="vaultaire-bench-inline-"))
@@ -233,6 +289,9 @@ def main() -> None:
         tree = export(args.baseline_ref, scratch / "baseline-tree") if "main" in kinds else scratch
         if args.interleaved:
             interleaved(args, kinds, scratch, tree)
+            return
+        if args.wrk_rounds:
+            wrk_rounds(args, kinds, scratch, tree)
             return
         results: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in kinds}
         for run in range(args.runs):
@@ -255,14 +314,8 @@ def main() -> None:
                     f" CPU/req, p99 {found['get_p99']:.1f} ms); {rows} inline rows; load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
-        print(f"\n4 KiB objects, {args.connections} connections, {args.workers} worker(s), medians of {args.runs}:")
-        print(f"{'':8} {'PUT req/s':>10} {'CPU us':>8} {'p99 ms':>8} {'GET req/s':>10} {'CPU us':>8} {'p99 ms':>8}")
-        for kind in kinds:
-            m = {name: statistics.median(values) for name, values in results[kind].items()}
-            print(
-                f"{kind:8} {m['put']:10.0f} {m['put_cpu']:8.0f} {m['put_p99']:8.1f}"
-                f" {m['get']:10.0f} {m['get_cpu']:8.0f} {m['get_p99']:8.1f}"
-            )
+        title = f"4 KiB objects, {args.connections} connections, {args.workers} worker(s), medians of {args.runs}:"
+        table(title, kinds, results)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
