@@ -493,12 +493,17 @@ def rclone_remote(d: Daemon, home: Path, rclone: str) -> tuple[list[str], dict[s
 
 
 def blob_ledger(data_dir: Path) -> dict[str, set[str]]:
-    """Blob files on disk (staged ones as ``LOCATOR.part``) beside what the catalog says of blobs:
+    """Blob files on disk (staged ones as ``LOCATOR.part``) and inline blobs (``inline:ID``, rows of the
+    catalog) beside what the catalog says of blobs:
     referenced (every version's, manifests' parts, uploads' parts), queued as garbage, intended."""
     import json as _json
 
     root = data_dir / "blobs"
     files = {str(p.relative_to(root)) for p in blob_files(data_dir)}
+    # Small blobs kept in the catalog (vaultaire/catalog/inline.py) count as stored blobs: a row
+    # no version references is an orphan, a referenced one without its row is missing.
+    if catalog_rows(data_dir, "SELECT 1 FROM sqlite_master WHERE name = 'inline_blobs'"):
+        files |= {f"inline:{r[0]:016x}" for r in catalog_rows(data_dir, "SELECT id FROM inline_blobs")}
     referenced: set[str] = set()
     for locator, extra in _version_rows(data_dir):
         parts = _json.loads(extra).get("parts") or []

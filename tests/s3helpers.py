@@ -59,6 +59,7 @@ class Server:
         free_grace: float = 0,
         sse_c_plain_http: bool = True,
         master_key: bytes | None = None,
+        inline_max: int = 0,
     ) -> None:
         self.data = data
         # Pass the same key to open a data directory again (encrypted blobs, sealed secrets).
@@ -97,6 +98,7 @@ class Server:
             clock=clock,
             free_grace=free_grace,
             keyring=Keyring(master_key),
+            inline_max=inline_max,  # small objects in the catalog: tests/test_inline.py
         )
         self.events = EventLog(os.path.join(data, "events"))
         self.metrics = Metrics()

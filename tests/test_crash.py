@@ -12,10 +12,11 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from daemon import Daemon, blob_files, wait_blobs_settled
+from daemon import Daemon, blob_files, catalog_rows, wait_blobs_settled
 
 UPLOAD_THREADS = 4
 STALLED_SIZE = 4 * 2**20
+INLINE_MAX = 64 * 1024  # the daemon's default [storage] inline_max_bytes
 
 
 def stalled_put(url: str, size: int, sent_half: threading.Event, release: threading.Event) -> None:
@@ -67,7 +68,11 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
         while not stop.is_set():
             # Every third write overwrites a "before" key: old or new content is fine, never a mix.
             key = f"before-{i % 3}" if i % 3 == 2 else f"t{n}-{i}"
-            body = os.urandom(rng.randint(1, 8) * 2**20 - rng.randint(0, 1000))
+            if i % 2:
+                # Small objects go into the catalog with their row (engine/inline.py): half the writes.
+                body = os.urandom(rng.randint(0, INLINE_MAX))
+            else:
+                body = os.urandom(rng.randint(1, 8) * 2**20 - rng.randint(0, 1000))
             digest = hashlib.md5(body).hexdigest()
             with lock:
                 sent.setdefault(key, set()).add(digest)
@@ -121,6 +126,7 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
     )
 
     listed: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="crash"):
         for obj in page.get("Contents", []):
             listed[obj["Key"]] = obj["ETag"].strip('"')
@@ -134,6 +140,7 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
         assert digest.hexdigest() == etag, f"{key}: content MD5 {digest.hexdigest()} != ETag {etag}"
         assert etag in sent.get(key, set()), f"{key}: ETag {etag} matches nothing a client sent"
         assert response["ContentLength"] == s3.head_object(Bucket="crash", Key=key)["ContentLength"]
+        sizes[key] = response["ContentLength"]
 
     # Every acknowledged write survived (or was superseded by a later write to the same key).
     for key, digest in acked.items():
@@ -143,8 +150,10 @@ def test_kill9_during_uploads(daemon: Daemon, record_property: Any) -> None:
     for key in before:
         assert key in listed
 
-    # Every blob file is one the catalog references or has queued as garbage: none leaked.
+    # Every blob file (and inline row) is one the catalog references or has queued as garbage: none leaked.
     ledger = wait_blobs_settled(daemon.data_dir)
+    small = [key for key, size in sizes.items() if size <= INLINE_MAX]
+    assert small and catalog_rows(daemon.data_dir, "SELECT count(*) FROM inline_blobs")[0][0] >= len(small)
     record_property("blob_files", len(ledger["files"]))
     record_property("uploads_started", started)
     print(

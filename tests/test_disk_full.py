@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from daemon import Daemon, ops_metrics
+from daemon import Daemon, catalog_rows, ops_metrics
 
 from vaultaire.config import ConfigError, Settings
 from vaultaire.startup import runtime_directory
@@ -77,6 +77,10 @@ def fill(path: Path) -> Path:
     return filler
 
 
+def inline_rows(d: Daemon) -> int:
+    return int(catalog_rows(d.data_dir, "SELECT count(*) FROM inline_blobs")[0][0])
+
+
 def status_of(call: Callable[[], object]) -> str:
     try:
         call()
@@ -128,6 +132,9 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
         s3 = d.boto3_client()
         s3.create_bucket(Bucket="full")
         s3.put_object(Bucket="full", Key="keep", Body=b"kept bytes")
+        small = os.urandom(32 * 1024)  # kept in the catalog (engine/inline.py), not a blob file
+        s3.put_object(Bucket="full", Key="small", Body=small)
+        assert inline_rows(d) == 2  # "keep" and "small"
         upload = s3.create_multipart_upload(Bucket="full", Key="mp")["UploadId"]
         part = os.urandom(5 * MiB)
         s3.upload_part(Bucket="full", Key="mp", UploadId=upload, PartNumber=1, Body=part)
@@ -160,10 +167,12 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
             lambda: s3.upload_part(Bucket="full", Key="mp", UploadId=upload, PartNumber=2, Body=b"y" * 1000)
         )
         answers["GET"] = status_of(lambda: s3.get_object(Bucket="full", Key="keep")["Body"].read())
+        answers["PUT 32 KiB"] = status_of(lambda: s3.put_object(Bucket="full", Key="small2", Body=small))
+        assert s3.get_object(Bucket="full", Key="small")["Body"].read() == small
         assert s3.get_object(Bucket="full", Key="keep")["Body"].read() == b"kept bytes"
         answers["HEAD"] = status_of(lambda: s3.head_object(Bucket="full", Key="keep"))
         listed = [o["Key"] for o in s3.list_objects_v2(Bucket="full")["Contents"]]
-        answers["LIST"] = "ok" if listed == sorted(["keep", "mpobj", *filled]) else "wrong"
+        answers["LIST"] = "ok" if listed == sorted(["keep", "mpobj", "small", *filled]) else "wrong"
         answers["ListParts"] = status_of(lambda: s3.list_parts(Bucket="full", Key="mp", UploadId=upload))
         # /health answers from a probe made every 10 s: wait for one made since the disk filled.
         wait_for(lambda: ops_health(d)[1]["status"] != "ok", 30, "a health probe of the full disk")
@@ -184,6 +193,7 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
         answers["DeleteObjects"] = status_of(
             lambda: s3.delete_objects(Bucket="full", Delete={"Objects": [{"Key": k} for k in filled[1:]]})
         )
+        answers["DELETE small"] = status_of(lambda: s3.delete_object(Bucket="full", Key="small"))
         answers["AbortMultipartUpload"] = status_of(
             lambda: s3.abort_multipart_upload(Bucket="full", Key="mp", UploadId=upload)
         )
@@ -196,6 +206,7 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
             "CreateMultipartUpload": "507 InsufficientStorage",
             "UploadPart": "507 InsufficientStorage",
             "GET": "ok",
+            "PUT 32 KiB": "507 InsufficientStorage",
             "HEAD": "ok",
             "LIST": "ok",
             "ListParts": "ok",
@@ -203,12 +214,14 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
             "DELETE multipart object": "ok",
             "DELETE": "ok",
             "DeleteObjects": "ok",
+            "DELETE small": "ok",
             "AbortMultipartUpload": "ok",
         }
         assert freed >= 7.5 * MiB, freed  # the 8 MiB blob is freed at once (less what the catalog wrote)
         # A multipart object's parts wait a grace period for reads in flight, but not on a full disk.
         assert freed_multipart >= 4.5 * MiB, freed_multipart
         assert s3.list_objects_v2(Bucket="full")["KeyCount"] == 1
+        assert inline_rows(d) == 1  # the deleted small object's row went with its delete
         if workers > 1:
             assert worker_restarts(d) == 0  # no SIGBUS, no crash loop
 
@@ -224,9 +237,11 @@ def test_a_full_data_disk_still_reads_lists_and_deletes(tmp_path: Path, small_di
             )
         )
         after["GET"] = "ok" if s3.get_object(Bucket="full", Key="again")["Body"].read() == big else "wrong"
+        after["small"] = status_of(lambda: s3.put_object(Bucket="full", Key="small", Body=small))
+        after["GET small"] = "ok" if s3.get_object(Bucket="full", Key="small")["Body"].read() == small else "wrong"
         after["DELETE"] = status_of(lambda: s3.delete_object(Bucket="full", Key="again"))
         print(f"workers={workers}, after space came back: {after}")
-        assert after == {"PUT": "ok", "multipart": "ok", "GET": "ok", "DELETE": "ok"}
+        assert after == {"PUT": "ok", "multipart": "ok", "GET": "ok", "small": "ok", "GET small": "ok", "DELETE": "ok"}
         # The catalog's headroom is taken back by the periodic work once there is room.
         wait_for(lambda: (d.data_dir / "catalog.headroom").exists(), 30, "the catalog headroom to be restored")
         wait_for(lambda: ops_health(d)[1]["status"] == "ok", 30, "health to be ok again")

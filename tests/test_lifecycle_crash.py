@@ -25,6 +25,8 @@ def files(root: Path) -> set[str]:
 
 def ledger_agrees(data_dir: Path, cold: Path) -> tuple[bool, str]:
     on_disk = {("local", f) for f in files(data_dir / "blobs")} | {("local2", f) for f in files(cold)}
+    # Small objects kept in the catalog (vaultaire/engine/inline.py): their rows are stored blobs too.
+    on_disk |= {("local", f"inline:{r[0]:016x}") for r in catalog_rows(data_dir, "SELECT id FROM inline_blobs")}
     referenced: set[tuple[str, str]] = set()
     for locator, extra in catalog_rows(data_dir, "SELECT locator, metadata FROM artifacts"):
         placement = json.loads(extra).get("placement") or "local"

@@ -13,6 +13,7 @@ import pytest_twisted
 from attrs import evolve
 from twisted.internet import reactor
 
+from vaultaire.catalog import versions
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.catalog.versions import valid_version_id
 from vaultaire.errors import ContainerNotEmpty, NoSuchArtifact, NoSuchVersion
@@ -298,7 +299,7 @@ async def test_a_catalog_from_before_versioning_is_migrated_in_place(tmp_path: P
     finally:
         await catalog.stop()
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == versions.SCHEMA_VERSION
     check.close()
 
 

@@ -61,6 +61,10 @@ class Settings:
     # already streaming them may still need them (a multipart object's later parts, an
     # upstream's blob); a GET that started finishes with its bytes if it lasts less than this.
     free_grace: int = 3600
+    # Objects of at most this many bytes, PUT with their size on a plain local placement, are
+    # kept in the catalog, durable with their row in one group commit: no fsync of their own.
+    # 0: every object is a blob file. See vaultaire/engine/inline.py.
+    inline_max_bytes: int = 64 * 1024
     # [drivers.NAME] tables (type = "local" | "s3" | "rclone" | "memory", and the type's settings);
     # a "local" driver on <data>/blobs exists unless the file defines one of that name.
     drivers: dict[str, Any] = Factory(dict)
@@ -148,6 +152,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "upload_expiry": "upload_expiry",
     },
     "placement": {"default": "default_placement", "free_grace": "free_grace"},
+    "storage": {"inline_max_bytes": "inline_max_bytes"},
     "security": {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
@@ -293,6 +298,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting [console] admin_secret must have at least 16 characters")
     if settings.max_connections < 1:
         raise ConfigError("setting 'max_connections' must be at least 1")
+    if not 0 <= settings.inline_max_bytes <= 2**20:
+        raise ConfigError("setting [storage] inline_max_bytes must be between 0 (none inline) and 1048576 bytes")
     if settings.free_space_reserve < -1:
         raise ConfigError("setting 'free_space_reserve' is bytes (0: none) or -1 (min of 1% and 1 GiB)")
     if settings.min_part_size < 0:

@@ -194,6 +194,7 @@ def build_engine(
         # and seals the SSE-KMS keys' material: one key hierarchy.
         keyring=keyring,
         kms=LocalKeySource(catalog, keyring, settings.region),
+        inline_max=settings.inline_max_bytes,
     )
 
 

@@ -27,6 +27,8 @@ import sqlite3
 import uuid
 from collections.abc import Iterable
 
+from vaultaire.catalog import inline, sqlite_inline
+
 SCHEMA = """
 -- Blobs no longer referenced, queued in the same transaction that dropped them.
 CREATE TABLE IF NOT EXISTS garbage (
@@ -59,8 +61,13 @@ def settle(db: sqlite3.Connection, locators: Iterable[str]) -> None:
 
 
 def queue(db: sqlite3.Connection, placement: str, locators: Iterable[str], now: float) -> None:
-    """Queue blobs for the sweep; an intent for one of them is settled by it."""
+    """Queue blobs for the sweep; an intent for one of them is settled by it.
+
+    Blobs kept in the catalog itself (inline locators) need no sweep: their rows go now."""
     rows = list(locators)
+    if any(inline.is_inline(loc) for loc in rows):
+        sqlite_inline.drop(db, rows)
+        rows = [loc for loc in rows if not inline.is_inline(loc)]
     db.executemany(
         "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
         [(loc, placement, now) for loc in rows],

@@ -529,6 +529,22 @@ class Generations(Protocol):
         artifacts, versions, uploads and usage need not move it. Read once per request: a point read, fast."""
 
 
+# -- small blobs kept in the catalog (catalog/inline.py, catalog/sqlite_inline.py)
+
+
+class InlineBlobs(Protocol):
+    def put_inline_artifact(
+        self, artifact: Artifact, data: bytes, condition: WriteCondition | None = None
+    ) -> Deferred[VersionChange]:
+        """``put_artifact`` of an artifact whose locator is inline (``catalog.inline``), with
+        its stored bytes ``data``, in the same transaction: durable together, or not at all.
+        A later change that stops referencing the locator drops its bytes in its own
+        transaction (never queued as garbage)."""
+
+    def inline_data(self, locator: str) -> Deferred[bytes | None]:
+        """The stored bytes of an inline locator; None once no version references it."""
+
+
 class Catalog(
     Lifecycle,
     Tenants,
@@ -542,6 +558,7 @@ class Catalog(
     LifecycleScans,
     EncryptionKeys,
     Generations,
+    InlineBlobs,
     Protocol,
 ):
     """The whole contract: every method the engine, the services and the admin tool call."""

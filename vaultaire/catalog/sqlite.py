@@ -45,6 +45,8 @@ from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
 from vaultaire.catalog.sqlite_console import ConsoleStatements
+from vaultaire.catalog.sqlite_inline import SCHEMA as INLINE_SCHEMA
+from vaultaire.catalog.sqlite_inline import InlineStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
@@ -216,6 +218,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
         )
     # 1 -> 2, versioning: the versions table is new (created empty); artifacts rows from before
     # it need no rewrite, they read as the current "null" version ordered by their time.
+    # 2 -> 3, inline blobs: the inline_blobs table is new (created empty); nothing is rewritten.
     db.execute(f"PRAGMA user_version = {versions.SCHEMA_VERSION}")
     if "placement" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
         db.execute("ALTER TABLE parts ADD COLUMN placement TEXT")  # NULL: the container's placement
@@ -234,7 +237,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, ConsoleStatements):
+class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, ConsoleStatements, InlineStatements):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -391,6 +394,7 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             conn.executescript(sqlite_keys.SCHEMA)
             conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
+            conn.executescript(INLINE_SCHEMA)
             conn.executescript(generation.SCHEMA)  # last: its triggers watch the tables above
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
@@ -747,14 +751,14 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
         if condition.etag_must_be is not None and row[0] != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
-    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[VersionChange]:
-        def work(db: sqlite3.Connection) -> VersionChange:
-            if condition is not None:
-                self._check_condition(db, artifact.container_id, artifact.key.encode("utf-8"), condition)
-            stored, removed = versions.install(db, artifact, artifact.size, self._clock())
-            return VersionChange(stored, removed)
+    def _install(self, db: sqlite3.Connection, artifact: Artifact, condition: WriteCondition | None) -> VersionChange:
+        if condition is not None:
+            self._check_condition(db, artifact.container_id, artifact.key.encode("utf-8"), condition)
+        stored, removed = versions.install(db, artifact, artifact.size, self._clock())
+        return VersionChange(stored, removed)
 
-        return self._write(work)
+    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[VersionChange]:
+        return self._write(lambda db: self._install(db, artifact, condition))
 
     def delete_artifact(self, container_id: int, key: str) -> Deferred[VersionChange]:
         def work(db: sqlite3.Connection) -> VersionChange:

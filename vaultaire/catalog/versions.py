@@ -62,8 +62,9 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE UNIQUE INDEX IF NOT EXISTS versions_by_id ON versions (container_id, key, version_id);
 """
 
-# 1: before versioning; 2: the versions table. PRAGMA user_version of the catalog file.
-SCHEMA_VERSION = 2
+# 1: before versioning; 2: the versions table; 3: small blobs in inline_blobs (catalog/inline.py),
+# which a Vaultaire knowing only 2 could not read. PRAGMA user_version of the catalog file.
+SCHEMA_VERSION = 3
 
 SETTING = "versioning"  # the container setting: absent, "Enabled" or "Suspended"
 ENABLED = "Enabled"

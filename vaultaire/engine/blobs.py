@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
+from vaultaire.catalog import inline
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import Driver, KeepsBlobsForReaders
 from vaultaire.errors import DriverError
@@ -60,6 +61,10 @@ class BlobKeeper:
         Safe for blobs never published (a driver's delete of a missing blob is a no-op),
         queued or not, and for an intent's blobs: each ends deleted and forgotten, or queued.
         """
+        # Inline blobs went with the transaction that dropped their row (or were never stored).
+        locators = [loc for loc in locators if not inline.is_inline(loc)]
+        if not locators:
+            return 0
         driver = self.drivers.get(placement)
         freed: list[str] = []
         failed: list[str] = []

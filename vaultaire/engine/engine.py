@@ -19,12 +19,14 @@ from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from vaultaire.catalog import inline
 from vaultaire.catalog.cached import CachedReads
 from vaultaire.catalog.interface import Catalog
-from vaultaire.drivers.interface import BlobReader, Driver
+from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
 from vaultaire.encryption.keys import Keyring, Protection
 from vaultaire.encryption.kms import KeySource, LocalKeySource
 from vaultaire.engine.blobs import DEFAULT_FREE_GRACE, BlobKeeper
+from vaultaire.engine.inline import InlineStore, InlineWriter, takes_inline
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
 from vaultaire.engine.quota import QuotaGuard, Reservation
@@ -124,8 +126,13 @@ class Engine(VersioningEngine):
         free_grace: float = DEFAULT_FREE_GRACE,
         keyring: Keyring | None = None,
         kms: KeySource | None = None,
+        inline_max: int = 0,
     ) -> None:
         self.min_part_size = min_part_size
+        # PUTs of at most this many bytes on a plain local placement keep them in the catalog,
+        # durable with the row in one group commit (engine/inline.py); 0: never.
+        self.inline_max = inline_max
+        self.inline = InlineStore(catalog)
         # Encryption at rest; without a keyring (tools that only move blobs) it is refused.
         # SSE-KMS keys are the catalog's own unless another key source is given.
         if kms is None and keyring is not None:
@@ -348,6 +355,20 @@ class Engine(VersioningEngine):
         except KeyError:
             raise DriverError(f"placement {name!r} names no configured driver") from None
 
+    def source(self, placement: str, locator: str) -> Driver:
+        """Where a blob is read from: the catalog for an inline one, else its placement's driver."""
+        return self.inline if inline.is_inline(locator) else self.placement(placement)
+
+    def _inline_writer(self, container: Container, size: int | None, seal: BlobSeal | None) -> InlineWriter | None:
+        """A writer into memory when this upload's bytes go to the catalog, else None."""
+        if self.inline_max <= 0 or size is None or size > self.inline_max:
+            return None
+        if not takes_inline(self._driver(container)):
+            return None
+        stored = seal.stored_size(size) if seal is not None else size
+        assert stored is not None
+        return InlineWriter(stored)
+
     async def put(
         self,
         ctx: RequestContext,
@@ -397,8 +418,9 @@ class Engine(VersioningEngine):
 
         protection = await self.sealed.prepare(protection, _tenant_id(ctx))
         seal = await self.sealed.new_blob(protection)
+        kept = self._inline_writer(container, declared_size, seal)
         locator, size, md5 = await self._write_blob(
-            ctx, container, source, hashers, verify, declared_size, replaced_size, seal
+            ctx, container, source, hashers, verify, declared_size, replaced_size, seal, kept
         )
         sealing = self.sealed.describe(protection)
         md5 = sealed_etag(md5, sealing, seal.token if seal is not None else "")
@@ -427,7 +449,10 @@ class Engine(VersioningEngine):
             legal_hold=lock.legal_hold if lock is not None else None,
         )
         try:
-            change = await self.catalog.put_artifact(artifact, condition)
+            if kept is None:
+                change = await self.catalog.put_artifact(artifact, condition)
+            else:
+                change = await self.catalog.put_inline_artifact(artifact, kept.data, condition)
         except PreconditionFailed:
             await self.blobs.discard(container.placement, [locator])
             raise ConditionalConflict(key) from None
@@ -449,13 +474,16 @@ class Engine(VersioningEngine):
         declared_size: int | None,
         replacing: Callable[[], Awaitable[int]] = _nothing_replaced,
         seal: BlobSeal | None = None,
+        kept: InlineWriter | None = None,
     ) -> tuple[str, int, str]:
-        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure."""
+        """Stream into a new durable blob; (locator, size, md5 hex). Aborted on any failure.
+        With ``kept``, the bytes go there instead, for the catalog to store with the row."""
         if self.space is not None:
+            # Inline bytes too: they land on the catalog's disk, refused below its reserve alike.
             await self.space.admit(container.placement, declared_size)
         reservation = await self.quota.reserve(ctx.tenant, declared_size, replacing)
         try:
-            return await self._stream_blob(container, source, hashers, verify, reservation, declared_size, seal)
+            return await self._stream_blob(container, source, hashers, verify, reservation, declared_size, seal, kept)
         finally:
             if reservation is not None:
                 reservation.release()
@@ -469,25 +497,32 @@ class Engine(VersioningEngine):
         reservation: Reservation | None,
         declared_size: int | None = None,
         seal: BlobSeal | None = None,
+        kept: InlineWriter | None = None,
     ) -> tuple[str, int, str]:
         """Stream into a new blob (encrypted by ``seal``, hashed as plaintext).
         ``declared_size`` (the Content-Length the client announced) goes to the
         driver: one that needs it up front (a streamed upstream PUT) uses it.
         A body of any other size is refused here, before the commit, whatever the driver."""
-        blob = uuid.uuid4().hex
-        locator = f"{container.id}/{blob[:2]}/{blob}"
-        driver = self._driver(container)
-        # Durable before the driver sees a byte: a crash from here on leaves an intent the
-        # sweep turns into garbage, never a blob the catalog does not know.
-        await self.catalog.intend_blobs(container.placement, [locator])
-        try:
-            if seal is None:
-                writer = driver.open_writer(locator, declared_size)
-            else:
-                writer = seal.wrap(driver.open_writer(locator, seal.stored_size(declared_size)))
-        except BaseException:
-            await self.blobs.discard(container.placement, [locator])
-            raise
+        writer: BlobWriter
+        if kept is not None:
+            # Bytes for the catalog: nothing reaches a driver, so no intent needs recording.
+            locator = inline.new_locator()
+            writer = kept if seal is None else seal.wrap(kept)
+        else:
+            blob = uuid.uuid4().hex
+            locator = f"{container.id}/{blob[:2]}/{blob}"
+            driver = self._driver(container)
+            # Durable before the driver sees a byte: a crash from here on leaves an intent the
+            # sweep turns into garbage, never a blob the catalog does not know.
+            await self.catalog.intend_blobs(container.placement, [locator])
+            try:
+                if seal is None:
+                    writer = driver.open_writer(locator, declared_size)
+                else:
+                    writer = seal.wrap(driver.open_writer(locator, seal.stored_size(declared_size)))
+            except BaseException:
+                await self.blobs.discard(container.placement, [locator])
+                raise
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
@@ -620,7 +655,8 @@ class Engine(VersioningEngine):
         self, container: Container, artifact: Artifact, start: int, end: int, offered: Protection | None = None
     ) -> BlobReader:
         # The artifact's own placement: during a migration it may not be the container's.
-        driver = self.placement(artifact.placement or container.placement)
+        # A manifest's parts are always on a driver; a single blob may be inline.
+        driver = self.source(artifact.placement or container.placement, artifact.locator)
         sealing = artifact.sealing
         if sealing is None:
             if not artifact.parts:

@@ -100,7 +100,8 @@ async def _copy(
     new = _fresh_locator(container)
     await engine.catalog.intend_blobs(target, [new])
     copied.append(new)
-    await copy_blob(engine.placement(placement or container.placement), engine.placement(target), locator, size, new)
+    source = engine.source(placement or container.placement, locator)
+    await copy_blob(source, engine.placement(target), locator, size, new)
     return new
 
 

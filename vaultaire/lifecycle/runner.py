@@ -306,7 +306,7 @@ class LifecycleRunner:
         # Recorded before the first byte: a crash before the swap leaves garbage, never a leak.
         await self.catalog.intend_blobs(target, [new])
         copied.append(new)
-        await copy_blob(self.engine.placement(source), self.engine.placement(target), locator, size, new)
+        await copy_blob(self.engine.source(source, locator), self.engine.placement(target), locator, size, new)
         return new
 
     async def _drop(self, placement: str, locators: list[str]) -> None:
