@@ -35,4 +35,4 @@ def open_catalog(
         from vaultaire.catalog.postgres import PostgresCatalog  # psycopg loads only when asked for
 
         return PostgresCatalog(url, reactor, box, clock=clock, **options)
-    raise ValueError(f"unknown catalog URL {url!r}: expected postgresql://... (or none, for SQLite in the data directory)")
+    raise ValueError(f"unknown catalog URL {url!r}: expected postgresql://... (none: SQLite in the data directory)")

@@ -43,7 +43,6 @@ from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.diskspace import AUTO_RESERVE
-
 from vaultaire.errors import CatalogUnavailable
 from vaultaire.sealing import SecretBox
 
