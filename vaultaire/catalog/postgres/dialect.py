@@ -112,7 +112,7 @@ class Connection:
         text = translate(sql)
         cursor = self.raw.cursor()
         try:
-            cursor.execute(text, tuple(params) if params is not None else None)  # type: ignore[arg-type]
+            cursor.execute(text, tuple(params) if params is not None else None)
         except psycopg.errors.IntegrityError as e:
             # The shared statements catch sqlite3's type (a name taken, a user that exists).
             raise sqlite3.IntegrityError(str(e)) from e
@@ -124,6 +124,6 @@ class Connection:
             return
         try:
             with self.raw.cursor() as cursor:
-                cursor.executemany(translate(sql), rows)  # type: ignore[arg-type]
+                cursor.executemany(translate(sql), rows)
         except psycopg.errors.IntegrityError as e:
             raise sqlite3.IntegrityError(str(e)) from e
