@@ -133,3 +133,9 @@ def catalog_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     make.backend = request.param  # type: ignore[attr-defined]
     make.url = url  # type: ignore[attr-defined]
     return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> str | None:
+    """For the in-process stack (tests/s3helpers.py Server): None (SQLite) or a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres").fresh_database() if request.param == "postgresql" else None
