@@ -55,7 +55,6 @@ reactor.run()
 def presigned(url: str, method: str, key: str) -> str:
     import boto3
     from botocore.config import Config
-
     from s3helpers import ACCESS, REGION, SECRET
 
     s3 = boto3.client(
