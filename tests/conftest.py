@@ -95,3 +95,47 @@ def upstream(request: pytest.FixtureRequest) -> str | None:
     if request.param == "local":
         return None
     return str(request.getfixturevalue("seaweed").endpoint)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """This test process's PostgreSQL server (tests/postgres.py), stopped at the end of the session."""
+    import postgres as pg
+
+    server = pg.server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        pg._server = None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Make catalogs on each backend: ``make(box=None, clock=time.time)`` -> a catalog, not started.
+
+    Calls in one test share one store (the SQLite file in tmp_path, or one fresh database), so a
+    test can reopen what it wrote. The contract tests take this to run on both backends.
+    """
+    import os
+    import time
+
+    from twisted.internet import reactor
+
+    from vaultaire.catalog.open import open_catalog
+    from vaultaire.sealing import SecretBox
+
+    url = request.getfixturevalue("postgres").fresh_database() if request.param == "postgresql" else None
+
+    def make(box: SecretBox | None = None, clock: Any = time.time) -> Any:
+        return open_catalog(url, str(tmp_path), reactor, box or SecretBox(os.urandom(32)), clock=clock)
+
+    make.backend = request.param  # type: ignore[attr-defined]
+    make.url = url  # type: ignore[attr-defined]
+    return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> str | None:
+    """For the in-process stack (tests/s3helpers.py Server): None (SQLite) or a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres").fresh_database() if request.param == "postgresql" else None

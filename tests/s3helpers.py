@@ -27,6 +27,7 @@ from vaultaire import __version__, sigv4
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.http import ConnectionLimits, S3Site
+from vaultaire.catalog.open import open_catalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.s3 import S3Driver, S3DriverConfig
@@ -60,12 +61,14 @@ class Server:
         sse_c_plain_http: bool = True,
         master_key: bytes | None = None,
         inline_max: int = 0,
+        catalog_url: str | None = None,
     ) -> None:
         self.data = data
         # Pass the same key to open a data directory again (encrypted blobs, sealed secrets).
         master_key = master_key or os.urandom(32)
         self.limits = limits
-        self.catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, SecretBox(master_key))
+        # ``catalog_url``: a PostgreSQL catalog (tests/postgres.py) instead of SQLite in ``data``.
+        self.catalog: SQLiteCatalog = open_catalog(catalog_url, data, reactor, SecretBox(master_key))
         self.upstream = upstream
         self.driver: Any
         if upstream is None:

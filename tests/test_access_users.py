@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -67,8 +68,8 @@ async def test_keys_written_before_users_become_the_root_users(tmp_path: Path) -
 
 
 @pytest_twisted.ensureDeferred
-async def test_users_their_policies_and_keys(tmp_path: Path) -> None:
-    catalog = _catalog(tmp_path)
+async def test_users_their_policies_and_keys(catalog_factory: Any) -> None:
+    catalog = catalog_factory()  # on each backend
     await catalog.start()
     try:
         tenant = await catalog.ensure_tenant("acme")
@@ -99,8 +100,8 @@ async def test_users_their_policies_and_keys(tmp_path: Path) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_containers_named_carry_their_owner_and_access_documents(tmp_path: Path) -> None:
-    catalog = _catalog(tmp_path)
+async def test_containers_named_carry_their_owner_and_access_documents(catalog_factory: Any) -> None:
+    catalog = catalog_factory()  # on each backend
     await catalog.start()
     try:
         a = await catalog.ensure_tenant("a")

@@ -17,13 +17,11 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail
 
 from tests.s3helpers import Chunks, later
-from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryBlobWriter, MemoryDriver
 from vaultaire.engine import Engine
 from vaultaire.errors import DriverError, IncompleteBody
 from vaultaire.model import RequestContext
-from vaultaire.sealing import SecretBox
 
 
 class LaxWriter(MemoryBlobWriter):
@@ -54,8 +52,8 @@ def blob_files(root: Path) -> list[str]:
 
 
 @pytest_twisted.async_yield_fixture
-async def engine(tmp_path: Path) -> Any:
-    catalog = SQLiteCatalog(str(tmp_path / "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
+async def engine(tmp_path: Path, catalog_factory: Any) -> Any:
+    catalog = catalog_factory()  # on each backend
     drivers: dict[str, Any] = {
         "local": LocalDriver(str(tmp_path / "blobs"), reactor),
         "lax": LaxDriver("lax"),
@@ -202,9 +200,25 @@ open(sys.argv[1] + "." + sys.argv[2].replace("/", "_"), "w").write("ready")
 time.sleep(120)
 """
 
+# The same writer on a PostgreSQL catalog: alive while its session holds its advisory lock.
+LIVE_WRITER_PG = """
+import sys, time, psycopg
+from vaultaire.catalog.blobs import intend
+from vaultaire.catalog.postgres.dialect import Connection
+from vaultaire.catalog.postgres.lease import AdvisoryLease
+lease = AdvisoryLease(sys.argv[1])
+lease.acquire()
+with psycopg.connect(sys.argv[1]) as conn:
+    intend(Connection(conn), lease.owner, "local", [sys.argv[2]], time.time())
+open(sys.argv[3] + "." + sys.argv[2].replace("/", "_"), "w").write("ready")
+time.sleep(120)
+"""
+
 
 @pytest_twisted.ensureDeferred
-async def test_intents_of_a_live_writer_are_never_swept_those_of_a_dead_one_are(engine: Engine, tmp_path: Path) -> None:
+async def test_intents_of_a_live_writer_are_never_swept_those_of_a_dead_one_are(
+    engine: Engine, tmp_path: Path, catalog_factory: Any
+) -> None:
     import subprocess
     import sys
 
@@ -213,7 +227,10 @@ async def test_intents_of_a_live_writer_are_never_swept_those_of_a_dead_one_are(
     (engine.test_root / "1" / "ab").mkdir(parents=True)  # type: ignore[attr-defined]
     (engine.test_root / "1" / "ab" / "inflight.part").write_bytes(b"half a blob")  # type: ignore[attr-defined]
     ready = tmp_path / ("catalog.sqlite3." + locator.replace("/", "_"))
-    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, database, locator])
+    if catalog_factory.backend == "sqlite":
+        writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, database, locator])
+    else:
+        writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER_PG, catalog_factory.url, locator, database])
     try:
         for _ in range(600):
             if ready.exists():

@@ -24,6 +24,18 @@ from vaultaire.model import Container, ContainerAccess, Tenant
 
 pytestmark = pytest.mark.timeout(60)  # a cache that asks again waits on an answer never given: fail, do not hang
 
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path: Any, catalog_url: str | None) -> Any:
+    """The stack on each catalog backend: PostgreSQL moves the generation by its own triggers."""
+    from s3helpers import Server
+
+    s = Server(str(tmp_path), catalog_url=catalog_url)
+    await s.start("bucket")
+    yield s
+    await s.stop()
+
+
 POINT_READS = ("credential", "user", "containers_named", "container", "container_named", "setting", "settings_by_name")
 
 

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
 from attrs import evolve
-from twisted.internet import reactor
 
-from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.errors import NoSuchArtifact
 from vaultaire.model import Artifact, Retention, Upload
-from vaultaire.sealing import SecretBox
 
 
 @pytest_twisted.ensureDeferred
-async def test_attributes_round_trip_and_amend(tmp_path: Path) -> None:
-    catalog = SQLiteCatalog(str(tmp_path / "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)))
+async def test_attributes_round_trip_and_amend(catalog_factory: Any) -> None:
+    catalog = catalog_factory()
     await catalog.start()
     try:
         tenant = await catalog.ensure_tenant("t")

@@ -18,6 +18,7 @@ from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
 from zope.interface.verify import verifyClass, verifyObject
 
 from vaultaire.catalog.interface import Catalog
+from vaultaire.catalog.postgres import PostgresCatalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers import s3, s3_reader, s3_writers
 from vaultaire.drivers.bytes_reader import BytesReader
@@ -47,6 +48,7 @@ def _protocol_methods(protocol: type) -> dict[str, Any]:
     "implementation, protocol",
     [
         (SQLiteCatalog, Catalog),
+        (PostgresCatalog, Catalog),
         (LocalDriver, Driver),
         (MemoryDriver, Driver),
         (s3.S3Driver, Driver),

@@ -335,3 +335,34 @@ def test_the_setting_is_read_from_storage_and_bounded(tmp_path: Any) -> None:
         path.write_text(f"[storage]\ninline_max_bytes = {bad}\n")
         with pytest.raises(ConfigError, match="inline_max_bytes"):
             build(load_file(str(path)), {})
+
+
+@pytest_twisted.ensureDeferred
+async def test_small_objects_live_in_a_postgresql_catalog_too(tmp_path: Any, postgres: Any) -> None:
+    # The shared catalog of many gateways: the bytes are in the database every gateway reads.
+    s = Server(str(tmp_path), inline_max=LIMIT, catalog_url=postgres.fresh_database())
+    await s.start("bucket")
+    try:
+        first, second = os.urandom(3000), os.urandom(200)
+        assert (await s.request("PUT", "/bucket/k", first)).code == 200
+        assert s.blob_files() == []
+        r = await s.request("GET", "/bucket/k", headers={"Range": "bytes=10-19"})
+        assert r.code == 206 and r.body == first[10:20]
+        [old] = [a.locator async for a in _artifacts(s)]
+        assert inline.is_inline(old) and await s.catalog.inline_data(old) == first
+        assert (await s.request("PUT", "/bucket/k", second)).code == 200
+        assert await s.catalog.inline_data(old) is None  # the overwrite dropped the old bytes
+        assert (await s.request("GET", "/bucket/k")).body == second
+        [new] = [a.locator async for a in _artifacts(s)]
+        assert (await s.request("DELETE", "/bucket/k")).code == 204
+        assert await s.catalog.inline_data(new) is None
+    finally:
+        await s.stop()
+
+
+async def _artifacts(s: Server) -> Any:
+    tenant = await s.catalog.tenant("default")
+    bucket = await s.catalog.container(tenant.id, "bucket")
+    page = await s.catalog.list_artifacts(bucket.id, "", "", None, 1000)
+    for artifact in page.artifacts:
+        yield artifact

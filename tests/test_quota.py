@@ -17,8 +17,8 @@ from vaultaire.model import Artifact
 
 
 @pytest_twisted.async_yield_fixture
-async def server(tmp_path):
-    s = Server(str(tmp_path))
+async def server(tmp_path, catalog_url):
+    s = Server(str(tmp_path), catalog_url=catalog_url)  # on each catalog backend
     s.engine.min_part_size = 0
     await s.start("bucket", "forms")
     yield s

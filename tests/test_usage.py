@@ -139,9 +139,10 @@ async def test_half_a_month_of_a_tebibyte_then_delete_and_download(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_deleting_a_container_bills_it_up_to_then(tmp_path):
+async def test_deleting_a_container_bills_it_up_to_then(catalog_factory):
     clock = FakeClock("2026-08-10 10:00:00")
-    catalog = await open_catalog(str(tmp_path), clock)
+    catalog = catalog_factory(clock=clock)  # on each backend
+    await catalog.start()
     try:
         tenant = await catalog.create_tenant("t")
         box = await catalog.create_container(tenant.id, "box", "local")

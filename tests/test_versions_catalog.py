@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -31,8 +32,9 @@ class Clock:
 
 
 @pytest_twisted.async_yield_fixture
-async def opened(tmp_path: Path) -> AsyncIterator[tuple[SQLiteCatalog, Tenant, Container]]:
-    catalog = SQLiteCatalog(str(tmp_path / "catalog.sqlite3"), reactor, SecretBox(os.urandom(32)), clock=Clock())
+async def opened(catalog_factory: Any) -> AsyncIterator[tuple[SQLiteCatalog, Tenant, Container]]:
+    """On each backend (tests/conftest.py catalog_factory)."""
+    catalog = catalog_factory(clock=Clock())
     await catalog.start()
     tenant = await catalog.ensure_tenant("t")
     container = await catalog.create_container(tenant.id, "b", "local")

@@ -109,6 +109,12 @@ class DriverError(VaultaireError):
     """The byte store failed; the message says how, without secrets or paths of keys."""
 
 
+class CatalogUnavailable(VaultaireError):
+    """The catalog's database cannot be reached or answer in time (a PostgreSQL restart, a
+    network cut, a statement timeout). Worth retrying shortly; a write cut off at its commit
+    may have committed, as with any database."""
+
+
 class DriverUnavailable(DriverError):
     """The byte store cannot be reached right now (connection refused, timed out, 5xx):
     worth retrying later, unlike a store that answered and refused."""

@@ -37,6 +37,7 @@ from twisted.web.server import Site
 
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.headroom import Headroom
+from vaultaire.catalog.open import open_catalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.build import build_placements
@@ -215,7 +216,8 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
     keys, reload = master_keys(settings, data)
     box = SecretBox(keys[0], keys[1:], reload)
     headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
+    # A PostgreSQL URL once the configuration carries one (``[catalog] url``), else SQLite in ``data``.
+    catalog = open_catalog(getattr(settings, "catalog_url", None), data, reactor, box, headroom=headroom)
     return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role)
 
 

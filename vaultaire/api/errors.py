@@ -260,6 +260,9 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
     if isinstance(exc, domain.DriverUnavailable):
         # SDKs back off and retry on SlowDown: the upstream is down or overloaded.
         return S3Error("SlowDown", "The storage upstream is unavailable; please retry.")
+    # -- PostgreSQL catalog: an outage or a statement timeout is the client's cue to back off.
+    if isinstance(exc, domain.CatalogUnavailable):
+        return S3Error("SlowDown", "The catalog is unavailable; please retry.")
     if isinstance(exc, domain.QuotaExceeded):
         return S3Error("QuotaExceeded", str(exc))
     if isinstance(exc, domain.DriverError):

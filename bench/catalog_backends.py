@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""One gateway on SQLite vs one gateway on PostgreSQL: 4 KiB GET and PUT. Run by hand, never in tests.
+
+Each backend in turn (order rotated every run): the whole S3 stack in its own process (the
+tests' in-process ``Server``, since ``twistd vaultaire`` takes a catalog URL only once the
+configuration does), a PostgreSQL 16 from the ``pgserver`` wheel for the second. ``--clients``
+threads send presigned 4 KiB PUTs (overwrites of ``--keys`` keys) then GETs, each for
+``--duration`` seconds, on keep-alive connections. Reported per backend: req/s, the gateway
+process's CPU microseconds per request, and PostgreSQL's (its server processes) per request:
+CPU is what a loaded machine disturbs least. Also the load average at the time.
+
+    .venv/bin/python bench/catalog_backends.py --runs 2 --duration 8 --clients 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+# Not this directory: bench/multipart.py would shadow the library treq imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+sys.path.insert(0, str(REPO / "tests"))
+
+SERVE = """
+import os, sys
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("bench")]  # bench/multipart.py shadows a library
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+sys.path.insert(0, sys.argv[1])
+from twisted.internet import reactor, defer
+from tests.s3helpers import Server
+server = Server(sys.argv[2], catalog_url=sys.argv[3] or None)
+async def main():
+    await server.start("bench")
+    print(server.url, flush=True)
+reactor.callWhenRunning(lambda: defer.ensureDeferred(main()))
+import threading
+threading.Thread(target=lambda: (sys.stdin.read(), reactor.callFromThread(reactor.stop)), daemon=True).start()
+reactor.run()
+"""
+
+
+def presigned(url: str, method: str, key: str) -> str:
+    import boto3
+    from botocore.config import Config
+    from s3helpers import ACCESS, REGION, SECRET
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+        region_name=REGION,
+        config=Config(signature_version="s3v4"),
+    )
+    op = "put_object" if method == "PUT" else "get_object"
+    return s3.generate_presigned_url(op, Params={"Bucket": "bench", "Key": key}, ExpiresIn=3600)
+
+
+def load(urls: list[str], method: str, clients: int, duration: float) -> int:
+    body = os.urandom(4096)
+    done = [0] * clients
+    stop = time.monotonic() + duration
+
+    def client(n: int) -> None:
+        parsed = urllib.parse.urlsplit(urls[0])
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        i = n
+        while time.monotonic() < stop:
+            target = urllib.parse.urlsplit(urls[i % len(urls)])
+            conn.request(method, f"{target.path}?{target.query}", body=body if method == "PUT" else None)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            done[n] += 1
+            i += clients
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done)
+
+
+def cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def postgres_processes(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def run_backend(backend: str, url: str | None, pg_pid: int | None, a: argparse.Namespace) -> dict[str, Any]:
+    data = tempfile.mkdtemp(prefix=f"vt-bench-{backend}-")
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(REPO), data, url or ""],
+        cwd=str(REPO),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    base = child.stdout.readline().strip()
+    gateway = psutil.Process(child.pid)
+    keys = [f"k{i}" for i in range(a.keys)]
+    puts = [presigned(base, "PUT", k) for k in keys]
+    gets = [presigned(base, "GET", k) for k in keys]
+    body = os.urandom(4096)
+    parsed = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    for url in puts:  # every key exists before the GETs
+        target = urllib.parse.urlsplit(url)
+        conn.request("PUT", f"{target.path}?{target.query}", body=body)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+    conn.close()
+    load(puts, "PUT", 4, 1.0)  # warm up: connections pooled
+    load(gets, "GET", 4, 1.0)
+    result: dict[str, Any] = {"backend": backend}
+    for method, urls in (("PUT", puts), ("GET", gets)):
+        pg = postgres_processes(pg_pid) if pg_pid else []
+        g0, p0, t0 = cpu([gateway]), cpu(pg), time.monotonic()
+        n = load(urls, method, a.clients, a.duration)
+        g1, p1, t1 = cpu([gateway]), cpu(pg), time.monotonic()
+        result[method] = {
+            "req_s": round(n / (t1 - t0)),
+            "gateway_cpu_us": round((g1 - g0) / n * 1e6),
+            "postgres_cpu_us": round((p1 - p0) / n * 1e6) if pg_pid else 0,
+        }
+    child.stdin.close()
+    try:
+        child.wait(10)
+    except subprocess.TimeoutExpired:
+        child.kill()  # the stack in process has no clean stop for a reactor stopped from outside
+        child.wait()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--keys", type=int, default=200)
+    a = parser.parse_args()
+    import postgres  # tests/postgres.py
+
+    server = postgres.PostgresServer()
+    pg_pid = int(server._server.get_pid())
+    results: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
+    try:
+        for run in range(a.runs):
+            order = ["sqlite", "postgresql"] if run % 2 == 0 else ["postgresql", "sqlite"]
+            for backend in order:
+                url = server.fresh_database() if backend == "postgresql" else None
+                r = run_backend(backend, url, pg_pid if url else None, a)
+                print(f"run {run} {r} load {os.getloadavg()}", flush=True)
+                results[backend].append(r)
+    finally:
+        server.stop()
+    print(f"\n4 KiB, {a.clients} clients, {a.duration}s each, {a.runs} runs (medians); load {os.getloadavg()}")
+    for backend, rs in results.items():
+        for method in ("GET", "PUT"):
+            line = {k: statistics.median(r[method][k] for r in rs) for k in rs[0][method]}
+            print(f"{backend:10} {method}: {line}")
+
+
+if __name__ == "__main__":
+    main()

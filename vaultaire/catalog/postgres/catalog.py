@@ -1,0 +1,234 @@
+"""The Catalog contract on PostgreSQL: one namespace for many gateways.
+
+Every method is SQLiteCatalog's own (the same statement modules, spoken to PostgreSQL by
+``dialect.Connection``); what differs is how work reaches the database:
+
+* A pool of connections per process (psycopg_pool), each call on a worker thread of a
+  Twisted thread pool of the same size: the reactor never blocks on the network.
+  psycopg's blocking interface in threads rather than its asyncio one: the daemon runs the
+  default (epoll) reactor, and every statement module is synchronous code shared with SQLite.
+* Each write is one transaction that first takes a transaction-scoped advisory lock shared by
+  every gateway (``WRITE_LOCK``), then reads at READ COMMITTED: writes are serialised as on
+  SQLite, so of two conditional creates exactly one wins, two uploads cannot both take the
+  last bytes of a quota, a delete cannot race an Object Lock change. The price: one writer at
+  a time in the whole deployment (finer locks, per container and tenant, are the next step).
+* Reads run in autocommit (each statement sees the latest commit of any gateway), as the
+  SQLite catalog's reader does.
+* The database unreachable (restart, network, pool exhausted past its timeout, statement
+  timeout) is ``CatalogUnavailable``, which the S3 layer answers 503 SlowDown; a pooled
+  connection found dead at the start of a call is replaced and the call retried, so service
+  resumes by itself after a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg.types.numeric import NumericLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from vaultaire.catalog import blobs
+from vaultaire.catalog.postgres import schema
+from vaultaire.catalog.postgres.dialect import Connection
+from vaultaire.catalog.postgres.lease import AdvisoryLease
+from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.diskspace import AUTO_RESERVE
+from vaultaire.errors import CatalogUnavailable
+from vaultaire.sealing import SecretBox
+
+T = TypeVar("T")
+log = Logger()
+
+# A serialization failure is retried from the start; past this many, something is very hot.
+_ATTEMPTS = 32
+
+# Writers take one lock, across gateways, before their first read: the SQLite catalog's one
+# writer at a time (BEGIN IMMEDIATE), so every statement after it reads the latest commit and no
+# race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
+# totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
+WRITE_LOCK = 0x76617577
+_BEGIN_WRITE = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+
+class _IntNumeric(NumericLoader):
+    """sum() of bigint columns is numeric in PostgreSQL: whole values read as int, as in SQLite."""
+
+    def load(self, data: Any) -> Any:
+        value = super().load(data)
+        return int(value) if value == value.to_integral_value() else value
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _IntNumeric)
+
+
+def _unavailable(e: BaseException) -> CatalogUnavailable:
+    return CatalogUnavailable(f"the PostgreSQL catalog is unavailable: {type(e).__name__}: {e}".strip())
+
+
+def _retryable(e: BaseException) -> bool:
+    """A race lost to another transaction: the work is run again from the start."""
+    if isinstance(e, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
+        return True
+    # A unique key taken by a concurrent commit the statements checked for (ensure_tenant...):
+    # on the retry, their check sees it.
+    return isinstance(e.__cause__, psycopg.errors.UniqueViolation)
+
+
+class PostgresCatalog(SQLiteCatalog):
+    """The Catalog contract on a PostgreSQL database (``postgresql://...`` URL)."""
+
+    def __init__(
+        self,
+        url: str,
+        reactor: IReactorFromThreads,
+        box: SecretBox,
+        clock: Callable[[], float] = time.time,
+        pool_size: int = 8,
+        statement_timeout: float = 10.0,
+        pool_timeout: float = 5.0,
+    ) -> None:
+        # Not SQLiteCatalog.__init__: no file, no writer thread; the attributes its methods read.
+        self.headroom = None
+        self._reserve_setting = AUTO_RESERVE
+        self._reactor = reactor
+        self._box = box
+        self._opened: dict[str, str] = {}
+        self._clock = clock
+        self._url = url
+        self._pool_timeout = pool_timeout
+        self._threads = ThreadPool(minthreads=1, maxthreads=pool_size, name="vaultaire-catalog-pg")
+        self._connections = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=pool_timeout,
+            configure=_configure,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, round(pool_timeout)),
+                "options": f"-c statement_timeout={round(statement_timeout * 1000)}",
+            },
+            name="vaultaire-catalog",
+        )
+        self._local = threading.local()
+        self._lease = AdvisoryLease(url)  # type: ignore[assignment]
+
+    # -- running work on a pooled connection, off the reactor
+
+    def _db(self) -> Connection:  # type: ignore[override]
+        db: Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            raise RuntimeError("catalog statements run only inside _run, _read or _write")
+        return db
+
+    def _on_connection(self, fn: Callable[[Connection], T], transaction: str | None) -> T:
+        """On a worker thread: ``fn`` on a pooled connection, in ``transaction`` (a BEGIN) or autocommit."""
+        attempt = 0
+        while True:
+            attempt += 1
+            started = False
+            try:
+                with self._connections.connection() as conn:
+                    db = Connection(conn)
+                    self._local.db = db
+                    try:
+                        if transaction is not None:
+                            conn.execute(transaction)
+                        started = True
+                        result = fn(db)
+                        if transaction is not None:
+                            conn.execute("COMMIT")
+                        return result
+                    except BaseException:
+                        if transaction is not None and not conn.broken and not conn.closed:
+                            conn.execute("ROLLBACK")
+                        raise
+                    finally:
+                        self._local.db = None
+            except PoolTimeout as e:
+                raise _unavailable(e) from e
+            except Exception as e:
+                if attempt < _ATTEMPTS and _retryable(e):
+                    continue
+                if isinstance(e, psycopg.OperationalError):
+                    # A connection that died idle in the pool (a PostgreSQL restart) fails its first
+                    # statement: nothing ran, so the pool's next (fresh) connection may run it all.
+                    if not started and attempt <= self._connections.max_size:
+                        continue
+                    raise _unavailable(e) from e
+                if isinstance(e, psycopg.InterfaceError):
+                    raise _unavailable(e) from e
+                raise
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, lambda db: fn(*args), None)
+
+    def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work, None)
+
+    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work, _BEGIN_WRITE)
+
+    # -- lifecycle
+
+    def start(self) -> Deferred[None]:
+        def open_all() -> None:
+            with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
+                schema.migrate(conn)
+            self._connections.open(wait=True, timeout=max(self._pool_timeout, 30.0))
+            self._lease.acquire()
+
+        self._threads.start()
+        return deferToThreadPool(self._reactor, self._threads, open_all)
+
+    def stop(self) -> Deferred[None]:
+        def close() -> None:
+            self._connections.close()
+            self._lease.release()
+
+        def stop_threads(result: object) -> object:
+            self._threads.stop()
+            return result
+
+        return deferToThreadPool(self._reactor, self._threads, close).addBoth(stop_threads)
+
+    def probe(self) -> Deferred[dict[str, object]]:
+        """A round trip to the database through the pool: "error" while it cannot be reached."""
+
+        def probe(db: Connection) -> dict[str, object]:
+            t0 = time.monotonic()
+            db.execute("SELECT 1").fetchall()
+            return {"status": "ok", "backend": "postgresql", "latency_seconds": round(time.monotonic() - t0, 6)}
+
+        return self._read(probe).addErrback(lambda f: {"status": "error", "error": f.getErrorMessage()})
+
+    # -- writers' liveness: advisory locks in the database, not lock files (see lease.py)
+
+    def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
+        def work(db: Connection) -> None:
+            self._lease.acquire()  # a no-op unless a PostgreSQL restart cut the lease's session
+            blobs.intend(db, self._lease.owner, placement, locators, self._clock())  # type: ignore[arg-type]
+
+        return self._write(work)
+
+    def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
+        def work(db: Connection) -> list[tuple[str, str]]:
+            lease: AdvisoryLease = self._lease  # type: ignore[assignment]
+            found: list[tuple[str, str]] = []
+            for owner in lease.dead_owners(blobs.owners(db), db.raw):  # type: ignore[arg-type]
+                found += blobs.abandon(db, owner, self._clock())  # type: ignore[arg-type]
+            return found
+
+        return self._write(work)
