@@ -36,8 +36,8 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
-from vaultaire.catalog.headroom import Headroom
-from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.catalog.interface import Catalog
+from vaultaire.catalog.open import open_catalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.drivers.build import build_placements
 from vaultaire.encryption.keys import Keyring
@@ -158,7 +158,7 @@ def _thread_runner(reactor: Any) -> Callable[..., Deferred[Any]]:
 def build_engine(
     settings: Settings,
     data: str,
-    catalog: SQLiteCatalog,
+    catalog: Catalog,
     reactor: Any,
     scrub_staging: bool,
     rclone_role: str = "private",
@@ -176,6 +176,7 @@ def build_engine(
             scrub_staging=scrub_staging,
             reserve=settings.free_space_reserve,
             rclone_role=rclone_role,
+            implicit_local=not settings.catalog_url,
         )
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
@@ -213,8 +214,15 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
         raise ConfigError(f"data directory {data!r} is not writable")
     keys, reload = master_keys(settings, data)
     box = SecretBox(keys[0], keys[1:], reload)
-    headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
-    catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), reactor, box, headroom=headroom)
+    catalog = open_catalog(
+        settings.catalog_url,
+        data,
+        reactor,
+        box,
+        reserve=settings.free_space_reserve,
+        pool_size=settings.catalog_pool_size,
+        statement_timeout=settings.catalog_statement_timeout,
+    )
     return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role)
 
 

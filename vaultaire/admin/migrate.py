@@ -55,6 +55,7 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
         ctx.reactor,
         scrub_staging=False,
         rclone_role="shared",
+        implicit_local=not settings.catalog_url,
     )
     if args.placement not in drivers:
         raise AdminError(f"no placement named {args.placement!r} (known: {', '.join(sorted(drivers))})")

@@ -25,7 +25,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import accounting, blobs, sqlite_keys, sqlite_names, sqlite_users, version_listing, versions
+from vaultaire.catalog import (
+    accounting,
+    blobs,
+    sqlite_keys,
+    sqlite_leases,
+    sqlite_names,
+    sqlite_users,
+    version_listing,
+    versions,
+)
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
@@ -34,6 +43,7 @@ from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
 from vaultaire.catalog.sqlite_console import ConsoleStatements
+from vaultaire.catalog.sqlite_leases import LeaseStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
@@ -222,7 +232,7 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, ConsoleStatements):
+class SQLiteCatalog(LeaseStatements, LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, ConsoleStatements):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -379,6 +389,7 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             conn.executescript(sqlite_keys.SCHEMA)
             conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
+            conn.executescript(sqlite_leases.SCHEMA)
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn
 
