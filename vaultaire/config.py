@@ -375,10 +375,14 @@ def _validate_rclone(where: str, table: dict[str, Any]) -> None:
         raise ConfigError(f"{where}: 'timeout' must be positive and 'retries' not negative")
 
 
-def _validate_shared_placements(settings: Settings) -> None:
+def check_shared_placements(settings: Settings) -> None:
     """With a shared catalog, every gateway must reach every blob the catalog names: a driver
     that keeps bytes on one host (local disk, memory) would hand the others dangling
-    references. A local driver on a filesystem all gateways mount says so with shared = true."""
+    references. A local driver on a filesystem all gateways mount says so with shared = true.
+    Checked where blobs are placed (the daemon's start, ``vaultaire-admin migrate``), not by
+    every tool that opens the catalog."""
+    if not settings.catalog_url:
+        return
     for name, table in settings.drivers.items():
         kind = table.get("type") if isinstance(table, dict) else None
         if kind == "memory":
@@ -436,11 +440,9 @@ def _validate_backends(settings: Settings) -> None:
             raise ConfigError(f"{where}: endpoint must start with http:// or https://")
         if kind == "rclone":
             _validate_rclone(where, table)
-    if settings.catalog_url:
-        _validate_shared_placements(settings)
-    # One box has a "local" driver on <data>/blobs unless the file defines one; a shared catalog
-    # has none (see _validate_shared_placements).
-    drivers = set(settings.drivers) | ({"local"} if not settings.catalog_url else set())
+    # A "local" driver on <data>/blobs exists unless the file defines one (on one box: with a
+    # shared catalog, check_shared_placements refuses it where it would be used).
+    drivers = set(settings.drivers) | {"local"}
     for name, table in settings.placements.items():
         _check_name("placement", name)
         where = f"[placements.{name}]"
