@@ -61,6 +61,9 @@ class Settings:
     # already streaming them may still need them (a multipart object's later parts, an
     # upstream's blob); a GET that started finishes with its bytes if it lasts less than this.
     free_grace: int = 3600
+    # How often blobs queued as garbage (and dead writers' unfinished blobs) are looked for and freed:
+    # once per deployment, whichever gateway's turn it is.
+    garbage_sweep_seconds: int = 600
     # [drivers.NAME] tables (type = "local" | "s3" | "rclone" | "memory", and the type's settings);
     # a "local" driver on <data>/blobs exists unless the file defines one of that name.
     drivers: dict[str, Any] = Factory(dict)
@@ -150,7 +153,11 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
     },
-    "placement": {"default": "default_placement", "free_grace": "free_grace"},
+    "placement": {
+        "default": "default_placement",
+        "free_grace": "free_grace",
+        "sweep_seconds": "garbage_sweep_seconds",
+    },
     "security": {
         "master_key": "master_key",
         "master_key_file": "master_key_file",
@@ -267,6 +274,7 @@ def validate(settings: Settings) -> None:
         "usage_flush_seconds",
         "usage_rollup_seconds",
         "console_session_seconds",
+        "garbage_sweep_seconds",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")

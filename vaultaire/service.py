@@ -39,7 +39,6 @@ from vaultaire.startup import Notify, StartGuard, cannot_listen, open_data_direc
 log = Logger()
 
 HEALTH_PROBE_SECONDS = 10.0
-GARBAGE_SWEEP_SECONDS = 600.0
 UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
 DRAIN_SECONDS = 10.0  # how long a stopping process waits for its requests in flight
 
@@ -205,7 +204,7 @@ def periodic_work(
     return [
         (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),
         (HEALTH_PROBE_SECONDS, guarded(reconcile_placements)),
-        jobs.job("garbage-sweep", GARBAGE_SWEEP_SECONDS, guarded(engine.collect_garbage)),
+        jobs.job("garbage-sweep", settings.garbage_sweep_seconds, guarded(engine.collect_garbage)),
         jobs.job(
             "upload-expiry", UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))
         ),
