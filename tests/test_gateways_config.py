@@ -6,6 +6,7 @@ config module for the settings, and twistd run to its one-line refusal.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from twisted.internet.defer import DeferredList
 
 from vaultaire.catalog.open import open_catalog, sqlite_path
 from vaultaire.catalog.sqlite import SQLiteCatalog
-from vaultaire.config import ConfigError, Settings, build, check_shared_placements, redact_url
+from vaultaire.config import ConfigError, Settings, build, check_shared_catalog, redact_url
 from vaultaire.deployment import BOX_HOLDER, DeploymentJobs
 from vaultaire.sealing import SecretBox, load_master_key
 
@@ -199,13 +200,16 @@ def test_sqlite_urls_name_a_file_and_no_url_is_the_data_directory(tmp_path: Path
 
 def _checked(file_values: dict[str, object]) -> Settings:
     settings = build(file_values, {})
-    check_shared_placements(settings)
+    check_shared_catalog(settings)
     return settings
 
 
 def test_a_shared_catalog_refuses_host_local_placements() -> None:
     build = _checked
     shared = {"catalog_url": "sqlite:////srv/c.sqlite3"}
+    with pytest.raises(ConfigError, match="same master key"):
+        build({**shared, "drivers": {"up": S3_DRIVER}, "default_placement": "up"})
+    shared["master_key_file"] = "/srv/master.key"
     # The default placement is the implicit local driver: on one host's disk.
     with pytest.raises(ConfigError, match="no implicit local driver"):
         build(shared)
@@ -223,40 +227,56 @@ def test_a_shared_catalog_refuses_host_local_placements() -> None:
     assert build({}).default_placement == "local"
 
 
-def test_twistd_refuses_a_local_placement_with_a_shared_catalog_in_one_line(tmp_path: Path) -> None:
-    result = run_twistd(
-        ["--data", str(tmp_path / "data"), "--catalog", f"sqlite:///{tmp_path}/shared.sqlite3", "--workers", "1"],
-        tmp_path,
-    )
+def test_twistd_refuses_a_shared_catalog_without_one_key_or_with_a_local_placement(tmp_path: Path) -> None:
+    catalog = ["--data", str(tmp_path / "data"), "--catalog", f"sqlite:///{tmp_path}/shared.sqlite3", "--workers", "1"]
+    assert_one_line_failure(run_twistd(catalog, tmp_path), "same master key", "master_key_file")
+    key = tmp_path / "master.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    keyed = write_config(tmp_path, f'[security]\nmaster_key_file = "{key}"\n', name="keyed.toml")
+    result = run_twistd(["--config", keyed, *catalog], tmp_path)
     assert_one_line_failure(result, "no implicit local driver", "[drivers.NAME] of type s3")
-    config = write_config(tmp_path, '[drivers.disk]\ntype = "local"\nroot = "/srv/x"\n[placement]\ndefault = "disk"\n')
-    result = run_twistd(
-        ["--config", config, "--data", str(tmp_path / "data"), "--catalog", f"sqlite:///{tmp_path}/s.sqlite3"],
+    config = write_config(
         tmp_path,
+        f'[security]\nmaster_key_file = "{key}"\n'
+        '[drivers.disk]\ntype = "local"\nroot = "/srv/x"\n[placement]\ndefault = "disk"\n',
     )
+    result = run_twistd(["--config", config, *catalog], tmp_path)
     assert_one_line_failure(result, "[drivers.disk] keeps blobs on this host's disk", "shared = true")
+    assert not (tmp_path / "shared.sqlite3").exists()  # refused before anything was written
 
 
-def test_admin_uses_the_catalog_the_url_names(tmp_path: Path) -> None:
+def test_admin_uses_the_catalog_the_url_names_with_the_gateways_key(tmp_path: Path) -> None:
     shared = tmp_path / "shared" / "catalog.sqlite3"
+    key = tmp_path / "master.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
     driver = "".join(f'{k} = "{v}"\n' for k, v in S3_DRIVER.items())
     config = write_config(
-        tmp_path, f'[catalog]\nurl = "sqlite:///{shared}"\n[placement]\ndefault = "up"\n[drivers.up]\n{driver}'
+        tmp_path,
+        f'[catalog]\nurl = "sqlite:///{shared}"\n[security]\nmaster_key_file = "{key}"\n'
+        f'[placement]\ndefault = "up"\n[drivers.up]\n{driver}',
     )
-    made = subprocess.run(
-        [ADMIN, "--config", config, "--data", str(tmp_path / "one"), "tenant", "create", "acme"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ADMIN, *args], capture_output=True, text=True, timeout=60)
+
+    made = admin("--config", config, "--data", str(tmp_path / "one"), "tenant", "create", "acme")
     assert made.returncode == 0, made.stderr
     assert shared.exists() and not (tmp_path / "one" / "catalog.sqlite3").exists()
-    # --catalog on the command line reaches the same catalog from another data directory.
-    listed = subprocess.run(
-        [ADMIN, "--data", str(tmp_path / "two"), "--catalog", f"sqlite:///{shared}", "--json", "tenant", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    # --catalog alone: keys it made would be sealed with a master key no gateway has.
+    alone = admin("--data", str(tmp_path / "two"), "--catalog", f"sqlite:///{shared}", "key", "create", "acme")
+    assert alone.returncode == 1 and "master_key_file" in alone.stderr, alone.stderr
+    # --catalog on the command line, with the gateways' key: the same catalog from another directory.
+    keyed = write_config(tmp_path, f'[security]\nmaster_key_file = "{key}"\n', name="keyed.toml")
+    listed = admin(
+        "--config",
+        keyed,
+        "--data",
+        str(tmp_path / "two"),
+        "--catalog",
+        f"sqlite:///{shared}",
+        "--json",
+        "tenant",
+        "list",
     )
     assert listed.returncode == 0, listed.stderr
     assert '"acme"' in listed.stdout

@@ -383,7 +383,7 @@ def _validate_rclone(where: str, table: dict[str, Any]) -> None:
         raise ConfigError(f"{where}: 'timeout' must be positive and 'retries' not negative")
 
 
-def check_shared_placements(settings: Settings) -> None:
+def check_shared_catalog(settings: Settings) -> None:
     """With a shared catalog, every gateway must reach every blob the catalog names: a driver
     that keeps bytes on one host (local disk, memory) would hand the others dangling
     references. A local driver on a filesystem all gateways mount says so with shared = true.
@@ -391,6 +391,12 @@ def check_shared_placements(settings: Settings) -> None:
     every tool that opens the catalog."""
     if not settings.catalog_url:
         return
+    if not settings.master_key and not settings.master_key_file:
+        # Each gateway would make its own DATA/master.key, and none could open the secrets another sealed.
+        raise ConfigError(
+            "with a shared catalog ([catalog] url) every gateway must use the same master key:"
+            " set [security] master_key_file (the same key file on every gateway) or master_key"
+        )
     for name, table in settings.drivers.items():
         kind = table.get("type") if isinstance(table, dict) else None
         if kind == "memory":
@@ -449,7 +455,7 @@ def _validate_backends(settings: Settings) -> None:
         if kind == "rclone":
             _validate_rclone(where, table)
     # A "local" driver on <data>/blobs exists unless the file defines one (on one box: with a
-    # shared catalog, check_shared_placements refuses it where it would be used).
+    # shared catalog, check_shared_catalog refuses it where it would be used).
     drivers = set(settings.drivers) | {"local"}
     for name, table in settings.placements.items():
         _check_name("placement", name)

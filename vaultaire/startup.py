@@ -38,7 +38,7 @@ from twisted.web.server import Site
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.open import open_catalog
-from vaultaire.config import ConfigError, Settings, check_shared_placements
+from vaultaire.config import ConfigError, Settings, check_shared_catalog
 from vaultaire.drivers.build import build_placements
 from vaultaire.encryption.keys import Keyring
 from vaultaire.encryption.kms import LocalKeySource
@@ -205,7 +205,7 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
     that every process reads the same one. ``scrub_staging`` only where no
     other process can be writing (the daemon, the supervisor; never a worker).
     """
-    check_shared_placements(settings)
+    check_shared_catalog(settings)
     data = os.path.abspath(settings.data)
     try:
         os.makedirs(os.path.join(data, "blobs"), exist_ok=True)

@@ -37,6 +37,12 @@ class AdminContext:
                 os.makedirs(data, exist_ok=True)
             except OSError as e:
                 raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
+            if self.settings.catalog_url and not (self.settings.master_key or self.settings.master_key_file):
+                # A key sealed with this directory's own master key would open on no gateway.
+                raise ConfigError(
+                    "with a shared catalog (--catalog, [catalog] url) give the gateways' master key:"
+                    " --config FILE with [security] master_key_file"
+                )
             keys, reload = master_keys(self.settings, data)
             box = SecretBox(keys[0], keys[1:], reload)
             self.box = box
