@@ -428,45 +428,16 @@ def assert_no_leak(data_dir: Path) -> None:
 
 
 def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """(key, certificate) PEM files for 127.0.0.1; skips the test when nothing can make them."""
+    """(key, certificate) PEM files for 127.0.0.1, made with the cryptography package (a dependency)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    if shutil.which("openssl"):
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        return key, cert
-    try:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        import pytest
-
-        pytest.skip("neither the openssl CLI nor the cryptography package is available to make a certificate")
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -489,6 +460,36 @@ def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
     )
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return key, cert
+
+
+def https_daemon(base: Path, **options: Any) -> tuple[Daemon, Path]:
+    """A Daemon (not yet started) serving HTTPS on 127.0.0.1 with a fresh self-signed certificate, and the
+    certificate's path (for clients' CA bundles)."""
+    base.mkdir(parents=True, exist_ok=True)
+    key, cert = self_signed_certificate(base)
+    listen = f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1"
+    return Daemon(base, scheme="https", verify=str(cert), listen_template=listen, **options), cert
+
+
+def rclone_remote(d: Daemon, home: Path, rclone: str) -> tuple[list[str], dict[str, str]]:
+    """The start of an rclone command line and its environment for a remote named ``V:`` on daemon ``d``
+    (configured through the environment only, with an empty config file in ``home``)."""
+    config = home / "rclone.conf"
+    config.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RCLONE_", "AWS_"))}
+    env.update(
+        {
+            "RCLONE_CONFIG_V_TYPE": "s3",
+            "RCLONE_CONFIG_V_PROVIDER": "Other",
+            "RCLONE_CONFIG_V_ACCESS_KEY_ID": d.access_key or "",
+            "RCLONE_CONFIG_V_SECRET_ACCESS_KEY": d.secret_key or "",
+            "RCLONE_CONFIG_V_ENDPOINT": d.endpoint_url,
+            "RCLONE_CONFIG_V_REGION": "us-east-1",
+            "RCLONE_CONFIG_V_FORCE_PATH_STYLE": "true",
+            "HOME": str(home),
+        }
+    )
+    return [rclone, "--config", str(config)], env
 
 
 def blob_ledger(data_dir: Path) -> dict[str, set[str]]:

@@ -18,8 +18,8 @@ from daemon import (
     Daemon,
     assert_one_line_failure,
     free_port,
+    https_daemon,
     run_twistd,
-    self_signed_certificate,
 )
 
 pytestmark = pytest.mark.timeout(90)
@@ -216,13 +216,8 @@ def _with_region(d: Daemon, region: str) -> Daemon:
 
 @pytest.fixture
 def tls_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    key, cert = self_signed_certificate(tmp_path)
-    d = Daemon(
-        tmp_path / "tls",
-        scheme="https",
-        verify=str(cert),
-        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-    ).start()
+    d, _ = https_daemon(tmp_path / "tls")
+    d.start()
     yield d
     d.stop()
 

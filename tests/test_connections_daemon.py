@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon import Daemon, self_signed_certificate
+from daemon import Daemon, https_daemon
 
 from tests.commands import apt_program
 
@@ -119,14 +119,8 @@ def early(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Daem
         d = Daemon(tmp_path / "d", workers=1).start()
         context = None
     else:
-        key, cert = self_signed_certificate(tmp_path)
-        d = Daemon(
-            tmp_path / "d",
-            workers=1,
-            scheme="https",
-            verify=str(cert),
-            listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-        ).start()
+        d, cert = https_daemon(tmp_path / "d", workers=1)
+        d.start()
         context = ssl.create_default_context(cafile=str(cert))
     try:
         yield d, context

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor
 
+from tests.placed import server_with_placements
 from tests.s3helpers import Server, error_code
-from vaultaire.drivers.local import LocalDriver
 
 CONFIG = b"""<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
 <Rule><ID>logs</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status>
@@ -27,13 +24,7 @@ def md5_header(body: bytes) -> dict[str, str]:
     return {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path: Any) -> Any:
-    cold = LocalDriver(os.path.join(str(tmp_path), "cold"), reactor, name="cold")
-    s = Server(str(tmp_path), placements={"cold": cold})
-    await s.start("bucket")
-    yield s
-    await s.stop()
+server = server_with_placements("cold")
 
 
 @pytest_twisted.ensureDeferred

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest_twisted
 from attrs import evolve
-from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 
+from tests.placed import bucket_container, server_with_placements
 from tests.s3helpers import Server, error_code
-from vaultaire.drivers.local import LocalDriver
 from vaultaire.lifecycle import evaluate
 from vaultaire.lifecycle.runner import CURSOR, LifecycleRunner
 from vaultaire.ops.events import EventLog
@@ -37,13 +36,7 @@ class Clock:
         return self.now
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path: Any) -> Any:
-    cold = LocalDriver(os.path.join(str(tmp_path), "cold"), reactor, name="cold")
-    s = Server(str(tmp_path), placements={"cold": cold})
-    await s.start("bucket")
-    yield s
-    await s.stop()
+server = server_with_placements("cold")
 
 
 async def configure(server: Server, *rules: str, headers: dict[str, str] | None = None) -> None:
@@ -57,12 +50,6 @@ def runner(server: Server, clock: Clock, **kw: Any) -> tuple[LifecycleRunner, Ev
     events = EventLog(os.path.join(server.data, "lifecycle-events"))
     metrics = LifecycleMetrics(Metrics().registry)
     return LifecycleRunner(server.engine, events=events, metrics=metrics, clock=clock, **kw), events, metrics
-
-
-async def container(server: Server) -> Any:
-    found = await server.catalog.container((await server.catalog.tenant("default")).id, "bucket")
-    assert found is not None
-    return found
 
 
 @pytest_twisted.ensureDeferred
@@ -88,7 +75,7 @@ async def test_expiration_deletes_what_is_due_and_keeps_the_rest(server: Server)
     }
     assert metrics.actions.labels(action="expire")._value.get() == 2
     assert len(server.blob_files()) == 1  # the expired blobs are freed
-    assert (await server.catalog.tenant_totals((await container(server)).tenant_id)).objects == 1
+    assert (await server.catalog.tenant_totals((await bucket_container(server)).tenant_id)).objects == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -116,7 +103,7 @@ async def test_an_overwrite_racing_the_expiration_wins(server: Server) -> None:
 
 
 async def versions_of(server: Server, key: str) -> list[Any]:
-    c = await container(server)
+    c = await bucket_container(server)
     page = await server.catalog.list_versions(c.id, key, "", None, None, 1000)
     return [v for v in page.versions if v.key == key]
 
@@ -128,7 +115,7 @@ async def test_a_versioned_key_expires_to_a_marker_then_its_versions_and_the_mar
         rule("<Expiration><Days>1</Days></Expiration>", "current"),
         rule("<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration>", "old"),
     )
-    await server.catalog.put_setting(await container(server), "versioning", "Enabled")
+    await server.catalog.put_setting(await bucket_container(server), "versioning", "Enabled")
     for body in (b"v1", b"v2"):
         assert (await server.request("PUT", "/bucket/k", body)).code == 200
     clock = Clock()
@@ -159,7 +146,7 @@ async def test_newer_noncurrent_versions_are_kept_and_locked_ones_too(server: Se
             "<NewerNoncurrentVersions>2</NewerNoncurrentVersions></NoncurrentVersionExpiration>"
         ),
     )
-    c = await container(server)
+    c = await bucket_container(server)
     await server.catalog.put_setting(c, "versioning", "Enabled")
     for n in range(5):
         assert (await server.request("PUT", "/bucket/k", f"v{n}".encode())).code == 200
@@ -180,7 +167,7 @@ async def test_newer_noncurrent_versions_are_kept_and_locked_ones_too(server: Se
 async def test_a_locked_version_is_never_deleted(server: Server) -> None:
     await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
     assert (await server.request("PUT", "/bucket/held", b"x")).code == 200
-    c = await container(server)
+    c = await bucket_container(server)
     await server.catalog.amend_artifact(c.id, "held", None, lambda a: evolve(a, legal_hold=True))
     clock = Clock()
     clock.now += 5 * DAY
@@ -205,7 +192,7 @@ async def test_transition_moves_the_blobs_to_the_placement(server: Server) -> No
     run, _, metrics = runner(server, clock)
     report = await run.run()
     assert report.actions == {evaluate.TRANSITION: 1}
-    c = await container(server)
+    c = await bucket_container(server)
     moved = await server.catalog.artifact(c.id, "big")
     assert moved is not None and moved.placement == "cold" and moved.storage_class == "cold"
     r = await server.request("GET", "/bucket/big")
@@ -250,7 +237,7 @@ async def test_a_pass_that_dies_resumes_at_its_cursor(server: Server) -> None:
     keys = [f"k{i}" for i in range(7)]
     for key in keys:
         assert (await server.request("PUT", f"/bucket/{key}", b"x")).code == 200
-    c = await container(server)
+    c = await bucket_container(server)
     clock = Clock()
     clock.now += 2 * DAY
     run, _, _ = runner(server, clock, batch=2)
@@ -293,7 +280,7 @@ async def test_noncurrent_versions_transition_and_the_current_one_stays(server: 
         ),
         headers={"x-amz-transition-default-minimum-object-size": "varies_by_storage_class"},
     )
-    c = await container(server)
+    c = await bucket_container(server)
     await server.catalog.put_setting(c, "versioning", "Enabled")
     for body in (b"first", b"second"):
         assert (await server.request("PUT", "/bucket/k", body)).code == 200
@@ -320,7 +307,7 @@ async def test_a_page_that_starts_its_key_over_counts_each_version_once(server: 
             "<NewerNoncurrentVersions>1</NewerNoncurrentVersions></NoncurrentVersionExpiration>"
         ),
     )
-    c = await container(server)
+    c = await bucket_container(server)
     assert (await server.request("PUT", "/bucket/k", b"null")).code == 200
     await server.catalog.put_setting(c, "versioning", "Enabled")
     for body in (b"v1", b"v2", b"v3"):
@@ -341,7 +328,7 @@ async def test_a_suspended_expiration_never_removes_a_locked_null_version(server
     # On a suspended bucket an expiration's null delete marker replaces the null version,
     # wherever it is: a locked one keeps the key as it is.
     await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
-    c = await container(server)
+    c = await bucket_container(server)
     assert (await server.request("PUT", "/bucket/k", b"null")).code == 200
     await server.catalog.amend_artifact(c.id, "k", "null", lambda a: evolve(a, legal_hold=True))
     await server.catalog.put_setting(c, "versioning", "Enabled")
@@ -360,7 +347,7 @@ async def test_a_suspended_expiration_never_removes_a_locked_null_version(server
 @pytest_twisted.ensureDeferred
 async def test_a_versioned_write_racing_the_expiration_is_not_hidden_by_a_marker(server: Server) -> None:
     await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
-    await server.catalog.put_setting(await container(server), "versioning", "Enabled")
+    await server.catalog.put_setting(await bucket_container(server), "versioning", "Enabled")
     assert (await server.request("PUT", "/bucket/k", b"old")).code == 200
     real = server.catalog.list_versions
 
@@ -406,7 +393,7 @@ async def test_a_bucket_deleted_during_a_run_is_no_failure(server: Server) -> No
     await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
     for n in range(3):
         assert (await server.request("PUT", f"/bucket/k{n}", b"x")).code == 200
-    c = await container(server)
+    c = await bucket_container(server)
     real = server.catalog.list_versions
 
     async def deleting(*args: Any) -> Any:
@@ -442,7 +429,7 @@ async def test_stop_ends_a_run_at_its_next_page_and_keeps_its_cursor(server: Ser
     await configure(server, rule("<Expiration><Days>1</Days></Expiration>"))
     for n in range(6):
         assert (await server.request("PUT", f"/bucket/k{n}", b"x")).code == 200
-    c = await container(server)
+    c = await bucket_container(server)
     clock = Clock()
     clock.now += 2 * DAY
     run, _, _ = runner(server, clock, batch=2)

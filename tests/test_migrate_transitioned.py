@@ -8,13 +8,11 @@ import base64
 import hashlib
 import os
 import time
-from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor
 
+from tests.placed import bucket_container, server_with_placements
 from tests.s3helpers import Server
-from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine.migrate import migrate
 from vaultaire.lifecycle import evaluate
 from vaultaire.lifecycle.runner import LifecycleRunner
@@ -28,19 +26,7 @@ RULES = (
 )
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path: Any) -> Any:
-    placements = {name: LocalDriver(os.path.join(str(tmp_path), name), reactor, name=name) for name in ("cold", "warm")}
-    s = Server(str(tmp_path), placements=placements)
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
-async def container(server: Server) -> Any:
-    found = await server.catalog.container((await server.catalog.tenant("default")).id, "bucket")
-    assert found is not None
-    return found
+server = server_with_placements("cold", "warm")
 
 
 async def transition(server: Server) -> None:
@@ -67,9 +53,9 @@ async def test_migration_leaves_transitioned_versions_where_lifecycle_put_them(s
     await transition(server)
     assert (await server.request("PUT", "/bucket/cold/then-overwritten", b"written after")).code == 200
 
-    report = await migrate(server.engine, await container(server), "warm")
+    report = await migrate(server.engine, await bucket_container(server), "warm")
 
-    c = await container(server)
+    c = await bucket_container(server)
     where = {
         (key, version): (found.placement, found.storage_class)
         for key, version in (
@@ -92,5 +78,5 @@ async def test_migration_leaves_transitioned_versions_where_lifecycle_put_them(s
     assert (await server.request("GET", "/bucket/cold/stays")).body == b"transitioned"
     assert (await server.request("GET", "/bucket/hot")).body == b"never transitioned"
     # Run again: nothing left to move, the transitioned versions still kept.
-    again = await migrate(server.engine, await container(server), "warm")
+    again = await migrate(server.engine, await bucket_container(server), "warm")
     assert (again.artifacts_moved, again.kept) == (0, 2)

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest_twisted
 from attrs import evolve
-from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, fail
 
+from tests.placed import bucket_container, server_with_placements
 from tests.s3helpers import Server, xml_values
-from vaultaire.drivers.local import LocalDriver
 from vaultaire.drivers.memory import MemoryBlobWriter, MemoryDriver
 from vaultaire.engine.migrate import migrate
 from vaultaire.errors import DriverError
@@ -30,19 +29,7 @@ DAY = 86400.0
 TAGGING = b"<Tagging><TagSet><Tag><Key>during</Key><Value>copy</Value></Tag></TagSet></Tagging>"
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path: Any) -> Any:
-    cold = LocalDriver(os.path.join(str(tmp_path), "cold"), reactor, name="cold")
-    s = Server(str(tmp_path), placements={"cold": cold})
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
-async def container(server: Server) -> Any:
-    found = await server.catalog.container((await server.catalog.tenant("default")).id, "bucket")
-    assert found is not None
-    return found
+server = server_with_placements("cold")
 
 
 def amend_before_swap(server: Server, change: Any) -> list[str]:
@@ -74,7 +61,7 @@ async def tag_and_hold(server: Server, listed: Artifact) -> None:
 
 
 async def assert_kept(server: Server, key: str, version_id: str | None, placement: str) -> None:
-    c = await container(server)
+    c = await bucket_container(server)
     found = await server.catalog.artifact(c.id, key, version_id)
     assert found is not None
     assert found.placement == placement  # moved...
@@ -114,7 +101,7 @@ async def test_a_transition_keeps_tags_and_lock_changed_during_the_copy(server: 
     assert seen == ["null"]
     assert report.actions == {evaluate.TRANSITION: 1}
     await assert_kept(server, "big", None, "cold")
-    c = await container(server)
+    c = await bucket_container(server)
     moved = await server.catalog.artifact(c.id, "big")
     assert moved is not None and moved.storage_class == "cold"
     r = await server.request("GET", "/bucket/big")
@@ -135,7 +122,7 @@ async def test_a_migration_keeps_what_changed_during_the_copy_current_and_noncur
     second = await server.request("PUT", "/bucket/k", b"second")
     new_version = second.headers.getRawHeaders("x-amz-version-id")[0]
     seen = amend_before_swap(server, lambda listed: tag_and_hold(server, listed))
-    report = await migrate(server.engine, await container(server), "cold")
+    report = await migrate(server.engine, await bucket_container(server), "cold")
     assert sorted(seen) == sorted([old_version, new_version])
     assert report.artifacts_moved == 2 and report.skipped == 0
     await assert_kept(server, "k", new_version, "cold")
@@ -152,7 +139,7 @@ async def test_a_version_whose_bytes_changed_during_the_copy_is_not_swapped(serv
         assert (await server.request("PUT", "/bucket/k", b"new")).code == 200
 
     amend_before_swap(server, overwrite)
-    report = await migrate(server.engine, await container(server), "cold")
+    report = await migrate(server.engine, await bucket_container(server), "cold")
     assert report.skipped == 1
     assert (await server.request("GET", "/bucket/k")).body == b"new"
 

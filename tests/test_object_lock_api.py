@@ -178,7 +178,9 @@ def test_legal_hold_on_and_off(s3: Any, bucket: str) -> None:
     assert s3.get_object_legal_hold(Bucket=bucket, Key="h")["LegalHold"] == {"Status": "ON"}
     s3.put_object_legal_hold(Bucket=bucket, Key="h", LegalHold={"Status": "OFF"})
     assert s3.get_object_legal_hold(Bucket=bucket, Key="h")["LegalHold"] == {"Status": "OFF"}
-    assert "ObjectLockLegalHoldStatus" not in s3.head_object(Bucket=bucket, Key="h")
+    # Once set, a hold is told ON or OFF, as S3 does.
+    assert s3.head_object(Bucket=bucket, Key="h")["ObjectLockLegalHoldStatus"] == "OFF"
+    assert s3.get_object(Bucket=bucket, Key="h")["ObjectLockLegalHoldStatus"] == "OFF"
     s3.put_object_legal_hold(Bucket=bucket, Key="h", LegalHold={"Status": "ON"})
     assert s3.get_object_legal_hold(Bucket=bucket, Key="h")["LegalHold"] == {"Status": "ON"}
 
@@ -498,7 +500,13 @@ def test_retention_and_hold_per_version(s3: Any, bucket: str) -> None:
     assert s3.get_object_retention(Bucket=bucket, Key="v", VersionId=old)["Retention"] == retention
     assert refused(s3.get_object_retention, Bucket=bucket, Key="v")[1] == "NoSuchObjectLockConfiguration"
     assert s3.get_object_legal_hold(Bucket=bucket, Key="v")["LegalHold"] == {"Status": "ON"}
-    assert s3.get_object_legal_hold(Bucket=bucket, Key="v", VersionId=old)["LegalHold"] == {"Status": "OFF"}
+    # A hold written OFF with the object is told as OFF.
+    s3.put_object(Bucket=bucket, Key="off", Body=b"x", ObjectLockLegalHoldStatus="OFF")
+    assert s3.get_object_legal_hold(Bucket=bucket, Key="off")["LegalHold"] == {"Status": "OFF"}
+    # A version that never had a hold has no legal hold to show: S3's 404, and no header.
+    never = refused(s3.get_object_legal_hold, Bucket=bucket, Key="v", VersionId=old)
+    assert never[:2] == (404, "NoSuchObjectLockConfiguration")
+    assert "ObjectLockLegalHoldStatus" not in s3.head_object(Bucket=bucket, Key="v", VersionId=old)
     head = s3.head_object(Bucket=bucket, Key="v", VersionId=old)
     assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]) == ("COMPLIANCE", until)
     assert refused(s3.delete_object, Bucket=bucket, Key="v", VersionId=old)[1] == "AccessDenied"

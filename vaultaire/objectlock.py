@@ -87,7 +87,7 @@ class LockRequest:
     """What a new version is to be locked with: its own retention, else the bucket's default."""
 
     retention: Retention | None = None
-    legal_hold: bool = False
+    legal_hold: bool | None = None  # None: the request did not say
     default: DefaultRetention | None = None
 
     def retention_at(self, created: float) -> Retention | None:
@@ -98,7 +98,7 @@ class LockRequest:
 
     def asks(self) -> bool:
         """Whether the new version will carry any lock at all."""
-        return self.retention is not None or self.legal_hold or self.default is not None
+        return self.retention is not None or bool(self.legal_hold) or self.default is not None
 
 
 def configuration(stored: str | None) -> LockConfiguration | None:

@@ -4,20 +4,9 @@
 const fs = require("fs");
 const crypto = require("crypto");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { chromium, FLAGS } = require("../browser_js/chromium.js");
 
 const plan = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-proxy-server",
-];
 const sha256 = (buffer) => crypto.createHash("sha256").update(buffer).digest("hex");
 const out = { steps: [], dialogs: [], screenshots: [] };
 

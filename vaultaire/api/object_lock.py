@@ -137,9 +137,7 @@ class ObjectLockOperations(OperationBase):
         container = await self._locked_container(call)
         version = await self._lock_version(call, container)
         if version.retention is None:
-            raise S3Error(
-                "NoSuchObjectLockConfiguration", "The specified object does not have a ObjectLock configuration"
-            )
+            raise S3Error("NoSuchObjectLockConfiguration")
         return self._xml(call, documents.render_retention(version.retention))
 
     async def put_object_retention(self, call: S3Call) -> bytes:
@@ -166,6 +164,8 @@ class ObjectLockOperations(OperationBase):
     async def get_object_legal_hold(self, call: S3Call) -> bytes:
         container = await self._locked_container(call)
         version = await self._lock_version(call, container)
+        if version.legal_hold is None:  # never set on this version: S3's 404, not an OFF it never stored
+            raise S3Error("NoSuchObjectLockConfiguration")
         return self._xml(call, documents.render_legal_hold(version.legal_hold))
 
     async def put_object_legal_hold(self, call: S3Call) -> bytes:
@@ -216,10 +216,11 @@ class ObjectLockOperations(OperationBase):
             raise S3Error("AccessDenied")
         if hold is not None and not await self._may(call, "s3:PutObjectLegalHold", key):
             raise S3Error("AccessDenied")
-        lock = LockRequest(retention, bool(hold), None if retention is not None else config.default)
-        if integrity is False and (lock.asks() or hold is not None):
+        lock = LockRequest(retention, hold, None if retention is not None else config.default)
+        said = lock.asks() or hold is not None  # an explicit OFF hold is kept: GetObjectLegalHold tells it
+        if integrity is False and said:
             raise S3Error("InvalidRequest", documents.INTEGRITY_NEEDED)
-        return lock if lock.asks() else None
+        return lock if said else None
 
     @staticmethod
     def body_has_integrity(headers: Mapping[str, str], algorithm: str | None) -> bool:
@@ -232,8 +233,8 @@ class ObjectLockOperations(OperationBase):
         if artifact.retention is not None and await self._may(call, "s3:GetObjectRetention"):
             call.set_header(documents.MODE, artifact.retention.mode)
             call.set_header(documents.UNTIL, documents.format_date(artifact.retention.until))
-        if artifact.legal_hold and await self._may(call, "s3:GetObjectLegalHold"):
-            call.set_header(documents.LEGAL_HOLD, "ON")
+        if artifact.legal_hold is not None and await self._may(call, "s3:GetObjectLegalHold"):
+            call.set_header(documents.LEGAL_HOLD, "ON" if artifact.legal_hold else "OFF")
 
     async def delete_guard(
         self, call: S3Call, container: Container, versions: bool = True, key: str | None = None

@@ -43,7 +43,7 @@ def artifact_row(row: tuple[Any, ...], is_latest: bool = True, extra: dict[str, 
         is_latest=is_latest,
         tags=tuple((k, v) for k, v in extra.get("tags", ())),
         retention=retention(extra.get("retention")),
-        legal_hold=bool(extra.get("hold", False)),
+        legal_hold=hold_of(extra.get("hold")),
         acl=extra.get("acl", ""),
     )
 
@@ -53,6 +53,11 @@ def artifact_and_rank(row: tuple[Any, ...]) -> tuple[Artifact, int | None]:
     extra = json.loads(row[7])
     rank = extra.get("rank")
     return artifact_row(row, extra=extra), None if rank is None else int(rank)
+
+
+def hold_of(stored: Any) -> bool | None:
+    """A stored legal hold: None when none was ever set on the version (S3 then answers 404)."""
+    return None if stored is None else bool(stored)
 
 
 def retention(stored: list[Any] | None) -> Retention | None:

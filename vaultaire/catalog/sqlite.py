@@ -39,6 +39,7 @@ from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.listing import list_page, successor
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
 from vaultaire.catalog.rows import artifact_row as _artifact
+from vaultaire.catalog.rows import hold_of
 from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
@@ -183,7 +184,7 @@ def _upload(row: tuple[Any, ...]) -> Upload:
         sealing=_sealing(extra.get("sealing")),
         tags=tuple((k, v) for k, v in extra.get("tags", ())),
         retention=_retention(extra.get("retention")),
-        legal_hold=bool(extra.get("hold", False)),
+        legal_hold=hold_of(extra.get("hold")),
         acl=extra.get("acl", ""),
     )
 

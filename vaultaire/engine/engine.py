@@ -415,7 +415,7 @@ class Engine(VersioningEngine):
             tags=tags,
             acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
-            legal_hold=lock.legal_hold if lock is not None else False,
+            legal_hold=lock.legal_hold if lock is not None else None,
         )
         try:
             change = await self.catalog.put_artifact(artifact, condition)
@@ -670,7 +670,7 @@ class Engine(VersioningEngine):
             tags=tags,
             acl=acl,
             retention=lock.retention_at(created) if lock is not None else None,
-            legal_hold=lock.legal_hold if lock is not None else False,
+            legal_hold=lock.legal_hold if lock is not None else None,
         )
         await self.catalog.create_upload(upload)
         return upload
