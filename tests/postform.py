@@ -22,11 +22,13 @@ def policy(conditions: list[Any], expires_in: float = 600) -> str:
     return base64.b64encode(json.dumps({"expiration": expiration, "conditions": conditions}).encode()).decode()
 
 
-def v4_fields(conditions: list[Any], *, secret: str = SECRET, expires_in: float = 600) -> dict[str, str]:
+def v4_fields(
+    conditions: list[Any], *, secret: str = SECRET, expires_in: float = 600, access: str = ACCESS
+) -> dict[str, str]:
     """The SigV4 form fields (policy and signature included) for a policy over ``conditions``."""
     now = datetime.now(UTC)
     date, amz_date = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
-    credential = f"{ACCESS}/{date}/{REGION}/s3/aws4_request"
+    credential = f"{access}/{date}/{REGION}/s3/aws4_request"
     conditions = conditions + [
         {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
         {"x-amz-credential": credential},

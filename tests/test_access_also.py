@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest_twisted
 
+from tests.postform import form, post, v4_fields
 from tests.s3helpers import Server, error_code, xml_values
 from tests.test_access_api import add_user, as_
 
@@ -98,3 +99,27 @@ async def test_copy_replacing_tags_needs_put_object_tagging(server: Server) -> N
     tagger = await add_user(server, "tagger", allow("s3:PutObject", "s3:GetObject", "s3:PutObjectTagging"))
     r = await server.request("PUT", "/bucket/dst2", headers=replace, **as_(tagger))
     assert r.code == 200, r.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_post_object_with_tags_needs_put_object_tagging(server: Server) -> None:
+    tagging = "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>"
+
+    def signed(key: str, name: str, tags: bool) -> bytes:
+        conditions: list[Any] = [{"bucket": "bucket"}, {"key": name}]
+        fields = {"key": name}
+        if tags:
+            conditions.append({"tagging": tagging})
+            fields["tagging"] = tagging
+        return form({**fields, **v4_fields(conditions, access=key, secret=key)}, b"1")
+
+    writer = await add_user(server, "writer", allow("s3:PutObject"))
+    assert (await post(server, signed(writer, "plain", False), bucket="bucket")).code == 204
+    r = await post(server, signed(writer, "tagged", True), bucket="bucket")
+    assert denied(r), r.body
+    assert (await server.request("HEAD", "/bucket/tagged")).code == 404
+    tagger = await add_user(server, "tagger", allow("s3:PutObject", "s3:PutObjectTagging"))
+    r = await post(server, signed(tagger, "tagged", True), bucket="bucket")
+    assert r.code == 204, r.body
+    r = await server.request("GET", "/bucket/tagged", query="tagging=")
+    assert xml_values(r.body, "Key") == ["a"], r.body

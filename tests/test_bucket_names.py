@@ -20,6 +20,7 @@ from twisted.internet.defer import DeferredList
 
 from tests.s3helpers import Server, error_code, legacy_container, legacy_container_at, xml_values
 from vaultaire.errors import ContainerExists, ContainerNameTaken, NoSuchContainer
+from vaultaire.names import policy_renamed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -121,6 +122,36 @@ async def test_rename_refusals(server: Server) -> None:
     assert xml_values((await server.request("GET", "/", **OTHER)).body, "Name") == ["also-mine", "mine"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_rename_carries_the_bucket_policy_over(server: Server) -> None:
+    """The bucket's own policy names the bucket: after a rename it names the new name (a public read
+    granted on the old name goes on working, and would not leak to a new bucket of the old name)."""
+    other = await other_tenant(server)
+    assert (await server.request("PUT", "/shop", **OTHER)).code == 200
+    assert (await server.request("PUT", "/shop/logo.png", b"png", **OTHER)).code == 200
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shop/logo.png"},
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::shop", "arn:aws:s3:::shop/private/*"],
+            },
+        ],
+    }
+    assert (await server.request("DELETE", "/shop", query="publicAccessBlock=", **OTHER)).code == 204
+    r = await server.request("PUT", "/shop", json.dumps(policy).encode(), query="policy=", **OTHER)
+    assert r.code == 204, r.body
+    assert (await server.request("GET", "/shop/logo.png", sign=False)).body == b"png"
+    await server.catalog.rename_container(other.id, "shop", "store")
+    assert (await server.request("GET", "/store/logo.png", sign=False)).body == b"png"
+    stored = json.loads((await server.request("GET", "/store", query="policy=", **OTHER)).body)
+    resources = [s["Resource"] for s in stored["Statement"]]
+    assert resources == ["arn:aws:s3:::store/logo.png", ["arn:aws:s3:::store", "arn:aws:s3:::store/private/*"]]
+
+
 # -- a real daemon on a data directory from before names were unique, and vaultaire-admin
 
 
@@ -211,3 +242,12 @@ async def test_a_renamed_bucket_is_billed_under_each_name_for_its_time(tmp_path:
         assert by_name == {"before": 1000 * 7200, "after": 1000 * 3600}
     finally:
         await catalog.stop()
+
+
+def test_policy_renamed_moves_only_the_bucket_and_its_paths() -> None:
+    document = json.dumps(
+        {"Statement": {"Effect": "Allow", "NotResource": ["arn:aws:s3:::a", "arn:aws:s3:::ab/*", "arn:aws:s3:::a*"]}}
+    )
+    moved = json.loads(policy_renamed(document, "a", "z"))
+    assert moved["Statement"]["NotResource"] == ["arn:aws:s3:::z", "arn:aws:s3:::ab/*", "arn:aws:s3:::a*"]
+    assert policy_renamed("not json", "a", "z") == "not json"

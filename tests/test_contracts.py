@@ -19,7 +19,7 @@ from zope.interface.verify import verifyClass, verifyObject
 
 from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
-from vaultaire.drivers import s3
+from vaultaire.drivers import s3, s3_reader, s3_writers
 from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.drivers.copy import WriterConsumer
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
@@ -55,7 +55,7 @@ def _protocol_methods(protocol: type) -> dict[str, Any]:
         (MemoryBlobWriter, BlobWriter),
         (BytesReader, BlobReader),
         (LocalBlobReader, BlobReader),
-        (s3.S3BlobReader, BlobReader),
+        (s3_reader.S3BlobReader, BlobReader),
     ],
 )
 def test_implementations_take_the_parameters_their_contract_names(implementation: type, protocol: type) -> None:
@@ -86,12 +86,12 @@ def test_every_contract_method_documents_its_guarantee(protocol: type) -> None:
     [
         (BytesReader, IPushProducer),
         (LocalBlobReader, IPushProducer),
-        (s3.S3BlobReader, IPushProducer),
+        (s3_reader.S3BlobReader, IPushProducer),
         (WriterConsumer, IConsumer),
         (_PipeConsumer, IConsumer),
         (JSONLinesObserver, ILogObserver),
         (s3._InsecurePolicy, IPolicyForHTTPS),
-        (s3._StreamedBody, IBodyProducer),
+        (s3_writers.StreamedBody, IBodyProducer),
     ],
 )
 def test_declared_interfaces_are_implemented(cls: type, interface: Any) -> None:

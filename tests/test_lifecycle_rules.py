@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vaultaire.api.errors import S3Error
-from vaultaire.lifecycle import evaluate, rules
+from vaultaire.lifecycle import documents, evaluate, rules
 from vaultaire.lifecycle.evaluate import Version
 from vaultaire.model import Artifact, Retention, Upload
 
@@ -52,7 +52,7 @@ def test_a_full_configuration_parses_and_renders_back_the_same():
     assert b.filter.tags == (("k", "v"),) and b.filter.size_greater_than == 10 and not b.enabled
     assert b.newer_noncurrent == 3 and b.noncurrent_days == 10
     assert parsed.rules[2].filter.form == "legacy" and parsed.rules[2].abort_days == 7
-    assert rules.load(rules.store(parsed)) == parsed
+    assert documents.load(documents.store(parsed)) == parsed
 
 
 def test_a_rule_without_id_gets_one():
@@ -207,7 +207,7 @@ def test_a_stored_configuration_loads_without_its_placements():
     )
     refused(body, "InvalidStorageClass")
     parsed = rules.parse(body, None)
-    assert rules.load(rules.store(parsed)).rules[0].transitions[0].storage_class == "gone"
+    assert documents.load(documents.store(parsed)).rules[0].transitions[0].storage_class == "gone"
 
 
 # -- evaluation with a fake clock

@@ -14,7 +14,7 @@ from attrs import frozen
 
 from vaultaire.api.call import OperationBase, S3Call, http_date
 from vaultaire.api.errors import S3Error
-from vaultaire.lifecycle import evaluate, rules
+from vaultaire.lifecycle import documents, evaluate, rules
 from vaultaire.model import Artifact, Container
 
 CACHE_SECONDS = 2.0
@@ -45,7 +45,7 @@ class LifecycleOperations(OperationBase):
         if cached is not None and now - cached.read_at < CACHE_SECONDS:
             return cached.configuration
         stored = await self.engine.container_setting(call.ctx, container, rules.SETTING)
-        configuration = rules.load(stored) if stored is not None else None
+        configuration = documents.load(stored) if stored is not None else None
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = _Cached(now, configuration)
@@ -63,16 +63,16 @@ class LifecycleOperations(OperationBase):
                 "The lifecycle configuration does not exist",
                 BucketName=container.name,
             )
-        configuration = rules.load(stored)
+        configuration = documents.load(stored)
         call.set_header(MIN_SIZE_HEADER, configuration.min_size)
-        return self._xml(call, rules.document(configuration))
+        return self._xml(call, documents.document(configuration))
 
     async def put_bucket_lifecycle_configuration(self, call: S3Call) -> bytes:
         container = await self._container(call)
         body = await self._small_body(call)
         self._check_body_integrity(call, body)
         configuration = rules.parse(body, self.engine.drivers, call.headers.get(MIN_SIZE_HEADER))
-        await self.engine.put_container_setting(call.ctx, container, rules.SETTING, rules.store(configuration))
+        await self.engine.put_container_setting(call.ctx, container, rules.SETTING, documents.store(configuration))
         self._forget_lifecycle(container)
         call.set_header(MIN_SIZE_HEADER, configuration.min_size)
         call.set_header("Content-Length", "0")

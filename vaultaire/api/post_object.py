@@ -104,6 +104,8 @@ class PostObjectOperation(OperationBase):
         metadata = user_metadata(fields.items())
         # S3's form field is a whole Tagging document, not the header's query form.
         tags = parse_document(fields["tagging"]) if "tagging" in fields else ()
+        if tags and not await self._may(call, "s3:PutObjectTagging", key):
+            raise S3Error("AccessDenied")  # as a PUT with x-amz-tagging (access/actions.py also_required)
         kept = tuple((n, fields[n]) for n in STORED_HEADERS if n in fields)
         content_type = fields.get("content-type") or form.file_content_type or "binary/octet-stream"
         source = _Bounded(form, size.maximum)

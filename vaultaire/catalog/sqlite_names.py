@@ -18,6 +18,7 @@ from typing import Any
 from vaultaire.catalog import accounting
 from vaultaire.errors import ContainerExists, ContainerNameTaken, NoSuchContainer
 from vaultaire.model import Container
+from vaultaire.names import policy_renamed
 
 _COLUMNS = "id, tenant_id, name, placement, created"
 
@@ -57,7 +58,8 @@ def conflicts(db: sqlite3.Connection) -> list[tuple[str, list[str]]]:
 def rename(db: sqlite3.Connection, tenant_id: str, old: str, new: str, now: float) -> Container:
     """Give the tenant's container ``old`` the name ``new``; nothing else changes (its id, blobs, settings).
 
-    Its stored bytes are billed under the old name up to now and under the new one after.
+    Its stored bytes are billed under the old name up to now and under the new one after; its
+    bucket policy's resources that named the old bucket name the new one.
     """
     row = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE tenant_id = ? AND name = ?", (tenant_id, old)).fetchone()
     if row is None:
@@ -68,4 +70,12 @@ def rename(db: sqlite3.Connection, tenant_id: str, old: str, new: str, now: floa
     accounting.integrate(db, row[0], now)
     db.execute("UPDATE containers SET name = ? WHERE id = ?", (new, row[0]))
     db.execute("UPDATE stored SET container = ? WHERE container_id = ?", (new, row[0]))
+    policy = db.execute(
+        "SELECT value FROM container_settings WHERE container_id = ? AND name = 'policy'", (row[0],)
+    ).fetchone()
+    if policy is not None:
+        db.execute(
+            "UPDATE container_settings SET value = ? WHERE container_id = ? AND name = 'policy'",
+            (policy_renamed(policy[0], old, new), row[0]),
+        )
     return _container((row[0], row[1], new, row[3], row[4]))

@@ -38,7 +38,7 @@ from vaultaire.drivers.copy import copy_blob
 from vaultaire.encryption.packages import sealed_size
 from vaultaire.engine import Engine
 from vaultaire.errors import DriverError, NoSuchContainer, NoSuchUpload
-from vaultaire.lifecycle import evaluate, rules
+from vaultaire.lifecycle import documents, evaluate, rules
 from vaultaire.lifecycle.evaluate import Action, Version
 from vaultaire.model import Artifact, Container, RequestContext, Upload
 from vaultaire.ops.events import EventLog, make_event
@@ -112,7 +112,7 @@ class LifecycleRunner:
                         return report
                     report.containers += 1
                     try:
-                        configuration = rules.load(stored)
+                        configuration = documents.load(stored)
                         await self._container(container, configuration, tenants.get(container.tenant_id), report)
                     except NoSuchContainer:
                         pass  # deleted while the run went through it: nothing left to do there
