@@ -25,16 +25,17 @@ CREATE TABLE IF NOT EXISTS leases (
 
 # Insert, or take over an expired lease, or (renew) extend one's own: one statement, so two
 # takers racing for a free lease cannot both win. An UPDATE whose WHERE is false returns no row.
+# Plain ? placeholders and a boolean: the PostgreSQL catalog's dialect adapter reads it too.
 _TAKE = (
-    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)"
+    "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
     " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
-    " WHERE leases.expires_at <= ?4 OR (?5 AND leases.holder = excluded.holder)"
+    " WHERE leases.expires_at <= ? OR (? AND leases.holder = excluded.holder)"
     " RETURNING holder"
 )
 
 
 def take(db: sqlite3.Connection, name: str, holder: str, seconds: float, renew: bool, now: float) -> bool:
-    return db.execute(_TAKE, (name, holder, now + seconds, now, int(renew))).fetchone() is not None
+    return db.execute(_TAKE, (name, holder, now + seconds, now, bool(renew))).fetchone() is not None
 
 
 def release(db: sqlite3.Connection, name: str, holder: str) -> None:
