@@ -36,6 +36,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
+from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.open import open_catalog
 from vaultaire.config import ConfigError, Settings, check_shared_catalog
@@ -215,12 +216,14 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
         raise ConfigError(f"data directory {data!r} is not writable")
     keys, reload = master_keys(settings, data)
     box = SecretBox(keys[0], keys[1:], reload)
+    headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
+    # ``[catalog] url``: a shared catalog (one SQLite file, or PostgreSQL); else SQLite in ``data``.
     catalog = open_catalog(
         settings.catalog_url,
         data,
         reactor,
         box,
-        reserve=settings.free_space_reserve,
+        headroom=headroom,
         pool_size=settings.catalog_pool_size,
         statement_timeout=settings.catalog_statement_timeout,
     )

@@ -1,4 +1,5 @@
-"""The catalog a configuration names: SQLite in the data directory, a shared SQLite file, or PostgreSQL.
+"""One place that turns a catalog setting into a catalog: SQLite by default, a shared SQLite
+file or PostgreSQL by URL.
 
 Every process that opens a catalog (the daemon, a worker, the supervisor,
 ``vaultaire-admin``) comes here, so they all agree on where it is.
@@ -7,28 +8,28 @@ Every process that opens a catalog (the daemon, a worker, the supervisor,
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
+
+from twisted.internet.interfaces import IReactorFromThreads
 
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, redact_url
 from vaultaire.sealing import SecretBox
 
+SCHEMES = ("postgresql://", "postgres://")
+SQLITE = "sqlite:///"
 CATALOG_FILE = "catalog.sqlite3"
-_SQLITE = "sqlite:///"
-
-
-def is_shared(url: str | None) -> bool:
-    """Whether gateways with other data directories may share this catalog (a URL names it)."""
-    return bool(url)
 
 
 def sqlite_path(url: str | None, data_dir: str) -> str | None:
     """The SQLite file the URL names (the data directory's own when there is none); None: not SQLite."""
     if not url:
         return os.path.join(os.path.abspath(data_dir), CATALOG_FILE)
-    if url.startswith(_SQLITE):
-        path = "/" + url[len(_SQLITE) :].lstrip("/")
+    if url.startswith(SQLITE):
+        path = "/" + url[len(SQLITE) :].lstrip("/")
         if path == "/" or path.endswith("/"):
             raise ConfigError(f"catalog url {url!r} must name a file: sqlite:////srv/vaultaire/catalog.sqlite3")
         return path
@@ -38,24 +39,32 @@ def sqlite_path(url: str | None, data_dir: str) -> str | None:
 def open_catalog(
     url: str | None,
     data_dir: str,
-    reactor: Any,
+    reactor: IReactorFromThreads,
     box: SecretBox,
-    *,
-    reserve: int | None = None,
-    pool_size: int = 10,
-    statement_timeout: float = 30.0,
+    clock: Callable[[], float] = time.time,
+    headroom: Headroom | None = None,
+    **options: Any,
 ) -> SQLiteCatalog:
-    """The catalog, not started yet. ``reserve`` (the free-space reserve setting) keeps a
-    headroom file beside a SQLite catalog, so deletes still commit on a full disk."""
+    """The catalog ``url`` names: None (or empty) is the SQLite file in ``data_dir`` as always;
+    ``sqlite:///ABSOLUTE/PATH`` one SQLite file that gateways on one machine share (the
+    headroom file then lives beside it, on its filesystem); ``postgresql://...`` a PostgreSQL
+    database, with ``options`` ``pool_size`` and ``statement_timeout``. Not started."""
     path = sqlite_path(url, data_dir)
-    if path is None:
+    if path is not None:
+        if url and headroom is not None:
+            headroom = Headroom(os.path.join(os.path.dirname(path), "catalog.headroom"), headroom.reserve_setting)
+        return SQLiteCatalog(path, reactor, box, clock=clock, headroom=headroom)
+    assert url is not None
+    if url.startswith(SCHEMES):
         # The PostgreSQL backend lands in vaultaire/catalog/postgres/ (issue 17): until then
         # a postgresql URL is refused rather than silently served from a local file.
         raise ConfigError(
-            f"catalog url {redact_url(str(url))!r}: this Vaultaire has no PostgreSQL catalog yet;"
+            f"catalog url {redact_url(url)!r}: this Vaultaire has no PostgreSQL catalog yet;"
             " use sqlite:///PATH for gateways on one machine, or no url for one box"
         )
-    headroom = None
-    if reserve is not None:
-        headroom = Headroom(os.path.join(os.path.dirname(path), "catalog.headroom"), reserve)
-    return SQLiteCatalog(path, reactor, box, headroom=headroom)
+    raise ConfigError(f"unknown catalog URL {redact_url(url)!r}: expected postgresql://... or sqlite:///PATH")
+
+
+def is_shared(url: str | None) -> bool:
+    """Whether gateways with other data directories may share this catalog (a URL names it)."""
+    return bool(url)
