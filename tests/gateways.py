@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,23 @@ class Deployment:
         config = shared_config(self.shared, self.cluster.endpoint, self.catalog_url)
         for gateway in self.gateways:
             gateway.extra_args = ["--config", config]
-            # One after another: the first makes the first keys, the others find them.
-            gateway.start()
+        # All at once, as hosts booting together do: each ensures the first keys from its
+        # environment in one catalog transaction, so they agree on one tenant and one key.
+        failures: list[BaseException] = []
+
+        def start(gateway: Daemon) -> None:
+            try:
+                gateway.start()
+            except BaseException as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=start, args=(g,)) for g in self.gateways]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise failures[0]
         return self
 
     def stop(self) -> None:
