@@ -56,15 +56,17 @@ secret_key = "{SECRET}"
 
 
 class Deployment:
-    """A SeaweedFS cluster and ``n`` gateways over one catalog; ``start()``, ``stop()``."""
+    """A SeaweedFS cluster and gateways (``workers`` processes each) over one catalog; ``start()``, ``stop()``."""
 
-    def __init__(self, base: Path, n: int = 3) -> None:
+    def __init__(self, base: Path, workers: tuple[int, ...] = (1, 1, 2)) -> None:
         self.base = Path(base)
         self.shared = self.base / "shared"
         self.shared.mkdir(parents=True, exist_ok=True)
         self.cluster = SeaweedCluster(self.base / "seaweed")
         self.catalog_url = f"sqlite:///{self.shared / 'catalog.sqlite3'}"
-        self.gateways = [Daemon(self.base / f"gateway{i}") for i in range(n)]
+        # The last gateway runs a supervisor and two workers: its once-per-deployment jobs run
+        # in the supervisor, its writes in the workers.
+        self.gateways = [Daemon(self.base / f"gateway{i}", workers=w) for i, w in enumerate(workers)]
 
     def start(self) -> Deployment:
         self.cluster.start(BUCKET)
