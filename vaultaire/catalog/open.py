@@ -63,8 +63,3 @@ def open_catalog(
             " use sqlite:///PATH for gateways on one machine, or no url for one box"
         )
     raise ConfigError(f"unknown catalog URL {redact_url(url)!r}: expected postgresql://... or sqlite:///PATH")
-
-
-def is_shared(url: str | None) -> bool:
-    """Whether gateways with other data directories may share this catalog (a URL names it)."""
-    return bool(url)
