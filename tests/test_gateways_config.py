@@ -139,6 +139,47 @@ async def test_a_job_runs_once_per_period_across_gateways_and_another_takes_over
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_run_longer_than_its_period_keeps_its_lease_and_no_second_run_starts(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+    from twisted.internet.defer import Deferred
+
+    clock = Clock()
+    path = tmp_path / "shared.sqlite3"
+    one, two = await _catalog(path, clock), await _catalog(path, clock)
+    try:
+        long_run: Deferred[None] = Deferred()
+        started: list[str] = []
+
+        def work(who: str) -> Deferred[None]:
+            started.append(who)
+            return long_run if who == "one" else Deferred.fromCoroutine(_nothing())
+
+        first = DeploymentJobs(one, CollectorRegistry(), shared=True, check_seconds=10)
+        second = DeploymentJobs(two, CollectorRegistry(), shared=True, check_seconds=10)
+        _, tick_one = first.job("lifecycle", 30, lambda: work("one"))
+        _, tick_two = second.job("lifecycle", 30, lambda: work("two"))
+        await tick_one()  # returns at once: the run goes on, the timer keeps ticking
+        assert started == ["one"] and not first.idle().called
+        for _ in range(12):  # two minutes, four periods: "one" keeps renewing, "two" never starts
+            clock.now += 10
+            await tick_two()
+            await tick_one()
+        assert started == ["one"]
+        long_run.callback(None)
+        assert first.idle().called
+        clock.now += 30
+        await tick_two()
+        assert started == ["one", "two"]
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+async def _nothing() -> None:
+    return None
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_box_with_its_own_catalog_frees_its_earlier_leases_at_start(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 

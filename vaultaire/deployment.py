@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Leases
@@ -61,7 +61,7 @@ class DeploymentJobs:
         self.shared = shared
         self.holder = new_holder() if shared else BOX_HOLDER
         self._check = check_seconds
-        self._running: set[str] = set()
+        self._runs: dict[str, Deferred[None]] = {}  # job name -> its run in progress
         self._names: list[str] = []
         self.runs = Counter(
             "vaultaire_deployment_job_runs",
@@ -79,18 +79,22 @@ class DeploymentJobs:
         self._names.append(lease)
 
         async def tick() -> None:
-            if name in self._running:
+            if name in self._runs:
                 # Still at it: keep the lease so no other gateway starts a second run beside this one.
                 await self._catalog.take_lease(lease, self.holder, period, renew=True)
                 return
             if not await self._catalog.take_lease(lease, self.holder, period, renew=False):
                 return
-            self._running.add(name)
-            try:
-                self.runs.labels(job=name).inc()
-                await work()
-            finally:
-                self._running.discard(name)
+            self.runs.labels(job=name).inc()
+            # Not awaited: the timer must keep ticking (and renewing) while a long run goes on;
+            # a timer's call that waited for the run would let the lease lapse under it.
+            run = ensureDeferred(self._run(work))
+            self._runs[name] = run
+
+            def ended(_: object) -> None:
+                self._runs.pop(name, None)
+
+            run.addBoth(ended)
 
         return min(period, self._check), self._guarded(name, tick)
 
@@ -113,6 +117,13 @@ class DeploymentJobs:
                 resign()
 
         return period, self._guarded(name, tick)
+
+    async def _run(self, work: Callable[[], Deferred[Any]]) -> None:
+        await work()
+
+    def idle(self) -> Deferred[Any]:
+        """Fires once the runs in progress have ended (a stopping gateway waits for them)."""
+        return DeferredList(list(self._runs.values()), consumeErrors=True)
 
     def _guarded(self, name: str, tick: Callable[[], Awaitable[None]]) -> Callable[[], Deferred[None]]:
         async def run() -> None:

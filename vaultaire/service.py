@@ -151,6 +151,7 @@ class VaultaireService(StartGuard):
             await d
             await self.meter.flush()  # the last seconds of traffic, before the catalog closes
             if self.jobs is not None:
+                await self.jobs.idle()  # a sweep or a lifecycle run in progress ends first
                 await self.jobs.release_duties()
             await self.engine.stop()
             self.events.stop()

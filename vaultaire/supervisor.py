@@ -427,6 +427,7 @@ class Supervisor(StartGuard):
         async def after() -> None:
             await d
             await self._stop_workers()
+            await self.jobs.idle()  # a sweep or a lifecycle run in progress ends first
             await self.jobs.release_duties()
             await self.engine.stop()
             self.events.stop()
