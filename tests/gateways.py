@@ -19,6 +19,8 @@ from daemon import Daemon, catalog_rows, write_config
 from seaweed_cluster import SeaweedCluster
 from upstreams import ACCESS, SECRET, keys
 
+from vaultaire.catalog.open import sqlite_path
+
 BUCKET = "vaultaire-blobs"
 
 
@@ -58,12 +60,13 @@ secret_key = "{SECRET}"
 class Deployment:
     """A SeaweedFS cluster and gateways (``workers`` processes each) over one catalog; ``start()``, ``stop()``."""
 
-    def __init__(self, base: Path, workers: tuple[int, ...] = (1, 1, 2)) -> None:
+    def __init__(self, base: Path, workers: tuple[int, ...] = (1, 1, 2), catalog_url: str | None = None) -> None:
         self.base = Path(base)
         self.shared = self.base / "shared"
         self.shared.mkdir(parents=True, exist_ok=True)
         self.cluster = SeaweedCluster(self.base / "seaweed")
-        self.catalog_url = f"sqlite:///{self.shared / 'catalog.sqlite3'}"
+        # One SQLite file by default; a postgresql:// URL (tests/postgres.py's) works the same way.
+        self.catalog_url = catalog_url or f"sqlite:///{self.shared / 'catalog.sqlite3'}"
         # The last gateway runs a supervisor and two workers: its once-per-deployment jobs run
         # in the supervisor, its writes in the workers.
         self.gateways = [Daemon(self.base / f"gateway{i}", workers=w) for i, w in enumerate(workers)]
@@ -103,7 +106,12 @@ class Deployment:
     # -- what the catalog references, against what the cluster holds
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return catalog_rows(self.shared, sql)
+        """The shared catalog's rows (read directly; a PostgreSQL deployment needs psycopg here)."""
+        if not self.catalog_url.startswith("sqlite:///"):
+            raise NotImplementedError("reading a PostgreSQL catalog's rows: use psycopg on self.catalog_url")
+        path = sqlite_path(self.catalog_url, "")
+        assert path is not None
+        return catalog_rows(Path(path).parent, sql)
 
     def referenced(self) -> set[str]:
         """Every blob a version, a manifest or an uploaded part names."""
