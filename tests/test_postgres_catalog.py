@@ -69,6 +69,32 @@ async def test_a_conditional_create_racing_on_two_gateways_has_exactly_one_winne
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_free_lease_goes_to_exactly_one_gateway_and_a_change_on_one_moves_the_generation_of_all(
+    postgres: Any,
+) -> None:
+    a, b = await gateways(postgres.fresh_database())
+    try:
+        for round_ in range(10):
+            name = f"job:{round_}"
+            results = await outcomes([(a, b)[i % 2].take_lease(name, ("a", "b")[i % 2], 60) for i in range(6)])
+            assert all(isinstance(r, bool) for r in results), results
+            assert len({("a", "b")[i % 2] for i, won in enumerate(results) if won}) == 1, results
+        held = await b.lease_holder("job:0")
+        assert held is not None and held[0] in ("a", "b") and 0 < held[1] <= 60
+        await (a if held[0] == "a" else b).release_lease("job:0", held[0])
+        assert await a.lease_holder("job:0") is None
+        # The cached reads' generation (catalog/generation.py) is the database's: one number for all.
+        before = await b.generation()
+        await a.ensure_tenant("t")
+        assert await b.generation() > before
+        after = await b.generation()
+        await a.put_artifact(blob((await a.create_container((await a.tenant("t")).id, "c", "local")).id, "k", "l"))
+        assert await b.generation() == after + 1  # the container moved it; the artifact did not
+    finally:
+        await defer.gatherResults([a.stop(), b.stop()])
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_quota_holds_across_gateways_racing_for_the_last_objects(postgres: Any) -> None:
     a, b = await gateways(postgres.fresh_database())
     try:

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from vaultaire.supervisor import HUNG_KILL_GRACE, MAX_RESTART_DELAY, STABLE_SECO
 def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
     spec = parse_listen("tcp:8080:interface=127.0.0.1")
     assert spec is not None
-    sup = Supervisor(Settings(data=str(tmp_path)), 2, spec, engine=object(), environ={}, reactor=MemoryReactorClock())  # type: ignore[arg-type]
+    # No engine runs here: only its catalog is named (for the once-per-deployment leases), never used.
+    engine = SimpleNamespace(catalog=None)
+    sup = Supervisor(Settings(data=str(tmp_path)), 2, spec, engine=engine, environ={}, reactor=MemoryReactorClock())  # type: ignore[arg-type]
     sup._running_workers = True
     sup.health.ready = True
     yield sup

@@ -65,6 +65,9 @@ class Settings:
     # kept in the catalog, durable with their row in one group commit: no fsync of their own.
     # 0: every object is a blob file. See vaultaire/engine/inline.py.
     inline_max_bytes: int = 64 * 1024
+    # How often blobs queued as garbage (and dead writers' unfinished blobs) are looked for and freed:
+    # once per deployment, whichever gateway's turn it is.
+    garbage_sweep_seconds: int = 600
     # [drivers.NAME] tables (type = "local" | "s3" | "rclone" | "memory", and the type's settings);
     # a "local" driver on <data>/blobs exists unless the file defines one of that name.
     drivers: dict[str, Any] = Factory(dict)
@@ -121,6 +124,13 @@ class Settings:
     # keys, quotas, usage and bills): not a tenant key, it signs no S3 request. "" for none.
     console_admin_key: str = ""
     console_admin_secret: str = ""
+    # Many gateways, one deployment (issue 17): the catalog every gateway shares, as a URL
+    # ("postgresql://USER:PASS@HOST:PORT/DB?sslmode=...", or "sqlite:///ABSOLUTE/PATH" for
+    # gateways on one machine). "": the SQLite catalog in the data directory, this box alone.
+    catalog_url: str = ""
+    # Connections each process keeps to a PostgreSQL catalog, and how long one statement may run.
+    catalog_pool_size: int = 10
+    catalog_statement_timeout: float = 30.0
 
 
 # TOML table -> {key in the table: Settings field}
@@ -151,7 +161,11 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "min_part_size": "min_part_size",
         "upload_expiry": "upload_expiry",
     },
-    "placement": {"default": "default_placement", "free_grace": "free_grace"},
+    "placement": {
+        "default": "default_placement",
+        "free_grace": "free_grace",
+        "sweep_seconds": "garbage_sweep_seconds",
+    },
     "storage": {"inline_max_bytes": "inline_max_bytes"},
     "security": {
         "master_key": "master_key",
@@ -169,6 +183,11 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "rules": "cors_rules",
     },
     "lifecycle": {"day_seconds": "lifecycle_day_seconds"},
+    "catalog": {
+        "url": "catalog_url",
+        "pool_size": "catalog_pool_size",
+        "statement_timeout": "catalog_statement_timeout",
+    },
     "console": {
         "listen": "console",
         "s3_url": "console_s3_url",
@@ -225,7 +244,7 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    for name in ("price_per_tb_month", "lifecycle_day_seconds", *_CONNECTION_SECONDS):
+    for name in ("price_per_tb_month", "lifecycle_day_seconds", "catalog_statement_timeout", *_CONNECTION_SECONDS):
         if isinstance(merged.get(name), int) and not isinstance(merged[name], bool):
             merged[name] = float(merged[name])
     for name in ("domains", "cors_rules"):
@@ -270,6 +289,7 @@ def validate(settings: Settings) -> None:
         "usage_flush_seconds",
         "usage_rollup_seconds",
         "console_session_seconds",
+        "garbage_sweep_seconds",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name!r} must be positive")
@@ -306,12 +326,36 @@ def validate(settings: Settings) -> None:
         raise ConfigError("setting 'min_part_size' must not be negative")
     if not settings.region or not all(c.isalnum() or c == "-" for c in settings.region):
         raise ConfigError(f"setting 'region' {settings.region!r} must be letters, digits and '-'")
+    _validate_catalog(settings)
     _validate_backends(settings)
+
+
+def _validate_catalog(settings: Settings) -> None:
+    if settings.catalog_pool_size < 1:
+        raise ConfigError("setting [catalog] pool_size must be at least 1 connection")
+    if not 0 < settings.catalog_statement_timeout < 86400:
+        raise ConfigError("setting [catalog] statement_timeout must be a number of seconds above 0 and below a day")
+    url = settings.catalog_url
+    if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ConfigError(
+            f"setting [catalog] url {redact_url(url)!r} must start with postgresql:// (a shared PostgreSQL)"
+            " or sqlite:/// and an absolute path (gateways on one machine)"
+        )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for a log line or an error."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 # [drivers.NAME] settings by type: name -> (type, required)
 _DRIVER_SETTINGS: dict[str, dict[str, tuple[type, bool]]] = {
-    "local": {"root": (str, False)},
+    # shared: the root is one filesystem every gateway mounts (NFS...), so a shared catalog may use it.
+    "local": {"root": (str, False), "shared": (bool, False)},
     "memory": {},
     "s3": {
         "endpoint": (str, True),
@@ -360,6 +404,48 @@ def _validate_rclone(where: str, table: dict[str, Any]) -> None:
         raise ConfigError(f"{where}: 'timeout' must be positive and 'retries' not negative")
 
 
+def check_shared_catalog(settings: Settings) -> None:
+    """With a shared catalog, every gateway must reach every blob the catalog names: a driver
+    that keeps bytes on one host (local disk, memory) would hand the others dangling
+    references. A local driver on a filesystem all gateways mount says so with shared = true.
+    Checked where blobs are placed (the daemon's start, ``vaultaire-admin migrate``), not by
+    every tool that opens the catalog."""
+    if not settings.catalog_url:
+        return
+    if not settings.master_key and not settings.master_key_file:
+        # Each gateway would make its own DATA/master.key, and none could open the secrets another sealed.
+        raise ConfigError(
+            "with a shared catalog ([catalog] url) every gateway must use the same master key:"
+            " set [security] master_key_file (the same key file on every gateway) or master_key"
+        )
+    for name, table in settings.drivers.items():
+        kind = table.get("type") if isinstance(table, dict) else None
+        if kind == "memory":
+            raise ConfigError(
+                f"[drivers.{name}] is a memory driver: with a shared catalog ([catalog] url) every gateway must"
+                " reach every blob, and memory is this process's alone; use an s3 driver"
+            )
+        if kind == "local" and not table.get("shared", False):
+            root = table.get("root") or "<data>/blobs"
+            raise ConfigError(
+                f"[drivers.{name}] keeps blobs on this host's disk ({root}): with a shared catalog ([catalog] url)"
+                " every gateway must reach every blob. Place containers on an s3 driver (a SeaweedFS cluster,"
+                f" any S3 store), or, if {root} is one network filesystem mounted by every gateway,"
+                " set shared = true and an absolute root"
+            )
+        if kind == "local" and not os.path.isabs(str(table.get("root", ""))):
+            raise ConfigError(
+                f"[drivers.{name}]: a shared local driver needs an absolute root, the same mount on every gateway"
+            )
+    defined = set(settings.drivers) | set(settings.placements)
+    if settings.default_placement not in defined:
+        raise ConfigError(
+            f"[placement] default = {settings.default_placement!r} names no driver of this file: with a shared"
+            " catalog ([catalog] url) there is no implicit local driver (it would keep blobs on one host's disk);"
+            " define [drivers.NAME] of type s3 and set [placement] default = NAME"
+        )
+
+
 def _validate_backends(settings: Settings) -> None:
     """Drivers and placements: known types, required settings, names that resolve."""
     for name, table in settings.drivers.items():
@@ -389,6 +475,8 @@ def _validate_backends(settings: Settings) -> None:
             raise ConfigError(f"{where}: endpoint must start with http:// or https://")
         if kind == "rclone":
             _validate_rclone(where, table)
+    # A "local" driver on <data>/blobs exists unless the file defines one (on one box: with a
+    # shared catalog, check_shared_catalog refuses it where it would be used).
     drivers = set(settings.drivers) | {"local"}
     for name, table in settings.placements.items():
         _check_name("placement", name)

@@ -23,6 +23,7 @@ from vaultaire.api.http import S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.console.service import bound_port, console_listener
+from vaultaire.deployment import DeploymentJobs
 from vaultaire.draining import drain
 from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
@@ -38,7 +39,6 @@ from vaultaire.startup import Notify, StartGuard, cannot_listen, open_data_direc
 log = Logger()
 
 HEALTH_PROBE_SECONDS = 10.0
-GARBAGE_SWEEP_SECONDS = 600.0
 UPLOAD_EXPIRY_SECONDS = 3600.0  # how often unfinished uploads are checked for expiry
 DRAIN_SECONDS = 10.0  # how long a stopping process waits for its requests in flight
 
@@ -105,6 +105,8 @@ class VaultaireService(StartGuard):
         self.periodic: list[TimerService] = []
         # Called once the service serves (a worker starts its heartbeat then).
         self.ready_hooks: list[Callable[[], object]] = []
+        # The leases of once-per-deployment work (none in a worker: its supervisor has them).
+        self.jobs: DeploymentJobs | None = None
 
     def startService(self) -> None:
         self.events.start()
@@ -118,6 +120,8 @@ class VaultaireService(StartGuard):
             self.fail_start(failed)
             return
         self.health.ready = True
+        if self.jobs is not None:
+            await self.jobs.forget_box_leases()
         for timer in self.periodic:
             timer.setServiceParent(self)
         await self.health.probe()
@@ -146,6 +150,9 @@ class VaultaireService(StartGuard):
                 await self.drain()
             await d
             await self.meter.flush()  # the last seconds of traffic, before the catalog closes
+            if self.jobs is not None:
+                await self.jobs.idle()  # a sweep or a lifecycle run in progress ends first
+                await self.jobs.release_duties()
             await self.engine.stop()
             self.events.stop()
 
@@ -160,11 +167,13 @@ def periodic_work(
     settings: Settings,
     engine: Engine,
     metrics: Metrics,
+    jobs: DeploymentJobs,
     events: EventLog | None = None,
     lifecycle_metrics: LifecycleMetrics | None = None,
     reactor: Any = None,
 ) -> list[tuple[float, Callable[[], Deferred[Any]]]]:
-    """What runs once per data directory on a timer: in the daemon, or in the supervisor of workers."""
+    """What runs on a timer in the daemon, or in the supervisor of workers: per host (headroom,
+    failover reconciliation), and once per deployment through ``jobs``' leases in the catalog."""
     lifecycle = LifecycleRunner(
         engine,
         events=events,
@@ -196,12 +205,15 @@ def periodic_work(
     return [
         (HEALTH_PROBE_SECONDS, guarded(keep_headroom)),
         (HEALTH_PROBE_SECONDS, guarded(reconcile_placements)),
-        (GARBAGE_SWEEP_SECONDS, guarded(engine.collect_garbage)),
-        (UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))),
-        (settings.usage_flush_seconds, guarded(refresh_stored)),
-        (settings.usage_rollup_seconds, guarded(engine.rollup_usage)),
+        jobs.job("garbage-sweep", settings.garbage_sweep_seconds, guarded(engine.collect_garbage)),
+        jobs.job(
+            "upload-expiry", UPLOAD_EXPIRY_SECONDS, guarded(lambda: engine.expire_uploads(settings.upload_expiry))
+        ),
+        # Gauges from one gateway only, so a sum over gateways counts each byte once.
+        jobs.duty("stored-gauges", settings.usage_flush_seconds, refresh_stored, lambda: metrics.set_tenant_stored({})),
+        jobs.job("usage-rollup", settings.usage_rollup_seconds, guarded(engine.rollup_usage)),
         # At start, then every lifecycle day (a timer's first call is at once).
-        (settings.lifecycle_day_seconds, guarded(lifecycle.run)),
+        jobs.job("lifecycle", settings.lifecycle_day_seconds, guarded(lifecycle.run)),
     ]
 
 
@@ -324,7 +336,8 @@ def make_service(
     flush.setServiceParent(top)
     if worker:
         return top  # the supervisor runs the sweeps, once for all workers
-    for period, work in periodic_work(settings, engine, metrics, events, reactor=reactor):
+    top.jobs = DeploymentJobs(engine.catalog, metrics.registry, shared=bool(settings.catalog_url))
+    for period, work in periodic_work(settings, engine, metrics, top.jobs, events, reactor=reactor):
         timer = TimerService(period, work)
         timer.clock = reactor
         top.periodic.append(timer)  # started by _boot, once the engine has

@@ -37,9 +37,9 @@ from twisted.web.server import Site
 
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
 from vaultaire.catalog.headroom import Headroom
+from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.open import open_catalog
-from vaultaire.catalog.sqlite import SQLiteCatalog
-from vaultaire.config import ConfigError, Settings
+from vaultaire.config import ConfigError, Settings, check_shared_catalog
 from vaultaire.drivers.build import build_placements
 from vaultaire.encryption.keys import Keyring
 from vaultaire.encryption.kms import LocalKeySource
@@ -159,7 +159,7 @@ def _thread_runner(reactor: Any) -> Callable[..., Deferred[Any]]:
 def build_engine(
     settings: Settings,
     data: str,
-    catalog: SQLiteCatalog,
+    catalog: Catalog,
     reactor: Any,
     scrub_staging: bool,
     rclone_role: str = "private",
@@ -177,6 +177,7 @@ def build_engine(
             scrub_staging=scrub_staging,
             reserve=settings.free_space_reserve,
             rclone_role=rclone_role,
+            implicit_local=not settings.catalog_url,
         )
     except (OSError, ValueError) as e:
         raise ConfigError(f"drivers cannot be set up: {e}") from None
@@ -206,6 +207,7 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
     that every process reads the same one. ``scrub_staging`` only where no
     other process can be writing (the daemon, the supervisor; never a worker).
     """
+    check_shared_catalog(settings)
     data = os.path.abspath(settings.data)
     try:
         os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
@@ -216,8 +218,16 @@ def open_data_directory(settings: Settings, reactor: Any, scrub_staging: bool, r
     keys, reload = master_keys(settings, data)
     box = SecretBox(keys[0], keys[1:], reload)
     headroom = Headroom(os.path.join(data, "catalog.headroom"), settings.free_space_reserve)
-    # A PostgreSQL URL once the configuration carries one (``[catalog] url``), else SQLite in ``data``.
-    catalog = open_catalog(getattr(settings, "catalog_url", None), data, reactor, box, headroom=headroom)
+    # ``[catalog] url``: a shared catalog (one SQLite file, or PostgreSQL); else SQLite in ``data``.
+    catalog = open_catalog(
+        settings.catalog_url,
+        data,
+        reactor,
+        box,
+        headroom=headroom,
+        pool_size=settings.catalog_pool_size,
+        statement_timeout=settings.catalog_statement_timeout,
+    )
     return build_engine(settings, data, catalog, reactor, scrub_staging=scrub_staging, rclone_role=rclone_role)
 
 

@@ -36,6 +36,7 @@ from vaultaire.announce import serving_line
 from vaultaire.config import Settings
 from vaultaire.console.service import console_listener
 from vaultaire.deathsig import signal_child
+from vaultaire.deployment import DeploymentJobs
 from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
@@ -177,6 +178,7 @@ class AggregatedMetrics:
         # Lifecycle rules run in the supervisor alone: its own counters.
         self.registry.register(supervisor.lifecycle_metrics.actions)
         self.registry.register(supervisor.lifecycle_metrics.runs)
+        self.registry.register(supervisor.jobs.runs)
         ProcessCollector(registry=self.registry)
         self.registry.register(WorkersCollector(supervisor))
 
@@ -217,6 +219,7 @@ class Supervisor(StartGuard):
         # The per-tenant stored gauges: read from the catalog here, once for all workers.
         self.stored_metrics = Metrics(tenant_label_limit=settings.metrics_tenant_limit)
         self.lifecycle_metrics = LifecycleMetrics(self.stored_metrics.registry)
+        self.jobs = DeploymentJobs(engine.catalog, self.stored_metrics.registry, shared=bool(settings.catalog_url))
         # The supervisor's own events (lifecycle actions), in the workers' shared log.
         self.events = EventLog(
             os.path.join(os.path.abspath(settings.data), "events"),
@@ -263,11 +266,18 @@ class Supervisor(StartGuard):
             self.fail_start(failures[0].getErrorMessage())
             return
         self.health.ready = True
+        await self.jobs.forget_box_leases()
         for period, work in (
             (tick_seconds(self.settings.heartbeat_timeout), self.check_heartbeats),
             (HEALTH_PROBE_SECONDS, self.health.probe),
             *periodic_work(
-                self.settings, self.engine, self.stored_metrics, self.events, self.lifecycle_metrics, self.reactor
+                self.settings,
+                self.engine,
+                self.stored_metrics,
+                self.jobs,
+                self.events,
+                self.lifecycle_metrics,
+                self.reactor,
             ),
         ):
             timer = TimerService(period, work)
@@ -417,6 +427,8 @@ class Supervisor(StartGuard):
         async def after() -> None:
             await d
             await self._stop_workers()
+            await self.jobs.idle()  # a sweep or a lifecycle run in progress ends first
+            await self.jobs.release_duties()
             await self.engine.stop()
             self.events.stop()
             self.abandon()

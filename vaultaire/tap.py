@@ -38,6 +38,13 @@ class Options(usage.Options):
             'Web console endpoint, "" for none. Default: tcp:9001:interface=127.0.0.1',
         ],
         ["region", "r", None, "The region this server answers as. Default: us-east-1"],
+        [
+            "catalog",
+            None,
+            None,
+            "Catalog URL shared by many gateways (postgresql://USER:PASS@HOST/DB, sqlite:///PATH)."
+            " Default: the SQLite file in the data directory",
+        ],
         ["workers", "w", None, "S3 worker processes on the one port; 1 = a single process. Default: one per core"],
     ]
 
@@ -69,10 +76,8 @@ def _choose_pid_file(options: Options, data: str) -> None:
 def makeService(options: Options) -> Any:
     try:
         file_values = load_file(options["config"]) if options["config"] else {}
-        settings = build(
-            file_values,
-            {k: options[k] for k in ("data", "listen", "ops", "console", "region", "workers")},
-        )
+        overrides = {k: options[k] for k in ("data", "listen", "ops", "console", "region", "workers")}
+        settings = build(file_values, {**overrides, "catalog_url": options["catalog"]})
         if options["listen"] is None and "listen" not in file_values:
             # Freshly minted development keys must not face every network the host is on.
             from vaultaire.bootstrap import DEVELOPMENT_LISTEN, development_keys_expected

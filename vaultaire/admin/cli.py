@@ -23,6 +23,11 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", "-d", default=argparse.SUPPRESS, help="the daemon's data directory")
     common.add_argument("--config", "-c", default=argparse.SUPPRESS, help="the daemon's TOML config file")
+    common.add_argument(
+        "--catalog",
+        default=argparse.SUPPRESS,
+        help="the shared catalog's URL (postgresql://... or sqlite:///PATH), as the gateways' [catalog] url",
+    )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     top = argparse.ArgumentParser(
         prog="vaultaire-admin",
@@ -43,7 +48,7 @@ def _fail(message: str) -> int:
 async def _run(reactor: Any, args: argparse.Namespace) -> int:
     try:
         file_values = load_file(args.config) if getattr(args, "config", None) else {}
-        overrides = {"data": getattr(args, "data", None)}
+        overrides = {"data": getattr(args, "data", None), "catalog_url": getattr(args, "catalog", None)}
         settings = build(file_values, overrides)
     except ConfigError as e:
         return _fail(str(e))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from vaultaire.catalog.interface import Catalog
-from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.catalog.open import open_catalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.encryption.keys import Keyring
 from vaultaire.sealing import SecretBox, master_keys
@@ -29,18 +29,33 @@ class AdminContext:
         self.box: SecretBox | None = None  # the catalog's, once it is open
 
     async def catalog(self) -> Catalog:
-        """The daemon's own catalog file; SQLite's WAL lets both write safely at once."""
+        """The daemon's catalog (its file in the data directory, or the shared one the settings name);
+        SQLite's WAL and PostgreSQL both let the daemon and this tool write safely at once."""
         if self._catalog is None:
             data = os.path.abspath(self.settings.data)
             try:
                 os.makedirs(data, exist_ok=True)
             except OSError as e:
                 raise ConfigError(f"data directory {data!r} cannot be created: {e.strerror}") from None
+            if self.settings.catalog_url and not (self.settings.master_key or self.settings.master_key_file):
+                # A key sealed with this directory's own master key would open on no gateway.
+                raise ConfigError(
+                    "with a shared catalog (--catalog, [catalog] url) give the gateways' master key:"
+                    " --config FILE with [security] master_key_file"
+                )
             keys, reload = master_keys(self.settings, data)
             box = SecretBox(keys[0], keys[1:], reload)
             self.box = box
             # Typed as the contract: the admin tool needs nothing SQLite-specific.
-            self._catalog = SQLiteCatalog(os.path.join(data, "catalog.sqlite3"), self.reactor, box)
+            s = self.settings
+            self._catalog = open_catalog(
+                s.catalog_url,
+                data,
+                self.reactor,
+                box,
+                pool_size=min(s.catalog_pool_size, 2),  # one command at a time needs no more
+                statement_timeout=s.catalog_statement_timeout,
+            )
             await self._catalog.start()
         return self._catalog
 

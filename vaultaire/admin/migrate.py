@@ -10,6 +10,7 @@ import argparse
 import os
 
 from vaultaire.admin.context import AdminContext, AdminError
+from vaultaire.config import check_shared_catalog
 from vaultaire.drivers.build import build_placements
 from vaultaire.engine import Engine
 from vaultaire.engine.migrate import MigrationReport, migrate
@@ -48,6 +49,7 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
     container = await _find(ctx, args.container, args.tenant)
     # The daemon owns staged files: this process must never scrub them.
     # It uses the daemon's rclone processes, if it runs: see vaultaire.drivers.rclone.
+    check_shared_catalog(settings)
     drivers = build_placements(
         settings.drivers,
         settings.placements,
@@ -55,6 +57,7 @@ async def run(args: argparse.Namespace, ctx: AdminContext) -> int:
         ctx.reactor,
         scrub_staging=False,
         rclone_role="shared",
+        implicit_local=not settings.catalog_url,
     )
     if args.placement not in drivers:
         raise AdminError(f"no placement named {args.placement!r} (known: {', '.join(sorted(drivers))})")

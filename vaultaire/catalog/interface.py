@@ -545,8 +545,30 @@ class InlineBlobs(Protocol):
         """The stored bytes of an inline locator; None once no version references it."""
 
 
+# -- many gateways, one deployment (issue 17): leases for the work done once per deployment
+
+
+class Leases(Protocol):
+    """Named leases with an expiry, so one gateway of many does a job (catalog/sqlite_leases.py).
+
+    The catalog's own clock (the database server's, for a shared one) decides expiry, so
+    gateways with skewed clocks still agree on who holds a lease."""
+
+    def take_lease(self, name: str, holder: str, seconds: float, renew: bool = True) -> Deferred[bool]:
+        """In one statement: ``holder`` holds ``name`` for ``seconds`` from now if it was free
+        (never taken, released, or expired) or, with ``renew``, already ``holder``'s; True when
+        ``holder`` holds it now. Exactly one of several racing takers gets a free lease."""
+
+    def release_lease(self, name: str, holder: str) -> Deferred[None]:
+        """Free ``name`` if ``holder`` holds it (a clean stop: others need not wait for the expiry)."""
+
+    def lease_holder(self, name: str) -> Deferred[tuple[str, float] | None]:
+        """(holder, seconds left) of an unexpired lease, else None."""
+
+
 class Catalog(
     Lifecycle,
+    Leases,
     Tenants,
     Users,
     Containers,

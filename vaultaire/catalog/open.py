@@ -1,4 +1,9 @@
-"""One place that turns a catalog setting into a catalog: SQLite by default, PostgreSQL by URL."""
+"""One place that turns a catalog setting into a catalog: SQLite by default, a shared SQLite
+file or PostgreSQL by URL.
+
+Every process that opens a catalog (the daemon, a worker, the supervisor,
+``vaultaire-admin``) comes here, so they all agree on where it is.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,24 @@ from twisted.internet.interfaces import IReactorFromThreads
 
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.config import ConfigError, redact_url
 from vaultaire.sealing import SecretBox
 
 SCHEMES = ("postgresql://", "postgres://")
+SQLITE = "sqlite:///"
+CATALOG_FILE = "catalog.sqlite3"
+
+
+def sqlite_path(url: str | None, data_dir: str) -> str | None:
+    """The SQLite file the URL names (the data directory's own when there is none); None: not SQLite."""
+    if not url:
+        return os.path.join(os.path.abspath(data_dir), CATALOG_FILE)
+    if url.startswith(SQLITE):
+        path = "/" + url[len(SQLITE) :].lstrip("/")
+        if path == "/" or path.endswith("/"):
+            raise ConfigError(f"catalog url {url!r} must name a file: sqlite:////srv/vaultaire/catalog.sqlite3")
+        return path
+    return None
 
 
 def open_catalog(
@@ -26,13 +46,18 @@ def open_catalog(
     **options: Any,
 ) -> SQLiteCatalog:
     """The catalog ``url`` names: None (or empty) is the SQLite file in ``data_dir`` as always;
-    ``postgresql://USER:PASS@HOST:PORT/DB?sslmode=...`` a PostgreSQL database (TLS as sslmode
-    says), with ``options`` ``pool_size``, ``statement_timeout`` and ``pool_timeout`` (seconds).
-    Not started: the caller calls ``start()``."""
-    if not url:
-        return SQLiteCatalog(os.path.join(data_dir, "catalog.sqlite3"), reactor, box, clock=clock, headroom=headroom)
+    ``sqlite:///ABSOLUTE/PATH`` one SQLite file that gateways on one machine share (the
+    headroom file then lives beside it, on its filesystem); ``postgresql://...`` a PostgreSQL
+    database (TLS as its sslmode says), with ``options`` ``pool_size``, ``statement_timeout``
+    and ``pool_timeout`` (seconds). Not started: the caller calls ``start()``."""
+    path = sqlite_path(url, data_dir)
+    if path is not None:
+        if url and headroom is not None:
+            headroom = Headroom(os.path.join(os.path.dirname(path), "catalog.headroom"), headroom.reserve_setting)
+        return SQLiteCatalog(path, reactor, box, clock=clock, headroom=headroom)
+    assert url is not None
     if url.startswith(SCHEMES):
         from vaultaire.catalog.postgres import PostgresCatalog  # psycopg loads only when asked for
 
         return PostgresCatalog(url, reactor, box, clock=clock, **options)
-    raise ValueError(f"unknown catalog URL {url!r}: expected postgresql://... (none: SQLite in the data directory)")
+    raise ConfigError(f"unknown catalog URL {redact_url(url)!r}: expected postgresql://... or sqlite:///PATH")

@@ -30,6 +30,7 @@ from vaultaire.catalog import (
     blobs,
     generation,
     sqlite_keys,
+    sqlite_leases,
     sqlite_listing,
     sqlite_names,
     sqlite_users,
@@ -47,6 +48,7 @@ from vaultaire.catalog.rows import sealing_json as _sealing_json
 from vaultaire.catalog.sqlite_console import ConsoleStatements
 from vaultaire.catalog.sqlite_inline import SCHEMA as INLINE_SCHEMA
 from vaultaire.catalog.sqlite_inline import InlineStatements
+from vaultaire.catalog.sqlite_leases import LeaseStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
@@ -237,7 +239,14 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
     )
 
 
-class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, ConsoleStatements, InlineStatements):
+class SQLiteCatalog(
+    LeaseStatements,
+    LifecycleStatements,
+    UsersMixin,
+    sqlite_keys.KeyStoreMixin,
+    ConsoleStatements,
+    InlineStatements,
+):
     """The Catalog contract on one SQLite file."""
 
     def __init__(
@@ -395,6 +404,7 @@ class SQLiteCatalog(LifecycleStatements, UsersMixin, sqlite_keys.KeyStoreMixin, 
             conn.executescript(sqlite_users.SCHEMA)
             conn.executescript(versions.SCHEMA)
             conn.executescript(INLINE_SCHEMA)
+            conn.executescript(sqlite_leases.SCHEMA)
             conn.executescript(generation.SCHEMA)  # last: its triggers watch the tables above
             self._transaction(lambda db: _migrate(db, self._box, self._clock()))
         return self._conn

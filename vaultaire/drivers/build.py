@@ -57,14 +57,16 @@ def build_placements(
     scrub_staging: bool = True,
     reserve: int = AUTO_RESERVE,
     rclone_role: str = "private",
+    implicit_local: bool = True,
 ) -> dict[str, Driver]:
-    """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``.
+    """Placement name -> Driver, with the implicit "local" driver on ``<data_dir>/blobs``
+    (unless ``implicit_local`` is off: gateways sharing a catalog share no local disk).
 
     ``scrub_staging`` is off in worker processes: only the supervisor may remove
     staged files, since a sibling worker may be writing one. ``rclone_role`` says
     who runs rclone for rclone drivers (see vaultaire.drivers.rclone): the
     supervisor of workers publishes one process per driver, its workers attach."""
-    tables = {"local": {"type": "local"}, **drivers}
+    tables = {**({"local": {"type": "local"}} if implicit_local else {}), **drivers}
     built: dict[str, Driver] = {
         name: build_driver(name, table, data_dir, reactor, scrub_staging, reserve, rclone_role)
         for name, table in tables.items()

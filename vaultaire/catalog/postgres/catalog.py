@@ -41,6 +41,7 @@ from vaultaire.catalog import blobs
 from vaultaire.catalog.postgres import schema
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
+from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.diskspace import AUTO_RESERVE
 from vaultaire.errors import CatalogUnavailable
@@ -85,7 +86,7 @@ def _retryable(e: BaseException) -> bool:
     return isinstance(e.__cause__, psycopg.errors.UniqueViolation)
 
 
-class PostgresCatalog(SQLiteCatalog):
+class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
     """The Catalog contract on a PostgreSQL database (``postgresql://...`` URL)."""
 
     def __init__(

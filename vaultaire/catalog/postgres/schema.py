@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from vaultaire.catalog import postgres_leases
 from vaultaire.catalog.generation import WATCHED
 
 # An arbitrary constant, the same in every gateway: "vaultaire" in ASCII, minus its last byte.
@@ -161,7 +162,8 @@ CREATE TABLE kms_keys (
 """
 
 # Version 2: the generation counter the cached point reads watch (catalog/generation.py), bumped
-# by the same triggers as on SQLite, once per statement; small objects' bytes (catalog/inline.py).
+# by the same triggers as on SQLite, once per statement; small objects' bytes (catalog/inline.py);
+# the leases of once-per-deployment jobs (catalog/postgres_leases.py).
 _V2 = (
     """
 CREATE TABLE generation (
@@ -186,6 +188,7 @@ CREATE TABLE inline_blobs (
     data BYTEA NOT NULL
 );
 """
+    + postgres_leases.SCHEMA
 )
 
 # Version n is reached by running MIGRATIONS[n - 1]: append, never edit a shipped one.
