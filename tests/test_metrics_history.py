@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet.task import Clock
 
-from vaultaire.ops.history import MAX_SAMPLES, BUCKETS, MetricsHistory, quantile
+from vaultaire.ops.history import BUCKETS, MAX_SAMPLES, MetricsHistory, quantile
 from vaultaire.ops.metrics import Metrics
 
 
