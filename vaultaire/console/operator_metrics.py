@@ -127,7 +127,7 @@ class OperatorMetricsPages:
                 id="workers",
             ),
             tags.p(
-                "Requests served: S3 requests the process finished, from its own metric files; "
+                "Requests served: S3 requests the process finished, as its own metrics count them; "
                 "a restarted worker starts again at 0."
             ),
         )
@@ -159,6 +159,8 @@ class OperatorMetricsPages:
             )
         end = history.clock()
         start = end - WINDOWS[chosen]
+        if history.samples:  # the charts begin where the samples do (a daemon started just now)
+            start = max(start, min(history.samples[0][0], end - 60))
         rates = history.rates(start)
         note: Any = ""
         if not rates:
