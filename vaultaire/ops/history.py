@@ -4,12 +4,15 @@ Every ``period`` seconds the registry the ops site's /metrics renders (one proce
 Metrics, or the supervisor's sum over its workers) is collected, and the few counters
 the charts need are kept: requests by price class, client and server errors, bytes in
 and out, the request-duration histogram's buckets, requests in flight. Samples live in
-a ring of fixed length, so memory stays bounded however long the daemon runs; charts
-are rates between neighbouring samples, as Prometheus' rate() would draw them.
+a ring of fixed length, so memory stays bounded however long the daemon runs, as running
+totals that never go down (a restarted counter's value is added, as Prometheus' rate()
+counts it); a chart's point is the increase between two samples over the seconds between.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from array import array
 from collections import deque
@@ -127,6 +130,7 @@ class MetricsHistory:
         self.period = period
         self.samples: deque[tuple[float, array[float]]] = deque(maxlen=max(2, min(MAX_SAMPLES, int(span / period) + 1)))
         self._loop: LoopingCall | None = None
+        self._last = array("d")  # the latest sample as read, before the running totals
 
     @property
     def span(self) -> float:
@@ -136,11 +140,27 @@ class MetricsHistory:
     def sample(self) -> None:
         try:
             now = self.clock()
-            if self.samples and now <= self.samples[-1][0]:
-                self.samples.clear()  # the clock went back: the old samples' rates would be nonsense
-            self.samples.append((now, read_sample(self.source)))
+            raw = read_sample(self.source)
         except Exception:
             log.failure("sampling the metrics for the console failed")
+            return
+        if self.samples and now <= self.samples[-1][0]:
+            self.samples.clear()  # the clock went back: the old samples' rates would be nonsense
+        if not self.samples:
+            self.samples.append((now, raw))
+            self._last = raw
+            return
+        # Kept as running totals that never go down, so a rate between any two samples is one
+        # subtraction (a chart of 6 hours is drawn in milliseconds, not a second of event loop):
+        # a counter that went down was restarted from zero (a process started), and its whole
+        # value is new, as Prometheus' rate() counts it.
+        kept = array("d", self.samples[-1][1])
+        for j in range(_WIDTH):
+            d = raw[j] - self._last[j]
+            kept[j] += d if d >= 0 else raw[j]
+        kept[_IN_FLIGHT] = raw[_IN_FLIGHT]  # a gauge: as it is
+        self._last = raw
+        self.samples.append((now, kept))
 
     def start(self, reactor: Any) -> None:
         """Sample now and every period on ``reactor`` (a task.Clock in tests)."""
@@ -156,7 +176,8 @@ class MetricsHistory:
     def rates(self, since: float, points: int = 360) -> list[Rates]:
         """Rates between the samples taken after ``since``, merged into at most ``points``
         intervals (a chart has no more pixels than that) by adding up their increases."""
-        kept = [s for s in self.samples if s[0] >= since]
+        times = [s[0] for s in self.samples]
+        kept = list(itertools.islice(self.samples, bisect.bisect_left(times, since), None))
         if len(kept) < 2:
             return []
         steps = len(kept) - 1
@@ -164,14 +185,8 @@ class MetricsHistory:
         out: list[Rates] = []
         for start in range(0, steps, group):
             end = min(steps, start + group)
-            increase = array("d", bytes(8 * _WIDTH))
-            for i in range(start, end):
-                before, after = kept[i][1], kept[i + 1][1]
-                for j in range(_WIDTH):
-                    d = after[j] - before[j]
-                    # A counter that went down was restarted from zero (a process started):
-                    # its whole value is new, as Prometheus' rate() counts it.
-                    increase[j] += d if d >= 0 else after[j]
+            before, after = kept[start][1], kept[end][1]
+            increase = [a - b for a, b in zip(after, before, strict=True)]
             seconds = max(1e-9, kept[end][0] - kept[start][0])
             buckets = increase[_FIRST_BUCKET:]
             out.append(
@@ -179,7 +194,7 @@ class MetricsHistory:
                     at=kept[end][0],
                     seconds=seconds,
                     per_second={name: increase[i] / seconds for i, name in enumerate(FIELDS)},
-                    in_flight=kept[end][1][_IN_FLIGHT],
+                    in_flight=after[_IN_FLIGHT],
                     p50=quantile(0.5, buckets),
                     p99=quantile(0.99, buckets),
                 )
