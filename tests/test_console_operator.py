@@ -181,6 +181,8 @@ def test_the_workers_and_the_metrics_charts(console: tuple[Daemon, Browser]) -> 
     assert status == 400 and "&lt;script&gt;alert(1)" in page and "<script>alert" not in page
     assert 'id="chart-requests"' in page  # the default window drawn all the same
     assert b.request("GET", "/ops/metrics?window=6h")[0] == 200
+    # Pages to look at, nothing to change: no form, and a POST is not taken.
+    assert b.request("POST", "/ops/workers", {"csrf": b.csrf("/ops")})[0] == 405
     # Nobody else sees them: a tenant's root user is refused, no session is sent to log in.
     tenant = Browser(b.base)
     assert tenant.request("GET", "/ops/metrics")[1]["location"] == "/login"
