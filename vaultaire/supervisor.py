@@ -18,12 +18,10 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from attrs import evolve
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
@@ -41,6 +39,7 @@ from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
+from vaultaire.ops.worker_metrics import AggregatedMetrics
 from vaultaire.ops.workers import WorkerStatus, proc_stat, requests_served
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, periodic_work
@@ -121,57 +120,6 @@ class WorkerProcess(ProcessProtocol):
 
     def signal(self, name: str) -> None:
         signal_child(self.transport, name)
-
-
-class WorkersCollector:
-    """Per-worker CPU and memory, and the supervisor's restart count."""
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    def collect(self) -> Iterator[Metric]:
-        sup = self._supervisor
-        running = GaugeMetricFamily("vaultaire_workers_running", "Worker processes currently running.")
-        running.add_metric([], len(sup.workers))
-        yield running
-        wanted = GaugeMetricFamily("vaultaire_workers_wanted", "Worker processes configured.")
-        wanted.add_metric([], sup.count)
-        yield wanted
-        restarts = CounterMetricFamily("vaultaire_worker_restarts", "Workers restarted after they died.")
-        restarts.add_metric([], sup.restarts)
-        yield restarts
-        hung = CounterMetricFamily(
-            "vaultaire_worker_hung_kills", "Workers killed and replaced because their event loop stopped ticking."
-        )
-        hung.add_metric([], sup.hung_kills)
-        yield hung
-        cpu = CounterMetricFamily("vaultaire_worker_cpu_seconds", "CPU time of each worker.", labels=["worker"])
-        rss = GaugeMetricFamily("vaultaire_worker_resident_memory_bytes", "RSS of each worker.", labels=["worker"])
-        for worker in list(sup.workers.values()):
-            stat = proc_stat(worker.pid) if worker.pid else None
-            if stat is not None:
-                cpu.add_metric([str(worker.index)], stat[0])
-                rss.add_metric([str(worker.index)], stat[1])
-        yield cpu
-        yield rss
-
-
-class AggregatedMetrics:
-    """The ops site's /metrics: all workers' series summed, plus the supervisor's own."""
-
-    def __init__(self, directory: str, supervisor: Supervisor) -> None:
-        self.registry = CollectorRegistry()
-        MultiProcessCollector(self.registry, path=directory)
-        self.registry.register(supervisor.stored_metrics.stored)
-        # Lifecycle rules run in the supervisor alone: its own counters.
-        self.registry.register(supervisor.lifecycle_metrics.actions)
-        self.registry.register(supervisor.lifecycle_metrics.runs)
-        self.registry.register(supervisor.jobs.runs)
-        ProcessCollector(registry=self.registry)
-        self.registry.register(WorkersCollector(supervisor))
-
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 class Supervisor(StartGuard):
