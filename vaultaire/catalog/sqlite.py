@@ -811,16 +811,7 @@ class SQLiteCatalog(
         def work() -> ListingPage:
             db = self._db()
 
-            def fetch(lower: bytes, inclusive: bool, upper: bytes | None, n: int) -> Iterable[tuple[Any, ...]]:
-                op = ">=" if inclusive else ">"
-                sql = f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key {op} ?"
-                args: list[Any] = [container_id, lower]
-                if upper is not None:
-                    sql += " AND key < ?"
-                    args.append(upper)
-                sql += " ORDER BY key LIMIT ?"
-                args.append(n)
-                return db.execute(sql, args)  # a lazy cursor: list_page reads only what it needs
+            fetch = sqlite_listing.artifact_rows(db, _ARTIFACT_COLUMNS, container_id)
 
             rows, prefixes, truncated, last = list_page(
                 fetch,

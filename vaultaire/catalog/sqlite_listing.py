@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from vaultaire.catalog.listing import list_page
@@ -33,14 +33,15 @@ def _storage_class(document: str) -> str:
     return document[start : document.index('"', start)]
 
 
-def listed_page(
-    db: sqlite3.Connection, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
-) -> ListedPage:
-    """The same page as ``list_artifacts`` (the same seek through the key index), lean rows."""
+def artifact_rows(
+    db: sqlite3.Connection, columns: str, container_id: int
+) -> Callable[[bytes, bool, bytes | None, int], Iterable[tuple[Any, ...]]]:
+    """list_page's ``fetch`` over the artifacts of one container: ``columns`` of up to ``n``
+    rows from ``lower`` (inclusive or not) to below ``upper``, in key order, seeking the key index."""
 
     def fetch(lower: bytes, inclusive: bool, upper: bytes | None, n: int) -> Iterable[tuple[Any, ...]]:
         op = ">=" if inclusive else ">"
-        sql = f"SELECT {_COLUMNS} FROM artifacts WHERE container_id = ? AND key {op} ?"
+        sql = f"SELECT {columns} FROM artifacts WHERE container_id = ? AND key {op} ?"
         args: list[Any] = [container_id, lower]
         if upper is not None:
             sql += " AND key < ?"
@@ -48,6 +49,16 @@ def listed_page(
         sql += " ORDER BY key LIMIT ?"
         args.append(n)
         return db.execute(sql, args)  # a lazy cursor: list_page reads only what it needs
+
+    return fetch
+
+
+def listed_page(
+    db: sqlite3.Connection, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+) -> ListedPage:
+    """The same page as ``list_artifacts`` (the same seek through the key index), lean rows."""
+
+    fetch = artifact_rows(db, _COLUMNS, container_id)
 
     rows, prefixes, truncated, last = list_page(
         fetch,

@@ -9,9 +9,10 @@ from twisted.web.iweb import IRequest
 from twisted.web.template import Tag
 
 from vaultaire.console import documents, pages
+from vaultaire.console.host import PageHost
 from vaultaire.console.pages import bucket_path, shown, size_text, tags, url
 from vaultaire.console.routes import app, arg
-from vaultaire.console.s3client import NS, Keys, S3Client, S3Failed
+from vaultaire.console.s3client import NS, Keys, S3Failed
 from vaultaire.console.sessions import Session
 from vaultaire.model import StoredTotals
 
@@ -30,23 +31,9 @@ def _text(element: Any, name: str) -> str:
     return str(element.findtext(NS + name) or "")
 
 
-class BucketPages:
+class BucketPages(PageHost):
     if TYPE_CHECKING:
         engine: Engine
-        s3: S3Client
-
-        async def html(
-            self, request: IRequest, title: str, session: Session | None, *body: Any, status: int = 200
-        ) -> bytes: ...
-
-        def redirect(self, request: IRequest, location: str) -> bytes: ...
-
-        def session(self, request: IRequest) -> Session: ...
-
-        def posted(self, request: IRequest) -> Session: ...
-
-        @staticmethod
-        def keys(session: Session) -> Keys: ...
 
         async def uploadarg(self, request: IRequest, session: Session, bucket: str, prefix: str) -> Tag: ...
 

@@ -16,10 +16,11 @@ from twisted.web.template import Tag
 
 from vaultaire import sigv4
 from vaultaire.console import pages
+from vaultaire.console.host import PageHost
 from vaultaire.console.object_settings import encryption_text
 from vaultaire.console.pages import bucket_path, shown, size_text, tags, url
 from vaultaire.console.routes import app, arg
-from vaultaire.console.s3client import NS, Keys, S3Client, quote_key
+from vaultaire.console.s3client import NS, S3Client, quote_key
 from vaultaire.console.sessions import Session
 from vaultaire.console.settings import Trouble
 
@@ -41,7 +42,7 @@ def own_origin(request: IRequest) -> str:
     return f"{scheme}://{host.decode('latin-1') if isinstance(host, bytes) else host}"
 
 
-class ObjectPages:
+class ObjectPages(PageHost):
     if TYPE_CHECKING:
         s3: S3Client
         s3_public: Callable[[], str]
@@ -51,19 +52,6 @@ class ObjectPages:
         async def object_sections(
             self, session: Session, bucket: str, key: str, version: str, trouble: Trouble
         ) -> list[Tag]: ...
-
-        async def html(
-            self, request: IRequest, title: str, session: Session | None, *body: Any, status: int = 200
-        ) -> bytes: ...
-
-        def redirect(self, request: IRequest, location: str) -> bytes: ...
-
-        def session(self, request: IRequest) -> Session: ...
-
-        def posted(self, request: IRequest) -> Session: ...
-
-        @staticmethod
-        def keys(session: Session) -> Keys: ...
 
     # -- upload
 

@@ -19,9 +19,10 @@ from twisted.web.template import Tag
 
 from vaultaire.console import documents, pages, settings_view
 from vaultaire.console.documents import PUBLIC_ACCESS_SWITCHES
+from vaultaire.console.host import PageHost
 from vaultaire.console.pages import bucket_path, tags, url
 from vaultaire.console.routes import app, arg
-from vaultaire.console.s3client import Keys, Reply, S3Client, S3Failed, together
+from vaultaire.console.s3client import Keys, Reply, S3Failed, together
 from vaultaire.console.sessions import Session
 from vaultaire.console.settings_view import Found
 
@@ -85,22 +86,8 @@ def number(request: IRequest, name: str, label: str, maximum: int = 100 * 365) -
     return int(raw)
 
 
-class SettingsPages:
+class SettingsPages(PageHost):
     if TYPE_CHECKING:
-        s3: S3Client
-
-        async def html(
-            self, request: IRequest, title: str, session: Session | None, *body: Any, status: int = 200
-        ) -> bytes: ...
-
-        def redirect(self, request: IRequest, location: str) -> bytes: ...
-
-        def session(self, request: IRequest) -> Session: ...
-
-        def posted(self, request: IRequest) -> Session: ...
-
-        @staticmethod
-        def keys(session: Session) -> Keys: ...
 
         async def versioning_state(self, keys: Keys, bucket: str) -> str: ...
 
