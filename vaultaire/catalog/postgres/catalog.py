@@ -147,6 +147,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                     try:
                         if transaction is not None:
                             conn.execute(transaction)
+                            # A restart cut the writer lease's session too: take it again before
+                            # anything this process writes (a local check unless it was cut).
+                            self._lease.acquire()
                         started = True
                         result = fn(db)
                         if transaction is not None:
@@ -219,7 +222,6 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
 
     def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
         def work(db: Connection) -> None:
-            self._lease.acquire()  # a no-op unless a PostgreSQL restart cut the lease's session
             blobs.intend(db, self._lease.owner, placement, locators, self._clock())  # type: ignore[arg-type]
 
         return self._write(work)
@@ -230,6 +232,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             found: list[tuple[str, str]] = []
             for owner in lease.dead_owners(blobs.owners(db), db.raw):  # type: ignore[arg-type]
                 found += blobs.abandon(db, owner, self._clock())  # type: ignore[arg-type]
+                lease.forget(owner, db.raw)
             return found
 
         return self._write(work)
