@@ -27,6 +27,7 @@ from vaultaire.deployment import DeploymentJobs
 from vaultaire.draining import drain
 from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
+from vaultaire.errors import CatalogUnavailable
 from vaultaire.lifecycle.runner import LifecycleRunner
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
@@ -320,6 +321,19 @@ def make_service(
     probe = TimerService(HEALTH_PROBE_SECONDS, health.probe)
     probe.clock = reactor
     probe.setServiceParent(top)
+
+    # Blobs this process dropped while the catalog was unreachable: their intents are its own,
+    # so it settles them itself once the catalog answers again (a no-op otherwise).
+    def retry_pending() -> Deferred[Any]:
+        def failed(f: Any) -> None:
+            if not f.check(CatalogUnavailable):  # still down: the next tick retries, no noise
+                log.failure("settling blobs dropped during a catalog outage failed", f)
+
+        return ensureDeferred(engine.blobs.retry_pending()).addErrback(failed)
+
+    pending = TimerService(HEALTH_PROBE_SECONDS, retry_pending)
+    pending.clock = reactor
+    pending.setServiceParent(top)
 
     # Every process counts its own traffic and writes it (the catalog sums them),
     # and labels the same tenants in its metrics as every other process.
