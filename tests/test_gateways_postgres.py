@@ -105,6 +105,10 @@ def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_
         with lock:
             return {o[0].split("/")[0] for o in outcomes if o[1] == status and o[3] >= since}
 
+    def failures(since: float) -> dict[str, int]:
+        with lock:
+            return {n: sum(o[0].startswith(n) and o[1] == 503 and o[3] >= since for o in outcomes) for n in names}
+
     names = [f"g{i}" for i in range(len(clients))]
     workers = [threading.Thread(target=traffic, args=(s3, name)) for s3, name in zip(clients, names, strict=True)]
     for w in workers:
@@ -115,7 +119,7 @@ def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_
         server.halt()
         try:
             # Every gateway answers 503 while the database is down.
-            _wait(lambda: seen(halted, 503) == set(names), deadline, "503s from every gateway")
+            _wait(lambda: all(n >= 3 for n in failures(halted).values()), deadline, "503s from every gateway")
         finally:
             resumed = time.monotonic()
             server.resume()
@@ -137,6 +141,11 @@ def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_
     slow = [o for o in outcomes if o[4] > deadline]
     assert slow == [], slow[:10]
     assert sum(o[1] == 503 for o in outcomes) >= len(names)
+    # Prompt: once a gateway has found the database down (its first 503 waits for the pool's
+    # timeout, 5 s), the rest of the outage is answered at once, not one pool timeout each.
+    later = [o for name in names for o in [o for o in outcomes if o[0].startswith(name) and o[1] == 503][1:]]
+    print(f"{len(later) + len(names)} 503s, the later ones in at most {max((o[4] for o in later), default=0):.2f} s")
+    assert later and max(o[4] for o in later) < 4, later
     # Every acknowledged PUT reads back whole, from any gateway.
     reader = deployment.gateways[0].boto3_client()
     for key, digest in acknowledged.items():

@@ -58,6 +58,9 @@ _ATTEMPTS = 32
 # race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
 # totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
 WRITE_LOCK = 0x76617577
+# How long a call waits for a pooled connection while the database is known to be down.
+_DOWN_WAIT = 0.5
+
 _BEGIN_WRITE = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 
 
@@ -108,6 +111,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         self._clock = clock
         self._url = url
         self._pool_timeout = pool_timeout
+        # Set while the database is unreachable: calls then wait for a connection only briefly,
+        # so every request of an outage is a prompt 503, not one held for the pool's timeout.
+        self._down = False
         self._threads = ThreadPool(minthreads=1, maxthreads=pool_size, name="vaultaire-catalog-pg")
         self._connections = ConnectionPool(
             url,
@@ -141,7 +147,8 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             attempt += 1
             started = False
             try:
-                with self._connections.connection() as conn:
+                timeout = min(_DOWN_WAIT, self._pool_timeout) if self._down else self._pool_timeout
+                with self._connections.connection(timeout=timeout) as conn:
                     db = Connection(conn)
                     self._local.db = db
                     try:
@@ -154,6 +161,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                         result = fn(db)
                         if transaction is not None:
                             conn.execute("COMMIT")
+                        self._down = False
                         return result
                     except BaseException:
                         if transaction is not None and not conn.broken and not conn.closed:
@@ -162,6 +170,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                     finally:
                         self._local.db = None
             except PoolTimeout as e:
+                # Unreachable, or every connection busy for pool_timeout: either way, until a call
+                # succeeds again, shed load at once rather than hold requests (and their clients).
+                self._down = True
                 raise _unavailable(e) from e
             except Exception as e:
                 if attempt < _ATTEMPTS and _retryable(e):
@@ -171,6 +182,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                     # statement: nothing ran, so the pool's next (fresh) connection may run it all.
                     if not started and attempt <= self._connections.max_size:
                         continue
+                    self._down = True
                     raise _unavailable(e) from e
                 if isinstance(e, psycopg.InterfaceError):
                     raise _unavailable(e) from e
