@@ -31,6 +31,7 @@ from test_gateways import (  # noqa: F401 (collected and run here, on this modul
     test_kill9_of_a_gateway_mid_upload_loses_nothing_acknowledged_and_leaves_no_orphan,
     test_listings_agree_across_gateways,
     test_one_gateway_exports_the_stored_gauges_and_another_takes_over_after_kill9,
+    test_the_sweep_runs_once_per_period_across_gateways,
 )
 
 # The usage rollup is the job the lease test kills a holder of: its period is short here, so
