@@ -266,19 +266,22 @@ class Supervisor(StartGuard):
             self.fail_start(failures[0].getErrorMessage())
             return
         self.health.ready = True
+        # The jobs are named (periodic_work) before the leases an earlier run of this box left are
+        # freed: forget_box_leases frees the named ones, so a restarted box sweeps at once.
+        timed = periodic_work(
+            self.settings,
+            self.engine,
+            self.stored_metrics,
+            self.jobs,
+            self.events,
+            self.lifecycle_metrics,
+            self.reactor,
+        )
         await self.jobs.forget_box_leases()
         for period, work in (
             (tick_seconds(self.settings.heartbeat_timeout), self.check_heartbeats),
             (HEALTH_PROBE_SECONDS, self.health.probe),
-            *periodic_work(
-                self.settings,
-                self.engine,
-                self.stored_metrics,
-                self.jobs,
-                self.events,
-                self.lifecycle_metrics,
-                self.reactor,
-            ),
+            *timed,
         ):
             timer = TimerService(period, work)
             timer.clock = self.reactor

@@ -130,11 +130,11 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             name="vaultaire-catalog",
         )
         self._local = threading.local()
-        self._lease = AdvisoryLease(url)  # type: ignore[assignment]
+        self._lease = AdvisoryLease(url)  # type: ignore[assignment]  # the SQLite lease's duck: same calls, advisory locks
 
     # -- running work on a pooled connection, off the reactor
 
-    def _db(self) -> Connection:  # type: ignore[override]
+    def _db(self) -> Connection:  # type: ignore[override]  # dialect.Connection speaks sqlite3's calls
         db: Connection | None = getattr(self._local, "db", None)
         if db is None:
             raise RuntimeError("catalog statements run only inside _run, _read or _write")
@@ -234,16 +234,17 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
 
     def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
         def work(db: Connection) -> None:
-            blobs.intend(db, self._lease.owner, placement, locators, self._clock())  # type: ignore[arg-type]
+            # The lease was checked (and taken again if a restart cut it) as the transaction began.
+            blobs.intend(db, self._lease.owner, placement, locators, self._clock())  # type: ignore[arg-type]  # dialect.Connection for sqlite3's
 
         return self._write(work)
 
     def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
         def work(db: Connection) -> list[tuple[str, str]]:
-            lease: AdvisoryLease = self._lease  # type: ignore[assignment]
+            lease: AdvisoryLease = self._lease  # type: ignore[assignment]  # set so in __init__
             found: list[tuple[str, str]] = []
-            for owner in lease.dead_owners(blobs.owners(db), db.raw):  # type: ignore[arg-type]
-                found += blobs.abandon(db, owner, self._clock())  # type: ignore[arg-type]
+            for owner in lease.dead_owners(blobs.owners(db), db.raw):  # type: ignore[arg-type]  # dialect.Connection
+                found += blobs.abandon(db, owner, self._clock())  # type: ignore[arg-type]  # dialect.Connection
                 lease.forget(owner, db.raw)
             return found
 
