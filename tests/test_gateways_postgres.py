@@ -72,6 +72,7 @@ def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_
         g.boto3_client(max_pool_connections=4, connect_timeout=5, read_timeout=deadline) for g in deployment.gateways
     ]
     clients[0].create_bucket(Bucket="outage")
+    logs = [len(g.log_text()) for g in deployment.gateways]
     acknowledged: dict[str, str] = {}
     outcomes: list[tuple[str, int, str, float, float]] = []  # (gateway/op, status, code, started, seconds)
     lock = threading.Lock()
@@ -147,6 +148,10 @@ def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_
     later = [o for name in names for o in [o for o in outcomes if o[0].startswith(name) and o[1] == 503][1:]]
     print(f"{len(later) + len(names)} 503s, the later ones in at most {max((o[4] for o in later), default=0):.2f} s")
     assert later and max(o[4] for o in later) < 4, later
+    # An outage is an expected condition: warnings naming it, no critical line, no traceback.
+    for gateway, start in zip(deployment.gateways, logs, strict=True):
+        text = gateway.log_text()[start:]
+        assert "#critical" not in text and "Traceback" not in text, text[-3000:]
     # Every acknowledged PUT reads back whole, from any gateway.
     reader = deployment.gateways[0].boto3_client()
     for key, digest in acknowledged.items():

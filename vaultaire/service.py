@@ -31,6 +31,7 @@ from vaultaire.errors import CatalogUnavailable
 from vaultaire.lifecycle.runner import LifecycleRunner
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
+from vaultaire.ops.failures import log_periodic_failure
 from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
@@ -191,7 +192,7 @@ def periodic_work(
         metrics.set_tenant_stored({t.name: totals.get(t.id, StoredTotals()) for t in tenants})
 
     def guarded(work: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
-        return lambda: ensureDeferred(work()).addErrback(lambda f: log.failure("periodic work failed", f))
+        return lambda: ensureDeferred(work()).addErrback(lambda f: log_periodic_failure(log, f, "periodic work failed"))
 
     async def keep_headroom() -> None:
         if isinstance(engine.catalog, SQLiteCatalog):
@@ -344,7 +345,9 @@ def make_service(
 
     flush = TimerService(
         settings.usage_flush_seconds,
-        lambda: ensureDeferred(flush_traffic()).addErrback(lambda f: log.failure("usage flush failed", f)),
+        lambda: ensureDeferred(flush_traffic()).addErrback(
+            lambda f: log_periodic_failure(log, f, "usage flush failed")
+        ),
     )
     flush.clock = reactor
     flush.setServiceParent(top)
