@@ -225,3 +225,34 @@ def test_a_job_whose_gateway_is_killed_holding_its_lease_runs_on_another_after_t
         assert holder is not None and holder[0] is not victim
     finally:
         victim.restart()
+
+
+def test_a_writer_lease_cut_by_a_restart_is_taken_again_and_not_taken_for_a_dead_writers_meanwhile() -> None:
+    import psycopg
+
+    from vaultaire.catalog.postgres.lease import _CLASS, AdvisoryLease, _key
+
+    s = PostgresServer()  # its own: stopped and started here
+    try:
+        url = s.fresh_database()
+        live, dead, sweeper = AdvisoryLease(url), AdvisoryLease(url), AdvisoryLease(url)
+        for lease in (live, dead, sweeper):
+            lease.acquire()
+        s.halt()
+        s.resume()
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Within the grace after the start, neither lock is held, and neither owner is dead yet:
+            # one may be a live writer that has not written since.
+            assert sweeper.dead_owners([live.owner, dead.owner], conn) == []
+            owner = live.owner
+            live.acquire()  # its next write: the cut session is noticed, the lock taken again
+            assert live.owner == owner
+            took = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_CLASS, _key(owner))).fetchone()
+            assert took == (False,)  # held again, by its own session
+            # A writer that took its lock since the start and lost it is dead at once.
+            again = AdvisoryLease(url)
+            again.acquire()
+            again._conn.close()  # type: ignore[union-attr]  # as a process killed -9
+            _wait(lambda: sweeper.dead_owners([live.owner, again.owner], conn) == [again.owner], 10, "seen dead")
+    finally:
+        s.stop()
