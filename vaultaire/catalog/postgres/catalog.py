@@ -32,7 +32,8 @@ import psycopg.errors
 from psycopg.types.numeric import NumericLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -58,6 +59,9 @@ _ATTEMPTS = 32
 # race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
 # totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
 WRITE_LOCK = 0x76617577
+# How often the writer lease's session is checked (a local check: see AdvisoryLease._alive).
+LEASE_CHECK_SECONDS = 5.0
+
 # How long a call waits for a pooled connection while the database is known to be down.
 _DOWN_WAIT = 0.5
 
@@ -206,10 +210,26 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             self._connections.open(wait=True, timeout=max(self._pool_timeout, 30.0))
             self._lease.acquire()
 
+        def check_lease() -> Deferred[None]:
+            # Failing while the database is down, and retried at the next tick: nothing to log.
+            return deferToThreadPool(self._reactor, self._threads, self._lease.acquire).addErrback(lambda f: None)
+
+        def keep_lease(result: None) -> None:
+            # A writer streaming a long upload writes nothing to the catalog until its commit:
+            # its lease is checked (and taken again after a restart) on a timer too, well within
+            # the grace the sweep gives writers after a restart (lease.RESTART_GRACE).
+            if IReactorTime.providedBy(self._reactor):
+                self._lease_check = LoopingCall(check_lease)
+                self._lease_check.clock = self._reactor
+                self._lease_check.start(LEASE_CHECK_SECONDS, now=False)
+
         self._threads.start()
-        return deferToThreadPool(self._reactor, self._threads, open_all)
+        return deferToThreadPool(self._reactor, self._threads, open_all).addCallback(keep_lease)
 
     def stop(self) -> Deferred[None]:
+        if self._lease_check is not None and self._lease_check.running:
+            self._lease_check.stop()
+
         def close() -> None:
             self._connections.close()
             self._lease.release()

@@ -25,8 +25,8 @@ _CLASS = 0x56415554  # "VAUT"
 
 # After PostgreSQL starts, how long a free lock of a writer that has not taken it since the
 # start does not yet say that writer is dead: every writer's lock went with the restart, and a
-# live one takes it again at its next write (a gateway writes at least every lease check, 10 s,
-# and every usage flush). A writer that took its lock since the start and lost it is dead at once.
+# live one takes it again within seconds (PostgresCatalog checks its lease at each write and every
+# LEASE_CHECK_SECONDS). A writer that took its lock since the start and lost it is dead at once.
 RESTART_GRACE = 60.0
 
 # Which server start a writer last took its lock under: a row of the leases table per writer,
@@ -61,7 +61,8 @@ class AdvisoryLease:
 
         A PostgreSQL restart ends every session, and with them every writer's lock, while the
         writers live on with intents in flight; each takes its lock again, under the same name,
-        at its next write (PostgresCatalog checks at each), so its intents are its own again.
+        at its next write and on a timer (PostgresCatalog checks at each write and every
+        LEASE_CHECK_SECONDS), so its intents are its own again.
         Until then a sweep elsewhere could take them for a dead writer's, which is why
         ``dead_owners`` waits ``RESTART_GRACE`` after a server start for writers not yet back."""
         with self._guard:
