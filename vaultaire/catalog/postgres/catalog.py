@@ -135,6 +135,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         )
         self._local = threading.local()
         self._lease = AdvisoryLease(url)  # type: ignore[assignment]  # the SQLite lease's duck: same calls, advisory locks
+        self._lease_check: LoopingCall | None = None
 
     # -- running work on a pooled connection, off the reactor
 
