@@ -112,8 +112,8 @@ def wrk_script(path: Path, urls: list[str]) -> Path:
         f"paths = {{\n{lines}\n}}\ni = 0\n"
         'request = function()\n  i = i % #paths + 1\n  return wrk.format("GET", paths[i])\nend\n'
         "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("REQUESTS %d ERRORS %d\\n", summary.requests,'
-        " summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))\n"
+        '  io.write(string.format("REQUESTS %d STATUS %d SOCKET %d\\n", summary.requests, summary.errors.status,'
+        " summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))\n"
         "end\n"
     )
     return path
@@ -132,19 +132,20 @@ def run_load(loaded: list[Daemon], scripts: list[Path], seconds: float, conns: i
         for d, s in zip(loaded, scripts, strict=True)
     ]
     outs = [p.communicate()[0] for p in procs]
-    requests = errors = 0
+    requests = errors = socket_errors = 0
     for out in outs:
         line = next((x for x in out.splitlines() if x.startswith("REQUESTS")), None)
         if line is None:
             raise RuntimeError(f"wrk printed no summary:\n{out}")
-        _, r, _, e = line.split()
-        requests, errors = requests + int(r), errors + int(e)
+        _, r, _, status, _, sock = line.split()
+        requests, errors, socket_errors = requests + int(r), errors + int(status), socket_errors + int(sock)
     cpu = sum(tree_cpu(d.pid) for d in loaded) - sum(cpu0)
     pg = postgres_cpu(server) - pg0
     return {
         "gateways": len(loaded),
         "rps": requests / seconds,
-        "errors": errors,
+        "errors": errors,  # answers other than 2xx/3xx
+        "socket_errors": socket_errors,  # connect, read, write errors and wrk's 2 s timeouts
         "gateway_us_per_req": cpu / max(requests, 1) * 1e6,
         "postgres_us_per_req": pg / max(requests, 1) * 1e6,
         "load": os.getloadavg()[0],
@@ -179,7 +180,8 @@ def scale(a: argparse.Namespace, scratch: Path) -> None:
                     row = run_load(ds[:n], scripts[:n], a.seconds, a.connections, server)
                     rows.append(row)
                     print(
-                        f"round {r + 1} gateways={n}: {row['rps']:.0f} req/s, errors {row['errors']},"
+                        f"round {r + 1} gateways={n}: {row['rps']:.0f} req/s, non-2xx {row['errors']},"
+                        f" socket errors/timeouts {row['socket_errors']},"
                         f" gateway {row['gateway_us_per_req']:.0f} us/req, postgres {row['postgres_us_per_req']:.0f}"
                         f" us/req, load {row['load']:.2f}",
                         flush=True,

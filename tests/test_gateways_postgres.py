@@ -40,7 +40,8 @@ ROLLUP_SECONDS = 6
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
+def pg_server() -> Iterator[PostgresServer]:
+    """This module's own PostgreSQL (conftest's ``server`` is the in-process S3 stack)."""
     s = PostgresServer()
     try:
         yield s
@@ -49,9 +50,9 @@ def server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory, server: PostgresServer) -> Iterator[Deployment]:
+def deployment(tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServer) -> Iterator[Deployment]:
     d = Deployment(
-        tmp_path_factory.mktemp("gateways-pg"), catalog_url=server.fresh_database(), rollup_seconds=ROLLUP_SECONDS
+        tmp_path_factory.mktemp("gateways-pg"), catalog_url=pg_server.fresh_database(), rollup_seconds=ROLLUP_SECONDS
     ).start()
     try:
         yield d
@@ -64,7 +65,7 @@ def _code(e: ClientError) -> tuple[int, str]:
 
 
 def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_and_loses_nothing(
-    deployment: Deployment, server: PostgresServer
+    deployment: Deployment, pg_server: PostgresServer
 ) -> None:
     # A bounded wait per request: a request the outage holds up past it is a hang.
     deadline = 30.0
@@ -118,13 +119,13 @@ def test_postgresql_stopped_and_started_under_load_gives_503s_then_serves_again_
     try:
         _wait(lambda: seen(0, 200) == set(names), 30, "steady traffic on every gateway")
         halted = time.monotonic()
-        server.halt()
+        pg_server.halt()
         try:
             # Every gateway answers 503 while the database is down.
             _wait(lambda: all(n >= 3 for n in failures(halted).values()), deadline, "503s from every gateway")
         finally:
             resumed = time.monotonic()
-            server.resume()
+            pg_server.resume()
         # Service comes back by itself, on every gateway; and goes on, sweeps running meanwhile
         # (every 2 s), long enough that a sweep taking a live writer's blob would be seen.
         _wait(lambda: seen(resumed, 200) == set(names), 60, "service resumed on every gateway")
