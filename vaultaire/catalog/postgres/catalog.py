@@ -39,13 +39,18 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import blobs
+from vaultaire.catalog.postgres import listing as pg_listing
 from vaultaire.catalog.postgres import schema
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
+from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row
 from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.catalog.sqlite_listing import COLUMNS as LISTED_COLUMNS
+from vaultaire.catalog.sqlite_listing import listed_artifact
 from vaultaire.diskspace import AUTO_RESERVE
 from vaultaire.errors import CatalogUnavailable
+from vaultaire.model import ListedPage, ListingPage
 from vaultaire.sealing import SecretBox
 
 T = TypeVar("T")
@@ -78,6 +83,14 @@ class _IntNumeric(NumericLoader):
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("numeric", _IntNumeric)
+
+
+def _last(entries: list[tuple[bytes, bytes | None]]) -> str | None:
+    """The page's last key or common prefix, to continue after."""
+    if not entries:
+        return None
+    key, rolled = entries[-1]
+    return (key if rolled is None else rolled).decode("utf-8")
 
 
 def _unavailable(e: BaseException) -> CatalogUnavailable:
@@ -250,6 +263,63 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             return {"status": "ok", "backend": "postgresql", "latency_seconds": round(time.monotonic() - t0, 6)}
 
         return self._read(probe).addErrback(lambda f: {"status": "error", "error": f.getErrorMessage()})
+
+    # -- listings with a delimiter: the walk past common prefixes in one statement (listing.py)
+
+    def list_artifacts(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListingPage]:
+        if not delimiter or limit <= 0:
+            return super().list_artifacts(container_id, prefix, delimiter, after, limit)
+
+        def work(db: Connection) -> ListingPage:
+            entries, truncated, rows = self._walk(db, ARTIFACT_COLUMNS, container_id, prefix, delimiter, after, limit)
+            return ListingPage(
+                artifacts=tuple(artifact_row(r) for r in rows),
+                prefixes=tuple(rolled.decode("utf-8") for _, rolled in entries if rolled is not None),
+                truncated=truncated,
+                next_marker=_last(entries),
+            )
+
+        return self._read(work)
+
+    def list_listed(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListedPage]:
+        if not delimiter or limit <= 0:
+            return super().list_listed(container_id, prefix, delimiter, after, limit)
+
+        def work(db: Connection) -> ListedPage:
+            entries, truncated, rows = self._walk(db, LISTED_COLUMNS, container_id, prefix, delimiter, after, limit)
+            return ListedPage(
+                artifacts=tuple(listed_artifact(r) for r in rows),
+                prefixes=tuple(rolled.decode("utf-8") for _, rolled in entries if rolled is not None),
+                truncated=truncated,
+                next_marker=_last(entries),
+            )
+
+        return self._read(work)
+
+    @staticmethod
+    def _walk(
+        db: Connection, columns: str, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> tuple[list[tuple[bytes, bytes | None]], bool, list[Any]]:
+        entries, truncated = pg_listing.walk(
+            db.raw,
+            container_id,
+            prefix.encode("utf-8"),
+            delimiter.encode("utf-8"),
+            None if after is None else after.encode("utf-8"),
+            limit,
+        )
+        keys = [key for key, rolled in entries if rolled is None]
+        rows: list[Any] = []
+        if keys:
+            rows = db.execute(
+                f"SELECT {columns} FROM artifacts WHERE container_id = ? AND key = ANY(?) ORDER BY key",
+                (container_id, keys),
+            ).fetchall()
+        return entries, truncated, rows
 
     # -- writers' liveness: advisory locks in the database, not lock files (see lease.py)
 
