@@ -64,6 +64,9 @@ _ATTEMPTS = 32
 # race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
 # totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
 WRITE_LOCK = 0x76617577
+# How long the pool retries one lost connection before leaving it to the next request.
+RECONNECT_SECONDS = 5.0
+
 # How often the writer lease's session is checked (a local check: see AdvisoryLease._alive).
 LEASE_CHECK_SECONDS = 5.0
 
@@ -138,6 +141,11 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             max_size=pool_size,
             open=False,
             timeout=pool_timeout,
+            # A lost connection is retried with backoff (1, 2, 4... s) for this long, then given
+            # up; the next request that finds no connection starts a fresh series. Unbounded (the
+            # pool's default is 5 min), the backoff of a long outage delays service by as much
+            # once the server is back.
+            reconnect_timeout=RECONNECT_SECONDS,
             configure=_configure,
             kwargs={
                 "autocommit": True,
