@@ -255,5 +255,18 @@ def test_a_writer_lease_cut_by_a_restart_is_taken_again_and_not_taken_for_a_dead
             again.acquire()
             again._conn.close()  # type: ignore[union-attr]  # as a process killed -9
             _wait(lambda: sweeper.dead_owners([live.owner, again.owner], conn) == [again.owner], 10, "seen dead")
+            # One that died with nothing in flight leaves no row behind either.
+            gone = AdvisoryLease(url)
+            gone.acquire()
+            gone._conn.close()  # type: ignore[union-attr]
+
+            def rows() -> list[Any]:
+                return conn.execute("SELECT name FROM leases WHERE name = %s", (f"writer:{gone.owner}",)).fetchall()
+
+            assert rows() != []
+            _wait(lambda: sweeper.dead_owners([], conn) == [] and rows() == [], 10, "its row gone")
+            assert conn.execute(
+                "SELECT count(*) FROM leases WHERE name = %s", (f"writer:{live.owner}",)
+            ).fetchone() == (1,)
     finally:
         s.stop()

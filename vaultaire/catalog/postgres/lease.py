@@ -112,28 +112,27 @@ class AdvisoryLease:
         """Owners among ``known`` whose lock no session holds (asked on ``conn``, a session
         other than the lease's own, which would take its own lock again), less those that may
         yet come back: for ``RESTART_GRACE`` after a server start, a writer that has not taken
-        its lock since that start."""
-        candidates = sorted(set(known) - {self.owner})
-        if not candidates:
-            return []
+        its lock since that start. The rows of dead writers with no intent go on the way."""
+        known = set(known) - {self.owner}
         row = conn.execute(f"SELECT extract(epoch FROM clock_timestamp()) - {_STARTED}").fetchone()
         settled = row is not None and float(row[0]) >= RESTART_GRACE
         if settled:
             # Rows of writers gone before the start (a live one has written its row again since).
             conn.execute(f"DELETE FROM leases WHERE name LIKE 'writer:%%' AND expires_at < {_STARTED}")
-        else:
-            since = conn.execute(
-                f"SELECT holder FROM leases WHERE name = ANY(%s) AND expires_at = {_STARTED}",
-                ([_row(o) for o in candidates],),
-            ).fetchall()
-            candidates = sorted({str(r[0]) for r in since})
+        recorded = {
+            str(r[0])
+            for r in conn.execute(f"SELECT holder FROM leases WHERE name LIKE 'writer:%%' AND expires_at = {_STARTED}")
+        } - {self.owner}
         dead = []
-        for owner in candidates:
+        for owner in sorted((known | recorded) if settled else recorded):
             row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_CLASS, _key(owner))).fetchone()
             if row is not None and row[0]:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_CLASS, _key(owner)))
                 dead.append(owner)
-        return dead
+        for owner in dead:
+            if owner not in known:
+                self.forget(owner, conn)  # a writer that died with nothing in flight
+        return [owner for owner in dead if owner in known]
 
     def forget(self, owner: str, conn: psycopg.Connection[Any]) -> None:
         """A dead writer's row goes with its intents."""
