@@ -233,6 +233,17 @@ def listing(a: argparse.Namespace, scratch: Path) -> None:
                 conn.execute("ANALYZE artifacts")
             print(f"# {a.keys:,} keys loaded into PostgreSQL in {time.monotonic() - t0:.1f} s", flush=True)
             rows = measure(d, keys, a.repeat)
+            # ListObjectVersions, first page with a delimiter (boto3's wall time: its parsing included).
+            s3 = d.boto3_client()
+            times = []
+            for _ in range(3):
+                t1 = time.perf_counter()
+                page = s3.list_object_versions(Bucket="listing", Delimiter="/", MaxKeys=1000)
+                times.append((time.perf_counter() - t1) * 1000)
+            versions_note = (
+                f"ListObjectVersions, delimiter /, first page ({len(page.get('CommonPrefixes', []))} prefixes),"
+                f" boto3 wall time: median {statistics.median(times):.0f} ms"
+            )
         finally:
             d.stop()
     finally:
@@ -243,6 +254,7 @@ def listing(a: argparse.Namespace, scratch: Path) -> None:
     for r in rows:
         cells = [f"{r['keys']:,}", r["listing"], r["page"], r["entries"], f"{r['median_ms']:.1f}", f"{r['min_ms']:.1f}"]
         print("| " + " | ".join(str(c) for c in cells) + " |")
+    print(versions_note)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
