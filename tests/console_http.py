@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import http.cookiejar
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -57,3 +62,24 @@ def section(page: str, name: str) -> str:
     found = re.search(rf'<fieldset id="{re.escape(name)}">(.*?)</fieldset>', page, re.S)
     assert found, f"no section {name!r} in the page"
     return found.group(1)
+
+
+def table_rows(page: str, table_id: str) -> list[list[str]]:
+    """The body rows of the table of that id, each cell as its text (tags dropped, unescaped)."""
+    found = re.search(rf'<table id="{re.escape(table_id)}">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert found, f"no table {table_id!r} in the page"
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", found.group(1), re.S)
+    ]
+
+
+def poll(check: Callable[[], T | None], what: str, deadline: float = 60.0) -> T:
+    """check() until it answers something (generous: the machine is shared and loaded)."""
+    end = time.monotonic() + deadline
+    while True:
+        answer = check()
+        if answer is not None and answer is not False:
+            return answer
+        assert time.monotonic() < end, f"gave up waiting: {what}"
+        time.sleep(0.2)

@@ -38,7 +38,9 @@ OPERATOR = ("OPERATOR", "operator-secret-for-the-browser")
 def console_daemon(base: Path) -> tuple[Daemon, str]:
     port = free_port()
     base.mkdir(parents=True, exist_ok=True)
-    config = write_config(base, f'[console]\nadmin_key = "{OPERATOR[0]}"\nadmin_secret = "{OPERATOR[1]}"\n')
+    config = write_config(
+        base, f'[console]\nadmin_key = "{OPERATOR[0]}"\nadmin_secret = "{OPERATOR[1]}"\nmetrics_seconds = 0.5\n'
+    )
     d = Daemon(base, extra_args=["--console", f"tcp:{port}:interface=127.0.0.1", "--config", config])
     return d, f"http://127.0.0.1:{port}"
 
@@ -149,6 +151,9 @@ def test_console_in_chromium(tmp_path: Path, chromium: str, playwright: Path) ->
         assert result["operatorHome"] == "/ops" and result["operatorTenants"] == ["default"]
         assert result["operatorBill"].startswith("$") and "chart-hourly" in result["operatorCharts"]
         assert "viewer" in result["operatorUsers"]
+        # The processes serving S3, and the ops site's numbers drawn over the last hour.
+        assert [w[2] for w in result["operatorWorkers"]] == ["serving"] * d.workers
+        assert {"chart-requests", "chart-bytes", "chart-latency"} <= set(result["operatorMetricCharts"])
 
 
 def run_scenario(plan_file: Path, env: dict[str, str]) -> dict[str, Any]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
-from console_http import Browser
+from console_http import Browser, poll, table_rows
 from daemon import Daemon, free_port, write_config
 
 pytestmark = pytest.mark.timeout(300)
@@ -24,7 +25,9 @@ ADMIN_SECRET = "operator-secret-0123456789"
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Browser]]:
     port = free_port()
     base = tmp_path_factory.mktemp("vaultaire")
-    config = write_config(base, f'[console]\nadmin_key = "{ADMIN_KEY}"\nadmin_secret = "{ADMIN_SECRET}"\n')
+    config = write_config(
+        base, f'[console]\nadmin_key = "{ADMIN_KEY}"\nadmin_secret = "{ADMIN_SECRET}"\nmetrics_seconds = 0.2\n'
+    )
     with Daemon(base, extra_args=["--console", f"tcp:{port}:interface=127.0.0.1", "--config", config]) as d:
         b = Browser(f"http://127.0.0.1:{port}")
         yield d, b
@@ -135,3 +138,55 @@ def test_the_operator_secret_stays_off_the_workers_command_line() -> None:
     argument = settings_argument(settings)
     assert ADMIN_SECRET not in argument and ADMIN_KEY not in argument
     assert settings_from_argument(argument).console_admin_secret == ""
+
+
+def test_the_workers_and_the_metrics_charts(console: tuple[Daemon, Browser]) -> None:
+    d, b = console
+    assert b.login(ADMIN_KEY, ADMIN_SECRET) == 303
+    status, headers, page = b.request("GET", "/ops/workers")
+    assert status == 200 and headers["x-frame-options"] == "DENY"
+    assert "script-src 'self'" in headers["content-security-policy"]
+    rows = table_rows(page, "workers")
+    if d.workers == 1:  # VAULTAIRE_TEST_WORKERS=2 runs this against a supervisor
+        ((who, pid, state, *_),) = rows
+        assert who == "the daemon" and pid == str(d.pid) and state == "serving"
+    else:
+        assert [r[2] for r in rows] == ["serving"] * d.workers
+    # Traffic, then the charts draw it: the same counters /metrics shows, sampled every 0.2 s.
+    s3 = d.boto3_client()
+    s3.create_bucket(Bucket="charted")
+    for i in range(20):
+        s3.put_object(Bucket="charted", Key=f"k{i}", Body=b"x" * 1000)
+    assert code_of(lambda: s3.get_object(Bucket="charted", Key="missing")) == "NoSuchKey"
+
+    def charted() -> str | None:
+        page = b.request("GET", "/ops/metrics")[2]
+        return page if re.search(r'id="chart-bytes".*?<polyline', page, re.S) else None
+
+    page = poll(charted, "the bytes chart draws the uploads")
+    for chart in ("chart-requests", "chart-errors", "chart-bytes", "chart-latency", "chart-in-flight"):
+        assert f'id="{chart}"' in page
+    assert "the numbers the ops site's /metrics shows" in page
+    assert f"pid {d.pid}" in page and "no-samples" not in page
+    # Requests served, as the workers page counts them, are those /metrics counts.
+    scraped = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in urllib.request.urlopen(d.ops_url + "/metrics", timeout=30).read().decode().splitlines()
+        if line.startswith("vaultaire_requests_total{")
+    )
+    served = sum(int(r[6]) for r in table_rows(b.request("GET", "/ops/workers")[2], "workers") if r[6] != "—")
+    assert served == scraped >= 22
+    # A window it does not offer: refused, and what was typed is shown as text.
+    status, _, page = b.request("GET", "/ops/metrics?window=%3Cscript%3Ealert(1)%3C/script%3E")
+    assert status == 400 and "&lt;script&gt;alert(1)" in page and "<script>alert" not in page
+    assert 'id="chart-requests"' in page  # the default window drawn all the same
+    assert b.request("GET", "/ops/metrics?window=6h")[0] == 200
+    # Pages to look at, nothing to change: no form, and a POST is not taken.
+    assert b.request("POST", "/ops/workers", {"csrf": b.csrf("/ops")})[0] == 405
+    # Nobody else sees them: a tenant's root user is refused, no session is sent to log in.
+    tenant = Browser(b.base)
+    assert tenant.request("GET", "/ops/metrics")[1]["location"] == "/login"
+    assert tenant.login(d.access_key or "", d.secret_key or "") == 303
+    for path in ("/ops/metrics", "/ops/workers"):
+        status, _, page = tenant.request("GET", path)
+        assert status == 403 and "Only the deployment's operator" in page

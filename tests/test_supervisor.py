@@ -115,3 +115,36 @@ def test_a_worker_that_stops_ticking_gets_sigterm_then_sigkill_and_is_restarted(
     (restart,) = set(reactor.getDelayedCalls()) - before
     restart.cancel()  # it would spawn a real process
     assert supervisor.restarts == 1 and 1 not in supervisor.workers
+
+
+def test_each_worker_slot_as_the_console_shows_it(supervisor: Supervisor) -> None:
+    """Serving, starting, killed for not ticking, and restarting after a death (with the
+    seconds until its new process): pids, uptime and restarts as the supervisor knows them."""
+    serving = WorkerProcess(1, supervisor._exited)
+    serving.pid = os.getpid()  # a live process, so /proc has its CPU and memory
+    serving.started = time.monotonic() - 30
+    serving.ready.callback(None)
+    supervisor.workers[1] = serving
+    starting = WorkerProcess(2, supervisor._exited)
+    supervisor.workers[2] = starting
+    one, two = supervisor.worker_statuses()
+    assert (one.index, one.pid, one.state, one.restarts) == (1, os.getpid(), "serving", 0)
+    assert one.uptime is not None and 30 <= one.uptime < 60
+    assert one.cpu_seconds is not None and one.resident_bytes is not None and one.resident_bytes > 0
+    assert one.requests is None  # no metric file of its own yet: nothing counted, not 0 invented
+    assert (two.state, two.pid) == ("starting", None)
+    starting.ready.callback(None)
+    starting.hung = True
+    assert supervisor.worker_statuses()[1].state == "killed (event loop blocked)"
+    # Worker 1 dies young: its slot waits for its restart, which is counted against it alone.
+    reactor: Any = supervisor.reactor
+    before = set(reactor.getDelayedCalls())
+    serving.processEnded(_exit(1))
+    (restart,) = set(reactor.getDelayedCalls()) - before
+    one, two = supervisor.worker_statuses()
+    assert (one.state, one.pid, one.restarts, one.restart_in) == ("restarting", None, 1, 0.5)
+    assert two.restarts == 0
+    reactor.advance(0.2)
+    assert supervisor.worker_statuses()[0].restart_in == pytest.approx(0.3)
+    restart.cancel()  # it would spawn a real process
+    assert supervisor.worker_statuses()[0].state == "down"

@@ -124,6 +124,8 @@ class Settings:
     # keys, quotas, usage and bills): not a tenant key, it signs no S3 request. "" for none.
     console_admin_key: str = ""
     console_admin_secret: str = ""
+    # How often the operator's charts sample the ops site's metrics (6 hours of samples are kept).
+    console_metrics_seconds: float = 10.0
     # Many gateways, one deployment (issue 17): the catalog every gateway shares, as a URL
     # ("postgresql://USER:PASS@HOST:PORT/DB?sslmode=...", or "sqlite:///ABSOLUTE/PATH" for
     # gateways on one machine). "": the SQLite catalog in the data directory, this box alone.
@@ -194,6 +196,7 @@ _TOML_LAYOUT: dict[str, dict[str, str]] = {
         "session_seconds": "console_session_seconds",
         "admin_key": "console_admin_key",
         "admin_secret": "console_admin_secret",
+        "metrics_seconds": "console_metrics_seconds",
     },
     "access": {
         "public_buckets": "public_buckets",
@@ -244,7 +247,13 @@ def build(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Setti
     """Defaults, then the file, then command-line overrides (None means not given)."""
     merged = dict(file_values)
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    for name in ("price_per_tb_month", "lifecycle_day_seconds", "catalog_statement_timeout", *_CONNECTION_SECONDS):
+    for name in (
+        "price_per_tb_month",
+        "lifecycle_day_seconds",
+        "catalog_statement_timeout",
+        "console_metrics_seconds",
+        *_CONNECTION_SECONDS,
+    ):
         if isinstance(merged.get(name), int) and not isinstance(merged[name], bool):
             merged[name] = float(merged[name])
     for name in ("domains", "cors_rules"):
@@ -289,6 +298,7 @@ def validate(settings: Settings) -> None:
         "usage_flush_seconds",
         "usage_rollup_seconds",
         "console_session_seconds",
+        "console_metrics_seconds",
         "garbage_sweep_seconds",
     ):
         if getattr(settings, name) <= 0:

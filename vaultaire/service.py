@@ -35,6 +35,7 @@ from vaultaire.ops.failures import log_periodic_failure
 from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
+from vaultaire.ops.workers import WorkerStatus, proc_stat, requests_served
 from vaultaire.reuseport import ReusePortService, listen_backlog, parse_listen, with_backlog
 from vaultaire.startup import Notify, StartGuard, cannot_listen, open_data_directory, ops_listener, start_engine
 
@@ -219,6 +220,21 @@ def periodic_work(
     ]
 
 
+def this_process(health: HealthCache, metrics: Metrics, started: float) -> WorkerStatus:
+    """The single daemon process as the console's worker page shows it."""
+    stat = proc_stat(os.getpid())
+    return WorkerStatus(
+        None,
+        os.getpid(),
+        "serving" if health.ready else "starting",
+        0,
+        time.time() - started,
+        requests=requests_served(metrics.registry.collect()),
+        cpu_seconds=stat[0] if stat else None,
+        resident_bytes=stat[1] if stat else None,
+    )
+
+
 def connection_limits(settings: Settings) -> ConnectionLimits:
     return ConnectionLimits(
         header_timeout=settings.header_timeout,
@@ -315,7 +331,15 @@ def make_service(
         ops = ops_resource(metrics, version=__version__, started=started, health=health)
         ops_listener(settings, ops, reactor).setServiceParent(top)
         # The web console, signing its requests to this S3 port (port 0: the one it got).
-        console = console_listener(settings, engine, reactor, lambda: bound_port(s3_service), lambda: settings.listen)
+        console = console_listener(
+            settings,
+            engine,
+            reactor,
+            lambda: bound_port(s3_service),
+            lambda: settings.listen,
+            metrics=metrics.registry,
+            workers=lambda: [this_process(health, metrics, started)],
+        )
         if console is not None:
             console.setServiceParent(top)
 

@@ -41,6 +41,7 @@ from vaultaire.engine import Engine
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
+from vaultaire.ops.workers import WorkerStatus, proc_stat, requests_served
 from vaultaire.reuseport import ListenSpec, probe_free
 from vaultaire.service import HEALTH_PROBE_SECONDS, HealthCache, periodic_work
 from vaultaire.startup import StartGuard, open_data_directory, ops_listener, runtime_directory, start_engine
@@ -122,19 +123,6 @@ class WorkerProcess(ProcessProtocol):
         signal_child(self.transport, name)
 
 
-def _proc_stat(pid: int) -> tuple[float, int] | None:
-    """(CPU seconds, resident bytes) of a process, from /proc; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    page = os.sysconf("SC_PAGE_SIZE")
-    # After the command name: state is field 3; utime 14, stime 15, rss 24 (1-based in proc(5)).
-    return (int(fields[11]) + int(fields[12])) / ticks, int(fields[21]) * page
-
-
 class WorkersCollector:
     """Per-worker CPU and memory, and the supervisor's restart count."""
 
@@ -160,7 +148,7 @@ class WorkersCollector:
         cpu = CounterMetricFamily("vaultaire_worker_cpu_seconds", "CPU time of each worker.", labels=["worker"])
         rss = GaugeMetricFamily("vaultaire_worker_resident_memory_bytes", "RSS of each worker.", labels=["worker"])
         for worker in list(sup.workers.values()):
-            stat = _proc_stat(worker.pid) if worker.pid else None
+            stat = proc_stat(worker.pid) if worker.pid else None
             if stat is not None:
                 cpu.add_metric([str(worker.index)], stat[0])
                 rss.add_metric([str(worker.index)], stat[1])
@@ -205,6 +193,7 @@ class Supervisor(StartGuard):
         self.reactor = reactor
         self.workers: dict[int, WorkerProcess] = {}
         self.restarts = 0
+        self.restarts_of: dict[int, int] = {}  # by worker index, for the console's worker page
         self.hung_kills = 0
         self.ready: Deferred[None] | None = None
         self._delays: dict[int, float] = {}
@@ -339,6 +328,7 @@ class Supervisor(StartGuard):
             delay=delay,
         )
         self.restarts += 1
+        self.restarts_of[worker.index] = self.restarts_of.get(worker.index, 0) + 1
         self._pending[worker.index] = self.reactor.callLater(delay, self._spawn, worker.index)
 
     def check_heartbeats(self) -> None:
@@ -407,6 +397,55 @@ class Supervisor(StartGuard):
                 self._reloading = False
 
         return ensureDeferred(roll())
+
+    def worker_statuses(self) -> list[WorkerStatus]:
+        """Each worker slot as it is now, for the console's operator pages."""
+        now = time.monotonic()
+        out = []
+        for index in range(1, self.count + 1):
+            worker = self.workers.get(index)
+            restarts = self.restarts_of.get(index, 0)
+            if worker is None:
+                pending = self._pending.get(index)
+                waiting = (
+                    pending.getTime() - self.reactor.seconds() if pending is not None and pending.active() else None
+                )
+                state = "restarting" if waiting is not None else "down"
+                out.append(WorkerStatus(index, None, state, restarts, None, restart_in=waiting))
+                continue
+            if worker.hung:
+                state = "killed (event loop blocked)"
+            elif worker.stopping:
+                state = "stopping"
+            elif worker.ready.called:
+                state = "serving"
+            else:
+                state = "starting"
+            stat = proc_stat(worker.pid) if worker.pid else None
+            out.append(
+                WorkerStatus(
+                    index,
+                    worker.pid,
+                    state,
+                    restarts,
+                    now - worker.started,
+                    last_heartbeat=now - worker.last_tick,
+                    requests=self._requests_of(worker.pid),
+                    cpu_seconds=stat[0] if stat else None,
+                    resident_bytes=stat[1] if stat else None,
+                )
+            )
+        return out
+
+    def _requests_of(self, pid: int | None) -> int | None:
+        """The requests one worker finished: its own counter file of the metrics directory."""
+        path = os.path.join(self.metrics_dir, f"counter_{pid}.db")
+        if pid is None or not os.path.exists(path):
+            return None  # nothing counted yet (the file appears with its first request)
+        try:
+            return requests_served(MultiProcessCollector.merge([path]))
+        except Exception:
+            return None  # a file being written for the first time: next time
 
     def health_report(self) -> Mapping[str, object]:
         """The ops /health: the drivers as probed here, and how many workers serve."""
@@ -479,15 +518,20 @@ def make_supervisor(
     # workers share: before any worker runs.
     engine = open_data_directory(settings, reactor, scrub_staging=True, rclone_role="publish")
     top = Supervisor(settings, count, spec, engine, environ if environ is not None else os.environ, reactor)
-    ops = ops_resource(
-        AggregatedMetrics(top.metrics_dir, top),
-        version=__version__,
-        started=top.started,
-        health=top.health_report,
-    )
+    metrics = AggregatedMetrics(top.metrics_dir, top)
+    ops = ops_resource(metrics, version=__version__, started=top.started, health=top.health_report)
     ops_listener(settings, ops, reactor).setServiceParent(top)
-    # The web console, in the supervisor: its requests go to the workers' port like any client's.
-    console = console_listener(settings, engine, reactor, lambda: None, lambda: top.settings.listen)
+    # The web console, in the supervisor: its requests go to the workers' port like any client's;
+    # its operator's charts sample the same sums as /metrics.
+    console = console_listener(
+        settings,
+        engine,
+        reactor,
+        lambda: None,
+        lambda: top.settings.listen,
+        metrics=metrics.registry,
+        workers=top.worker_statuses,
+    )
     if console is not None:
         console.setServiceParent(top)
     return top

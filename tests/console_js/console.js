@@ -233,6 +233,16 @@ async function upload(page, files) {
     out.operatorCharts = await opage.$$eval("svg[role=img]", (svgs) => svgs.map((s) => s.id));
     out.operatorUsers = await opage.textContent("#users");
     await shot(opage, "12-operator-tenant");
+    await opage.goto(plan.console + "/ops/workers");
+    out.operatorWorkers = await opage.$$eval("#workers tbody tr", (trs) =>
+      trs.map((tr) => Array.from(tr.cells).map((td) => td.textContent)),
+    );
+    await shot(opage, "13-operator-workers");
+    await opage.goto(plan.console + "/ops/metrics");
+    out.operatorMetricCharts = await opage.$$eval("svg[role=img]", (svgs) =>
+      svgs.filter((s) => s.querySelector("polyline")).map((s) => s.id),
+    );
+    await shot(opage, "14-operator-metrics");
     await ops.close();
     await context.close();
   } finally {

@@ -19,6 +19,7 @@ from vaultaire.console import pages
 from vaultaire.console.buckets import BucketPages
 from vaultaire.console.object_settings import ObjectSettingsPages
 from vaultaire.console.objects import ObjectPages
+from vaultaire.console.operator_metrics import OperatorMetricsPages
 from vaultaire.console.operator_pages import OperatorPages
 from vaultaire.console.pages import tags
 from vaultaire.console.routes import app, arg
@@ -28,6 +29,8 @@ from vaultaire.console.settings import SettingsPages
 from vaultaire.console.uploads import PART_SIZE, UploadPages
 from vaultaire.console.usage import UsagePages
 from vaultaire.engine import Engine
+from vaultaire.ops.history import MetricsHistory
+from vaultaire.ops.workers import WorkerStatuses
 
 log = Logger()
 
@@ -53,7 +56,16 @@ class Refused(Exception):
         self.status = status
 
 
-class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, UploadPages, UsagePages, OperatorPages):
+class Console(
+    BucketPages,
+    SettingsPages,
+    ObjectPages,
+    ObjectSettingsPages,
+    UploadPages,
+    UsagePages,
+    OperatorPages,
+    OperatorMetricsPages,
+):
     """The console as one Klein app, bound to one engine and one S3 endpoint."""
 
     app = app
@@ -68,6 +80,8 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
         session_seconds: float = 3600.0,
         operator: tuple[str, str] | None = None,
         part_size: int = PART_SIZE,
+        history: MetricsHistory | None = None,
+        workers: WorkerStatuses | None = None,
     ) -> None:
         self.engine = engine
         self.s3 = s3
@@ -77,6 +91,8 @@ class Console(BucketPages, SettingsPages, ObjectPages, ObjectSettingsPages, Uplo
         self.sessions = SessionStore(clock, session_seconds)
         self.part_size = part_size  # of the browser's multipart uploads (console.js)
         self.operator = operator  # (access key, secret) of the deployment's operator, if configured
+        self.history = history  # the ops site's numbers over the last hours (operator's charts)
+        self.workers = workers  # the processes serving S3, as they are now
         # Failed logins: 5 per 5 minutes from one address; 20 for one key from anywhere, looser
         # so that someone else's failures cannot lock a user out as easily.
         self.address_throttle = LoginThrottle(clock, limit=5)

@@ -110,7 +110,15 @@ def layout(title: str, session: Session | None, *body: Child) -> Tag:
         links: list[Child] = [tags.a(href="/")("Buckets"), " ", tags.a(href="/usage")("Usage and bill")]
         if session.operator:
             who = "operator"
-            links = [tags.a(href="/ops")("Tenants"), " ", tags.a(href="/ops/health")("Health")]
+            links = [
+                tags.a(href="/ops")("Tenants"),
+                " ",
+                tags.a(href="/ops/health")("Health"),
+                " ",
+                tags.a(href="/ops/workers")("Workers"),
+                " ",
+                tags.a(href="/ops/metrics")("Metrics"),
+            ]
         nav = tags.nav(
             *links,
             " ",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import Service
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.logger import Logger
 
@@ -16,6 +16,8 @@ from vaultaire.console.app import Console, ConsoleSite
 from vaultaire.console.s3client import S3Client
 from vaultaire.console.uploads import PART_SIZE
 from vaultaire.engine import Engine
+from vaultaire.ops.history import MetricsHistory, SeriesSource
+from vaultaire.ops.workers import WorkerStatuses
 
 log = Logger()
 
@@ -40,12 +42,36 @@ def s3_url(description: str, port: int | None = None, loopback: bool = True) -> 
     return f"{'https' if kind == 'ssl' else 'http'}://{host}:{port}"
 
 
+class HistoryService(Service):
+    """Samples the ops site's metrics for the operator's charts while the console runs."""
+
+    def __init__(self, history: MetricsHistory, reactor: Any) -> None:
+        self.history = history
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self.history.start(self.reactor)
+
+    def stopService(self) -> None:
+        self.history.stop()
+        super().stopService()
+
+
 def console_listener(
-    settings: Settings, engine: Engine, reactor: Any, s3_port: Callable[[], int | None], listen: Callable[[], str]
+    settings: Settings,
+    engine: Engine,
+    reactor: Any,
+    s3_port: Callable[[], int | None],
+    listen: Callable[[], str],
+    metrics: SeriesSource | None = None,
+    workers: WorkerStatuses | None = None,
 ) -> Service | None:
     """The console on its endpoint, or None when ``[console] listen`` is empty.
 
-    ``listen`` and ``s3_port`` give the S3 endpoint as it is once bound (port 0 resolved)."""
+    ``listen`` and ``s3_port`` give the S3 endpoint as it is once bound (port 0 resolved).
+    ``metrics`` is the registry the ops site's /metrics renders, ``workers`` the processes
+    that serve S3: both for the operator's pages."""
     if not settings.console:
         return None
     try:
@@ -62,6 +88,12 @@ def console_listener(
         return settings.console_s3_url.rstrip("/") or base()
 
     client = S3Client(base, public, settings.region, time.time)
+    # Sampled only for an operator, who alone sees the charts.
+    history = (
+        MetricsHistory(metrics, time.time, settings.console_metrics_seconds)
+        if metrics is not None and settings.console_admin_key
+        else None
+    )
     console = Console(
         engine,
         client,
@@ -72,12 +104,20 @@ def console_listener(
         operator=(settings.console_admin_key, settings.console_admin_secret) if settings.console_admin_key else None,
         # Parts as big as the server asks of every part but the last.
         part_size=max(PART_SIZE, settings.min_part_size),
+        history=history,
+        workers=workers,
     )
     site = ConsoleSite(console)
     try:
-        return strports.service(settings.console, site, reactor=reactor)
+        listener = strports.service(settings.console, site, reactor=reactor)
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"bad console endpoint: {e}") from None
+    if history is None:
+        return listener
+    both = MultiService()
+    listener.setServiceParent(both)
+    HistoryService(history, reactor).setServiceParent(both)
+    return both
 
 
 def bound_port(service: Any) -> int | None:
