@@ -24,7 +24,7 @@ from vaultaire.catalog.open import sqlite_path
 BUCKET = "vaultaire-blobs"
 
 
-def shared_config(shared: Path, endpoint: str, catalog_url: str, extra: str = "") -> str:
+def shared_config(shared: Path, endpoint: str, catalog_url: str, extra: str = "", rollup_seconds: int = 3600) -> str:
     """The config file every gateway gets (written into ``shared``, with the master key beside it)."""
     key = shared / "master.key"
     if not key.exists():
@@ -45,6 +45,7 @@ sweep_seconds = 2
 
 [metering]
 flush_seconds = 1
+rollup_seconds = {rollup_seconds}
 
 [drivers.cluster]
 type = "s3"
@@ -60,20 +61,27 @@ secret_key = "{SECRET}"
 class Deployment:
     """A SeaweedFS cluster and gateways (``workers`` processes each) over one catalog; ``start()``, ``stop()``."""
 
-    def __init__(self, base: Path, workers: tuple[int, ...] = (1, 1, 2), catalog_url: str | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        workers: tuple[int, ...] = (1, 1, 2),
+        catalog_url: str | None = None,
+        rollup_seconds: int = 3600,
+    ) -> None:
         self.base = Path(base)
         self.shared = self.base / "shared"
         self.shared.mkdir(parents=True, exist_ok=True)
         self.cluster = SeaweedCluster(self.base / "seaweed")
         # One SQLite file by default; a postgresql:// URL (tests/postgres.py's) works the same way.
         self.catalog_url = catalog_url or f"sqlite:///{self.shared / 'catalog.sqlite3'}"
+        self.rollup_seconds = rollup_seconds  # the usage rollup's period: a once-per-deployment job
         # The last gateway runs a supervisor and two workers: its once-per-deployment jobs run
         # in the supervisor, its writes in the workers.
         self.gateways = [Daemon(self.base / f"gateway{i}", workers=w) for i, w in enumerate(workers)]
 
     def start(self) -> Deployment:
         self.cluster.start(BUCKET)
-        config = shared_config(self.shared, self.cluster.endpoint, self.catalog_url)
+        config = shared_config(self.shared, self.cluster.endpoint, self.catalog_url, rollup_seconds=self.rollup_seconds)
         for gateway in self.gateways:
             gateway.extra_args = ["--config", config]
         # All at once, as hosts booting together do: each ensures the first keys from its
@@ -106,9 +114,12 @@ class Deployment:
     # -- what the catalog references, against what the cluster holds
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """The shared catalog's rows (read directly; a PostgreSQL deployment needs psycopg here)."""
-        if not self.catalog_url.startswith("sqlite:///"):
-            raise NotImplementedError("reading a PostgreSQL catalog's rows: use psycopg on self.catalog_url")
+        """The shared catalog's rows, read directly (the SQLite file, or psycopg on the PostgreSQL URL)."""
+        if self.catalog_url.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(self.catalog_url, autocommit=True, connect_timeout=10) as conn:
+                return [tuple(row) for row in conn.execute(sql).fetchall()]
         path = sqlite_path(self.catalog_url, "")
         assert path is not None
         return catalog_rows(Path(path).parent, sql)

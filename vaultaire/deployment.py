@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.logger import Logger
 
 from vaultaire.catalog.interface import Leases
+from vaultaire.ops.failures import log_periodic_failure
 
 log = Logger()
 
@@ -130,7 +131,7 @@ class DeploymentJobs:
             await tick()
 
         return lambda: ensureDeferred(run()).addErrback(
-            lambda f: log.failure("once-per-deployment work {name!r} failed", f, name=name)
+            lambda f: log_periodic_failure(log, f, "once-per-deployment work {name!r} failed", name=name)
         )
 
     def forget_box_leases(self) -> Deferred[None]:

@@ -27,9 +27,11 @@ from vaultaire.deployment import DeploymentJobs
 from vaultaire.draining import drain
 from vaultaire.drivers.interface import Reconciling
 from vaultaire.engine import Engine
+from vaultaire.errors import CatalogUnavailable
 from vaultaire.lifecycle.runner import LifecycleRunner
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
+from vaultaire.ops.failures import log_periodic_failure
 from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
@@ -191,7 +193,7 @@ def periodic_work(
         metrics.set_tenant_stored({t.name: totals.get(t.id, StoredTotals()) for t in tenants})
 
     def guarded(work: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
-        return lambda: ensureDeferred(work()).addErrback(lambda f: log.failure("periodic work failed", f))
+        return lambda: ensureDeferred(work()).addErrback(lambda f: log_periodic_failure(log, f, "periodic work failed"))
 
     async def keep_headroom() -> None:
         if isinstance(engine.catalog, SQLiteCatalog):
@@ -345,6 +347,19 @@ def make_service(
     probe.clock = reactor
     probe.setServiceParent(top)
 
+    # Blobs this process dropped while the catalog was unreachable: their intents are its own,
+    # so it settles them itself once the catalog answers again (a no-op otherwise).
+    def retry_pending() -> Deferred[Any]:
+        def failed(f: Any) -> None:
+            if not f.check(CatalogUnavailable):  # still down: the next tick retries, no noise
+                log.failure("settling blobs dropped during a catalog outage failed", f)
+
+        return ensureDeferred(engine.blobs.retry_pending()).addErrback(failed)
+
+    pending = TimerService(HEALTH_PROBE_SECONDS, retry_pending)
+    pending.clock = reactor
+    pending.setServiceParent(top)
+
     # Every process counts its own traffic and writes it (the catalog sums them),
     # and labels the same tenants in its metrics as every other process.
     async def flush_traffic() -> None:
@@ -354,7 +369,9 @@ def make_service(
 
     flush = TimerService(
         settings.usage_flush_seconds,
-        lambda: ensureDeferred(flush_traffic()).addErrback(lambda f: log.failure("usage flush failed", f)),
+        lambda: ensureDeferred(flush_traffic()).addErrback(
+            lambda f: log_periodic_failure(log, f, "usage flush failed")
+        ),
     )
     flush.clock = reactor
     flush.setServiceParent(top)

@@ -17,7 +17,13 @@ from vaultaire.catalog.listing import list_page
 from vaultaire.model import ListedArtifact, ListedPage
 
 # key first: list_page reads it as row[0]
-_COLUMNS = "key, size, md5, modified, metadata"
+COLUMNS = _COLUMNS = "key, size, md5, modified, metadata"
+
+
+def listed_artifact(r: tuple[Any, ...]) -> ListedArtifact:
+    """The listed fields of a row of COLUMNS."""
+    return ListedArtifact(bytes(r[0]).decode("utf-8"), r[1], r[2], r[3], _storage_class(r[4]))
+
 
 # How json.dumps (catalog/rows.py extra_json) writes the storage class in the row's document. No
 # other part of the document can hold this text: it is the only "class" key of the top-level
@@ -69,7 +75,7 @@ def listed_page(
         limit,
     )
     return ListedPage(
-        artifacts=tuple(ListedArtifact(r[0].decode("utf-8"), r[1], r[2], r[3], _storage_class(r[4])) for r in rows),
+        artifacts=tuple(listed_artifact(r) for r in rows),
         prefixes=tuple(p.decode("utf-8") for p in prefixes),
         truncated=truncated,
         next_marker=None if last is None else last.decode("utf-8"),

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from vaultaire.catalog import inline
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.interface import Driver, KeepsBlobsForReaders
-from vaultaire.errors import DriverError
+from vaultaire.errors import CatalogUnavailable, DriverError
 from vaultaire.model import Artifact, Container
 
 log = Logger()
@@ -42,6 +42,9 @@ class BlobKeeper:
         self.free_grace = free_grace
         # Is a placement's local disk below its free-space reserve? (set by the engine's space guard)
         self.under_pressure: Callable[[str], Awaitable[bool]] | None = None
+        # Blobs dropped while the catalog could not be told (a PostgreSQL outage): their intents
+        # name this live process, so no sweep takes them; this process settles them (retry_pending).
+        self.pending: dict[str, set[str]] = {}
 
     async def discard_pairs(self, queued: list[tuple[str, str]]) -> int:
         """(placement, locator) pairs no reader ever saw: parts of an upload that ended
@@ -87,11 +90,25 @@ class BlobKeeper:
                 log.failure("freeing blob {locator} failed; it stays queued", locator=locator)
                 failed.append(locator)
         # Queued before the freed ones are forgotten: a crash in between leaves only rows.
-        if failed:
-            await self.catalog.queue_garbage(placement, failed)
-        if freed:
-            await self.catalog.forget_garbage(freed)
+        try:
+            if failed:
+                await self.catalog.queue_garbage(placement, failed)
+            if freed:
+                await self.catalog.forget_garbage(freed)
+        except CatalogUnavailable:
+            self.pending.setdefault(placement, set()).update(locators)
+            raise
         return len(freed)
+
+    async def retry_pending(self) -> int:
+        """Drop again what ``discard`` could not record (periodic, in every process): freed
+        blobs forgotten, the rest queued, their intents settled. Returns how many were freed."""
+        freed = 0
+        for placement in list(self.pending):
+            locators = sorted(self.pending.pop(placement, ()))
+            if locators:
+                freed += await self.discard(placement, locators)  # back in ``pending`` if it fails again
+        return freed
 
     def _readers_keep(self, placement: str) -> bool:
         driver = self.drivers.get(placement)

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from vaultaire.errors import InsufficientStorage
 from vaultaire.model import Tenant, UsageRow
+from vaultaire.ops.failures import log_periodic_failure
 from vaultaire.ops.metrics import Metrics
 
 log = Logger()
@@ -74,7 +75,7 @@ class Meter:
                 # Expected while the disk is full: one line, not a traceback every flush.
                 log.warn("metered usage kept for the next flush: {why}", why=failure.getErrorMessage())
             else:
-                log.failure("writing metered usage failed; it is kept for the next flush", failure)
+                log_periodic_failure(log, failure, "writing metered usage failed; it is kept for the next flush")
             for key, counts in pending.items():
                 mine = self._pending.setdefault(key, [0, 0, 0, 0])
                 for i, n in enumerate(counts):

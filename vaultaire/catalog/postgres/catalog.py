@@ -32,19 +32,25 @@ import psycopg.errors
 from psycopg.types.numeric import NumericLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import blobs
+from vaultaire.catalog.postgres import listing as pg_listing
 from vaultaire.catalog.postgres import schema
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
+from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row
 from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.catalog.sqlite_listing import COLUMNS as LISTED_COLUMNS
+from vaultaire.catalog.sqlite_listing import listed_artifact
 from vaultaire.diskspace import AUTO_RESERVE
 from vaultaire.errors import CatalogUnavailable
+from vaultaire.model import ListedPage, ListingPage
 from vaultaire.sealing import SecretBox
 
 T = TypeVar("T")
@@ -58,6 +64,15 @@ _ATTEMPTS = 32
 # race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
 # totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
 WRITE_LOCK = 0x76617577
+# How long the pool retries one lost connection before leaving it to the next request.
+RECONNECT_SECONDS = 5.0
+
+# How often the writer lease's session is checked (a local check: see AdvisoryLease._alive).
+LEASE_CHECK_SECONDS = 5.0
+
+# How long a call waits for a pooled connection while the database is known to be down.
+_DOWN_WAIT = 0.5
+
 _BEGIN_WRITE = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 
 
@@ -71,6 +86,14 @@ class _IntNumeric(NumericLoader):
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("numeric", _IntNumeric)
+
+
+def _last(entries: list[tuple[bytes, bytes | None]]) -> str | None:
+    """The page's last key or common prefix, to continue after."""
+    if not entries:
+        return None
+    key, rolled = entries[-1]
+    return (key if rolled is None else rolled).decode("utf-8")
 
 
 def _unavailable(e: BaseException) -> CatalogUnavailable:
@@ -108,6 +131,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         self._clock = clock
         self._url = url
         self._pool_timeout = pool_timeout
+        # Set while the database is unreachable: calls then wait for a connection only briefly,
+        # so every request of an outage is a prompt 503, not one held for the pool's timeout.
+        self._down = False
         self._threads = ThreadPool(minthreads=1, maxthreads=pool_size, name="vaultaire-catalog-pg")
         self._connections = ConnectionPool(
             url,
@@ -115,6 +141,11 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             max_size=pool_size,
             open=False,
             timeout=pool_timeout,
+            # A lost connection is retried with backoff (1, 2, 4... s) for this long, then given
+            # up; the next request that finds no connection starts a fresh series. Unbounded (the
+            # pool's default is 5 min), the backoff of a long outage delays service by as much
+            # once the server is back.
+            reconnect_timeout=RECONNECT_SECONDS,
             configure=_configure,
             kwargs={
                 "autocommit": True,
@@ -125,6 +156,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         )
         self._local = threading.local()
         self._lease = AdvisoryLease(url)  # type: ignore[assignment]  # the SQLite lease's duck: same calls, advisory locks
+        self._lease_check: LoopingCall | None = None
 
     # -- running work on a pooled connection, off the reactor
 
@@ -141,16 +173,21 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             attempt += 1
             started = False
             try:
-                with self._connections.connection() as conn:
+                timeout = min(_DOWN_WAIT, self._pool_timeout) if self._down else self._pool_timeout
+                with self._connections.connection(timeout=timeout) as conn:
                     db = Connection(conn)
                     self._local.db = db
                     try:
                         if transaction is not None:
                             conn.execute(transaction)
+                            # A restart cut the writer lease's session too: take it again before
+                            # anything this process writes (a local check unless it was cut).
+                            self._lease.acquire()
                         started = True
                         result = fn(db)
                         if transaction is not None:
                             conn.execute("COMMIT")
+                        self._down = False
                         return result
                     except BaseException:
                         if transaction is not None and not conn.broken and not conn.closed:
@@ -159,6 +196,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                     finally:
                         self._local.db = None
             except PoolTimeout as e:
+                # Unreachable, or every connection busy for pool_timeout: either way, until a call
+                # succeeds again, shed load at once rather than hold requests (and their clients).
+                self._down = True
                 raise _unavailable(e) from e
             except Exception as e:
                 if attempt < _ATTEMPTS and _retryable(e):
@@ -168,6 +208,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                     # statement: nothing ran, so the pool's next (fresh) connection may run it all.
                     if not started and attempt <= self._connections.max_size:
                         continue
+                    self._down = True
                     raise _unavailable(e) from e
                 if isinstance(e, psycopg.InterfaceError):
                     raise _unavailable(e) from e
@@ -191,10 +232,26 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             self._connections.open(wait=True, timeout=max(self._pool_timeout, 30.0))
             self._lease.acquire()
 
+        def check_lease() -> Deferred[None]:
+            # Failing while the database is down, and retried at the next tick: nothing to log.
+            return deferToThreadPool(self._reactor, self._threads, self._lease.acquire).addErrback(lambda f: None)
+
+        def keep_lease(result: None) -> None:
+            # A writer streaming a long upload writes nothing to the catalog until its commit:
+            # its lease is checked (and taken again after a restart) on a timer too, well within
+            # the grace the sweep gives writers after a restart (lease.RESTART_GRACE).
+            if IReactorTime.providedBy(self._reactor):
+                self._lease_check = LoopingCall(check_lease)
+                self._lease_check.clock = self._reactor
+                self._lease_check.start(LEASE_CHECK_SECONDS, now=False)
+
         self._threads.start()
-        return deferToThreadPool(self._reactor, self._threads, open_all)
+        return deferToThreadPool(self._reactor, self._threads, open_all).addCallback(keep_lease)
 
     def stop(self) -> Deferred[None]:
+        if self._lease_check is not None and self._lease_check.running:
+            self._lease_check.stop()
+
         def close() -> None:
             self._connections.close()
             self._lease.release()
@@ -215,11 +272,68 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
 
         return self._read(probe).addErrback(lambda f: {"status": "error", "error": f.getErrorMessage()})
 
+    # -- listings with a delimiter: the walk past common prefixes in one statement (listing.py)
+
+    def list_artifacts(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListingPage]:
+        if not delimiter or limit <= 0:
+            return super().list_artifacts(container_id, prefix, delimiter, after, limit)
+
+        def work(db: Connection) -> ListingPage:
+            entries, truncated, rows = self._walk(db, ARTIFACT_COLUMNS, container_id, prefix, delimiter, after, limit)
+            return ListingPage(
+                artifacts=tuple(artifact_row(r) for r in rows),
+                prefixes=tuple(rolled.decode("utf-8") for _, rolled in entries if rolled is not None),
+                truncated=truncated,
+                next_marker=_last(entries),
+            )
+
+        return self._read(work)
+
+    def list_listed(
+        self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> Deferred[ListedPage]:
+        if not delimiter or limit <= 0:
+            return super().list_listed(container_id, prefix, delimiter, after, limit)
+
+        def work(db: Connection) -> ListedPage:
+            entries, truncated, rows = self._walk(db, LISTED_COLUMNS, container_id, prefix, delimiter, after, limit)
+            return ListedPage(
+                artifacts=tuple(listed_artifact(r) for r in rows),
+                prefixes=tuple(rolled.decode("utf-8") for _, rolled in entries if rolled is not None),
+                truncated=truncated,
+                next_marker=_last(entries),
+            )
+
+        return self._read(work)
+
+    @staticmethod
+    def _walk(
+        db: Connection, columns: str, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
+    ) -> tuple[list[tuple[bytes, bytes | None]], bool, list[Any]]:
+        entries, truncated = pg_listing.walk(
+            db.raw,
+            container_id,
+            prefix.encode("utf-8"),
+            delimiter.encode("utf-8"),
+            None if after is None else after.encode("utf-8"),
+            limit,
+        )
+        keys = [key for key, rolled in entries if rolled is None]
+        rows: list[Any] = []
+        if keys:
+            rows = db.execute(
+                f"SELECT {columns} FROM artifacts WHERE container_id = ? AND key = ANY(?) ORDER BY key",
+                (container_id, keys),
+            ).fetchall()
+        return entries, truncated, rows
+
     # -- writers' liveness: advisory locks in the database, not lock files (see lease.py)
 
     def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
         def work(db: Connection) -> None:
-            self._lease.acquire()  # a no-op unless a PostgreSQL restart cut the lease's session
+            # The lease was checked (and taken again if a restart cut it) as the transaction began.
             blobs.intend(db, self._lease.owner, placement, locators, self._clock())  # type: ignore[arg-type]  # dialect.Connection for sqlite3's
 
         return self._write(work)
@@ -230,6 +344,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             found: list[tuple[str, str]] = []
             for owner in lease.dead_owners(blobs.owners(db), db.raw):  # type: ignore[arg-type]  # dialect.Connection
                 found += blobs.abandon(db, owner, self._clock())  # type: ignore[arg-type]  # dialect.Connection
+                lease.forget(owner, db.raw)
             return found
 
         return self._write(work)
