@@ -7,11 +7,13 @@ Every method is SQLiteCatalog's own (the same statement modules, spoken to Postg
   Twisted thread pool of the same size: the reactor never blocks on the network.
   psycopg's blocking interface in threads rather than its asyncio one: the daemon runs the
   default (epoll) reactor, and every statement module is synchronous code shared with SQLite.
-* Each write is one transaction that first takes a transaction-scoped advisory lock shared by
-  every gateway (``WRITE_LOCK``), then reads at READ COMMITTED: writes are serialised as on
+* Each write runs in a transaction that first takes a transaction-scoped advisory lock shared
+  by every gateway (``WRITE_LOCK``), then reads at READ COMMITTED: writes are serialised as on
   SQLite, so of two conditional creates exactly one wins, two uploads cannot both take the
-  last bytes of a quota, a delete cannot race an Object Lock change. The price: one writer at
-  a time in the whole deployment (finer locks, per container and tenant, are the next step).
+  last bytes of a quota, a delete cannot race an Object Lock change. The price, one writer at
+  a time in the whole deployment, is paid per group: a gateway's writes that queue meanwhile
+  share the next transaction, lock and commit, each in a savepoint (group_commit.py), on a
+  connection in pipeline mode (fewer round trips while the lock is held).
 * Reads run in autocommit (each statement sees the latest commit of any gateway), as the
   SQLite catalog's reader does.
 * The database unreachable (restart, network, pool exhausted past its timeout, statement
@@ -35,10 +37,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import blobs
-from vaultaire.catalog.postgres import schema
+from vaultaire.catalog.postgres import group_commit, schema
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
@@ -53,12 +56,13 @@ log = Logger()
 # A serialization failure is retried from the start; past this many, something is very hot.
 _ATTEMPTS = 32
 
-# Writers take one lock, across gateways, before their first read: the SQLite catalog's one
-# writer at a time (BEGIN IMMEDIATE), so every statement after it reads the latest commit and no
-# race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
-# totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
-WRITE_LOCK = 0x76617577
-_BEGIN_WRITE = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
+    for d, outcome in outcomes:
+        if isinstance(outcome, Failure):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
 
 
 class _IntNumeric(NumericLoader):
@@ -75,15 +79,6 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 def _unavailable(e: BaseException) -> CatalogUnavailable:
     return CatalogUnavailable(f"the PostgreSQL catalog is unavailable: {type(e).__name__}: {e}".strip())
-
-
-def _retryable(e: BaseException) -> bool:
-    """A race lost to another transaction: the work is run again from the start."""
-    if isinstance(e, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
-        return True
-    # A unique key taken by a concurrent commit the statements checked for (ensure_tenant...):
-    # on the retry, their check sees it.
-    return isinstance(e.__cause__, psycopg.errors.UniqueViolation)
 
 
 class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
@@ -124,6 +119,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             name="vaultaire-catalog",
         )
         self._local = threading.local()
+        self._queue: list[tuple[group_commit.Work, Deferred[Any]]] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
         self._lease = AdvisoryLease(url)  # type: ignore[assignment]
 
     # -- running work on a pooled connection, off the reactor
@@ -134,26 +132,77 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             raise RuntimeError("catalog statements run only inside _run, _read or _write")
         return db
 
-    def _on_connection(self, fn: Callable[[Connection], T], transaction: str | None) -> T:
-        """On a worker thread: ``fn`` on a pooled connection, in ``transaction`` (a BEGIN) or autocommit."""
+    def _on_connection(self, fn: Callable[[Connection], T]) -> T:
+        """On a worker thread: ``fn`` on a pooled connection, in autocommit (reads)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._connections.connection() as conn:
+                    self._local.db = Connection(conn)
+                    try:
+                        return fn(self._local.db)
+                    finally:
+                        self._local.db = None
+            except PoolTimeout as e:
+                raise _unavailable(e) from e
+            except Exception as e:
+                if attempt < _ATTEMPTS and group_commit.retryable(e):
+                    continue
+                if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
+                    raise _unavailable(e) from e
+                raise
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, lambda db: fn(*args))
+
+    def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work)
+
+    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
+        """Run ``work`` under the write lock, committed with this gateway's other waiting writes."""
+        d: Deferred[T] = Deferred()
+        with self._queue_lock:
+            self._queue.append((work, d))
+            if self._draining:
+                return d
+            self._draining = True
+        deferToThreadPool(self._reactor, self._threads, self._drain).addErrback(
+            lambda f: log.failure("catalog writer failed", f)
+        )
+        return d
+
+    def _drain(self) -> None:
+        """On a worker thread: commit groups until the queue is empty."""
+        while True:
+            with self._queue_lock:
+                group, self._queue = self._queue[: group_commit.MAX_GROUP], self._queue[group_commit.MAX_GROUP :]
+                if not group:
+                    self._draining = False
+                    return
+            try:
+                outcomes = self._commit_group(group)
+            except BaseException:
+                failure = Failure()
+                outcomes = [(d, failure) for _work, d in group]
+            self._reactor.callFromThread(_fire_all, outcomes)
+
+    def _commit_group(self, group: list[tuple[group_commit.Work, Deferred[Any]]]) -> list[tuple[Deferred[Any], Any]]:
         attempt = 0
         while True:
             attempt += 1
             started = False
             try:
                 with self._connections.connection() as conn:
-                    db = Connection(conn)
-                    self._local.db = db
                     try:
-                        if transaction is not None:
-                            conn.execute(transaction)
-                        started = True
-                        result = fn(db)
-                        if transaction is not None:
-                            conn.execute("COMMIT")
-                        return result
+                        with conn.pipeline() as pipeline:
+                            db = Connection(conn, pipeline)
+                            self._local.db = db
+                            group_commit.begin(conn, pipeline)
+                            started = True
+                            return group_commit.run_group(db, group, _ATTEMPTS, _unavailable)
                     except BaseException:
-                        if transaction is not None and not conn.broken and not conn.closed:
+                        if not conn.broken and not conn.closed:
                             conn.execute("ROLLBACK")
                         raise
                     finally:
@@ -161,26 +210,13 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             except PoolTimeout as e:
                 raise _unavailable(e) from e
             except Exception as e:
-                if attempt < _ATTEMPTS and _retryable(e):
-                    continue
-                if isinstance(e, psycopg.OperationalError):
+                if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
                     # A connection that died idle in the pool (a PostgreSQL restart) fails its first
                     # statement: nothing ran, so the pool's next (fresh) connection may run it all.
                     if not started and attempt <= self._connections.max_size:
                         continue
                     raise _unavailable(e) from e
-                if isinstance(e, psycopg.InterfaceError):
-                    raise _unavailable(e) from e
                 raise
-
-    def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, lambda db: fn(*args), None)
-
-    def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work, None)
-
-    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work, _BEGIN_WRITE)
 
     # -- lifecycle
 
