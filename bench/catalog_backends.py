@@ -13,7 +13,8 @@ CPU is what a loaded machine disturbs least. Also the load average at the time.
 
 ``--baseline-ref REF`` (a git ref, e.g. ``main``) adds the same backends run from that commit's
 code (``git archive`` into a scratch directory, first on the server's path): an A/B in one run.
-``--backends postgresql`` measures one backend only.
+``--backends postgresql`` measures one backend only; ``--inline-max 65536`` keeps the objects in
+the catalog (the daemon's default) instead of blob files.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 sys.path.insert(0, sys.argv[1])
 from twisted.internet import reactor, defer
 from tests.s3helpers import Server
-server = Server(sys.argv[2], catalog_url=sys.argv[3] or None)
+server = Server(sys.argv[2], catalog_url=sys.argv[3] or None, inline_max=int(sys.argv[4]))
 async def main():
     await server.start("bench")
     print(server.url, flush=True)
@@ -129,7 +130,7 @@ def run_backend(
 ) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix=f"vt-bench-{backend}-")
     child = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(tree), data, url or ""],
+        [sys.executable, "-c", SERVE, str(tree), data, url or "", str(a.inline_max)],
         cwd=str(REPO),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -179,6 +180,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--keys", type=int, default=200)
+    # 0: every object a blob file (fsynced on its own); 65536: the daemon's default, 4 KiB in the catalog.
+    parser.add_argument("--inline-max", type=int, default=0, help="objects up to this size kept in the catalog")
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--baseline-ref", default=None, help="a git ref whose code runs beside this tree's")
     a = parser.parse_args()
@@ -202,7 +205,10 @@ def main() -> None:
                 results[label + backend].append(r)
     finally:
         server.stop()
-    print(f"\n4 KiB, {a.clients} clients, {a.duration}s each, {a.runs} runs (medians); load {os.getloadavg()}")
+    print(
+        f"\n4 KiB, inline max {a.inline_max}, {a.clients} clients, {a.duration}s each, {a.runs} runs (medians);"
+        f" load {os.getloadavg()}"
+    )
     for name, rs in results.items():
         for method in ("GET", "PUT"):
             line = {k: statistics.median(r[method][k] for r in rs) for k in rs[0][method]}
