@@ -81,7 +81,7 @@ def run_one(
         conn.execute("SAVEPOINT one_write")
         try:
             result = work(db)
-            pipeline.sync()  # its deferred statements' errors are its own
+            db.sync()  # its deferred statements' errors are its own
         except Exception as e:
             failure = Failure()
             if connection_lost(conn, e):
@@ -94,6 +94,10 @@ def run_one(
                 raise
             conn.execute("ROLLBACK TO SAVEPOINT one_write")
             conn.execute("RELEASE SAVEPOINT one_write")
+            # Waited for: psycopg forgets its prepared statements when it reads a ROLLBACK's
+            # answer (and has the server drop them), so no statement may be sent before it,
+            # naming one of them (found measured: "prepared statement ... does not exist").
+            pipeline.sync()
             if attempt < attempts and retryable(e):
                 continue
             if isinstance(e, psycopg.OperationalError):
