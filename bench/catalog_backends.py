@@ -10,6 +10,11 @@ process's CPU microseconds per request, and PostgreSQL's (its server processes) 
 CPU is what a loaded machine disturbs least. Also the load average at the time.
 
     .venv/bin/python bench/catalog_backends.py --runs 2 --duration 8 --clients 8
+
+``--baseline-ref REF`` (a git ref, e.g. ``main``) adds the same backends run from that commit's
+code (``git archive`` into a scratch directory, first on the server's path): an A/B in one run.
+``--backends postgresql`` measures one backend only; ``--inline-max 65536`` keeps the objects in
+the catalog (the daemon's default) instead of blob files.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 sys.path.insert(0, sys.argv[1])
 from twisted.internet import reactor, defer
 from tests.s3helpers import Server
-server = Server(sys.argv[2], catalog_url=sys.argv[3] or None)
+server = Server(sys.argv[2], catalog_url=sys.argv[3] or None, inline_max=int(sys.argv[4]))
 async def main():
     await server.start("bench")
     print(server.url, flush=True)
@@ -112,10 +117,20 @@ def postgres_processes(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def run_backend(backend: str, url: str | None, pg_pid: int | None, a: argparse.Namespace) -> dict[str, Any]:
+def export(ref: str) -> Path:
+    """The code of ``ref``, exported to a scratch directory."""
+    tree = Path(tempfile.mkdtemp(prefix="vt-bench-baseline-"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def run_backend(
+    backend: str, url: str | None, pg_pid: int | None, a: argparse.Namespace, tree: Path = REPO
+) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix=f"vt-bench-{backend}-")
     child = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(REPO), data, url or ""],
+        [sys.executable, "-c", SERVE, str(tree), data, url or "", str(a.inline_max)],
         cwd=str(REPO),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -165,27 +180,39 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--keys", type=int, default=200)
+    # 0: every object a blob file (fsynced on its own); 65536: the daemon's default, 4 KiB in the catalog.
+    parser.add_argument("--inline-max", type=int, default=0, help="objects up to this size kept in the catalog")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--baseline-ref", default=None, help="a git ref whose code runs beside this tree's")
     a = parser.parse_args()
     import postgres  # tests/postgres.py
 
+    trees = {"": REPO}
+    if a.baseline_ref:
+        trees[f"{a.baseline_ref}:"] = export(a.baseline_ref)
+    variants = [(label, backend) for backend in a.backends.split(",") for label in trees]
     server = postgres.PostgresServer()
     pg_pid = int(server._server.get_pid())
-    results: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
+    results: dict[str, list[dict[str, Any]]] = {label + backend: [] for label, backend in variants}
     try:
         for run in range(a.runs):
-            order = ["sqlite", "postgresql"] if run % 2 == 0 else ["postgresql", "sqlite"]
-            for backend in order:
+            # Rotated every run: no variant always runs first (or last) on a machine whose load drifts.
+            shift = run % len(variants)
+            for label, backend in variants[shift:] + variants[:shift]:
                 url = server.fresh_database() if backend == "postgresql" else None
-                r = run_backend(backend, url, pg_pid if url else None, a)
-                print(f"run {run} {r} load {os.getloadavg()}", flush=True)
-                results[backend].append(r)
+                r = run_backend(backend, url, pg_pid if url else None, a, trees[label])
+                print(f"run {run} {label}{backend} {r} load {os.getloadavg()}", flush=True)
+                results[label + backend].append(r)
     finally:
         server.stop()
-    print(f"\n4 KiB, {a.clients} clients, {a.duration}s each, {a.runs} runs (medians); load {os.getloadavg()}")
-    for backend, rs in results.items():
+    print(
+        f"\n4 KiB, inline max {a.inline_max}, {a.clients} clients, {a.duration}s each, {a.runs} runs (medians);"
+        f" load {os.getloadavg()}"
+    )
+    for name, rs in results.items():
         for method in ("GET", "PUT"):
             line = {k: statistics.median(r[method][k] for r in rs) for k in rs[0][method]}
-            print(f"{backend:10} {method}: {line}")
+            print(f"{name:20} {method}: {line}")
 
 
 if __name__ == "__main__":

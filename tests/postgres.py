@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from tests.commands import installing
 from vaultaire.catalog.postgres import schema
 
 TEMPLATE = "vaultaire_template"
@@ -28,7 +29,10 @@ class PostgresServer:
         # Short: the Unix socket lives in it (a socket path may not exceed ~100 bytes).
         self.directory = tempfile.mkdtemp(prefix="vt-pg-")
         os.chmod(self.directory, 0o755)  # the server's own user must reach its data directory
-        self._server = pgserver.get_server(os.path.join(self.directory, "data"), cleanup_mode="stop")
+        # Run as root, pgserver adds its system user at the first start: two test processes
+        # adding it at once fail (useradd's lock), as a fresh CI machine showed.
+        with installing("pgserver-user"):
+            self._server = pgserver.get_server(os.path.join(self.directory, "data"), cleanup_mode="stop")
         self.admin_url = self._server.get_uri()
         self._names = itertools.count()
         self._lock = threading.Lock()

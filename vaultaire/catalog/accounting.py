@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from vaultaire.errors import QuotaExceeded
 from vaultaire.model import StoredTotals, UsageRow
@@ -78,13 +79,22 @@ def integrate(db: sqlite3.Connection, container_id: int, now: float) -> tuple[st
     ).fetchone()
     if row is None:
         return None
-    tenant_id, name, stored, objects, since = row
-    until = micros(now)
-    if until > since:
-        if stored:
-            _add_byte_seconds(db, tenant_id, name, stored, since, until)
+    until = _integrate_row(db, row, now)
+    if until is not None:
         db.execute("UPDATE stored SET since_us = ? WHERE container_id = ?", (until, container_id))
-    return tenant_id, stored, objects
+    return row[0], row[2], row[3]
+
+
+def _integrate_row(db: sqlite3.Connection, row: tuple[Any, ...], now: float) -> int | None:
+    """Byte-seconds of a ``stored`` row (tenant_id, container, bytes, objects, since_us) up to
+    ``now`` added; the new ``since_us`` for the caller to write, None if time did not move."""
+    tenant_id, name, stored, _objects, since = row
+    until = micros(now)
+    if until <= since:
+        return None
+    if stored:
+        _add_byte_seconds(db, tenant_id, name, stored, since, until)
+    return until
 
 
 def _add_byte_seconds(db: sqlite3.Connection, tenant_id: str, name: str, stored: int, since: int, until: int) -> None:
@@ -103,23 +113,48 @@ def _add_byte_seconds(db: sqlite3.Connection, tenant_id: str, name: str, stored:
     )
 
 
-def account(db: sqlite3.Connection, container_id: int, delta_bytes: int, delta_objects: int, now: float) -> None:
+def ask_totals(db: sqlite3.Connection, container_id: int) -> sqlite3.Cursor:
+    """The read ``account`` starts with, sent now: a caller with other reads to make asks them all
+    before reading any answer (one round trip on PostgreSQL's pipeline), then hands it to ``account``.
+    Only ``account`` may change the row in between."""
+    return db.execute(
+        "SELECT s.tenant_id, s.container, s.bytes, s.objects, s.since_us, t.max_bytes, t.max_objects"
+        " FROM stored s LEFT JOIN tenants t ON t.id = s.tenant_id WHERE s.container_id = ?",
+        (container_id,),
+    )
+
+
+def account(
+    db: sqlite3.Connection,
+    container_id: int,
+    delta_bytes: int,
+    delta_objects: int,
+    now: float,
+    asked: sqlite3.Cursor | None = None,
+) -> None:
     """Apply a change to a container's totals, refusing it if it breaks the tenant's quota.
 
     Raising rolls the caller's whole transaction back, so an over-quota
     artifact is never committed, however many uploads race for the last bytes.
+    ``asked``: ``ask_totals`` of this container, made by the caller earlier in this write.
     """
-    found = integrate(db, container_id, now)
-    if found is None:
+    # Every write's path: the totals row and the tenant's limits in one read, one UPDATE after
+    # (on PostgreSQL each statement costs under the write lock).
+    row = (asked if asked is not None else ask_totals(db, container_id)).fetchone()
+    if row is None:
         return
-    tenant_id = found[0]
-    if delta_bytes > 0 or delta_objects > 0:
-        check_quota(db, tenant_id, delta_bytes, delta_objects)
+    until = _integrate_row(db, row[:5], now)
+    tenant_id = row[0]
+    if (delta_bytes > 0 or delta_objects > 0) and (row[5] is not None or row[6] is not None):
+        _check_limits(db, tenant_id, row[5], row[6], delta_bytes, delta_objects)
     if delta_bytes or delta_objects:
         db.execute(
-            "UPDATE stored SET bytes = bytes + ?, objects = objects + ? WHERE container_id = ?",
-            (delta_bytes, delta_objects, container_id),
+            "UPDATE stored SET bytes = bytes + ?, objects = objects + ?, since_us = coalesce(?, since_us)"
+            " WHERE container_id = ?",
+            (delta_bytes, delta_objects, until, container_id),
         )
+    elif until is not None:
+        db.execute("UPDATE stored SET since_us = ? WHERE container_id = ?", (until, container_id))
 
 
 def tenant_totals(db: sqlite3.Connection, tenant_id: str) -> StoredTotals:
@@ -134,7 +169,17 @@ def check_quota(db: sqlite3.Connection, tenant_id: str, more_bytes: int, more_ob
     limits = db.execute("SELECT max_bytes, max_objects FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
     if limits is None or (limits[0] is None and limits[1] is None):
         return
-    max_bytes, max_objects = limits
+    _check_limits(db, tenant_id, limits[0], limits[1], more_bytes, more_objects)
+
+
+def _check_limits(
+    db: sqlite3.Connection,
+    tenant_id: str,
+    max_bytes: int | None,
+    max_objects: int | None,
+    more_bytes: int,
+    more_objects: int,
+) -> None:
     totals = tenant_totals(db, tenant_id)
     if max_bytes is not None and more_bytes > 0 and totals.bytes + more_bytes > max_bytes:
         raise QuotaExceeded(

@@ -56,8 +56,10 @@ def intend(db: sqlite3.Connection, owner: str, placement: str, locators: Iterabl
 
 
 def settle(db: sqlite3.Connection, locators: Iterable[str]) -> None:
-    """The blobs are referenced now (or gone): they are no longer intents."""
-    db.executemany("DELETE FROM intents WHERE locator = ?", [(loc,) for loc in locators])
+    """The blobs are referenced now (or gone): they are no longer intents.
+
+    Inline locators never had one (their bytes reach no driver): no statement for them."""
+    db.executemany("DELETE FROM intents WHERE locator = ?", [(loc,) for loc in locators if not inline.is_inline(loc)])
 
 
 def queue(db: sqlite3.Connection, placement: str, locators: Iterable[str], now: float) -> None:

@@ -90,21 +90,36 @@ def _rank_of_time(modified: float) -> int:
     return _BASE - accounting.micros(modified)
 
 
-def state(db: sqlite3.Connection, container_id: int) -> str | None:
-    row = db.execute(
+def _ask_state(db: sqlite3.Connection, container_id: int) -> sqlite3.Cursor:
+    return db.execute(
         "SELECT value FROM container_settings WHERE container_id = ? AND name = ?", (container_id, SETTING)
-    ).fetchone()
+    )
+
+
+def _state_of(asked: sqlite3.Cursor) -> str | None:
+    row = asked.fetchone()
     return None if row is None else str(row[0])
+
+
+def state(db: sqlite3.Connection, container_id: int) -> str | None:
+    return _state_of(_ask_state(db, container_id))
 
 
 # -- finding versions
 
 
+def _ask_current(db: sqlite3.Connection, container_id: int, key: bytes) -> sqlite3.Cursor:
+    sql = f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?"
+    return db.execute(sql, (container_id, key))
+
+
 def current(db: sqlite3.Connection, container_id: int, key: bytes) -> tuple[Artifact, int] | None:
     """The key's current data version and its rank, or None (no key, or a delete marker)."""
-    row = db.execute(
-        f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key = ?", (container_id, key)
-    ).fetchone()
+    return _current_of(_ask_current(db, container_id, key))
+
+
+def _current_of(asked: sqlite3.Cursor) -> tuple[Artifact, int] | None:
+    row = asked.fetchone()
     if row is None:
         return None
     artifact, rank = artifact_and_rank(row)
@@ -252,8 +267,13 @@ def install(db: sqlite3.Connection, artifact: Artifact, new_bytes: int, now: flo
     Otherwise the ``null`` version is replaced and the others kept.
     """
     container_id, key = artifact.container_id, artifact.key.encode("utf-8")
-    mode = state(db, container_id)
-    found = current(db, container_id, key)
+    # Every PUT's path: its three reads are asked before any answer is read (on PostgreSQL's
+    # pipeline, one round trip under the write lock instead of three).
+    asked_state = _ask_state(db, container_id)
+    asked_current = _ask_current(db, container_id, key)
+    asked_totals = accounting.ask_totals(db, container_id)
+    mode = _state_of(asked_state)
+    found = _current_of(asked_current)
     removed: Artifact | None = None
     if mode is None:
         # Never versioned: one version per key, as before versioning (the fast path).
@@ -270,7 +290,7 @@ def install(db: sqlite3.Connection, artifact: Artifact, new_bytes: int, now: flo
             version_id = NULL
             removed, _ = _null_out(db, container_id, key, found)
     freed_bytes, freed_objects = _free(db, removed, now) if removed is not None else (0, 0)
-    accounting.account(db, container_id, new_bytes + freed_bytes, 1 + freed_objects, now)
+    accounting.account(db, container_id, new_bytes + freed_bytes, 1 + freed_objects, now, asked_totals)
     stored = evolve(artifact, version_id=version_id, delete_marker=False, is_latest=True)
     _write_current(db, stored, rank)
     blobs.settle(db, stored.locators)

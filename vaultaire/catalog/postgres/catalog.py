@@ -7,11 +7,13 @@ Every method is SQLiteCatalog's own (the same statement modules, spoken to Postg
   Twisted thread pool of the same size: the reactor never blocks on the network.
   psycopg's blocking interface in threads rather than its asyncio one: the daemon runs the
   default (epoll) reactor, and every statement module is synchronous code shared with SQLite.
-* Each write is one transaction that first takes a transaction-scoped advisory lock shared by
-  every gateway (``WRITE_LOCK``), then reads at READ COMMITTED: writes are serialised as on
+* Each write runs in a transaction that first takes a transaction-scoped advisory lock shared
+  by every gateway (``WRITE_LOCK``), then reads at READ COMMITTED: writes are serialised as on
   SQLite, so of two conditional creates exactly one wins, two uploads cannot both take the
-  last bytes of a quota, a delete cannot race an Object Lock change. The price: one writer at
-  a time in the whole deployment (finer locks, per container and tenant, are the next step).
+  last bytes of a quota, a delete cannot race an Object Lock change. The price, one writer at
+  a time in the whole deployment, is paid per group: a gateway's writes that queue meanwhile
+  share the next transaction, lock and commit, each in a savepoint (group_commit.py), on a
+  connection in pipeline mode (fewer round trips while the lock is held).
 * Reads run in autocommit (each statement sees the latest commit of any gateway), as the
   SQLite catalog's reader does.
 * The database unreachable (restart, network, pool exhausted past its timeout, statement
@@ -36,11 +38,12 @@ from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import blobs
+from vaultaire.catalog.postgres import group_commit, schema
 from vaultaire.catalog.postgres import listing as pg_listing
-from vaultaire.catalog.postgres import schema
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
@@ -59,11 +62,6 @@ log = Logger()
 # A serialization failure is retried from the start; past this many, something is very hot.
 _ATTEMPTS = 32
 
-# Writers take one lock, across gateways, before their first read: the SQLite catalog's one
-# writer at a time (BEGIN IMMEDIATE), so every statement after it reads the latest commit and no
-# race can be lost. Measured: SERIALIZABLE without it retried so often on the container's
-# totals row (every PUT updates it) that 8 concurrent PUTs ran out of attempts (503s).
-WRITE_LOCK = 0x76617577
 # How long the pool retries one lost connection before leaving it to the next request.
 RECONNECT_SECONDS = 5.0
 
@@ -73,7 +71,13 @@ LEASE_CHECK_SECONDS = 5.0
 # How long a call waits for a pooled connection while the database is known to be down.
 _DOWN_WAIT = 0.5
 
-_BEGIN_WRITE = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
+    for d, outcome in outcomes:
+        if isinstance(outcome, Failure):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
 
 
 class _IntNumeric(NumericLoader):
@@ -98,15 +102,6 @@ def _last(entries: list[tuple[bytes, bytes | None]]) -> str | None:
 
 def _unavailable(e: BaseException) -> CatalogUnavailable:
     return CatalogUnavailable(f"the PostgreSQL catalog is unavailable: {type(e).__name__}: {e}".strip())
-
-
-def _retryable(e: BaseException) -> bool:
-    """A race lost to another transaction: the work is run again from the start."""
-    if isinstance(e, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
-        return True
-    # A unique key taken by a concurrent commit the statements checked for (ensure_tenant...):
-    # on the retry, their check sees it.
-    return isinstance(e.__cause__, psycopg.errors.UniqueViolation)
 
 
 class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
@@ -155,6 +150,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             name="vaultaire-catalog",
         )
         self._local = threading.local()
+        self._pending_writes: list[tuple[group_commit.Work, Deferred[Any]]] = []
+        self._pending_writes_lock = threading.Lock()
+        self._draining = False
         self._lease = AdvisoryLease(url)  # type: ignore[assignment]  # the SQLite lease's duck: same calls, advisory locks
         self._lease_check: LoopingCall | None = None
 
@@ -166,31 +164,97 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             raise RuntimeError("catalog statements run only inside _run, _read or _write")
         return db
 
-    def _on_connection(self, fn: Callable[[Connection], T], transaction: str | None) -> T:
-        """On a worker thread: ``fn`` on a pooled connection, in ``transaction`` (a BEGIN) or autocommit."""
+    def _wait(self) -> float:
+        """How long a call waits for a pooled connection: briefly while the database is down."""
+        return min(_DOWN_WAIT, self._pool_timeout) if self._down else self._pool_timeout
+
+    def _on_connection(self, fn: Callable[[Connection], T]) -> T:
+        """On a worker thread: ``fn`` on a pooled connection, in autocommit (reads)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._connections.connection(timeout=self._wait()) as conn:
+                    self._local.db = Connection(conn)
+                    try:
+                        result = fn(self._local.db)
+                        self._down = False
+                        return result
+                    finally:
+                        self._local.db = None
+            except PoolTimeout as e:
+                # Unreachable, or every connection busy for pool_timeout: either way, until a call
+                # succeeds again, shed load at once rather than hold requests (and their clients).
+                self._down = True
+                raise _unavailable(e) from e
+            except Exception as e:
+                if attempt < _ATTEMPTS and group_commit.retryable(e):
+                    continue
+                if isinstance(e, psycopg.OperationalError):
+                    self._down = True
+                    raise _unavailable(e) from e
+                if isinstance(e, psycopg.InterfaceError):
+                    raise _unavailable(e) from e
+                raise
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, lambda db: fn(*args))
+
+    def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work)
+
+    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
+        """Run ``work`` under the write lock, committed with this gateway's other waiting writes."""
+        d: Deferred[T] = Deferred()
+        with self._pending_writes_lock:
+            self._pending_writes.append((work, d))
+            if self._draining:
+                return d
+            self._draining = True
+        deferToThreadPool(self._reactor, self._threads, self._drain).addErrback(
+            lambda f: log.failure("catalog writer failed", f)
+        )
+        return d
+
+    def _drain(self) -> None:
+        """On a worker thread: commit groups until the queue is empty."""
+        while True:
+            with self._pending_writes_lock:
+                group, self._pending_writes = (
+                    self._pending_writes[: group_commit.MAX_GROUP],
+                    self._pending_writes[group_commit.MAX_GROUP :],
+                )
+                if not group:
+                    self._draining = False
+                    return
+            try:
+                outcomes = self._commit_group(group)
+            except BaseException:
+                failure = Failure()
+                outcomes = [(d, failure) for _work, d in group]
+            self._reactor.callFromThread(_fire_all, outcomes)
+
+    def _commit_group(self, group: list[tuple[group_commit.Work, Deferred[Any]]]) -> list[tuple[Deferred[Any], Any]]:
         attempt = 0
         while True:
             attempt += 1
             started = False
             try:
-                timeout = min(_DOWN_WAIT, self._pool_timeout) if self._down else self._pool_timeout
-                with self._connections.connection(timeout=timeout) as conn:
-                    db = Connection(conn)
-                    self._local.db = db
+                with self._connections.connection(timeout=self._wait()) as conn:
                     try:
-                        if transaction is not None:
-                            conn.execute(transaction)
+                        with conn.pipeline() as pipeline:
+                            db = Connection(conn, pipeline)
+                            self._local.db = db
+                            group_commit.begin(conn, pipeline)
                             # A restart cut the writer lease's session too: take it again before
                             # anything this process writes (a local check unless it was cut).
                             self._lease.acquire()
-                        started = True
-                        result = fn(db)
-                        if transaction is not None:
-                            conn.execute("COMMIT")
-                        self._down = False
-                        return result
+                            started = True
+                            outcomes = group_commit.run_group(db, group, _ATTEMPTS, _unavailable)
+                            self._down = False
+                            return outcomes
                     except BaseException:
-                        if transaction is not None and not conn.broken and not conn.closed:
+                        if not conn.broken and not conn.closed:
                             conn.execute("ROLLBACK")
                         raise
                     finally:
@@ -201,27 +265,14 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                 self._down = True
                 raise _unavailable(e) from e
             except Exception as e:
-                if attempt < _ATTEMPTS and _retryable(e):
-                    continue
-                if isinstance(e, psycopg.OperationalError):
+                if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
                     # A connection that died idle in the pool (a PostgreSQL restart) fails its first
                     # statement: nothing ran, so the pool's next (fresh) connection may run it all.
                     if not started and attempt <= self._connections.max_size:
                         continue
                     self._down = True
                     raise _unavailable(e) from e
-                if isinstance(e, psycopg.InterfaceError):
-                    raise _unavailable(e) from e
                 raise
-
-    def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, lambda db: fn(*args), None)
-
-    def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work, None)
-
-    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work, _BEGIN_WRITE)
 
     # -- lifecycle
 

@@ -9,6 +9,12 @@ new row's id) into PostgreSQL's, once per distinct statement, so one set of stat
 
 A statement this module does not know how to rewrite and PostgreSQL does not accept fails
 loudly (a syntax error in the contract tests), never silently.
+
+Inside a write (``Connection(conn, pipeline)``, the connection in psycopg's pipeline mode), a
+statement is sent without waiting for its answer: a read waits when its rows are fetched, so
+the writes between two reads share one round trip. Only writes whose failure no statement
+module catches where it is made are left waiting (``deferrable``): a failure surfaces at the
+next fetch or sync instead, which still rolls the write back.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +56,11 @@ _FRAGMENTS = (
     ),
 )
 
+# Plain INSERTs sent without waiting: their keys are minted at random (a collision is a bug, not a
+# race a statement module handles). Any other plain INSERT waits: create_user turns a taken key
+# into UserExists at the statement that took it.
+_MINTED_KEYS = {"inline_blobs", "intents"}
+
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+(REPLACE|IGNORE)\s+)?INTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE)
 
 
@@ -81,49 +93,93 @@ def translate(sql: str) -> str:
     return sql
 
 
-class Rows:
-    """What sqlite3's cursor offers the statements: rows, ``rowcount`` and ``lastrowid``."""
+@lru_cache(maxsize=1024)
+def deferrable(sql: str) -> bool:
+    """May this (translated) statement's answer wait for the next fetch or sync?"""
+    head = sql.lstrip()[:6].upper()
+    if head in ("SELECT", "UPDATE", "DELETE"):
+        return True
+    insert = _INSERT.match(sql)
+    return insert is not None and (" ON CONFLICT " in sql or insert.group(3) in _MINTED_KEYS)
 
-    def __init__(self, cursor: psycopg.Cursor[Any], returning_id: bool) -> None:
+
+@contextmanager
+def _integrity_as_sqlite() -> Iterator[None]:
+    """The shared statements catch sqlite3's type (a name taken, a user that exists)."""
+    try:
+        yield
+    except psycopg.errors.IntegrityError as e:
+        raise sqlite3.IntegrityError(str(e)) from e
+
+
+class Rows:
+    """What sqlite3's cursor offers the statements: rows, ``rowcount`` and ``lastrowid``.
+
+    In pipeline mode the answer may not have come yet: asking for it waits (a fetch, or a sync
+    for the row count of a statement that returns no rows)."""
+
+    def __init__(
+        self, cursor: psycopg.Cursor[Any], returning_id: bool, pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self._cursor = cursor
-        self.rowcount = cursor.rowcount
+        self._pipeline = pipeline
         self.lastrowid: int | None = None
         if returning_id:
-            row = cursor.fetchone()
+            row = self.fetchone()
             self.lastrowid = None if row is None else int(row[0])
 
+    @property
+    def rowcount(self) -> int:
+        if self._pipeline is not None and self._cursor.pgresult is None:
+            with _integrity_as_sqlite():
+                self._pipeline.sync()
+        return self._cursor.rowcount
+
     def fetchone(self) -> Any:
-        return self._cursor.fetchone()
+        with _integrity_as_sqlite():
+            return self._cursor.fetchone()
 
     def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
+        with _integrity_as_sqlite():
+            return self._cursor.fetchall()
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor)
+        return iter(self.fetchall())
 
 
 class Connection:
-    """A psycopg connection inside one transaction, speaking as a sqlite3 connection does."""
+    """A psycopg connection inside one transaction, speaking as a sqlite3 connection does.
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    With ``pipeline`` (the connection is in pipeline mode), deferrable statements are sent
+    without waiting for their answer; the others wait for theirs, as outside pipeline mode."""
+
+    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None = None) -> None:
         self.raw = conn
+        self.pipeline = pipeline
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Rows:
         text = translate(sql)
         cursor = self.raw.cursor()
-        try:
+        with _integrity_as_sqlite():
             cursor.execute(text, tuple(params) if params is not None else None)
-        except psycopg.errors.IntegrityError as e:
-            # The shared statements catch sqlite3's type (a name taken, a user that exists).
-            raise sqlite3.IntegrityError(str(e)) from e
-        return Rows(cursor, text.endswith(" RETURNING id"))
+            if self.pipeline is not None and not deferrable(text):
+                self.pipeline.sync()
+        return Rows(cursor, text.endswith(" RETURNING id"), self.pipeline)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if not rows:
             return
-        try:
-            with self.raw.cursor() as cursor:
-                cursor.executemany(translate(sql), rows)
-        except psycopg.errors.IntegrityError as e:
-            raise sqlite3.IntegrityError(str(e)) from e
+        text = translate(sql)
+        with _integrity_as_sqlite():
+            # In pipeline mode psycopg rides the pipeline: the rows go without a round trip each
+            # (and the cursor stays open: its answers may still be on their way).
+            self.raw.cursor().executemany(text, rows)
+            if self.pipeline is not None and not deferrable(text):
+                self.pipeline.sync()
+
+    def sync(self) -> None:
+        """Wait for every statement sent so far: their errors are raised here (pipeline mode)."""
+        if self.pipeline is not None:
+            with _integrity_as_sqlite():
+                self.pipeline.sync()
