@@ -46,6 +46,7 @@ from vaultaire.catalog.postgres import group_commit, schema
 from vaultaire.catalog.postgres import listing as pg_listing
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
+from vaultaire.catalog.postgres.readers import ReaderThreads
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row
 from vaultaire.catalog.sqlite import SQLiteCatalog
@@ -116,6 +117,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         pool_size: int = 8,
         statement_timeout: float = 10.0,
         pool_timeout: float = 5.0,
+        reader_threads: int = 4,
     ) -> None:
         # Not SQLiteCatalog.__init__: no file, no writer thread; the attributes its methods read.
         self.headroom = None
@@ -129,7 +131,10 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         # Set while the database is unreachable: calls then wait for a connection only briefly,
         # so every request of an outage is a prompt 503, not one held for the pool's timeout.
         self._down = False
+        # Writes (one group at a time), the lease and start/stop on Twisted's pool; reads, the
+        # request path's many small calls, on leaner threads of their own (readers.py).
         self._threads = ThreadPool(minthreads=1, maxthreads=pool_size, name="vaultaire-catalog-pg")
+        self._readers = ReaderThreads(reactor, reader_threads, "vaultaire-catalog-pg-read")
         self._connections = ConnectionPool(
             url,
             min_size=1,
@@ -198,10 +203,10 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                 raise
 
     def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, lambda db: fn(*args))
+        return self._readers.submit(self._on_connection, lambda db: fn(*args))
 
     def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._threads, self._on_connection, work)
+        return self._readers.submit(self._on_connection, work)
 
     def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
         """Run ``work`` under the write lock, committed with this gateway's other waiting writes."""
@@ -297,6 +302,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                 self._lease_check.start(LEASE_CHECK_SECONDS, now=False)
 
         self._threads.start()
+        self._readers.start()
         return deferToThreadPool(self._reactor, self._threads, open_all).addCallback(keep_lease)
 
     def stop(self) -> Deferred[None]:
@@ -308,6 +314,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             self._lease.release()
 
         def stop_threads(result: object) -> object:
+            self._readers.stop()
             self._threads.stop()
             return result
 
