@@ -46,6 +46,7 @@ from vaultaire.catalog.postgres import group_commit, schema
 from vaultaire.catalog.postgres import listing as pg_listing
 from vaultaire.catalog.postgres.dialect import Connection
 from vaultaire.catalog.postgres.lease import AdvisoryLease
+from vaultaire.catalog.postgres.reactor_reads import GenerationReads, ReactorConnection, Unavailable
 from vaultaire.catalog.postgres.readers import ReaderThreads
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row
@@ -54,7 +55,7 @@ from vaultaire.catalog.sqlite_listing import COLUMNS as LISTED_COLUMNS
 from vaultaire.catalog.sqlite_listing import listed_artifact
 from vaultaire.diskspace import AUTO_RESERVE
 from vaultaire.errors import CatalogUnavailable
-from vaultaire.model import ListedPage, ListingPage
+from vaultaire.model import Artifact, ListedPage, ListingPage
 from vaultaire.sealing import SecretBox
 
 T = TypeVar("T")
@@ -71,6 +72,10 @@ LEASE_CHECK_SECONDS = 5.0
 
 # How long a call waits for a pooled connection while the database is known to be down.
 _DOWN_WAIT = 0.5
+
+# The reads of reactor_reads.py, in psycopg's placeholders (the shared statements' are sqlite3's).
+_GENERATION_SQL = "SELECT value FROM generation WHERE id = 0"
+_CURRENT_SQL = f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = %s AND key = %s"
 
 
 def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
@@ -135,6 +140,13 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         # request path's many small calls, on leaner threads of their own (readers.py).
         self._threads = ThreadPool(minthreads=1, maxthreads=pool_size, name="vaultaire-catalog-pg")
         self._readers = ReaderThreads(reactor, reader_threads, "vaultaire-catalog-pg-read")
+        # A GET's two reads from the reactor itself, where it can watch a socket (reactor_reads.py).
+        self._on_reactor: ReactorConnection | None = None
+        self._generations: GenerationReads | None = None
+        if ReactorConnection.usable(reactor):
+            self._on_reactor = ReactorConnection(reactor, self._reactor_connection)
+            self._generations = GenerationReads(self._on_reactor, _GENERATION_SQL)
+        self._statement_timeout = statement_timeout
         self._connections = ConnectionPool(
             url,
             min_size=1,
@@ -301,11 +313,21 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                 self._lease_check.clock = self._reactor
                 self._lease_check.start(LEASE_CHECK_SECONDS, now=False)
 
+        def open_reactor_connection(result: None) -> None:
+            if self._on_reactor is not None:
+                self._on_reactor.open()
+
         self._threads.start()
         self._readers.start()
-        return deferToThreadPool(self._reactor, self._threads, open_all).addCallback(keep_lease)
+        return (
+            deferToThreadPool(self._reactor, self._threads, open_all)
+            .addCallback(keep_lease)
+            .addCallback(open_reactor_connection)
+        )
 
     def stop(self) -> Deferred[None]:
+        if self._on_reactor is not None:
+            self._on_reactor.close()
         if self._lease_check is not None and self._lease_check.running:
             self._lease_check.stop()
 
@@ -319,6 +341,45 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             return result
 
         return deferToThreadPool(self._reactor, self._threads, close).addBoth(stop_threads)
+
+    def _reactor_connection(self) -> psycopg.Connection[Any]:
+        """In a thread: the connection the reactor drives (reactor_reads.py), as the pool's are."""
+        conn = psycopg.connect(
+            self._url,
+            autocommit=True,
+            connect_timeout=max(1, round(self._pool_timeout)),
+            options=f"-c statement_timeout={round(self._statement_timeout * 1000)}",
+        )
+        _configure(conn)
+        return conn
+
+    # -- a GET's reads, from the reactor when it can (reactor_reads.py), else as every read
+
+    def generation(self) -> Deferred[int]:
+        if self._generations is None:
+            return super().generation()
+        try:
+            read = self._generations.read()
+        except Unavailable:
+            return super().generation()
+        # Lost on the wire (a restart): asked again the ordinary way, which says 503 if it must.
+        return read.addErrback(lambda f: super(PostgresCatalog, self).generation())
+
+    def artifact(self, container_id: int, key: str, version_id: str | None = None) -> Deferred[Artifact | None]:
+        if self._on_reactor is None or version_id is not None:
+            return super().artifact(container_id, key, version_id)
+        try:
+            read = self._on_reactor.query(_CURRENT_SQL, (container_id, key.encode("utf-8")))
+        except Unavailable:
+            return super().artifact(container_id, key, version_id)
+
+        def found(rows: list[tuple[Any, ...]]) -> Artifact | None | Deferred[Artifact | None]:
+            if rows:
+                return artifact_row(rows[0])
+            # No current data version: absent, or a delete marker (the versions table says which).
+            return super(PostgresCatalog, self).artifact(container_id, key, None)
+
+        return read.addCallbacks(found, lambda f: super(PostgresCatalog, self).artifact(container_id, key, version_id))
 
     def probe(self) -> Deferred[dict[str, object]]:
         """A round trip to the database through the pool: "error" while it cannot be reached."""
