@@ -41,7 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from vaultaire.catalog import blobs
+from vaultaire.catalog import blobs, inline
 from vaultaire.catalog.postgres import group_commit, schema
 from vaultaire.catalog.postgres import listing as pg_listing
 from vaultaire.catalog.postgres.dialect import Connection
@@ -76,6 +76,7 @@ _DOWN_WAIT = 0.5
 # The reads of reactor_reads.py, in psycopg's placeholders (the shared statements' are sqlite3's).
 _GENERATION_SQL = "SELECT value FROM generation WHERE id = 0"
 _CURRENT_SQL = f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = %s AND key = %s"
+_INLINE_SQL = "SELECT data FROM inline_blobs WHERE id = %s"
 
 
 def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
@@ -190,6 +191,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
         attempt = 0
         while True:
             attempt += 1
+            broken = False
             try:
                 with self._connections.connection(timeout=self._wait()) as conn:
                     self._local.db = Connection(conn)
@@ -197,6 +199,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                         result = fn(self._local.db)
                         self._down = False
                         return result
+                    except psycopg.OperationalError:
+                        broken = conn.broken
+                        raise
                     finally:
                         self._local.db = None
             except PoolTimeout as e:
@@ -208,7 +213,11 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
                 if attempt < _ATTEMPTS and group_commit.retryable(e):
                     continue
                 if isinstance(e, psycopg.OperationalError):
-                    self._down = True
+                    self._down = True  # until a call succeeds, wait for a connection only briefly
+                    if broken and attempt <= self._connections.max_size:
+                        # The session was lost (a restart, a terminated backend), not the statement
+                        # refused: a read is safe to run again, on the next (or a fresh) connection.
+                        continue
                     raise _unavailable(e) from e
                 if isinstance(e, psycopg.InterfaceError):
                     raise _unavailable(e) from e
@@ -380,6 +389,18 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             return super(PostgresCatalog, self).artifact(container_id, key, None)
 
         return read.addCallbacks(found, lambda f: super(PostgresCatalog, self).artifact(container_id, key, version_id))
+
+    def inline_data(self, locator: str) -> Deferred[bytes | None]:
+        if self._on_reactor is None:
+            return super().inline_data(locator)
+        try:
+            read = self._on_reactor.query(_INLINE_SQL, (inline.row_id(locator),))
+        except Unavailable:
+            return super().inline_data(locator)
+        return read.addCallbacks(
+            lambda rows: bytes(rows[0][0]) if rows else None,
+            lambda f: super(PostgresCatalog, self).inline_data(locator),
+        )
 
     def probe(self) -> Deferred[dict[str, object]]:
         """A round trip to the database through the pool: "error" while it cannot be reached."""

@@ -1,0 +1,120 @@
+"""A GET's reads on PostgreSQL from the reactor (catalog/postgres/reactor_reads.py).
+
+The generation read must stay exact while reads are shared: a request waits for a read sent
+after it arrived. The reads must take no thread, and a session lost under them (a restart,
+an administrator's pg_terminate_backend) must cost no request: the ordinary path answers
+while the reactor's connection is opened again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor, task, threads
+from twisted.internet.defer import Deferred
+
+from tests.test_postgres_catalog import BOX, blob
+from vaultaire.catalog.postgres import PostgresCatalog
+from vaultaire.catalog.postgres.reactor_reads import GenerationReads, ReactorConnection
+
+
+class _Wire:
+    """A stand-in connection: answers only when the test says, and records what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[Deferred[list[tuple[Any, ...]]]] = []
+
+    def query(self, sql: str, params: Sequence[Any]) -> Deferred[list[tuple[Any, ...]]]:
+        d: Deferred[list[tuple[Any, ...]]] = Deferred()
+        self.sent.append(d)
+        return d
+
+
+def test_a_generation_read_already_on_the_wire_answers_only_those_who_came_before_it() -> None:
+    wire = _Wire()
+    reads = GenerationReads(wire, "SELECT value FROM generation WHERE id = 0")  # type: ignore[arg-type]  # the stand-in has query()
+    got: dict[str, int] = {}
+    reads.read().addCallback(lambda v: got.__setitem__("first", v))
+    assert len(wire.sent) == 1
+    # Arrived while the first read is on the wire: it may have been answered before a change
+    # this request must see, so these wait for a read of their own, and share it.
+    reads.read().addCallback(lambda v: got.__setitem__("second", v))
+    reads.read().addCallback(lambda v: got.__setitem__("third", v))
+    assert len(wire.sent) == 1
+    wire.sent[0].callback([(7,)])
+    assert got == {"first": 7}
+    assert len(wire.sent) == 2  # sent when the first came back
+    wire.sent[1].callback([(8,)])
+    assert got == {"first": 7, "second": 8, "third": 8}
+    reads.read()
+    assert len(wire.sent) == 3  # nothing on the wire: a read at once
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_gets_reads_take_no_thread_and_see_every_commit(postgres: Any, monkeypatch: Any) -> None:
+    url = postgres.fresh_database()
+    writer, reader = PostgresCatalog(url, reactor, BOX), PostgresCatalog(url, reactor, BOX)
+    await writer.start()
+    await reader.start()
+    try:
+        tenant = await writer.ensure_tenant("t")
+        container = await writer.create_container(tenant.id, "b", "local")
+        await _until_open(reader)
+        hops: list[str] = []
+        monkeypatch.setattr(reader._readers, "submit", lambda *a: hops.append("thread") or Deferred())
+        for i in range(20):
+            await writer.put_artifact(blob(container.id, "k", f"loc-{i}"))
+            before = await reader.generation()
+            found = await reader.artifact(container.id, "k")
+            assert found is not None and found.locator == f"loc-{i}"  # the write just acknowledged
+            await writer.ensure_tenant(f"t{i}")  # a change the cached reads watch
+            assert await reader.generation() != before
+        assert hops == []
+    finally:
+        await reader.stop()
+        await writer.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_session_killed_under_the_reads_costs_no_request(postgres: Any) -> None:
+    url = postgres.fresh_database()
+    catalog = PostgresCatalog(url, reactor, BOX)
+    await catalog.start()
+    try:
+        tenant = await catalog.ensure_tenant("t")
+        container = await catalog.create_container(tenant.id, "b", "local")
+        await catalog.put_artifact(blob(container.id, "k", "loc"))
+        await _until_open(catalog)
+        for _round in range(3):
+            pending = [catalog.artifact(container.id, "k") for _ in range(50)]
+            pending += [catalog.generation() for _ in range(50)]
+            # Every session but this one's own pool: the reactor's connection among them.
+            await threads.deferToThread(
+                postgres.sql,
+                url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            pending += [catalog.artifact(container.id, "k") for _ in range(50)]
+            for d in pending:
+                result = await d
+                assert isinstance(result, int) or result.locator == "loc"
+        await _until_open(catalog)  # and it comes back by itself
+    finally:
+        await catalog.stop()
+
+
+async def _until_open(catalog: PostgresCatalog) -> None:
+    """Wait for the catalog's reactor connection (opened in a thread after start, or after a loss)."""
+    connection: ReactorConnection | None = catalog._on_reactor
+    assert connection is not None
+    deadline = time.monotonic() + 20
+    while connection._conn is None:
+        assert time.monotonic() < deadline, "the reactor's connection did not open"
+        connection.open()
+        await task.deferLater(reactor, 0.05, lambda: None)
+    assert threading.current_thread() is threading.main_thread()
