@@ -89,7 +89,7 @@ T = TypeVar("T")
 log = Logger()
 
 
-def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
+def fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
     for d, outcome in outcomes:
         if isinstance(outcome, Failure):
             d.errback(outcome)
@@ -305,7 +305,7 @@ class SQLiteCatalog(
                     self._draining = False
                     return
             outcomes = self._on_full_disk(batch, self._commit_batch(batch))
-            self._reactor.callFromThread(_fire_all, outcomes)
+            self._reactor.callFromThread(fire_all, outcomes)
 
     def _on_full_disk(
         self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]], outcomes: list[Any]

@@ -50,7 +50,7 @@ from vaultaire.catalog.postgres.reactor_reads import GenerationReads, ReactorCon
 from vaultaire.catalog.postgres.readers import ReaderThreads
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row
-from vaultaire.catalog.sqlite import SQLiteCatalog
+from vaultaire.catalog.sqlite import SQLiteCatalog, fire_all
 from vaultaire.catalog.sqlite_listing import COLUMNS as LISTED_COLUMNS
 from vaultaire.catalog.sqlite_listing import listed_artifact
 from vaultaire.diskspace import AUTO_RESERVE
@@ -59,6 +59,7 @@ from vaultaire.model import Artifact, ListedPage, ListingPage
 from vaultaire.sealing import SecretBox
 
 T = TypeVar("T")
+P = TypeVar("P", ListingPage, ListedPage)
 log = Logger()
 
 # A serialization failure is retried from the start; past this many, something is very hot.
@@ -77,14 +78,6 @@ _DOWN_WAIT = 0.5
 _GENERATION_SQL = "SELECT value FROM generation WHERE id = 0"
 _CURRENT_SQL = f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = %s AND key = %s"
 _INLINE_SQL = "SELECT data FROM inline_blobs WHERE id = %s"
-
-
-def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
-    for d, outcome in outcomes:
-        if isinstance(outcome, Failure):
-            d.errback(outcome)
-        else:
-            d.callback(outcome)
 
 
 class _IntNumeric(NumericLoader):
@@ -258,7 +251,7 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             except BaseException:
                 failure = Failure()
                 outcomes = [(d, failure) for _work, d in group]
-            self._reactor.callFromThread(_fire_all, outcomes)
+            self._reactor.callFromThread(fire_all, outcomes)
 
     def _commit_group(self, group: list[tuple[group_commit.Work, Deferred[Any]]]) -> list[tuple[Deferred[Any], Any]]:
         attempt = 0
@@ -419,28 +412,36 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
     ) -> Deferred[ListingPage]:
         if not delimiter or limit <= 0:
             return super().list_artifacts(container_id, prefix, delimiter, after, limit)
-
-        def work(db: Connection) -> ListingPage:
-            entries, truncated, rows = self._walk(db, ARTIFACT_COLUMNS, container_id, prefix, delimiter, after, limit)
-            return ListingPage(
-                artifacts=tuple(artifact_row(r) for r in rows),
-                prefixes=tuple(rolled.decode("utf-8") for _, rolled in entries if rolled is not None),
-                truncated=truncated,
-                next_marker=_last(entries),
-            )
-
-        return self._read(work)
+        return self._delimited(
+            ListingPage, ARTIFACT_COLUMNS, artifact_row, container_id, prefix, delimiter, after, limit
+        )
 
     def list_listed(
         self, container_id: int, prefix: str, delimiter: str, after: str | None, limit: int
     ) -> Deferred[ListedPage]:
         if not delimiter or limit <= 0:
             return super().list_listed(container_id, prefix, delimiter, after, limit)
+        return self._delimited(
+            ListedPage, LISTED_COLUMNS, listed_artifact, container_id, prefix, delimiter, after, limit
+        )
 
-        def work(db: Connection) -> ListedPage:
-            entries, truncated, rows = self._walk(db, LISTED_COLUMNS, container_id, prefix, delimiter, after, limit)
-            return ListedPage(
-                artifacts=tuple(listed_artifact(r) for r in rows),
+    def _delimited(
+        self,
+        page: Callable[..., P],
+        columns: str,
+        parse: Callable[[Any], Any],
+        container_id: int,
+        prefix: str,
+        delimiter: str,
+        after: str | None,
+        limit: int,
+    ) -> Deferred[P]:
+        """A page with a delimiter, ``page`` of the rows of ``columns`` read by ``parse``."""
+
+        def work(db: Connection) -> P:
+            entries, truncated, rows = self._walk(db, columns, container_id, prefix, delimiter, after, limit)
+            return page(
+                artifacts=tuple(parse(r) for r in rows),
                 prefixes=tuple(rolled.decode("utf-8") for _, rolled in entries if rolled is not None),
                 truncated=truncated,
                 next_marker=_last(entries),
