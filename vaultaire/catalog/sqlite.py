@@ -51,6 +51,7 @@ from vaultaire.catalog.sqlite_inline import InlineStatements
 from vaultaire.catalog.sqlite_leases import LeaseStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
+from vaultaire.catalog.sqlite_write_lock import WriteTurn
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
@@ -273,6 +274,7 @@ class SQLiteCatalog(
         self._draining = False
         # Write intents are recorded under this process's name (see catalog/blobs.py).
         self._lease = blobs.WriterLease(path + ".writers")
+        self._turn = WriteTurn(path)
 
     # -- running work on the catalog thread
 
@@ -347,6 +349,16 @@ class SQLiteCatalog(
 
     def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
         db = self._db()
+        try:
+            with self._turn.held():
+                return self._commit_batch_in_turn(db, batch)
+        except Exception:
+            failure = Failure()
+            return [(d, failure) for _work, d in batch]
+
+    def _commit_batch_in_turn(
+        self, db: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]
+    ) -> list[Any]:
         outcomes: list[tuple[Deferred[Any], Any]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -411,13 +423,14 @@ class SQLiteCatalog(
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._turn.held():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         return result
 
     def start(self) -> Deferred[None]:
@@ -436,6 +449,7 @@ class SQLiteCatalog(
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._turn.close()
 
         def stop_pool(result: object) -> object:
             self._pool.stop()
