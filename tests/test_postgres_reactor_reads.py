@@ -13,11 +13,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 from twisted.internet.defer import Deferred
 
 from tests.test_postgres_catalog import BOX, blob
+from vaultaire.catalog import inline
 from vaultaire.catalog.postgres import PostgresCatalog
 from vaultaire.catalog.postgres.reactor_reads import GenerationReads, ReactorConnection
 
@@ -118,3 +120,31 @@ async def _until_open(catalog: PostgresCatalog) -> None:
         connection.open()
         await task.deferLater(reactor, 0.05, lambda: None)
     assert threading.current_thread() is threading.main_thread()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_small_objects_bytes_come_with_its_version_in_one_read(postgres: Any, monkeypatch: Any) -> None:
+    url = postgres.fresh_database()
+    catalog = PostgresCatalog(url, reactor, BOX)
+    await catalog.start()
+    try:
+        tenant = await catalog.ensure_tenant("t")
+        container = await catalog.create_container(tenant.id, "b", "local")
+        locator = inline.new_locator()
+        await catalog.put_inline_artifact(blob(container.id, "small", locator), b"tiny bytes")
+        await _until_open(catalog)
+        connection = catalog._on_reactor
+        assert connection is not None
+        sent: list[str] = []
+        query = connection.query
+        monkeypatch.setattr(connection, "query", lambda sql, params: sent.append(sql) or query(sql, params))
+        monkeypatch.setattr(catalog._readers, "submit", lambda *a: pytest.fail("a thread was used"))
+        found = await catalog.artifact(container.id, "small")
+        assert found is not None and found.locator == locator
+        assert await catalog.inline_data(locator) == b"tiny bytes"
+        assert len(sent) == 1
+        # Asked again (a second GET, or after a HEAD that never asked): read again, still right.
+        assert await catalog.inline_data(locator) == b"tiny bytes"
+        assert len(sent) == 2
+    finally:
+        await catalog.stop()
