@@ -7,17 +7,13 @@ commit durable before the caller's Deferred fires.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from attrs import evolve
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
@@ -38,47 +34,34 @@ from vaultaire.catalog import (
     versions,
 )
 from vaultaire.catalog.headroom import Headroom
-from vaultaire.catalog.listing import list_page, successor
+from vaultaire.catalog.listing import list_page
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
 from vaultaire.catalog.rows import artifact_row as _artifact
-from vaultaire.catalog.rows import hold_of
-from vaultaire.catalog.rows import retention as _retention
-from vaultaire.catalog.rows import sealing as _sealing
-from vaultaire.catalog.rows import sealing_json as _sealing_json
 from vaultaire.catalog.sqlite_console import ConsoleStatements
 from vaultaire.catalog.sqlite_inline import SCHEMA as INLINE_SCHEMA
 from vaultaire.catalog.sqlite_inline import InlineStatements
 from vaultaire.catalog.sqlite_leases import LeaseStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
+from vaultaire.catalog.sqlite_migration import MigrationStatements
+from vaultaire.catalog.sqlite_tenants import TenantStatements
+from vaultaire.catalog.sqlite_uploads import UploadStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.catalog.sqlite_write_lock import WriteTurn
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.errors import (
     ContainerExists,
     ContainerNotEmpty,
-    EntityTooSmall,
     InsufficientStorage,
-    InvalidPart,
-    InvalidPartOrder,
-    MigrationInProgress,
     NoSuchArtifact,
     NoSuchContainer,
-    NoSuchTenant,
-    NoSuchUpload,
     PreconditionFailed,
-    TenantExists,
-    TenantNotEmpty,
 )
 from vaultaire.model import (
     Artifact,
     Container,
-    Credential,
     ListedPage,
     ListingPage,
-    Part,
     StoredTotals,
-    Tenant,
-    Upload,
     UsageRow,
     VersionChange,
     VersionsPage,
@@ -170,46 +153,9 @@ CREATE TABLE IF NOT EXISTS container_settings (
 CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
 """
 
-_UPLOAD_COLUMNS = "id, container_id, key, created, content_type, extra"
-_PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key"
-
-
-def _upload(row: tuple[Any, ...]) -> Upload:
-    extra = json.loads(row[5])
-    return Upload(
-        id=row[0],
-        container_id=row[1],
-        key=bytes(row[2]).decode("utf-8"),
-        created=row[3],
-        content_type=row[4],
-        metadata=tuple((k, v) for k, v in extra["meta"]),
-        headers=tuple((k, v) for k, v in extra["headers"]),
-        storage_class=extra["class"],
-        checksum_algorithm=extra["checksum"],
-        checksum_type=extra.get("checksum_type"),
-        sealing=_sealing(extra.get("sealing")),
-        tags=tuple((k, v) for k, v in extra.get("tags", ())),
-        retention=_retention(extra.get("retention")),
-        legal_hold=hold_of(extra.get("hold")),
-        acl=extra.get("acl", ""),
-    )
-
-
-def _part(row: tuple[Any, ...]) -> Part:
-    upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key = row
-    # NULL placement and sealed_key: older catalogs (the container's placement; plaintext).
-    return Part(upload_id, number, locator, size, md5, modified, checksum, placement or "", sealed_key or "")
-
 
 def _container(row: tuple[Any, ...]) -> Container:
     return Container(id=row[0], tenant_id=row[1], name=row[2], placement=row[3], created=row[4])
-
-
-_TENANT_COLUMNS = "id, name, status, created, max_bytes, max_objects"
-
-
-def _tenant(row: tuple[Any, ...]) -> Tenant:
-    return Tenant(*row)
 
 
 def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
@@ -241,6 +187,9 @@ def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
 
 
 class SQLiteCatalog(
+    TenantStatements,
+    UploadStatements,
+    MigrationStatements,
     LeaseStatements,
     LifecycleStatements,
     UsersMixin,
@@ -459,147 +408,11 @@ class SQLiteCatalog(
 
         return self._run(close).addBoth(stop_pool)
 
-    # -- tenants and keys
-
-    def _tenant_named(self, db: sqlite3.Connection, name: str) -> Tenant | None:
-        row = db.execute(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _tenant(row)
-
-    def _insert_tenant(self, db: sqlite3.Connection, name: str) -> Tenant:
-        tenant = Tenant(id=uuid.uuid4().hex, name=name, status="active", created=self._clock())
-        db.execute(
-            "INSERT INTO tenants (id, name, status, created) VALUES (?, ?, ?, ?)",
-            (tenant.id, tenant.name, tenant.status, tenant.created),
-        )
-        return tenant
-
-    def ensure_tenant(self, name: str) -> Deferred[Tenant]:
-        def work(db: sqlite3.Connection) -> Tenant:
-            return self._tenant_named(db, name) or self._insert_tenant(db, name)
-
-        return self._write(work)
-
-    def create_tenant(self, name: str) -> Deferred[Tenant]:
-        def work(db: sqlite3.Connection) -> Tenant:
-            if self._tenant_named(db, name) is not None:
-                raise TenantExists(name)
-            return self._insert_tenant(db, name)
-
-        return self._write(work)
-
-    def _existing_tenant(self, db: sqlite3.Connection, name: str) -> Tenant:
-        tenant = self._tenant_named(db, name)
-        if tenant is None:
-            raise NoSuchTenant(name)
-        return tenant
-
-    def tenant(self, name: str) -> Deferred[Tenant]:
-        return self._run(lambda: self._existing_tenant(self._db(), name))
-
-    def oldest_tenant_names(self, limit: int) -> Deferred[list[str]]:
-        """The ``limit`` oldest tenants: the ones metrics label by name in every process."""
-        return self._run(
-            lambda: [
-                r[0] for r in self._db().execute("SELECT name FROM tenants ORDER BY created, name LIMIT ?", (limit,))
-            ]
-        )
-
-    def tenants(self) -> Deferred[list[Tenant]]:
-        return self._run(
-            lambda: [_tenant(r) for r in self._db().execute(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY name")]
-        )
-
-    def set_tenant_status(self, name: str, status: str) -> Deferred[Tenant]:
-        def work(db: sqlite3.Connection) -> Tenant:
-            tenant = self._existing_tenant(db, name)
-            db.execute("UPDATE tenants SET status = ? WHERE id = ?", (status, tenant.id))
-            return self._existing_tenant(db, name)
-
-        return self._write(work)
-
-    def set_quota(self, name: str, max_bytes: int | None, max_objects: int | None) -> Deferred[Tenant]:
-        def work(db: sqlite3.Connection) -> Tenant:
-            tenant = self._existing_tenant(db, name)
-            db.execute(
-                "UPDATE tenants SET max_bytes = ?, max_objects = ? WHERE id = ?", (max_bytes, max_objects, tenant.id)
-            )
-            return self._existing_tenant(db, name)
-
-        return self._write(work)
-
-    def delete_tenant(self, name: str) -> Deferred[Tenant]:
-        """Only an empty tenant goes: its keys with it; its usage history stays for the bill."""
-
-        def work(db: sqlite3.Connection) -> Tenant:
-            tenant = self._existing_tenant(db, name)
-            (count,) = db.execute("SELECT count(*) FROM containers WHERE tenant_id = ?", (tenant.id,)).fetchone()
-            if count:
-                raise TenantNotEmpty(f"tenant {name!r} still owns {count} container(s); delete them first")
-            db.execute("DELETE FROM credentials WHERE tenant_id = ?", (tenant.id,))
-            db.execute("DELETE FROM users WHERE tenant_id = ?", (tenant.id,))
-            db.execute("DELETE FROM tenants WHERE id = ?", (tenant.id,))
-            return tenant
-
-        return self._write(work)
-
-    def add_credential(self, tenant_id: str, access_key: str, secret_key: str, user: str = "") -> Deferred[Credential]:
-        def work(db: sqlite3.Connection) -> Credential:
-            created = self._clock()
-            sqlite_users.check_user(db, tenant_id, user)
-            db.execute(
-                "INSERT INTO credentials (access_key, secret_key, tenant_id, created, user_name) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (access_key) DO UPDATE SET secret_key = excluded.secret_key,"
-                " tenant_id = excluded.tenant_id, user_name = excluded.user_name",
-                (access_key, self._box.seal(secret_key, access_key), tenant_id, created, user),
-            )
-            return Credential(access_key, secret_key, tenant_id, created, user)
-
-        return self._write(work)
-
-    def credentials(self, tenant_id: str | None) -> Deferred[list[tuple[str, str, float]]]:
-        """(access key, tenant name, created) of one tenant or all; never a secret."""
-
-        def work() -> list[tuple[str, str, float]]:
-            sql = "SELECT c.access_key, t.name, c.created FROM credentials c JOIN tenants t ON t.id = c.tenant_id"
-            args: tuple[str, ...] = ()
-            if tenant_id is not None:
-                sql, args = sql + " WHERE c.tenant_id = ?", (tenant_id,)
-            return [tuple(r) for r in self._db().execute(sql + " ORDER BY t.name, c.created", args)]
-
-        return self._run(work)
-
-    def revoke_credential(self, access_key: str) -> Deferred[bool]:
-        def work(db: sqlite3.Connection) -> bool:
-            return db.execute("DELETE FROM credentials WHERE access_key = ?", (access_key,)).rowcount > 0
-
-        return self._write(work)
-
-    def credential(self, access_key: str) -> Deferred[tuple[Credential, Tenant] | None]:
-        def work(db: sqlite3.Connection) -> tuple[Credential, Tenant] | None:
-            row = db.execute(
-                "SELECT c.access_key, c.secret_key, c.tenant_id, c.created, c.user_name,"
-                " t.id, t.name, t.status, t.created, t.max_bytes, t.max_objects"
-                " FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE c.access_key = ?",
-                (access_key,),
-            ).fetchone()
-            if row is None:
-                return None
-            secret = self._opened.get(row[1])
-            if secret is None:
-                secret = self._box.open(row[1], access_key)
-                if len(self._opened) > 10_000:
-                    self._opened.clear()
-                self._opened[row[1]] = secret
-            return Credential(row[0], secret, row[2], row[3], row[4]), _tenant(row[5:])
-
-        return self._read(work)
+    # -- the catalog's generation (tenants and keys: vaultaire/catalog/sqlite_tenants.py)
 
     def generation(self) -> Deferred[int]:
         # Once per request: a primary-key read on the reactor's reader (catalog/generation.py).
         return self._read(generation.read)
-
-    def count_credentials(self) -> Deferred[int]:
-        return self._run(lambda: self._db().execute("SELECT count(*) FROM credentials").fetchone()[0])
 
     # -- containers
 
@@ -850,252 +663,6 @@ class SQLiteCatalog(
         # ListObjects' lean page (catalog/sqlite_listing.py)
         return self._run(lambda: sqlite_listing.listed_page(self._db(), container_id, prefix, delimiter, after, limit))
 
-    # -- multipart uploads
-
-    def create_upload(self, upload: Upload) -> Deferred[None]:
-        def work(db: sqlite3.Connection) -> None:
-            extra = json.dumps(
-                {
-                    "meta": [list(kv) for kv in upload.metadata],
-                    "headers": [list(kv) for kv in upload.headers],
-                    "class": upload.storage_class,
-                    "checksum": upload.checksum_algorithm,
-                    "checksum_type": upload.checksum_type,
-                    "sealing": _sealing_json(upload.sealing),
-                    "tags": [list(kv) for kv in upload.tags],
-                    "retention": [upload.retention.mode, upload.retention.until] if upload.retention else None,
-                    "hold": upload.legal_hold,
-                    "acl": upload.acl,
-                }
-            )
-            db.execute(
-                "INSERT INTO uploads (id, container_id, key, created, content_type, extra) VALUES (?, ?, ?, ?, ?, ?)",
-                (upload.id, upload.container_id, upload.key.encode(), upload.created, upload.content_type, extra),
-            )
-
-        return self._write(work)
-
-    def _upload(self, db: sqlite3.Connection, container_id: int, upload_id: str) -> Upload:
-        row = db.execute(
-            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND container_id = ?", (upload_id, container_id)
-        ).fetchone()
-        if row is None:
-            raise NoSuchUpload(upload_id)
-        return _upload(row)
-
-    def upload(self, container_id: int, upload_id: str) -> Deferred[Upload]:
-        return self._read(lambda db: self._upload(db, container_id, upload_id))
-
-    def put_part(self, container_id: int, part: Part) -> Deferred[Part | None]:
-        """Record a part (the upload must still exist); a re-sent part replaces the old one."""
-
-        def work(db: sqlite3.Connection) -> Part | None:
-            self._upload(db, container_id, part.upload_id)
-            row = db.execute(
-                f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND number = ?", (part.upload_id, part.number)
-            ).fetchone()
-            old = None if row is None else _part(row)
-            if old is not None:
-                self._queue_garbage(db, container_id, [old.locator], old.placement)
-            accounting.account(db, container_id, part.size - (old.size if old else 0), 0, self._clock())
-            db.execute(
-                f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    part.upload_id,
-                    part.number,
-                    part.locator,
-                    part.size,
-                    part.md5,
-                    part.modified,
-                    part.checksum,
-                    part.placement or None,
-                    part.sealed_key or None,
-                ),
-            )
-            blobs.settle(db, [part.locator])
-            return old
-
-        return self._write(work)
-
-    def parts(self, container_id: int, upload_id: str, after: int, limit: int) -> Deferred[tuple[Upload, list[Part]]]:
-        def work() -> tuple[Upload, list[Part]]:
-            db = self._db()
-            upload = self._upload(db, container_id, upload_id)
-            rows = db.execute(
-                f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND number > ? ORDER BY number LIMIT ?",
-                (upload_id, after, limit),
-            )
-            return upload, [_part(r) for r in rows]
-
-        return self._run(work)
-
-    def complete_upload(
-        self,
-        container_id: int,
-        upload_id: str,
-        chosen: list[tuple[int, str]],
-        min_part_size: int,
-        modified: float,
-        condition: WriteCondition | None,
-        checksum_of: Callable[[Upload, list[Part]], tuple[str, str] | None] = lambda upload, parts: None,
-    ) -> Deferred[tuple[Artifact, Artifact | None, list[Part], list[tuple[str, str]]]]:
-        """Turn an upload into a manifest artifact in one transaction; no byte moves.
-
-        Returns (new artifact, replaced artifact, the chosen parts, the (placement,
-        locator) of parts uploaded but not chosen). Those are queued as garbage with
-        the replaced artifact.
-        ``checksum_of`` derives the artifact's checksum from the chosen parts
-        (it may raise to refuse the completion).
-        """
-
-        def work(db: sqlite3.Connection) -> tuple[Artifact, Artifact | None, list[Part], list[tuple[str, str]]]:
-            upload = self._upload(db, container_id, upload_id)
-            stored = {
-                p.number: p
-                for p in map(_part, db.execute(f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ?", (upload_id,)))
-            }
-            picked: list[Part] = []
-            previous = 0
-            for number, md5 in chosen:
-                if number <= previous:
-                    raise InvalidPartOrder(str(number))
-                previous = number
-                part = stored.get(number)
-                if part is None or part.md5 != md5:
-                    raise InvalidPart(str(number))
-                picked.append(part)
-            for part in picked[:-1]:
-                if part.size < min_part_size:
-                    raise EntityTooSmall(str(part.number))
-            key = upload.key.encode("utf-8")
-            if condition is not None:
-                self._check_condition(db, container_id, key, condition)
-            digest = hashlib.md5(b"".join(bytes.fromhex(p.md5) for p in picked)).hexdigest()
-            # A manifest's parts all live on one placement. Parts uploaded on both sides of a
-            # migration differ until the migration has moved them: the client retries (503).
-            here = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
-            placements = {p.placement or (here[0] if here else "") for p in picked}
-            if len(placements) > 1:
-                raise MigrationInProgress("this upload's parts are being moved to another placement; retry")
-            artifact = Artifact(
-                container_id=container_id,
-                key=upload.key,
-                locator="",
-                size=sum(p.size for p in picked),
-                md5=f"{digest}-{len(picked)}",
-                modified=modified,
-                content_type=upload.content_type,
-                metadata=upload.metadata,
-                headers=upload.headers,
-                storage_class=upload.storage_class,
-                parts=tuple((p.locator, p.size) for p in picked),
-                checksum=checksum_of(upload, picked),
-                placement=placements.pop() if placements else "",
-                upload_id=upload_id,
-                # Each part keeps its own data key: the manifest lists them in part order.
-                sealing=None
-                if upload.sealing is None
-                else evolve(upload.sealing, keys=tuple(p.sealed_key for p in picked)),
-                tags=upload.tags,
-                retention=upload.retention,
-                legal_hold=upload.legal_hold,
-                acl=upload.acl,
-            )
-            # The chosen parts' bytes stay (now the artifact's); the others go with the replaced artifact.
-            unchosen_bytes = sum(p.size for p in stored.values()) - artifact.size
-            artifact, old = versions.install(db, artifact, -unchosen_bytes, self._clock())
-            chosen_numbers = {p.number for p in picked}
-            unchosen = [(p.locator, p.placement) for n, p in stored.items() if n not in chosen_numbers]
-            self._queue_parts(db, container_id, unchosen)
-            db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
-            db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
-            return (
-                artifact,
-                old,
-                picked,
-                [(placement or (here[0] if here else "local"), loc) for loc, placement in unchosen],
-            )
-
-        return self._write(work)
-
-    def abort_upload(self, container_id: int, upload_id: str) -> Deferred[list[tuple[str, str]]]:
-        """Drop the upload; its parts' blobs are queued, and returned as (placement, locator)."""
-
-        def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
-            self._upload(db, container_id, upload_id)
-            rows = db.execute("SELECT locator, size, placement FROM parts WHERE upload_id = ?", (upload_id,)).fetchall()
-            self._queue_parts(db, container_id, [(r[0], r[2]) for r in rows])
-            accounting.account(db, container_id, -sum(r[1] for r in rows), 0, self._clock())
-            db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
-            db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
-            here = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
-            return [(r[2] or (here[0] if here else "local"), r[0]) for r in rows]
-
-        return self._write(work)
-
-    def list_uploads(
-        self, container_id: int, prefix: str, delimiter: str, key_marker: str | None, id_marker: str | None, limit: int
-    ) -> Deferred[tuple[list[Upload], list[str], bool]]:
-        """Uploads in (key, created, id) order after the markers; (uploads, common prefixes, truncated)."""
-
-        def work() -> tuple[list[Upload], list[str], bool]:
-            db = self._db()
-            raw_prefix = prefix.encode("utf-8")
-            raw_delim = delimiter.encode("utf-8")
-            upper = successor(raw_prefix) if raw_prefix else None
-            uploads: list[Upload] = []
-            prefixes: list[str] = []
-            lower = max(raw_prefix, key_marker.encode("utf-8")) if key_marker else raw_prefix
-            # With only a key marker, every upload of that key was listed already.
-            skip_key = key_marker.encode("utf-8") if key_marker and not id_marker else None
-            after_id = (key_marker.encode("utf-8"), id_marker) if key_marker and id_marker else None
-            while True:
-                sql = f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE container_id = ? AND key >= ?"
-                args: list[Any] = [container_id, lower]
-                if upper is not None:
-                    sql += " AND key < ?"
-                    args.append(upper)
-                rows = db.execute(sql + " ORDER BY key, created, id LIMIT ?", [*args, limit + 2]).fetchall()
-                jumped = False
-                for row in rows:
-                    key = bytes(row[2])
-                    if skip_key is not None and key == skip_key:
-                        continue
-                    if after_id is not None and key == after_id[0]:
-                        # same key as the marker: only uploads after the marked one
-                        if row[0] == after_id[1]:
-                            after_id = None
-                        continue
-                    if raw_delim:
-                        at = key.find(raw_delim, len(raw_prefix))
-                        if at >= 0:
-                            rolled = key[: at + len(raw_delim)]
-                            if len(uploads) + len(prefixes) == limit:
-                                return uploads, prefixes, True
-                            if not key_marker or rolled.decode("utf-8") > key_marker:
-                                prefixes.append(rolled.decode("utf-8"))
-                            nxt = successor(rolled)
-                            assert nxt is not None
-                            lower, jumped = nxt, True
-                            break
-                    if len(uploads) + len(prefixes) == limit:
-                        return uploads, prefixes, True
-                    uploads.append(_upload(row))
-                if not jumped:
-                    return uploads, prefixes, False
-
-        return self._run(work)
-
-    def stale_uploads(self, created_before: float, limit: int) -> Deferred[list[Upload]]:
-        def work() -> list[Upload]:
-            rows = self._db().execute(
-                f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE created < ? ORDER BY created LIMIT ?",
-                (created_before, limit),
-            )
-            return [_upload(r) for r in rows]
-
-        return self._run(work)
-
     # -- blobs not referenced: write intents and garbage (statements in catalog/blobs.py)
 
     def garbage(
@@ -1137,105 +704,6 @@ class SQLiteCatalog(
             return self._write(work).addCallback(buried)
 
         return self._run(find).addCallback(reclaim)
-
-    # -- moving a container to another placement
-
-    def begin_migration(self, container_id: int, target: str) -> Deferred[str]:
-        """Point the container's new writes at ``target``; returns the placement it had.
-
-        In the same transaction, every artifact and part that does not yet say
-        where its blobs are gets the old placement written down, so that after
-        the switch nothing is read from the wrong driver.
-        """
-
-        def work(db: sqlite3.Connection) -> str:
-            row = db.execute("SELECT placement FROM containers WHERE id = ?", (container_id,)).fetchone()
-            if row is None:
-                raise NoSuchContainer(str(container_id))
-            old: str = row[0]
-            for table in ("artifacts", "versions"):
-                db.execute(
-                    f"UPDATE {table} SET metadata = json_set(metadata, '$.placement', ?)"
-                    " WHERE container_id = ? AND coalesce(json_extract(metadata, '$.placement'), '') = ''",
-                    (old, container_id),
-                )
-            db.execute(
-                "UPDATE parts SET placement = ? WHERE coalesce(placement, '') = ''"
-                " AND upload_id IN (SELECT id FROM uploads WHERE container_id = ?)",
-                (old, container_id),
-            )
-            db.execute("UPDATE containers SET placement = ? WHERE id = ?", (target, container_id))
-            return old
-
-        return self._write(work)
-
-    def misplaced_artifacts(
-        self, container_id: int, target: str, after: str | None, limit: int
-    ) -> Deferred[list[Artifact]]:
-        """Artifacts whose blobs are not on ``target``, in key order after ``after``."""
-
-        def work() -> list[Artifact]:
-            rows = self._db().execute(
-                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE container_id = ? AND key > ?"
-                " AND coalesce(json_extract(metadata, '$.placement'), '') != ? ORDER BY key LIMIT ?",
-                (container_id, (after or "").encode("utf-8"), target, limit),
-            )
-            return [_artifact(r) for r in rows]
-
-        return self._run(work)
-
-    def misplaced_versions(
-        self, container_id: int, target: str, after: tuple[str, str] | None, limit: int
-    ) -> Deferred[list[Artifact]]:
-        """Noncurrent data versions whose blobs are not on ``target``, by (key, version id) after ``after``."""
-        return self._run(lambda: versions.misplaced(self._db(), container_id, target, after, limit))
-
-    def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
-        """Swap in ``moved``'s blobs (only those: the version's other attributes stay as they are
-        now) if that version still holds exactly ``old``'s blobs; the old blobs are queued as
-        garbage. False if its bytes changed meanwhile."""
-        return self._write(lambda db: versions.replace_blobs(db, old, moved, self._clock()))
-
-    def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
-        """Parts of the container's unfinished uploads whose blobs are not on ``target``."""
-
-        def work() -> list[Part]:
-            rows = self._db().execute(
-                f"SELECT {_PART_COLUMNS} FROM parts WHERE coalesce(placement, '') != ?"
-                " AND upload_id IN (SELECT id FROM uploads WHERE container_id = ?) LIMIT ?",
-                (target, container_id, limit),
-            )
-            return [_part(r) for r in rows]
-
-        return self._run(work)
-
-    def move_part(self, container_id: int, old: Part, moved: Part) -> Deferred[bool]:
-        """Like ``move_artifact``, for a part of an unfinished upload."""
-
-        def work(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                "SELECT locator FROM parts WHERE upload_id = ? AND number = ?", (old.upload_id, old.number)
-            ).fetchone()
-            if row is None or row[0] != old.locator:
-                return False
-            self._queue_garbage(db, container_id, [old.locator], old.placement)
-            db.execute(
-                "UPDATE parts SET locator = ?, placement = ? WHERE upload_id = ? AND number = ?",
-                (moved.locator, moved.placement, old.upload_id, old.number),
-            )
-            blobs.settle(db, [moved.locator])
-            return True
-
-        return self._write(work)
-
-    def queue_garbage(self, placement: str, locators: list[str]) -> Deferred[None]:
-        """Queue blobs no row references (a failed write's leftovers) for the next sweep;
-        their intents are settled in the same transaction."""
-        return self._write(lambda db: blobs.queue(db, placement, locators, self._clock()))
-
-    def forget_garbage(self, locators: list[str]) -> Deferred[None]:
-        """The blobs are deleted: their garbage rows and intents go."""
-        return self._write(lambda db: blobs.forget(db, locators))
 
     # -- usage and quotas
 
