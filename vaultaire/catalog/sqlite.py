@@ -73,7 +73,7 @@ T = TypeVar("T")
 log = Logger()
 
 
-def fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
+def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
     for d, outcome in outcomes:
         if isinstance(outcome, Failure):
             d.errback(outcome)
@@ -244,19 +244,30 @@ class SQLiteCatalog(
             if self._draining:
                 return d
             self._draining = True
-        self._run(self._drain).addErrback(lambda f: log.failure("catalog writer failed", f))
+        self._start_writer(self._drain).addErrback(lambda f: log.failure("catalog writer failed", f))
         return d
 
+    # Writes committed in one transaction at most (None: all that wait).
+    _MAX_GROUP: int | None = None
+
+    def _start_writer(self, drain: Callable[[], None]) -> Deferred[None]:
+        """Run ``drain`` on the thread that commits writes: here the catalog thread."""
+        return self._run(drain)
+
     def _drain(self) -> None:
-        """On the catalog thread: commit batches until the queue is empty."""
+        """On the writer's thread: commit batches until the queue is empty."""
         while True:
             with self._queue_lock:
-                batch, self._queue = self._queue, []
+                cut = len(self._queue) if self._MAX_GROUP is None else self._MAX_GROUP
+                batch, self._queue = self._queue[:cut], self._queue[cut:]
                 if not batch:
                     self._draining = False
                     return
-            outcomes = self._on_full_disk(batch, self._commit_batch(batch))
-            self._reactor.callFromThread(fire_all, outcomes)
+            self._reactor.callFromThread(_fire_all, self._commit_writes(batch))
+
+    def _commit_writes(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
+        """One batch committed: each write's Deferred with its outcome."""
+        return self._on_full_disk(batch, self._commit_batch(batch))
 
     def _on_full_disk(
         self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]], outcomes: list[Any]

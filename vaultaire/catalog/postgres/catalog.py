@@ -51,7 +51,7 @@ from vaultaire.catalog.postgres.reactor_reads import GenerationReads, ReactorCon
 from vaultaire.catalog.postgres.readers import ReaderThreads
 from vaultaire.catalog.postgres_leases import PostgresLeaseStatements
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS, artifact_row
-from vaultaire.catalog.sqlite import SQLiteCatalog, fire_all
+from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.catalog.sqlite_listing import COLUMNS as LISTED_COLUMNS
 from vaultaire.catalog.sqlite_listing import listed_artifact
 from vaultaire.diskspace import AUTO_RESERVE
@@ -171,8 +171,8 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             name="vaultaire-catalog",
         )
         self._local = threading.local()
-        self._pending_writes: list[tuple[group_commit.Work, Deferred[Any]]] = []
-        self._pending_writes_lock = threading.Lock()
+        self._queue = []
+        self._queue_lock = threading.Lock()
         self._draining = False
         self._lease = AdvisoryLease(url)  # type: ignore[assignment]  # the SQLite lease's duck: same calls, advisory locks
         self._lease_check: LoopingCall | None = None
@@ -232,36 +232,19 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
     def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
         return self._readers.submit(self._on_connection, work)
 
-    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
-        """Run ``work`` under the write lock, committed with this gateway's other waiting writes."""
-        d: Deferred[T] = Deferred()
-        with self._pending_writes_lock:
-            self._pending_writes.append((work, d))
-            if self._draining:
-                return d
-            self._draining = True
-        deferToThreadPool(self._reactor, self._threads, self._drain).addErrback(
-            lambda f: log.failure("catalog writer failed", f)
-        )
-        return d
+    # The write queue and its drain are SQLiteCatalog's (a gateway's waiting writes commit as one
+    # group); a group holds the lock every gateway's writes wait for, so it is bounded.
+    _MAX_GROUP = group_commit.MAX_GROUP
 
-    def _drain(self) -> None:
-        """On a worker thread: commit groups until the queue is empty."""
-        while True:
-            with self._pending_writes_lock:
-                group, self._pending_writes = (
-                    self._pending_writes[: group_commit.MAX_GROUP],
-                    self._pending_writes[group_commit.MAX_GROUP :],
-                )
-                if not group:
-                    self._draining = False
-                    return
-            try:
-                outcomes = self._commit_group(group)
-            except BaseException:
-                failure = Failure()
-                outcomes = [(d, failure) for _work, d in group]
-            self._reactor.callFromThread(fire_all, outcomes)
+    def _start_writer(self, drain: Callable[[], None]) -> Deferred[None]:
+        return deferToThreadPool(self._reactor, self._threads, drain)
+
+    def _commit_writes(self, batch: list[tuple[group_commit.Work, Deferred[Any]]]) -> list[Any]:  # type: ignore[override]  # dialect.Connection for sqlite3's
+        try:
+            return self._commit_group(batch)
+        except BaseException:
+            failure = Failure()
+            return [(d, failure) for _work, d in batch]
 
     def _commit_group(self, group: list[tuple[group_commit.Work, Deferred[Any]]]) -> list[tuple[Deferred[Any], Any]]:
         attempt = 0
