@@ -7,7 +7,8 @@ the pool's Team/LockWorker/Condition hand-offs and to taking the GIL back from e
 workers), which made a GET on PostgreSQL three times a GET on SQLite. Here a read is one
 ``SimpleQueue.put`` (C, no Condition) to a fixed set of threads, and answers return in
 batches: a thread wakes the reactor only when it hands in the first answer of a batch, so
-under load one wake-up delivers many.
+under load one wake-up delivers many. (A GET's own reads have since moved to the reactor
+itself, reactor_reads.py; every other read, and those when its connection is down, come here.)
 """
 
 from __future__ import annotations
