@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from vaultaire.encryption.packages import (
     PACKAGE,
     SEALED_PACKAGE,
+    TAG,
     Opener,
     Sealer,
     TamperedError,
@@ -119,3 +120,43 @@ def test_batches_open_to_the_same_plaintext_as_chunks(size: int, splits: list[in
     cut = data.draw(st.integers(0, len(chunks)))
     opened = opener.open_batch(chunks[:cut]) + opener.open_batch(chunks[cut:]) + opener.finish()
     assert opened[where.skip : where.skip + where.length] == plain[start : end + 1]
+
+
+def open_into_batches(opener: Opener, piece: bytes, batch_packages: int) -> bytes:
+    """``piece`` opened with ``open_into``, cut at package boundaries as encryption/direct.py cuts it."""
+    out, at = [], 0
+    buffer = bytearray(batch_packages * PACKAGE)
+    while at < len(piece):
+        sealed = memoryview(piece)[at : at + batch_packages * SEALED_PACKAGE]
+        n = opener.open_into(sealed, memoryview(buffer))
+        out.append(bytes(buffer[:n]))
+        at += len(sealed)
+    opener.check_opened_all()
+    return b"".join(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 6 * PACKAGE), batch=st.integers(1, 4), data=st.data())
+def test_open_into_at_package_boundaries_opens_any_range(size: int, batch: int, data: st.DataObject) -> None:
+    plain = os.urandom(size)
+    stored = seal(plain, [])
+    start = data.draw(st.integers(0, size - 1))
+    end = data.draw(st.integers(start, size - 1))
+    where = sealed_range(start, end, size)
+    opener = Opener(KEY, PREFIX, size, where.first_package, end // PACKAGE)
+    opened = open_into_batches(opener, stored[where.stored_start : where.stored_end + 1], batch)
+    assert opened[where.skip : where.skip + where.length] == plain[start : end + 1]
+
+
+def test_open_into_detects_flipped_swapped_cut_and_overlong_blobs() -> None:
+    size = 3 * PACKAGE + 1
+    stored = seal(os.urandom(size), [])
+    flipped = bytearray(stored)
+    flipped[SEALED_PACKAGE + 7] ^= 1
+    swapped = stored[SEALED_PACKAGE : 2 * SEALED_PACKAGE] + stored[:SEALED_PACKAGE] + stored[2 * SEALED_PACKAGE :]
+    for bad in (bytes(flipped), swapped, stored[:-1], stored[: 3 * SEALED_PACKAGE + TAG - 1], stored + b"x"):
+        with pytest.raises(TamperedError):
+            open_into_batches(Opener(KEY, PREFIX, size), bad, 2)
+    # A whole package cut off the end passes no size check of its own, but the last-package flag fails.
+    with pytest.raises(TamperedError):
+        open_into_batches(Opener(KEY, PREFIX, size), stored[: 3 * SEALED_PACKAGE], 2)

@@ -34,7 +34,7 @@ from twisted.web import http, server
 
 from vaultaire.api.deadlines import DEFAULT_LIMITS, ConnectionLimits, Deadlines
 from vaultaire.api.errors import S3Error
-from vaultaire.api.sendfile import FileSender, sendable
+from vaultaire.api.sendfile import BufferSender, FileSender, SocketSender, sendable
 from vaultaire.engine.pipe import BytePipe
 from vaultaire.errors import IncompleteBody
 
@@ -242,27 +242,43 @@ class S3Request(server.Request):
         """Send ``count`` bytes of ``fd`` from ``offset`` as (the rest of) the body, by the
         kernel (sendfile); None when this connection cannot (TLS, a HEAD, no length, gone):
         then the caller writes the bytes itself. See api/sendfile.py."""
+        if not self.sends_directly():
+            return None
+        return self._started(FileSender(fd=fd, offset=offset, count=count, **self._sender_context()))
+
+    def buffer_sender(self) -> BufferSender | None:
+        """A sender of the rest of the body, buffer by buffer, straight to the socket (started;
+        the caller closes it after the last buffer); None when this connection cannot (as send_file)."""
+        if not self.sends_directly():
+            return None
+        sender = BufferSender(**self._sender_context())
+        self._started(sender)
+        return sender
+
+    def sends_directly(self) -> bool:
+        """True if the body may go to the socket beside the transport (send_file, send_buffer)."""
         channel = self.channel
-        if (
+        return not (
             channel is None
             or self._disconnected
             or self.method == b"HEAD"
             or not self.responseHeaders.hasHeader(b"Content-Length")  # never inside chunked framing
             or not sendable(channel.transport)
-        ):
-            return None
-        self.write(b"")  # the response head, through the transport: the body follows it
-        transport = channel.transport
-        sender = FileSender(
-            transport.reactor,
-            transport,
-            fd,
-            offset,
-            count,
-            self._count_sent,
-            channel.limits,
-            on_timeout=lambda: channel._dropped("send"),
         )
+
+    def _sender_context(self) -> dict[str, Any]:
+        channel = self.channel
+        assert channel is not None
+        self.write(b"")  # the response head, through the transport: the body follows it
+        return {
+            "reactor": channel.transport.reactor,
+            "transport": channel.transport,
+            "on_sent": self._count_sent,
+            "limits": channel.limits,
+            "on_timeout": lambda: channel._dropped("send"),
+        }
+
+    def _started(self, sender: SocketSender) -> Deferred[int]:
         # The request's loss stops it too, whoever else was told.
         self.notifyFinish().addErrback(lambda _: sender.stop())
         return sender.start()

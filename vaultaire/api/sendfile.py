@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import deque
 from typing import Any
 
 from twisted.internet import tcp
@@ -65,21 +66,20 @@ def _transport_idle(transport: Any) -> bool:
     return len(transport.dataBuffer) == transport.offset and not transport._tempDataLen
 
 
-class FileSender:
-    """Sends ``count`` bytes of ``fd`` from ``offset`` to a TCP transport's socket.
+class SocketSender:
+    """Sends ``count`` bytes to a TCP transport's socket, beside the transport.
 
     ``done`` fires with the bytes sent, or fails with ClientGone (or the OSError of
-    the file). The sender works on duplicates of both descriptors, so whoever closes
-    the originals (the reader stopped, the transport lost) never makes it write to
-    a descriptor number the process has reused for something else.
+    the source). The sender writes on a duplicate of the socket, so whoever closes
+    the original (the transport lost) never makes it write to a descriptor number
+    the process has reused for something else. Subclasses say where the bytes come
+    from (``_push``) and what to release at the end (``_release``).
     """
 
     def __init__(
         self,
         reactor: Any,
         transport: Any,
-        fd: int,
-        offset: int,
         count: int,
         on_sent: Any,
         limits: ConnectionLimits = DEFAULT_LIMITS,
@@ -87,9 +87,7 @@ class FileSender:
     ) -> None:
         self._reactor = reactor
         self._transport = transport
-        self._file = os.dup(fd)
         self._socket: int | None = os.dup(transport.fileno())
-        self._offset = offset
         self._remaining = count
         self._sent = 0
         self._on_sent = on_sent
@@ -108,7 +106,7 @@ class FileSender:
         return -1 if self._socket is None else self._socket
 
     def logPrefix(self) -> str:
-        return "FileSender"
+        return type(self).__name__
 
     def doWrite(self) -> None:
         self._send()
@@ -137,10 +135,7 @@ class FileSender:
             return
         try:
             while self._remaining > 0:
-                n = os.sendfile(self._socket, self._file, self._offset, min(self._remaining, MAX_CALL))
-                if n == 0:
-                    raise OSError(errno.EIO, "the blob is shorter than the catalog says")
-                self._offset += n
+                n = self._push(self._socket, min(self._remaining, MAX_CALL))
                 self._remaining -= n
                 self._sent += n
                 self._progress = True
@@ -156,18 +151,33 @@ class FileSender:
         except OSError as e:
             self._end(e)
             return
+        self._drained()
+
+    def _drained(self) -> None:
+        """Everything there is has been sent."""
         self._end(None)
+
+    def _push(self, socket: int, most: int) -> int:
+        """Write up to ``most`` bytes to ``socket`` in one call: how many went."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Let go of the source, at the end."""
 
     def _want_writable(self) -> None:
         if not self._writing:
             self._writing = True
             self._reactor.addWriter(self)
 
+    def _waiting_for_source(self) -> bool:
+        """True while there is nothing to send: the client is not the one being slow."""
+        return False
+
     def _check_progress(self) -> None:
         self._clock = None
         if self._socket is None or self._halted:
             return
-        if self._progress:
+        if self._progress or self._waiting_for_source():
             self._progress = False
             self._clock = self._reactor.callLater(self._limits.send_timeout, self._check_progress)
             return
@@ -199,7 +209,7 @@ class FileSender:
             return
         self._halt()
         os.close(self._socket)
-        os.close(self._file)
+        self._release()
         self._socket = None
         if self.done.called:
             return
@@ -207,3 +217,119 @@ class FileSender:
             self.done.callback(self._sent)
         else:
             self.done.errback(error)
+
+
+class FileSender(SocketSender):
+    """Sends ``count`` bytes of ``fd`` from ``offset``, by the kernel (sendfile).
+
+    It reads a duplicate of ``fd``, for the same reason it writes a duplicate of the socket.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        transport: Any,
+        fd: int,
+        offset: int,
+        count: int,
+        on_sent: Any,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
+        on_timeout: Any = None,
+    ) -> None:
+        super().__init__(reactor, transport, count, on_sent, limits, on_timeout)
+        self._file = os.dup(fd)
+        self._offset = offset
+
+    def _push(self, socket: int, most: int) -> int:
+        n = os.sendfile(socket, self._file, self._offset, most)
+        if n == 0:
+            raise OSError(errno.EIO, "the blob is shorter than the catalog says")
+        self._offset += n
+        return n
+
+    def _release(self) -> None:
+        os.close(self._file)
+
+
+class BufferSender(SocketSender):
+    """Sends the buffers given to ``send``, one after another, until ``close``.
+
+    Each buffer goes as it is (no copy into the transport's buffer) and as much per
+    system call as the socket takes (not the transport's 128 KiB). The next buffer
+    may be queued while one is being sent, so the socket never waits for its writer
+    between two. ``send`` answers a Deferred that fires once that buffer is on the
+    socket (it may be refilled then); ``done`` fires after ``close`` and the last one.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        transport: Any,
+        on_sent: Any,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
+        on_timeout: Any = None,
+    ) -> None:
+        super().__init__(reactor, transport, 0, on_sent, limits, on_timeout)
+        self._queue: deque[tuple[memoryview, Deferred[int]]] = deque()
+        self._at = 0  # bytes of the queue's first buffer already sent
+        self._finished: list[tuple[Deferred[int], int]] = []  # fired once the sending loop is out
+        self._closed = False
+
+    def start(self) -> Deferred[int]:
+        self._clock = self._reactor.callLater(self._limits.send_timeout, self._check_progress)
+        return self.done
+
+    def send(self, data: Any) -> Deferred[int]:
+        view = memoryview(data).cast("B")
+        sent: Deferred[int] = Deferred()
+        if self._socket is None or self._closed:
+            sent.errback(ClientGone("the sending has ended"))
+            return sent
+        self._queue.append((view, sent))
+        self._remaining += len(view)
+        self._send()
+        self._fire_finished()
+        return sent
+
+    def close(self) -> None:
+        """No more buffers: ``done`` fires once the queued ones are sent."""
+        self._closed = True
+        if not self._queue:
+            self._end(None)
+
+    def _waiting_for_source(self) -> bool:
+        return not self._queue
+
+    def _push(self, socket: int, most: int) -> int:
+        view, sent = self._queue[0]
+        n = os.write(socket, view[self._at : self._at + most])
+        self._at += n
+        if self._at == len(view):
+            self._queue.popleft()
+            self._at = 0
+            # Fired after the loop: a callback may queue the next buffer at once.
+            self._finished.append((sent, len(view)))
+        return n
+
+    def doWrite(self) -> None:
+        super().doWrite()
+        self._fire_finished()
+
+    def _drained(self) -> None:
+        if self._closed:
+            self._end(None)
+        elif self._writing:
+            # Nothing to send until the next buffer comes: no writable events meanwhile.
+            self._writing = False
+            self._reactor.removeWriter(self)
+
+    def _fire_finished(self) -> None:
+        finished, self._finished = self._finished, []
+        for sent, size in finished:
+            sent.callback(size)
+
+    def _release(self) -> None:
+        self._fire_finished()
+        queued, self._queue = self._queue, deque()
+        for _, sent in queued:
+            sent.errback(ClientGone("the sending ended before this buffer"))

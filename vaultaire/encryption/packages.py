@@ -151,6 +151,31 @@ class Opener:
                 at += PACKAGE
         return bytes(view[:at])
 
+    def open_into(self, sealed: memoryview, out: memoryview) -> int:
+        """Open the whole packages in ``sealed`` into ``out``: the plaintext bytes written.
+
+        For a reader that cuts the stored bytes at package boundaries itself (not a
+        stream of chunks): ``sealed`` ends with a whole package, or with the last one
+        wanted, whose size must then be what the blob's size says. ``check_opened_all``
+        then says whether the last one wanted came.
+        """
+        if self._pending:
+            raise ValueError("open_into does not mix with a stream of chunks")
+        at = written = 0
+        while at < len(sealed):
+            size = min(SEALED_PACKAGE, len(sealed) - at)
+            if self._index > self._end or (size < SEALED_PACKAGE and (self._index != self._end or size < TAG)):
+                raise TamperedError(f"the stored blob does not end where its size says (package {self._index})")
+            self._open_into(sealed[at : at + size], out[written : written + size - TAG])
+            at += size
+            written += size - TAG
+        return written
+
+    def check_opened_all(self) -> None:
+        """After ``open_into``: a stream that stopped before its last package is tampering."""
+        if self._index != self._end + 1:
+            raise TamperedError(f"the stored blob does not end where its size says (package {self._index})")
+
     def open_packages(self, data: bytes) -> list[bytes]:
         """The plaintext of each package ``data`` completes (the stream's final one waits for ``finish``)."""
         return [self._open(sealed) for sealed in self._packages(data)]
