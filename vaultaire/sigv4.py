@@ -127,10 +127,21 @@ class Credentials:
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*")
 
 
+def _escapes(safe: str) -> list[str]:
+    """For each byte value, what AWS's UriEncode makes of it: A-Za-z0-9-._~ and ``safe`` as they
+    are, everything else %XX in upper-case hex (as quote() on bytes does)."""
+    kept = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~" + safe.encode("ascii"))
+    return [chr(b) if b in kept else f"%{b:02X}" for b in range(256)]
+
+
+_ESCAPES = {safe: _escapes(safe) for safe in ("", "/")}
+
+
 def _encode(data: bytes, safe: str) -> str:
-    # quote() on bytes never decodes, always emits upper-case hex and always
-    # keeps A-Za-z0-9-._~ -- exactly AWS's UriEncode.
-    return quote(data, safe=safe)
+    # A table lookup per byte in C: quote() runs a Python step per character, which for the
+    # longer values of a presigned URL (X-Amz-SignedHeaders, X-Amz-Credential) cost microseconds.
+    # Latin-1 maps each byte to the code point of its value, so every byte is looked up.
+    return data.decode("latin-1").translate(_ESCAPES[safe])
 
 
 def canonical_uri(raw_path: str, *, normalize: bool = False) -> str:

@@ -111,9 +111,19 @@ UNSUPPORTED: tuple[Row, ...] = (
 FORM_FIELDS = {"acl": "x-amz-acl"}
 
 
+# The table indexed: most of a request's headers are in no row, and are passed over at once.
+_EXACT = {row.name: tuple(r for r in UNSUPPORTED if r.name == row.name and not r.prefix) for row in UNSUPPORTED}
+_PREFIXED = tuple(row for row in UNSUPPORTED if row.prefix)
+_FAMILY = "x-amz-"
+assert all(row.name.startswith(_FAMILY) for row in UNSUPPORTED)
+
+
 def _rows_for(name: str) -> Iterator[Row]:
-    for row in UNSUPPORTED:
-        if name == row.name or (row.prefix and name.startswith(row.name)):
+    if not name.startswith(_FAMILY):
+        return
+    yield from _EXACT.get(name, ())
+    for row in _PREFIXED:
+        if name.startswith(row.name):
             yield row
 
 
