@@ -12,11 +12,10 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from attrs import evolve, frozen
-from twisted.internet.defer import Deferred, FirstError, gatherResults
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from vaultaire.catalog import inline
@@ -26,6 +25,7 @@ from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
 from vaultaire.encryption.keys import Keyring, Protection
 from vaultaire.encryption.kms import KeySource, LocalKeySource
 from vaultaire.engine.blobs import DEFAULT_FREE_GRACE, BlobKeeper
+from vaultaire.engine.hashing import Hasher, HashingLine
 from vaultaire.engine.inline import InlineStore, InlineWriter, takes_inline
 from vaultaire.engine.manifest import ManifestReader
 from vaultaire.engine.pipe import reader_source
@@ -67,18 +67,6 @@ from vaultaire.model import (
 from vaultaire.objectlock import LockRequest
 
 log = Logger()
-
-# Below this a thread hop costs more than hashing on the reactor thread.
-HASH_IN_THREAD_MIN = 64 * 1024
-
-
-class Hasher(Protocol):
-    """hashlib's interface: what the engine feeds every byte of an upload to."""
-
-    def update(self, data: bytes, /) -> None: ...
-
-    def digest(self) -> bytes: ...
-
 
 # Called with every digest ("md5" and the caller's hashers) once the body has
 # ended and before anything is committed; raises to refuse the upload.
@@ -527,10 +515,8 @@ class Engine(VersioningEngine):
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
         size = 0
 
-        def absorb(chunk: bytes) -> None:
-            for hasher in all_hashers.values():
-                hasher.update(chunk)
-
+        hashing = HashingLine(self._reactor, all_hashers.values())
+        writing: Deferred[None] | None = None
         try:
             while True:
                 chunk = await source.read()
@@ -539,15 +525,14 @@ class Engine(VersioningEngine):
                 size += len(chunk)
                 if reservation is not None:
                     reservation.grow(size)
-                if len(chunk) < HASH_IN_THREAD_MIN:
-                    absorb(chunk)
-                    await writer.write(chunk)
-                else:
-                    # hashlib drops the GIL: hash and write run on two cores at once.
-                    hashed = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), absorb, chunk)
-                    await gatherResults([hashed, writer.write(chunk)], consumeErrors=True).addErrback(
-                        lambda f: cast(FirstError, f.value).subFailure.raiseException()
-                    )
+                # One write at a time reaches the driver; the next chunk is read meanwhile.
+                if writing is not None:
+                    await writing
+                writing = writer.write(chunk)
+                await hashing.add(chunk)
+            if writing is not None:
+                await writing
+            await hashing.done()
             if declared_size is not None and size != declared_size:
                 # Before anything is committed: a short body must never replace what the key holds.
                 raise IncompleteBody(f"{size} bytes arrived, {declared_size} were announced")
@@ -555,6 +540,12 @@ class Engine(VersioningEngine):
                 verify({name: hasher.digest() for name, hasher in all_hashers.items()})
             await writer.commit()
         except BaseException:
+            hashing.drop()
+            if writing is not None:
+                try:
+                    await writing  # the driver sees its abort only after its last write
+                except Exception:
+                    pass  # the abort below is the answer to it
             try:
                 await writer.abort()
             except Exception as e:
