@@ -13,9 +13,9 @@ this does instead, one batch at a time:
 * on the reactor: queue that buffer on the response's sender, which writes it to
   the socket as the client takes it, while the thread fills the next.
 
-``cryptography`` holds the GIL while it decrypts, so the thread's work and the
-reactor's Python run one at a time; the sending itself (the system calls, most of
-the cost) runs beside the opening. Memory is four batches, whatever the size.
+``cryptography`` drops the GIL while it decrypts and ``preadv`` while it reads, so
+the thread's work runs beside the reactor's sending. Memory is four batches,
+whatever the size.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 The engine wraps the driver's writer and reader in these, so a driver only ever
 sees ciphertext. Large chunks are sealed and opened in the reactor's thread pool,
-one chunk at a time per stream, so a large transfer neither stalls other requests
-(``cryptography`` holds the GIL while it works, but only per 64 KiB package) nor
-holds more than a few chunks. A reader whose driver offers the blob's file and
+one chunk at a time per stream (``cryptography`` drops the GIL while it works), so a
+large transfer neither stalls other requests nor holds more than a few chunks. A reader whose driver offers the blob's file and
 whose consumer can send buffers itself opens from the file instead (direct.py).
 """
 
