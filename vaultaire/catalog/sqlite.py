@@ -359,6 +359,7 @@ class SQLiteCatalog(
     def _open_reader(self) -> None:
         reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         reader.execute("PRAGMA query_only=1")
+        reader.execute("PRAGMA mmap_size=268435456")
         reader.execute("PRAGMA busy_timeout=1000")
         self._reader = reader
 

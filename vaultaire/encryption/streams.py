@@ -3,8 +3,9 @@
 The engine wraps the driver's writer and reader in these, so a driver only ever
 sees ciphertext. Large chunks are sealed and opened in the reactor's thread pool,
 one chunk at a time per stream (``cryptography`` drops the GIL while it works), so a
-large transfer neither stalls other requests nor holds more than a few chunks. A reader whose driver offers the blob's file and
-whose consumer can send buffers itself opens from the file instead (direct.py).
+large transfer neither stalls other requests nor holds more than a few chunks. A
+reader whose driver offers the blob's file and whose consumer can send buffers
+itself opens from the file instead (direct.py).
 """
 
 from __future__ import annotations

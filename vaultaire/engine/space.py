@@ -10,10 +10,16 @@ before ``100 Continue``: a refused client never sends its body.
 The reserve is a margin, not a lock: uploads already streaming and bodies of
 unknown size may still eat into it; the local driver answers a truly full
 disk with the same error, and the catalog keeps headroom to delete.
+
+A sample is used again for ``SAMPLE_SECONDS`` while every disk in it is more than
+``FAR_ABOVE`` above its reserve (past what the write announces): a busy server then
+samples a few times a second, not once per write, and saves a thread hop per PUT. Near
+the reserve every write samples afresh, so a refusal comes where it always came.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +32,9 @@ from vaultaire.errors import InsufficientStorage
 __all__ = ["SpaceGuard", "describe_shortage", "local_roots"]
 
 Run = Callable[..., Deferred[Any]]
+
+SAMPLE_SECONDS = 0.5
+FAR_ABOVE = 2**30
 
 
 def local_roots(driver: Driver) -> list[str]:
@@ -53,11 +62,20 @@ def describe_shortage(space: DiskSpace, incoming: int) -> str:
 
 
 class SpaceGuard:
-    def __init__(self, catalog_dir: str | None, drivers: Mapping[str, Any], reserve: int, run: Run) -> None:
+    def __init__(
+        self,
+        catalog_dir: str | None,
+        drivers: Mapping[str, Any],
+        reserve: int,
+        run: Run,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._catalog_dir = catalog_dir
         self._drivers = drivers
         self._reserve = reserve
         self._run = run
+        self._clock = clock
+        self._kept: dict[tuple[str, ...], tuple[float, list[DiskSpace]]] = {}  # paths: (when, their sample)
 
     def _paths(self, placement: str) -> Sequence[str]:
         paths = list(local_roots(self._drivers[placement])) if placement in self._drivers else []
@@ -79,7 +97,7 @@ class SpaceGuard:
         roots = local_roots(self._drivers[placement]) if placement in self._drivers else []
         if not roots:
             return False
-        spaces: list[DiskSpace] = await self._run(self._sample, roots)
+        spaces = await self._spaces(roots, 0)
         return any(space.below_reserve for space in spaces)
 
     async def admit(self, placement: str, incoming: int | None) -> None:
@@ -87,7 +105,19 @@ class SpaceGuard:
         paths = self._paths(placement)
         if not paths:
             return  # only remote stores: their own problem, answered as their errors
-        spaces: list[DiskSpace] = await self._run(self._sample, paths)
+        spaces = await self._spaces(paths, incoming or 0)
         for space in spaces:
             if not space.room_for(incoming or 0):
                 raise InsufficientStorage(describe_shortage(space, incoming or 0))
+
+    async def _spaces(self, paths: Sequence[str], incoming: int) -> list[DiskSpace]:
+        """A sample of ``paths``: the one kept, while it is recent and far from every reserve."""
+        key = tuple(paths)
+        kept = self._kept.get(key)
+        now = self._clock()
+        if kept is not None and now - kept[0] < SAMPLE_SECONDS:
+            if all(not space.read_only and space.free - incoming - space.reserve > FAR_ABOVE for space in kept[1]):
+                return kept[1]
+        spaces: list[DiskSpace] = await self._run(self._sample, paths)
+        self._kept[key] = (now, spaces)
+        return spaces
