@@ -252,6 +252,27 @@ def blob_descriptors(data: str) -> int:
     return count
 
 
+def stall_reading(port: int, path: str) -> int:
+    """GET ``path`` with a tiny receive buffer, read the first bytes, then nothing for longer than
+    FAST's send deadline; then read what still comes: all the bytes received."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    with s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        first = s.recv(1024)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        time.sleep(FAST.send_timeout + 2)  # read nothing more
+        s.settimeout(20)
+        received = len(first)
+        try:
+            while chunk := s.recv(2**20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        return received
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_reader_that_stops_reading_is_dropped_and_its_blob_closed(server):
     body = os.urandom(16 * 2**20)
@@ -259,27 +280,7 @@ async def test_a_reader_that_stops_reading_is_dropped_and_its_blob_closed(server
     url = server.presign("GET", "/bucket/big")
     path = url.split(str(port_of(server)), 1)[1]
 
-    def stall() -> tuple[int, float]:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect(("127.0.0.1", port_of(server)))
-        with s:
-            host = f"127.0.0.1:{port_of(server)}"
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            first = s.recv(1024)
-            assert first.startswith(b"HTTP/1.1 200"), first
-            time.sleep(FAST.send_timeout + 2)  # read nothing more
-            s.settimeout(20)
-            received = len(first)
-            started = time.monotonic()
-            try:
-                while chunk := s.recv(2**20):
-                    received += len(chunk)
-            except ConnectionResetError:
-                pass
-            return received, time.monotonic() - started
-
-    received, _ = await threads.deferToThread(stall)
+    received = await threads.deferToThread(stall_reading, port_of(server), path)
     assert received < len(body)  # cut short, not waited for
     assert server.site.dropped["send"] == 1
     for _ in range(100):

@@ -134,6 +134,37 @@ def content_length(head: bytes) -> int:
     raise AssertionError(head)
 
 
+def pipelined_gets(port: int, paths: list[str]) -> list[tuple[bytes, bytes]]:
+    """GETs of ``paths`` sent at once on one connection: (head, body) of each answer, in order."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(30)
+        # all at once: each response must wait for the one before it
+        s.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode() for p in paths))
+        out, pending = [], b""
+        for _ in paths:
+            head, pending = read_head(s, pending)
+            length = content_length(head)
+            body = pending[:length] + read_exactly(s, max(0, length - len(pending)))
+            pending = pending[length:]
+            out.append((head, body))
+        return out
+
+
+def vanish_mid_body(port: int, path: str) -> int:
+    """GET ``path``, read 100 kB of the body, then reset the connection: the bytes read."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(30)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    head, rest = read_head(s)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    got = len(rest) + len(read_exactly(s, 100_000))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset, not a FIN
+    s.close()
+    return got
+
+
 @pytest_twisted.ensureDeferred
 async def test_pipelined_gets_on_one_connection_arrive_whole_and_in_order(server: Server, sent: list[int]) -> None:
     bodies = {key: os.urandom(SIZE - i * 100_000) for i, key in enumerate(("a", "b", "c"))}
@@ -142,21 +173,7 @@ async def test_pipelined_gets_on_one_connection_arrive_whole_and_in_order(server
     port = port_of(server)
     paths = [server.presign("GET", f"/bucket/{key}").split(str(port), 1)[1] for key in bodies]
 
-    def exchange() -> list[tuple[bytes, bytes]]:
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.settimeout(30)
-            # all three at once: each response must wait for the one before it
-            s.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode() for p in paths))
-            out, pending = [], b""
-            for _ in paths:
-                head, pending = read_head(s, pending)
-                length = content_length(head)
-                body = pending[:length] + read_exactly(s, max(0, length - len(pending)))
-                pending = pending[length:]
-                out.append((head, body))
-            return out
-
-    answers = await threads.deferToThread(exchange)
+    answers = await threads.deferToThread(pipelined_gets, port, paths)
     for (head, body), want in zip(answers, bodies.values(), strict=True):
         assert head.startswith(b"HTTP/1.1 200"), head
         assert body == want
@@ -170,20 +187,7 @@ async def test_a_client_that_vanishes_mid_body_leaves_nothing_open(server: Serve
     port = port_of(server)
     path = server.presign("GET", "/bucket/big").split(str(port), 1)[1]
 
-    def vanish() -> int:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-        s.connect(("127.0.0.1", port))
-        s.settimeout(30)
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-        head, rest = read_head(s)
-        assert head.startswith(b"HTTP/1.1 200"), head
-        got = len(rest) + len(read_exactly(s, 100_000))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset, not a FIN
-        s.close()
-        return got
-
-    got = await threads.deferToThread(vanish)
+    got = await threads.deferToThread(vanish_mid_body, port, path)
     assert got < len(body)
     deadline = time.monotonic() + 30
     while (blob_descriptors(server.data) or senders_registered()) and time.monotonic() < deadline:

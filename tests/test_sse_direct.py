@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import os
 import socket
-import struct
 import time
 from collections.abc import Iterator
 
@@ -23,8 +22,8 @@ import vaultaire.api.sendfile as sendfile_module
 import vaultaire.encryption.direct as direct_module
 from tests.logwatch import LogWatch, watching
 from tests.s3helpers import Server
-from tests.test_connections import FAST, blob_descriptors, port_of
-from tests.test_sendfile import bytes_sent, content_length, read_exactly, read_head
+from tests.test_connections import FAST, blob_descriptors, port_of, stall_reading
+from tests.test_sendfile import bytes_sent, pipelined_gets, read_head, vanish_mid_body
 from tests.test_sse import KEY_A, SSE_S3, customer
 from vaultaire.encryption.packages import PACKAGE, SEALED_PACKAGE
 
@@ -40,6 +39,13 @@ async def server(tmp_path):
     await s.start("bucket")
     yield s
     await s.stop()
+
+
+async def encrypted(server: Server, key: str, body: bytes) -> tuple[int, str]:
+    """PUT ``body`` under ``key`` with SSE-S3: the server's port and a presigned GET's path."""
+    assert (await server.request("PUT", f"/bucket/{key}", body, headers=SSE_S3)).code == 200
+    port = port_of(server)
+    return port, server.presign("GET", f"/bucket/{key}").split(str(port), 1)[1]
 
 
 @pytest.fixture
@@ -119,25 +125,9 @@ async def test_ranges_at_any_offset_are_the_plaintext_slice(server: Server, open
 @pytest_twisted.ensureDeferred
 async def test_pipelined_encrypted_gets_arrive_whole_and_in_order(server: Server, openings: list) -> None:
     bodies = {key: os.urandom(SIZE - i * 100_000) for i, key in enumerate(("a", "b", "c"))}
-    for key, body in bodies.items():
-        assert (await server.request("PUT", f"/bucket/{key}", body, headers=SSE_S3)).code == 200
-    port = port_of(server)
-    paths = [server.presign("GET", f"/bucket/{key}").split(str(port), 1)[1] for key in bodies]
-
-    def exchange() -> list[tuple[bytes, bytes]]:
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.settimeout(30)
-            s.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode() for p in paths))
-            out, pending = [], b""
-            for _ in paths:
-                head, pending = read_head(s, pending)
-                length = content_length(head)
-                body = pending[:length] + read_exactly(s, max(0, length - len(pending)))
-                pending = pending[length:]
-                out.append((head, body))
-            return out
-
-    answers = await threads.deferToThread(exchange)
+    stored = [await encrypted(server, key, body) for key, body in bodies.items()]
+    port, paths = stored[0][0], [path for _, path in stored]
+    answers = await threads.deferToThread(pipelined_gets, port, paths)
     for (head, body), want in zip(answers, bodies.values(), strict=True):
         assert head.startswith(b"HTTP/1.1 200"), head
         assert body == want
@@ -198,24 +188,9 @@ async def test_a_blob_cut_short_on_disk_fails_the_read(server: Server, openings:
 @pytest_twisted.ensureDeferred
 async def test_a_client_that_vanishes_mid_body_leaves_nothing_open(server: Server, openings: list) -> None:
     body = os.urandom(4 * BATCH)
-    assert (await server.request("PUT", "/bucket/big", body, headers=SSE_S3)).code == 200
-    port = port_of(server)
-    path = server.presign("GET", "/bucket/big").split(str(port), 1)[1]
+    port, path = await encrypted(server, "big", body)
 
-    def vanish() -> int:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-        s.connect(("127.0.0.1", port))
-        s.settimeout(30)
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-        head, rest = read_head(s)
-        assert head.startswith(b"HTTP/1.1 200"), head
-        got = len(rest) + len(read_exactly(s, 100_000))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset, not a FIN
-        s.close()
-        return got
-
-    got = await threads.deferToThread(vanish)
+    got = await threads.deferToThread(vanish_mid_body, port, path)
     assert got < len(body)
     await settled(server)
     assert openings[0].written < len(body)
@@ -226,29 +201,9 @@ async def test_a_client_that_vanishes_mid_body_leaves_nothing_open(server: Serve
 @pytest_twisted.ensureDeferred
 async def test_a_reader_that_stops_reading_is_dropped(server: Server, openings: list) -> None:
     body = os.urandom(8 * BATCH)
-    assert (await server.request("PUT", "/bucket/big", body, headers=SSE_S3)).code == 200
-    port = port_of(server)
-    path = server.presign("GET", "/bucket/big").split(str(port), 1)[1]
+    port, path = await encrypted(server, "big", body)
 
-    def stall() -> int:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect(("127.0.0.1", port))
-        with s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-            first = s.recv(1024)
-            assert first.startswith(b"HTTP/1.1 200"), first
-            time.sleep(FAST.send_timeout + 2)  # read nothing more
-            s.settimeout(20)
-            received = len(first)
-            try:
-                while chunk := s.recv(2**20):
-                    received += len(chunk)
-            except ConnectionResetError:
-                pass
-            return received
-
-    received = await threads.deferToThread(stall)
+    received = await threads.deferToThread(stall_reading, port, path)
     assert received < len(body)  # cut short, not waited for
     assert server.site.dropped["send"] == 1
     await settled(server)
