@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
+from twisted.internet.error import ConnectionLost
+from twisted.python.failure import Failure
 
 import vaultaire.api.sendfile as sendfile_module
 from tests.s3helpers import Server
@@ -209,3 +211,40 @@ async def test_small_bodies_and_head_requests_keep_the_ordinary_path(server: Ser
     assert head.code == 200 and head.body == b""
     assert head.headers.getRawHeaders("content-length") == [str(SIZE)]
     assert sent == []
+
+
+class FakeTransport:
+    """What a sender needs of a TCP transport: a socket, an empty buffer, and an abort."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.connected = True
+        self.disconnected = False
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataLen = 0
+        self.aborted = 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def abortConnection(self) -> None:
+        self.aborted += 1
+
+
+def test_a_sender_dropped_by_the_reactor_tears_the_connection_down_and_waits_for_the_request() -> None:
+    # The sender's own descriptor may see the client's reset before the transport does. Ending
+    # ``done`` then would fail the request before it knows its client is gone (logged as an
+    # internal error); the connection is torn down instead, and the request's loss stops the sender.
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        transport = FakeTransport(ours)
+        sender = sendfile_module.BufferSender(reactor, transport, on_sent=lambda n: None)
+        sender.start()
+        sender.connectionLost(Failure(ConnectionLost("reset by peer")))
+        assert transport.aborted == 1
+        assert not sender.done.called
+        sender.stop()  # what the request's loss does
+        failures: list[Failure] = []
+        sender.done.addErrback(failures.append)
+        assert failures and failures[0].check(sendfile_module.ClientGone)

@@ -187,7 +187,7 @@ async def test_a_blob_cut_short_on_disk_fails_the_read(server: Server, openings:
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_that_vanishes_mid_body_leaves_nothing_open(server: Server, openings: list) -> None:
-    body = os.urandom(4 * BATCH)
+    body = os.urandom(16 * BATCH)  # far more than the socket buffers and the sender's queue hold
     port, path = await encrypted(server, "big", body)
 
     got = await threads.deferToThread(vanish_mid_body, port, path)

@@ -112,8 +112,12 @@ class SocketSender:
         self._send()
 
     def connectionLost(self, reason: Failure) -> None:
-        # Called by the reactor only if it drops us (it closes down): end as a lost client.
-        self._end(ClientGone(str(reason.value)))
+        # The reactor drops us: the client reset the connection (our descriptor saw it before the
+        # transport did), or the reactor closes down. As for a send that fails: the connection is
+        # torn down, and its loss cancels the request, which stops this sender. Ending ``done``
+        # here instead would fail the request before it knows its client is gone, and a lost
+        # client would be logged as an internal error.
+        self._abort()
 
     # -- the sending
 

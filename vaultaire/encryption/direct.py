@@ -84,7 +84,7 @@ class DirectOpening:
         self._sender: Sender | None = None
         self._stopped = False
         self.opened = 0  # plaintext bytes opened (the benchmark's "bytes decrypted")
-        self.written = 0  # plaintext bytes sent
+        self.written = 0  # plaintext bytes given to the sender
         self.failure: Failure | None = None  # why it ended early, once it has
         self.done: Deferred[int] = Deferred(lambda _: self.stop())
 
