@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -12,7 +13,6 @@ import time
 import tomllib
 from pathlib import Path
 
-from daemon import free_port
 from upstreams import _port_block
 
 from vaultaire.config import build, check_shared_catalog
@@ -37,11 +37,15 @@ def section_blocks() -> list[str]:
 
 
 def _consecutive_free(n: int) -> int:
-    """A base port b with b+1..b+n free."""
+    """A base port b with b+1..b+n free, below the kernel's ephemeral range.
+
+    Ports the kernel hands out are no good: the script runs for a minute, and the outgoing
+    connections of SeaweedFS and the gateways took one of them before a gateway could listen
+    on it ("Address already in use", and the script waited for that gateway until its timeout).
+    """
+    low, _high = _ephemeral_range()
     while True:
-        base = free_port()
-        if base + n > 65000:
-            continue
+        base = random.randrange(20000, low - n - 1)
         ok = True
         for p in range(base + 1, base + n + 1):
             with socket.socket() as s:
@@ -52,6 +56,14 @@ def _consecutive_free(n: int) -> int:
                     break
         if ok:
             return base
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def on_free_ports(script: str) -> str:
@@ -75,15 +87,29 @@ def test_the_readme_starts_three_gateways_on_a_seaweedfs_cluster_and_they_serve_
     env["HOME"] = str(tmp_path)
     pids = tmp_path / "gateways-demo" / "pids"
     left_running: list[str] = []
+    # Its own process group: whatever the script started dies with it, even if it never got to
+    # write the pids file the README's stop command reads.
+    script_run = subprocess.Popen(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         t0 = time.monotonic()
-        done = subprocess.run(
-            ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
-        )
+        try:
+            stdout, stderr = script_run.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(script_run.pid, signal.SIGKILL)
+            stdout, stderr = script_run.communicate()
+            raise AssertionError(f"the README's commands did not end in 240 s:\n{stderr[-3000:]}") from None
         print(f"the README's commands took {time.monotonic() - t0:.1f} s")
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert done.stdout.count("written on gateway 1") == 1, done.stdout
-        assert re.search(r"\d+ hello\.txt", done.stdout), done.stdout
+        assert script_run.returncode == 0, stderr[-3000:]
+        assert stdout.count("written on gateway 1") == 1, stdout
+        assert re.search(r"\d+ hello\.txt", stdout), stdout
         assert len(pids.read_text().split()) == 8  # five weed processes, three gateways
         assert (tmp_path / "gateways-demo" / "shared" / "catalog.url").read_text().startswith("postgresql://")
     finally:
@@ -97,6 +123,10 @@ def test_the_readme_starts_three_gateways_on_a_seaweedfs_cluster_and_they_serve_
                 time.sleep(0.2)
             if os.path.exists(f"/proc/{pid}") and not _zombie(pid):
                 os.kill(pid, signal.SIGKILL)
+        try:
+            os.killpg(script_run.pid, signal.SIGKILL)  # anything of the script's still running
+        except ProcessLookupError:
+            pass
         # The README's stop command stopped PostgreSQL too (else stopped here, and the test fails).
         pgdata = tmp_path / "gateways-demo" / "postgres"
         if (pgdata / "postmaster.pid").exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from daemon import _LIVE, Daemon, free_port
+from daemon import _LIVE, Daemon
 
 WEED = os.path.join(os.path.dirname(sys.executable), "weed")
 ACCESS = "UPSTREAMACCESSKEY01"
@@ -35,19 +36,36 @@ class UpstreamError(Exception):
 
 
 def _port_block(n: int) -> list[int]:
-    """n free ports p with p+10000 free too (SeaweedFS puts its gRPC ports there)."""
+    """n free ports p with p+10000 free too (SeaweedFS puts its gRPC ports there).
+
+    Both below the kernel's ephemeral range: a port the kernel may hand to an outgoing
+    connection can be taken between this check and the server's listen.
+    """
+    low = _ephemeral_low()
     out: list[int] = []
     while len(out) < n:
-        p = free_port()
-        if p + 10000 > 65000 or p in out:
+        p = random.randrange(10000, low - 10000)
+        if p in out:
             continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p + 10000))
-            except OSError:
-                continue
-        out.append(p)
+        if all(_bindable(port) for port in (p, p + 10000)):
+            out.append(p)
     return out
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def client(endpoint: str, access: str = ACCESS, secret: str = SECRET, verify: str | None = None) -> Any:
