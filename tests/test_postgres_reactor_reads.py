@@ -22,6 +22,7 @@ from tests.test_postgres_catalog import BOX, blob
 from vaultaire.catalog import inline
 from vaultaire.catalog.postgres import PostgresCatalog
 from vaultaire.catalog.postgres.reactor_reads import GenerationReads, ReactorConnection
+from vaultaire.model import Container
 
 
 class _Wire:
@@ -63,8 +64,7 @@ async def test_a_gets_reads_take_no_thread_and_see_every_commit(postgres: Any, m
     await writer.start()
     await reader.start()
     try:
-        tenant = await writer.ensure_tenant("t")
-        container = await writer.create_container(tenant.id, "b", "local")
+        container = await _bucket(writer)
         await _until_open(reader)
         hops: list[str] = []
         monkeypatch.setattr(reader._readers, "submit", lambda *a: hops.append("thread") or Deferred())
@@ -87,8 +87,7 @@ async def test_a_session_killed_under_the_reads_costs_no_request(postgres: Any) 
     catalog = PostgresCatalog(url, reactor, BOX)
     await catalog.start()
     try:
-        tenant = await catalog.ensure_tenant("t")
-        container = await catalog.create_container(tenant.id, "b", "local")
+        container = await _bucket(catalog)
         await catalog.put_artifact(blob(container.id, "k", "loc"))
         await _until_open(catalog)
         for _round in range(3):
@@ -110,6 +109,12 @@ async def test_a_session_killed_under_the_reads_costs_no_request(postgres: Any) 
         await catalog.stop()
 
 
+async def _bucket(catalog: PostgresCatalog) -> Container:
+    """Bucket "b" of tenant "t", on the local placement."""
+    tenant = await catalog.ensure_tenant("t")
+    return await catalog.create_container(tenant.id, "b", "local")
+
+
 async def _until_open(catalog: PostgresCatalog) -> None:
     """Wait for the catalog's reactor connection (opened in a thread after start, or after a loss)."""
     connection: ReactorConnection | None = catalog._on_reactor
@@ -128,8 +133,7 @@ async def test_a_small_objects_bytes_come_with_its_version_in_one_read(postgres:
     catalog = PostgresCatalog(url, reactor, BOX)
     await catalog.start()
     try:
-        tenant = await catalog.ensure_tenant("t")
-        container = await catalog.create_container(tenant.id, "b", "local")
+        container = await _bucket(catalog)
         locator = inline.new_locator()
         await catalog.put_inline_artifact(blob(container.id, "small", locator), b"tiny bytes")
         await _until_open(catalog)

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import hmac
 import re
+import string
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -124,13 +125,15 @@ class Credentials:
 
 # What UriEncode leaves as it is (and percent-decoding too, having no '%'): such a query
 # component, most of a presigned URL's, is its own canonical form, with no decode or quote.
-_UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*")
+# RFC 3986's unreserved characters: what AWS's UriEncode never escapes.
+_UNRESERVED_CHARS = string.ascii_letters + string.digits + "-._~"
+_UNRESERVED = re.compile(f"[{re.escape(_UNRESERVED_CHARS)}]*")
 
 
 def _escapes(safe: str) -> list[str]:
     """For each byte value, what AWS's UriEncode makes of it: A-Za-z0-9-._~ and ``safe`` as they
     are, everything else %XX in upper-case hex (as quote() on bytes does)."""
-    kept = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~" + safe.encode("ascii"))
+    kept = set((_UNRESERVED_CHARS + safe).encode("ascii"))
     return [chr(b) if b in kept else f"%{b:02X}" for b in range(256)]
 
 

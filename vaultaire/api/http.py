@@ -244,19 +244,19 @@ class S3Request(server.Request):
         then the caller writes the bytes itself. See api/sendfile.py."""
         if not self.sends_directly():
             return None
-        return self._started(FileSender(fd=fd, offset=offset, count=count, **self._sender_context()))
+        return self._started(FileSender(fd=fd, offset=offset, count=count, **self._head_sent()))
 
     def buffer_sender(self) -> BufferSender | None:
         """A sender of the rest of the body, buffer by buffer, straight to the socket (started;
         the caller closes it after the last buffer); None when this connection cannot (as send_file)."""
         if not self.sends_directly():
             return None
-        sender = BufferSender(**self._sender_context())
+        sender = BufferSender(**self._head_sent())
         self._started(sender)
         return sender
 
     def sends_directly(self) -> bool:
-        """True if the body may go to the socket beside the transport (send_file, send_buffer)."""
+        """True if the body may go to the socket beside the transport (send_file, buffer_sender)."""
         channel = self.channel
         return not (
             channel is None
@@ -266,10 +266,12 @@ class S3Request(server.Request):
             or not sendable(channel.transport)
         )
 
-    def _sender_context(self) -> dict[str, Any]:
+    def _head_sent(self) -> dict[str, Any]:
+        """Send the response head through the transport (the body follows it), and answer what
+        a sender of the body needs from this connection."""
         channel = self.channel
         assert channel is not None
-        self.write(b"")  # the response head, through the transport: the body follows it
+        self.write(b"")
         return {
             "reactor": channel.transport.reactor,
             "transport": channel.transport,

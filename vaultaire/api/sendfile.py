@@ -1,4 +1,5 @@
-"""A response body sent by the kernel from a file descriptor to the client's socket.
+"""A response body written to the client's socket beside Twisted's transport: by the kernel
+from a file descriptor (FileSender), or from buffers the caller fills (BufferSender).
 
 A plain local blob needs no per-chunk work on its way out (no decryption, no
 checksum: the ETag is in the catalog), so the bytes need not pass through
@@ -20,8 +21,12 @@ timeout for a client that reads nothing (``ConnectionLimits.send_timeout``,
 then the connection is aborted, as the channel's own clock does), the bytes-out
 count of the metering, and a stop from the request's cancellation.
 
+BufferSender serves bodies Python must compute (an encrypted blob opened on its
+way out, encryption/direct.py): each buffer goes to the socket as it is, without
+the transport's copy, as much per call as the socket takes.
+
 Only plain TCP: over TLS the bytes must be encrypted in user space, and the
-caller falls back to the ordinary path (``send_file`` answers None).
+caller falls back to the ordinary path (``send_file`` and ``buffer_sender`` answer None).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class OpeningReader:
                 await self._inner.stream_to(self)
             except BaseException:
                 direct = self._direct
-                if direct is not None and direct.done.called and direct.failure is not None:
+                if direct is not None and direct.failure is not None:
                     # The driver reports the opening's failure as its own; the opening's says why.
                     self._fail(direct.failure, stop_inner=False)
                 else:
