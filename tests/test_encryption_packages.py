@@ -160,3 +160,35 @@ def test_open_into_detects_flipped_swapped_cut_and_overlong_blobs() -> None:
     # A whole package cut off the end passes no size check of its own, but the last-package flag fails.
     with pytest.raises(TamperedError):
         open_into_batches(Opener(KEY, PREFIX, size), stored[: 3 * SEALED_PACKAGE], 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(0, 3 * PACKAGE), data=st.data())
+def test_open_whole_opens_any_range_read_at_once(size: int, data: st.DataObject) -> None:
+    # How a small blob (or range) the driver read whole is opened: one package straight from the cipher.
+    plain = os.urandom(size)
+    stored = seal(plain, [])
+    if size == 0:
+        assert Opener(KEY, PREFIX, 0).open_whole(stored) == b""
+        return
+    start = data.draw(st.integers(0, size - 1))
+    end = data.draw(st.integers(start, size - 1))
+    where = sealed_range(start, end, size)
+    opener = Opener(KEY, PREFIX, size, where.first_package, end // PACKAGE)
+    opened = opener.open_whole(stored[where.stored_start : where.stored_end + 1])
+    assert opened[where.skip : where.skip + where.length] == plain[start : end + 1]
+
+
+@pytest.mark.parametrize("size", [10, PACKAGE, PACKAGE + 3])
+def test_open_whole_detects_a_cut_grown_or_flipped_blob(size: int) -> None:
+    stored = seal(os.urandom(size), [])
+    flipped = bytearray(stored)
+    flipped[3] ^= 1
+    # The first package alone, as if it were all: a 2-package blob's first package is not its last.
+    first = stored[:SEALED_PACKAGE]
+    for bad in (stored[:-1], stored + b"x", bytes(flipped), stored[: TAG - 1]):
+        with pytest.raises(TamperedError):
+            Opener(KEY, PREFIX, size).open_whole(bad)
+    if size > PACKAGE:
+        with pytest.raises(TamperedError):
+            Opener(KEY, PREFIX, size, 0, 0).open_whole(first + b"x")

@@ -143,8 +143,8 @@ class ObjectOperations(OperationBase):
 
         def decide(artifact: Artifact) -> ByteRange | None:
             # The key before the conditions: S3 tells nothing about an SSE-C object without it.
+            # (engine.open checks the key itself before it calls this; a HEAD checks it first.)
             encryption.check_offered(artifact.sealing, offered)
-            self.engine.sealed.check(artifact.sealing, offered)
             outcome = evaluate(conditions, artifact)
             if outcome is Outcome.FAILED:
                 raise S3Error("PreconditionFailed", Condition="If-Match")
@@ -157,6 +157,7 @@ class ObjectOperations(OperationBase):
         try:
             if call.operation == "HeadObject":
                 artifact = await self.engine.artifact(call.ctx, container, call.target.key, version)
+                self.engine.sealed.check(artifact.sealing, offered)
                 wanted = decide(artifact)
                 self._artifact_headers(call, artifact)
                 await self.lock_headers(call, artifact)

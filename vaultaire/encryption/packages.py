@@ -197,13 +197,24 @@ class Opener:
 
     def finish(self) -> bytes:
         """Open the stream's final package: a stream cut short or grown long is tampering."""
-        whole = self._end < self._blob_last
-        size = len(self._pending)
-        if self._index != self._end or (size != SEALED_PACKAGE if whole else not TAG <= size <= SEALED_PACKAGE):
-            raise TamperedError(f"the stored blob does not end where its size says (package {self._index})")
+        self._check_final(len(self._pending))
         plain = self._open(bytes(self._pending))
         self._pending.clear()
         return plain
+
+    def open_whole(self, sealed: bytes) -> bytes:
+        """The plaintext of all the packages wanted, held whole in ``sealed`` (a small blob or
+        range read at once). One package, the common small object, is the cipher's own output:
+        no stream of chunks to keep, no copies."""
+        if self._index != self._end or self._pending:
+            return self.update(sealed) + self.finish()
+        self._check_final(len(sealed))
+        return self._open(sealed)
+
+    def _check_final(self, size: int) -> None:
+        whole = self._end < self._blob_last
+        if self._index != self._end or (size != SEALED_PACKAGE if whole else not TAG <= size <= SEALED_PACKAGE):
+            raise TamperedError(f"the stored blob does not end where its size says (package {self._index})")
 
     def _open(self, sealed: bytes | memoryview) -> bytes:
         index = self._index

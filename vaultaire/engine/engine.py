@@ -622,16 +622,17 @@ class Engine(VersioningEngine):
         offered: Protection | None = None,
         version_id: str | None = None,
     ) -> tuple[Artifact, ByteRange | None, BlobReader]:
-        """Find the artifact (its current version, or ``version_id``), resolve the wanted range
-        against it, open its blob.
+        """Find the artifact (its current version, or ``version_id``), check ``offered`` may read
+        it (SSE-C: before anything else about it is resolved), resolve the wanted range against it,
+        open its blob.
 
         An overwrite may free the blob between the catalog read and the open;
         then the newer artifact is read instead, once.
         """
         for attempt in (1, 2):
             artifact = await self.artifact(ctx, container, key, version_id)
-            wanted = resolve(artifact)
             self.sealed.check(artifact.sealing, offered)
+            wanted = resolve(artifact)
             start, end = (wanted.start, wanted.end) if wanted else (0, artifact.size - 1)
             try:
                 reader = await self._reader(container, artifact, start, end, offered)

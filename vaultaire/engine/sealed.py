@@ -195,6 +195,6 @@ class Sealed:
         if isinstance(inner, BytesReader) and len(inner.data) <= INLINE_OPEN_MAX:
             # The driver read it whole already (a small blob or range, from the page cache): open it
             # here and now. The streaming reader's chain of Deferreds costs more than the cipher.
-            plain = opener.update(inner.data) + opener.finish()
-            return BytesReader(plain[where.skip : where.skip + where.length])
+            plain = opener.open_whole(inner.data)
+            return BytesReader(plain[where.skip : where.skip + where.length])  # all of it: no copy
         return OpeningReader(inner, opener, where.skip, where.length, self._run)
