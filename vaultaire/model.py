@@ -281,6 +281,11 @@ class RequestContext:
     cancelled: bool = False
     _cancel_hooks: list[Callable[[], object]] = field(factory=list)
 
+    @property
+    def tenant_id(self) -> str:
+        """The tenant's id, or "" before the request is authenticated (or for an anonymous one)."""
+        return self.tenant.id if self.tenant is not None else ""
+
     def on_cancel(self, hook: Callable[[], object]) -> None:
         if self.cancelled:
             hook()

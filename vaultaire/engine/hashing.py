@@ -11,11 +11,15 @@ while the engine goes on reading and writing: only a backlog of more than
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
+
+# Called with every digest ("md5" and the caller's hashers) once the body has
+# ended and before anything is committed; raises to refuse the upload.
+Verifier = Callable[[Mapping[str, bytes]], None]
 
 # Below this a thread hop costs more than hashing on the reactor thread.
 HASH_IN_THREAD_MIN = 64 * 1024

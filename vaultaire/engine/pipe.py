@@ -9,12 +9,19 @@ the client (or the source) instead of filling memory.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from zope.interface import implementer
 
 from vaultaire.drivers.interface import BlobReader
+
+
+class ChunkSource(Protocol):
+    """Where an upload's bytes come from: ``read()`` fires with b"" at the end."""
+
+    def read(self) -> Deferred[bytes]: ...
 
 
 class BytePipe:

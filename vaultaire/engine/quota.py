@@ -30,6 +30,11 @@ from vaultaire.errors import QuotaExceeded
 from vaultaire.model import Tenant
 
 
+async def nothing_replaced() -> int:
+    """A ``replacing`` for a write that frees nothing (a new part, a new key)."""
+    return 0
+
+
 class QuotaGuard:
     """Bytes reserved by uploads in flight in this process, per tenant."""
 
