@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vaultaire.catalog import accounting, blobs, version_listing, versions
-from vaultaire.catalog.sqlite import SCHEMA
+from vaultaire.catalog.sqlite_schema import SCHEMA
 from vaultaire.model import Artifact
 
 CONTAINER = 1

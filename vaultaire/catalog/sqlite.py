@@ -18,7 +18,6 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from vaultaire.catalog import (
@@ -38,20 +37,21 @@ from vaultaire.catalog.listing import list_page
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
 from vaultaire.catalog.rows import artifact_row as _artifact
 from vaultaire.catalog.sqlite_console import ConsoleStatements
+from vaultaire.catalog.sqlite_group_commit import GroupCommit, Write
 from vaultaire.catalog.sqlite_inline import SCHEMA as INLINE_SCHEMA
 from vaultaire.catalog.sqlite_inline import InlineStatements
 from vaultaire.catalog.sqlite_leases import LeaseStatements
 from vaultaire.catalog.sqlite_lifecycle import LifecycleStatements
 from vaultaire.catalog.sqlite_migration import MigrationStatements
+from vaultaire.catalog.sqlite_schema import SCHEMA, migrate
 from vaultaire.catalog.sqlite_tenants import TenantStatements
 from vaultaire.catalog.sqlite_uploads import UploadStatements
 from vaultaire.catalog.sqlite_users import UsersMixin
 from vaultaire.catalog.sqlite_write_lock import WriteTurn
-from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
+from vaultaire.diskspace import AUTO_RESERVE, sample
 from vaultaire.errors import (
     ContainerExists,
     ContainerNotEmpty,
-    InsufficientStorage,
     NoSuchArtifact,
     NoSuchContainer,
     PreconditionFailed,
@@ -67,126 +67,18 @@ from vaultaire.model import (
     VersionsPage,
     WriteCondition,
 )
-from vaultaire.sealing import SecretBox, is_sealed
+from vaultaire.sealing import SecretBox
 
 T = TypeVar("T")
 log = Logger()
-
-
-def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
-    for d, outcome in outcomes:
-        if isinstance(outcome, Failure):
-            d.errback(outcome)
-        else:
-            d.callback(outcome)
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL DEFAULT 'active',
-    created REAL NOT NULL,
-    max_bytes INTEGER,
-    max_objects INTEGER
-);
--- secret_key is sealed (AES-GCM under the master key, see vaultaire/sealing.py), never plain.
-CREATE TABLE IF NOT EXISTS credentials (
-    access_key TEXT PRIMARY KEY,
-    secret_key TEXT NOT NULL,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS credentials_by_tenant ON credentials (tenant_id);
-CREATE TABLE IF NOT EXISTS containers (
-    id INTEGER PRIMARY KEY,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    name TEXT NOT NULL,
-    placement TEXT NOT NULL,
-    created REAL NOT NULL,
-    UNIQUE (tenant_id, name)
-);
--- Keys are stored as UTF-8 BLOBs: SQLite compares BLOBs with memcmp, which
--- is exactly S3's UTF-8 binary listing order, and the primary key is the index.
-CREATE TABLE IF NOT EXISTS artifacts (
-    container_id INTEGER NOT NULL,
-    key BLOB NOT NULL,
-    locator TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    modified REAL NOT NULL,
-    content_type TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    PRIMARY KEY (container_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS uploads (
-    id TEXT PRIMARY KEY,
-    container_id INTEGER NOT NULL,
-    key BLOB NOT NULL,
-    created REAL NOT NULL,
-    content_type TEXT NOT NULL,
-    extra TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (container_id, key, created, id);
-CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created);
-CREATE TABLE IF NOT EXISTS parts (
-    upload_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    locator TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    modified REAL NOT NULL,
-    checksum TEXT,
-    placement TEXT,
-    sealed_key TEXT,
-    PRIMARY KEY (upload_id, number)
-) WITHOUT ROWID;
--- Per-container settings (name = "cors", ...): opaque documents to the catalog,
--- deleted with their container in the same transaction.
-CREATE TABLE IF NOT EXISTS container_settings (
-    container_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (container_id, name)
-) WITHOUT ROWID;
--- An unsigned CORS preflight names a container but no tenant.
-CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name);
-"""
 
 
 def _container(row: tuple[Any, ...]) -> Container:
     return Container(id=row[0], tenant_id=row[1], name=row[2], placement=row[3], created=row[4])
 
 
-def _migrate(db: sqlite3.Connection, box: SecretBox, now: float) -> None:
-    """Bring a catalog written by an older version up to this schema, in one transaction."""
-    (written,) = db.execute("PRAGMA user_version").fetchone()
-    if written > versions.SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the catalog {written=} was written by a newer Vaultaire (this one knows {versions.SCHEMA_VERSION})"
-        )
-    # 1 -> 2, versioning: the versions table is new (created empty); artifacts rows from before
-    # it need no rewrite, they read as the current "null" version ordered by their time.
-    # 2 -> 3, inline blobs: the inline_blobs table is new (created empty); nothing is rewritten.
-    db.execute(f"PRAGMA user_version = {versions.SCHEMA_VERSION}")
-    if "placement" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
-        db.execute("ALTER TABLE parts ADD COLUMN placement TEXT")  # NULL: the container's placement
-    if "sealed_key" not in {r[1] for r in db.execute("PRAGMA table_info(parts)")}:
-        db.execute("ALTER TABLE parts ADD COLUMN sealed_key TEXT")  # NULL: a plaintext part
-    columns = {r[1] for r in db.execute("PRAGMA table_info(tenants)")}
-    for column in ("max_bytes", "max_objects"):
-        if column not in columns:
-            db.execute(f"ALTER TABLE tenants ADD COLUMN {column} INTEGER")
-    accounting.backfill(db, now)
-    sqlite_users.migrate(db)
-    plain = db.execute("SELECT access_key, secret_key FROM credentials").fetchall()
-    db.executemany(
-        "UPDATE credentials SET secret_key = ? WHERE access_key = ?",
-        [(box.seal(secret, access), access) for access, secret in plain if not is_sealed(secret)],
-    )
-
-
 class SQLiteCatalog(
+    GroupCommit,
     TenantStatements,
     UploadStatements,
     MigrationStatements,
@@ -218,7 +110,7 @@ class SQLiteCatalog(
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="vaultaire-catalog")
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
+        self._queue: list[Write] = []
         self._queue_lock = threading.Lock()
         self._draining = False
         # Write intents are recorded under this process's name (see catalog/blobs.py).
@@ -229,58 +121,6 @@ class SQLiteCatalog(
 
     def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
         return deferToThreadPool(self._reactor, self._pool, fn, *args)
-
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
-        """Run ``work`` in a transaction, committed together with whatever else is waiting.
-
-        Group commit: writes that arrive while the catalog thread is busy are
-        run in one transaction, each in a savepoint of its own (a refused
-        write rolls back alone), and committed with one fsync. Every caller's
-        Deferred fires only after that commit is durable.
-        """
-        d: Deferred[T] = Deferred()
-        with self._queue_lock:
-            self._queue.append((work, d))
-            if self._draining:
-                return d
-            self._draining = True
-        self._start_writer(self._drain).addErrback(lambda f: log.failure("catalog writer failed", f))
-        return d
-
-    # Writes committed in one transaction at most (None: all that wait).
-    _MAX_GROUP: int | None = None
-
-    def _start_writer(self, drain: Callable[[], None]) -> Deferred[None]:
-        """Run ``drain`` on the thread that commits writes: here the catalog thread."""
-        return self._run(drain)
-
-    def _drain(self) -> None:
-        """On the writer's thread: commit batches until the queue is empty."""
-        while True:
-            with self._queue_lock:
-                cut = len(self._queue) if self._MAX_GROUP is None else self._MAX_GROUP
-                batch, self._queue = self._queue[:cut], self._queue[cut:]
-                if not batch:
-                    self._draining = False
-                    return
-            self._reactor.callFromThread(_fire_all, self._commit_writes(batch))
-
-    def _commit_writes(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
-        """One batch committed: each write's Deferred with its outcome."""
-        return self._on_full_disk(batch, self._commit_batch(batch))
-
-    def _on_full_disk(
-        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]], outcomes: list[Any]
-    ) -> list[Any]:
-        """Writes that met a full disk: retried once after releasing the headroom, else refused cleanly."""
-        full = {id(d) for d, o in outcomes if isinstance(o, Failure) and is_full(o.value)}
-        if not full:
-            return outcomes
-        if self.headroom is not None and self.headroom.release():
-            retried = dict((id(d), (d, o)) for d, o in self._commit_batch([w for w in batch if id(w[1]) in full]))
-            outcomes = [retried.get(id(d), (d, o)) for d, o in outcomes]
-        refused = InsufficientStorage("The server's disk is full; the catalog could not record the change.")
-        return [(d, Failure(refused)) if isinstance(o, Failure) and is_full(o.value) else (d, o) for d, o in outcomes]
 
     def probe(self) -> Deferred[dict[str, object]]:
         """A read on the catalog thread (so a stuck writer shows), and the free space of its disk."""
@@ -306,39 +146,6 @@ class SQLiteCatalog(
         if self.headroom is None:
             return succeed(False)
         return self._run(self.headroom.restore)
-
-    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]) -> list[Any]:
-        db = self._db()
-        try:
-            with self._turn.held():
-                return self._commit_batch_in_turn(db, batch)
-        except Exception:
-            failure = Failure()
-            return [(d, failure) for _work, d in batch]
-
-    def _commit_batch_in_turn(
-        self, db: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]]
-    ) -> list[Any]:
-        outcomes: list[tuple[Deferred[Any], Any]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for work, d in batch:
-                db.execute("SAVEPOINT one_write")
-                try:
-                    result = work(db)
-                except Exception:
-                    outcomes.append((d, Failure()))
-                    db.execute("ROLLBACK TO one_write")
-                else:
-                    outcomes.append((d, result))
-                db.execute("RELEASE one_write")
-            db.execute("COMMIT")
-        except Exception:
-            failure = Failure()
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            return [(d, failure) for _work, d in batch]
-        return outcomes
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
         """A point read on the reactor thread, on a read-only connection of its own.
@@ -379,7 +186,7 @@ class SQLiteCatalog(
             conn.executescript(INLINE_SCHEMA)
             conn.executescript(sqlite_leases.SCHEMA)
             conn.executescript(generation.SCHEMA)  # last: its triggers watch the tables above
-            self._transaction(lambda db: _migrate(db, self._box, self._clock()))
+            self._transaction(lambda db: migrate(db, self._box, self._clock()))
         return self._conn
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -232,8 +232,9 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
     def _read(self, work: Callable[[Any], T]) -> Deferred[T]:
         return self._readers.submit(self._on_connection, work)
 
-    # The write queue and its drain are SQLiteCatalog's (a gateway's waiting writes commit as one
-    # group); a group holds the lock every gateway's writes wait for, so it is bounded.
+    # The write queue and its drain are SQLiteCatalog's (catalog/sqlite_group_commit.py: a gateway's
+    # waiting writes commit as one group); a group holds the lock every gateway's writes wait for,
+    # so it is bounded.
     _MAX_GROUP = group_commit.MAX_GROUP
 
     def _start_writer(self, drain: Callable[[], None]) -> Deferred[None]:
