@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from attrs import frozen
 
-from vaultaire import sigv2, sigv4
+from vaultaire import sigv2, sigv4, sigv4_verify
 from vaultaire.api.errors import S3Error
 from vaultaire.model import Credential, Tenant
 from vaultaire.querystring import form_pairs
@@ -22,7 +22,7 @@ CredentialLookup = Callable[[str], Awaitable["tuple[Credential, Tenant] | None"]
 _UNSIGNED_ALLOWED = frozenset({"x-amz-content-sha256"})
 
 
-def headers_not_signed(claimed: sigv4.Credentials, raw_query: str, headers: Mapping[str, str]) -> list[str]:
+def headers_not_signed(claimed: sigv4_verify.Credentials, raw_query: str, headers: Mapping[str, str]) -> list[str]:
     """The x-amz-* headers of a presigned SigV4 request its signer did not sign.
 
     Such a URL allows what its signed headers and query say; the holder adding an x-amz-*
@@ -78,8 +78,8 @@ class Authenticator:
         if v2 is not None:
             return await self._authenticate_v2(v2, method, v2_path or raw_path, raw_query, headers)
         try:
-            claimed = sigv4.parse_request(method, raw_path, raw_query, headers)
-        except sigv4.SigV4Error as e:
+            claimed = sigv4_verify.parse_request(method, raw_path, raw_query, headers)
+        except sigv4_verify.SigV4Error as e:
             raise S3Error(e.code, e.message) from None
         if claimed is None:
             return None
@@ -87,7 +87,7 @@ class Authenticator:
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         right_region = self._accepts(claimed.region)
         try:
-            signature = sigv4.verify(
+            signature = sigv4_verify.verify(
                 claimed,
                 credential.secret_key,
                 method,
@@ -98,7 +98,7 @@ class Authenticator:
                 region=claimed.region if right_region else self._region,
                 max_skew=self._max_skew,
             )
-        except sigv4.SigV4Error as e:
+        except sigv4_verify.SigV4Error as e:
             if e.code == "SignatureDoesNotMatch":
                 raise S3Error(e.code, e.message, AWSAccessKeyId=claimed.access_key) from None
             if not right_region:
