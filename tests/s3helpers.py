@@ -26,7 +26,8 @@ from twisted.internet.defer import Deferred, succeed
 from vaultaire import __version__, sigv4
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
-from vaultaire.api.http import ConnectionLimits, S3Site
+from vaultaire.api.deadlines import ConnectionLimits
+from vaultaire.api.site import S3Site
 from vaultaire.catalog.open import open_catalog
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.drivers.local import LocalDriver

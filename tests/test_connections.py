@@ -22,8 +22,8 @@ import pytest_twisted
 from twisted.internet import threads
 
 from tests.s3helpers import Server, raw_exchange, signed_head
+from vaultaire.api.deadlines import ConnectionLimits
 from vaultaire.api.errors import S3Error, from_domain
-from vaultaire.api.http import ConnectionLimits
 from vaultaire.config import ConfigError, build, load_file
 from vaultaire.errors import DriverError
 from vaultaire.reuseport import listen_backlog, parse_listen, with_backlog
@@ -410,7 +410,7 @@ def test_a_low_open_files_limit_is_raised_to_fit_the_cap():
         "import resource\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (512, 4096))\n"
         "from twisted.web.resource import Resource\n"
-        "from vaultaire.api.http import ConnectionLimits, S3Site\n"
+        "from vaultaire.api.deadlines import ConnectionLimits\nfrom vaultaire.api.site import S3Site\n"
         "S3Site(Resource(), limits=ConnectionLimits(max_connections=1000)).startFactory()\n"
         "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
     )

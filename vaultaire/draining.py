@@ -15,7 +15,7 @@ from typing import Any
 
 from twisted.internet.task import deferLater
 
-from vaultaire.api.http import S3Site
+from vaultaire.api.site import S3Site
 
 __all__ = ["drain"]
 

@@ -19,7 +19,7 @@ from vaultaire.api import cors
 from vaultaire.api.app import S3Api
 from vaultaire.api.auth import Authenticator
 from vaultaire.api.deadlines import ConnectionLimits
-from vaultaire.api.http import S3Site
+from vaultaire.api.site import S3Site
 from vaultaire.catalog.sqlite import SQLiteCatalog
 from vaultaire.config import ConfigError, Settings
 from vaultaire.console.service import bound_port, console_listener
