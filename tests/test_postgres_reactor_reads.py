@@ -84,22 +84,14 @@ async def test_a_gets_reads_take_no_thread_and_see_every_commit(postgres: Any, m
 @pytest_twisted.ensureDeferred
 async def test_a_session_killed_under_the_reads_costs_no_request(postgres: Any) -> None:
     url = postgres.fresh_database()
-    catalog = PostgresCatalog(url, reactor, BOX)
-    await catalog.start()
+    catalog, container = await _started(url)
     try:
-        container = await _bucket(catalog)
         await catalog.put_artifact(blob(container.id, "k", "loc"))
         await _until_open(catalog)
         for _round in range(3):
             pending = [catalog.artifact(container.id, "k") for _ in range(50)]
             pending += [catalog.generation() for _ in range(50)]
-            # Every session but this one's own pool: the reactor's connection among them.
-            await threads.deferToThread(
-                postgres.sql,
-                url,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
+            await _kill_other_sessions(postgres, url)
             pending += [catalog.artifact(container.id, "k") for _ in range(50)]
             for d in pending:
                 result = await d
@@ -107,6 +99,23 @@ async def test_a_session_killed_under_the_reads_costs_no_request(postgres: Any) 
         await _until_open(catalog)  # and it comes back by itself
     finally:
         await catalog.stop()
+
+
+async def _started(url: str) -> tuple[PostgresCatalog, Container]:
+    """A started catalog on ``url``, with bucket "b"."""
+    catalog = PostgresCatalog(url, reactor, BOX)
+    await catalog.start()
+    return catalog, await _bucket(catalog)
+
+
+async def _kill_other_sessions(postgres: Any, url: str) -> None:
+    """Every session on ``url`` but the one this runs on: the reactor's connection among them."""
+    await threads.deferToThread(
+        postgres.sql,
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
 
 
 async def _bucket(catalog: PostgresCatalog) -> Container:
@@ -130,10 +139,8 @@ async def _until_open(catalog: PostgresCatalog) -> None:
 @pytest_twisted.ensureDeferred
 async def test_a_small_objects_bytes_come_with_its_version_in_one_read(postgres: Any, monkeypatch: Any) -> None:
     url = postgres.fresh_database()
-    catalog = PostgresCatalog(url, reactor, BOX)
-    await catalog.start()
+    catalog, container = await _started(url)
     try:
-        container = await _bucket(catalog)
         locator = inline.new_locator()
         await catalog.put_inline_artifact(blob(container.id, "small", locator), b"tiny bytes")
         await _until_open(catalog)
@@ -159,10 +166,8 @@ async def test_the_reads_are_prepared_once_per_session_and_again_after_a_loss(po
     # PostgreSQL then parses and plans a GET's reads once per session, not per GET
     # (bench/catalog_backends.py: its CPU per GET went from 144 to 44 µs).
     url = postgres.fresh_database()
-    catalog = PostgresCatalog(url, reactor, BOX)
-    await catalog.start()
+    catalog, container = await _started(url)
     try:
-        container = await _bucket(catalog)
         await catalog.put_artifact(blob(container.id, "k", "loc"))
         connection = catalog._on_reactor
         assert connection is not None
@@ -189,12 +194,7 @@ async def test_the_reads_are_prepared_once_per_session_and_again_after_a_loss(po
                 await connection.query("SELECT 1 FROM nowhere", ())
             assert len(await prepared()) == 3
             assert hops == []  # all of it from the reactor's own session
-            await threads.deferToThread(
-                postgres.sql,
-                url,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
+            await _kill_other_sessions(postgres, url)
             for _ in range(200):  # until the reactor's connection has seen its loss
                 if connection._conn is None:
                     break
