@@ -206,3 +206,26 @@ async def test_the_reads_are_prepared_once_per_session_and_again_after_a_loss(po
             assert connection._conn is None
     finally:
         await catalog.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_statement_whose_table_changed_is_prepared_again(postgres: Any) -> None:
+    # A migration under running gateways changes a table their prepared reads name: the read
+    # that meets it fails (and goes the ordinary way), the next one is prepared anew.
+    url = postgres.fresh_database()
+    catalog, _container = await _started(url)
+    try:
+        await _until_open(catalog)
+        connection = catalog._on_reactor
+        assert connection is not None
+        await threads.deferToThread(postgres.sql, url, "CREATE TABLE probe (id int PRIMARY KEY, x int)")
+        await threads.deferToThread(postgres.sql, url, "INSERT INTO probe VALUES (1, 7)")
+        read = "SELECT x FROM probe WHERE id = %s"
+        assert await connection.query(read, (1,)) == [(7,)]
+        await threads.deferToThread(postgres.sql, url, "ALTER TABLE probe ALTER COLUMN x TYPE text")
+        with pytest.raises(Exception, match="cached plan"):
+            await connection.query(read, (1,))
+        assert await connection.query(read, (1,)) == [("7",)]
+        assert connection._conn is not None  # the same session all along
+    finally:
+        await catalog.stop()

@@ -23,6 +23,7 @@ again in a thread, at most once a second, while the ordinary path serves.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import deque
@@ -50,6 +51,7 @@ _WAIT_R = 1  # psycopg's Wait.R / Ready.R (selectors.EVENT_READ)
 _WAIT_W = 2  # Wait.W / Ready.W (selectors.EVENT_WRITE)
 
 Rows = list[tuple[Any, ...]]
+Shape = tuple[bytes, tuple[int, ...]]  # a statement's text and its parameters' types
 
 
 class Unavailable(Exception):
@@ -73,8 +75,10 @@ class ReactorConnection:
         self._tx: Any = None  # psycopg's Transformer (a C class when psycopg_binary is in, no type for mypy)
         # Statements prepared on this session, by text and parameter types: the server then parses
         # and plans each once, not per GET (PostgreSQL's CPU per read, on the gateways' cores too).
-        self._prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
-        self._preparing: tuple[bytes, tuple[int, ...]] | None = None
+        self._prepared: dict[Shape, bytes] = {}
+        self._preparing: tuple[Shape, bytes] | None = None  # a statement being prepared, and its name
+        self._sent_shape: Shape | None = None  # the prepared statement on the wire
+        self._names = itertools.count()
 
     @staticmethod
     def usable(reactor: object) -> bool:
@@ -139,10 +143,10 @@ class ReactorConnection:
             if name is None:
                 # Prepared first (its answer comes to _finish), then sent as the statement it is.
                 self._queue.appendleft((sql, params, d))
-                self._preparing = shape
-                pgconn.send_prepare(b"v%d" % len(self._prepared), query.query, param_types=query.types)
+                self._preparing = (shape, b"v%d" % next(self._names))
+                pgconn.send_prepare(self._preparing[1], query.query, param_types=query.types)
             else:
-                self._current = d
+                self._current, self._sent_shape = d, shape
                 pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
         except psycopg.OperationalError as e:
             self._lost(e)
@@ -172,6 +176,10 @@ class ReactorConnection:
         try:
             (result,) = results
             if result.status != ExecStatus.TUPLES_OK:
+                # Prepared again at its next use, under a new name: a schema changed under a
+                # running gateway (a migration) fails a prepared statement's plan until then.
+                if self._sent_shape is not None:
+                    self._prepared.pop(self._sent_shape, None)
                 raise psycopg.DatabaseError(
                     (result.error_message or b"statement failed").decode("utf-8", "replace").strip()
                 )
@@ -184,11 +192,12 @@ class ReactorConnection:
         self._next_unless_lost()
 
     def _prepared_one(self, results: list[Any]) -> None:
-        shape, self._preparing, self._gen = self._preparing, None, None
-        assert shape is not None
+        preparing, self._preparing, self._gen = self._preparing, None, None
+        assert preparing is not None
         (result,) = results
         if result.status == ExecStatus.COMMAND_OK:
-            self._prepared[shape] = b"v%d" % len(self._prepared)
+            shape, name = preparing
+            self._prepared[shape] = name
         else:  # the statement itself is wrong: its caller hears why, as from the statement
             _sql, _params, d = self._queue.popleft()
             message = (result.error_message or b"statement failed").decode("utf-8", "replace").strip()
