@@ -196,5 +196,6 @@ class Sealed:
             # The driver read it whole already (a small blob or range, from the page cache): open it
             # here and now. The streaming reader's chain of Deferreds costs more than the cipher.
             plain = opener.open_whole(inner.data)
-            return BytesReader(plain[where.skip : where.skip + where.length])  # all of it: no copy
+            # (a whole object: slicing all of a bytes gives the same object, no copy)
+            return BytesReader(plain[where.skip : where.skip + where.length])
         return OpeningReader(inner, opener, where.skip, where.length, self._run)
