@@ -58,11 +58,14 @@ def _cork(fd: int, on: bool) -> None:
     2.8 GB/s, the kernel's CPU per GiB 0.50 -> 0.36 s (bench/run.py: nginx 0.34)."""
     if not hasattr(socket, "TCP_CORK"):  # Linux only; elsewhere segments go as they are
         return
-    sock = socket.socket(fileno=fd)
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return  # the connection is gone: nothing left to send either way
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
     except OSError:
-        pass  # the connection is gone: nothing left to send either way
+        pass  # as above
     finally:
         sock.detach()  # the descriptor stays ours (closed in _end)
 
