@@ -29,7 +29,6 @@ from vaultaire.engine.sealed import Sealed
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.engine.uploads import UploadsEngine
 from vaultaire.engine.versioning import VersioningEngine
-from vaultaire.engine.writes import WritesEngine
 from vaultaire.errors import (
     DeleteMarkerAddressed,
     DriverError,
@@ -58,7 +57,7 @@ from vaultaire.model import (
 log = Logger()
 
 
-class Engine(VersioningEngine, WritesEngine, UploadsEngine):
+class Engine(VersioningEngine, UploadsEngine):
     def __init__(
         self,
         catalog: Catalog,

@@ -1,27 +1,24 @@
 """Multipart uploads: parts streamed to blobs of their own, completed by one catalog transaction.
 
-Mixed into Engine (engine.py), whose write path (``_write_blob``), reads (``open``) and
-condition check each part and copy go through, so a part is as durable, checked, metered
-and sealed as a whole object.
+Mixed into Engine (engine.py), on top of the write path (writes.py: ``_write_blob``, the
+condition check) and Engine's reads (``open``), which every part and part copy go through:
+a part is as durable, checked, metered and sealed as a whole object.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from twisted.logger import Logger
 
-from vaultaire.catalog.interface import Catalog
-from vaultaire.drivers.interface import BlobReader
 from vaultaire.encryption.keys import Protection
-from vaultaire.engine.blobs import BlobKeeper
 from vaultaire.engine.hashing import Hasher, Verifier
 from vaultaire.engine.pipe import ChunkSource, reader_source
 from vaultaire.engine.quota import nothing_replaced
-from vaultaire.engine.sealed import Sealed, sealed_etag
-from vaultaire.engine.space import SpaceGuard
+from vaultaire.engine.sealed import sealed_etag
+from vaultaire.engine.writes import WritesEngine
 from vaultaire.errors import ConditionalConflict, NoSuchUpload, PreconditionFailed
 from vaultaire.model import Artifact, ByteRange, Container, Part, RequestContext, Upload, WriteCondition
 from vaultaire.objectlock import LockRequest
@@ -29,19 +26,10 @@ from vaultaire.objectlock import LockRequest
 log = Logger()
 
 
-class UploadsEngine:
-    """Mixed into Engine."""
+class UploadsEngine(WritesEngine):
+    """Mixed into Engine. A part takes the write path an object takes (writes.py)."""
 
-    catalog: Catalog
-    blobs: BlobKeeper
-    sealed: Sealed
-    space: SpaceGuard | None
     min_part_size: int
-    _clock: Callable[[], float]
-    # Engine's own steps, which a part takes as an object does.
-    _write_blob: Callable[..., Awaitable[tuple[str, int, str]]]
-    _check_condition: Callable[[Container, str, WriteCondition], Awaitable[None]]
-    open: Callable[..., Awaitable[tuple[Artifact, ByteRange | None, BlobReader]]]
 
     async def create_upload(
         self,
