@@ -23,7 +23,7 @@ from vaultaire.names import policy_renamed
 _COLUMNS = "id, tenant_id, name, placement, created"
 
 
-def _container(row: tuple[Any, ...]) -> Container:
+def container_row(row: tuple[Any, ...]) -> Container:
     return Container(id=row[0], tenant_id=row[1], name=row[2], placement=row[3], created=row[4])
 
 
@@ -39,7 +39,7 @@ def check_available(db: sqlite3.Connection, tenant_id: str, name: str) -> None:
 def container_named(db: sqlite3.Connection, name: str) -> Container | None:
     """The one container of that name, whatever its tenant; None if none or several hold it."""
     rows = db.execute(f"SELECT {_COLUMNS} FROM containers WHERE name = ? LIMIT 2", (name,)).fetchall()
-    return _container(rows[0]) if len(rows) == 1 else None
+    return container_row(rows[0]) if len(rows) == 1 else None
 
 
 def conflicts(db: sqlite3.Connection) -> list[tuple[str, list[str]]]:
@@ -65,7 +65,7 @@ def rename(db: sqlite3.Connection, tenant_id: str, old: str, new: str, now: floa
     if row is None:
         raise NoSuchContainer(old)
     if new == old:
-        return _container(row)
+        return container_row(row)
     check_available(db, tenant_id, new)
     accounting.integrate(db, row[0], now)
     db.execute("UPDATE containers SET name = ? WHERE id = ?", (new, row[0]))
@@ -78,4 +78,4 @@ def rename(db: sqlite3.Connection, tenant_id: str, old: str, new: str, now: floa
             "UPDATE container_settings SET value = ? WHERE container_id = ? AND name = 'policy'",
             (policy_renamed(policy[0], old, new), row[0]),
         )
-    return _container((row[0], row[1], new, row[3], row[4]))
+    return container_row((row[0], row[1], new, row[3], row[4]))
