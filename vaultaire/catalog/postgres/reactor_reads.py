@@ -207,10 +207,15 @@ class ReactorConnection:
     def _next_unless_lost(self) -> None:
         # An error answer may be the session's end (an administrator's pg_terminate_backend):
         # seen now, the statements waiting go the ordinary way at once, not after a failed send.
+        if not self._lost_if_closed():
+            self._next()
+
+    def _lost_if_closed(self) -> bool:
+        """True, the connection given up, if the server has ended the session."""
         if self._conn is not None and self._conn.pgconn.status != psycopg.pq.ConnStatus.OK:
             self._lost(Unavailable("the server closed the session"))
-            return
-        self._next()
+            return True
+        return False
 
     def _lost(self, error: BaseException, reopen: bool = True) -> None:
         """The connection is gone: every statement fails over to the ordinary path."""
@@ -250,8 +255,7 @@ class ReactorConnection:
             except psycopg.OperationalError as e:
                 self._lost(e)
                 return
-            if pgconn.status != psycopg.pq.ConnStatus.OK:
-                self._lost(Unavailable("the server closed the session"))
+            self._lost_if_closed()
 
     def doWrite(self) -> None:
         self._reactor.removeWriter(self)
