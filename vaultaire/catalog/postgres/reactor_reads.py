@@ -54,6 +54,11 @@ Rows = list[tuple[Any, ...]]
 Shape = tuple[bytes, tuple[int, ...]]  # a statement's text and its parameters' types
 
 
+def _refused(result: Any) -> psycopg.DatabaseError:
+    """The server's error answer to a statement, as the statement's caller hears it."""
+    return psycopg.DatabaseError((result.error_message or b"statement failed").decode("utf-8", "replace").strip())
+
+
 class Unavailable(Exception):
     """The reactor's connection is not open: use the ordinary path."""
 
@@ -180,9 +185,7 @@ class ReactorConnection:
                 # running gateway (a migration) fails a prepared statement's plan until then.
                 if self._sent_shape is not None:
                     self._prepared.pop(self._sent_shape, None)
-                raise psycopg.DatabaseError(
-                    (result.error_message or b"statement failed").decode("utf-8", "replace").strip()
-                )
+                raise _refused(result)
             self._tx.set_pgresult(result)
             rows: Rows = self._tx.load_rows(0, result.ntuples, tuple)
         except BaseException:
@@ -200,8 +203,7 @@ class ReactorConnection:
             self._prepared[shape] = name
         else:  # the statement itself is wrong: its caller hears why, as from the statement
             _sql, _params, d = self._queue.popleft()
-            message = (result.error_message or b"statement failed").decode("utf-8", "replace").strip()
-            d.errback(Failure(psycopg.DatabaseError(message)))
+            d.errback(Failure(_refused(result)))
         self._next_unless_lost()
 
     def _next_unless_lost(self) -> None:
