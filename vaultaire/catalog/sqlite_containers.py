@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
 from vaultaire.catalog import accounting, sqlite_names, versions
 from vaultaire.catalog.sqlite_names import container_row
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.errors import ContainerExists, ContainerNotEmpty, NoSuchContainer
 from vaultaire.model import Container
 
-T = TypeVar("T")
 
-
-class ContainerStatements:
+class ContainerStatements(SQLiteStatements):
     """Create, find, list and delete containers; their settings; names across tenants."""
 
     if TYPE_CHECKING:
 
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
         def _queue_parts(
             self, db: sqlite3.Connection, container_id: int, rows: Iterable[tuple[str, str | None]]
         ) -> None: ...
-
-        _clock: Callable[[], float]
 
     # -- containers
 

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vaultaire.catalog.headroom import Headroom
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.catalog.sqlite_write_lock import WriteTurn
 from vaultaire.diskspace import is_full
 from vaultaire.errors import InsufficientStorage
@@ -41,7 +42,7 @@ def _fire_all(outcomes: list[tuple[Deferred[Any], Any]]) -> None:
             d.callback(outcome)
 
 
-class GroupCommit:
+class GroupCommit(SQLiteStatements):
     """Mixed into SQLiteCatalog: ``_write``, and the writer's drain."""
 
     _reactor: IReactorFromThreads
@@ -50,8 +51,6 @@ class GroupCommit:
     _draining: bool
     _turn: WriteTurn
     headroom: Headroom | None
-    _run: Callable[..., Deferred[Any]]
-    _db: Callable[[], sqlite3.Connection]
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
         """Run ``work`` in a transaction, committed together with whatever else is waiting.

@@ -12,14 +12,13 @@ import json
 import sqlite3
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.errors import KmsKeyExists, NoSuchKmsKey
 from vaultaire.model import KmsKey
-
-T = TypeVar("T")
 
 SCHEMA = """
 -- SSE-KMS keys kept by Vaultaire: material is sealed by the master key (never plain).
@@ -51,18 +50,8 @@ def _key(row: tuple[Any, ...]) -> KmsKey:
     return KmsKey(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
 
 
-class KeyStoreMixin:
-    """KMS keys and re-sealing; needs SQLiteCatalog's ``_run``, ``_write`` and ``_read``."""
-
-    if TYPE_CHECKING:
-
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
+class KeyStoreMixin(SQLiteStatements):
+    """KMS keys and re-sealing."""
 
     # -- KMS keys
 

@@ -7,12 +7,10 @@ the catalog's clock. Each operation is one statement in its own transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
-T = TypeVar("T")
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 
 SCHEMA = """
 -- Who does a once-per-deployment job, until when (seconds since the epoch, the catalog's clock).
@@ -47,18 +45,8 @@ def holder(db: sqlite3.Connection, name: str, now: float) -> tuple[str, float] |
     return (str(row[0]), float(row[1]) - now) if row is not None else None
 
 
-class LeaseStatements:
+class LeaseStatements(SQLiteStatements):
     """The Leases contract for SQLiteCatalog."""
-
-    if TYPE_CHECKING:
-
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        _clock: Callable[[], float]
 
     def take_lease(self, name: str, holder: str, seconds: float, renew: bool = True) -> Deferred[bool]:
         return self._write(lambda db: take(db, name, holder, seconds, renew, self._clock()))

@@ -7,28 +7,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
 from vaultaire.catalog import versions
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.model import Artifact, Container, VersionChange
 
-T = TypeVar("T")
 
-
-class LifecycleStatements:
+class LifecycleStatements(SQLiteStatements):
     """Containers that have a setting, and an expiration checked in its own transaction."""
-
-    if TYPE_CHECKING:
-
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        _clock: Callable[[], float]
 
     def containers_with_setting(self, name: str, after_id: int, limit: int) -> Deferred[list[tuple[Container, str]]]:
         def work() -> list[tuple[Container, str]]:

@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
 from vaultaire.catalog import blobs, versions
 from vaultaire.catalog.rows import ARTIFACT_COLUMNS as _ARTIFACT_COLUMNS
 from vaultaire.catalog.rows import artifact_row as _artifact
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.catalog.sqlite_uploads import _PART_COLUMNS, _part
 from vaultaire.errors import NoSuchContainer
 from vaultaire.model import Artifact, Part
 
-T = TypeVar("T")
 
-
-class MigrationStatements:
+class MigrationStatements(SQLiteStatements):
     """Switch a container's placement, find what is still elsewhere, and swap in moved blobs."""
 
     if TYPE_CHECKING:
 
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
         def _queue_garbage(
             self, db: sqlite3.Connection, container_id: int, locators: Iterable[str], placement: str | None = None
         ) -> None: ...
-
-        _clock: Callable[[], float]
 
     def begin_migration(self, container_id: int, target: str) -> Deferred[str]:
         """Point the container's new writes at ``target``; returns the placement it had.

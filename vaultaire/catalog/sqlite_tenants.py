@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
 from vaultaire.catalog import sqlite_users
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.errors import NoSuchTenant, TenantExists, TenantNotEmpty
 from vaultaire.model import Credential, Tenant
 
 if TYPE_CHECKING:
     from vaultaire.sealing import SecretBox
 
-T = TypeVar("T")
 
 _TENANT_COLUMNS = "id, name, status, created, max_bytes, max_objects"
 
@@ -25,20 +24,10 @@ def _tenant(row: tuple[Any, ...]) -> Tenant:
     return Tenant(*row)
 
 
-class TenantStatements:
+class TenantStatements(SQLiteStatements):
     """Tenants (with their status and quota) and the credentials that act for them."""
 
     if TYPE_CHECKING:
-
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        _clock: Callable[[], float]
         _box: SecretBox
         _opened: dict[str, str]
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from attrs import evolve
 from twisted.internet.defer import Deferred
@@ -17,10 +17,9 @@ from vaultaire.catalog.rows import hold_of
 from vaultaire.catalog.rows import retention as _retention
 from vaultaire.catalog.rows import sealing as _sealing
 from vaultaire.catalog.rows import sealing_json as _sealing_json
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.errors import EntityTooSmall, InvalidPart, InvalidPartOrder, MigrationInProgress, NoSuchUpload
 from vaultaire.model import Artifact, Part, Upload, WriteCondition
-
-T = TypeVar("T")
 
 _UPLOAD_COLUMNS = "id, container_id, key, created, content_type, extra"
 _PART_COLUMNS = "upload_id, number, locator, size, md5, modified, checksum, placement, sealed_key"
@@ -53,32 +52,20 @@ def _part(row: tuple[Any, ...]) -> Part:
     return Part(upload_id, number, locator, size, md5, modified, checksum, placement or "", sealed_key or "")
 
 
-class UploadStatements:
+class UploadStatements(SQLiteStatements):
     """Create, fill, complete, abort and list multipart uploads."""
 
     if TYPE_CHECKING:
 
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
         def _queue_garbage(
             self, db: sqlite3.Connection, container_id: int, locators: Iterable[str], placement: str | None = None
         ) -> None: ...
-
         def _queue_parts(
             self, db: sqlite3.Connection, container_id: int, rows: Iterable[tuple[str, str | None]]
         ) -> None: ...
-
         def _check_condition(
             self, db: sqlite3.Connection, container_id: int, key: bytes, condition: WriteCondition
         ) -> None: ...
-
-        _clock: Callable[[], float]
 
     def create_upload(self, upload: Upload) -> Deferred[None]:
         def work(db: sqlite3.Connection) -> None:

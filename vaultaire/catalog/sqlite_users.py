@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from vaultaire.catalog.sqlite_statements import SQLiteStatements
 from vaultaire.errors import NoSuchTenant, NoSuchUser, UserExists
 from vaultaire.model import Container, ContainerAccess, Tenant, User
-
-T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -66,18 +64,7 @@ def check_user(db: sqlite3.Connection, tenant_id: str, user: str) -> None:
         _existing_user(db, tenant_id, user)
 
 
-class UsersMixin:
-    if TYPE_CHECKING:
-        _clock: Callable[[], float]
-
-        def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
-
-        def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]: ...
-
-        def _db(self) -> sqlite3.Connection: ...
-
+class UsersMixin(SQLiteStatements):
     def create_user(self, tenant_id: str, name: str, policy: str | None) -> Deferred[User]:
         def work(db: sqlite3.Connection) -> User:
             if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
