@@ -287,3 +287,34 @@ def test_a_writer_lease_is_taken_once_and_seen_alive_until_released(tmp_path: Pa
     assert mine.dead_owners([other.owner]) == [other.owner]
     mine.release()
     assert os.listdir(tmp_path / "w") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_intent_committed_with_its_answer_lost_is_settled_all_the_same(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database stops between the intent's commit and its answer: the PUT fails (503), and the
+    # intent, which names this live process and so is never swept, must not stay for ever.
+    from vaultaire.errors import CatalogUnavailable
+
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    catalog = engine.catalog
+    intend, forget = catalog.intend_blobs, catalog.forget_garbage
+
+    async def committed_then_lost(placement: str, locators: list[str]) -> None:
+        await intend(placement, locators)
+        raise CatalogUnavailable("the answer was lost")
+
+    async def still_down(locators: list[str]) -> None:
+        raise CatalogUnavailable("still down")
+
+    monkeypatch.setattr(catalog, "intend_blobs", committed_then_lost)
+    monkeypatch.setattr(catalog, "forget_garbage", still_down)
+    with pytest.raises(CatalogUnavailable, match="the answer was lost"):
+        await engine.put(ctx, container, "k", Chunks(b"abc"), content_type="x")
+    assert await catalog_rows(engine, "SELECT COUNT(*) FROM intents") == [(1,)]  # the catalog is still down
+    monkeypatch.setattr(catalog, "forget_garbage", forget)
+    await engine.blobs.retry_pending()  # the periodic retry, once the catalog is back
+    assert await catalog_rows(engine, "SELECT COUNT(*) FROM intents") == [(0,)]
+    assert blob_files(engine.test_root) == []  # type: ignore[attr-defined]
