@@ -57,6 +57,22 @@ class BlobKeeper:
             freed += await self.discard(placement, locators)
         return freed
 
+    async def intend(self, placement: str, locators: list[str]) -> None:
+        """Record that blobs are about to be written (before their first byte: a crash then
+        leaves an intent the sweep turns into garbage, never a blob the catalog does not know).
+
+        If recording fails, its commit may still have happened with only the answer lost (the
+        database stopped meanwhile). Such an intent names this live process, which no sweep
+        reclaims, so the blobs are dropped as any are: now, or by ``retry_pending``."""
+        try:
+            await self.catalog.intend_blobs(placement, locators)
+        except BaseException:
+            try:
+                await self.discard(placement, locators)
+            except CatalogUnavailable:
+                pass  # kept in ``pending``
+            raise
+
     async def discard(self, placement: str, locators: list[str]) -> int:
         """Delete blobs nothing references (or ever will); what cannot be deleted now stays
         queued as garbage until its placement can take it. The one way blobs are dropped.

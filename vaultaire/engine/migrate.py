@@ -98,7 +98,7 @@ async def _copy(
 ) -> str:
     """Copy one blob to a fresh locator on ``target``, listed in ``copied`` once its intent is recorded."""
     new = _fresh_locator(container)
-    await engine.catalog.intend_blobs(target, [new])
+    await engine.blobs.intend(target, [new])
     copied.append(new)
     source = engine.source(placement or container.placement, locator)
     await copy_blob(source, engine.placement(target), locator, size, new)

@@ -31,7 +31,6 @@ from vaultaire.engine.quota import QuotaGuard, Reservation, nothing_replaced
 from vaultaire.engine.sealed import BlobSeal, Sealed, sealed_etag
 from vaultaire.engine.space import SpaceGuard
 from vaultaire.errors import (
-    CatalogUnavailable,
     ConditionalConflict,
     IncompleteBody,
     NoSuchArtifact,
@@ -235,17 +234,7 @@ class WritesEngine:
             driver = self._driver(container)
             # Durable before the driver sees a byte: a crash from here on leaves an intent the
             # sweep turns into garbage, never a blob the catalog does not know.
-            try:
-                await self.catalog.intend_blobs(container.placement, [locator])
-            except BaseException:
-                # Its commit may have happened with only the answer lost (the database stopped
-                # meanwhile): the intent names this live process, which no sweep reclaims, so it
-                # is settled as any dropped blob is (now, or by retry_pending once the catalog is back).
-                try:
-                    await self.blobs.discard(container.placement, [locator])
-                except CatalogUnavailable:
-                    pass  # kept in blobs.pending
-                raise
+            await self.blobs.intend(container.placement, [locator])
             try:
                 if seal is None:
                     writer = driver.open_writer(locator, declared_size)

@@ -304,7 +304,7 @@ class LifecycleRunner:
         blob = uuid.uuid4().hex
         new = f"{container.id}/{blob[:2]}/{blob}"
         # Recorded before the first byte: a crash before the swap leaves garbage, never a leak.
-        await self.catalog.intend_blobs(target, [new])
+        await self.engine.blobs.intend(target, [new])
         copied.append(new)
         await copy_blob(self.engine.source(source, locator), self.engine.placement(target), locator, size, new)
         return new
