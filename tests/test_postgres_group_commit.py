@@ -105,7 +105,8 @@ async def test_a_refused_write_in_a_group_rolls_back_alone(postgres: Any) -> Non
         await catalog.set_quota("t", 10**6, None)
         container = await catalog.create_container(tenant.id, "b", "local")
         await catalog.put_artifact(blob(container.id, "taken", "l-taken"))
-        await catalog.intend_blobs("local", ["intended"])
+        taken_inline = "inline:0000000000000001"
+        await catalog.put_inline_artifact(blob(container.id, "inline", taken_inline), b"x" * 10)
         await catalog.add_credential(tenant.id, "AKIAEXAMPLE", "secret")
         note_writers(url)
         lock = WriteLock(url)
@@ -118,9 +119,9 @@ async def test_a_refused_write_in_a_group_rolls_back_alone(postgres: Any) -> Non
             catalog.put_artifact(blob(container.id, "new2", "l3")),
             catalog.put_artifact(huge),  # over the tenant's quota
             catalog.put_artifact(blob(container.id, "new3", "l4")),
-            # A failure PostgreSQL reports only at the next sync (an INSERT sent without waiting):
+            # A failure PostgreSQL reports only at a later sync (an INSERT sent without waiting):
             # the write that sent it fails, not the one after it.
-            catalog.intend_blobs("local", ["intended"]),
+            catalog.put_inline_artifact(blob(container.id, "inline-again", taken_inline), b"y" * 10),
             catalog.put_artifact(blob(container.id, "new4", "l5")),
             catalog.revoke_credential("AKIAEXAMPLE"),
             catalog.revoke_credential("AKIAMISSING"),
@@ -133,14 +134,73 @@ async def test_a_refused_write_in_a_group_rolls_back_alone(postgres: Any) -> Non
         assert isinstance(results[5], sqlite3.IntegrityError), results
         assert results[7:] == [True, False]  # row counts, in pipeline mode too
         found = writers(url)
-        assert "huge" not in found
+        assert "huge" not in found and "inline-again" not in found
         assert (await catalog.artifact(container.id, "taken")).locator == "l-taken"  # type: ignore[union-attr]
         # The others committed, together: the refused ones were in their group and left no trace.
         assert len({found[k] for k in ("new1", "new2", "new3", "new4")}) == 1, found
         totals = await catalog.tenant_totals(tenant.id)
-        assert (totals.objects, totals.bytes) == (6, 60)
+        assert (totals.objects, totals.bytes) == (7, 70)
     finally:
         await catalog.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_intents_and_forgotten_blobs_ride_their_group_and_a_failing_one_fails_it_whole(postgres: Any) -> None:
+    """Intents and a freed blob's rows are written unguarded (no savepoint, no round trip of their
+    own): they commit with their group; should one fail all the same (a locator taken twice,
+    which minted locators never are), the whole group fails, nothing of it is left, and the
+    catalog goes on."""
+    url = postgres.fresh_database()
+    catalog = await started(url)
+    try:
+        tenant = await catalog.ensure_tenant("t")
+        container = await catalog.create_container(tenant.id, "b", "local")
+        await catalog.intend_blobs("local", ["taken", "freed"])
+        note_writers(url)
+        lock = WriteLock(url)
+        first = catalog.put_artifact(blob(container.id, "first", "l-first"))
+        await lock.wait_for_a_waiter()
+        group = [
+            catalog.intend_blobs("local", ["new-intent"]),
+            catalog.forget_garbage(["freed"]),
+            catalog.put_artifact(blob(container.id, "k1", "l1")),
+        ]
+        lock.release()
+        await first
+        assert (await outcomes(group))[:2] == [None, None]
+        assert set(await intent_locators(url)) == {"taken", "new-intent"}
+
+        lock = WriteLock(url)
+        first = catalog.put_artifact(blob(container.id, "first-again", "l-first-again"))
+        await lock.wait_for_a_waiter()
+        group = [
+            catalog.put_artifact(blob(container.id, "k2", "l2")),
+            catalog.intend_blobs("local", ["taken"]),
+            catalog.forget_garbage(["new-intent"]),
+            catalog.put_artifact(blob(container.id, "k3", "l3")),
+        ]
+        lock.release()
+        await first
+        results = await outcomes(group)
+        assert all(isinstance(r, Exception) for r in results), results
+        found = writers(url)
+        assert "k2" not in found and "k3" not in found
+        assert set(await intent_locators(url)) == {"taken", "new-intent"}
+        # The connection was given back clean: the next writes commit.
+        await catalog.intend_blobs("local", ["after"])
+        await catalog.put_artifact(blob(container.id, "k4", "l4"))
+        assert "after" in await intent_locators(url)
+        assert (await catalog.artifact(container.id, "k4")) is not None
+    finally:
+        await catalog.stop()
+
+
+async def intent_locators(url: str) -> list[str]:
+    def read() -> list[str]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return [r[0] for r in conn.execute("SELECT locator FROM intents").fetchall()]
+
+    return await threads.deferToThread(read)
 
 
 @pytest_twisted.ensureDeferred
