@@ -32,6 +32,7 @@ from vaultaire.lifecycle.runner import LifecycleRunner
 from vaultaire.model import StoredTotals, Tenant
 from vaultaire.ops.events import EventLog
 from vaultaire.ops.failures import log_periodic_failure
+from vaultaire.ops.heap import set_aside_startup_heap
 from vaultaire.ops.metering import Meter
 from vaultaire.ops.metrics import LifecycleMetrics, Metrics
 from vaultaire.ops.site import ops_resource
@@ -135,10 +136,12 @@ class VaultaireService(StartGuard):
                 except CannotListenError as e:
                     self.fail_start(cannot_listen(e))
                     return
+            set_aside_startup_heap()
             self.notify("ready", "")
             for hook in self.ready_hooks:
                 hook()
             return
+        set_aside_startup_heap()
         log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
     def stopService(self) -> Deferred[None]:
