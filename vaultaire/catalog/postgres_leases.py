@@ -1,4 +1,4 @@
-"""Leases on a PostgreSQL catalog (see ``Leases`` in catalog/interface.py).
+"""Leases on a PostgreSQL catalog (see ``Leases`` in catalog/interface_storage.py).
 
 The same table and the same one-statement take as catalog/sqlite_leases.py, with
 one difference that matters across hosts: expiry is the database server's clock

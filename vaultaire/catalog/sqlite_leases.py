@@ -1,4 +1,4 @@
-"""Leases on the SQLite catalog (see ``Leases`` in catalog/interface.py): a mixin of SQLiteCatalog.
+"""Leases on the SQLite catalog (see ``Leases`` in catalog/interface_storage.py): a mixin of SQLiteCatalog.
 
 Gateways sharing one SQLite file share one machine, hence one clock: expiry is
 the catalog's clock. Each operation is one statement in its own transaction.
