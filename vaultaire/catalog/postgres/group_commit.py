@@ -6,7 +6,9 @@ round trips to the server, and a commit (a WAL flush) of its own. So, as the SQL
 catalog's writer does, a gateway's writes that queue while one transaction runs go
 together into the next: ``BEGIN``, the lock, then each write in a savepoint of its own (a
 refused write rolls back alone, as if it had never been in the group), one ``COMMIT``.
-Every caller hears of its write only after that commit.
+Every caller hears of its write only after that commit. Writes that cannot be refused
+(``Unguarded``: a writer's intents, a freed blob's rows) take no savepoint and no round
+trip of their own.
 
 The connection is in pipeline mode throughout (see dialect.py): statements whose answer
 nobody waits for (the savepoints, most of a write's UPDATEs and INSERTs) go with the next
