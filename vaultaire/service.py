@@ -129,6 +129,7 @@ class VaultaireService(StartGuard):
         for timer in self.periodic:
             timer.setServiceParent(self)
         await self.health.probe()
+        set_aside_startup_heap()  # all that starting built is in place now
         if self.notify is not None:
             if self.late_listener is not None:
                 try:
@@ -136,12 +137,10 @@ class VaultaireService(StartGuard):
                 except CannotListenError as e:
                     self.fail_start(cannot_listen(e))
                     return
-            set_aside_startup_heap()
             self.notify("ready", "")
             for hook in self.ready_hooks:
                 hook()
             return
-        set_aside_startup_heap()
         log.info("{line}", line=serving_line(self.settings, os.path.abspath(self.settings.data)))
 
     def stopService(self) -> Deferred[None]:
