@@ -67,12 +67,25 @@ def streamed_put(url: str, path: Path) -> tuple[int, dict[str, str], bytes]:
         conn.putheader("Content-Type", "application/octet-stream")
         conn.endheaders()
         with open(path, "rb") as f:
-            while chunk := f.read(BLOCK):
-                conn.send(chunk)
+            try:
+                while chunk := f.read(BLOCK):
+                    conn.send(chunk)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                # The server answered before the body ended and closed: say what it answered.
+                raise AssertionError(f"the server cut the upload: {early_answer(conn)}") from e
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def early_answer(conn: http.client.HTTPConnection) -> str:
+    """The status and body a server sent before closing an upload, or why none can be read."""
+    try:
+        response = conn.getresponse()
+        return f"{response.status} {response.read(4096)!r}"
+    except (OSError, http.client.HTTPException) as e:
+        return f"no answer readable ({type(e).__name__}: {e})"
 
 
 def streamed_get(url: str) -> tuple[int, int, str]:
