@@ -123,6 +123,8 @@ class Seaweed:
             f"-volume.port={volume}",
             "-master.volumeSizeLimitMB=256",
             "-volume.max=100",
+            # Not 1% of the disk (gigabytes on a large shared one): the tests write megabytes.
+            "-volume.minFreeSpace=256MiB",
             "-filer",
             f"-filer.port={filer}",
             f"-filer.localSocket={self.base / 'filer.sock'}",
