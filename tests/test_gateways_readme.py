@@ -116,7 +116,8 @@ def test_the_readme_starts_three_gateways_on_a_seaweedfs_cluster_and_they_serve_
         started = [int(p) for p in pids.read_text().split()] if pids.exists() else []
         # The README's own stop command, then a check that each is gone: SIGKILL by PID after 3 s
         # (a volume server takes 10 s to stop, a filer 15 s, and this data is thrown away).
-        subprocess.run(["bash", "-c", f"D={tmp_path / 'gateways-demo'}\n{stop}"], timeout=30)
+        stop_script = stop.replace(".venv/bin/", BIN + "/")  # as for the start: this venv's, wherever it is
+        subprocess.run(["bash", "-c", f"D={tmp_path / 'gateways-demo'}\n{stop_script}"], timeout=30)
         deadline = time.monotonic() + 3
         for pid in started:
             while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and not _zombie(pid):
