@@ -168,6 +168,21 @@ def test_a_bucket_policy_put_through_one_worker_counts_in_the_other(d: Daemon, w
     assert everywhere(workers, "GET", "/bucketpolicy/k") == [(200, "")] * 2
 
 
+def test_a_kms_key_disabled_by_the_admin_tool_refuses_reads_in_every_worker_at_once(
+    d: Daemon, workers: list[Worker]
+) -> None:
+    a, _ = workers
+    admin(d, "kms", "create", "workers-key")
+    assert a.send("PUT", "/kmsbucket") == (200, "")
+    sealed = {"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "workers-key"}
+    assert a.send("PUT", "/kmsbucket/k", body=b"secret", headers=sealed) == (200, "")
+    assert everywhere(workers, "GET", "/kmsbucket/k") == [(200, "")] * 2  # each keeps the key, enabled
+    admin(d, "kms", "disable", "workers-key")
+    assert everywhere(workers, "GET", "/kmsbucket/k") == [(400, "KMS.DisabledException")] * 2
+    admin(d, "kms", "enable", "workers-key")
+    assert everywhere(workers, "GET", "/kmsbucket/k") == [(200, "")] * 2
+
+
 def test_a_suspended_tenant_is_refused_by_every_worker_at_once(d: Daemon, workers: list[Worker]) -> None:
     admin(d, "tenant", "create", "suspendme")
     made = admin(d, "key", "create", "suspendme")

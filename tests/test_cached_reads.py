@@ -78,6 +78,41 @@ async def test_repeated_gets_read_the_generation_and_nothing_else_of_keys_and_bu
 
 
 @pytest_twisted.ensureDeferred
+async def test_sse_kms_gets_read_their_key_once_and_a_disabled_key_counts_at_the_next_request(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await server.engine.sealed.kms.create("app")
+    headers = {"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "app"}
+    assert (await server.request("PUT", "/bucket/sealed", b"secret", headers=headers)).code == 200
+    assert (await server.request("GET", "/bucket/sealed")).code == 200
+    asked: Counter[str] = Counter()
+    original = server.catalog.kms_key
+
+    def counting(id_or_name: str) -> Any:
+        asked[id_or_name] += 1
+        return original(id_or_name)
+
+    monkeypatch.setattr(server.catalog, "kms_key", counting)
+    for _ in range(5):
+        response = await server.request("GET", "/bucket/sealed")
+        assert response.code == 200 and response.body == b"secret"
+    assert sum(asked.values()) == 0
+    # Disabled by the catalog directly (as the admin tool does, from another process).
+    await server.catalog.set_kms_key_enabled("app", False)
+    response = await server.request("GET", "/bucket/sealed")
+    assert (response.code, error_code(response)) == (400, "KMS.DisabledException")
+    await server.catalog.set_kms_key_enabled("app", True)
+    response = await server.request("GET", "/bucket/sealed")
+    assert response.code == 200 and response.body == b"secret"
+    # A name no key has is asked each time: it may be made in between (the default key is).
+    for _ in range(2):
+        headers["x-amz-server-side-encryption-aws-kms-key-id"] = "nothing-by-this-name"
+        response = await server.request("PUT", "/bucket/other", b"x", headers=headers)
+        assert response.code == 400
+    assert asked["nothing-by-this-name"] == 2
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_users_requests_read_its_policy_once(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     tenant = await server.catalog.tenant("default")
     await server.catalog.create_user(tenant.id, "reader", '{"Version": "2012-10-17", "Statement": []}')
@@ -130,6 +165,8 @@ async def test_the_generation_moves_with_every_change_the_cached_reads_see_and_o
     assert await moved(catalog.set_quota("default", 10**12, None))
     assert await moved(catalog.create_tenant("another"))
     assert await moved(catalog.delete_tenant("another"))
+    assert await moved(server.engine.sealed.kms.create("some-key"))
+    assert await moved(catalog.set_kms_key_enabled("some-key", False))
     other = await catalog.container(tenant.id, "bucket")
     assert await moved(catalog.create_container(tenant.id, "second", server.driver.name))
     assert await moved(catalog.rename_container(tenant.id, "second", "third"))

@@ -125,6 +125,24 @@ async def test_the_first_gateway_migrates_once_and_older_code_refuses_a_newer_sc
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_catalog_of_an_older_schema_is_brought_up_and_every_watched_table_moves_the_generation(
+    postgres: Any,
+) -> None:
+    import psycopg
+
+    from vaultaire.catalog.generation import WATCHED
+
+    url = postgres.fresh_database(empty=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        schema.migrate(conn, schema.MIGRATIONS[:2])  # as a gateway of version 2 left it
+    (catalog,) = await gateways(url, 1)
+    await catalog.stop()
+    assert postgres.sql(url, "SELECT version FROM schema_version") == [(schema.VERSION,)]
+    triggers = postgres.sql(url, "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname LIKE 'generation_%'")
+    assert sorted(t for (t,) in triggers) == sorted(WATCHED)
+
+
+@pytest_twisted.ensureDeferred
 async def test_connections_cut_by_the_server_are_replaced_without_an_error(postgres: Any) -> None:
     url = postgres.fresh_database()
     (catalog,) = await gateways(url, 1, pool_size=3)

@@ -36,6 +36,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from vaultaire.bootstrap import BootstrapError, ensure_first_credentials
+from vaultaire.catalog.cached import CachedReads
 from vaultaire.catalog.headroom import Headroom
 from vaultaire.catalog.interface import Catalog
 from vaultaire.catalog.open import open_catalog
@@ -184,6 +185,7 @@ def build_engine(
     run = _thread_runner(reactor)
     keys, reload = master_keys(settings, data)
     keyring = Keyring(keys[0], keys[1:], reload)
+    reads = CachedReads(catalog)  # the request path's, SSE-KMS keys among them
     return Engine(
         catalog,
         placements,
@@ -195,8 +197,9 @@ def build_engine(
         # The master key that seals secret keys also wraps the data keys of encrypted blobs
         # and seals the SSE-KMS keys' material: one key hierarchy.
         keyring=keyring,
-        kms=LocalKeySource(catalog, keyring, settings.region),
+        kms=LocalKeySource(catalog, keyring, settings.region, reads=reads),
         inline_max=settings.inline_max_bytes,
+        reads=reads,
     )
 
 

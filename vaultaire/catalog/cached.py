@@ -1,15 +1,17 @@
 """The point reads every request repeats, kept by each process until the catalog's generation moves.
 
-Who an access key is, what a bucket name means, and the bucket's settings: every request
-asks, and the answers change only when someone changes them (an admin, an S3 call to
-a bucket's configuration). So a process keeps them, and once per request ``refresh``
+Who an access key is, what a bucket name means, the bucket's settings, and for an SSE-KMS
+object whether its key is there and enabled: every request asks, and the answers change
+only when someone changes them (an admin, an S3 call to a bucket's configuration). So a
+process keeps them, and once per request ``refresh``
 reads the catalog's generation (``Catalog.generation``: one point read), which every such
 change moves in its own transaction; when it moved, everything kept is forgotten. A
 change made by any process, the admin tool included, thus counts on the next request
 in every process, however many workers (or gateways over one PostgreSQL) there are.
 
-Only what the request path asks goes through here; background work (lifecycle runs,
-migrations, the admin tool) reads the catalog itself. The answers kept are frozen
+Only what the request path asks goes through here (the daemon's SSE-KMS key source, which
+only requests use, included); background work (lifecycle runs, migrations, the admin tool)
+reads the catalog itself. The answers kept are frozen
 values, and lists are handed out as copies, so no caller can change what another sees.
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from vaultaire.catalog.interface import Catalog
-from vaultaire.model import Container, ContainerAccess, Credential, Tenant, User
+from vaultaire.model import Container, ContainerAccess, Credential, KmsKey, Tenant, User
 
 T = TypeVar("T")
 
@@ -62,11 +64,15 @@ class CachedReads:
         epoch = self._epoch
         self.reads += 1
         answer = await read()
+        self._keep(key, answer, epoch)
+        return answer
+
+    def _keep(self, key: tuple[Any, ...], answer: Any, epoch: int) -> None:
+        """Keep an answer read since ``epoch`` unless the cache forgot everything meanwhile."""
         if self._generation is not None and epoch == self._epoch:
             if len(self._answers) >= self._limit:
                 self._answers.clear()
             self._answers[key] = answer
-        return answer
 
     async def credential(self, access_key: str) -> tuple[Credential, Tenant] | None:
         return await self._kept(("credential", access_key), lambda: self._catalog.credential(access_key))
@@ -89,6 +95,22 @@ class CachedReads:
         # By id and creation: ids are reused after a delete (which moves the generation anyway).
         key = ("setting", container.id, container.created, name)
         return await self._kept(key, lambda: self._catalog.setting(container, name))
+
+    async def kms_key(self, id_or_name: str) -> KmsKey | None:
+        """An SSE-KMS key and its state; a name no key has is asked again each time (it is
+        about to be made, as the default key is at its first use, or it is a client's mistake)."""
+        key = ("kms_key", id_or_name)
+        try:
+            kept: KmsKey = self._answers[key]
+            return kept
+        except KeyError:
+            pass
+        epoch = self._epoch
+        self.reads += 1
+        found = await self._catalog.kms_key(id_or_name)
+        if found is not None:
+            self._keep(key, found, epoch)
+        return found
 
     async def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> list[str | None]:
         key = ("settings_by_name", tenant_id, container, name)

@@ -9,7 +9,7 @@ counts on the next request in every process, for the price of one point read.
 The counter is bumped by triggers, not by each writing method: a change that commits is
 counted in its own transaction whoever made it (the daemon, the admin tool, a migration
 of an older catalog, a statement added later), and a write that rolls back bumps nothing.
-PostgreSQL can keep the same table and triggers.
+PostgreSQL keeps the same table and triggers.
 
 Writes that change only what is stored (artifacts, versions, uploads, usage) do not move
 it: a PUT or DELETE of an object never throws the cached answers away.
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import sqlite3
 
-# The tables whose rows the cached point reads are made of.
-WATCHED = ("tenants", "credentials", "users", "containers", "container_settings")
+# The tables whose rows the cached point reads are made of. A table added here needs its
+# trigger on PostgreSQL too: a new migration in catalog/postgres/schema.py.
+WATCHED = ("tenants", "credentials", "users", "containers", "container_settings", "kms_keys")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generation (

@@ -22,6 +22,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -84,11 +85,31 @@ def _material_associated(key_id: str) -> bytes:
     return b"vaultaire kms key material\0" + key_id.encode()
 
 
-class LocalKeySource:
-    """KMS keys kept in the catalog, their material sealed by the master key."""
+class KeyReads(Protocol):
+    """Where a key and its state are looked up: the catalog, or a process's cached reads of it."""
 
-    def __init__(self, catalog: Catalog, keyring: Keyring, region: str = "us-east-1", clock: Any = time.time) -> None:
+    def kms_key(self, id_or_name: str) -> Awaitable[KmsKey | None]: ...
+
+
+class LocalKeySource:
+    """KMS keys kept in the catalog, their material sealed by the master key.
+
+    ``reads``: where keys are looked up, the catalog unless given. The daemon gives its
+    cached reads (catalog/cached.py): every SSE-KMS GET and PUT asks whether its key is
+    there and enabled, and the answer kept holds until the catalog's generation moves,
+    which a key's change (disabled by the admin tool, say) does in its own transaction.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        keyring: Keyring,
+        region: str = "us-east-1",
+        clock: Any = time.time,
+        reads: KeyReads | None = None,
+    ) -> None:
         self._catalog = catalog
+        self._reads: KeyReads = catalog if reads is None else reads
         self._keyring = keyring
         self._region = region
         self._clock = clock
@@ -107,7 +128,7 @@ class LocalKeySource:
         return arn(self._region, key.id)
 
     async def _find(self, ref: str) -> KmsKey:
-        key = await self._catalog.kms_key(key_ref(ref))
+        key = await self._reads.kms_key(key_ref(ref))
         if key is None:
             raise NoSuchKmsKey(ref)
         return key

@@ -71,24 +71,26 @@ class Engine(VersioningEngine, UploadsEngine):
         keyring: Keyring | None = None,
         kms: KeySource | None = None,
         inline_max: int = 0,
+        reads: CachedReads | None = None,
     ) -> None:
         self.min_part_size = min_part_size
         # PUTs of at most this many bytes on a plain local placement keep them in the catalog,
         # durable with the row in one group commit (engine/inline.py); 0: never.
         self.inline_max = inline_max
         self.inline = InlineStore(catalog)
+        # The request path's point reads, kept until the catalog's generation moves (refresh);
+        # given when the key source shares them.
+        self.reads = CachedReads(catalog) if reads is None else reads
         # Encryption at rest; without a keyring (tools that only move blobs) it is refused.
         # SSE-KMS keys are the catalog's own unless another key source is given.
         if kms is None and keyring is not None:
-            kms = LocalKeySource(catalog, keyring)
+            kms = LocalKeySource(catalog, keyring, reads=self.reads)
         self.sealed = Sealed(keyring, reactor, kms)
         # Every blob dropped goes through the keeper: deleted, or queued for its sweep.
         self.blobs = BlobKeeper(catalog, drivers, clock, free_grace)
         if default_placement not in drivers:
             raise ValueError(f"default placement {default_placement!r} names no driver")
         self.catalog = catalog
-        # The request path's point reads, kept until the catalog's generation moves (refresh).
-        self.reads = CachedReads(catalog)
         self.drivers = drivers
         self._reactor = reactor
         self._default = default_placement
