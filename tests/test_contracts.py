@@ -142,3 +142,32 @@ def test_optional_capabilities_are_where_callers_look_for_them(tmp_path: Any) ->
     # The free-space guard watches every local disk a placement writes to, however nested.
     assert local_roots(failover) == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert local_roots(memory) == []
+
+
+def test_the_remembered_capabilities_answer_as_isinstance_does(tmp_path: Any) -> None:
+    """What callers ask (is_on_local_disk & co.) is remembered per driver: the same answers,
+    asked again and again, for drivers of every kind; and an unhashable one is still asked."""
+    from twisted.internet import reactor
+
+    from vaultaire.drivers import interface
+    from vaultaire.drivers.mirror import MirrorDriver
+
+    memory = MemoryDriver("m")
+    disk = LocalDriver(str(tmp_path / "a"), reactor, name="a")
+    mirror = MirrorDriver("mirror", [disk, memory], reactor)
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]  # a driver that cannot be a dictionary key
+        disk_root = "/somewhere"
+
+    asks = {
+        interface.is_on_local_disk: interface.OnLocalDisk,
+        interface.is_composite: interface.Composite,
+        interface.keeps_blobs_for_readers: interface.KeepsBlobsForReaders,
+        interface.is_reconciling: interface.Reconciling,
+    }
+    for driver in (memory, disk, mirror, Unhashable()):
+        for _ in range(2):
+            assert [ask(driver) for ask in asks] == [isinstance(driver, kind) for kind in asks.values()]
+    assert interface.is_on_local_disk(disk) and not interface.is_on_local_disk(memory)
+    assert interface.is_composite(mirror) and not interface.is_reconciling(mirror)

@@ -25,7 +25,7 @@ from vaultaire.config import ConfigError, Settings
 from vaultaire.console.service import bound_port, console_listener
 from vaultaire.deployment import DeploymentJobs
 from vaultaire.draining import drain
-from vaultaire.drivers.interface import Reconciling
+from vaultaire.drivers.interface import is_reconciling
 from vaultaire.engine import Engine
 from vaultaire.errors import CatalogUnavailable
 from vaultaire.lifecycle.runner import LifecycleRunner
@@ -204,7 +204,7 @@ def periodic_work(
     async def reconcile_placements() -> None:
         # Failover placements move blobs back to their primary: here, once per data directory.
         for driver in engine.drivers.values():
-            if isinstance(driver, Reconciling):
+            if is_reconciling(driver):
                 await driver.reconcile_if_due()
 
     return [

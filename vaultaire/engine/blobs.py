@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from vaultaire.catalog import inline
 from vaultaire.catalog.interface import Catalog
-from vaultaire.drivers.interface import Driver, KeepsBlobsForReaders
+from vaultaire.drivers.interface import Driver, keeps_blobs_for_readers
 from vaultaire.errors import CatalogUnavailable, DriverError
 from vaultaire.model import Artifact, Container
 
@@ -128,7 +128,7 @@ class BlobKeeper:
 
     def _readers_keep(self, placement: str) -> bool:
         driver = self.drivers.get(placement)
-        return isinstance(driver, KeepsBlobsForReaders) and driver.readers_keep_blobs
+        return keeps_blobs_for_readers(driver) and driver.readers_keep_blobs
 
     async def release(self, replaced: Artifact, container: Container) -> None:
         """Free what an overwrite or delete replaced (its commit queued it) once no read

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 
 from vaultaire.catalog.interface import Catalog
 from vaultaire.drivers.bytes_reader import BytesReader
-from vaultaire.drivers.interface import BlobReader, BlobWriter, Composite, Driver, OnLocalDisk
+from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver, is_composite, is_on_local_disk
 from vaultaire.errors import DriverError, IncompleteBody
 
 # The default of ``[storage] inline_max_bytes``: objects up to this size are kept in the catalog.
@@ -32,7 +32,7 @@ INLINE_MAX_LIMIT = 1024 * 1024
 
 def takes_inline(driver: Driver) -> bool:
     """Does a placement of this driver keep small blobs in the catalog? Plain local disks only."""
-    return isinstance(driver, OnLocalDisk) and not isinstance(driver, Composite)
+    return is_on_local_disk(driver) and not is_composite(driver)
 
 
 class InlineWriter:

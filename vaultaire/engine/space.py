@@ -26,7 +26,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from vaultaire.diskspace import DiskSpace, sample
-from vaultaire.drivers.interface import Composite, Driver, OnLocalDisk
+from vaultaire.drivers.interface import Driver, is_composite, is_on_local_disk
 from vaultaire.errors import InsufficientStorage
 
 __all__ = ["SpaceGuard", "describe_shortage", "local_roots"]
@@ -39,9 +39,9 @@ FAR_ABOVE = 2**30
 
 def local_roots(driver: Driver) -> list[str]:
     """The directories a placement writes to on local disks: its own, or its members'."""
-    if isinstance(driver, OnLocalDisk):
+    if is_on_local_disk(driver):
         return [driver.disk_root]
-    if isinstance(driver, Composite):
+    if is_composite(driver):
         return [r for member in driver.members for r in local_roots(member)]
     return []
 
