@@ -168,7 +168,8 @@ class S3Channel(Deadlines, http.HTTPChannel):
             for value in values:
                 out.extend((name, b": ", value, b"\r\n"))
         out.append(b"\r\n")
-        self.stream.writeSequence(out)
+        # One bytes, not writeSequence: the transport checks and queues each piece it is given.
+        self.stream.write(b"".join(out))
 
     def send_continue(self) -> None:
         self._send100Continue()
