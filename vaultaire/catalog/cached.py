@@ -55,7 +55,7 @@ class CachedReads:
         self._answers.clear()
         self._epoch += 1
 
-    async def _kept(self, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
+    async def _kept(self, key: tuple[Any, ...], read: Callable[[], Awaitable[T]], keep_none: bool = True) -> T:
         try:
             kept: T = self._answers[key]
             return kept
@@ -64,15 +64,12 @@ class CachedReads:
         epoch = self._epoch
         self.reads += 1
         answer = await read()
-        self._keep(key, answer, epoch)
-        return answer
-
-    def _keep(self, key: tuple[Any, ...], answer: Any, epoch: int) -> None:
-        """Keep an answer read since ``epoch`` unless the cache forgot everything meanwhile."""
-        if self._generation is not None and epoch == self._epoch:
+        # Kept unless the cache forgot everything meanwhile (the answer may predate that change).
+        if self._generation is not None and epoch == self._epoch and (keep_none or answer is not None):
             if len(self._answers) >= self._limit:
                 self._answers.clear()
             self._answers[key] = answer
+        return answer
 
     async def credential(self, access_key: str) -> tuple[Credential, Tenant] | None:
         return await self._kept(("credential", access_key), lambda: self._catalog.credential(access_key))
@@ -99,18 +96,7 @@ class CachedReads:
     async def kms_key(self, id_or_name: str) -> KmsKey | None:
         """An SSE-KMS key and its state; a name no key has is asked again each time (it is
         about to be made, as the default key is at its first use, or it is a client's mistake)."""
-        key = ("kms_key", id_or_name)
-        try:
-            kept: KmsKey = self._answers[key]
-            return kept
-        except KeyError:
-            pass
-        epoch = self._epoch
-        self.reads += 1
-        found = await self._catalog.kms_key(id_or_name)
-        if found is not None:
-            self._keep(key, found, epoch)
-        return found
+        return await self._kept(("kms_key", id_or_name), lambda: self._catalog.kms_key(id_or_name), keep_none=False)
 
     async def settings_by_name(self, tenant_id: str | None, container: str, name: str) -> list[str | None]:
         key = ("settings_by_name", tenant_id, container, name)
