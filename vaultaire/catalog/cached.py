@@ -3,16 +3,16 @@
 Who an access key is, what a bucket name means, the bucket's settings, and for an SSE-KMS
 object whether its key is there and enabled: every request asks, and the answers change
 only when someone changes them (an admin, an S3 call to a bucket's configuration). So a
-process keeps them, and once per request ``refresh``
-reads the catalog's generation (``Catalog.generation``: one point read), which every such
-change moves in its own transaction; when it moved, everything kept is forgotten. A
-change made by any process, the admin tool included, thus counts on the next request
-in every process, however many workers (or gateways over one PostgreSQL) there are.
+process keeps them, and once per request ``refresh`` reads the catalog's generation
+(``Catalog.generation``: one point read), which every such change moves in its own
+transaction; when it moved, everything kept is forgotten. A change made by any process,
+the admin tool included, thus counts on the next request in every process, however many
+workers (or gateways over one PostgreSQL) there are.
 
 Only what the request path asks goes through here (the daemon's SSE-KMS key source, which
 only requests use, included); background work (lifecycle runs, migrations, the admin tool)
-reads the catalog itself. The answers kept are frozen
-values, and lists are handed out as copies, so no caller can change what another sees.
+reads the catalog itself. The answers kept are frozen values, and lists are handed out as
+copies, so no caller can change what another sees.
 """
 
 from __future__ import annotations

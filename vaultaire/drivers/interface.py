@@ -31,7 +31,8 @@ Every failure of the byte store is a ``vaultaire.errors.DriverError``; the S3
 layer answers it with 503, so clients retry.
 
 Some drivers have more: the optional capabilities below (``KeepsBlobsForReaders``,
-``OnLocalDisk``, ``Composite``, ``Reconciling``), which callers test with isinstance.
+``OnLocalDisk``, ``Composite``, ``Reconciling``), which callers test with the functions at
+the end (``is_on_local_disk`` and its siblings: isinstance, remembered per driver).
 """
 
 from __future__ import annotations
