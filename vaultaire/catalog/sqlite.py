@@ -349,7 +349,7 @@ class SQLiteCatalog(
         """Record, durably, that these blobs are about to be written by this process."""
         self._lease.acquire()  # never an intent under a name no lock keeps alive
         owner = self._lease.owner
-        return self._write(lambda db: blobs.intend(db, owner, placement, locators, self._clock()))
+        return self._write_unrefusable(lambda db: blobs.intend(db, owner, placement, locators, self._clock()))
 
     def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
         """Move the intents of writers that died (kill -9, power loss) to the garbage.

@@ -69,6 +69,11 @@ class GroupCommit(SQLiteStatements):
         self._start_writer(self._drain).addErrback(lambda f: log.failure("catalog writer failed", f))
         return d
 
+    def _write_unrefusable(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        """``_write`` of a write that cannot be refused (new rows under keys nobody else mints, or
+        deletions): here the same; the PostgreSQL catalog runs it without a savepoint of its own."""
+        return self._write(work)
+
     # Writes committed in one transaction at most (None: all that wait).
     _MAX_GROUP: int | None = None
 

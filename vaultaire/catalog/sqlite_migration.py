@@ -121,4 +121,4 @@ class MigrationStatements(SQLiteStatements):
 
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
         """The blobs are deleted: their garbage rows and intents go."""
-        return self._write(lambda db: blobs.forget(db, locators))
+        return self._write_unrefusable(lambda db: blobs.forget(db, locators))

@@ -25,6 +25,9 @@ class SQLiteStatements:
         def _write(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
             """``work`` in a transaction of the group commit (catalog/sqlite_group_commit.py)."""
 
+        def _write_unrefusable(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+            """``_write`` of a write that cannot be refused (see sqlite_group_commit.py)."""
+
         def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
             """``work`` as a point read, on the reactor's own read-only connection."""
 

@@ -481,10 +481,11 @@ class PostgresCatalog(PostgresLeaseStatements, SQLiteCatalog):
             # The lease was checked (and taken again if a restart cut it) as the transaction began.
             blobs.intend(db, self._lease.owner, placement, locators, self._clock())  # type: ignore[arg-type]  # dialect.Connection for sqlite3's
 
-        return self._write(group_commit.Unguarded(work))
+        return self._write_unrefusable(work)
 
-    def forget_garbage(self, locators: list[str]) -> Deferred[None]:
-        return self._write(group_commit.Unguarded(lambda db: blobs.forget(db, locators)))  # type: ignore[arg-type]  # dialect.Connection for sqlite3's
+    def _write_unrefusable(self, work: Callable[[Any], T]) -> Deferred[T]:
+        # No savepoint, no round trip of its own: it rides the group's next one (group_commit.py).
+        return self._write(group_commit.Unguarded(work))
 
     def reclaim_abandoned(self) -> Deferred[list[tuple[str, str]]]:
         def work(db: Connection) -> list[tuple[str, str]]:
