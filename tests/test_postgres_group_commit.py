@@ -227,3 +227,39 @@ async def test_conditional_creates_in_one_group_have_exactly_one_winner(postgres
         assert (await catalog.tenant_totals(tenant.id)).objects == 2
     finally:
         await catalog.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_statement_first_prepared_after_a_refused_write_stays_prepared(postgres: Any) -> None:
+    """psycopg forgets its prepared statements when it reads a ROLLBACK's answer (a refused
+    write's ROLLBACK TO SAVEPOINT) and drops them on the server with the next statement it
+    sends. A statement it prepared in between (an intent's executemany, always prepared) was
+    dropped with them while psycopg still named it: the next group using it failed whole
+    ("prepared statement ... does not exist"), a PUT got a 500 and a live writer's intent was
+    left behind (found under load in the three-gateway test). One connection, so every group
+    here is on the session psycopg prepared on."""
+    url = postgres.fresh_database()
+    catalog = PostgresCatalog(url, reactor, BOX, pool_size=1)
+    await catalog.start()
+    try:
+        tenant = await catalog.ensure_tenant("t")
+        container = await catalog.create_container(tenant.id, "b", "local")
+        await catalog.put_artifact(blob(container.id, "taken", "l-taken"))
+        await catalog.intend_blobs("local", ["before"])  # psycopg names a statement: it has some to forget
+        lock = WriteLock(url)
+        first = catalog.put_artifact(blob(container.id, "first", "l-first"))
+        await lock.wait_for_a_waiter()
+        group = [
+            catalog.put_artifact(blob(container.id, "taken", "l2"), WriteCondition(must_not_exist=True)),
+            catalog.intend_blobs("local", ["in-the-group"]),
+        ]
+        lock.release()
+        await first
+        results = await outcomes(group)
+        assert isinstance(results[0], PreconditionFailed) and results[1] is None, results
+        # The same statements again, in groups of their own on the same session.
+        await catalog.intend_blobs("local", ["after"])
+        await catalog.forget_garbage(["before", "in-the-group", "after"])
+        assert await intent_locators(url) == []
+    finally:
+        await catalog.stop()

@@ -114,10 +114,13 @@ def run_one(
             if connection_lost(conn, e):
                 raise
             conn.execute("ROLLBACK TO SAVEPOINT one_write")
-            conn.execute("RELEASE SAVEPOINT one_write")
             # Waited for: psycopg forgets its prepared statements when it reads a ROLLBACK's
-            # answer (and has the server drop them), so no statement may be sent before it,
-            # naming one of them (found measured: "prepared statement ... does not exist").
+            # answer, so no statement may be sent before it, naming one of them (found measured:
+            # "prepared statement ... does not exist"). It has the server drop them with the next
+            # statement it sends: the RELEASE here, before any write can have psycopg prepare a
+            # statement that the drop would take too (an executemany's is prepared at once).
+            pipeline.sync()
+            conn.execute("RELEASE SAVEPOINT one_write")
             pipeline.sync()
             if attempt < attempts and retryable(e):
                 continue
