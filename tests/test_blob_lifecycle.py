@@ -318,3 +318,28 @@ async def test_an_intent_committed_with_its_answer_lost_is_settled_all_the_same(
     await engine.blobs.retry_pending()  # the periodic retry, once the catalog is back
     assert await catalog_rows(engine, "SELECT COUNT(*) FROM intents") == [(0,)]
     assert blob_files(engine.test_root) == []  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_intent_whose_settling_failed_unexpectedly_is_settled_by_the_retry(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found on PostgreSQL: a group commit that failed for a reason nobody foresaw (a bug since
+    # fixed) took a failed write's settling with it. The intent named this live process, so no
+    # sweep took it, and it stayed for the life of the process.
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    catalog = engine.catalog
+    forget = catalog.forget_garbage
+
+    async def unexpected(locators: list[str]) -> None:
+        raise RuntimeError("a failure nobody foresaw")
+
+    monkeypatch.setattr(catalog, "forget_garbage", unexpected)
+    with pytest.raises(RuntimeError):
+        await engine.put(ctx, container, "k", Chunks(b"abc"), content_type="x", declared_size=100)
+    assert await catalog_rows(engine, "SELECT COUNT(*) FROM intents") == [(1,)]
+    monkeypatch.setattr(catalog, "forget_garbage", forget)
+    await engine.blobs.retry_pending()
+    assert await catalog_rows(engine, "SELECT COUNT(*) FROM intents") == [(0,)]
+    assert blob_files(engine.test_root) == []  # type: ignore[attr-defined]

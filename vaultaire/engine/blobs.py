@@ -111,7 +111,10 @@ class BlobKeeper:
                 await self.catalog.queue_garbage(placement, failed)
             if freed:
                 await self.catalog.forget_garbage(freed)
-        except CatalogUnavailable:
+        except Exception:
+            # Untold, their intents name this live process, which no sweep reclaims: settled by
+            # ``retry_pending`` once the catalog answers (after an outage; or after a failure
+            # nobody expected, which that retry logs while it lasts).
             self.pending.setdefault(placement, set()).update(locators)
             raise
         return len(freed)
