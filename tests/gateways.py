@@ -134,6 +134,18 @@ class Deployment:
             out |= {p[0] for p in parts} if parts else {locator}
         return out | {r[0] for r in self.rows("SELECT locator FROM parts")}
 
+    def writers(self) -> list[tuple[Any, ...]]:
+        """The writers' rows of a PostgreSQL catalog (name, holder, server start it was taken
+        under, and the server's start and time now); on SQLite, the writers' lock files."""
+        if self.catalog_url.startswith("postgresql://"):
+            return self.rows(
+                "SELECT name, holder, expires_at, extract(epoch FROM pg_postmaster_start_time()),"
+                " extract(epoch FROM clock_timestamp()) FROM leases"
+            )
+        path = sqlite_path(self.catalog_url, "")
+        assert path is not None
+        return [(p.name,) for p in Path(path + ".writers").glob("*")]
+
     def ledger(self) -> dict[str, set[str]]:
         return {
             "stored": set(keys(self.cluster.endpoint, BUCKET)),

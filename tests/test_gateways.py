@@ -289,7 +289,14 @@ def test_kill9_of_a_gateway_mid_upload_loses_nothing_acknowledged_and_leaves_no_
                 "missing": sorted(ledger["referenced"] - ledger["stored"])[:5],
                 "intents": len(ledger["intents"]),
                 "garbage": len(ledger["garbage"]),
+                # Whose intents stayed, and which writers the catalog knows (PostgreSQL's
+                # writer rows; SQLite's are lock files): what a failure here needs to be read.
+                "intent rows": deployment.rows("SELECT owner, created, locator FROM intents")[:5],
+                "writers": deployment.writers(),
+                "victim": victim.log_text()[-3000:],
             }
         ) from None
-    victim.restart()
+    finally:
+        # The module's later tests need all three gateways, whatever this one's outcome.
+        victim.restart()
     assert c[1].get_object(Bucket="crash", Key="before/1")["Body"].read()
