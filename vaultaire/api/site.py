@@ -23,8 +23,12 @@ from twisted.web import http, server
 from vaultaire.api.deadlines import DEFAULT_LIMITS, ConnectionLimits, Deadlines
 from vaultaire.api.errors import S3Error
 from vaultaire.api.http import BODY_METHODS, S3Request, Stream, error_response, is_tls
+from vaultaire.api.request_line import install as install_request_line_parser
 
 log = Logger()
+
+# Every request line is checked in C, not byte by byte in Python (request_line.py).
+TWISTED_REQUEST_LINE_PARSER = install_request_line_parser()
 
 
 # After an early answer, how long and how much of the unread body is read and dropped.
