@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from daemon import _LIVE
-from upstreams import ACCESS, SECRET, WEED, UpstreamError, _port_block, client
+from upstreams import ACCESS, MIN_FREE_SPACE, SECRET, WEED, UpstreamError, _port_block, client
 
 ROLES = ("master", "volume1", "volume2", "filer", "s3")
 
@@ -84,6 +84,7 @@ def commands(base: Path, ports: dict[str, int], weed: str = WEED) -> dict[str, l
             f"-dir={base / role}",
             f"-master={master}",
             "-max=50",
+            f"-minFreeSpace={MIN_FREE_SPACE}",
         ]
     return out
 

@@ -26,6 +26,10 @@ from botocore.config import Config
 from daemon import _LIVE, Daemon
 
 WEED = os.path.join(os.path.dirname(sys.executable), "weed")
+# The free space below which a SeaweedFS volume server turns read-only: not its default of 1%
+# of the disk (gigabytes on a large shared one, where other jobs' files come and go); the
+# tests write megabytes.
+MIN_FREE_SPACE = "256MiB"
 ACCESS = "UPSTREAMACCESSKEY01"
 SECRET = "upstream-secret-key-0123456789"
 REGION = "us-east-1"
@@ -123,8 +127,7 @@ class Seaweed:
             f"-volume.port={volume}",
             "-master.volumeSizeLimitMB=256",
             "-volume.max=100",
-            # Not 1% of the disk (gigabytes on a large shared one): the tests write megabytes.
-            "-volume.minFreeSpace=256MiB",
+            f"-volume.minFreeSpace={MIN_FREE_SPACE}",
             "-filer",
             f"-filer.port={filer}",
             f"-filer.localSocket={self.base / 'filer.sock'}",
