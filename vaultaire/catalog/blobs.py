@@ -77,6 +77,26 @@ def queue(db: sqlite3.Connection, placement: str, locators: Iterable[str], now: 
     settle(db, rows)
 
 
+def withdraw(db: sqlite3.Connection, placement: str, locators: Iterable[str], now: float) -> list[str]:
+    """A failed write's blobs whose intents are still here become garbage; returns them.
+
+    The write's commit may have happened with only its answer lost (the database stopped
+    meanwhile): that commit settled the intent, so a blob without one is referenced and is
+    not returned. The DELETE takes the intent's row lock, so a commit still in flight for
+    it (a session cut from its client) is waited for, never raced."""
+    withdrawn = [
+        loc
+        for loc in locators
+        if not inline.is_inline(loc)
+        and db.execute("DELETE FROM intents WHERE locator = ? RETURNING locator", (loc,)).fetchone() is not None
+    ]
+    db.executemany(
+        "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
+        [(loc, placement, now) for loc in withdrawn],
+    )
+    return withdrawn
+
+
 def forget(db: sqlite3.Connection, locators: Iterable[str]) -> None:
     """The blobs are deleted: nothing about them is kept."""
     rows = [(loc,) for loc in locators]

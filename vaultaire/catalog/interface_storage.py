@@ -49,6 +49,12 @@ class Garbage(Protocol):
         """Queue blobs that no row references (a failed write's leftovers) for the sweep;
         settles their intents. A locator already queued stays queued once."""
 
+    def withdraw_intents(self, placement: str, locators: list[str]) -> Deferred[list[str]]:
+        """A write of these blobs failed: those whose intents are still recorded become
+        garbage and are returned. One without its intent was referenced by the write's own
+        commit (which happened though its caller saw a failure: the answer was lost), or
+        was dropped already: it is left as it is. Never returns a referenced blob."""
+
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
         """The blobs are deleted: forget their garbage rows and intents (unknown locators
         are ignored)."""

@@ -119,6 +119,11 @@ class MigrationStatements(SQLiteStatements):
         their intents are settled in the same transaction."""
         return self._write(lambda db: blobs.queue(db, placement, locators, self._clock()))
 
+    def withdraw_intents(self, placement: str, locators: list[str]) -> Deferred[list[str]]:
+        """A failed write's blobs still intended become garbage (returned); the rest were
+        referenced by a commit whose answer was lost, and stay."""
+        return self._write(lambda db: blobs.withdraw(db, placement, locators, self._clock()))
+
     def forget_garbage(self, locators: list[str]) -> Deferred[None]:
         """The blobs are deleted: their garbage rows and intents go."""
         return self._write_unrefusable(lambda db: blobs.forget(db, locators))

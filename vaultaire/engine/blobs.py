@@ -1,7 +1,8 @@
 """Blobs leave through here: deleted, or queued as garbage until their placement can take them.
 
 Three kinds of blob are dropped: one no row ever referenced (a refused or failed
-write, an unchosen or aborted part, a dead writer's intent) is deleted at once;
+write, once the catalog has confirmed no commit referenced it; an unchosen or aborted
+part; a dead writer's intent) is deleted at once;
 one an overwrite or delete replaced is deleted once no read already streaming it
 can need it (at once for a single blob whose open readers keep it, else after
 ``free_grace``); whatever cannot be deleted now stays queued for the sweep, which
@@ -45,6 +46,9 @@ class BlobKeeper:
         # Blobs dropped while the catalog could not be told (a PostgreSQL outage): their intents
         # name this live process, so no sweep takes them; this process settles them (retry_pending).
         self.pending: dict[str, set[str]] = {}
+        # Blobs of failed writes whose commit may have happened all the same (see withdraw):
+        # kept, whole, until the catalog can say whether a row references them.
+        self.undecided: dict[str, set[str]] = {}
 
     async def discard_pairs(self, queued: list[tuple[str, str]]) -> int:
         """(placement, locator) pairs no reader ever saw: parts of an upload that ended
@@ -63,15 +67,32 @@ class BlobKeeper:
 
         If recording fails, its commit may still have happened with only the answer lost (the
         database stopped meanwhile). Such an intent names this live process, which no sweep
-        reclaims, so the blobs are dropped as any are: now, or by ``retry_pending``."""
+        reclaims, so it is withdrawn as a failed write's are: now, or by ``retry_pending``."""
         try:
             await self.catalog.intend_blobs(placement, locators)
         except BaseException:
             try:
-                await self.discard(placement, locators)
+                await self.withdraw(placement, locators)
             except CatalogUnavailable:
-                pass  # kept in ``pending``
+                pass  # kept in ``undecided``
             raise
+
+    async def withdraw(self, placement: str, locators: list[str]) -> int:
+        """Drop the blobs of a write that failed (this process recorded their intents).
+
+        The failure may have come after the write's commit happened, its answer lost (the
+        database stopped meanwhile): then a row references the blob, which must stay. So the
+        catalog decides first: only a blob whose intent is still recorded is deleted. Until
+        the catalog answers, nothing is deleted; ``retry_pending`` asks again."""
+        locators = [loc for loc in locators if not inline.is_inline(loc)]
+        if not locators:
+            return 0
+        try:
+            unreferenced = await self.catalog.withdraw_intents(placement, locators)
+        except Exception:
+            self.undecided.setdefault(placement, set()).update(locators)
+            raise
+        return await self.discard(placement, unreferenced)
 
     async def discard(self, placement: str, locators: list[str]) -> int:
         """Delete blobs nothing references (or ever will); what cannot be deleted now stays
@@ -120,9 +141,14 @@ class BlobKeeper:
         return len(freed)
 
     async def retry_pending(self) -> int:
-        """Drop again what ``discard`` could not record (periodic, in every process): freed
-        blobs forgotten, the rest queued, their intents settled. Returns how many were freed."""
+        """Drop again what ``withdraw`` and ``discard`` could not record (periodic, in every
+        process): failed writes' blobs decided, freed blobs forgotten, the rest queued, their
+        intents settled. Returns how many were freed."""
         freed = 0
+        for placement in list(self.undecided):
+            locators = sorted(self.undecided.pop(placement, ()))
+            if locators:
+                freed += await self.withdraw(placement, locators)  # back in ``undecided`` if it fails again
         for placement in list(self.pending):
             locators = sorted(self.pending.pop(placement, ()))
             if locators:

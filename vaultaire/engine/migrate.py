@@ -239,6 +239,7 @@ async def _part_unchanged(engine: Engine, container: Container, part: Part) -> b
 
 
 async def _drop(engine: Engine, placement: str, locators: list[str]) -> None:
-    """Free copies nothing references; if that fails, the garbage sweep will."""
+    """Free copies nothing references (a swap whose answer was lost may have taken them:
+    the catalog decides, see BlobKeeper.withdraw)."""
     if locators:
-        await engine.discard(placement, locators)
+        await engine.blobs.withdraw(placement, locators)

@@ -120,7 +120,8 @@ class UploadsEngine(WritesEngine):
         try:
             replaced = await self.catalog.put_part(container.id, part)
         except BaseException:
-            await self.blobs.discard(container.placement, [locator])
+            # The commit may have happened with its answer lost: withdraw asks the catalog first.
+            await self.blobs.withdraw(container.placement, [locator])
             raise
         if replaced is not None:
             # No reader streams a part before its upload completes: it can go now.

@@ -2,7 +2,8 @@
 
 The engine owns the order of a write: stream to a staged blob, verify the digests, make
 the blob durable, commit the catalog, and only then free what the commit replaced; a
-refused or failed write discards its blob. Copies go the same way, read from the source.
+refused or failed write withdraws its blob (deleted once the catalog confirms that no
+commit referenced it). Copies go the same way, read from the source.
 Mixed into Engine (engine.py).
 """
 
@@ -174,10 +175,11 @@ class WritesEngine:
             else:
                 change = await self.catalog.put_inline_artifact(artifact, kept.data, condition)
         except PreconditionFailed:
-            await self.blobs.discard(container.placement, [locator])
+            await self.blobs.withdraw(container.placement, [locator])
             raise ConditionalConflict(key) from None
         except BaseException:
-            await self.blobs.discard(container.placement, [locator])
+            # The commit may have happened with its answer lost: withdraw asks the catalog first.
+            await self.blobs.withdraw(container.placement, [locator])
             raise
         if change.removed is not None:
             await self.blobs.release(change.removed, container)
@@ -241,7 +243,7 @@ class WritesEngine:
                 else:
                     writer = seal.wrap(driver.open_writer(locator, seal.stored_size(declared_size)))
             except BaseException:
-                await self.blobs.discard(container.placement, [locator])
+                await self.blobs.withdraw(container.placement, [locator])
                 raise
         md5 = hashlib.md5()
         all_hashers: dict[str, Hasher] = {"md5": md5, **(hashers or {})}
@@ -281,9 +283,9 @@ class WritesEngine:
             try:
                 await writer.abort()
             except Exception as e:
-                # Whatever the driver kept, discard deletes or queues it.
+                # Whatever the driver kept, withdraw deletes or queues it.
                 log.info("aborting blob {locator} failed ({error})", locator=locator, error=str(e))
-            await self.blobs.discard(container.placement, [locator])
+            await self.blobs.withdraw(container.placement, [locator])
             raise
         return locator, size, md5.hexdigest()
 

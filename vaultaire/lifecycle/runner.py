@@ -310,8 +310,10 @@ class LifecycleRunner:
         return new
 
     async def _drop(self, placement: str, locators: list[str]) -> None:
+        """Free copies nothing references (a swap whose answer was lost may have taken them:
+        the catalog decides, see BlobKeeper.withdraw)."""
         if locators:
-            await self.engine.discard(placement, locators)
+            await self.engine.blobs.withdraw(placement, locators)
 
     def _ctx(self) -> RequestContext:
         return RequestContext("lifecycle-" + secrets.token_hex(6).upper())

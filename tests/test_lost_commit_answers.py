@@ -1,0 +1,159 @@
+"""A commit whose answer is lost: the write fails for its client, yet its row may be there.
+
+PostgreSQL stopped (or a network cut) between a transaction's COMMIT and its answer:
+the commit happened, the caller saw an error. Found in CI: a PUT's commit took effect,
+its 503 dropped the blob, and the catalog was left naming a blob that was gone. So a
+failed write's blob is deleted only once the catalog confirms that no commit referenced
+it (its intent is still recorded); while the catalog cannot answer, nothing is deleted.
+
+In process, on both catalogs: the engine with two local placements, the catalog's commit
+wrapped to lose its answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from tests.driverio import Collector
+from tests.s3helpers import Chunks
+from vaultaire.drivers.local import LocalDriver
+from vaultaire.engine import Engine
+from vaultaire.engine.migrate import migrate
+from vaultaire.errors import CatalogUnavailable
+from vaultaire.model import Container, RequestContext
+
+
+@pytest_twisted.async_yield_fixture
+async def engine(tmp_path: Path, catalog_factory: Any) -> Any:
+    catalog = catalog_factory()  # on each backend
+    drivers: dict[str, Any] = {
+        "local": LocalDriver(str(tmp_path / "blobs"), reactor),
+        "cold": LocalDriver(str(tmp_path / "cold"), reactor),
+    }
+    e = Engine(catalog, drivers, reactor, default_placement="local")
+    await e.start()
+    e.min_part_size = 1
+    e.test_ctx = RequestContext("test", await catalog.ensure_tenant("t"))  # type: ignore[attr-defined]
+    e.test_root = tmp_path  # type: ignore[attr-defined]
+    yield e
+    await e.stop()
+
+
+def lose_the_answer(monkeypatch: pytest.MonkeyPatch, engine: Engine, method: str, *, commit: bool = True) -> None:
+    """``method`` commits (or, with ``commit=False``, does nothing), then fails as an outage does."""
+    real = getattr(engine.catalog, method)
+
+    async def answer_lost(*args: Any, **kwargs: Any) -> Any:
+        if commit:
+            await real(*args, **kwargs)
+        raise CatalogUnavailable("the connection was lost before the answer")
+
+    monkeypatch.setattr(engine.catalog, method, answer_lost)
+
+
+def still_down(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """The catalog cannot say which intents remain (the outage goes on)."""
+
+    async def down(placement: str, locators: list[str]) -> list[str]:
+        raise CatalogUnavailable("still down")
+
+    monkeypatch.setattr(engine.catalog, "withdraw_intents", down)
+
+
+async def read_all(engine: Engine, container: Container, key: str) -> bytes:
+    _, _, reader = await engine.open(engine.test_ctx, container, key, lambda a: None)  # type: ignore[attr-defined]
+    sink = Collector()
+    await reader.stream_to(sink)
+    return sink.data
+
+
+def blob_files(engine: Engine, placement: str = "blobs") -> list[str]:
+    root: Path = engine.test_root / placement  # type: ignore[attr-defined]
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts)
+
+
+async def intents(engine: Engine) -> int:
+    rows = await engine.catalog._run(lambda: engine.catalog._db().execute("SELECT COUNT(*) FROM intents").fetchall())  # type: ignore[attr-defined]
+    return int(rows[0][0])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_put_whose_commit_happened_keeps_its_blob_though_its_answer_was_lost(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    lose_the_answer(monkeypatch, engine, "put_artifact")
+    with pytest.raises(CatalogUnavailable):
+        await engine.put(ctx, container, "k", Chunks(b"committed"), content_type="x")
+    monkeypatch.undo()
+    # The client saw a failure, but the key names the new blob: it must be there, whole.
+    assert await read_all(engine, container, "k") == b"committed"
+    assert len(blob_files(engine)) == 1 and await intents(engine) == 0
+    await engine.blobs.retry_pending()
+    assert await read_all(engine, container, "k") == b"committed"
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_the_catalog_cannot_answer_a_failed_puts_blob_is_kept_then_decided(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    # One commit happened (its answer lost), one did not; the catalog stays down after both.
+    lose_the_answer(monkeypatch, engine, "put_artifact")
+    still_down(monkeypatch, engine)
+    with pytest.raises(CatalogUnavailable):
+        await engine.put(ctx, container, "committed", Chunks(b"kept"), content_type="x")
+    monkeypatch.undo()
+    lose_the_answer(monkeypatch, engine, "put_artifact", commit=False)
+    still_down(monkeypatch, engine)
+    with pytest.raises(CatalogUnavailable):
+        await engine.put(ctx, container, "refused", Chunks(b"dropped"), content_type="x")
+    # Nothing deleted while nobody can say which blob a row names.
+    assert len(blob_files(engine)) == 2 and sum(map(len, engine.blobs.undecided.values())) == 2
+    monkeypatch.undo()
+    assert await engine.blobs.retry_pending() == 1  # the catalog is back: the periodic retry decides
+    assert engine.blobs.undecided == {} and engine.blobs.pending == {}
+    assert await read_all(engine, container, "committed") == b"kept"
+    assert len(blob_files(engine)) == 1 and await intents(engine) == 0
+    assert await engine.catalog.garbage(10) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_part_whose_commit_happened_keeps_its_blob_though_its_answer_was_lost(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    upload = await engine.create_upload(ctx, container, "k", content_type="x")
+    lose_the_answer(monkeypatch, engine, "put_part")
+    with pytest.raises(CatalogUnavailable):
+        await engine.put_part(ctx, container, upload.id, 1, Chunks(b"part one"))
+    monkeypatch.undo()
+    # The client retries nothing: the part it was told failed is listed, and completes.
+    _, parts = await engine.catalog.parts(container.id, upload.id, 0, 10)
+    await engine.complete_upload(ctx, container, upload.id, [(1, parts[0].md5)])
+    assert await read_all(engine, container, "k") == b"part one"
+    assert await intents(engine) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_migration_swap_that_happened_keeps_the_copy_though_its_answer_was_lost(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    await engine.put(ctx, container, "k", Chunks(b"moving"), content_type="x")
+    lose_the_answer(monkeypatch, engine, "move_artifact")
+    with pytest.raises(CatalogUnavailable):
+        await migrate(engine, container, "cold")
+    monkeypatch.undo()
+    # The swap took effect: the key reads from its copy on the new placement.
+    assert await read_all(engine, container, "k") == b"moving"
+    assert len(blob_files(engine, "cold")) == 1 and await intents(engine) == 0
