@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from attrs import evolve
 from twisted.internet import reactor
 
 from tests.driverio import Collector
@@ -157,3 +158,71 @@ async def test_a_migration_swap_that_happened_keeps_the_copy_though_its_answer_w
     # The swap took effect: the key reads from its copy on the new placement.
     assert await read_all(engine, container, "k") == b"moving"
     assert len(blob_files(engine, "cold")) == 1 and await intents(engine) == 0
+
+
+# -- the other way round: a commit that arrives after its write was withdrawn is refused
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_arriving_after_its_blob_was_withdrawn_is_refused(engine: Engine) -> None:
+    """A session cut from its gateway may deliver its write to PostgreSQL late, after the write
+    was withdrawn and its blob deleted: that commit must not make a key name the deleted blob."""
+    from vaultaire.errors import BlobWithdrawn
+    from vaultaire.model import Artifact, Part
+
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    catalog = engine.catalog
+    upload = await engine.create_upload(ctx, container, "multi", content_type="x")
+    await engine.put(ctx, container, "moving", Chunks(b"old"), content_type="x")
+    moving = await catalog.artifact(container.id, "moving")
+    assert moving is not None
+    late = ["c/aa/late-object", "c/aa/late-part", "c/aa/late-copy"]
+    await catalog.intend_blobs("local", late)
+    assert sorted(await catalog.withdraw_intents("local", late)) == sorted(late)  # the writes failed
+    with pytest.raises(BlobWithdrawn):
+        await catalog.put_artifact(Artifact(container.id, "k", late[0], 3, "0" * 32, 1.0), intended=True)
+    with pytest.raises(BlobWithdrawn):
+        await catalog.put_part(container.id, Part(upload.id, 1, late[1], 3, "0" * 32, 1.0), intended=True)
+    with pytest.raises(BlobWithdrawn):
+        await catalog.move_artifact(moving, evolve(moving, locator=late[2]), intended=True)
+    # Refused whole: nothing names the withdrawn blobs, which stay garbage for the sweep.
+    assert await catalog.artifact(container.id, "k") is None
+    assert (await catalog.parts(container.id, upload.id, 0, 10))[1] == []
+    assert await read_all(engine, container, "moving") == b"old"
+    assert sorted(loc for _, loc in await catalog.garbage(10)) == sorted(late)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_claim_fails_only_its_own_write(engine: Engine) -> None:
+    """On PostgreSQL, writes that queue together share one transaction (the group commit):
+    the refusal rolls back its own write, never a neighbour's."""
+    from twisted.internet import defer
+
+    from vaultaire.errors import BlobWithdrawn
+    from vaultaire.model import Artifact
+
+    ctx = engine.test_ctx  # type: ignore[attr-defined]
+    container = await engine.create_container(ctx, "c", "local")
+    catalog = engine.catalog
+    locators = [f"c/aa/blob-{i}" for i in range(6)]
+    await catalog.intend_blobs("local", locators)
+    await catalog.withdraw_intents("local", locators[2:3])
+    results = await defer.DeferredList(
+        [
+            catalog.put_artifact(Artifact(container.id, f"k{i}", loc, 1, "0" * 32, 1.0), intended=True)
+            for i, loc in enumerate(locators)
+        ],
+        consumeErrors=True,
+    )
+    assert [ok for ok, _ in results] == [True, True, False, True, True, True]
+    assert results[2][1].check(BlobWithdrawn)
+    assert [await catalog.artifact(container.id, f"k{i}") is not None for i in range(6)] == [
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert await intents(engine) == 0

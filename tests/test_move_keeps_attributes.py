@@ -38,12 +38,12 @@ def amend_before_swap(server: Server, change: Any) -> list[str]:
     real = server.catalog.move_artifact
     seen: list[str] = []
 
-    async def racing(old: Artifact, moved: Artifact) -> bool:
+    async def racing(old: Artifact, moved: Artifact, intended: bool) -> bool:
         seen.append(old.version_id)
         await change(old)
-        return await real(old, moved)
+        return await real(old, moved, intended=intended)
 
-    server.catalog.move_artifact = lambda old, moved: ensureDeferred(racing(old, moved))  # type: ignore[method-assign]
+    server.catalog.move_artifact = lambda old, moved, intended=False: ensureDeferred(racing(old, moved, intended))  # type: ignore[method-assign]
     return seen
 
 

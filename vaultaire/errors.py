@@ -115,6 +115,12 @@ class CatalogUnavailable(VaultaireError):
     may have committed, as with any database."""
 
 
+class BlobWithdrawn(VaultaireError):
+    """A write's commit found its new blob's intent gone: the blob was given up meanwhile (the
+    write had already failed for its caller and was withdrawn, or its writer was taken for
+    dead), so it may be deleted already. The commit is refused; the write must be sent again."""
+
+
 class DriverUnavailable(DriverError):
     """The byte store cannot be reached right now (connection refused, timed out, 5xx):
     worth retrying later, unlike a store that answered and refused."""

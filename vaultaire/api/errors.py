@@ -263,6 +263,8 @@ def from_domain(exc: BaseException, container: str | None, key: str | None) -> S
     # -- PostgreSQL catalog: an outage or a statement timeout is the client's cue to back off.
     if isinstance(exc, domain.CatalogUnavailable):
         return S3Error("SlowDown", "The catalog is unavailable; please retry.")
+    if isinstance(exc, domain.BlobWithdrawn):
+        return S3Error("SlowDown", "The write was interrupted; please retry.")
     if isinstance(exc, domain.QuotaExceeded):
         return S3Error("QuotaExceeded", str(exc))
     if isinstance(exc, domain.DriverError):

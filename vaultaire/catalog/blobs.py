@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterable
 
 from vaultaire.catalog import inline, sqlite_inline
+from vaultaire.errors import BlobWithdrawn
 
 SCHEMA = """
 -- Blobs no longer referenced, queued in the same transaction that dropped them.
@@ -60,6 +61,27 @@ def settle(db: sqlite3.Connection, locators: Iterable[str]) -> None:
 
     Inline locators never had one (their bytes reach no driver): no statement for them."""
     db.executemany("DELETE FROM intents WHERE locator = ?", [(loc,) for loc in locators if not inline.is_inline(loc)])
+
+
+def claim(db: sqlite3.Connection, locators: Iterable[str]) -> None:
+    """``settle`` for a write's own new blobs: each intent must still be recorded, or the
+    transaction is refused (BlobWithdrawn) and rolls back.
+
+    An intent is the blob's one token: the commit that references the blob consumes it, or
+    ``withdraw`` (the write failed) or ``abandon`` (its writer died) does, and only that one
+    may decide the blob's fate. Without the check, a commit that reaches PostgreSQL after
+    its write was withdrawn (a session cut from its client, its statements delivered late)
+    would reference a deleted blob."""
+    for loc in locators:
+        if inline.is_inline(loc):
+            continue
+        if isinstance(db, sqlite3.Connection):
+            if db.execute("DELETE FROM intents WHERE locator = ?", (loc,)).rowcount != 1:
+                raise BlobWithdrawn(f"the intent of blob {loc} is gone")
+        else:
+            # On PostgreSQL the check runs in the server (schema version 4): a write in the group
+            # commit's pipeline waits for no answer; its failure comes with the write's sync.
+            db.execute("SELECT vaultaire_claim_intent(?)", (loc,))
 
 
 def queue(db: sqlite3.Connection, placement: str, locators: Iterable[str], now: float) -> None:

@@ -42,7 +42,9 @@ class Artifacts(Protocol):
         ``is_latest`` says whether it is the current version. The current version of a key
         that has one as data is a point read, fast: every GET's path."""
 
-    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[VersionChange]:
+    def put_artifact(
+        self, artifact: Artifact, condition: WriteCondition | None = None, *, intended: bool = False
+    ) -> Deferred[VersionChange]:
         """Make ``artifact`` the key's current version in one transaction.
 
         Returns ``written``: the version as stored (its ``version_id`` chosen here: a new
@@ -142,7 +144,7 @@ class Uploads(Protocol):
     def upload(self, container_id: int, upload_id: str) -> Deferred[Upload]:
         """Raises NoSuchUpload, also for an id that belongs to another container."""
 
-    def put_part(self, container_id: int, part: Part) -> Deferred[Part | None]:
+    def put_part(self, container_id: int, part: Part, *, intended: bool = False) -> Deferred[Part | None]:
         """Record a part, replacing one of the same number; returns the replaced part (its
         blob queued as garbage). The part's bytes count in the stored totals
         (QuotaExceeded). Raises NoSuchUpload if the upload is gone (completed or aborted

@@ -29,7 +29,11 @@ class Garbage(Protocol):
     # Every blob on a driver is, for the catalog, exactly one of: intended (a live or dead
     # writer's, recorded before its first byte), referenced (an artifact or part), or garbage.
     # The transaction that commits a reference to a blob (put_artifact, put_part, move_*)
-    # settles its intent; one that drops a reference queues the blob as garbage.
+    # settles its intent; one that drops a reference queues the blob as garbage. With
+    # ``intended=True`` (the engine's writes: the blob is new, its intent recorded by this
+    # process) the commit claims the intent and is refused with BlobWithdrawn if it is gone:
+    # the intent is the blob's one token, consumed by that commit, by withdraw_intents (the
+    # write failed) or by reclaim_abandoned (its writer died), so only one decides its fate.
 
     def intend_blobs(self, placement: str, locators: list[str]) -> Deferred[None]:
         """Durably record that this process is about to write these blobs."""
@@ -83,7 +87,7 @@ class Migrations(Protocol):
         """Up to ``limit`` noncurrent data versions whose blobs are not on ``target``, in
         (key, version id) order after ``after``: with ``misplaced_artifacts``, every version."""
 
-    def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
+    def move_artifact(self, old: Artifact, moved: Artifact, *, intended: bool = False) -> Deferred[bool]:
         """Swap in ``moved``'s blobs (the same version's bytes copied elsewhere: its locator or
         parts, placement and storage class; nothing else of it is read) if the version
         ``old.version_id`` of the key, current or not, still holds exactly ``old``'s blobs,
@@ -94,7 +98,7 @@ class Migrations(Protocol):
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
         """Up to ``limit`` parts of the container's unfinished uploads whose blobs are not on ``target``."""
 
-    def move_part(self, container_id: int, old: Part, moved: Part) -> Deferred[bool]:
+    def move_part(self, container_id: int, old: Part, moved: Part, *, intended: bool = False) -> Deferred[bool]:
         """Like ``move_artifact``, for a part of an unfinished upload."""
 
 

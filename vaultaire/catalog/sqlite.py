@@ -260,14 +260,18 @@ class SQLiteCatalog(
         if condition.etag_must_be is not None and row[0] != condition.etag_must_be:
             raise PreconditionFailed("the key does not have the expected ETag")
 
-    def _install(self, db: sqlite3.Connection, artifact: Artifact, condition: WriteCondition | None) -> VersionChange:
+    def _install(
+        self, db: sqlite3.Connection, artifact: Artifact, condition: WriteCondition | None, intended: bool = False
+    ) -> VersionChange:
         if condition is not None:
             self._check_condition(db, artifact.container_id, artifact.key.encode("utf-8"), condition)
-        stored, removed = versions.install(db, artifact, artifact.size, self._clock())
+        stored, removed = versions.install(db, artifact, artifact.size, self._clock(), intended)
         return VersionChange(stored, removed)
 
-    def put_artifact(self, artifact: Artifact, condition: WriteCondition | None = None) -> Deferred[VersionChange]:
-        return self._write(lambda db: self._install(db, artifact, condition))
+    def put_artifact(
+        self, artifact: Artifact, condition: WriteCondition | None = None, *, intended: bool = False
+    ) -> Deferred[VersionChange]:
+        return self._write(lambda db: self._install(db, artifact, condition, intended))
 
     def delete_artifact(self, container_id: int, key: str) -> Deferred[VersionChange]:
         def work(db: sqlite3.Connection) -> VersionChange:

@@ -54,7 +54,7 @@ class InlineStatements:
         def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]: ...
 
         def _install(
-            self, db: sqlite3.Connection, artifact: Artifact, condition: WriteCondition | None
+            self, db: sqlite3.Connection, artifact: Artifact, condition: WriteCondition | None, intended: bool = False
         ) -> VersionChange: ...
 
     def put_inline_artifact(

@@ -76,11 +76,11 @@ class MigrationStatements(SQLiteStatements):
         """Noncurrent data versions whose blobs are not on ``target``, by (key, version id) after ``after``."""
         return self._run(lambda: versions.misplaced(self._db(), container_id, target, after, limit))
 
-    def move_artifact(self, old: Artifact, moved: Artifact) -> Deferred[bool]:
+    def move_artifact(self, old: Artifact, moved: Artifact, *, intended: bool = False) -> Deferred[bool]:
         """Swap in ``moved``'s blobs (only those: the version's other attributes stay as they are
         now) if that version still holds exactly ``old``'s blobs; the old blobs are queued as
         garbage. False if its bytes changed meanwhile."""
-        return self._write(lambda db: versions.replace_blobs(db, old, moved, self._clock()))
+        return self._write(lambda db: versions.replace_blobs(db, old, moved, self._clock(), intended))
 
     def misplaced_parts(self, container_id: int, target: str, limit: int) -> Deferred[list[Part]]:
         """Parts of the container's unfinished uploads whose blobs are not on ``target``."""
@@ -95,7 +95,7 @@ class MigrationStatements(SQLiteStatements):
 
         return self._run(work)
 
-    def move_part(self, container_id: int, old: Part, moved: Part) -> Deferred[bool]:
+    def move_part(self, container_id: int, old: Part, moved: Part, *, intended: bool = False) -> Deferred[bool]:
         """Like ``move_artifact``, for a part of an unfinished upload."""
 
         def work(db: sqlite3.Connection) -> bool:
@@ -109,7 +109,7 @@ class MigrationStatements(SQLiteStatements):
                 "UPDATE parts SET locator = ?, placement = ? WHERE upload_id = ? AND number = ?",
                 (moved.locator, moved.placement, old.upload_id, old.number),
             )
-            blobs.settle(db, [moved.locator])
+            (blobs.claim if intended else blobs.settle)(db, [moved.locator])
             return True
 
         return self._write(work)

@@ -101,7 +101,7 @@ class UploadStatements(SQLiteStatements):
     def upload(self, container_id: int, upload_id: str) -> Deferred[Upload]:
         return self._read(lambda db: self._upload(db, container_id, upload_id))
 
-    def put_part(self, container_id: int, part: Part) -> Deferred[Part | None]:
+    def put_part(self, container_id: int, part: Part, *, intended: bool = False) -> Deferred[Part | None]:
         """Record a part (the upload must still exist); a re-sent part replaces the old one."""
 
         def work(db: sqlite3.Connection) -> Part | None:
@@ -127,7 +127,7 @@ class UploadStatements(SQLiteStatements):
                     part.sealed_key or None,
                 ),
             )
-            blobs.settle(db, [part.locator])
+            (blobs.claim if intended else blobs.settle)(db, [part.locator])
             return old
 
         return self._write(work)

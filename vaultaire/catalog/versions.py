@@ -259,12 +259,15 @@ def _null_out(
     return (stored[0] if stored else None), found is not None
 
 
-def install(db: sqlite3.Connection, artifact: Artifact, new_bytes: int, now: float) -> tuple[Artifact, Artifact | None]:
+def install(
+    db: sqlite3.Connection, artifact: Artifact, new_bytes: int, now: float, intended: bool = False
+) -> tuple[Artifact, Artifact | None]:
     """Make ``artifact`` the key's current version: (as stored, with its id; version removed).
 
     ``new_bytes``: what it adds to the stored totals (its size; a completed upload's parts
     are counted already). Enabled: a new version, the old current one kept below it.
-    Otherwise the ``null`` version is replaced and the others kept.
+    Otherwise the ``null`` version is replaced and the others kept. ``intended``: its blob
+    is new, under an intent this commit claims (blobs.claim: refused if the intent is gone).
     """
     container_id, key = artifact.container_id, artifact.key.encode("utf-8")
     # Every PUT's path: its three reads are asked before any answer is read (on PostgreSQL's
@@ -293,7 +296,7 @@ def install(db: sqlite3.Connection, artifact: Artifact, new_bytes: int, now: flo
     accounting.account(db, container_id, new_bytes + freed_bytes, 1 + freed_objects, now, asked_totals)
     stored = evolve(artifact, version_id=version_id, delete_marker=False, is_latest=True)
     _write_current(db, stored, rank)
-    blobs.settle(db, stored.locators)
+    (blobs.claim if intended else blobs.settle)(db, stored.locators)
     return stored, removed
 
 
@@ -412,7 +415,7 @@ def amend(
     return new
 
 
-def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: float) -> bool:
+def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: float, intended: bool = False) -> bool:
     """A migration's compare-and-swap: ``moved``'s blobs (its locators, placement and storage
     class) replace ``old``'s if the version still holds exactly ``old``'s blobs, wherever it is now.
 
@@ -436,7 +439,7 @@ def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: f
         where[0], locator=moved.locator, parts=moved.parts, placement=moved.placement, storage_class=moved.storage_class
     )
     (_write_current if in_current else _write_stored)(db, kept, where[1])
-    blobs.settle(db, moved.locators)
+    (blobs.claim if intended else blobs.settle)(db, moved.locators)
     return True
 
 

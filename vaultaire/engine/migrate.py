@@ -167,7 +167,7 @@ async def _move_artifact(
             stored = _stored(artifact.size, artifact.sealing is not None)
             new = await _copy(engine, container, artifact.placement, target, artifact.locator, stored, copied)
             moved = evolve(artifact, locator=new, placement=target)
-        swapped = await engine.catalog.move_artifact(artifact, moved)
+        swapped = await engine.catalog.move_artifact(artifact, moved, intended=True)
     except DriverError:
         await _drop(engine, target, copied)
         current = await engine.catalog.artifact(container.id, artifact.key, artifact.version_id)
@@ -216,7 +216,8 @@ async def _move_part(engine: Engine, container: Container, target: str, part: Pa
         report.skipped += 1  # re-sent, completed or aborted while copying
         return
     try:
-        swapped = await engine.catalog.move_part(container.id, part, evolve(part, locator=new, placement=target))
+        moved = evolve(part, locator=new, placement=target)
+        swapped = await engine.catalog.move_part(container.id, part, moved, intended=True)
     except BaseException:
         await _drop(engine, target, [new])
         raise

@@ -118,7 +118,7 @@ class UploadsEngine(WritesEngine):
             sealed_key=seal.token if seal is not None else "",
         )
         try:
-            replaced = await self.catalog.put_part(container.id, part)
+            replaced = await self.catalog.put_part(container.id, part, intended=True)
         except BaseException:
             # The commit may have happened with its answer lost: withdraw asks the catalog first.
             await self.blobs.withdraw(container.placement, [locator])

@@ -171,7 +171,7 @@ class WritesEngine:
         )
         try:
             if kept is None:
-                change = await self.catalog.put_artifact(artifact, condition)
+                change = await self.catalog.put_artifact(artifact, condition, intended=True)
             else:
                 change = await self.catalog.put_inline_artifact(artifact, kept.data, condition)
         except PreconditionFailed:

@@ -279,7 +279,7 @@ class LifecycleRunner:
                 stored = _stored(artifact.size, artifact)
                 new = await self._copy(container, source, target, artifact.locator, stored, copied)
                 moved = evolve(artifact, locator=new, placement=target, storage_class=target)
-            swapped = await self.catalog.move_artifact(artifact, moved)
+            swapped = await self.catalog.move_artifact(artifact, moved, intended=True)
         except DriverError:
             await self._drop(target, copied)
             # The version it was copying (a noncurrent one too), not the key's current one.

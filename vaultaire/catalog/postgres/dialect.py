@@ -29,6 +29,8 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
+from vaultaire.errors import BlobWithdrawn
+
 # INSERT OR REPLACE needs the table's primary key to say what a conflict is.
 PRIMARY_KEYS = {
     "artifacts": ("container_id", "key"),
@@ -103,13 +105,22 @@ def deferrable(sql: str) -> bool:
     return insert is not None and (" ON CONFLICT " in sql or insert.group(3) in _MINTED_KEYS)
 
 
+# Raised by the schema's vaultaire_claim_intent: a write's blob was withdrawn (blobs.claim).
+BLOB_WITHDRAWN = "VT001"
+
+
 @contextmanager
 def _integrity_as_sqlite() -> Iterator[None]:
-    """The shared statements catch sqlite3's type (a name taken, a user that exists)."""
+    """The shared statements catch sqlite3's type (a name taken, a user that exists), and
+    blobs.claim's refusal is the one the SQLite catalog raises."""
     try:
         yield
     except psycopg.errors.IntegrityError as e:
         raise sqlite3.IntegrityError(str(e)) from e
+    except psycopg.Error as e:
+        if e.sqlstate == BLOB_WITHDRAWN:
+            raise BlobWithdrawn(e.diag.message_primary or str(e)) from e
+        raise
 
 
 class Rows:

@@ -201,8 +201,21 @@ CREATE TRIGGER generation_kms_keys AFTER INSERT OR UPDATE OR DELETE ON kms_keys
     FOR EACH STATEMENT EXECUTE FUNCTION vaultaire_bump_generation();
 """
 
+# Version 4: a write's commit claims its new blob's intent (blobs.claim), refused in the server
+# when the intent is gone, so a write in the group commit's pipeline waits for no answer. The
+# error's SQLSTATE is Vaultaire's own (class "VT"), read back as BlobWithdrawn (dialect.py).
+_V4 = """
+CREATE FUNCTION vaultaire_claim_intent(wanted TEXT) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM intents WHERE locator = wanted;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the intent of blob % is gone', wanted USING ERRCODE = 'VT001';
+    END IF;
+END $$;
+"""
+
 # Version n is reached by running MIGRATIONS[n - 1]: append, never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 VERSION = len(MIGRATIONS)
 
 
