@@ -66,6 +66,26 @@ def still_down(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
     monkeypatch.setattr(engine.catalog, "withdraw_intents", down)
 
 
+async def failing_put(
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    container: Container,
+    key: str,
+    body: bytes,
+    *,
+    committed: bool,
+    stays_down: bool = False,
+) -> None:
+    """A PUT whose commit fails as an outage does, after it happened (``committed``) or before;
+    with ``stays_down``, the catalog cannot answer the withdrawal either."""
+    lose_the_answer(monkeypatch, engine, "put_artifact", commit=committed)
+    if stays_down:
+        still_down(monkeypatch, engine)
+    with pytest.raises(CatalogUnavailable):
+        await engine.put(engine.test_ctx, container, key, Chunks(body), content_type="x")  # type: ignore[attr-defined]
+    monkeypatch.undo()
+
+
 async def read_all(engine: Engine, container: Container, key: str) -> bytes:
     _, _, reader = await engine.open(engine.test_ctx, container, key, lambda a: None)  # type: ignore[attr-defined]
     sink = Collector()
@@ -87,12 +107,8 @@ async def intents(engine: Engine) -> int:
 async def test_a_put_whose_commit_happened_keeps_its_blob_though_its_answer_was_lost(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = engine.test_ctx  # type: ignore[attr-defined]
-    container = await engine.create_container(ctx, "c", "local")
-    lose_the_answer(monkeypatch, engine, "put_artifact")
-    with pytest.raises(CatalogUnavailable):
-        await engine.put(ctx, container, "k", Chunks(b"committed"), content_type="x")
-    monkeypatch.undo()
+    container = await engine.create_container(engine.test_ctx, "c", "local")  # type: ignore[attr-defined]
+    await failing_put(engine, monkeypatch, container, "k", b"committed", committed=True)
     # The client saw a failure, but the key names the new blob: it must be there, whole.
     assert await read_all(engine, container, "k") == b"committed"
     assert len(blob_files(engine)) == 1 and await intents(engine) == 0
@@ -104,18 +120,10 @@ async def test_a_put_whose_commit_happened_keeps_its_blob_though_its_answer_was_
 async def test_while_the_catalog_cannot_answer_a_failed_puts_blob_is_kept_then_decided(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = engine.test_ctx  # type: ignore[attr-defined]
-    container = await engine.create_container(ctx, "c", "local")
+    container = await engine.create_container(engine.test_ctx, "c", "local")  # type: ignore[attr-defined]
     # One commit happened (its answer lost), one did not; the catalog stays down after both.
-    lose_the_answer(monkeypatch, engine, "put_artifact")
-    still_down(monkeypatch, engine)
-    with pytest.raises(CatalogUnavailable):
-        await engine.put(ctx, container, "committed", Chunks(b"kept"), content_type="x")
-    monkeypatch.undo()
-    lose_the_answer(monkeypatch, engine, "put_artifact", commit=False)
-    still_down(monkeypatch, engine)
-    with pytest.raises(CatalogUnavailable):
-        await engine.put(ctx, container, "refused", Chunks(b"dropped"), content_type="x")
+    await failing_put(engine, monkeypatch, container, "committed", b"kept", committed=True, stays_down=True)
+    await failing_put(engine, monkeypatch, container, "refused", b"dropped", committed=False, stays_down=True)
     # Nothing deleted while nobody can say which blob a row names.
     assert len(blob_files(engine)) == 2 and sum(map(len, engine.blobs.undecided.values())) == 2
     monkeypatch.undo()
