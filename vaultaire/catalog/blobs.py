@@ -110,7 +110,7 @@ def withdraw(db: sqlite3.Connection, placement: str, locators: Iterable[str], no
         loc
         for loc in locators
         if not inline.is_inline(loc)
-        and db.execute("DELETE FROM intents WHERE locator = ? RETURNING locator", (loc,)).fetchone() is not None
+        and db.execute("DELETE FROM intents WHERE locator = ? RETURNING locator", (loc,)).fetchall()
     ]
     db.executemany(
         "INSERT OR IGNORE INTO garbage (locator, placement, queued) VALUES (?, ?, ?)",
