@@ -12,6 +12,7 @@ wrapped to lose its answer.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,14 @@ def lose_the_answer(monkeypatch: pytest.MonkeyPatch, engine: Engine, method: str
         raise CatalogUnavailable("the connection was lost before the answer")
 
     monkeypatch.setattr(engine.catalog, method, answer_lost)
+
+
+async def answer_lost(monkeypatch: pytest.MonkeyPatch, engine: Engine, method: str, action: Awaitable[Any]) -> None:
+    """``action`` (not yet started) fails, its catalog ``method`` having committed and lost its answer."""
+    lose_the_answer(monkeypatch, engine, method)
+    with pytest.raises(CatalogUnavailable):
+        await action
+    monkeypatch.undo()
 
 
 def still_down(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
@@ -141,14 +150,11 @@ async def test_a_part_whose_commit_happened_keeps_its_blob_though_its_answer_was
     ctx = engine.test_ctx  # type: ignore[attr-defined]
     container = await engine.create_container(ctx, "c", "local")
     upload = await engine.create_upload(ctx, container, "k", content_type="x")
-    lose_the_answer(monkeypatch, engine, "put_part")
-    with pytest.raises(CatalogUnavailable):
-        await engine.put_part(ctx, container, upload.id, 1, Chunks(b"part one"))
-    monkeypatch.undo()
+    await answer_lost(monkeypatch, engine, "put_part", engine.put_part(ctx, container, upload.id, 1, Chunks(b"one")))
     # The client retries nothing: the part it was told failed is listed, and completes.
     _, parts = await engine.catalog.parts(container.id, upload.id, 0, 10)
     await engine.complete_upload(ctx, container, upload.id, [(1, parts[0].md5)])
-    assert await read_all(engine, container, "k") == b"part one"
+    assert await read_all(engine, container, "k") == b"one"
     assert await intents(engine) == 0
 
 
@@ -159,10 +165,7 @@ async def test_a_migration_swap_that_happened_keeps_the_copy_though_its_answer_w
     ctx = engine.test_ctx  # type: ignore[attr-defined]
     container = await engine.create_container(ctx, "c", "local")
     await engine.put(ctx, container, "k", Chunks(b"moving"), content_type="x")
-    lose_the_answer(monkeypatch, engine, "move_artifact")
-    with pytest.raises(CatalogUnavailable):
-        await migrate(engine, container, "cold")
-    monkeypatch.undo()
+    await answer_lost(monkeypatch, engine, "move_artifact", migrate(engine, container, "cold"))
     # The swap took effect: the key reads from its copy on the new placement.
     assert await read_all(engine, container, "k") == b"moving"
     assert len(blob_files(engine, "cold")) == 1 and await intents(engine) == 0
