@@ -145,14 +145,12 @@ class BlobKeeper:
         process): failed writes' blobs decided, freed blobs forgotten, the rest queued, their
         intents settled. Returns how many were freed."""
         freed = 0
-        for placement in list(self.undecided):
-            locators = sorted(self.undecided.pop(placement, ()))
-            if locators:
-                freed += await self.withdraw(placement, locators)  # back in ``undecided`` if it fails again
-        for placement in list(self.pending):
-            locators = sorted(self.pending.pop(placement, ()))
-            if locators:
-                freed += await self.discard(placement, locators)  # back in ``pending`` if it fails again
+        # Undecided first: what they decide to free joins ``pending`` if it cannot be recorded.
+        for waiting, drop in ((self.undecided, self.withdraw), (self.pending, self.discard)):
+            for placement in list(waiting):
+                locators = sorted(waiting.pop(placement, ()))
+                if locators:
+                    freed += await drop(placement, locators)  # back in ``waiting`` if it fails again
         return freed
 
     def _readers_keep(self, placement: str) -> bool:
