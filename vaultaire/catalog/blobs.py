@@ -56,14 +56,18 @@ def intend(db: sqlite3.Connection, owner: str, placement: str, locators: Iterabl
     )
 
 
-def settle(db: sqlite3.Connection, locators: Iterable[str]) -> None:
-    """The blobs are referenced now (or gone): they are no longer intents.
+def settle(db: sqlite3.Connection, locators: Iterable[str], claim: bool = False) -> None:
+    """The blobs are referenced now (or gone): they are no longer intents. With ``claim``
+    (a write's own new blobs), each intent must still be there: see ``claim_intents``.
 
     Inline locators never had one (their bytes reach no driver): no statement for them."""
+    if claim:
+        claim_intents(db, locators)
+        return
     db.executemany("DELETE FROM intents WHERE locator = ?", [(loc,) for loc in locators if not inline.is_inline(loc)])
 
 
-def claim(db: sqlite3.Connection, locators: Iterable[str]) -> None:
+def claim_intents(db: sqlite3.Connection, locators: Iterable[str]) -> None:
     """``settle`` for a write's own new blobs: each intent must still be recorded, or the
     transaction is refused (BlobWithdrawn) and rolls back.
 

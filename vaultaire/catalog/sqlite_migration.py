@@ -109,7 +109,7 @@ class MigrationStatements(SQLiteStatements):
                 "UPDATE parts SET locator = ?, placement = ? WHERE upload_id = ? AND number = ?",
                 (moved.locator, moved.placement, old.upload_id, old.number),
             )
-            (blobs.claim if intended else blobs.settle)(db, [moved.locator])
+            blobs.settle(db, [moved.locator], claim=intended)
             return True
 
         return self._write(work)

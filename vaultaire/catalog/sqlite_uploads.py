@@ -127,7 +127,7 @@ class UploadStatements(SQLiteStatements):
                     part.sealed_key or None,
                 ),
             )
-            (blobs.claim if intended else blobs.settle)(db, [part.locator])
+            blobs.settle(db, [part.locator], claim=intended)
             return old
 
         return self._write(work)

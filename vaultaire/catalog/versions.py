@@ -267,7 +267,7 @@ def install(
     ``new_bytes``: what it adds to the stored totals (its size; a completed upload's parts
     are counted already). Enabled: a new version, the old current one kept below it.
     Otherwise the ``null`` version is replaced and the others kept. ``intended``: its blob
-    is new, under an intent this commit claims (blobs.claim: refused if the intent is gone).
+    is new, under an intent this commit claims (blobs.claim_intents: refused if the intent is gone).
     """
     container_id, key = artifact.container_id, artifact.key.encode("utf-8")
     # Every PUT's path: its three reads are asked before any answer is read (on PostgreSQL's
@@ -296,7 +296,7 @@ def install(
     accounting.account(db, container_id, new_bytes + freed_bytes, 1 + freed_objects, now, asked_totals)
     stored = evolve(artifact, version_id=version_id, delete_marker=False, is_latest=True)
     _write_current(db, stored, rank)
-    (blobs.claim if intended else blobs.settle)(db, stored.locators)
+    blobs.settle(db, stored.locators, claim=intended)
     return stored, removed
 
 
@@ -439,7 +439,7 @@ def replace_blobs(db: sqlite3.Connection, old: Artifact, moved: Artifact, now: f
         where[0], locator=moved.locator, parts=moved.parts, placement=moved.placement, storage_class=moved.storage_class
     )
     (_write_current if in_current else _write_stored)(db, kept, where[1])
-    (blobs.claim if intended else blobs.settle)(db, moved.locators)
+    blobs.settle(db, moved.locators, claim=intended)
     return True
 
 

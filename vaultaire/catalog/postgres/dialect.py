@@ -105,14 +105,14 @@ def deferrable(sql: str) -> bool:
     return insert is not None and (" ON CONFLICT " in sql or insert.group(3) in _MINTED_KEYS)
 
 
-# Raised by the schema's vaultaire_claim_intent: a write's blob was withdrawn (blobs.claim).
+# Raised by the schema's vaultaire_claim_intent: a write's blob was withdrawn (blobs.claim_intents).
 BLOB_WITHDRAWN = "VT001"
 
 
 @contextmanager
 def _integrity_as_sqlite() -> Iterator[None]:
     """The shared statements catch sqlite3's type (a name taken, a user that exists), and
-    blobs.claim's refusal is the one the SQLite catalog raises."""
+    blobs.claim_intents's refusal is the one the SQLite catalog raises."""
     try:
         yield
     except psycopg.errors.IntegrityError as e:

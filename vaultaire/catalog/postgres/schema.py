@@ -201,7 +201,7 @@ CREATE TRIGGER generation_kms_keys AFTER INSERT OR UPDATE OR DELETE ON kms_keys
     FOR EACH STATEMENT EXECUTE FUNCTION vaultaire_bump_generation();
 """
 
-# Version 4: a write's commit claims its new blob's intent (blobs.claim), refused in the server
+# Version 4: a write's commit claims its new blob's intent (blobs.claim_intents), refused in the server
 # when the intent is gone, so a write in the group commit's pipeline waits for no answer. The
 # error's SQLSTATE is Vaultaire's own (class "VT"), read back as BlobWithdrawn (dialect.py).
 _V4 = """
