@@ -217,3 +217,54 @@ async def test_small_encrypted_bodies_and_heads_keep_the_ordinary_path(server: S
     head = await server.request("HEAD", "/bucket/big")
     assert head.code == 200 and head.body == b""
     assert openings == []
+
+
+def test_the_next_batch_is_opened_while_one_is_written(tmp_path) -> None:
+    # The sender's first write of a buffer runs at once, in the reactor: a fill started only
+    # after it waited for it, and reading, opening and sending took turns (a 1 GiB GET at 0.66
+    # of a plain one). So each fill starts before the buffer filled before it is handed over.
+    from twisted.internet.defer import Deferred, succeed
+
+    from vaultaire.encryption.packages import Opener, Sealer
+
+    key, prefix = os.urandom(32), os.urandom(4)
+    body = os.urandom(SIZE)
+    sealer = Sealer(key, prefix)
+    stored = sealer.update(body) + sealer.finish()
+    path = tmp_path / "blob"
+    path.write_bytes(stored)
+    events: list[str] = []
+
+    def run(fill, offset, *args):  # the thread, here at once: only the order is watched
+        events.append(f"fill {offset // (direct_module.BATCH_PACKAGES * SEALED_PACKAGE)}")
+        return succeed(fill(offset, *args))
+
+    class Sender:
+        def __init__(self) -> None:
+            self.done: Deferred[int] = Deferred()
+            self.got = bytearray()
+
+        def send(self, data) -> Deferred[int]:
+            events.append(f"send {len(self.got) // BATCH}")
+            self.got += data
+            return succeed(len(data))
+
+        def close(self) -> None:
+            self.done.callback(len(self.got))
+
+        def stop(self) -> None:
+            pass
+
+    sender = Sender()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        opening = direct_module.DirectOpening(
+            fd, 0, len(stored), Opener(key, prefix, SIZE), 0, SIZE, run, lambda: sender
+        )
+        finished: list[object] = []
+        opening.start().addBoth(finished.append)
+    finally:
+        os.close(fd)
+    assert finished == [len(stored)]
+    assert bytes(sender.got) == body
+    assert events == ["fill 0", "fill 1", "send 0", "fill 2", "send 1", "send 2"]

@@ -114,27 +114,43 @@ class DirectOpening:
             raise
 
     async def _open_and_send(self, queued: list[Deferred[int] | None]) -> int:
-        # One buffer on the socket, one queued behind it, one being filled in a thread.
+        # One buffer on the socket, one queued behind it, one being filled in a thread. The next
+        # fill starts before a filled buffer is handed to the sender, whose first write runs at
+        # once, in the reactor, as far as the socket takes it: started after it, the thread
+        # waited for that write, and reading, opening and sending took turns (measured: a
+        # 1 GiB GET spent 0.27 s in those writes and 0.36 s waiting for fills, one after the other).
         plain = [bytearray(BATCH_PACKAGES * PACKAGE) for _ in range(len(queued))]
         sealed = bytearray(BATCH_PACKAGES * SEALED_PACKAGE)
         turn = 0
-        while self._left > 0 and not self._stopped:
-            sending, queued[turn] = queued[turn], None
-            if sending is not None:
-                await sending  # sent: the buffer may be refilled
-            want = min(self._left, len(sealed))
-            # Never cancelled: the thread must be done with the descriptor before it is closed.
-            size = await self._run(self._fill, self._offset, want, sealed, plain[turn])
-            self._offset += want
-            self._left -= want
-            self.opened += size
-            if self._stopped:
-                break
-            view = self._cut(memoryview(plain[turn])[:size])
-            if view:
-                queued[turn] = self._the_sender().send(view)
-                self.written += len(view)
-            turn = (turn + 1) % len(plain)
+        filling = self._fill_next(sealed, plain[turn]) if self._left > 0 else None
+        try:
+            while filling is not None:
+                size = await filling
+                filling = None
+                self.opened += size
+                if self._stopped:
+                    break
+                view = self._cut(memoryview(plain[turn])[:size])
+                following = (turn + 1) % len(plain)
+                if self._left > 0:
+                    sending, queued[following] = queued[following], None
+                    if sending is not None:
+                        await sending  # sent: the buffer may be refilled
+                    if self._stopped:
+                        break
+                    filling = self._fill_next(sealed, plain[following])
+                if view:
+                    queued[turn] = self._the_sender().send(view)
+                    self.written += len(view)
+                turn = following
+        finally:
+            if filling is not None:
+                # The thread must be done with the descriptor before it is closed; its own
+                # outcome no longer matters (the loop is ending for another reason).
+                try:
+                    await filling
+                except BaseException:
+                    pass
         if self._stopped:
             raise CancelledError("stopped before the end")
         self._opener.check_opened_all()
@@ -142,6 +158,14 @@ class DirectOpening:
         sender.close()
         await sender.done
         return self._count
+
+    def _fill_next(self, sealed: bytearray, plain: bytearray) -> Deferred[int]:
+        """The next stored bytes read and opened into ``plain``, in a thread. Never cancelled."""
+        want = min(self._left, len(sealed))
+        filling = self._run(self._fill, self._offset, want, sealed, plain)
+        self._offset += want
+        self._left -= want
+        return filling
 
     def _the_sender(self) -> Sender:
         if self._sender is None:
