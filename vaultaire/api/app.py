@@ -7,7 +7,6 @@ ends in exactly one event and one metrics observation, failed ones too.
 from __future__ import annotations
 
 import base64
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,6 +42,7 @@ from vaultaire.api.ownership import OwnershipOperations
 from vaultaire.api.post_object import PostObjectOperation
 from vaultaire.api.public_access_block import PublicAccessBlockOperations
 from vaultaire.api.redaction import redact_uri
+from vaultaire.api.request_ids import next_request_id
 from vaultaire.api.tagging import TaggingOperations
 from vaultaire.api.versioning import VersioningOperations
 from vaultaire.engine import Engine
@@ -203,7 +203,7 @@ class S3Api(
 
     async def handle(self, request: S3Request) -> bytes | None:
         started = self.clock()
-        request_id = secrets.token_hex(8).upper()
+        request_id = next_request_id()
         request.setHeader(b"x-amz-request-id", request_id.encode())
         request.setHeader(b"x-amz-id-2", base64.b64encode(request_id.encode()))
         request.setHeader(b"Server", b"Vaultaire")
