@@ -19,7 +19,6 @@ straight into the catalog (COPY), the pages measured as bench/listing.py does.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import shutil
 import statistics
@@ -36,8 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO / "tests"))
 
-from daemon import Daemon, write_config  # noqa: E402
-from postgres import PostgresServer  # noqa: E402
+from daemon import Daemon  # noqa: E402
+from postgres import PostgresServer, gateway_config  # noqa: E402
 
 BUCKET = "bench"
 
@@ -51,31 +50,8 @@ class PinnedDaemon(Daemon):
         return ["taskset", "-c", self.cores, *super().command()]
 
 
-def config(base: Path, url: str) -> str:
-    key = base / "master.key"
-    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
-    key.chmod(0o600)
-    (base / "blobs").mkdir(exist_ok=True)
-    return write_config(
-        base,
-        f"""
-[catalog]
-url = "{url}"
-[security]
-master_key_file = "{key}"
-[placement]
-default = "shared"
-[drivers.shared]
-type = "local"
-root = "{base / "blobs"}"
-shared = true
-""",
-        name="shared.toml",
-    )
-
-
 def gateways(base: Path, url: str, cores: list[str]) -> list[Daemon]:
-    shared = config(base, url)
+    shared = gateway_config(base, url)
     out = []
     for i, core in enumerate(cores):
         d = PinnedDaemon(base / f"gateway{i}", extra_args=["--config", shared], workers=1)

@@ -38,7 +38,6 @@ Results: JSON lines, the harness's full Markdown report and the summary, written
 from __future__ import annotations
 
 import argparse
-import base64
 import importlib.util
 import json
 import os
@@ -179,20 +178,6 @@ def make_vaultaire_peer(rp, twistd, extra_args=(), ref=None):
     return Vaultaire
 
 
-POSTGRES_CONFIG = """
-[catalog]
-url = "{url}"
-[security]
-master_key_file = "{key}"
-[placement]
-default = "shared"
-[drivers.shared]
-type = "local"
-root = "{blobs}"
-shared = true
-"""
-
-
 def make_postgres_peer(rp, twistd, extra_args=()):
     """Vaultaire on a PostgreSQL catalog: one gateway as a shared-catalog deployment runs it
     (``twistd vaultaire --config`` naming a ``postgresql://`` catalog, a ``local`` placement
@@ -206,19 +191,11 @@ def make_postgres_peer(rp, twistd, extra_args=()):
         def start(self):
             if REPO not in sys.path:
                 sys.path.insert(0, REPO)
-            from tests.postgres import PostgresServer  # the suite's: pgserver, run as its own user
+            from tests.postgres import PostgresServer, gateway_config  # the suite's: pgserver, run as its own user
 
             self.postgres = PostgresServer()
             url = self.postgres.fresh_database(empty=True)  # the daemon writes its schema
-            key = os.path.join(self.data, "master.key")
-            with open(key, "w") as f:
-                f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
-            os.chmod(key, 0o600)
-            blobs = os.path.join(self.data, "blobs")
-            os.makedirs(blobs, exist_ok=True)
-            self.config = os.path.join(self.data, "shared.toml")
-            with open(self.config, "w") as f:
-                f.write(POSTGRES_CONFIG.format(url=url, key=key, blobs=blobs))
+            self.config = gateway_config(self.data, url)
             super().start()
 
         def command(self):

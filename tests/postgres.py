@@ -88,3 +88,33 @@ def server() -> PostgresServer:
     if _server is None:
         _server = PostgresServer()
     return _server
+
+
+def gateway_config(directory: str | os.PathLike[str], url: str) -> str:
+    """A gateway's ``--config`` for the catalog at ``url``, written into ``directory`` (the benchmarks'):
+    its master key file, and one ``local`` placement there marked ``shared`` (one machine: every
+    gateway sees the directory). Returns the config file's path."""
+    import base64
+    from pathlib import Path
+
+    base = Path(directory)
+    key = base / "master.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    key.chmod(0o600)
+    (base / "blobs").mkdir(parents=True, exist_ok=True)
+    config = base / "shared.toml"
+    config.write_text(
+        f"""
+[catalog]
+url = "{url}"
+[security]
+master_key_file = "{key}"
+[placement]
+default = "shared"
+[drivers.shared]
+type = "local"
+root = "{base / "blobs"}"
+shared = true
+"""
+    )
+    return str(config)

@@ -124,8 +124,8 @@ async def _bucket(catalog: PostgresCatalog) -> Container:
     return await catalog.create_container(tenant.id, "b", "local")
 
 
-async def _until_open(catalog: PostgresCatalog) -> None:
-    """Wait for the catalog's reactor connection (opened in a thread after start, or after a loss)."""
+async def _until_open(catalog: PostgresCatalog) -> ReactorConnection:
+    """Wait for the catalog's reactor connection (opened in a thread after start, or after a loss); returns it."""
     connection: ReactorConnection | None = catalog._on_reactor
     assert connection is not None
     deadline = time.monotonic() + 20
@@ -134,6 +134,7 @@ async def _until_open(catalog: PostgresCatalog) -> None:
         connection.open()
         await task.deferLater(reactor, 0.05, lambda: None)
     assert threading.current_thread() is threading.main_thread()
+    return connection
 
 
 @pytest_twisted.ensureDeferred
@@ -143,9 +144,7 @@ async def test_a_small_objects_bytes_come_with_its_version_in_one_read(postgres:
     try:
         locator = inline.new_locator()
         await catalog.put_inline_artifact(blob(container.id, "small", locator), b"tiny bytes")
-        await _until_open(catalog)
-        connection = catalog._on_reactor
-        assert connection is not None
+        connection = await _until_open(catalog)
         sent: list[str] = []
         query = connection.query
         monkeypatch.setattr(connection, "query", lambda sql, params: sent.append(sql) or query(sql, params))
@@ -215,9 +214,7 @@ async def test_a_statement_whose_table_changed_is_prepared_again(postgres: Any) 
     url = postgres.fresh_database()
     catalog, _container = await _started(url)
     try:
-        await _until_open(catalog)
-        connection = catalog._on_reactor
-        assert connection is not None
+        connection = await _until_open(catalog)
         await threads.deferToThread(postgres.sql, url, "CREATE TABLE probe (id int PRIMARY KEY, x int)")
         await threads.deferToThread(postgres.sql, url, "INSERT INTO probe VALUES (1, 7)")
         read = "SELECT x FROM probe WHERE id = %s"
@@ -240,9 +237,7 @@ async def test_reads_asked_while_a_batch_is_on_the_wire_go_out_together_in_the_n
     try:
         for i in range(20):
             await catalog.put_artifact(blob(container.id, f"k{i}", f"loc-{i}"))
-        await _until_open(catalog)
-        connection = catalog._on_reactor
-        assert connection is not None
+        connection = await _until_open(catalog)
         before = connection.batches
         first = catalog.artifact(container.id, "k0")  # on the wire alone
         rest = [catalog.artifact(container.id, f"k{i}") for i in range(1, 20)]
@@ -264,9 +259,7 @@ async def test_a_statement_that_fails_in_a_batch_fails_alone(postgres: Any) -> N
     url = postgres.fresh_database()
     catalog, _container = await _started(url)
     try:
-        await _until_open(catalog)
-        connection = catalog._on_reactor
-        assert connection is not None
+        connection = await _until_open(catalog)
         blocker = connection.query("SELECT pg_sleep(0.2)", ())  # the next ones wait and go out together
         divide = "SELECT 10 / %s"
         asked = [
