@@ -169,14 +169,14 @@ async def _move_artifact(
             moved = evolve(artifact, locator=new, placement=target)
         swapped = await engine.catalog.move_artifact(artifact, moved, intended=True)
     except DriverError:
-        await _drop(engine, target, copied)
+        await engine.blobs.withdraw(target, copied)
         current = await engine.catalog.artifact(container.id, artifact.key, artifact.version_id)
         if current is not None and current.locators == artifact.locators:
             raise  # a real failure: the blob is still the artifact's
         report.skipped += 1  # overwritten or deleted while copying: its blob was freed under us
         return
     except BaseException:
-        await _drop(engine, target, copied)
+        await engine.blobs.withdraw(target, copied)
         raise
     if swapped:
         report.artifacts_moved += 1
@@ -184,7 +184,7 @@ async def _move_artifact(
         await engine.release(artifact, container)  # the old blobs, queued by the swap
     else:
         report.skipped += 1
-        await _drop(engine, target, copied)
+        await engine.blobs.withdraw(target, copied)
 
 
 async def _move_parts(
@@ -210,7 +210,7 @@ async def _move_part(engine: Engine, container: Container, target: str, part: Pa
         stored = _stored(part.size, bool(part.sealed_key))
         new = await _copy(engine, container, part.placement, target, part.locator, stored, copied)
     except DriverError:
-        await _drop(engine, target, copied)
+        await engine.blobs.withdraw(target, copied)
         if await _part_unchanged(engine, container, part):
             raise
         report.skipped += 1  # re-sent, completed or aborted while copying
@@ -219,7 +219,7 @@ async def _move_part(engine: Engine, container: Container, target: str, part: Pa
         moved = evolve(part, locator=new, placement=target)
         swapped = await engine.catalog.move_part(container.id, part, moved, intended=True)
     except BaseException:
-        await _drop(engine, target, [new])
+        await engine.blobs.withdraw(target, [new])
         raise
     if swapped:
         report.parts_moved += 1
@@ -228,7 +228,7 @@ async def _move_part(engine: Engine, container: Container, target: str, part: Pa
         await engine.discard(part.placement or container.placement, [part.locator])
     else:
         report.skipped += 1  # re-sent, completed or aborted meanwhile
-        await _drop(engine, target, [new])
+        await engine.blobs.withdraw(target, [new])
 
 
 async def _part_unchanged(engine: Engine, container: Container, part: Part) -> bool:
@@ -237,10 +237,3 @@ async def _part_unchanged(engine: Engine, container: Container, part: Part) -> b
     except NoSuchUpload:
         return False
     return bool(found) and found[0].number == part.number and found[0].locator == part.locator
-
-
-async def _drop(engine: Engine, placement: str, locators: list[str]) -> None:
-    """Free copies nothing references (a swap whose answer was lost may have taken them:
-    the catalog decides, see BlobKeeper.withdraw)."""
-    if locators:
-        await engine.blobs.withdraw(placement, locators)

@@ -281,7 +281,7 @@ class LifecycleRunner:
                 moved = evolve(artifact, locator=new, placement=target, storage_class=target)
             swapped = await self.catalog.move_artifact(artifact, moved, intended=True)
         except DriverError:
-            await self._drop(target, copied)
+            await self.engine.blobs.withdraw(target, copied)
             # The version it was copying (a noncurrent one too), not the key's current one.
             current = await self.catalog.artifact(container.id, artifact.key, artifact.version_id)
             if current is not None and current.locators == artifact.locators:
@@ -289,11 +289,11 @@ class LifecycleRunner:
             report.skipped += 1  # overwritten or deleted while copying: its blob went under us
             return
         except BaseException:
-            await self._drop(target, copied)
+            await self.engine.blobs.withdraw(target, copied)
             raise
         if not swapped:
             report.skipped += 1
-            await self._drop(target, copied)
+            await self.engine.blobs.withdraw(target, copied)
             return
         await self.engine.release(artifact, container)  # the old blobs, queued by the swap
         self._record(action, container, artifact.key, tenant, report, target=target)
@@ -308,12 +308,6 @@ class LifecycleRunner:
         copied.append(new)
         await copy_blob(self.engine.source(source, locator), self.engine.placement(target), locator, size, new)
         return new
-
-    async def _drop(self, placement: str, locators: list[str]) -> None:
-        """Free copies nothing references (a swap whose answer was lost may have taken them:
-        the catalog decides, see BlobKeeper.withdraw)."""
-        if locators:
-            await self.engine.blobs.withdraw(placement, locators)
 
     def _ctx(self) -> RequestContext:
         return RequestContext("lifecycle-" + secrets.token_hex(6).upper())
