@@ -8,11 +8,13 @@ an unprivileged user of its own when the tests run as root (as CI does).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import shutil
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -94,9 +96,6 @@ def gateway_config(directory: str | os.PathLike[str], url: str) -> str:
     """A gateway's ``--config`` for the catalog at ``url``, written into ``directory`` (the benchmarks'):
     its master key file, and one ``local`` placement there marked ``shared`` (one machine: every
     gateway sees the directory). Returns the config file's path."""
-    import base64
-    from pathlib import Path
-
     base = Path(directory)
     key = base / "master.key"
     key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
