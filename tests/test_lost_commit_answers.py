@@ -21,8 +21,8 @@ import pytest_twisted
 from attrs import evolve
 from twisted.internet import reactor
 
-from tests.driverio import Collector
 from tests.s3helpers import Chunks
+from tests.test_blob_lifecycle import catalog_rows, read_all
 from vaultaire.drivers.local import LocalDriver
 from vaultaire.engine import Engine
 from vaultaire.engine.migrate import migrate
@@ -95,21 +95,13 @@ async def failing_put(
     monkeypatch.undo()
 
 
-async def read_all(engine: Engine, container: Container, key: str) -> bytes:
-    _, _, reader = await engine.open(engine.test_ctx, container, key, lambda a: None)  # type: ignore[attr-defined]
-    sink = Collector()
-    await reader.stream_to(sink)
-    return sink.data
-
-
 def blob_files(engine: Engine, placement: str = "blobs") -> list[str]:
     root: Path = engine.test_root / placement  # type: ignore[attr-defined]
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts)
 
 
 async def intents(engine: Engine) -> int:
-    rows = await engine.catalog._run(lambda: engine.catalog._db().execute("SELECT COUNT(*) FROM intents").fetchall())  # type: ignore[attr-defined]
-    return int(rows[0][0])
+    return int((await catalog_rows(engine, "SELECT COUNT(*) FROM intents"))[0][0])
 
 
 @pytest_twisted.ensureDeferred
