@@ -10,11 +10,11 @@ measure 0.60). What it is for is the gateway's CPU per request of one catalog ch
 against another (``--baseline-ref``), catalog by catalog.
 
 Each backend in turn (order rotated every run), a PostgreSQL 16 from the ``pgserver`` wheel
-for the second. ``--clients``
-threads send presigned 4 KiB PUTs (overwrites of ``--keys`` keys) then GETs, each for
-``--duration`` seconds, on keep-alive connections. Reported per backend: req/s, the gateway
-process's CPU microseconds per request, and PostgreSQL's (its server processes) per request:
-CPU is what a loaded machine disturbs least. Also the load average at the time.
+for the second. ``--clients`` threads send presigned 4 KiB PUTs (overwrites of ``--keys``
+keys) then GETs, each for ``--duration`` seconds, on keep-alive connections. Reported per
+backend: req/s, the gateway process's CPU microseconds per request, and PostgreSQL's (its
+server processes) per request: CPU is what a loaded machine disturbs least. Also the load
+average at the time.
 
     .venv/bin/python bench/catalog_backends.py --runs 2 --duration 8 --clients 8
 
