@@ -2,7 +2,8 @@
 
 Each blob is written to ``<locator>.part`` next to its final place, fsynced,
 renamed, and its directory fsynced, so a blob either exists whole or not at
-all. Every system call that can block runs in the reactor's thread pool.
+all; a large one has its writeback started as it arrives (``writeback.py``).
+Every system call that can block runs in the reactor's thread pool.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from zope.interface import implementer
 from vaultaire.diskspace import AUTO_RESERVE, is_full, sample
 from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.drivers.interface import BlobReader
+from vaultaire.drivers.writeback import Writeback
 from vaultaire.errors import DriverError, InsufficientStorage
 
 T = TypeVar("T")
@@ -66,6 +68,7 @@ class LocalBlobWriter:
         # late write from recreating the staged file after abort removed it.
         self._lock = threading.Lock()
         self._aborted = False
+        self._writeback = Writeback()  # the disk writes while the upload goes on; fsync waits less
 
     def _open(self) -> int:
         if self._fd is None:
@@ -82,6 +85,7 @@ class LocalBlobWriter:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
+            self._writeback.wrote(fd, len(data))
 
     def write(self, data: bytes) -> Deferred[None]:
         if self._done:
