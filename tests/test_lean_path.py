@@ -237,3 +237,43 @@ def test_query_fast_paths_decode_as_urllib_and_sigv4_did() -> None:
             assert form_pairs(raw, strict=True) == strict, raw
         for exclude in (False, True):
             assert sigv4.canonical_query(raw, exclude_signature=exclude) == reference_canonical(raw, exclude), raw
+
+
+def test_a_connection_asks_for_its_own_address_once() -> None:
+    # twisted.web's Request asks its channel for the host on every request: a getsockname each.
+    from twisted.internet.testing import StringTransport
+
+    from vaultaire.api.site import S3Channel
+
+    asked: list[int] = []
+
+    class Counting(StringTransport):
+        def getHost(self) -> Any:
+            asked.append(1)
+            return super().getHost()
+
+    channel = S3Channel()
+    channel.transport = Counting()
+    hosts = [channel.getHost() for _ in range(3)]
+    assert hosts == [channel.transport.getHost()] * 3
+    assert len(asked) == 2  # the channel's first request, and this assertion's own
+
+
+def test_last_modified_is_formatted_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+    from email.utils import formatdate
+
+    from vaultaire.api import call
+
+    formatted: list[float] = []
+
+    def counting(ts: float, usegmt: bool = False) -> str:
+        formatted.append(ts)
+        return formatdate(ts, usegmt=usegmt)
+
+    call._http_date_second.cache_clear()
+    monkeypatch.setattr(call, "formatdate", counting)
+    stamps = [1_800_000_000 + i * 0.01 for i in range(300)] + [random.uniform(0, 4e9) for _ in range(200)]
+    assert [call.http_date(ts) for ts in stamps] == [formatdate(ts, usegmt=True) for ts in stamps]
+    assert len(formatted) <= 3 + 200
+    call._http_date_second.cache_clear()  # nothing made with the counting stand-in stays cached

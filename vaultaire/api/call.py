@@ -36,7 +36,13 @@ Handler = Callable[["S3Call"], Awaitable[bytes | None]]
 
 
 def http_date(ts: float) -> str:
-    return formatdate(ts, usegmt=True)
+    return _http_date_second(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date_second(second: int) -> str:
+    # Whole seconds, as the format has them; a GET's Last-Modified, formatted once per second written.
+    return formatdate(second, usegmt=True)
 
 
 def iso(ts: float) -> str:

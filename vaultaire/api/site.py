@@ -46,6 +46,13 @@ class S3Channel(Deadlines, http.HTTPChannel):
     _lingering = False
     _linger_call: IDelayedCall | None = None
     _lingered = 0
+    _host: Any = None
+
+    def getHost(self) -> Any:
+        # twisted.web asks for every request (a getsockname call); a connection's own address never changes.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
     @property
     def stream(self) -> Stream:
