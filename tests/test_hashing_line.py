@@ -80,3 +80,59 @@ async def test_a_failure_surfaces_at_done_and_drop_silences_it() -> None:
     await dropped.add(os.urandom(HASH_IN_THREAD_MIN))
     dropped.drop()  # the upload failed for another reason: nothing more is reported
     await dropped.done()
+
+
+class Counting:
+    """Holds the first update until released; says when ``expected`` updates are done."""
+
+    def __init__(self, expected: int) -> None:
+        self.gate = threading.Event()
+        self.finished = threading.Event()
+        self.expected = expected
+        self.updates = 0
+        self.inner = hashlib.md5()
+
+    def update(self, data: bytes, /) -> None:
+        self.gate.wait(10)
+        self.inner.update(data)
+        self.updates += 1
+        if self.updates == self.expected:
+            self.finished.set()
+
+    def digest(self) -> bytes:
+        return self.inner.digest()
+
+
+@pytest_twisted.ensureDeferred
+async def test_queued_chunks_are_hashed_one_after_another_without_the_reactor() -> None:
+    # When each chunk was a trip of its own, the next one was handed out by the reactor
+    # thread: the hasher idled between chunks whenever the reactor was busy.
+    hasher = Counting(expected=3)
+    line = HashingLine(reactor, [hasher], backlog=16 * 2**20)
+    chunks = [os.urandom(2**20) for _ in range(3)]
+    for chunk in chunks:
+        await line.add(chunk)  # all queued behind the held first one
+    hasher.gate.set()
+    assert hasher.finished.wait(10)  # the reactor thread is blocked right here all along
+    await line.done()
+    assert hasher.digest() == hashlib.md5(b"".join(chunks)).digest()
+
+
+class FailingLater(SlowHasher):
+    def update(self, data: bytes, /) -> None:
+        super().update(data)
+        raise ValueError("broken hasher")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failure_reaches_an_add_waiting_for_room() -> None:
+    hasher = FailingLater()
+    line = HashingLine(reactor, [hasher], backlog=2**20)
+    await line.add(os.urandom(2**20))
+    waiting = Deferred.fromCoroutine(line.add(os.urandom(2**20)))
+    assert not waiting.called
+    hasher.gate.set()
+    with pytest.raises(ValueError):
+        await waiting
+    with pytest.raises(ValueError):
+        await line.add(os.urandom(HASH_IN_THREAD_MIN))  # the line stays stopped
