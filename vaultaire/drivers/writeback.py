@@ -21,6 +21,10 @@ from collections.abc import Callable
 SYNC_FILE_RANGE_WRITE = 2
 # Bytes written between two requests: large enough that a small blob never asks.
 STRETCH = 8 * 1024 * 1024
+# Writeback is asked up to a multiple of this only, so never for part of a page. A page under
+# writeback cannot change until the disk has it: a range that ended inside a page (an
+# encrypted blob's packages are 16 bytes longer than 64 KiB) made the next write() wait.
+ALIGN = 64 * 1024
 
 StartWriteback = Callable[[int, int, int, int], int]
 
@@ -55,6 +59,7 @@ class Writeback:
         self._written += count
         if self._start is None or self._written - self._asked < self._stretch:
             return
+        end = self._written - self._written % ALIGN  # what is past it waits for the next stretch
         # The result is not checked: whatever the kernel did not start, the fsync writes.
-        self._start(fd, self._asked, self._written - self._asked, SYNC_FILE_RANGE_WRITE)
-        self._asked = self._written
+        self._start(fd, self._asked, end - self._asked, SYNC_FILE_RANGE_WRITE)
+        self._asked = end
