@@ -72,6 +72,15 @@ class _Sent:
         self.result: Any = None  # the server's answer (a psycopg PGresult), once read
 
 
+def _deliver(answers: list[tuple[Deferred[Rows], Rows | Failure]]) -> None:
+    """Each caller hears its statement's answer: rows, or the failure."""
+    for d, answer in answers:
+        if isinstance(answer, Failure):
+            d.errback(answer)
+        else:
+            d.callback(answer)
+
+
 def _refused(result: Any) -> psycopg.DatabaseError:
     """The server's error answer to a statement, as the statement's caller hears it."""
     return psycopg.DatabaseError((result.error_message or b"statement failed").decode("utf-8", "replace").strip())
@@ -250,11 +259,7 @@ class ReactorConnection:
         # Statements asked by these callbacks wait and go out together, in the next batch.
         self._handing_out = True
         try:
-            for d, answer in answers:
-                if isinstance(answer, Failure):
-                    d.errback(answer)
-                else:
-                    d.callback(answer)
+            _deliver(answers)
         finally:
             self._handing_out = False
         self._next_unless_lost()
@@ -292,11 +297,7 @@ class ReactorConnection:
         self._on_wire, self._answers, self._retries = False, [], []
         self._failed_preparations.clear()
         self._prepared.clear()  # a new session has none
-        for d, answer in answers:  # answered before the loss: those answers stand
-            if isinstance(answer, Failure):
-                d.errback(answer)
-            else:
-                d.callback(answer)
+        _deliver(answers)  # answered before the loss: those answers stand
         for _sql, _params, d in unanswered:
             d.errback(Failure(Unavailable(f"{type(error).__name__}: {error}")))
         if reopen:
