@@ -52,7 +52,7 @@ class Sealing:
 
     mode: str  # "AES256" (SSE-S3), "SSE-C" or "aws:kms" (SSE-KMS)
     keys: tuple[str, ...] = ()  # each blob's wrapped data key, in blob order (a manifest's: per part)
-    key_proof: str = ""  # SSE-C: an HMAC of the customer key (the key itself is never stored)
+    key_proof: str = ""  # SSE-C: a MAC of the customer key (the key itself is never stored)
     key_md5: str = ""  # SSE-C: base64 MD5 of the customer key, echoed to clients as S3 does
     kms_key: str = ""  # SSE-KMS: the ARN of the key that wraps the data keys
     context: str = ""  # SSE-KMS: the encryption context (canonical JSON), bound to every data key

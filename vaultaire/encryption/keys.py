@@ -1,15 +1,22 @@
-"""Data keys: one random key and nonce prefix per blob, wrapped by a key that is not stored with it.
+"""Data keys: one key and nonce prefix per blob, wrapped by (SSE-C: derived from) a key not stored with it.
 
 SSE-S3 wraps a blob's data key with the deployment's master key (the one that
 already seals secret keys: one key hierarchy). Master keys rotate: the newest
 wraps new data keys, older ones still open theirs (a wrapped key names its
 master key by id), and ``rewrap`` moves a wrapped key to the newest without
 touching the blob. SSE-KMS data keys are wrapped by a named KMS key
-(``kms.py``), whose own material the master key seals. SSE-C wraps it with the
-customer's key, which is never stored: only an HMAC of it, under a key derived
-from the master key, so a later request's key can be checked before any blob is
-opened (S3 answers a wrong key with 403 on HEAD too). A random data key per blob,
-even under one customer key, keeps (key, nonce) pairs from ever repeating.
+(``kms.py``), whose own material the master key seals.
+
+SSE-C derives a blob's data key from the customer's key, which is never stored:
+keyed BLAKE2b (a PRF) of it with a random salt kept in the token, and a check
+value beside the key so that a wrong customer key is told apart from a damaged
+blob: one hash per blob opened, where unwrapping ("k1:" tokens, which still
+open) built an AES-GCM cipher from the customer key and ran it. Only a MAC of
+the customer key is kept (keyed BLAKE2b; older ones HMAC-SHA256), under a key
+derived from the master key, so that a later request's key can be checked
+before any blob is opened (S3 answers a wrong key with 403 on HEAD too). A data
+key of its own per blob, even under one customer key, keeps (key, nonce) pairs
+from ever repeating.
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ SSE_C = "SSE-C"
 SSE_KMS = "aws:kms"
 _TOKEN = "k1:"  # SSE-C data keys (under the customer's key), and SSE-S3 ones from before rotation
 _MASTER_TOKEN = "k2:"  # k2:<master key id>:<base64>: wrapped by the named master key
+_DERIVED_TOKEN = "k3:"  # SSE-C: k3:<base64 of salt and check value>: derived from the customer key
+_SALT = 16  # BLAKE2b's own salt parameter
+_CHECK = 16
+_SSE_C_PERSON = b"vaultaire sse-c"
+_PROOF = "b2:"  # an SSE-C key proof made with keyed BLAKE2b; older ones are a bare HMAC-SHA256 in hex
+_PROOF_PERSON = b"vaultaire proof"
 _NONCE = 12
 
 
@@ -86,6 +99,11 @@ class _Master:
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"vaultaire sse-c key proof"
         ).derive(key)
 
+    def prove(self, customer_key: bytes) -> str:
+        # Keyed BLAKE2b is a MAC by design (RFC 7693), and a third of what a one-shot HMAC costs
+        # under OpenSSL 3, which looks the digest up again on every call; every SSE-C request pays it.
+        return hashlib.blake2b(customer_key, key=self.proof_key, person=_PROOF_PERSON, digest_size=32).hexdigest()
+
 
 class Keyring:
     """Makes and opens the wrapped data keys of blobs.
@@ -133,13 +151,16 @@ class Keyring:
 
     def proof(self, customer_key: bytes) -> str:
         """What proves a later request's customer key is this one (not its plain MD5)."""
-        return hmac.new(self._newest.proof_key, customer_key, hashlib.sha256).hexdigest()
+        return _PROOF + self._newest.prove(customer_key)
 
     def _proves(self, customer_key: bytes, proof: str) -> bool:
         # A proof made under a retired master key still holds (the customer key cannot be re-proved).
+        if proof.startswith(_PROOF):
+            digest = proof[len(_PROOF) :]
+            return any(hmac.compare_digest(m.prove(customer_key), digest) for m in self._order)
+        # Made before proofs were BLAKE2b: an HMAC-SHA256, in hex.
         return any(
-            hmac.compare_digest(hmac.new(m.proof_key, customer_key, hashlib.sha256).hexdigest(), proof)
-            for m in self._order
+            hmac.compare_digest(hmac.digest(m.proof_key, customer_key, "sha256").hex(), proof) for m in self._order
         )
 
     def describe(self, protection: Protection) -> Sealing:
@@ -168,17 +189,21 @@ class Keyring:
 
     def new_blob(self, protection: Protection) -> tuple[BlobKey, str]:
         """A fresh data key and prefix, and its wrapped form for the catalog (SSE-S3 and SSE-C)."""
-        blob = self.new_key()
         if protection.mode == SSE_C:
             if not protection.customer_key:
                 raise WrongKey("missing")
-            return blob, _TOKEN + _wrap(AESGCM(protection.customer_key), blob.key + blob.prefix, _SSE_C_DATA)
+            salt = secrets.token_bytes(_SALT)
+            blob, check = _derive(protection.customer_key, salt)
+            return blob, _DERIVED_TOKEN + base64.b64encode(salt + check).decode("ascii")
+        blob = self.new_key()
         return blob, self.seal(blob.key + blob.prefix, _SSE_S3_DATA)
 
     def open_blob(self, mode: str, token: str, offered: Protection | None) -> BlobKey:
         if mode == SSE_C:
             if offered is None or not offered.customer_key:
                 raise WrongKey("missing")
+            if token.startswith(_DERIVED_TOKEN):
+                return _open_derived(offered.customer_key, token[len(_DERIVED_TOKEN) :])
             plain = _unwrap(AESGCM(offered.customer_key), token.removeprefix(_TOKEN), _SSE_C_DATA)
         else:
             plain = self.open(token, _SSE_S3_DATA)
@@ -218,6 +243,32 @@ class Keyring:
 
 _SSE_S3_DATA = b"vaultaire sse-s3 data key"
 _SSE_C_DATA = b"vaultaire sse-c data key"
+
+
+def _derive(customer_key: bytes, salt: bytes) -> tuple[BlobKey, bytes]:
+    """A blob's data key and nonce prefix, and the check value that tells a wrong customer key.
+
+    Keyed BLAKE2b is a PRF by design (RFC 7693), with a salt and a personalization of its
+    own: 52 bytes, of which the key takes 32, the prefix 4 and the check 16. A fresh random
+    salt per blob makes every data key new, so nonces (prefix + package index) never repeat
+    under one. (HMAC-SHA512 would do as well and costs three times as much here: OpenSSL 3
+    looks the digest up again on every one-shot HMAC.)
+    """
+    block = hashlib.blake2b(key=customer_key, salt=salt, person=_SSE_C_PERSON, digest_size=52).digest()
+    return BlobKey(block[:32], block[32:36]), block[36:52]
+
+
+def _open_derived(customer_key: bytes, encoded: str) -> BlobKey:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise WrongKey("the data key does not open") from None
+    if len(raw) != _SALT + _CHECK:
+        raise WrongKey("the data key does not open")
+    blob, check = _derive(customer_key, raw[:_SALT])
+    if not hmac.compare_digest(check, raw[_SALT:]):
+        raise WrongKey("the data key does not open")
+    return blob
 
 
 def _wrap(aead: AESGCM, secret: bytes, associated: bytes) -> str:
