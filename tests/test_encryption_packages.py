@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from vaultaire.encryption.packages import (
     Opener,
     Sealer,
     TamperedError,
+    open_only_package,
     sealed_range,
     sealed_size,
 )
@@ -192,3 +194,18 @@ def test_open_whole_detects_a_cut_grown_or_flipped_blob(size: int) -> None:
     if size > PACKAGE:
         with pytest.raises(TamperedError):
             Opener(KEY, PREFIX, size, 0, 0).open_whole(first + b"x")
+
+
+@settings(max_examples=50, deadline=None)
+@given(size=st.integers(min_value=0, max_value=PACKAGE))
+def test_a_blob_of_one_package_opens_in_one_call_as_the_opener_opens_it(size: int) -> None:
+    plain = os.urandom(size)
+    sealer = Sealer(KEY, PREFIX)
+    sealed = sealer.update(plain) + sealer.finish()
+    assert open_only_package(AESGCM(KEY), PREFIX, size, sealed) == plain
+    for damaged in (sealed[:-1], sealed + b"x", bytes([sealed[0] ^ 1]) + sealed[1:]):
+        with pytest.raises(TamperedError):
+            open_only_package(AESGCM(KEY), PREFIX, size, damaged)
+    if size:  # the same bytes claimed as a shorter blob's
+        with pytest.raises(TamperedError):
+            open_only_package(AESGCM(KEY), PREFIX, size - 1, sealed[:-1])

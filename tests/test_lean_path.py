@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.web.test.requesthelper import DummyRequest
 from werkzeug.routing import Map
 
 from tests.s3helpers import Server, error_code
+from vaultaire.api.call import headers_of
 
 
 @pytest_twisted.async_yield_fixture
@@ -277,3 +279,12 @@ def test_last_modified_is_formatted_once_a_second(monkeypatch: pytest.MonkeyPatc
     assert [call.http_date(ts) for ts in stamps] == [formatdate(ts, usegmt=True) for ts in stamps]
     assert len(formatted) <= 3 + 200
     call._http_date_second.cache_clear()  # nothing made with the counting stand-in stays cached
+
+
+def test_request_headers_are_read_as_utf8_or_latin1_and_repeats_joined() -> None:
+    request = DummyRequest([b""])
+    request.requestHeaders.addRawHeader(b"X-Amz-Meta-Town", "Zürich".encode())
+    request.requestHeaders.addRawHeader(b"X-Amz-Meta-Old", "café".encode("latin-1"))
+    request.requestHeaders.addRawHeader(b"X-Amz-Meta-List", b"a")
+    request.requestHeaders.addRawHeader(b"X-Amz-Meta-List", b"b")
+    assert headers_of(request) == {"x-amz-meta-town": "Zürich", "x-amz-meta-old": "café", "x-amz-meta-list": "a,b"}

@@ -713,3 +713,15 @@ def test_canonical_uri_single_encoding() -> None:
 def test_uri_encoding_is_what_quote_on_bytes_gives(data: bytes, safe: str) -> None:
     # sigv4._encode replaced quote() for speed; AWS's UriEncode is what quote(bytes) does.
     assert sigv4._encode(data, safe) == quote(data, safe=safe)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("aZ09-._~/;:=%+ ✓"), max_size=40))
+def test_a_query_component_is_encoded_as_quote_on_its_utf8_would(text: str) -> None:
+    # The shortcuts for unreserved text and for text with only '/' and ';' besides must agree with
+    # the byte-by-byte escape (AWS's UriEncode) on everything.
+    assert sigv4._encode_component(text) == quote(text.encode("utf-8"), safe="")
+    assert sigv4._encode_component("host;x-amz-date") == "host%3Bx-amz-date"
+    assert sigv4._encode_component("AKID/20261201/us-east-1/s3/aws4_request") == (
+        "AKID%2F20261201%2Fus-east-1%2Fs3%2Faws4_request"
+    )

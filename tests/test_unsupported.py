@@ -16,6 +16,8 @@ import treq
 
 from tests.postform import BOUNDARY, form, v4_fields
 from tests.s3helpers import Server, error_code, xml_values
+from vaultaire.api import unsupported
+from vaultaire.api.errors import S3Error
 
 # (header, value) -> what a PUT asking for it must get
 REFUSED = [
@@ -159,3 +161,21 @@ async def test_unsupported_operations_authenticate_first(server, method, path, q
     assert (r.code, error_code(r)) == (403, "SignatureDoesNotMatch"), r.body
     r = await server.request(method, path, query=query)
     assert r.code in (405, 501), r.body
+
+
+def test_the_rows_of_each_header_name_are_found_once_and_the_names_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(unsupported, "_ROWS_BY_NAME", {})
+    monkeypatch.setattr(unsupported, "_ROWS_BY_NAME_MAX", 8)
+    found = []
+    matching = unsupported._matching
+    monkeypatch.setattr(unsupported, "_matching", lambda name: found.append(name) or matching(name))
+    for _ in range(3):
+        unsupported.refuse("PutObject", {"x-amz-tagging": "a=b", "x-amz-date": "x", "host": "h"})
+    assert found == ["x-amz-date", "x-amz-tagging"]  # once each; not "host", which is in no row's family
+    with pytest.raises(S3Error) as refused:
+        unsupported.refuse("GetObject", {"x-amz-website-redirect-location": "/y", "x-amz-grant-read": "id=x"})
+    assert refused.value.code == "NotImplemented"
+    assert refused.value.extra["Header"] == "x-amz-grant-read"  # the first name, in order
+    for i in range(50):
+        unsupported.refuse("GetObject", {f"x-amz-meta-{i}": "v"})
+    assert len(unsupported._ROWS_BY_NAME) == 8

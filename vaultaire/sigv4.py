@@ -76,6 +76,10 @@ _UNSIGNABLE = frozenset({"authorization", "user-agent", "expect", "x-amzn-trace-
 # RFC 3986's unreserved characters: what AWS's UriEncode never escapes.
 _UNRESERVED_CHARS = string.ascii_letters + string.digits + "-._~"
 _UNRESERVED = re.compile(f"[{re.escape(_UNRESERVED_CHARS)}]*")
+# The rest of a presigned URL's query: X-Amz-Credential's '/' and X-Amz-SignedHeaders' ';'.
+# Two replaces in C cost a fifth of escaping the value byte by byte (a long SignedHeaders
+# list, as SSE-C's three signed headers make, took about 3 µs).
+_UNRESERVED_SLASH_SEMICOLON = re.compile(f"[{re.escape(_UNRESERVED_CHARS)}/;]*")
 
 
 def _escapes(safe: str) -> list[str]:
@@ -148,6 +152,8 @@ def _decode_component(raw: str) -> str:
 def _encode_component(text: str) -> str:
     if _UNRESERVED.fullmatch(text):
         return text
+    if _UNRESERVED_SLASH_SEMICOLON.fullmatch(text):
+        return text.replace("/", "%2F").replace(";", "%3B")
     return _encode(text.encode("utf-8", "surrogateescape"), "")
 
 

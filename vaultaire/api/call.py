@@ -107,7 +107,16 @@ def headers_of(request: Request) -> dict[str, str]:
     """Lower-case names; repeated headers joined with ',' as SigV4 canonicalises them."""
     out: dict[str, str] = {}
     for name, values in request.requestHeaders.getAllRawHeaders():
-        out[name.decode("latin-1").lower()] = ",".join(header_text(v) for v in values)
+        if len(values) == 1:
+            # The common case, without a generator and a join per header: every header of every
+            # request passes here.
+            try:
+                text = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                text = values[0].decode("latin-1")
+        else:
+            text = ",".join([header_text(v) for v in values])
+        out[name.decode("latin-1").lower()] = text
     return out
 
 

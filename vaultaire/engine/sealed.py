@@ -23,7 +23,16 @@ from vaultaire.drivers.bytes_reader import BytesReader
 from vaultaire.drivers.interface import BlobReader, BlobWriter, Driver
 from vaultaire.encryption.keys import SSE_C, SSE_KMS, SSE_S3, BlobKey, Keyring, Protection
 from vaultaire.encryption.kms import KeySource
-from vaultaire.encryption.packages import PACKAGE, SEALED_PACKAGE, Opener, Sealer, sealed_range, sealed_size
+from vaultaire.encryption.packages import (
+    PACKAGE,
+    SEALED_PACKAGE,
+    TAG,
+    Opener,
+    Sealer,
+    open_only_package,
+    sealed_range,
+    sealed_size,
+)
 from vaultaire.encryption.streams import THREAD_MIN, OpeningReader, SealingWriter
 from vaultaire.model import Sealing
 
@@ -188,6 +197,15 @@ class Sealed:
             key = self._keyring().open_blob(sealing.mode, token, offered)
         if end < start:
             return BytesReader(b"")  # nothing wanted (an empty artifact): no package need be read
+        if plain_size <= PACKAGE:
+            # One package, as most small objects are: read whole and opened in one call.
+            inner = await driver.open_reader(locator, 0, plain_size + TAG - 1)
+            if isinstance(inner, BytesReader):
+                plain = open_only_package(aead or AESGCM(key.key), key.prefix, plain_size, inner.data)
+                # (a whole object: slicing all of a bytes gives the same object, no copy)
+                return BytesReader(plain[start : end + 1])
+            opener = Opener(key.key, key.prefix, plain_size, 0, 0, aead)
+            return OpeningReader(inner, opener, start, end - start + 1, self._run)
         where = sealed_range(start, end, plain_size)
         last = end // PACKAGE
         inner = await driver.open_reader(locator, where.stored_start, where.stored_end)
