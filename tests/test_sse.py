@@ -247,12 +247,17 @@ async def test_sse_c_put_get_head_with_the_key_only(server):
 @pytest_twisted.ensureDeferred
 async def test_sse_c_bad_headers_are_s3s_400s(server):
     good = customer(KEY_A)
+    key_header = "x-amz-server-side-encryption-customer-key"
     md5 = "x-amz-server-side-encryption-customer-key-MD5"
     cases = [
         ({**good, md5: customer(KEY_B)[md5]}, "InvalidArgument"),
         ({k: v for k, v in good.items() if k != md5}, "InvalidRequest"),
         ({**good, "x-amz-server-side-encryption-customer-algorithm": "DES"}, "InvalidEncryptionAlgorithmError"),
         ({**good, "x-amz-server-side-encryption-customer-key": base64.b64encode(b"short").decode()}, "InvalidArgument"),
+        # Not base64: a character outside the alphabet, data after the padding, a key in Latin-1.
+        ({**good, "x-amz-server-side-encryption-customer-key": "!" + good[key_header][1:]}, "InvalidArgument"),
+        ({**good, "x-amz-server-side-encryption-customer-key": good[key_header] + "AAAA"}, "InvalidArgument"),
+        ({**good, "x-amz-server-side-encryption-customer-key": "é" + good[key_header][1:]}, "InvalidArgument"),
         ({**good, **SSE_S3}, "InvalidArgument"),
     ]
     for headers, code in cases:

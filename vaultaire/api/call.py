@@ -187,7 +187,7 @@ def signed_headers_of(request: Request, headers: dict[str, str]) -> dict[str, st
     Only values that are not UTF-8 differ from ``headers``, which they would not survive
     into the catalog as they are (SQLite refuses surrogates).
     """
-    if all(value.isascii() for value in headers.values()):
+    if "".join(headers.values()).isascii():  # (one pass in C, no generator step per header)
         return headers
     out = dict(headers)  # with the headers a presigned request carries in its query
     for name, values in request.requestHeaders.getAllRawHeaders():

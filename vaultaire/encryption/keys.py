@@ -260,7 +260,7 @@ def _derive(customer_key: bytes, salt: bytes) -> tuple[BlobKey, bytes]:
 
 def _open_derived(customer_key: bytes, encoded: str) -> BlobKey:
     try:
-        raw = base64.b64decode(encoded, validate=True)
+        raw = binascii.a2b_base64(encoded, strict_mode=True)
     except (binascii.Error, ValueError):
         raise WrongKey("the data key does not open") from None
     if len(raw) != _SALT + _CHECK:
