@@ -22,6 +22,7 @@ from twisted.web import http, server
 
 from vaultaire.api.deadlines import DEFAULT_LIMITS, ConnectionLimits, Deadlines
 from vaultaire.api.errors import S3Error
+from vaultaire.api.header_lines import OneStepHeaders
 from vaultaire.api.http import BODY_METHODS, S3Request, Stream, error_response, is_tls
 from vaultaire.api.request_line import install as install_request_line_parser
 
@@ -38,7 +39,7 @@ LINGER_BYTES = 64 * 2**20
 REFUSAL_LINGER_SECONDS = 1.0
 
 
-class S3Channel(Deadlines, http.HTTPChannel):
+class S3Channel(Deadlines, OneStepHeaders, http.HTTPChannel):
     """Renders a request with a body at end of headers, answers 100-continue on demand,
     and drops clients too slow to be anything but an attack or a dead peer."""
 
