@@ -100,3 +100,16 @@ def test_a_twisted_that_files_headers_otherwise_keeps_its_own_path(monkeypatch: 
     monkeypatch.setattr(header_lines, "_ENCODER", None)
     _same(b"GET /b/k HTTP/1.1\r\nHost: h\r\nx-amz-date: d\r\n\r\n")
     assert header_lines.store(http.Headers(), b"Host: h") is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_NAME, value=st.one_of(_VALUE, st.sampled_from([b"a\r\nb", b"a\nb\rc", b"\r\n", b"x\r\n"])))
+def test_a_response_field_is_replaced_as_set_raw_headers_replaces_it(name: bytes, value: bytes) -> None:
+    ours, twisteds = http.Headers({b"X-Old": [b"1"]}), http.Headers({b"X-Old": [b"1"]})
+    for headers, put in ((ours, header_lines.replace), (twisteds, lambda h, n, v: h.setRawHeaders(n, [v]))):
+        try:
+            put(headers, name, value)
+            put(headers, b"x-old", value)
+        except Exception as error:
+            headers._rawHeaders[b"error"] = [type(error).__name__.encode()]
+    assert ours._rawHeaders == twisteds._rawHeaders

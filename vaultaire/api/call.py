@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from twisted.web.server import Request
 
 from vaultaire.access.acl import Acl, PublicAccessBlock
+from vaultaire.api import header_lines
 from vaultaire.api.addressing import Target
 from vaultaire.api.auth import Identity
 from vaultaire.api.errors import S3Error
@@ -91,7 +92,7 @@ class S3Call:
         self.event: dict[str, object] = {}
 
     def set_header(self, name: str, value: str) -> None:
-        self.request.setHeader(name.encode("latin-1"), value.encode("utf-8"))
+        header_lines.replace(self.request.responseHeaders, name.encode("latin-1"), value.encode("utf-8"))
 
 
 def header_text(raw: bytes) -> str:

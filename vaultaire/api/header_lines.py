@@ -1,4 +1,4 @@
-"""Request header lines stored in one step instead of twisted.web's two.
+"""Header fields filed in one step instead of twisted.web's two: request lines, response fields.
 
 ``HTTPChannel.headerReceived`` splits a line, canonicalises and checks its name, checks its
 value for NUL, CR and LF, asks whether it frames the body, then hands it to
@@ -8,6 +8,7 @@ request (an SDK sends nine or so; SSE-C adds three). ``store`` does the same che
 files the value where ``addRawHeader`` would. Whatever it does not take as ordinary (a header
 that frames the body, a malformed line, a Twisted whose ``Headers`` keeps its values in
 another shape) it leaves to Twisted's own path, which then also answers 400 where it must.
+``replace`` does for a response field what ``Headers.setRawHeaders`` does, with the same result.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def store(headers: Headers, line: bytes) -> bool:
         return False
     headers._rawHeaders.setdefault(canonical, []).append(value)
     return True
+
+
+def replace(headers: Headers, name: bytes, value: bytes) -> None:
+    """``headers.setRawHeaders(name, [value])``, as one dictionary store (a GET sets ten or so)."""
+    if _ENCODER is None:
+        headers.setRawHeaders(name, [value])
+        return
+    if b"\r" in value or b"\n" in value:
+        value = b" ".join(value.splitlines())  # as Twisted sanitises: a line break becomes a space
+    headers._rawHeaders[_ENCODER.encode(name)] = [value]
 
 
 class OneStepHeaders:
