@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+import sqlite3
+from typing import Any
 
 import pytest
+import pytest_twisted
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.s3helpers import Server
+from tests.test_sse import KEY_A, KEY_B
+from tests.test_sse import customer as customer_headers
 from vaultaire.encryption import keys as keys_module
-from vaultaire.encryption.keys import SSE_C, Keyring, Protection, WrongKey
+from vaultaire.encryption.keys import SSE_C, BlobKey, Keyring, Protection, WrongKey
+from vaultaire.encryption.packages import PACKAGE
 from vaultaire.model import Sealing
 
 
@@ -93,3 +101,57 @@ def test_a_proof_made_as_an_hmac_before_still_proves_its_key() -> None:
     keyring.check(Sealing(SSE_C, (), legacy, ""), customer(key))
     with pytest.raises(WrongKey):
         keyring.check(Sealing(SSE_C, (), legacy, ""), customer(os.urandom(32)))
+
+
+def stored_tokens(server: Server) -> list[str]:
+    """Every data key token the catalog holds, of every version."""
+    db = sqlite3.connect(os.path.join(server.data, "catalog.sqlite3"))
+    try:
+        rows = db.execute("SELECT metadata FROM artifacts UNION ALL SELECT metadata FROM versions")
+        extras = [json.loads(row[0]) for row in rows]
+    finally:
+        db.close()
+    return [token for extra in extras if extra.get("sealing") for token in extra["sealing"]["keys"]]
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path: Any) -> Any:
+    s = Server(str(tmp_path))
+    await s.start("bucket")
+    yield s
+    await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_objects_stored_with_wrapped_keys_and_hmac_proofs_still_read(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written as the previous version wrote SSE-C objects: data keys wrapped by an AES-GCM cipher of
+    # the customer key ("k1:"), the key proved by a bare HMAC-SHA256.
+    def legacy_new_blob(self: Keyring, protection: Protection) -> tuple[BlobKey, str]:
+        blob = self.new_key()
+        wrapped = keys_module._wrap(AESGCM(protection.customer_key), blob.key + blob.prefix, keys_module._SSE_C_DATA)
+        return blob, "k1:" + wrapped
+
+    def legacy_proof(self: Keyring, customer_key: bytes) -> str:
+        return hmac.new(self._newest.proof_key, customer_key, hashlib.sha256).hexdigest()
+
+    data = os.urandom(PACKAGE + 1000)
+    with monkeypatch.context() as old_code:
+        old_code.setattr(Keyring, "new_blob", legacy_new_blob)
+        old_code.setattr(Keyring, "proof", legacy_proof)
+        r = await server.request("PUT", "/bucket/old", data, headers=customer_headers(KEY_A))
+        assert r.code == 200, r.body
+    tokens = stored_tokens(server)
+    assert tokens and all(t.startswith("k1:") for t in tokens), tokens
+    r = await server.request("GET", "/bucket/old", headers=customer_headers(KEY_A))
+    assert (r.code, r.body) == (200, data)
+    r = await server.request("GET", "/bucket/old", headers={"Range": "bytes=100-70000", **customer_headers(KEY_A)})
+    assert (r.code, r.body) == (206, data[100:70001])
+    r = await server.request("HEAD", "/bucket/old", headers=customer_headers(KEY_B))
+    assert r.code == 403
+    # Written now: a derived key and a BLAKE2b proof, the same answers.
+    await server.request("PUT", "/bucket/new", data, headers=customer_headers(KEY_A))
+    assert any(t.startswith("k3:") for t in stored_tokens(server))
+    assert (await server.request("GET", "/bucket/new", headers=customer_headers(KEY_A))).body == data
+    assert (await server.request("HEAD", "/bucket/new", headers=customer_headers(KEY_B))).code == 403
