@@ -13,14 +13,6 @@ from tests.s3helpers import Server, error_code
 from vaultaire.api.call import headers_of
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path: Any) -> Any:
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
-
-
 @pytest_twisted.ensureDeferred
 async def test_s3_requests_skip_werkzeug_routing(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     # The S3 app has one catch-all route: binding and matching werkzeug's map per request was pure cost.

@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import sqlite3
-from typing import Any
 
 import pytest
 import pytest_twisted
@@ -112,14 +111,6 @@ def stored_tokens(server: Server) -> list[str]:
     finally:
         db.close()
     return [token for extra in extras if extra.get("sealing") for token in extra["sealing"]["keys"]]
-
-
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path: Any) -> Any:
-    s = Server(str(tmp_path))
-    await s.start("bucket")
-    yield s
-    await s.stop()
 
 
 @pytest_twisted.ensureDeferred
