@@ -9,7 +9,8 @@ by ``sse_c_plain_http``) and measures, mode after mode so all see the same machi
 * the daemon's peak RSS during each of those transfers (VmRSS sampled every 20 ms),
 * 4 KiB GETs with wrk (2 threads, 16 connections, --seconds each), req/s: every mode once
   per round, ``--small-rounds`` rounds, medians,
-* a 1 MiB range GET from the middle of the encrypted 1 GiB object: time, and the bytes the
+* a 1 MiB range GET from the middle of the encrypted 1 GiB object, three times (the first may
+  read the disk, the others the page cache): time, and the bytes the
   daemon read (``rchar`` of /proc/PID/io) next to the plaintext bytes the packages it had
   to open hold (computed from the package format).
 
@@ -248,13 +249,18 @@ def main() -> None:
 
         start = size // 2 - MIB // 2 + 1234  # not on a package boundary
         end = start + MIB - 1
-        before = rchar(pid)
-        took = curl(["-o", "/dev/null", "-H", f"Range: bytes={start}-{end}", url_for(d, "GET", "big-sse-s3")])
-        read = rchar(pid) - before
+        # Three times: the first may read its packages from the disk (after four 1 GiB
+        # transfers the page cache need not hold them), the others from the page cache.
+        took = []
+        for _ in range(3):
+            before = rchar(pid)
+            took.append(curl(["-o", "/dev/null", "-H", f"Range: bytes={start}-{end}", url_for(d, "GET", "big-sse-s3")]))
+            read = rchar(pid) - before
         where = sealed_range(start, end, size)
         packages = end // PACKAGE - where.first_package + 1
+        times = ", ".join(f"{t * 1000:.1f}" for t in took)
         print(
-            f"1 MiB range GET at byte {start} of the encrypted object: {took * 1000:.1f} ms; "
+            f"1 MiB range GET at byte {start} of the encrypted object, 3 times: {times} ms; "
             f"{packages} packages opened = {packages * PACKAGE} plaintext bytes decrypted; "
             f"daemon read {read} bytes (rchar, incl. the request) for {where.stored_end - where.stored_start + 1} "
             "stored bytes wanted"
