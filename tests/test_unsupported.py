@@ -164,8 +164,7 @@ async def test_unsupported_operations_authenticate_first(server, method, path, q
 
 
 def test_the_rows_of_each_header_name_are_found_once_and_the_names_kept_are_bounded(monkeypatch):
-    monkeypatch.setattr(unsupported, "_ROWS_BY_NAME", {})
-    monkeypatch.setattr(unsupported, "_ROWS_BY_NAME_MAX", 8)
+    unsupported._rows_for.cache_clear()
     found = []
     matching = unsupported._matching
     monkeypatch.setattr(unsupported, "_matching", lambda name: found.append(name) or matching(name))
@@ -176,6 +175,9 @@ def test_the_rows_of_each_header_name_are_found_once_and_the_names_kept_are_boun
         unsupported.refuse("GetObject", {"x-amz-website-redirect-location": "/y", "x-amz-grant-read": "id=x"})
     assert refused.value.code == "NotImplemented"
     assert refused.value.extra["Header"] == "x-amz-grant-read"  # the first name, in order
-    for i in range(50):
+    bound = unsupported._rows_for.cache_info().maxsize
+    assert bound == 4096
+    for i in range(bound + 50):
         unsupported.refuse("GetObject", {f"x-amz-meta-{i}": "v"})
-    assert len(unsupported._ROWS_BY_NAME) == 8
+    assert unsupported._rows_for.cache_info().currsize == bound
+    unsupported._rows_for.cache_clear()  # nothing found through the counting stand-in stays cached

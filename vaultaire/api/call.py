@@ -108,15 +108,8 @@ def headers_of(request: Request) -> dict[str, str]:
     """Lower-case names; repeated headers joined with ',' as SigV4 canonicalises them."""
     out: dict[str, str] = {}
     for name, values in request.requestHeaders.getAllRawHeaders():
-        if len(values) == 1:
-            # The common case, without a generator and a join per header: every header of every
-            # request passes here.
-            try:
-                text = values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                text = values[0].decode("latin-1")
-        else:
-            text = ",".join([header_text(v) for v in values])
+        # One value, the common case, without a generator and a join: every header of every request passes here.
+        text = header_text(values[0]) if len(values) == 1 else ",".join([header_text(v) for v in values])
         out[name.decode("latin-1").lower()] = text
     return out
 

@@ -13,6 +13,7 @@ assertion, and a wrong one is 403 AccessDenied, as S3 answers it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 from attrs import frozen
@@ -118,24 +119,16 @@ _FAMILY = "x-amz-"
 assert all(row.name.startswith(_FAMILY) for row in UNSUPPORTED)
 
 
-def _matching(name: str) -> tuple[Row, ...]:
-    return _EXACT.get(name, ()) + tuple(row for row in _PREFIXED if name.startswith(row.name))
-
-
 # Each x-amz-* name's rows, found once: a request's headers are mostly the same few names
 # (SSE-C's three, the SDKs' date and content hash), asked about on every request. Bounded, as
 # the names are the client's to choose.
-_ROWS_BY_NAME: dict[str, tuple[Row, ...]] = {}
-_ROWS_BY_NAME_MAX = 4096
-
-
+@functools.lru_cache(maxsize=4096)
 def _rows_for(name: str) -> tuple[Row, ...]:
-    rows = _ROWS_BY_NAME.get(name)
-    if rows is None:
-        rows = _matching(name)
-        if len(_ROWS_BY_NAME) < _ROWS_BY_NAME_MAX:
-            _ROWS_BY_NAME[name] = rows
-    return rows
+    return _matching(name)
+
+
+def _matching(name: str) -> tuple[Row, ...]:
+    return _EXACT.get(name, ()) + tuple(row for row in _PREFIXED if name.startswith(row.name))
 
 
 def refuse(operation: str, headers: Mapping[str, str]) -> None:

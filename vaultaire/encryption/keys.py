@@ -39,7 +39,7 @@ from vaultaire.model import Sealing
 SSE_S3 = "AES256"
 SSE_C = "SSE-C"
 SSE_KMS = "aws:kms"
-_TOKEN = "k1:"  # SSE-C data keys (under the customer's key), and SSE-S3 ones from before rotation
+_TOKEN = "k1:"  # wrapped: SSE-C data keys of earlier versions (by the customer's key), SSE-S3 ones from before rotation
 _MASTER_TOKEN = "k2:"  # k2:<master key id>:<base64>: wrapped by the named master key
 _DERIVED_TOKEN = "k3:"  # SSE-C: k3:<base64 of salt and check value>: derived from the customer key
 _SALT = 16  # BLAKE2b's own salt parameter
